@@ -1,0 +1,143 @@
+"""One error hierarchy for binhub.
+
+Every error a user can see is a :class:`BinhubError`. Messages are one sentence a DBA can act on:
+what failed, why, and (in ``hint``) what to do about it.
+
+    BinhubError
+    ├── ConfigError (ValueError)           bad config file / env / flag; names the key
+    ├── ProtocolError                      the peer broke the MySQL protocol
+    │   ├── MalformedPacket
+    │   └── UnexpectedPacket
+    ├── UpstreamError                      the upstream server answered with an ERR packet (code, sqlstate)
+    │   └── AuthenticationFailed
+    ├── ConnectionFailed                   could not reach / lost the upstream (retryable)
+    ├── BinlogError                        binlog content is not valid
+    │   ├── ChecksumMismatch               an event's CRC32 does not match (file, offset)
+    │   ├── TruncatedEvent                 a file or stream ends inside an event
+    │   └── InvalidEvent                   an event is structurally wrong
+    ├── GtidError (ValueError)             a GTID / GTID set string cannot be parsed
+    ├── StorageError                       the store cannot be opened / written
+    │   ├── StoreLocked                    another writer holds the store
+    │   ├── IdentityMismatch               the store belongs to another upstream
+    │   └── DiskFull
+    ├── StartPositionError                 the requested start cannot be served (purged, unknown)
+    └── SandboxError                       the local sandbox server cannot be started
+"""
+
+from __future__ import annotations
+
+
+class BinhubError(Exception):
+    """Base of every binhub error. ``hint`` says what to do; ``retryable`` whether retrying may help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(BinhubError, ValueError):
+    """Invalid configuration; the message names the key and the reason."""
+
+    def __init__(self, key: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"invalid config {key}: {reason}", hint=hint)
+        self.key = key
+        self.reason = reason
+
+
+class ProtocolError(BinhubError):
+    """The peer sent something the MySQL protocol does not allow."""
+
+
+class MalformedPacket(ProtocolError):
+    """A packet is too short, too long or has an impossible field."""
+
+
+class UnexpectedPacket(ProtocolError):
+    """A well-formed packet arrived in a state where it is not allowed."""
+
+
+class UpstreamError(BinhubError):
+    """The upstream server answered with an ERR packet."""
+
+    def __init__(self, code: int, sqlstate: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"upstream error {code} ({sqlstate}): {message}", hint=hint)
+        self.code = code
+        self.sqlstate = sqlstate
+        self.server_message = message
+
+
+class AuthenticationFailed(UpstreamError):
+    """The upstream refused our user or password."""
+
+
+class ConnectionFailed(BinhubError):
+    """The upstream could not be reached, or the connection was lost."""
+
+    retryable = True
+
+
+class BinlogError(BinhubError):
+    """Binlog content is not valid."""
+
+    def __init__(self, message: str, *, file: str | None = None, offset: int | None = None,
+                 hint: str | None = None) -> None:
+        where = ""
+        if file is not None and offset is not None:
+            where = f"{file} at offset {offset}: "
+        elif file is not None:
+            where = f"{file}: "
+        elif offset is not None:
+            where = f"at offset {offset}: "
+        super().__init__(where + message, hint=hint)
+        self.file = file
+        self.offset = offset
+
+
+class ChecksumMismatch(BinlogError):
+    """An event's CRC32 does not match its content."""
+
+
+class TruncatedEvent(BinlogError):
+    """The data ends inside an event."""
+
+
+class InvalidEvent(BinlogError):
+    """An event is structurally invalid (bad length, bad magic, impossible field)."""
+
+
+class GtidError(BinhubError, ValueError):
+    """A GTID or GTID set cannot be parsed or combined."""
+
+
+class StorageError(BinhubError):
+    """The store cannot be opened or written."""
+
+
+class StoreLocked(StorageError):
+    """Another process already writes this store."""
+
+
+class IdentityMismatch(StorageError):
+    """The store holds another upstream's binlog."""
+
+
+class DiskFull(StorageError):
+    """No space left on the store's disk."""
+
+    retryable = True
+
+
+class StartPositionError(BinhubError):
+    """The requested start position cannot be served (purged or unknown)."""
+
+
+class SandboxError(BinhubError):
+    """The local sandbox server cannot be started or stopped."""
