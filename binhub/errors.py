@@ -11,6 +11,7 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── UpstreamError                      the upstream server answered with an ERR packet (code, sqlstate)
     │   └── AuthenticationFailed
     ├── ConnectionFailed                   could not reach / lost the upstream (retryable)
+    ├── EndOfDump                          the upstream ended a binlog dump (EOF packet)
     ├── BinlogError                        binlog content is not valid
     │   ├── ChecksumMismatch               an event's CRC32 does not match (file, offset)
     │   ├── TruncatedEvent                 a file or stream ends inside an event
@@ -141,3 +142,7 @@ class StartPositionError(BinhubError):
 
 class SandboxError(BinhubError):
     """The local sandbox server cannot be started or stopped."""
+
+
+class EndOfDump(BinhubError):
+    """The upstream ended a binlog dump (EOF after a NON_BLOCK dump, or the server stopped sending)."""

@@ -1,0 +1,49 @@
+"""The binlog codec: event header, checksums, events, GTIDs, file reader and transaction boundaries.
+
+Sans-I/O: everything here works on bytes (or a file object handed in); nothing imports asyncio.
+"""
+
+from binhub.binlog.checksum import event_crc, recompute_crc, set_in_use_flag, verify_checksum, with_crc
+from binhub.binlog.constants import (
+    BINLOG_MAGIC,
+    CHECKSUM_SIZE,
+    HEADER_SIZE,
+    ChecksumAlg,
+    EventFlag,
+    EventType,
+    event_type_name,
+)
+from binhub.binlog.events import Event, FormatDescriptionEvent, decode_event
+from binhub.binlog.file import BinlogFileReader, RawEvent, read_events
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
+from binhub.binlog.header import HEADER_STRUCT, EventHeader
+from binhub.binlog.transaction import TransactionTracker
+
+__all__ = [
+    "BINLOG_MAGIC",
+    "CHECKSUM_SIZE",
+    "HEADER_SIZE",
+    "HEADER_STRUCT",
+    "BinlogFileReader",
+    "ChecksumAlg",
+    "Event",
+    "EventFlag",
+    "EventHeader",
+    "EventType",
+    "FormatDescriptionEvent",
+    "MariadbGtid",
+    "MariadbGtidList",
+    "MysqlGtid",
+    "MysqlGtidSet",
+    "RawEvent",
+    "TransactionTracker",
+    "decode_event",
+    "event_crc",
+    "event_type_name",
+    "parse_gtid_set",
+    "read_events",
+    "recompute_crc",
+    "set_in_use_flag",
+    "verify_checksum",
+    "with_crc",
+]

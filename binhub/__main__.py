@@ -1,0 +1,3 @@
+from binhub.cli.main import main
+
+main()

@@ -1,0 +1,64 @@
+"""The ``binhub`` command: dispatch only. One module per subcommand."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from binhub import __version__
+from binhub.errors import BinhubError
+
+# name -> "module:attribute"; imported on use so `binhub --help` stays fast.
+COMMANDS = {
+    "demo": "binhub.cli.demo:demo",
+    "sandbox": "binhub.cli.sandbox:sandbox",
+    "relay": "binhub.cli.relay:relay",
+    "run": "binhub.cli.run:run",
+    "status": "binhub.cli.status:status",
+    "binlog": "binhub.cli.binlog:binlog",
+}
+
+
+class LazyGroup(click.Group):
+    """Loads subcommands on demand and turns binhub errors into one clear line on stderr."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = __import__(module_name, fromlist=[attr])
+        command: click.Command = getattr(module, attr)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BinhubError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="binhub")
+def cli() -> None:
+    """binhub: a binlog hub for MySQL and MariaDB.
+
+    Relay a primary's binlog into a durable store of real binlog files, inspect and verify it,
+    and run it all as a daemon.
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="binhub")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

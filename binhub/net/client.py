@@ -1,0 +1,399 @@
+"""The asyncio adapter for the upstream side: the only class that touches the upstream socket.
+
+Everything protocol-shaped lives in :mod:`binhub.wire`; this module moves bytes. An
+:class:`asyncio.Protocol` feeds :class:`~binhub.wire.packet.PacketReader` from ``data_received``
+and queues complete payloads; coroutines take them off the queue. :meth:`UpstreamConnection.read_events`
+takes *every* queued event at once, which is what lets the relay run at disk speed: one await per
+batch, not per event, and events are zero-copy ``memoryview`` slices of the received chunks.
+
+Backpressure: when more than ``HIGH_WATER`` bytes of complete packets wait in the queue, reading
+from the socket pauses until the consumer drains it below ``LOW_WATER``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import ssl as ssl_module
+from collections.abc import Sequence
+
+from binhub.errors import (
+    BinhubError,
+    ConnectionFailed,
+    EndOfDump,
+    MalformedPacket,
+    ProtocolError,
+    UnexpectedPacket,
+    UpstreamError,
+)
+from binhub.wire.client import ClientHandshake, raise_for_err
+from binhub.wire.commands import (
+    ComBinlogDump,
+    ComBinlogDumpGtid,
+    ComQuery,
+    ComQuit,
+    ComRegisterSlave,
+    SemisyncAck,
+)
+from binhub.wire.constants import (
+    MAX_PACKET_PAYLOAD,
+    SEMISYNC_MAGIC,
+    SEMISYNC_NEED_ACK,
+    BinlogDumpFlag,
+    Capability,
+)
+from binhub.wire.messages import (
+    EOF_HEADER,
+    ERR_HEADER,
+    OK_HEADER,
+    OkPacket,
+    ResultSet,
+    ResultSetParser,
+)
+from binhub.wire.packet import Payload, PacketReader, frame
+
+log = logging.getLogger("binhub.net.upstream")
+
+HIGH_WATER = 64 * 1024 * 1024
+LOW_WATER = 16 * 1024 * 1024
+
+
+class _UpstreamProtocol(asyncio.Protocol):
+    """Socket side: bytes → payload queue, with pause/resume and a single waiter."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.reader = PacketReader()
+        self.transport: asyncio.Transport | None = None
+        self.queue: collections.deque[Payload] = collections.deque()
+        self.queued_bytes = 0
+        self.paused = False
+        self.error: BinhubError | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio callbacks -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        before = reader.buffered
+        try:
+            payloads = reader.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if payloads:
+            self.queue.extend(payloads)
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        # Count only bytes of complete packets: a partial 40 MiB event must never pause reading.
+        self.queued_bytes += len(data) + before - reader.buffered
+        if self.queued_bytes > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else " by the server"
+        self._fail(ConnectionFailed(f"lost connection to upstream {self.where}{reason}",
+                                    hint="binhub reconnects and resumes; check the upstream's error log if it repeats"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _fail(self, exc: BinhubError) -> None:
+        if self.error is None:
+            self.error = exc
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- consumer side -------------------------------------------------------------------------
+    async def wait_for_data(self) -> None:
+        """Return once the queue is non-empty; raise the connection's error if it died first."""
+        while not self.queue:
+            if self.error is not None:
+                raise self.error
+            # An empty queue must never stay paused, whatever the byte count says.
+            self._resume()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def take_one(self) -> Payload:
+        p = self.queue.popleft()
+        self.queued_bytes = max(0, self.queued_bytes - len(p) - 4)
+        if self.paused and self.queued_bytes < LOW_WATER:
+            self._resume()
+        return p
+
+    def take_all(self) -> list[Payload]:
+        out = list(self.queue)
+        self.queue.clear()
+        self.queued_bytes = 0
+        self._resume()
+        return out
+
+    def _resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+
+class UpstreamConnection:
+    """One client connection to a MySQL/MariaDB server, as a replica (or a plain SQL client)."""
+
+    server_version: str
+    connection_id: int
+    is_mariadb: bool
+    capabilities: Capability
+    semisync: bool
+    last_ack_requested: bool
+
+    def __init__(self, protocol: _UpstreamProtocol, handshake: ClientHandshake) -> None:
+        greeting = handshake.greeting
+        assert greeting is not None
+        self._protocol = protocol
+        self._where = protocol.where
+        self.server_version = greeting.display_version
+        self.connection_id = greeting.connection_id
+        self.is_mariadb = greeting.is_mariadb
+        self.capabilities = handshake.capabilities
+        self.tls = handshake.tls_active
+        self.semisync = False
+        self.last_ack_requested = False
+        self._dumping = False
+
+    # -- connect -------------------------------------------------------------------------------
+    @classmethod
+    async def connect(cls, host: str, port: int, user: str, password: str, *, database: str | None = None,
+                      ssl: ssl_module.SSLContext | None = None, connect_timeout: float = 10.0,
+                      attrs: dict[str, str] | None = None) -> UpstreamConnection:
+        """Connect (TCP, or a unix socket if ``host`` starts with "/"), upgrade to TLS if ``ssl``, authenticate."""
+        where = host if host.startswith("/") else f"{host}:{port}"
+        loop = asyncio.get_running_loop()
+        protocol: _UpstreamProtocol | None = None
+        try:
+            async with asyncio.timeout(connect_timeout):
+                if host.startswith("/"):
+                    _, protocol = await loop.create_unix_connection(lambda: _UpstreamProtocol(where), host)
+                else:
+                    _, protocol = await loop.create_connection(lambda: _UpstreamProtocol(where), host, port)
+                handshake = ClientHandshake(user, password, database, ssl_wanted=ssl is not None, attrs=attrs)
+                await cls._run_handshake(protocol, handshake, ssl, host)
+        except TimeoutError as exc:
+            cls._abort(protocol)
+            raise ConnectionFailed(f"cannot connect to upstream {where}: timed out after {connect_timeout:g}s",
+                                   hint="check that the server is up and reachable, or raise connect_timeout") from exc
+        except ssl_module.SSLError as exc:
+            cls._abort(protocol)
+            raise ConnectionFailed(f"cannot connect to upstream {where}: TLS handshake failed: {exc}",
+                                   hint="check the CA/certificate settings for the upstream") from exc
+        except OSError as exc:
+            cls._abort(protocol)
+            reason = exc.strerror or str(exc)
+            raise ConnectionFailed(f"cannot connect to upstream {where}: {reason}",
+                                   hint="check that the server runs and listens there and that no firewall "
+                                        "blocks the port") from exc
+        except BaseException:
+            cls._abort(protocol)
+            raise
+        conn = cls(protocol, handshake)
+        log.debug("connected to upstream %s: %s (connection id %d, tls=%s)", where, conn.server_version,
+                  conn.connection_id, conn.tls)
+        return conn
+
+    @staticmethod
+    async def _run_handshake(protocol: _UpstreamProtocol, handshake: ClientHandshake,
+                             ssl: ssl_module.SSLContext | None, host: str) -> None:
+        while True:
+            await protocol.wait_for_data()
+            step = handshake.receive(protocol.take_one())
+            _send_payloads(protocol, step.send)
+            if step.start_tls:
+                assert ssl is not None and protocol.transport is not None
+                server_hostname = host if ssl.check_hostname and not host.startswith("/") else None
+                loop = asyncio.get_running_loop()
+                new_transport = await loop.start_tls(protocol.transport, protocol, ssl,
+                                                     server_hostname=server_hostname)
+                if new_transport is None:
+                    raise ConnectionFailed("TLS upgrade failed: the connection closed during the TLS handshake")
+                assert isinstance(new_transport, asyncio.Transport)
+                protocol.transport = new_transport
+                step = handshake.tls_started()
+                _send_payloads(protocol, step.send)
+            if step.done:
+                return
+
+    @staticmethod
+    def _abort(protocol: _UpstreamProtocol | None) -> None:
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.abort()
+
+    # -- plain commands ------------------------------------------------------------------------
+    def _command(self, payload: bytes) -> None:
+        if self._dumping:
+            raise UnexpectedPacket("cannot send a command while a binlog dump is running on this connection")
+        if self._protocol.error is not None:
+            raise self._protocol.error
+        self._protocol.reader.reset(0)
+        _send_payloads(self._protocol, (payload,))
+
+    async def _read_packet(self) -> Payload:
+        await self._protocol.wait_for_data()
+        return self._protocol.take_one()
+
+    async def query(self, sql: str) -> ResultSet:
+        """Run ``sql`` and return its (text) result set; an ERR raises :class:`UpstreamError`."""
+        self._command(ComQuery(sql).build())
+        parser = ResultSetParser(self.capabilities)
+        while not parser.feed(await self._read_packet()):
+            pass
+        if parser.error is not None:
+            e = parser.error
+            raise UpstreamError(e.code, e.sqlstate, e.message)
+        return parser.result
+
+    async def execute(self, sql: str) -> OkPacket:
+        """Run a statement that returns no rows (SET, CREATE, INSERT ...) and return its OK packet."""
+        result = await self.query(sql)
+        # A statement that unexpectedly returns rows is not an error for the caller's purposes.
+        return OkPacket(status=result.status)
+
+    async def _expect_ok(self) -> OkPacket:
+        payload = await self._read_packet()
+        if payload and payload[0] == ERR_HEADER:
+            raise_for_err(payload)
+        if not payload or payload[0] != OK_HEADER:
+            raise UnexpectedPacket(f"expected OK from upstream {self._where}, got {bytes(payload[:1])!r}")
+        return OkPacket.parse(payload, self.capabilities)
+
+    async def register_replica(self, server_id: int, *, host: str = "", port: int = 0, user: str = "",
+                               password: str = "") -> None:
+        """COM_REGISTER_SLAVE: makes this connection show in SHOW SLAVE HOSTS / SHOW REPLICAS."""
+        self._command(ComRegisterSlave(server_id, host, user, password, port).build())
+        await self._expect_ok()
+
+    # -- binlog dump ---------------------------------------------------------------------------
+    async def start_binlog_dump(self, file: str, position: int, server_id: int, flags: int = 0) -> None:
+        """COM_BINLOG_DUMP from (file, position); then call :meth:`read_events`."""
+        self._command(ComBinlogDump(position, server_id, file, BinlogDumpFlag(flags)).build())
+        self._dumping = True
+
+    async def start_binlog_dump_gtid(self, gtid_data: bytes, server_id: int, flags: int = 0, file: str = "",
+                                     position: int = 4) -> None:
+        """COM_BINLOG_DUMP_GTID (MySQL) with an encoded GTID set; then call :meth:`read_events`."""
+        dump_flags = BinlogDumpFlag(flags) | BinlogDumpFlag.THROUGH_GTID
+        self._command(ComBinlogDumpGtid(server_id, gtid_data, file, position, dump_flags).build())
+        self._dumping = True
+
+    async def read_events(self) -> list[memoryview | bytes]:
+        """Wait for at least one dump packet; return every complete event already received.
+
+        Events come without the 0x00 status byte and without the semi-sync header. An ERR packet
+        raises :class:`UpstreamError`, the end of the dump :class:`EndOfDump`; both only after
+        the events before them were returned by an earlier call.
+        """
+        proto = self._protocol
+        await proto.wait_for_data()
+        batch = proto.take_all()
+        events: list[memoryview | bytes] = []
+        semisync = self.semisync
+        ack = False
+        for i, p in enumerate(batch):
+            header = p[0] if p else -1
+            if header == OK_HEADER:
+                view = p if isinstance(p, memoryview) else memoryview(p)
+                if semisync and len(view) > 2 and view[1] == SEMISYNC_MAGIC:
+                    # Acking the batch's end covers an earlier flagged event too: the primary
+                    # releases every commit at or before the acknowledged position.
+                    if view[2] & SEMISYNC_NEED_ACK:
+                        ack = True
+                    events.append(view[3:])
+                else:
+                    events.append(view[1:])
+                continue
+            if events:
+                # Hand over what came before the ERR/EOF first; it is raised on the next call.
+                proto.queue.extendleft(reversed(batch[i:]))
+                break
+            self._dumping = False
+            self.last_ack_requested = False
+            if header == ERR_HEADER:
+                if len(batch) > 1:
+                    proto.queue.extendleft(reversed(batch[1:]))
+                raise_for_err(p)
+            if header == EOF_HEADER and len(p) < MAX_PACKET_PAYLOAD:
+                if len(batch) > 1:
+                    proto.queue.extendleft(reversed(batch[1:]))
+                raise EndOfDump(f"upstream {self._where} ended the binlog dump")
+            raise MalformedPacket(f"unexpected packet 0x{header & 0xFF:02x} in the binlog dump stream")
+        self.last_ack_requested = ack
+        return events
+
+    # -- semi-sync -----------------------------------------------------------------------------
+    async def enable_semisync(self) -> bool:
+        """Ask for semi-sync framing if the primary has it enabled; True if it is now on."""
+        result = await self.query("SHOW VARIABLES WHERE Variable_name IN "
+                                  "('rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled')")
+        if not any((row[1] or "").upper() == "ON" for row in result.rows):
+            return False
+        # MariaDB and MySQL <= 8.0 read the first name, MySQL 8.4 the second; setting both is harmless.
+        await self.execute("SET @rpl_semi_sync_slave = 1, @rpl_semi_sync_replica = 1")
+        self.semisync = True
+        return True
+
+    async def send_semisync_ack(self, file: str, position: int) -> None:
+        """Acknowledge that everything up to (file, position) is durable here."""
+        if not self.semisync:
+            raise UnexpectedPacket("send_semisync_ack() on a connection without semi-sync")
+        transport = self._protocol.transport
+        if transport is None or transport.is_closing():
+            raise self._protocol.error or ConnectionFailed(f"connection to upstream {self._where} is closed")
+        # The ack is a packet of its own exchange (sequence id 0) that does not disturb the dump's
+        # counter, which is why it bypasses the reader's shared sequence id.
+        data, _ = frame(SemisyncAck(file, position).build(), 0)
+        assert isinstance(data, bytes)
+        transport.write(data)
+
+    # -- teardown ------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Say COM_QUIT (when idle) and close the socket; safe to call twice."""
+        proto = self._protocol
+        transport = proto.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self._dumping and proto.error is None:
+            with contextlib.suppress(Exception):
+                proto.reader.reset(0)
+                _send_payloads(proto, (ComQuit().build(),))
+        transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proto.closed), 2.0)
+
+    async def __aenter__(self) -> UpstreamConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _send_payloads(protocol: _UpstreamProtocol, payloads: Sequence[bytes]) -> None:
+    transport = protocol.transport
+    if transport is None or transport.is_closing():
+        raise protocol.error or ConnectionFailed(f"connection to upstream {protocol.where} is closed")
+    reader = protocol.reader
+    for payload in payloads:
+        data, reader.seq = frame(payload, reader.seq)
+        if isinstance(data, list):
+            transport.writelines(data)
+        else:
+            transport.write(data)

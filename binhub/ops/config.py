@@ -1,0 +1,552 @@
+"""The daemon's configuration: parsed once, at the edge, into frozen typed objects.
+
+Sources, later ones win: the TOML file → ``BINHUB_<SECTION>_<KEY>`` environment variables →
+command-line flags (a ``{"relay.server_id": 99}`` dict). Every layer is flattened to dotted keys
+(``store.retention.max_age``) before validation, so one error path covers all three and every
+:class:`~binhub.errors.ConfigError` names the key an operator has to fix. Services receive
+:class:`Config` and its parts; nothing above this module reads files, env vars or raw dicts.
+
+String values in the file may reference the environment as ``${NAME}`` (``$$`` is a literal ``$``),
+so secrets need not be written into the file. Relative paths in the file are relative to the file's
+own folder (a daemon's working directory is rarely the config's); from env or flags they are
+relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from binhub.errors import ConfigError
+from binhub.ops.parsers import SourceDSN, parse_duration, parse_listen, parse_size, parse_source_dsn
+from binhub.store.durability import Durability
+
+__all__ = [
+    "DEFAULT_HTTP_LISTEN",
+    "DEFAULT_SERVER_ID",
+    "DEFAULT_SERVE_LISTEN",
+    "Config",
+    "Durability",
+    "HttpConfig",
+    "LogConfig",
+    "RelayConfig",
+    "RetentionConfig",
+    "ServeConfig",
+    "SourceDSN",
+    "StoreConfig",
+    "load_config",
+    "parse_duration",
+    "parse_listen",
+    "parse_size",
+    "parse_source_dsn",
+]
+
+# binhub registers with the upstream as a replica, so its server_id must differ from the primary's
+# and from every other replica's, including other binhub nodes (the primary silently disconnects
+# the older of two replicas sharing an id). 1001 stays clear of the small ids (1, 2, 3, ...) that
+# primaries and hand-numbered replicas usually get; set it explicitly whenever several run.
+DEFAULT_SERVER_ID = 1001
+DEFAULT_HEARTBEAT_PERIOD = 1.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_RECONNECT_MAX_BACKOFF = 30.0
+# Loopback by default: the admin API has no authentication.
+DEFAULT_HTTP_LISTEN = "127.0.0.1:9307"
+DEFAULT_SERVE_LISTEN = "127.0.0.1:3307"
+
+SslMode = Literal["disabled", "preferred", "required", "verify_ca"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+SSL_MODES: tuple[SslMode, ...] = ("disabled", "preferred", "required", "verify_ca")
+LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed configuration
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """When old binlog files may be purged (or archived); ``None`` means no limit of that kind."""
+
+    max_age: float | None = None  # seconds
+    max_size: int | None = None  # bytes, all files together
+    max_files: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    data_dir: Path
+    durability: Durability = field(default_factory=Durability)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    archive_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """The upstream connection. At most one of ``start_gtid``, ``start_file`` and ``from_now`` is set;
+    with none, the relay resumes where the store left off (or, on an empty store, applies its own
+    default)."""
+
+    source: SourceDSN
+    server_id: int = DEFAULT_SERVER_ID
+    start_gtid: str | None = None
+    start_file: str | None = None
+    start_pos: int | None = None
+    from_now: bool = False
+    semi_sync: bool = False
+    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    reconnect_max_backoff: float = DEFAULT_RECONNECT_MAX_BACKOFF
+    ssl_mode: SslMode = "preferred"
+    ssl_ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    host: str
+    port: int
+    users_file: Path
+    server_id: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9307
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: LogLevel = "info"
+    format: LogFormat = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole daemon configuration. ``relay``/``serve`` are ``None`` when absent or disabled."""
+
+    store: StoreConfig
+    relay: RelayConfig | None
+    serve: ServeConfig | None
+    http: HttpConfig
+    log: LogConfig
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema: every key, its kind; used for unknown-key checks, env names and coercion
+
+
+_Kind = Literal["str", "int", "float", "bool", "path", "seconds", "duration", "size"]
+
+_SCHEMA: dict[str, dict[str, _Kind]] = {
+    "store": {
+        "data_dir": "path", "durability": "str", "archive_dir": "path",
+        "retention.max_age": "duration", "retention.max_size": "size", "retention.max_files": "int",
+    },
+    "relay": {
+        "enabled": "bool", "source": "str", "password": "str", "password_file": "path",
+        "server_id": "int", "start_gtid": "str", "start_file": "str", "start_pos": "int",
+        "from_now": "bool", "semi_sync": "bool", "heartbeat_period": "seconds",
+        "connect_timeout": "seconds", "reconnect_max_backoff": "seconds",
+        "ssl_mode": "str", "ssl_ca": "path",
+    },
+    "serve": {
+        "enabled": "bool", "listen": "str", "users_file": "path", "server_id": "int",
+        "tls_cert": "path", "tls_key": "path",
+    },
+    "http": {"enabled": "bool", "listen": "str"},
+    "log": {"level": "str", "format": "str"},
+}
+KNOWN_KEYS: frozenset[str] = frozenset(f"{s}.{k}" for s, keys in _SCHEMA.items() for k in keys)
+_SUBTABLES = {f"{s}.{k.split('.')[0]}" for s, keys in _SCHEMA.items() for k in keys if "." in k}
+
+
+def env_name(key: str) -> str:
+    """``store.retention.max_age`` → ``BINHUB_STORE_RETENTION_MAX_AGE``."""
+    return "BINHUB_" + key.replace(".", "_").upper()
+
+
+_ENV_TO_KEY = {env_name(k): k for k in KNOWN_KEYS}
+
+
+def _unknown(key: str, candidates: list[str]) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(sorted(candidates))}"
+    return ConfigError(key, "unknown key" + hint)
+
+
+def _check_known(key: str) -> None:
+    if key in KNOWN_KEYS:
+        return
+    section, _, rest = key.partition(".")
+    if section not in _SCHEMA:
+        raise _unknown(section, list(_SCHEMA))
+    prefix = key.rsplit(".", 1)[0] + "."
+    names = [k.removeprefix(prefix) for k in KNOWN_KEYS if k.startswith(prefix) and "." not in k.removeprefix(prefix)]
+    raise _unknown(key, names or [k.removeprefix(section + ".") for k in KNOWN_KEYS if k.startswith(section + ".")])
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers: each yields {dotted key: (value, base dir for relative paths or None)}
+
+_Layer = dict[str, tuple[Any, Path | None]]
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(key: str, text: str, env: Mapping[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in env:
+            raise ConfigError(key, f"refers to ${{{name}}}, which is not set in the environment")
+        return env[name]
+
+    return _ENV_REF.sub(sub, text)
+
+
+def _file_layer(path: Path, env: Mapping[str, str]) -> _Layer:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    out: _Layer = {}
+
+    def walk(prefix: str, table: Mapping[str, Any]) -> None:
+        for name, value in table.items():
+            key = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, dict) and (not prefix or key in _SUBTABLES):
+                walk(key, value)
+                continue
+            if key in _SUBTABLES:
+                raise ConfigError(key, f"must be a table ([{key}]), not a {type(value).__name__}")
+            if not prefix:
+                if name in _SCHEMA:
+                    raise ConfigError(name, f"must be a table ([{name}]), not a {type(value).__name__}")
+                raise _unknown(name, list(_SCHEMA))
+            _check_known(key)
+            out[key] = (_expand_env(key, value, env) if isinstance(value, str) else value, base)
+
+    walk("", data)
+    # An empty [relay] table still counts as "the section exists" (relay.enabled defaults to true).
+    for section in ("relay", "serve"):
+        if section in data and not any(k.startswith(section + ".") for k in out):
+            out[f"{section}.enabled"] = (True, base)
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> _Layer:
+    out: _Layer = {}
+    sections = tuple(f"BINHUB_{s.upper()}_" for s in _SCHEMA)
+    for name, value in env.items():
+        if name in _ENV_TO_KEY:
+            out[_ENV_TO_KEY[name]] = (value, None)
+        elif name.startswith(sections):
+            # Refused rather than ignored: a misspelt override that silently does nothing is worse.
+            prefix = next(s for s in sections if name.startswith(s))
+            close = difflib.get_close_matches(name, [e for e in _ENV_TO_KEY if e.startswith(prefix)], n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(name, "unknown environment setting" + hint)
+    return out
+
+
+def _flag_layer(overrides: Mapping[str, Any]) -> _Layer:
+    out: _Layer = {}
+    for key, value in overrides.items():
+        if value is None:  # click passes None for flags that were not given
+            continue
+        _check_known(key)
+        out[key] = (value, None)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Coercion and validation
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class _Values:
+    """The merged layers, with typed getters that raise ConfigError naming the key."""
+
+    def __init__(self, merged: _Layer) -> None:
+        self._merged = merged
+
+    def has(self, key: str) -> bool:
+        return key in self._merged
+
+    def section_given(self, section: str) -> bool:
+        # BINHUB_RELAY_PASSWORD alone is a secret kept in the environment, not a wish for a relay.
+        return any(k.startswith(section + ".") and k != "relay.password" for k in self._merged)
+
+    def _raw(self, key: str) -> Any:
+        return self._merged[key][0] if key in self._merged else None
+
+    def get_str(self, key: str, default: str | None = None) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, not {type(value).__name__}")
+        return value
+
+    def required_str(self, key: str, what: str) -> str:
+        value = self.get_str(key)
+        if value is None or not value.strip():
+            raise ConfigError(key, f"is required: {what}")
+        return value
+
+    def get_int(self, key: str, default: int | None = None, *, low: int = 0, high: int | None = None) -> int | None:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(key, f"must be an integer, not {value!r}")
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ConfigError(key, f"must be {bounds}, not {value}")
+        return value
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(key, f"must be true or false, not {value!r}")
+
+    def seconds(self, key: str, default: float) -> float:
+        """A positive number of seconds, or a duration string ("500ms", "2m")."""
+        value = self._raw(key)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                value = self._parsed(key, value, parse_duration)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(key, f"must be a number of seconds, not {value!r}")
+        if not 0 < value < math.inf:
+            raise ConfigError(key, f"must be a finite number of seconds above 0, not {value}")
+        return float(value)
+
+    def _parsed(self, key: str, value: Any, parse: Callable[[str], Any]) -> Any:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string with a unit, not {value!r}")
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
+
+    def duration(self, key: str) -> float | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        seconds: float = self._parsed(key, value, parse_duration)
+        if seconds <= 0:
+            raise ConfigError(key, "must be longer than 0")
+        return seconds
+
+    def size(self, key: str) -> int | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            size = value
+        else:
+            size = self._parsed(key, value, parse_size)
+        if size <= 0:
+            raise ConfigError(key, "must be more than 0 bytes")
+        return size
+
+    def path(self, key: str) -> Path | None:
+        value = self.get_str(key)
+        if value is None:
+            return None
+        if not value.strip():
+            raise ConfigError(key, "must not be empty")
+        path = Path(value).expanduser()
+        base = self._merged[key][1]
+        return base / path if base is not None and not path.is_absolute() else path
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get_str(key, default)
+        assert value is not None
+        if value.lower() not in choices:
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value.lower()
+
+
+def _store(v: _Values) -> StoreConfig:
+    data_dir = v.path("store.data_dir")
+    if data_dir is None:
+        raise ConfigError("store.data_dir", "is required: the folder that holds the binlog files and state",
+                          hint="set [store] data_dir, BINHUB_STORE_DATA_DIR or --data-dir")
+    durability = Durability.parse(v.get_str("store.durability", "txn") or "txn", key="store.durability")
+    retention = RetentionConfig(
+        max_age=v.duration("store.retention.max_age"),
+        max_size=v.size("store.retention.max_size"),
+        max_files=v.get_int("store.retention.max_files", low=1),
+    )
+    return StoreConfig(data_dir, durability, retention, v.path("store.archive_dir"))
+
+
+def _read_password_file(key: str, path: Path) -> str:
+    try:
+        # Only the trailing newline an editor adds is dropped: other whitespace may be intended.
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
+
+
+def _relay(v: _Values) -> RelayConfig | None:
+    if not v.section_given("relay") or not v.get_bool("relay.enabled", True):
+        return None
+    source = parse_source_dsn(v.required_str("relay.source", "the upstream, e.g. mysql://repl:pw@db1:3306"))
+    password_file = v.path("relay.password_file")
+    if v.has("relay.password") and password_file is not None:
+        raise ConfigError("relay.password", "give either relay.password (BINHUB_RELAY_PASSWORD) or relay.password_file, not both")
+    if password_file is not None:
+        source = _with_password(source, _read_password_file("relay.password_file", password_file))
+    elif v.has("relay.password"):
+        source = _with_password(source, v.get_str("relay.password") or "")
+
+    start_gtid = v.get_str("relay.start_gtid")
+    start_file = v.get_str("relay.start_file")
+    from_now = v.get_bool("relay.from_now", False)
+    starts = [k for k, given in (("relay.start_gtid", start_gtid is not None),
+                                 ("relay.start_file", start_file is not None),
+                                 ("relay.from_now", from_now)) if given]
+    if len(starts) > 1:
+        raise ConfigError(starts[1], f"conflicts with {starts[0]}: give at most one of start_gtid, start_file, from_now")
+    if start_gtid is not None:
+        _check_gtid_text(start_gtid)
+    if start_file is not None and (not start_file.strip() or "/" in start_file):
+        raise ConfigError("relay.start_file", "must be a binlog file name as the upstream lists it, e.g. mysql-bin.000042")
+    start_pos = v.get_int("relay.start_pos", low=4, high=2**64 - 1)
+    if start_pos is not None and start_file is None:
+        raise ConfigError("relay.start_pos", "needs relay.start_file")
+    if start_file is not None and start_pos is None:
+        start_pos = 4  # the first event after the magic bytes
+
+    ssl_mode = cast(SslMode, v.choice("relay.ssl_mode", SSL_MODES, "preferred"))
+    ssl_ca = v.path("relay.ssl_ca")
+    if ssl_ca is not None and ssl_mode == "disabled":
+        raise ConfigError("relay.ssl_ca", "has no effect with ssl_mode = \"disabled\"; use verify_ca or remove it")
+
+    server_id = v.get_int("relay.server_id", DEFAULT_SERVER_ID, low=1, high=2**32 - 1)
+    assert server_id is not None
+    return RelayConfig(
+        source=source,
+        server_id=server_id,
+        start_gtid=start_gtid.strip() if start_gtid is not None else None,
+        start_file=start_file,
+        start_pos=start_pos,
+        from_now=from_now,
+        semi_sync=v.get_bool("relay.semi_sync", False),
+        heartbeat_period=v.seconds("relay.heartbeat_period", DEFAULT_HEARTBEAT_PERIOD),
+        connect_timeout=v.seconds("relay.connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        reconnect_max_backoff=v.seconds("relay.reconnect_max_backoff", DEFAULT_RECONNECT_MAX_BACKOFF),
+        ssl_mode=ssl_mode,
+        ssl_ca=ssl_ca,
+    )
+
+
+def _with_password(source: SourceDSN, password: str) -> SourceDSN:
+    return SourceDSN(source.host, source.port, source.user, password, source.params, source.scheme)
+
+
+# A syntax check only (the relay parses the set for real): MySQL "uuid:1-5:7,uuid:9" or MariaDB
+# "0-1-100,1-2-5". It catches the usual mistakes (quotes, a file name) at startup, not at connect.
+_MYSQL_GTID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}(:[A-Za-z0-9_]*)*(:\d+(-\d+)?)+", re.I)
+_MARIADB_GTID = re.compile(r"\d+-\d+-\d+")
+
+
+def _check_gtid_text(text: str) -> None:
+    items = [i.strip() for i in text.replace("\n", "").split(",")]
+    if not text.strip() or not all(_MYSQL_GTID.fullmatch(i) or _MARIADB_GTID.fullmatch(i) for i in items):
+        raise ConfigError("relay.start_gtid", f"{text!r} is not a GTID set (MySQL uuid:1-100 or MariaDB 0-1-100)")
+
+
+def _serve(v: _Values, relay: RelayConfig | None) -> ServeConfig | None:
+    if not v.section_given("serve") or not v.get_bool("serve.enabled", True):
+        return None
+    host, port = parse_listen(v.get_str("serve.listen", DEFAULT_SERVE_LISTEN) or DEFAULT_SERVE_LISTEN, key="serve.listen")
+    users_file = v.path("serve.users_file")
+    if users_file is None:
+        # Serving binlogs means serving every row of every table: no anonymous default.
+        raise ConfigError("serve.users_file", "is required: the replicas' users and password hashes",
+                          hint="create it with `binhub user add --users FILE NAME`")
+    # Towards replicas binhub is "the primary": by default it reuses its relay identity.
+    default_id = relay.server_id if relay is not None else DEFAULT_SERVER_ID
+    server_id = v.get_int("serve.server_id", default_id, low=1, high=2**32 - 1)
+    assert server_id is not None
+    cert, key = v.path("serve.tls_cert"), v.path("serve.tls_key")
+    if (cert is None) != (key is None):
+        missing = "serve.tls_key" if key is None else "serve.tls_cert"
+        raise ConfigError(missing, "tls_cert and tls_key go together; give both or neither")
+    return ServeConfig(host, port, users_file, server_id, cert, key)
+
+
+def _http(v: _Values) -> HttpConfig:
+    host, port = parse_listen(v.get_str("http.listen", DEFAULT_HTTP_LISTEN) or DEFAULT_HTTP_LISTEN, key="http.listen")
+    return HttpConfig(enabled=v.get_bool("http.enabled", True), host=host, port=port)
+
+
+def _log(v: _Values) -> LogConfig:
+    return LogConfig(
+        level=cast(LogLevel, v.choice("log.level", LOG_LEVELS, "info")),
+        format=cast(LogFormat, v.choice("log.format", LOG_FORMATS, "text")),
+    )
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the TOML file (if any), then ``BINHUB_*`` env vars, then ``overrides``; validate all.
+
+    ``env`` defaults to ``os.environ``; tests pass their own. Raises :class:`ConfigError`.
+    """
+    environ = os.environ if env is None else env
+    merged: _Layer = {}
+    if path is not None:
+        merged.update(_file_layer(path, environ))
+    merged.update(_env_layer(environ))
+    merged.update(_flag_layer(overrides or {}))
+    values = _Values(merged)
+    relay = _relay(values)
+    return Config(
+        store=_store(values),
+        relay=relay,
+        serve=_serve(values, relay),
+        http=_http(values),
+        log=_log(values),
+    )

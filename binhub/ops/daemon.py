@@ -1,0 +1,356 @@
+"""The daemon's lifecycle (``binhub run``), in the order DESIGN.md gives:
+
+    load config → logging → metrics → open the store (recovers a torn tail) → start the services
+    named in the config → start the HTTP admin API → install SIGTERM/SIGINT handlers → run
+
+It runs until a signal arrives or a service fails on its own, then shuts down in stages, in the
+reverse order of startup (aiohttp's ``CleanupContext`` pattern): stop the HTTP API accepting, stop
+the services (the relay stops reading, flushes, fsyncs and writes its state), close the store.
+Each stage has a time limit; a second signal cuts the current stage short instead of killing the
+process outright, so the store is still closed.
+
+Exit codes of :func:`run_from_config`: 0 after a signal (or when every service finished by
+itself), 1 when a service failed or a shutdown stage did not complete, 2 for invalid config.
+
+The store and the relay are reached through the two small protocols below, and created by
+factories the caller may replace: the unit tests drive the whole lifecycle with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import binhub
+from binhub.errors import BinhubError, ConfigError
+from binhub.ops.config import Config, RelayConfig, StoreConfig, load_config
+from binhub.ops.http import AdminServer
+from binhub.ops.logging import ROOT, setup_logging
+from binhub.ops.metrics import Metrics
+
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "Daemon",
+    "RelayFactory",
+    "Service",
+    "Store",
+    "StoreOpener",
+    "make_relay",
+    "open_store",
+    "run_from_config",
+]
+
+log = logging.getLogger(ROOT)
+
+# Long enough for the relay to finish the transaction in flight, fsync and write state.json even
+# on a slow disk; short enough that a stuck stop does not outlast systemd's own TimeoutStopSec (90s).
+DEFAULT_STOP_TIMEOUT = 30.0
+
+
+class Store(Protocol):
+    """What the daemon needs of ``binhub.store.BinlogStore``."""
+
+    def close(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class Service(Protocol):
+    """A long-running service (``Relay`` now; ``BinlogServer`` and streams later).
+
+    ``stop()`` must be safe to call after a failed ``start()`` and after the service ended by itself;
+    ``wait()`` returns when the service ends by itself and raises its fatal error.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+StoreOpener = Callable[[StoreConfig, Metrics], Store]
+RelayFactory = Callable[[RelayConfig, Store, Metrics], Service]
+
+
+def open_store(config: StoreConfig, metrics: Metrics) -> Store:
+    """Open (and recover) the store named in the config."""
+    # Imported when called, not at module load: ``binhub status`` and ``--help`` should not pay for
+    # the storage stack, and the unit tests replace this function with a fake.
+    from binhub.store import BinlogStore
+
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics)
+
+
+def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:
+    """Create (not start) the relay. ``store`` is the one :func:`open_store` returned."""
+    from binhub.relay import Relay
+    from binhub.store import BinlogStore
+
+    return Relay(config, cast(BinlogStore, store), metrics=metrics)
+
+
+_Cleanup = tuple[str, Callable[[], Awaitable[None]]]
+
+
+class Daemon:
+    """One run of the daemon. ``await run()`` returns after a signal and raises a service's fatal
+    error (after shutting down) when one fails."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        open_store: StoreOpener = open_store,
+        make_relay: RelayFactory = make_relay,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._open_store = open_store
+        self._make_relay = make_relay
+        self._stop_timeout = stop_timeout
+        self.store: Store | None = None
+        self.services: dict[str, Service] = {}
+        self.http: AdminServer | None = None
+        self.state = "new"  # new → starting → running → stopping → stopped
+        self._started_at = time.monotonic()
+        self._stop_requested = asyncio.Event()
+        self._force = asyncio.Event()
+        self._wait_tasks: dict[asyncio.Task[Any], str] = {}
+        self._signals: list[signal.Signals] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.config.relay is None:
+            raise ConfigError("relay", "nothing to run: the config enables no service",
+                              hint="add a [relay] section with a source")
+        cleanups: list[_Cleanup] = []
+        fatal: BaseException | None = None
+        try:
+            await self._start(cleanups)
+            fatal = await self._wait_until_done()
+        finally:
+            shutdown_error = await self._shutdown(cleanups)
+        if fatal is not None:
+            raise fatal
+        if shutdown_error is not None:
+            raise shutdown_error
+
+    async def _start(self, cleanups: list[_Cleanup]) -> None:
+        self.state = "starting"
+        config = self.config
+        log.info("binhub %s starting", binhub.__version__, extra={"pid": os.getpid(), "data_dir": str(config.store.data_dir)})
+
+        store = self._open_store(config.store, self.metrics)
+        self.store = store
+        cleanups.append(("store", _as_async(store.close)))
+
+        if config.relay is not None:
+            relay = self._make_relay(config.relay, store, self.metrics)
+            self.services["relay"] = relay
+            # Registered before start(): a start that fails halfway still gets its stop().
+            cleanups.append(("relay", relay.stop))
+            await relay.start()
+        if config.serve is not None:
+            log.warning("[serve] is configured, but this version has no binlog server yet; ignoring it")
+
+        if config.http.enabled:
+            http = AdminServer(self.metrics, self.status)
+            try:
+                await http.start(config.http.host, config.http.port)
+            except OSError as exc:
+                raise ConfigError("http.listen", f"cannot listen on {config.http.host}:{config.http.port}: "
+                                  f"{exc.strerror or exc}", hint="pick a free port or set [http] enabled = false") from exc
+            self.http = http
+            cleanups.append(("http", http.stop))
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+            self._signals.append(sig)
+
+        for name, service in self.services.items():
+            self._wait_tasks[asyncio.create_task(service.wait(), name=f"binhub-{name}-wait")] = name
+        self.state = "running"
+        log.info("binhub running", extra={"services": ",".join(self.services)})
+
+    async def _wait_until_done(self) -> BaseException | None:
+        """Block until a stop is requested, a service fails (returned), or every service finished."""
+        stop = asyncio.create_task(self._stop_requested.wait())
+        pending: set[asyncio.Task[Any]] = set(self._wait_tasks)
+        try:
+            while pending:
+                done, _ = await asyncio.wait(pending | {stop}, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    return None
+                for task in done:
+                    pending.discard(task)
+                    name = self._wait_tasks[task]
+                    exc = None if task.cancelled() else task.exception()
+                    if exc is not None:
+                        # Not logged with its message here: run() raises it after the shutdown and
+                        # the caller reports it once, as the process's last word.
+                        log.warning("%s failed; shutting down", name)
+                        return exc
+                    log.info("%s finished", name)
+            log.info("every service finished; stopping")
+            return None
+        finally:
+            stop.cancel()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stop_requested.is_set():
+            log.info("received %s; shutting down", sig.name)
+            self._stop_requested.set()
+        else:
+            log.warning("received %s again; cutting the current shutdown stage short", sig.name)
+            self._force.set()
+
+    def request_stop(self) -> None:
+        """Ask the daemon to shut down, as SIGTERM does (for tests and embedding)."""
+        self._stop_requested.set()
+
+    async def _shutdown(self, cleanups: list[_Cleanup]) -> BaseException | None:
+        """Run the cleanups in reverse order; each gets the stop timeout. Returns the first failure."""
+        self.state = "stopping"
+        first_error: BaseException | None = None
+        for name, cleanup in reversed(cleanups):
+            try:
+                await self._stage(name, cleanup)
+            except Exception as exc:
+                log.error("stopping %s failed: %s", name, exc, exc_info=None if isinstance(exc, BinhubError) else exc)
+                first_error = first_error or exc
+            if name != "store":
+                await self._reap_waits(name)
+        # Removed last: until the store is closed, a second signal must force a stage, not kill us.
+        self._remove_signal_handlers()
+        self.state = "stopped"
+        log.info("binhub stopped", extra={"uptime_s": round(time.monotonic() - self._started_at, 3)})
+        return first_error
+
+    async def _stage(self, name: str, cleanup: Callable[[], Awaitable[None]]) -> None:
+        log.debug("stopping %s", name)
+        task = asyncio.ensure_future(cleanup())
+        force = asyncio.create_task(self._force.wait())
+        try:
+            done, _ = await asyncio.wait({task, force}, timeout=self._stop_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            force.cancel()
+        if task in done:
+            task.result()
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        why = "a second signal arrived" if self._force.is_set() else f"it took longer than {self._stop_timeout:g}s"
+        raise BinhubError(f"stopping {name} was cut short because {why}",
+                          hint="the store recovers a torn tail on the next start")
+
+    async def _reap_waits(self, name: str) -> None:
+        """Collect the wait() task of a stopped service, so its result is never left unretrieved."""
+        for task, task_name in list(self._wait_tasks.items()):
+            if task_name != name:
+                continue
+            del self._wait_tasks[task]
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            elif not task.cancelled() and task.exception() is not None:
+                # Ending with an error while being stopped is expected of some services: debug only.
+                log.debug("%s ended with %r while stopping", name, task.exception())
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The ``GET /status`` document. A failing part reports its error instead of hiding the rest."""
+        out: dict[str, Any] = {
+            "binhub": {
+                "version": binhub.__version__,
+                "pid": os.getpid(),
+                "state": self.state,
+                "uptime_seconds": round(time.monotonic() - self._started_at, 3),
+                "data_dir": str(self.config.store.data_dir),
+            },
+        }
+        if self.config.relay is not None:
+            out["binhub"]["source"] = str(self.config.relay.source)  # password redacted by SourceDSN
+        parts: dict[str, Callable[[], dict[str, Any]]] = {name: svc.status for name, svc in self.services.items()}
+        if self.store is not None:
+            parts["store"] = self.store.status
+        for name, provider in parts.items():
+            try:
+                out[name] = provider()
+            except Exception as exc:
+                log.debug("status of %s failed", name, exc_info=True)
+                out[name] = {"error": str(exc)}
+        return out
+
+
+def _as_async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        fn()
+
+    return call
+
+
+def run_from_config(
+    config_path: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    open_store: StoreOpener = open_store,
+    make_relay: RelayFactory = make_relay,
+    echo_error: Callable[[str], None] | None = None,
+) -> int:
+    """The whole of ``binhub run``: load config, set up logging, run the daemon; returns the exit code.
+
+    Config errors are reported through ``echo_error`` (stderr by default), because logging is not
+    set up yet; later errors go through the configured log format, so ``--log-format json`` keeps
+    stderr machine-readable.
+    """
+    try:
+        config = load_config(config_path, env=env, overrides=overrides)
+    except ConfigError as exc:
+        (echo_error or _stderr)(f"binhub: {exc}")
+        return 2
+    setup_logging(config.log.level, config.log.format)
+    daemon = Daemon(config, open_store=open_store, make_relay=make_relay)
+    try:
+        asyncio.run(daemon.run())
+    except ConfigError as exc:  # found at startup, e.g. the HTTP port is taken
+        log.error("binhub cannot start: %s", exc)
+        return 2
+    except BinhubError as exc:
+        log.error("binhub stopped with an error: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        # SIGINT before the handlers were installed (during store recovery or relay start).
+        log.info("interrupted during startup")
+        return 130
+    except Exception as exc:
+        log.error("binhub stopped with an unexpected error: %s", exc, exc_info=exc)
+        return 1
+    return 0
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)

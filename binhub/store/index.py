@@ -1,0 +1,107 @@
+"""The two index files of a store.
+
+``binlog/<base>.index`` lists the binlog files in order, in the server's own format (``./name``
+per line), so ``mariadb-binlog`` users and scripts find the files as on a primary.
+
+``gtid.index`` maps GTIDs to (file, offset): one line at the first transaction of every file and
+every ``GTID_INDEX_EVERY`` transactions, append-only. It can always be rebuilt from the files, so
+it is flushed with the data but only trusted up to the store's durable position.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from binhub.store.fsutil import atomic_write
+
+GTID_INDEX_EVERY = 1000
+
+
+class BinlogIndex:
+    """The ordered list of stored binlog file names."""
+
+    def __init__(self, binlog_dir: Path) -> None:
+        self.binlog_dir = binlog_dir
+        self.names: list[str] = []
+        self.path: Path | None = None
+
+    def load(self) -> list[str]:
+        indexes = sorted(self.binlog_dir.glob("*.index"))
+        if indexes:
+            self.path = indexes[0]
+            lines = self.path.read_text().splitlines()
+            self.names = [line.strip().removeprefix("./") for line in lines if line.strip()]
+        else:
+            # An index lost in a crash between file creation and index write: the files are the truth.
+            self.names = sorted(p.name for p in self.binlog_dir.iterdir()
+                                if p.is_file() and p.suffix[1:].isdigit())
+        return self.names
+
+    def save(self) -> None:
+        if not self.names:
+            return
+        base = self.names[0].rsplit(".", 1)[0]
+        self.path = self.binlog_dir / f"{base}.index"
+        atomic_write(self.path, "".join(f"./{n}\n" for n in self.names).encode())
+
+    def append(self, name: str) -> None:
+        self.names.append(name)
+        self.save()
+
+    def remove(self, names: set[str]) -> None:
+        self.names = [n for n in self.names if n not in names]
+        self.save()
+
+
+@dataclass(frozen=True, slots=True)
+class GtidIndexEntry:
+    file: str
+    offset: int
+    gtid: str
+    timestamp: int
+
+
+class GtidIndex:
+    """Append-only ``file offset gtid timestamp`` lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pending: list[str] = []
+
+    def open_for_append(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def add(self, file: str, offset: int, gtid: str, timestamp: int) -> None:
+        self._pending.append(f"{file}\t{offset}\t{gtid}\t{timestamp}\n")
+
+    def flush(self) -> None:
+        if self._pending and self._fd is not None:
+            os.write(self._fd, "".join(self._pending).encode())
+            self._pending.clear()
+
+    def fsync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def entries(self) -> list[GtidIndexEntry]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[1].isdigit():
+                out.append(GtidIndexEntry(parts[0], int(parts[1]), parts[2], int(parts[3] or 0)))
+        return out
+
+    def rewrite(self, keep: list[GtidIndexEntry]) -> None:
+        """Drop entries past a truncation or for purged files (recovery and purge only)."""
+        atomic_write(self.path, "".join(f"{e.file}\t{e.offset}\t{e.gtid}\t{e.timestamp}\n" for e in keep).encode())

@@ -1,0 +1,691 @@
+"""The binlog store: real binlog files, byte-identical to the upstream's, written crash-safely.
+
+Layout (see DESIGN.md)::
+
+    DATA_DIR/LOCK                 one writer at a time
+    DATA_DIR/binlog/<base>.NNNNNN real binlog files and <base>.index
+    DATA_DIR/gtid.index           GTID -> (file, offset), append-only
+    DATA_DIR/state.json           identity, requested start, GTID sets (atomic writes)
+    DATA_DIR/durable              the durable position, for readers in other processes
+    DATA_DIR/readers/             a lease per live reader; purge never removes a leased file
+
+The writer appends whole events and marks transaction boundaries. ``flush`` hands the bytes to the
+kernel with one ``write`` per batch; ``fsync`` makes them durable; only then does ``publish`` move
+the durable position that readers (and semi-sync acks) may use. On open, a torn or partial last
+transaction is truncated, so the store always ends at a transaction boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from binhub.binlog.checksum import set_in_use_flag
+from binhub.binlog.constants import BINLOG_MAGIC, HEADER_SIZE, EventType
+from binhub.binlog.file import BinlogFileReader
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
+from binhub.binlog.header import EventHeader
+from binhub.binlog.transaction import TransactionTracker
+from binhub.errors import BinlogError, StorageError
+from binhub.store.durability import Durability
+from binhub.store.durable import DurableMarker, DurablePosition, read_durable
+from binhub.store.fsutil import fsync_dir, storage_error
+from binhub.store.index import GTID_INDEX_EVERY, BinlogIndex, GtidIndex, GtidIndexEntry
+from binhub.store.lock import StoreLock
+from binhub.store.retention import PurgeRules, live_leases, plan_purge
+from binhub.store.state import StoreState, UpstreamIdentity
+
+if TYPE_CHECKING:
+    from binhub.ops.metrics import Metrics
+
+LOG = logging.getLogger("binhub.store")
+
+Gtid = MysqlGtid | MariadbGtid
+GtidSet = MysqlGtidSet | MariadbGtidList
+
+STATE_SAVE_INTERVAL = 1.0  # seconds between state.json rewrites while relaying
+FDE_FLAGS_BYTE = len(BINLOG_MAGIC) + 17  # the low flags byte of the FDE at file offset 4
+
+
+def file_seq(name: str) -> int:
+    """The numeric extension of a binlog file name (``mysql-bin.000042`` -> 42)."""
+    ext = name.rsplit(".", 1)[-1]
+    if not ext.isdigit():
+        raise StorageError(f"{name!r} is not a binlog file name (expected BASE.NNNNNN)")
+    return int(ext)
+
+
+def fde_fingerprint(fde: bytes) -> str:
+    """sha256 of an FDE with its in-use flag cleared: the same for the active and the closed file."""
+    return hashlib.sha256(set_in_use_flag(bytes(fde), False)).hexdigest()
+
+
+@dataclass
+class _ActiveFile:
+    """The file being written. Offsets are file offsets; ``pending`` is not yet handed to the kernel."""
+
+    name: str
+    path: Path
+    fd: int
+    written: int
+    boundary: int
+    synced: int
+    pending: bytearray = field(default_factory=bytearray)
+    finished: bool = False  # ends with ROTATE or STOP: nothing more will be appended
+    next_name: str = ""  # from the closing ROTATE event
+
+    @property
+    def position(self) -> int:
+        return self.written + len(self.pending)
+
+
+class BinlogStore:
+    """One store directory. Use :meth:`open` for the single writer, :meth:`open_readonly` for readers."""
+
+    def __init__(self, data_dir: Path, durability: Durability, metrics: Metrics | None, readonly: bool) -> None:
+        self.data_dir = data_dir
+        self.binlog_dir = data_dir / "binlog"
+        self.readers_dir = data_dir / "readers"
+        self.state_path = data_dir / "state.json"
+        self.durability = durability
+        self.metrics = metrics
+        self.readonly = readonly
+        self.index = BinlogIndex(self.binlog_dir)
+        self.gtid_index = GtidIndex(data_dir / "gtid.index")
+        self.state = StoreState()
+        self._lock: StoreLock | None = None
+        self._marker: DurableMarker | None = None
+        self._active: _ActiveFile | None = None
+        self._durable: DurablePosition | None = None
+        self._executed: GtidSet | None = None
+        self._unsynced: list[tuple[int, Gtid]] = []  # (boundary offset, gtid) not yet durable
+        self._txn_since_index = GTID_INDEX_EVERY
+        self._first_txn_in_file = True
+        self._last_state_save = 0.0
+        self._fsync_lock = threading.Lock()
+        self._listeners: list[Any] = []
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, data_dir: Path, *, durability: Durability | None = None, metrics: Metrics | None = None,
+             create: bool = True) -> BinlogStore:
+        """Open the store for writing: take the lock, load state, recover a torn tail."""
+        data_dir = Path(data_dir)
+        if not data_dir.exists():
+            if not create:
+                raise StorageError(f"no store at {data_dir}", hint="check --data-dir")
+            data_dir.mkdir(parents=True)
+        store = cls(data_dir, durability or Durability(), metrics, readonly=False)
+        try:
+            store.binlog_dir.mkdir(exist_ok=True)
+            store.readers_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"cannot create the store at {data_dir}") from exc
+        store._lock = StoreLock(data_dir / "LOCK")
+        store._lock.acquire()
+        try:
+            store.state = StoreState.load(store.state_path)
+            store.index.load()
+            store._marker = DurableMarker(data_dir / "durable")
+            store._recover()
+            store.gtid_index.open_for_append()
+        except BaseException:
+            store._lock.release()
+            raise
+        return store
+
+    @classmethod
+    def open_readonly(cls, data_dir: Path) -> BinlogStore:
+        """Open for reading only (ls/show/verify/serve): no lock, no recovery, durable view only."""
+        data_dir = Path(data_dir)
+        if not (data_dir / "binlog").is_dir():
+            raise StorageError(f"no store at {data_dir} (no binlog/ folder)", hint="check --data-dir")
+        store = cls(data_dir, Durability(), None, readonly=True)
+        store.state = StoreState.load(store.state_path)
+        store.index.load()
+        store._durable = read_durable(data_dir / "durable")
+        return store
+
+    def _recover(self) -> None:
+        """Truncate a torn or partial last transaction; rebuild what the state file did not cover."""
+        names = self.index.names
+        if names and (self.index.path is None or not self.index.path.exists()):
+            self.index.save()
+        for name in names:
+            if not (self.binlog_dir / name).exists():
+                raise StorageError(f"{name} is listed in the store's index but missing from {self.binlog_dir}",
+                                   hint="restore the file, or remove the store and relay again")
+        executed = parse_gtid_set(self.state.executed_gtids) if self.state.executed_gtids else None
+        if not names:
+            self._executed = executed
+            return
+        name = names[-1]
+        path = self.binlog_dir / name
+        size = path.stat().st_size
+        start = 4
+        if self.state.last_file == name and 4 <= self.state.last_position <= size:
+            start = self.state.last_position
+        else:
+            executed = None  # state is older than this file: rebuild from the file's own GTID header
+        boundary, finished, next_name, gtids, header_set = self._scan_tail(path, start, size)
+        if executed is None:
+            executed = header_set
+        for gtid in gtids:
+            executed = _add_gtid(executed, gtid)
+        self._executed = executed
+        try:
+            fd = os.open(path, os.O_RDWR)
+            if size < len(BINLOG_MAGIC) or boundary < len(BINLOG_MAGIC):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, BINLOG_MAGIC, 0)
+                boundary = len(BINLOG_MAGIC)
+            elif boundary < size:
+                LOG.warning("truncating a partial transaction at the end of %s: %d bytes after offset %d",
+                            name, size - boundary, boundary, extra={"file": name})
+                os.ftruncate(fd, boundary)
+            if finished:
+                os.pwrite(fd, _fde_flags_byte(fd, in_use=False), FDE_FLAGS_BYTE)
+            os.fsync(fd)
+        except OSError as exc:
+            raise storage_error(exc, f"cannot recover {path}") from exc
+        self._active = _ActiveFile(name, path, fd, boundary, boundary, boundary,
+                                   finished=finished, next_name=next_name)
+        all_entries = self.gtid_index.entries()
+        entries = [e for e in all_entries if e.file in names and not (e.file == name and e.offset >= boundary)]
+        if len(entries) != len(all_entries):
+            self.gtid_index.rewrite(entries)
+        self._first_txn_in_file = not any(e.file == name for e in entries)
+        self._publish(DurablePosition(file_seq(name), name, boundary))
+        self._save_state(force=True)
+
+    def _scan_tail(self, path: Path, start: int, size: int) -> tuple[int, bool, str, list[Gtid], GtidSet | None]:
+        """Walk ``path`` from ``start`` (a boundary) and return the last boundary and what lies before it."""
+        tracker = TransactionTracker()
+        boundary = start if start > 4 else 4
+        finished, next_name = False, ""
+        gtids: list[Gtid] = []
+        header_set: GtidSet | None = None
+        if size <= 4:
+            return 4, False, "", [], None
+        with open(path, "rb") as f:
+            if f.read(4) != BINLOG_MAGIC:
+                raise StorageError(f"{path.name} in the store does not start with the binlog magic bytes",
+                                   hint="the file is not a binlog file; restore it or remove the store")
+            reader = BinlogFileReader(f, path.name, start=start, verify_checksums=True)
+            try:
+                for ev in reader:
+                    kind = ev.header.type_code
+                    if kind in (EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST) and header_set is None:
+                        header_set = _header_gtid_set(ev.data, reader)
+                    done = tracker.transactions
+                    if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4):
+                        boundary = ev.offset + ev.header.event_size
+                        if tracker.transactions != done and tracker.last_gtid is not None:
+                            gtids.append(tracker.last_gtid)
+                        finished = kind in (EventType.ROTATE, EventType.STOP)
+                        if kind == EventType.ROTATE:
+                            next_name = _rotate_next_name(ev.data, reader)
+            except BinlogError as exc:
+                # Anything after the last boundary was never durable: a torn write, not corruption.
+                LOG.info("recovery stops at %s", exc)
+        return boundary, finished, next_name, gtids, header_set
+
+    # ------------------------------------------------------------------ read side
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.index.names)
+
+    def file_path(self, name: str) -> Path:
+        return self.binlog_dir / name
+
+    @property
+    def durable_position(self) -> DurablePosition | None:
+        if self.readonly:
+            self._durable = read_durable(self.data_dir / "durable")
+        return self._durable
+
+    @property
+    def executed_gtids(self) -> GtidSet | None:
+        """Every GTID up to the durable position (plus what came before the first file)."""
+        return self._executed
+
+    # ------------------------------------------------------------------ write side
+
+    @property
+    def current_file(self) -> str | None:
+        return self._active.name if self._active else None
+
+    @property
+    def position(self) -> int:
+        """The offset where the next appended event will start in the current file."""
+        return self._active.position if self._active else 0
+
+    @property
+    def current_finished(self) -> bool:
+        return bool(self._active and self._active.finished)
+
+    @property
+    def next_file(self) -> str:
+        return self._active.next_name if self._active else ""
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._active is None or self._active.boundary == self._active.position
+
+    def begin_file(self, name: str) -> None:
+        """Start a new binlog file (magic only); the previous one must have been finished."""
+        self._writable()
+        file_seq(name)
+        if name in self.index.names:
+            raise StorageError(f"{name} is already in the store", hint="the upstream's binlog numbering went back; "
+                               "was RESET MASTER run on it? Use a new --data-dir")
+        if self._active is not None:
+            self.close_file()
+        path = self.binlog_dir / name
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, BINLOG_MAGIC)
+            self.index.append(name)
+            fsync_dir(self.binlog_dir)
+        except OSError as exc:
+            raise storage_error(exc, f"cannot create {path}") from exc
+        self._active = _ActiveFile(name, path, fd, 4, 4, 0)
+        self._first_txn_in_file = True
+        LOG.info("new binlog file %s", name, extra={"file": name})
+
+    def append(self, event: bytes | memoryview) -> None:
+        """Append one whole event (header..CRC). Cheap: bytes are only copied into the batch buffer."""
+        active = self._active
+        if active is None:
+            raise StorageError("no binlog file is open for writing (the upstream sent an event before any file)")
+        active.pending += event
+
+    def append_fde(self, fde: bytes | memoryview) -> None:
+        """Append the file's FORMAT_DESCRIPTION with the in-use flag set, as the upstream has it on disk."""
+        data = set_in_use_flag(bytes(fde), True)
+        if self.state.upstream is not None and not self.state.upstream.first_fde_sha256:
+            self.state = self.state.with_(upstream=_replace_identity(self.state.upstream,
+                                                                       first_fde_sha256=fde_fingerprint(data)))
+        self.append(data)
+
+    def mark_boundary(self, gtid: Gtid | None, timestamp: int, *, gtid_text: str | None = None) -> None:
+        """The appended events so far form complete transactions."""
+        active = self._active
+        assert active is not None
+        if gtid is not None:
+            self._unsynced.append((active.position, gtid))
+            self._txn_since_index += 1
+            if self._first_txn_in_file or self._txn_since_index >= GTID_INDEX_EVERY:
+                self.gtid_index.add(active.name, active.boundary, gtid_text or str(gtid), timestamp)
+                self._txn_since_index = 0
+                self._first_txn_in_file = False
+        active.boundary = active.position
+
+    def mark_finished(self, next_name: str) -> None:
+        """The current file ended with ROTATE (next_name) or STOP (empty)."""
+        assert self._active is not None
+        self._active.finished = True
+        self._active.next_name = next_name
+
+    def flush(self) -> None:
+        """Hand the pending bytes to the kernel: one write per batch."""
+        active = self._active
+        if active is None or not active.pending:
+            return
+        data = memoryview(active.pending)
+        try:
+            while data:
+                n = os.write(active.fd, data)
+                active.written += n
+                data = data[n:]
+        except OSError as exc:
+            # Leave the file at the last boundary: a half-written batch must not stay behind.
+            self._rollback_after_error()
+            raise storage_error(exc, f"cannot write {active.path}") from exc
+        finally:
+            data.release()
+        active.pending.clear()
+        self.gtid_index.flush()
+
+    def sync_target(self) -> DurablePosition | None:
+        """The boundary an fsync started now would make durable (None if nothing new)."""
+        active = self._active
+        if active is None or active.boundary > active.written or active.boundary <= active.synced:
+            return None
+        return DurablePosition(file_seq(active.name), active.name, active.boundary)
+
+    def fsync(self) -> float:
+        """fsync the current file; safe to call from a worker thread while the loop keeps appending."""
+        active = self._active
+        if active is None:
+            return 0.0
+        began = time.perf_counter()
+        with self._fsync_lock:
+            try:
+                os.fsync(active.fd)
+            except OSError as exc:
+                raise storage_error(exc, f"cannot fsync {active.path}") from exc
+        took = time.perf_counter() - began
+        if self.metrics is not None:
+            self.metrics.store_fsync.observe(took)
+        return took
+
+    def publish(self, target: DurablePosition) -> None:
+        """Make ``target`` (already fsynced) visible to readers and record it."""
+        if self._active is not None and self._active.name == target.file:
+            self._active.synced = max(self._active.synced, target.position)
+            self._fold_gtids(target.position)
+        self._publish(target)
+        self._save_state()
+
+    def commit(self) -> DurablePosition | None:
+        """flush + fsync + publish in the calling thread (tools, tests, shutdown)."""
+        self.flush()
+        target = self.sync_target()
+        if target is None:
+            return None
+        self.fsync()
+        self.gtid_index.fsync()
+        self.publish(target)
+        return target
+
+    def close_file(self) -> None:
+        """Finish the current file: flush, clear the in-use flag if it ended, fsync, close."""
+        active = self._active
+        if active is None:
+            return
+        self.commit()
+        try:
+            if active.finished:
+                os.pwrite(active.fd, _fde_flags_byte(active.fd, in_use=False), FDE_FLAGS_BYTE)
+            os.fsync(active.fd)
+            os.close(active.fd)
+        except OSError as exc:
+            raise storage_error(exc, f"cannot close {active.path}") from exc
+        self._active = None
+        self._save_state(force=True)
+
+    def rollback_to_boundary(self) -> None:
+        """Drop a partial transaction (the upstream connection broke inside it)."""
+        active = self._active
+        if active is None or active.boundary == active.position:
+            return
+        self._unsynced = [(end, g) for end, g in self._unsynced if end <= active.boundary]
+        LOG.info("dropping %d bytes of an incomplete transaction in %s", active.position - active.boundary,
+                 active.name, extra={"file": active.name})
+        del active.pending[:]
+        if active.written > active.boundary:
+            try:
+                os.ftruncate(active.fd, active.boundary)
+            except OSError as exc:
+                raise storage_error(exc, f"cannot truncate {active.path}") from exc
+            active.written = active.boundary
+
+    def _rollback_after_error(self) -> None:
+        active = self._active
+        if active is None:
+            return
+        active.pending.clear()
+        with contextlib.suppress(OSError):
+            os.ftruncate(active.fd, active.boundary)
+            active.written = active.boundary
+
+    def set_identity(self, identity: UpstreamIdentity) -> None:
+        self.state = self.state.with_(upstream=identity)
+        self._save_state(force=True)
+
+    def update_state(self, **changes: Any) -> None:
+        self.state = self.state.with_(**changes)
+        self._save_state(force=True)
+
+    def close(self) -> None:
+        """Flush, fsync, write the state; release the lock."""
+        if self.readonly:
+            return
+        try:
+            if self._active is not None:
+                self.flush()
+                self.commit()
+                os.fsync(self._active.fd)
+                os.close(self._active.fd)
+                self._active = None
+            self.gtid_index.close()
+            self._save_state(force=True)
+        finally:
+            if self._marker is not None:
+                self._marker.close()
+                self._marker = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    # ------------------------------------------------------------------ retention and import
+
+    def purge(self, rules: PurgeRules) -> tuple[list[str], str]:
+        """Remove the oldest files the rules allow (never the active or a leased one).
+
+        Returns the removed names and, if a reader lease stopped the purge early, why.
+        """
+        self._writable()
+        names = self.index.names
+        if not names:
+            return [], ""
+        paths = {n: self.binlog_dir / n for n in names}
+        sizes = {n: p.stat().st_size for n, p in paths.items()}
+        mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
+        victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(self.data_dir),
+                                      active=self.current_file)
+        if not victims:
+            return [], blocked
+        gone = set(victims)
+        self.index.remove(gone)
+        purged = self._header_set_of(self.index.names[0]) if self.index.names else None
+        self.state = self.state.with_(purged_gtids=str(purged) if purged is not None else "")
+        self._save_state(force=True)
+        self.gtid_index.flush()
+        self.gtid_index.rewrite([e for e in self.gtid_index.entries() if e.file not in gone])
+        for name in victims:
+            paths[name].unlink(missing_ok=True)
+        fsync_dir(self.binlog_dir)
+        LOG.info("purged %d binlog file(s): %s … %s", len(victims), victims[0], victims[-1])
+        if blocked:
+            LOG.info("purge stopped early: %s", blocked)
+        return victims, blocked
+
+    def _header_set_of(self, name: str) -> GtidSet | None:
+        with open(self.binlog_dir / name, "rb") as f:
+            reader = BinlogFileReader(f, name, verify_checksums=False)
+            for ev in reader:
+                if ev.header.type_code in (EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST):
+                    return _header_gtid_set(ev.data, reader)
+                if ev.offset > 4 and ev.header.type_code not in (EventType.FORMAT_DESCRIPTION,):
+                    break
+        return None
+
+    def import_file(self, source: Path) -> str:
+        """Copy a binlog file into the store (after the files it already has), indexing it as the relay would.
+
+        The caller verifies the file first; here it is copied durably, scanned for GTIDs and indexed.
+        """
+        self._writable()
+        name = source.name
+        file_seq(name)
+        if self._active is not None:
+            if not self._active.finished and self.index.names:
+                LOG.info("%s did not end with ROTATE or STOP; importing %s after it", self._active.name, name)
+            self.close_file()
+        if name in self.index.names:
+            raise StorageError(f"{name} is already in the store")
+        if self.index.names and file_seq(name) <= file_seq(self.index.names[-1]):
+            raise StorageError(f"{name} comes before the store's last file {self.index.names[-1]}",
+                               hint="import files in order, oldest first, into an empty store or after its last file")
+        target = self.binlog_dir / name
+        tmp = target.with_name(name + ".import")
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, target)
+            stat = source.stat()
+            os.utime(target, (stat.st_atime, stat.st_mtime))
+            self.index.append(name)
+            fsync_dir(self.binlog_dir)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise storage_error(exc, f"cannot import {source}") from exc
+        size = target.stat().st_size
+        boundary, finished, next_name, gtids, header_set = self._scan_tail(target, 4, size)
+        if self._executed is None:
+            self._executed = header_set
+            if header_set is not None and not self.state.purged_gtids:
+                self.state = self.state.with_(purged_gtids=str(header_set))
+        self._index_file_gtids(target)
+        for gtid in gtids:
+            self._executed = _add_gtid(self._executed, gtid)
+        fd = os.open(target, os.O_RDWR)
+        self._active = _ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
+        self._publish(DurablePosition(file_seq(name), name, boundary))
+        self._save_state(force=True)
+        return name
+
+    def _index_file_gtids(self, path: Path) -> None:
+        tracker = TransactionTracker()
+        count = GTID_INDEX_EVERY
+        txn_start = 4  # a GTID index entry points at the start of its transaction
+        with open(path, "rb") as f:
+            reader = BinlogFileReader(f, path.name, verify_checksums=False)
+            for ev in reader:
+                done = tracker.transactions
+                if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4):
+                    gtid = tracker.last_gtid if tracker.transactions != done else None
+                    if gtid is not None:
+                        count += 1
+                        if count >= GTID_INDEX_EVERY:
+                            self.gtid_index.add(path.name, txn_start, str(gtid), ev.header.timestamp)
+                            count = 0
+                    txn_start = ev.offset + ev.header.event_size
+        self.gtid_index.flush()
+
+    # ------------------------------------------------------------------ readers
+
+    def add_listener(self, callback: Any) -> None:
+        """In-process readers: ``callback(DurablePosition)`` after every publish."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Any) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    def status(self) -> dict[str, Any]:
+        durable = self.durable_position
+        executed = self.executed_gtids
+        up = self.state.upstream
+        return {
+            "data_dir": str(self.data_dir),
+            "files": len(self.index.names),
+            "current_file": self.current_file,
+            "durable": {"file": durable.file, "position": durable.position} if durable else None,
+            "executed_gtids": str(executed) if executed is not None else "",
+            "upstream": {"flavour": up.flavour, "server_id": up.server_id, "version": up.version} if up else None,
+            "durability": str(self.durability),
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StorageError("the store was opened read-only")
+
+    def _publish(self, pos: DurablePosition) -> None:
+        self._durable = pos
+        if self._marker is not None:
+            self._marker.publish(pos)
+        for callback in list(self._listeners):
+            callback(pos)
+
+    def _fold_gtids(self, upto: int) -> None:
+        """Move GTIDs of transactions that are now durable into the executed set."""
+        pending = self._unsynced
+        if not pending or pending[0][0] > upto:
+            return
+        executed = self._executed
+        done = 0
+        for end, gtid in pending:
+            if end > upto:
+                break
+            executed = _add_gtid(executed, gtid)
+            done += 1
+        self._executed = executed
+        del pending[:done]
+
+    def _save_state(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_state_save < STATE_SAVE_INTERVAL:
+            return
+        self._last_state_save = now
+        durable = self._durable
+        changes: dict[str, Any] = {"executed_gtids": str(self._executed) if self._executed is not None else ""}
+        if durable is not None:
+            changes.update(last_file=durable.file, last_position=durable.position)
+        self.state = self.state.with_(**changes)
+        self.state.save(self.state_path)
+
+
+def _add_gtid(executed: GtidSet | None, gtid: Gtid) -> GtidSet:
+    if isinstance(gtid, MariadbGtid):
+        base = executed if isinstance(executed, MariadbGtidList) else MariadbGtidList.parse("")
+        return base.add(gtid)
+    base2 = executed if isinstance(executed, MysqlGtidSet) else MysqlGtidSet.parse("")
+    return base2.add(gtid)
+
+
+def _header_gtid_set(data: bytes, reader: BinlogFileReader) -> GtidSet | None:
+    from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event
+
+    event = decode_event(data, reader.fde)
+    if isinstance(event, PreviousGtidsEvent):
+        return event.gtid_set
+    if isinstance(event, MariadbGtidListEvent):
+        return mariadb_position(event.gtids)
+    return None
+
+
+def mariadb_position(gtids: Any) -> MariadbGtidList:
+    """A GTID_LIST (one entry per domain and server) as a position: the highest seq_no per domain."""
+    result = MariadbGtidList()
+    for gtid in gtids:
+        result = result.union(MariadbGtidList([gtid]))
+    return result
+
+
+def _rotate_next_name(data: bytes, reader: BinlogFileReader) -> str:
+    crc = reader.fde.checksum_size if reader.fde else 4
+    return bytes(data[HEADER_SIZE + 8 : len(data) - crc]).decode()
+
+
+def _fde_flags_byte(fd: int, *, in_use: bool) -> bytes:
+    current = os.pread(fd, 1, FDE_FLAGS_BYTE)
+    if not current:
+        return b""
+    value = current[0] | 0x01 if in_use else current[0] & ~0x01
+    return bytes([value])
+
+
+def _replace_identity(identity: UpstreamIdentity, **changes: Any) -> UpstreamIdentity:
+    from dataclasses import replace
+
+    return replace(identity, **changes)
+
+
+__all__ = ["BinlogStore", "DurablePosition", "EventHeader", "GtidIndexEntry", "file_seq", "fde_fingerprint"]

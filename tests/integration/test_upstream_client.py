@@ -1,0 +1,349 @@
+"""UpstreamConnection against a real mariadbd: connect, auth, TLS, queries, binlog dump.
+
+The server fixture here is deliberately minimal and local to this file; it will be replaced by the
+shared sandbox fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from binhub.errors import AuthenticationFailed, ConnectionFailed, EndOfDump, UpstreamError
+from binhub.net.client import UpstreamConnection
+from binhub.wire.constants import BinlogDumpFlag
+
+pytestmark = pytest.mark.integration
+
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+REPL_USER, REPL_PASSWORD = "repl", "repl-pw"
+ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT = 4, 15
+LOG_EVENT_BINLOG_IN_USE_F, LOG_EVENT_ARTIFICIAL_F = 0x1, 0x20
+
+
+@dataclass(frozen=True)
+class Server:
+    datadir: Path
+    port: int
+    socket: str
+    cert: Path
+
+    def admin(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+        return pymysql.connect(unix_socket=self.socket, user="root", password="", autocommit=True,
+                               max_allowed_packet=64 * 1024 * 1024)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_cert(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "binhub-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "server-cert.pem", directory / "server-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Server]:
+    if not os.path.exists(MARIADBD):
+        pytest.skip("mariadbd is not installed")
+    base = Path(tempfile.mkdtemp(prefix="binhub-upstream-"))
+    datadir = base / "data"
+    subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+                    "--skip-test-db"], check=True, capture_output=True)
+    cert, key = _write_cert(base)
+    port = _free_port()
+    sock = str(base / "mysqld.sock")
+    proc = subprocess.Popen(
+        [MARIADBD, "--no-defaults", "--user=root", f"--datadir={datadir}", f"--port={port}", f"--socket={sock}",
+         "--bind-address=127.0.0.1", "--log-bin=mysql-bin", "--server-id=1", "--binlog-format=ROW",
+         "--max-allowed-packet=64M", "--skip-name-resolve", f"--ssl-cert={cert}", f"--ssl-key={key}",
+         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}", "--innodb-buffer-pool-size=64M"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = Server(datadir, port, sock, cert)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.admin().close()
+                break
+            except pymysql.err.OperationalError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = (base / "error.log").read_text(errors="replace")[-3000:]
+                    pytest.fail(f"mariadbd did not start:\n{log}")
+                time.sleep(0.2)
+        with server.admin() as conn, conn.cursor() as cur:
+            for stmt in (
+                f"CREATE USER '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
+                f"GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT, INSERT, CREATE ON *.* TO '{REPL_USER}'@'%'",
+                "INSTALL SONAME 'auth_ed25519'",
+                "CREATE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('secret')",
+                "CREATE DATABASE binhub_test",
+            ):
+                cur.execute(stmt)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _connect(server: Server, **kw: object) -> UpstreamConnection:
+    return await UpstreamConnection.connect("127.0.0.1", server.port, REPL_USER, REPL_PASSWORD, **kw)  # type: ignore[arg-type]
+
+
+async def test_connect_and_query(mariadb: Server) -> None:
+    conn = await _connect(mariadb, attrs={"program_name": "binhub-test"})
+    try:
+        assert conn.is_mariadb
+        assert conn.server_version.startswith("10.")
+        assert conn.connection_id > 0
+        rs = await conn.query("SELECT 1 AS one, NULL AS nothing, 'héllo' AS s")
+        assert rs.columns == ["one", "nothing", "s"]
+        assert rs.rows == [("1", None, "héllo")]
+        rs = await conn.query("SHOW VARIABLES LIKE 'server_id'")
+        assert rs.rows == [("server_id", "1")]
+        empty = await conn.query("SELECT 1 FROM DUAL WHERE 1 = 0")
+        assert empty.rows == []
+        ok = await conn.execute("SET @x = 5")
+        assert ok is not None
+        with pytest.raises(UpstreamError) as err:
+            await conn.query("SELECT * FROM no_such_table")
+        assert err.value.code == 1046 or err.value.code == 1146
+        # The connection survives an error.
+        assert (await conn.query("SELECT @x")).rows == [("5",)]
+    finally:
+        await conn.close()
+
+
+async def test_unix_socket_and_database(mariadb: Server) -> None:
+    conn = await UpstreamConnection.connect(mariadb.socket, 0, "root", "", database="binhub_test")
+    try:
+        assert (await conn.query("SELECT DATABASE()")).rows == [("binhub_test",)]
+    finally:
+        await conn.close()
+
+
+async def test_large_result_value(mariadb: Server) -> None:
+    conn = await _connect(mariadb)
+    try:
+        rs = await conn.query("SELECT REPEAT('x', 20 * 1024 * 1024) AS big")
+        value = rs.rows[0][0]
+        assert value is not None and len(value) == 20 * 1024 * 1024
+    finally:
+        await conn.close()
+
+
+async def test_wrong_password(mariadb: Server) -> None:
+    with pytest.raises(AuthenticationFailed) as err:
+        await UpstreamConnection.connect("127.0.0.1", mariadb.port, REPL_USER, "wrong")
+    assert err.value.code == 1045
+    assert f"'{REPL_USER}'@" in err.value.server_message
+
+
+async def test_unreachable_port() -> None:
+    port = _free_port()
+    with pytest.raises(ConnectionFailed) as err:
+        await UpstreamConnection.connect("127.0.0.1", port, "u", "p", connect_timeout=5)
+    assert f"cannot connect to upstream 127.0.0.1:{port}" in str(err.value)
+    assert err.value.retryable
+
+
+async def test_unsupported_plugin(mariadb: Server) -> None:
+    with pytest.raises(AuthenticationFailed) as err:
+        await UpstreamConnection.connect("127.0.0.1", mariadb.port, "edu", "secret")
+    assert "client_ed25519" in str(err.value)
+    assert "not support" in str(err.value)
+
+
+async def test_tls(mariadb: Server) -> None:
+    ctx = ssl.create_default_context(cafile=str(mariadb.cert))
+    conn = await _connect(mariadb, ssl=ctx)
+    try:
+        assert conn.tls
+        rs = await conn.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert rs.rows[0][1]
+        big = await conn.query("SELECT LENGTH(REPEAT('y', 17 * 1024 * 1024))")
+        assert big.rows == [(str(17 * 1024 * 1024),)]
+    finally:
+        await conn.close()
+
+
+async def test_tls_bad_ca(mariadb: Server, tmp_path: Path) -> None:
+    ctx = ssl.create_default_context()  # system CAs do not know our self-signed cert
+    with pytest.raises(ConnectionFailed, match="TLS"):
+        await _connect(mariadb, ssl=ctx)
+
+
+def _header(event: bytes | memoryview) -> tuple[int, int, int, int]:
+    """(type, size, log_pos, flags) of a binlog event."""
+    _ts, type_code, _sid, size, log_pos, flags = struct.unpack_from("<IBIIIH", event, 0)
+    return type_code, size, log_pos, flags
+
+
+async def _dump_file(server: Server, file: str) -> list[bytes]:
+    """Events of ``file`` via COM_BINLOG_DUMP (NON_BLOCK), preamble included, up to its end."""
+    conn = await _connect(server)
+    events: list[bytes] = []
+    try:
+        await conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+        await conn.execute("SET @mariadb_slave_capability = 4")
+        await conn.register_replica(1001, host="test", port=3306)
+        # MariaDB only sends ANNOTATE_ROWS events (which are in the file) when asked to.
+        await conn.start_binlog_dump(file, 4, 1001, BinlogDumpFlag.NON_BLOCK | BinlogDumpFlag.SEND_ANNOTATE_ROWS)
+        with pytest.raises(EndOfDump):
+            while True:
+                for ev in await conn.read_events():
+                    events.append(bytes(ev))
+        # A server ends the connection after a dump (COM_BINLOG_DUMP acts as a fake COM_QUIT).
+        with pytest.raises(ConnectionFailed):
+            await conn.query("SELECT 2")
+    finally:
+        await conn.close()
+    return events
+
+
+def _file_events(events: list[bytes]) -> list[bytes]:
+    """The events of the first file: drop the artificial preamble, stop after the file's real ROTATE."""
+    t, _, _, flags = _header(events[0])
+    assert t == ROTATE_EVENT and flags & LOG_EVENT_ARTIFICIAL_F
+    out = []
+    for ev in events[1:]:
+        out.append(ev)
+        t, _, _, flags = _header(ev)
+        if t == ROTATE_EVENT and not flags & LOG_EVENT_ARTIFICIAL_F:
+            break
+    return out
+
+
+def _clear_in_use(file_bytes: bytes) -> bytes:
+    """The file as a dump sends it: the FDE at offset 4 with LOG_EVENT_BINLOG_IN_USE_F cleared."""
+    b = bytearray(file_bytes)
+    flags = struct.unpack_from("<H", b, 4 + 17)[0]
+    struct.pack_into("<H", b, 4 + 17, flags & ~LOG_EVENT_BINLOG_IN_USE_F)
+    return bytes(b)
+
+
+async def test_binlog_dump_matches_file(mariadb: Server) -> None:
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        first = cur.fetchall()[0][0]
+        cur.execute("CREATE TABLE IF NOT EXISTS binhub_test.small (id INT PRIMARY KEY, v VARCHAR(100))")
+        for i in range(50):
+            cur.execute("REPLACE INTO binhub_test.small VALUES (%s, %s)", (i, "v" * i))
+    # Snapshot what the stream will cover: everything up to the current end of the active file.
+    events = await _dump_file(mariadb, first)
+    t, _, _, _ = _header(events[1])
+    assert t == FORMAT_DESCRIPTION_EVENT
+    file_events = _file_events(events)
+    stream = b"".join(file_events)
+    on_disk = (mariadb.datadir / first).read_bytes()
+    assert on_disk[:4] == b"\xfebin"
+    # The FDE in the stream never carries the in-use flag (the file on disk does while it is active).
+    assert not _header(file_events[0])[3] & LOG_EVENT_BINLOG_IN_USE_F
+    expected = _clear_in_use(on_disk)[4:4 + len(stream)]
+    assert stream == expected
+    # Contiguity: every event's log_pos is where the next one starts.
+    pos = 4
+    for ev in file_events:
+        _, size, log_pos, _ = _header(ev)
+        assert size == len(ev)
+        pos += size
+        assert log_pos == pos
+
+
+async def test_big_row_event_intact(mariadb: Server) -> None:
+    blob = os.urandom(20 * 1024 * 1024)
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS binhub_test.big (id INT PRIMARY KEY, b LONGBLOB)")
+        cur.execute("INSERT INTO binhub_test.big VALUES (1, %s)", (blob,))
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("SHOW BINARY LOGS")
+        logs = [row[0] for row in cur.fetchall()]
+    closed = logs[-2]  # the file that holds the big row, now complete
+    events = await _dump_file(mariadb, closed)
+    file_events = _file_events(events)
+    stream = b"".join(file_events)
+    on_disk = (mariadb.datadir / closed).read_bytes()
+    assert stream == on_disk[4:]
+    # The ANNOTATE_ROWS event (the statement, with the blob as hex) is big too; the rows event
+    # carries the raw bytes.
+    rows = [ev for ev in file_events if _header(ev)[0] in (23, 30) and len(ev) > 20 * 1024 * 1024]
+    assert len(rows) == 1 and blob in rows[0]
+
+
+async def test_semisync_not_enabled(mariadb: Server) -> None:
+    conn = await _connect(mariadb)
+    try:
+        assert await conn.enable_semisync() is False
+        assert conn.semisync is False
+    finally:
+        await conn.close()
+
+
+async def test_dump_error_is_upstream_error(mariadb: Server) -> None:
+    conn = await _connect(mariadb)
+    try:
+        await conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+        await conn.start_binlog_dump("mysql-bin.999999", 4, 1002, BinlogDumpFlag.NON_BLOCK)
+        with pytest.raises(UpstreamError) as err:
+            await conn.read_events()
+        assert err.value.code == 1236
+    finally:
+        await conn.close()
+
+
+async def test_connection_closed_during_dump(mariadb: Server) -> None:
+    conn = await _connect(mariadb)
+    try:
+        await conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+        await conn.register_replica(1003)
+        await conn.start_binlog_dump("", 4, 1003)  # blocking dump from the current position
+        with mariadb.admin() as admin, admin.cursor() as cur:
+            cur.execute(f"KILL {conn.connection_id}")
+        with pytest.raises(ConnectionFailed):
+            for _ in range(100):
+                await asyncio.wait_for(conn.read_events(), 10)
+    finally:
+        await conn.close()
