@@ -134,9 +134,10 @@ def decode_format_description(header: EventHeader, raw: bytes) -> FormatDescript
 
 
 def decode_event(raw: bytes | bytearray | memoryview, fde: FormatDescriptionEvent | None = None, *,
-                 verify: bool = False) -> Event:
+                 verify: bool = False, checksum_size: int | None = None) -> Event:
     """Decode one complete event. ``fde`` tells whether a CRC trails the event (None: assume CRC32,
-    except for an FDE, which says so itself). ``verify=True`` also checks the CRC."""
+    except for an FDE, which says so itself); ``checksum_size`` overrides that (0 for the inner
+    events of a TRANSACTION_PAYLOAD). ``verify=True`` also checks the CRC."""
     header = EventHeader.unpack(raw)
     if len(raw) < header.event_size:
         raise TruncatedEvent(f"{header.type_name} event needs {header.event_size} bytes, only {len(raw)} are present")
@@ -146,7 +147,10 @@ def decode_event(raw: bytes | bytearray | memoryview, fde: FormatDescriptionEven
         if verify and event.checksum_alg == ChecksumAlg.CRC32:
             verify_checksum(data)
         return event
-    crc = fde.checksum_size if fde is not None else CHECKSUM_SIZE
+    if checksum_size is not None:
+        crc = checksum_size
+    else:
+        crc = fde.checksum_size if fde is not None else CHECKSUM_SIZE
     if header.event_size < HEADER_SIZE + crc:
         raise InvalidEvent(f"{header.type_name} event of {header.event_size} bytes cannot hold header and checksum")
     if verify and crc:

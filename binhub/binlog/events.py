@@ -291,10 +291,10 @@ class TransactionPayloadEvent(Event):
             yield data[pos:pos + inner.event_size]
             pos += inner.event_size
 
-    def decoded_events(self, fde: FormatDescriptionEvent) -> Iterator[Event]:
-        inner_fde = fde.without_checksum()
+    def decoded_events(self, fde: FormatDescriptionEvent | None = None) -> Iterator[Event]:
+        """The inner events decoded; ``fde`` (the file's) supplies post-header lengths."""
         for raw in self.events():
-            yield decode_event(raw, inner_fde)
+            yield decode_event(raw, fde, checksum_size=0)
 
     def _uncompressed(self) -> bytes:
         if self.compression_type == self.NONE:

@@ -52,7 +52,7 @@ from binhub.wire.messages import (
     ResultSet,
     ResultSetParser,
 )
-from binhub.wire.packet import Payload, PacketReader, frame
+from binhub.wire.packet import PacketReader, Payload, frame
 
 log = logging.getLogger("binhub.net.upstream")
 

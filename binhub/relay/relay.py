@@ -59,6 +59,8 @@ ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
 FATAL_CODES = {1045, 1044, 1227, 1142, 1381, ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_SLAVE_SAME_ID}
 MYSQL_DUP_SERVER_ID_TEXT = "same server_uuid/server_id"
 
+ER_ACCESS_DENIED = 1045
+ER_SPECIFIC_ACCESS_DENIED = 1227
 MARIADB_SEND_ANNOTATE_ROWS = 2
 MARIA_SLAVE_CAPABILITY_MINE = 4
 
@@ -215,11 +217,20 @@ class Relay:
             self._target = (file_seq(info.current_file), info.current_position)
         self._checksum_size = 4 if info.checksum == "CRC32" else 0
         await self._prepare_dump(conn, info)
-        await conn.register_replica(cfg.server_id)
-        if cfg.semi_sync and await conn.enable_semisync():
-            LOG.info("semi-sync replication is on: transactions are acknowledged once durable")
-        flags = MARIADB_SEND_ANNOTATE_ROWS if info.flavour == "mariadb" else 0
-        await conn.start_binlog_dump(file, position, cfg.server_id, flags)
+        try:
+            await conn.register_replica(cfg.server_id)
+            if cfg.semi_sync and await conn.enable_semisync():
+                LOG.info("semi-sync replication is on: transactions are acknowledged once durable")
+            flags = MARIADB_SEND_ANNOTATE_ROWS if info.flavour == "mariadb" else 0
+            await conn.start_binlog_dump(file, position, cfg.server_id, flags)
+        except UpstreamError as exc:
+            # Already authenticated: "access denied" here means a missing privilege, not a password.
+            if exc.code in (ER_ACCESS_DENIED, ER_SPECIFIC_ACCESS_DENIED):
+                raise RelayFatal(
+                    f"the upstream user {src.user!r} lacks the REPLICATION SLAVE privilege needed to read "
+                    f"the binlog (server said: {exc.server_message})",
+                    hint=f"GRANT REPLICATION SLAVE ON *.* TO {src.user!r}") from exc
+            raise
         LOG.info("relaying from %s:%d (%s %s), starting at %s:%d", src.host, src.port, info.flavour, info.version,
                  file, position, extra={"upstream": f"{src.host}:{src.port}", "file": file})
         self._sessions += 1

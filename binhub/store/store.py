@@ -343,8 +343,9 @@ class BinlogStore:
             return
         data = memoryview(active.pending)
         try:
+            # Explicit offsets: the fd's own position is never trusted (recovery and rollbacks move the end).
             while data:
-                n = os.write(active.fd, data)
+                n = os.pwrite(active.fd, data, active.written)
                 active.written += n
                 data = data[n:]
         except OSError as exc:

@@ -28,6 +28,9 @@ SHA2_PERFORM_FULL_AUTH = 0x04
 #: sha256_password: the client's "send me your public key" byte.
 SHA256_REQUEST_PUBLIC_KEY = 0x01
 
+# MySQL's servers use RSA_PKCS1_OAEP_PADDING, which is OAEP with SHA-1 for both the hash and MGF1.
+_OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
 
 def _xor(a: bytes, b: bytes) -> bytes:
     # int XOR of the whole digest is C speed and avoids a per-byte Python loop.
@@ -128,6 +131,3 @@ def generate_rsa_key_pair(bits: int = 2048) -> tuple[bytes, bytes]:
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
-
-
-_OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)

@@ -38,7 +38,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def load(tmp_path: Path, text: str, env: dict[str, str] | None = None, **overrides: object) -> Config:
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None,
+         overrides: dict[str, object] | None = None) -> Config:
     return load_config(write(tmp_path, text), env=env or {}, overrides=overrides)
 
 
@@ -135,7 +136,7 @@ def test_env_name() -> None:
 
 
 def test_flags_override_paths_and_durability(tmp_path: Path) -> None:
-    config = load(tmp_path, MINIMAL, **{"store.data_dir": "rel", "store.durability": "rotate"})
+    config = load(tmp_path, MINIMAL, overrides={"store.data_dir": "rel", "store.durability": "rotate"})
     assert config.store.data_dir == Path("rel")  # from a flag: relative to the working directory
     assert config.store.durability == Durability("rotate")
 
@@ -210,7 +211,7 @@ def test_serve_section(tmp_path: Path) -> None:
 
 
 def test_http_listen_port_zero(tmp_path: Path) -> None:
-    config = load(tmp_path, MINIMAL, **{"http.listen": "127.0.0.1:0"})
+    config = load(tmp_path, MINIMAL, overrides={"http.listen": "127.0.0.1:0"})
     assert config.http.port == 0
 
 

@@ -179,7 +179,7 @@ async def test_http_port_taken_raises_oserror() -> None:
 
 
 def test_status_default_api_matches_config_default() -> None:
-    assert DEFAULT_API == f"http://{DEFAULT_HTTP_LISTEN}"
+    assert f"http://{DEFAULT_HTTP_LISTEN}" == DEFAULT_API
 
 
 async def test_status_command_prints_the_document() -> None:

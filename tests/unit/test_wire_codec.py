@@ -58,7 +58,7 @@ def test_lenenc_bytes_truncated() -> None:
 
 
 def test_fixed_ints() -> None:
-    r = Reader(bytes(range(1, 18)))
+    r = Reader(bytes(range(1, 19)))
     assert r.u8() == 1
     assert r.u16() == 0x0302
     assert r.u24() == 0x060504

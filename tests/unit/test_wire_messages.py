@@ -14,6 +14,7 @@ from binhub.wire.messages import (
     OkPacket,
     ResultSet,
     ResultSetParser,
+    Row,
     build_text_result_set,
     is_eof,
     parse_result_set,
@@ -72,7 +73,7 @@ def test_wrong_headers() -> None:
 
 @pytest.mark.parametrize("caps", [DEFAULT_CAPS, DEPRECATE])
 def test_result_set_round_trip(caps: Capability) -> None:
-    rows = [("1", None, "héllo"), ("", "x" * 300, None)]
+    rows: list[Row] = [("1", None, "héllo"), ("", "x" * 300, None)]
     payloads = build_text_result_set(["a", "b", "c"], rows, caps)
     expected_len = 1 + 3 + (0 if caps & Capability.DEPRECATE_EOF else 1) + 2 + 1
     assert len(payloads) == expected_len
