@@ -547,12 +547,24 @@ class Sandbox:
         return error
 
     def _accepts_connections(self, port: int) -> bool:
+        # Probe through our own unix socket, not the TCP port: whatever else may listen on that port
+        # (a server that beat ours to it) must not pass for ours. mariadbd binds TCP before the
+        # socket, so an answer on the socket means the port is ours too. Read/write timeouts matter:
+        # PyMySQL's connect_timeout covers only the TCP/socket connect, not the handshake.
         try:
-            conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", connect_timeout=2)
+            conn = pymysql.connect(unix_socket=str(self._socket), user="root", password="",
+                                   connect_timeout=2, read_timeout=5, write_timeout=5)
+        except (pymysql.err.MySQLError, OSError):
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@port")
+                row = cur.fetchone()
         except pymysql.err.MySQLError:
             return False
-        conn.close()
-        return True
+        finally:
+            conn.close()
+        return row is not None and int(row[0]) == port
 
     def _bootstrap_users(self) -> None:
         self.create_replication_user(self._repl_user, self._repl_password)

@@ -186,7 +186,8 @@ def test_tagged_gtid_file(shared_binlogs: Path) -> None:
     assert (gtid.tag, gtid.gno, gtid.gtid) == ("mytag", 3, MysqlGtid(sid, 3, "mytag"))
     assert gtid.transaction_length == 296  # the GTID..XID span: 245 -> 541
     assert gtid.immediate_server_version == 90600
-    assert gtid.gtid not in prev.gtid_set and prev.gtid_set.add(gtid.gtid).intervals(sid, "mytag") == ((1, 4),)
+    assert gtid.gtid is not None and gtid.gtid not in prev.gtid_set
+    assert prev.gtid_set.add(gtid.gtid).intervals(sid, "mytag") == ((1, 4),)
 
 
 def test_gtid_events_and_previous_gtids(shared_binlogs: Path) -> None:
@@ -276,12 +277,11 @@ def test_user_var_and_intvar(shared_binlogs: Path) -> None:
 
 def test_truncated_file_reports_where_and_why(shared_binlogs: Path) -> None:
     path = shared_binlogs / TRUNCATED
-    reader = BinlogFileReader(path.open("rb"), path.name)
     seen = []
-    with pytest.raises(TruncatedEvent) as info:
+    with path.open("rb") as f, pytest.raises(TruncatedEvent) as info:
+        reader = BinlogFileReader(f, path.name)
         for raw in reader:
             seen.append(raw.header.type_name)
-    reader._f.close()
     assert seen == ["FORMAT_DESCRIPTION"]
     err = info.value
     assert (err.file, err.offset) == (path.name, 120)
@@ -313,6 +313,19 @@ def test_corrupted_byte_names_the_offset(shared_binlogs: Path, tmp_path: Path) -
     assert f"{copy} at offset 475" in str(info.value) and "stored 0x" in str(info.value)
     # Without verification the reader walks on; decode itself does not check CRCs unless asked.
     assert len(list(read_events(copy, verify_checksums=False))) == 115
+
+
+def test_events_spanning_read_chunks(shared_binlogs: Path, tmp_path: Path) -> None:
+    """A 3 MiB file: events cross the reader's 1 MiB chunk boundaries and still come out whole."""
+    raws = list(read_events(shared_binlogs / "osheroff__mysql-binlog-connector-java/mysql-bin.checksum-crc32"))
+    body = b"".join(r.data for r in raws[1:-1])
+    copies = 3 * (1 << 20) // len(body) + 1
+    big = tmp_path / "big.000001"
+    big.write_bytes(b"\xfebin" + raws[0].data + body * copies)
+    out = list(read_events(big))
+    assert len(out) == 1 + (len(raws) - 2) * copies
+    assert out[-1].end == big.stat().st_size
+    assert [r.data for r in out[1:len(raws) - 1]] == [r.data for r in raws[1:-1]]
 
 
 def test_bad_magic(tmp_path: Path) -> None:
