@@ -87,8 +87,11 @@ def open_store(config: StoreConfig, metrics: Metrics) -> Store:
     # Imported when called, not at module load: ``binhub status`` and ``--help`` should not pay for
     # the storage stack, and the unit tests replace this function with a fake.
     from binhub.store import BinlogStore
+    from binhub.store.retention import PurgeRules
 
-    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics)
+    r = config.retention
+    rules = PurgeRules(max_age=r.max_age, max_size=r.max_size, max_files=r.max_files)
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics, retention=rules)
 
 
 def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:

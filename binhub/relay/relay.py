@@ -131,6 +131,7 @@ class Relay:
             "bytes": self.bytes,
             "reconnects": self._reconnects,
             "lag_seconds": self._lag(),
+            "last_gtid": self.store.last_durable_gtid,
             "last_error": self._last_error,
             "caught_up": self._caught_up.is_set(),
         }
@@ -356,6 +357,8 @@ class Relay:
                     await self._close_finished_file()
                     rotated = False
             store.flush()
+            if self.metrics is not None:
+                self.metrics.relay_lag.set(self._lag())
             if conn.last_ack_requested:
                 self._ack_wanted = True
             if self.config.semi_sync or self.store.durability.mode != "rotate":
@@ -475,6 +478,8 @@ class Relay:
                     continue
                 await asyncio.to_thread(store.fsync)
                 store.publish(target)
+                if self.metrics is not None and store.last_durable_gtid:
+                    self.metrics.set_last_gtid(store.last_durable_gtid)
             if self._ack_wanted and self._conn is not None:
                 self._ack_wanted = False
                 await self._conn.send_semisync_ack(target.file, target.position)

@@ -89,8 +89,11 @@ class _ActiveFile:
 class BinlogStore:
     """One store directory. Use :meth:`open` for the single writer, :meth:`open_readonly` for readers."""
 
-    def __init__(self, data_dir: Path, durability: Durability, metrics: Metrics | None, readonly: bool) -> None:
+    def __init__(self, data_dir: Path, durability: Durability, metrics: Metrics | None, readonly: bool,
+                 retention: PurgeRules | None = None) -> None:
         self.data_dir = data_dir
+        self.retention = retention if retention is not None and not retention.empty else None
+        self.last_durable_gtid = ""  # GTID of the last durable transaction
         self.binlog_dir = data_dir / "binlog"
         self.readers_dir = data_dir / "readers"
         self.state_path = data_dir / "state.json"
@@ -116,14 +119,17 @@ class BinlogStore:
 
     @classmethod
     def open(cls, data_dir: Path, *, durability: Durability | None = None, metrics: Metrics | None = None,
-             create: bool = True) -> BinlogStore:
-        """Open the store for writing: take the lock, load state, recover a torn tail."""
+             create: bool = True, retention: PurgeRules | None = None) -> BinlogStore:
+        """Open the store for writing: take the lock, load state, recover a torn tail.
+
+        ``retention`` is applied whenever a file is complete, as a primary expires its logs at rotation.
+        """
         data_dir = Path(data_dir)
         if not data_dir.exists():
             if not create:
                 raise StorageError(f"no store at {data_dir}", hint="check --data-dir")
             data_dir.mkdir(parents=True)
-        store = cls(data_dir, durability or Durability(), metrics, readonly=False)
+        store = cls(data_dir, durability or Durability(), metrics, readonly=False, retention=retention)
         try:
             store.binlog_dir.mkdir(exist_ok=True)
             store.readers_dir.mkdir(exist_ok=True)
@@ -137,6 +143,7 @@ class BinlogStore:
             store._marker = DurableMarker(data_dir / "durable")
             store._recover()
             store.gtid_index.open_for_append()
+            store._update_gauges()
         except BaseException:
             store._lock.release()
             raise
@@ -414,6 +421,22 @@ class BinlogStore:
             raise storage_error(exc, f"cannot close {active.path}") from exc
         self._active = None
         self._save_state(force=True)
+        if self.retention is not None:
+            try:
+                self.purge(self.retention)
+            except StorageError as exc:  # retention must never stop the relay
+                LOG.error("retention could not purge: %s", exc)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.store_files.set(len(self.index.names))
+        total = 0
+        for name in self.index.names:
+            with contextlib.suppress(OSError):
+                total += (self.binlog_dir / name).stat().st_size
+        self.metrics.store_bytes.set(total)
 
     def rollback_to_boundary(self) -> None:
         """Drop a partial transaction (the upstream connection broke inside it)."""
@@ -622,12 +645,16 @@ class BinlogStore:
             return
         executed = self._executed
         done = 0
+        last = None
         for end, gtid in pending:
             if end > upto:
                 break
             executed = _add_gtid(executed, gtid)
+            last = gtid
             done += 1
         self._executed = executed
+        if last is not None:
+            self.last_durable_gtid = str(last)
         del pending[:done]
 
     def _save_state(self, *, force: bool = False) -> None:

@@ -1,0 +1,99 @@
+"""`binhub run` against a real primary: relays, serves /metrics and /status, stops gracefully."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.integration.conftest import PrimaryDb
+from tests.integration.relayutil import assert_store_matches, wait_for
+from tests.integration.workload import create_tables, insert_rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def test_daemon_relays_reports_and_stops_gracefully(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    tables = create_tables(primary_db.conn, primary_db.name, 1)
+    insert_rows(primary_db.conn, primary_db.name, tables[0], 100)
+    port = _free_port()
+    config = tmp_path / "binhub.toml"
+    config.write_text(f"""
+[store]
+data_dir = "store"
+durability = "txn"
+
+[relay]
+source = "{primary_db.dsn}"
+server_id = 4242
+start_file = "{primary_db.start_file}"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[log]
+format = "json"
+""")
+    log = (tmp_path / "daemon.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "binhub", "run", "--config", str(config)],
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        _, _, gtid = primary_db.position()
+
+        def caught_up() -> bool:
+            try:
+                status = json.loads(_get(f"http://127.0.0.1:{port}/status"))
+            except OSError:
+                return False
+            return bool(json.dumps(status).count(gtid))
+
+        wait_for(caught_up, timeout=30)
+        insert_rows(primary_db.conn, primary_db.name, tables[0], 50, start_id=5000)
+        _, _, gtid = primary_db.position()
+        wait_for(caught_up, timeout=30)  # live: new transactions arrive without a restart
+        metrics = _get(f"http://127.0.0.1:{port}/metrics")
+        assert f'binhub_relay_last_gtid_info{{gtid="{gtid}"}}' in metrics
+        events = [line for line in metrics.splitlines() if line.startswith("binhub_relay_events_total ")]
+        assert events and float(events[0].split()[1]) > 20
+        assert "binhub_store_fsync_seconds_count" in metrics
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    lines = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines() if line.startswith("{")]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    assert_store_matches(tmp_path / "store", primary_db.sandbox, from_file=primary_db.start_file)
+
+
+def test_invalid_config_is_refused_with_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "binhub.toml"
+    config.write_text('[store]\ndata_dir = "s"\n[relay]\nsource = "mysql://u:p@127.0.0.1:3306"\nserver_id = -3\n')
+    proc = subprocess.run([sys.executable, "-m", "binhub", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "relay.server_id" in proc.stderr
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "binhub", "demo", "--work-dir", str(tmp_path / "demo")],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    n = last.split()[0]
+    assert last == f"{n} of {n} files identical to the primary's, every CRC valid" and int(n) >= 3
+    assert not (tmp_path / "demo").exists()  # cleaned up without --keep
