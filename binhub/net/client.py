@@ -175,7 +175,8 @@ class UpstreamConnection:
     # -- connect -------------------------------------------------------------------------------
     @classmethod
     async def connect(cls, host: str, port: int, user: str, password: str, *, database: str | None = None,
-                      ssl: ssl_module.SSLContext | None = None, connect_timeout: float = 10.0,
+                      ssl: ssl_module.SSLContext | None = None, ssl_optional: bool = False,
+                      connect_timeout: float = 10.0,
                       attrs: dict[str, str] | None = None) -> UpstreamConnection:
         """Connect (TCP, or a unix socket if ``host`` starts with "/"), upgrade to TLS if ``ssl``, authenticate."""
         where = host if host.startswith("/") else f"{host}:{port}"
@@ -187,7 +188,8 @@ class UpstreamConnection:
                     _, protocol = await loop.create_unix_connection(lambda: _UpstreamProtocol(where), host)
                 else:
                     _, protocol = await loop.create_connection(lambda: _UpstreamProtocol(where), host, port)
-                handshake = ClientHandshake(user, password, database, ssl_wanted=ssl is not None, attrs=attrs)
+                handshake = ClientHandshake(user, password, database, ssl_wanted=ssl is not None,
+                                            ssl_optional=ssl_optional, attrs=attrs)
                 await cls._run_handshake(protocol, handshake, ssl, host)
         except TimeoutError as exc:
             cls._abort(protocol)

@@ -207,6 +207,7 @@ class Relay:
         src = cfg.source
         self._conn = conn = await UpstreamConnection.connect(
             src.host, src.port, src.user, src.password, ssl=self._ssl_context(),
+            ssl_optional=cfg.ssl_mode == "preferred",
             connect_timeout=cfg.connect_timeout, attrs={"program_name": "binhub", "_client_role": "binary_log_listener"})
         self._info = info = await probe(conn, is_mariadb=conn.is_mariadb, user=src.user)
         if info.binlog_format.upper() != "ROW" and self._sessions == 0:
@@ -267,8 +268,6 @@ class Relay:
         if mode in ("preferred", "required"):
             ctx.check_hostname = False
             ctx.verify_mode = ssl_mod.CERT_NONE
-        if mode == "preferred":
-            return None  # TODO(serve issue): opportunistic TLS needs the client to fall back when the server has none
         return ctx
 
     def _check_identity(self, info: UpstreamInfo) -> None:

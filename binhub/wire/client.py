@@ -78,12 +78,13 @@ class ClientHandshake:
     """Drive one connection phase as the client."""
 
     def __init__(self, user: str, password: str | bytes, database: str | None = None, *,
-                 ssl_wanted: bool = False, attrs: Mapping[str, str] | None = None,
+                 ssl_wanted: bool = False, ssl_optional: bool = False, attrs: Mapping[str, str] | None = None,
                  charset: int = Charset.UTF8MB4_GENERAL_CI) -> None:
         self.user = user
         self.password = password.encode() if isinstance(password, str) else password
         self.database = database
         self.ssl_wanted = ssl_wanted
+        self.ssl_optional = ssl_optional  # "preferred": use TLS when the server offers it, else go on without
         self.attrs = dict(DEFAULT_ATTRS if attrs is None else attrs)
         self.charset = charset
         self.state = ClientState.AWAIT_GREETING
@@ -125,6 +126,8 @@ class ClientHandshake:
         wanted = CLIENT_CAPABILITIES
         if self.database:
             wanted |= Capability.CONNECT_WITH_DB
+        if self.ssl_wanted and not greeting.capabilities & Capability.SSL and self.ssl_optional:
+            self.ssl_wanted = False
         if self.ssl_wanted:
             if not greeting.capabilities & Capability.SSL:
                 raise UpstreamError(2026, "HY000", "TLS was requested but the upstream server does not support it",
