@@ -67,7 +67,9 @@ class HandshakeStep:
 def raise_for_err(payload: Buffer, *, user: str = "", during_auth: bool = False) -> None:
     """Raise the binhub error for an ERR payload (AuthenticationFailed for access denied)."""
     err = ErrPacket.parse(payload)
-    if err.code == ER_ACCESS_DENIED_ERROR or (during_auth and err.code in (1044, 1251, 1275, 1698)):
+    # After authentication "access denied" (e.g. COM_REGISTER_SLAVE without REPLICATION SLAVE) is a
+    # missing privilege, not a bad password: only the handshake turns it into AuthenticationFailed.
+    if during_auth and err.code in (ER_ACCESS_DENIED_ERROR, 1044, 1251, 1275, 1698):
         raise AuthenticationFailed(
             err.code, err.sqlstate, err.message,
             hint=f"check the user name and password binhub uses for the upstream (user {user!r})")
@@ -119,7 +121,7 @@ class ClientHandshake:
     # -- states --------------------------------------------------------------------------------
     def _process__greeting(self, payload: Buffer) -> HandshakeStep:
         if payload and payload[0] == ERR_HEADER:
-            raise_for_err(payload, user=self.user)  # e.g. "Host is not allowed to connect"
+            raise_for_err(payload, user=self.user, during_auth=True)  # e.g. "Host is not allowed to connect"
         greeting = HandshakeV10.parse(payload)
         self.greeting = greeting
         self.scramble = greeting.scramble
