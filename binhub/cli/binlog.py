@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from binhub.binlog.file import BinlogFileReader
 from binhub.errors import BinlogError
 from binhub.ops.parsers import parse_duration, parse_size
 from binhub.store import BinlogStore
+from binhub.store.archive import SUFFIX as ARCHIVE_SUFFIX
+from binhub.store.archive import open_binlog
 from binhub.store.catalog import identity_from_file, summarize, verify_files
 from binhub.store.retention import PurgeRules
 from binhub.store.state import RequestedStart
@@ -72,6 +76,8 @@ def ls(data_dir: Path | None, as_json: bool) -> None:
             click.echo(json.dumps(dataclasses.asdict(s)))
         return
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped output: do not squeeze GTIDs into 80 columns
     up = store.state.upstream
     if up is not None:
         console.print(f"upstream: {up.flavour} {up.version} server_id={up.server_id}"
@@ -204,18 +210,30 @@ def purge(data_dir: Path | None, to_file: str | None, before: str | None, max_ag
 @click.option("--data-dir", required=True, type=click.Path(path_type=Path), help="The store directory.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(data_dir: Path, files: tuple[Path, ...]) -> None:
-    """Import binlog files (e.g. an archive of a primary's binlogs) into a store, oldest first."""
-    paths = sorted(files, key=lambda p: p.name)
-    report = verify_files(paths)
-    if not report.ok:
-        raise BinlogError("refusing to import: " + "; ".join(report.problems[:3]))
-    store = BinlogStore.open(data_dir)
-    try:
-        if store.state.upstream is None and not store.files:
-            store.set_identity(identity_from_file(paths[0]))
-            store.update_state(requested_start=RequestedStart("import", file=paths[0].name))
-        for path in paths:
-            store.import_file(path)
-            click.echo(f"imported {path.name} ({path.stat().st_size:,} bytes)")
-    finally:
-        store.close()
+    """Import binlog files (e.g. an archive of a primary's binlogs, plain or .zst) into a store, oldest first."""
+    with tempfile.TemporaryDirectory(prefix="binhub-import-") as tmp:
+        paths = sorted((_plain_copy(p, Path(tmp)) for p in files), key=lambda p: p.name)
+        report = verify_files(paths)
+        if not report.ok:
+            raise BinlogError("refusing to import: " + "; ".join(report.problems[:3]))
+        store = BinlogStore.open(data_dir)
+        try:
+            if store.state.upstream is None and not store.files:
+                store.set_identity(identity_from_file(paths[0]))
+                store.update_state(requested_start=RequestedStart("import", file=paths[0].name))
+            for path in paths:
+                store.import_file(path)
+                click.echo(f"imported {path.name} ({path.stat().st_size:,} bytes)")
+        finally:
+            store.close()
+
+
+def _plain_copy(path: Path, tmp: Path) -> Path:
+    """An archived ``NAME.zst`` is decompressed to ``tmp/NAME`` first; plain files are used as they are."""
+    if not path.name.endswith(ARCHIVE_SUFFIX):
+        return path
+    name, stream = open_binlog(path)
+    target = tmp / name
+    with stream as src, open(target, "wb") as dst:  # type: ignore[attr-defined]
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return target

@@ -91,7 +91,8 @@ def open_store(config: StoreConfig, metrics: Metrics) -> Store:
 
     r = config.retention
     rules = PurgeRules(max_age=r.max_age, max_size=r.max_size, max_files=r.max_files)
-    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics, retention=rules)
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics, retention=rules,
+                            archive_dir=config.archive_dir)
 
 
 def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:

@@ -34,6 +34,7 @@ from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGti
 from binhub.binlog.header import EventHeader
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinlogError, StorageError
+from binhub.store.archive import archive_file
 from binhub.store.durability import Durability
 from binhub.store.durable import DurableMarker, DurablePosition, read_durable
 from binhub.store.fsutil import fsync_dir, storage_error
@@ -90,8 +91,9 @@ class BinlogStore:
     """One store directory. Use :meth:`open` for the single writer, :meth:`open_readonly` for readers."""
 
     def __init__(self, data_dir: Path, durability: Durability, metrics: Metrics | None, readonly: bool,
-                 retention: PurgeRules | None = None) -> None:
+                 retention: PurgeRules | None = None, archive_dir: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.archive_dir = archive_dir
         self.retention = retention if retention is not None and not retention.empty else None
         self.last_durable_gtid = ""  # GTID of the last durable transaction
         self.binlog_dir = data_dir / "binlog"
@@ -119,17 +121,20 @@ class BinlogStore:
 
     @classmethod
     def open(cls, data_dir: Path, *, durability: Durability | None = None, metrics: Metrics | None = None,
-             create: bool = True, retention: PurgeRules | None = None) -> BinlogStore:
+             create: bool = True, retention: PurgeRules | None = None,
+             archive_dir: Path | None = None) -> BinlogStore:
         """Open the store for writing: take the lock, load state, recover a torn tail.
 
-        ``retention`` is applied whenever a file is complete, as a primary expires its logs at rotation.
+        ``retention`` is applied whenever a file is complete, as a primary expires its logs at rotation;
+        with ``archive_dir``, purged files are compressed there first.
         """
         data_dir = Path(data_dir)
         if not data_dir.exists():
             if not create:
                 raise StorageError(f"no store at {data_dir}", hint="check --data-dir")
             data_dir.mkdir(parents=True)
-        store = cls(data_dir, durability or Durability(), metrics, readonly=False, retention=retention)
+        store = cls(data_dir, durability or Durability(), metrics, readonly=False, retention=retention,
+                    archive_dir=archive_dir)
         try:
             store.binlog_dir.mkdir(exist_ok=True)
             store.readers_dir.mkdir(exist_ok=True)
@@ -510,6 +515,9 @@ class BinlogStore:
                                       active=self.current_file)
         if not victims:
             return [], blocked
+        if self.archive_dir is not None:
+            for name in victims:  # archived before anything is removed: a failure here removes nothing
+                archive_file(paths[name], self.archive_dir)
         gone = set(victims)
         self.index.remove(gone)
         purged = self._header_set_of(self.index.names[0]) if self.index.names else None
