@@ -30,6 +30,7 @@ from binhub.errors import (
     ChecksumMismatch,
     ConnectionFailed,
     DiskFull,
+    EndOfDump,
     ProtocolError,
     StartPositionError,
     UpstreamError,
@@ -196,6 +197,10 @@ class Relay:
             return None
         if isinstance(exc, DiskFull | ChecksumMismatch):
             return None
+        if isinstance(exc, EndOfDump):
+            # The relay never asks for a non-blocking dump: an EOF means the upstream is shutting
+            # down (a clean restart), and it will be back.
+            return None
         if isinstance(exc, ProtocolError) and self._sessions:
             return None
         return exc
@@ -214,6 +219,10 @@ class Relay:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
                         info.binlog_format)
         self._check_identity(info)
+        if info.encrypted and not self.store.state.encrypted_upstream:
+            LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
+                        "so the stored files are not byte-identical to the upstream's encrypted files")
+            self.store.update_state(encrypted_upstream=True)
         file, position = await self._start_position(conn, info)
         if self.until_caught_up and self._target is None:
             self._target = (file_seq(info.current_file), info.current_position)

@@ -48,6 +48,7 @@ class UpstreamInfo:
     current_position: int
     gtid_position: str  # gtid_binlog_pos (MariaDB) or gtid_executed (MySQL)
     gtid_purged: str  # MySQL only
+    encrypted: bool = False  # MariaDB encrypt_binlog: events arrive decrypted, so files are not byte-identical
 
     @property
     def base_name(self) -> str:
@@ -78,10 +79,15 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
     if str(log_bin) in ("0", "OFF"):
         raise BinhubError("binary logging is disabled on the upstream (log_bin is OFF), so there is nothing to relay",
                           hint="restart the upstream with --log-bin (and --server-id)")
-    uuid, domain, gtid_pos, purged = "", None, "", ""
+    uuid, domain, gtid_pos, purged, encrypted = "", None, "", "", False
     if is_mariadb:
         domain_s, gtid_pos_s = _rows(await conn.query("SELECT @@gtid_domain_id, @@gtid_binlog_pos"))[0]
         domain, gtid_pos = int(domain_s or 0), gtid_pos_s or ""
+        try:
+            encrypted = str(await _scalar(conn, "SELECT @@global.encrypt_binlog")) in ("1", "ON")
+        except UpstreamError as exc:  # servers without the variable (and binhub when chaining) do not encrypt
+            if exc.code != ER_UNKNOWN_SYSTEM_VARIABLE:
+                raise
     else:
         uuid = await _scalar(conn, "SELECT @@server_uuid") or ""
         try:
@@ -93,7 +99,8 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
     files = await list_binlogs(conn, flavour=flavour, user=user)
     current_file, current_pos = await master_status(conn, flavour=flavour, user=user)
     return UpstreamInfo(flavour, str(version), int(server_id or 0), uuid, domain, str(binlog_format or ""),
-                        str(checksum or "NONE").upper(), files, current_file, current_pos, gtid_pos, purged)
+                        str(checksum or "NONE").upper(), files, current_file, current_pos, gtid_pos, purged,
+                        encrypted)
 
 
 def _privilege_error(exc: UpstreamError, user: str, flavour: str, what: str) -> BinhubError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,27 @@ def test_purged_start_gtid_names_what_is_missing(lonely_server, tmp_path: Path) 
     proc = run_relay(lonely_server.dsn, tmp_path / "store", "--start-gtid", "0-1-2", timeout=30)
     assert proc.returncode == 1
     assert "purged" in proc.stderr and "after seq 2" in proc.stderr, proc.stderr
+
+
+def test_encrypted_upstream_is_stored_decrypted_and_said_so(mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("1;a7addd9adea9978fda19f21e6be987880e68ac92632ca052e5bb42b1a506939a\n")
+    server = mariadb_factory(extra_args=["--plugin-load-add=file_key_management",
+                                         f"--file-key-management-filename={keys}", "--encrypt-binlog=ON"])
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE e")
+        cur.execute("CREATE TABLE e.t (id INT PRIMARY KEY, v TEXT)")
+        cur.execute("INSERT INTO e.t VALUES (1, 'secret'), (2, 'stuff')")
+    conn.close()
+    store = tmp_path / "store"
+    proc = run_relay(server.dsn, store)
+    assert proc.returncode == 0, proc.stderr
+    assert "encrypt_binlog=ON" in proc.stderr
+    stored = stored_files(store)
+    primary_copy = (server.binlog_dir / stored[0].name).read_bytes()
+    assert b"secret" in stored[0].read_bytes() and b"secret" not in primary_copy  # decrypted here only
+    ls = subprocess.run([sys.executable, "-m", "binhub", "binlog", "ls", "--data-dir", str(store)],
+                        capture_output=True, text=True, timeout=60)
+    assert "not byte-identical" in ls.stdout
+    assert mariadb_binlog_reads(stored[0]).returncode == 0
