@@ -18,6 +18,8 @@ COMMANDS = {
     "run": "binhub.cli.run:run",
     "status": "binhub.cli.status:status",
     "binlog": "binhub.cli.binlog:binlog",
+    "serve": "binhub.cli.serve:serve",
+    "user": "binhub.cli.user:user",
 }
 
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 import binhub
 from binhub.errors import BinhubError, ConfigError
-from binhub.ops.config import Config, RelayConfig, StoreConfig, load_config
+from binhub.ops.config import Config, RelayConfig, ServeConfig, StoreConfig, load_config
 from binhub.ops.http import AdminServer
 from binhub.ops.logging import ROOT, setup_logging
 from binhub.ops.metrics import Metrics
@@ -39,10 +39,12 @@ __all__ = [
     "DEFAULT_STOP_TIMEOUT",
     "Daemon",
     "RelayFactory",
+    "ServerFactory",
     "Service",
     "Store",
     "StoreOpener",
     "make_relay",
+    "make_server",
     "open_store",
     "run_from_config",
 ]
@@ -80,6 +82,7 @@ class Service(Protocol):
 
 StoreOpener = Callable[[StoreConfig, Metrics], Store]
 RelayFactory = Callable[[RelayConfig, Store, Metrics], Service]
+ServerFactory = Callable[[ServeConfig, Store, Metrics], Service]
 
 
 def open_store(config: StoreConfig, metrics: Metrics) -> Store:
@@ -103,6 +106,29 @@ def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:
     return Relay(config, cast(BinlogStore, store), metrics=metrics)
 
 
+def open_store_readonly(config: StoreConfig, metrics: Metrics) -> Store:
+    """A store another process writes (a daemon that only serves): no lock, no recovery."""
+    from binhub.store import BinlogStore
+
+    return BinlogStore.open_readonly(config.data_dir)
+
+
+def make_server(config: ServeConfig, store: Store, metrics: Metrics) -> Service:
+    """Create (not start) the binlog server over ``store``.
+
+    With a relay in the same daemon, ``store`` is the relay's writer store, so the server's dumps
+    are woken in-process by the store's listeners instead of polling the files.
+    """
+    from binhub.serve.metrics import ServeMetrics
+    from binhub.serve.server import BinlogServer
+    from binhub.serve.users import UserDirectory
+    from binhub.store import BinlogStore
+
+    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file), server_id=config.server_id,
+                        host=config.host, port=config.port, tls_cert=config.tls_cert, tls_key=config.tls_key,
+                        metrics=ServeMetrics(metrics))
+
+
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]
 
 
@@ -117,12 +143,14 @@ class Daemon:
         metrics: Metrics | None = None,
         open_store: StoreOpener = open_store,
         make_relay: RelayFactory = make_relay,
+        make_server: ServerFactory = make_server,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else Metrics()
         self._open_store = open_store
         self._make_relay = make_relay
+        self._make_server = make_server
         self._stop_timeout = stop_timeout
         self.store: Store | None = None
         self.services: dict[str, Service] = {}
@@ -137,9 +165,9 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if self.config.relay is None:
+        if self.config.relay is None and self.config.serve is None:
             raise ConfigError("relay", "nothing to run: the config enables no service",
-                              hint="add a [relay] section with a source")
+                              hint="add a [relay] section with a source, or a [serve] section")
         cleanups: list[_Cleanup] = []
         fatal: BaseException | None = None
         try:
@@ -157,7 +185,11 @@ class Daemon:
         config = self.config
         log.info("binhub %s starting", binhub.__version__, extra={"pid": os.getpid(), "data_dir": str(config.store.data_dir)})
 
-        store = self._open_store(config.store, self.metrics)
+        # Serving alone, the daemon only reads: a relay in another process keeps the writer's lock.
+        opener = self._open_store
+        if config.relay is None and opener is open_store:
+            opener = open_store_readonly
+        store = opener(config.store, self.metrics)
         self.store = store
         cleanups.append(("store", _as_async(store.close)))
 
@@ -168,7 +200,12 @@ class Daemon:
             cleanups.append(("relay", relay.stop))
             await relay.start()
         if config.serve is not None:
-            log.warning("[serve] is configured, but this version has no binlog server yet; ignoring it")
+            # Started after the relay and, cleanups running in reverse, stopped before it: replicas
+            # are let go first, then the relay flushes the store they were reading.
+            server = self._make_server(config.serve, store, self.metrics)
+            self.services["serve"] = server
+            cleanups.append(("serve", server.stop))
+            await server.start()
 
         if config.http.enabled:
             http = AdminServer(self.metrics, self.status)
@@ -323,6 +360,7 @@ def run_from_config(
     env: Mapping[str, str] | None = None,
     open_store: StoreOpener = open_store,
     make_relay: RelayFactory = make_relay,
+    make_server: ServerFactory = make_server,
     echo_error: Callable[[str], None] | None = None,
 ) -> int:
     """The whole of ``binhub run``: load config, set up logging, run the daemon; returns the exit code.
@@ -337,7 +375,7 @@ def run_from_config(
         (echo_error or _stderr)(f"binhub: {exc}")
         return 2
     setup_logging(config.log.level, config.log.format)
-    daemon = Daemon(config, open_store=open_store, make_relay=make_relay)
+    daemon = Daemon(config, open_store=open_store, make_relay=make_relay, make_server=make_server)
     try:
         asyncio.run(daemon.run())
     except ConfigError as exc:  # found at startup, e.g. the HTTP port is taken

@@ -1,0 +1,1 @@
+"""Serve: binhub as a binlog server that real replicas (and other binhubs) replicate from."""
