@@ -1,0 +1,459 @@
+"""The binlog dump: what binhub sends after COM_BINLOG_DUMP / COM_BINLOG_DUMP_GTID, until it ends.
+
+One :class:`DumpSession` per replica connection. It resolves the start (``start.py``), sends the
+per-flavour preamble as a real primary does (``preamble.py``), then streams the store's events
+untouched from a :class:`~binhub.serve.follower.StoreFollower`:
+
+* every event goes out as ``0x00`` + event (``0x00 0xEF flag`` + event with semi-sync); the
+  connection frames payloads and splits those of 0xFFFFFF bytes or more;
+* events of a read batch (up to a MiB) go out in one ``write_packets`` and one ``drain``: the
+  per-session backpressure, so a slow replica only slows its own task;
+* GTID skipping: transactions the replica has are not sent (MySQL: in its GTID set; MariaDB: up to
+  the GTID of ``@slave_connect_state`` per domain). MySQL marks the end of a skipped run with a
+  heartbeat, MariaDB with an artificial GTID_LIST, as the primaries do;
+* heartbeats (v1, or v2 when a MySQL replica sets dump flag bit 1) after ``@master_heartbeat_period``
+  without events, naming the file and position the replica has reached;
+* ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent.
+
+The session ends when the replica goes (its socket reader task sees the close), on an error
+(sent as an ERR packet first), or at the NON_BLOCK end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from binhub.binlog.constants import EventType
+from binhub.binlog.events import GtidEvent, decode_event
+from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
+from binhub.binlog.transaction import TransactionTracker
+from binhub.errors import BinhubError, GtidError, StorageError
+from binhub.serve import preamble
+from binhub.serve.follower import Batch, StoreFollower
+from binhub.serve.start import (
+    ER_MASTER_FATAL_ERROR_READING_BINLOG,
+    DumpError,
+    StartPlan,
+    plan_file_position,
+    plan_mariadb_gtid,
+    plan_mysql_gtid,
+    read_head,
+)
+from binhub.store.store import BinlogStore
+from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
+from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
+from binhub.wire.messages import EofPacket, ErrPacket
+
+LOG = logging.getLogger("binhub.serve.dump")
+
+NON_BLOCK = 0x01
+FLAG_BIT1 = 0x02  # MariaDB COM_BINLOG_DUMP: send ANNOTATE_ROWS; MySQL: heartbeat v2
+MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
+MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2
+MARIA_SLAVE_CAPABILITY_GTID = 4
+BATCH_BYTES = 1 << 20
+
+_FDE = int(EventType.FORMAT_DESCRIPTION)
+_ANNOTATE = int(EventType.MARIA_ANNOTATE_ROWS)
+_MARIA_GTID = int(EventType.MARIA_GTID)
+_MYSQL_GTIDS = frozenset((int(EventType.GTID), int(EventType.GTID_TAGGED), int(EventType.ANONYMOUS_GTID)))
+_MARIA_GTID_BODY = struct.Struct("<QI")
+_U32 = struct.Struct("<I")
+
+
+# --------------------------------------------------------------------------- what the dump uses
+
+class DumpConnection(Protocol):
+    """What the dump needs of the server-side connection (``binhub.net.server.ServerConnection``)."""
+
+    sequence: int  # sequence id of the next packet written
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def read_packet(self) -> bytes: ...
+
+    def write_packets(self, payloads: list[bytes]) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class DumpSessionState(Protocol):
+    user_vars: dict[str, str]
+    replica_server_id: int
+    connection_id: int
+
+
+class DumpServer(Protocol):
+    store: BinlogStore
+    server_id: int
+    metrics: Any
+
+
+@dataclass
+class DumpContext:
+    conn: DumpConnection
+    state: DumpSessionState
+    command: ComBinlogDump | ComBinlogDumpGtid
+    server: DumpServer
+
+
+async def serve_dump(ctx: DumpContext) -> None:
+    """Run one dump until the replica leaves, an error was sent, or a NON_BLOCK dump reached the end."""
+    await DumpSession(ctx).run()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().strip("'\"").lower() in {"1", "on", "true", "yes"}
+
+
+def _inc(metrics: Any, name: str, amount: float = 1) -> None:
+    # The serve metrics are registered by the server's metrics module; absent ones are skipped.
+    counter = getattr(metrics, name, None) if metrics is not None else None
+    if counter is not None:
+        counter.inc(amount)
+
+
+# --------------------------------------------------------------------------- the session
+
+class DumpSession:
+    def __init__(self, ctx: DumpContext) -> None:
+        self.conn = ctx.conn
+        self.server = ctx.server
+        self.store = ctx.server.store
+        self.server_id = ctx.server.server_id
+        self.metrics = ctx.server.metrics
+        self.command = ctx.command
+        self.replica_id = ctx.state.replica_server_id or ctx.command.server_id
+        uv = {k.lower().lstrip("@"): v for k, v in ctx.state.user_vars.items()}
+        self.vars = uv
+        self.flags = int(ctx.command.flags)
+        self.flavour = self._flavour()
+        self.non_block = bool(self.flags & NON_BLOCK) or ctx.command.server_id == 0
+        self.semisync = _truthy(uv.get("rpl_semi_sync_slave")) or _truthy(uv.get("rpl_semi_sync_replica"))
+        period_ns = uv.get("master_heartbeat_period") or uv.get("source_heartbeat_period") or "0"
+        try:
+            self.heartbeat_period = max(0.0, float(period_ns.strip("'\"")) / 1e9)
+        except ValueError:
+            self.heartbeat_period = 0.0
+        self.heartbeat_v2 = self.flavour == "mysql" and bool(self.flags & FLAG_BIT1)
+        self.send_annotate = (self.flavour == "mariadb" and isinstance(ctx.command, ComBinlogDump)
+                              and bool(self.flags & FLAG_BIT1))
+        try:
+            self.capability = int((uv.get("mariadb_slave_capability") or "0").strip("'\""))
+        except ValueError:
+            self.capability = 0
+        declared = uv.get("master_binlog_checksum", uv.get("source_binlog_checksum"))
+        self.checksum_aware = declared is not None
+        self.rotate_crc = (declared or "").strip("'\"").upper() == "CRC32"
+        self.holder = f"dump of replica {self.replica_id} (connection {ctx.state.connection_id})"
+        # Stream state: what the replica has been told.
+        self.crc = self.rotate_crc
+        self.file = ""
+        self.pos = 4
+        self.tracker = TransactionTracker()
+        self.skipping = False
+        self.skipped_end = 0  # MySQL: end of a skipped run not yet announced with a heartbeat
+        self.reached = True  # GTID mode: the replica's start position has been reached
+        self.fake_gtid_list = False
+        self.plan: StartPlan | None = None
+        self.follower: StoreFollower | None = None
+        self.acks = 0
+        self.events = 0
+        self.bytes = 0
+
+    def _flavour(self) -> str:
+        up = self.store.state.upstream
+        if up is not None and up.flavour:
+            return up.flavour
+        files = self.store.files
+        if files:
+            with contextlib.suppress(BinhubError, OSError):
+                return "mariadb" if b"MariaDB" in read_head(self.store, files[0]).fde[21:71] else "mysql"
+        return "mariadb"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read_replica(), name=f"dump-reader-{self.replica_id}")
+        streamer = asyncio.create_task(self._run_stream(), name=f"dump-{self.replica_id}")
+        try:
+            await asyncio.wait({reader, streamer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streamer, reader):
+                if not task.done():
+                    task.cancel()
+            for task in (streamer, reader):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self.follower is not None:
+                self.follower.close()
+            LOG.info("dump of replica %s ended: %d events, %d bytes, %d semi-sync acks", self.replica_id,
+                     self.events, self.bytes, self.acks)
+
+    async def _run_stream(self) -> None:
+        try:
+            await self._stream()
+        except DumpError as exc:
+            await self._send_error(exc.code, exc.text)
+        except StorageError as exc:
+            await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, f"binhub could not read its store: {exc}")
+        except (ConnectionError, OSError) as exc:
+            LOG.info("replica %s disconnected: %s", self.replica_id, exc)
+        except BinhubError as exc:
+            if not self.conn.closed:
+                await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, str(exc))
+
+    async def _send_error(self, code: int, message: str) -> None:
+        LOG.warning("dump of replica %s refused: %s", self.replica_id, message)
+        _inc(self.metrics, "serve_dump_errors")
+        if self.conn.closed:
+            return
+        with contextlib.suppress(Exception):
+            self.conn.write_packets([ErrPacket(code, "HY000", message).build()])
+            await self.conn.drain()
+
+    async def _read_replica(self) -> None:
+        """The replica's side of the socket: semi-sync acks, or its going away."""
+        while True:
+            try:
+                payload = await self.conn.read_packet()
+            except (BinhubError, ConnectionError, OSError, asyncio.IncompleteReadError, EOFError):
+                return
+            if not payload:
+                return
+            if payload[0] == SEMISYNC_MAGIC:
+                with contextlib.suppress(BinhubError, ValueError):
+                    ack = SemisyncAck.parse(payload)
+                    self.acks += 1
+                    _inc(self.metrics, "semisync_acks")
+                    LOG.debug("semi-sync ack from replica %s: %s:%d", self.replica_id, ack.filename, ack.position)
+            elif payload[0] == 0x01:  # COM_QUIT
+                return
+
+    # -- start ----------------------------------------------------------------------------------
+    def _make_plan(self) -> StartPlan:
+        cmd = self.command
+        if isinstance(cmd, ComBinlogDumpGtid):
+            try:
+                exclude = MysqlGtidSet.decode(cmd.gtid_data) if cmd.gtid_data else MysqlGtidSet()
+            except GtidError as exc:
+                raise DumpError(f"malformed GTID set in COM_BINLOG_DUMP_GTID: {exc}") from None
+            return plan_mysql_gtid(self.store, exclude)
+        connect_state = self.vars.get("slave_connect_state")
+        if self.flavour == "mariadb" and connect_state is not None:
+            return plan_mariadb_gtid(self.store, connect_state.strip("'\""),
+                                     strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
+                                     ignore_duplicates=_truthy(self.vars.get("slave_gtid_ignore_duplicates")))
+        return plan_file_position(self.store, cmd.filename, cmd.position)
+
+    def _check_replica(self, plan: StartPlan) -> None:
+        head = read_head(self.store, plan.file)
+        if head.crc and not self.checksum_aware:
+            raise DumpError("Slave can not handle replication events with the checksum that master is "
+                            "configured to log")
+        if self.flavour == "mariadb" and self.capability < MARIA_SLAVE_CAPABILITY_GTID:
+            raise DumpError(
+                f"binhub serves MariaDB binlogs only to GTID-aware replicas (@mariadb_slave_capability="
+                f"{MARIA_SLAVE_CAPABILITY_GTID}, MariaDB 10.0 and later); this replica announced "
+                f"{self.capability}, so GTID, GTID_LIST and BINLOG_CHECKPOINT events would have to be rewritten")
+
+    # -- streaming ------------------------------------------------------------------------------
+    async def _stream(self) -> None:
+        plan = await asyncio.to_thread(self._make_plan)
+        self._check_replica(plan)
+        self.plan = plan
+        # GTID mode: until the replica's position is reached, an FDE goes out with ``created`` zeroed.
+        self.reached = not plan.gtid_mode or (plan.mysql_exclude is None and not plan.mariadb_pending)
+        head = read_head(self.store, plan.file)
+        self.file, self.pos = plan.file, plan.rotate_position
+        # The dump command opened the exchange with sequence id 0: the stream continues from 1.
+        self.conn.sequence = 1
+        out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]
+        start = plan.position
+        if plan.mid_file:
+            self.crc = head.crc
+            out.append(preamble.dump_fde(head.fde, zero_log_pos=True, zero_created=True, crc=head.crc))
+        elif plan.jumps:
+            start = 4  # the head (FDE, PREVIOUS_GTIDS / GTID_LIST, checkpoints) first, then the jump
+        else:
+            start = 4 if plan.position == 4 else plan.position
+        self.follower = follower = StoreFollower(self.store, plan.file, start, holder=self.holder)
+        self._send(out)
+        await self.conn.drain()
+        LOG.info("dump to replica %s from %s:%d (%s%s)", self.replica_id, plan.file, plan.position,
+                 "GTID" if plan.gtid_mode else "file/position", ", jumping with the GTID index" if plan.jumps else "")
+        jump_pending = plan.jumps
+        timeout: float | None = 0 if self.non_block else (self.heartbeat_period or None)
+        while True:
+            batch = await follower.read(timeout, max_bytes=BATCH_BYTES)
+            if not batch.events:
+                if self.non_block:
+                    self._send(self._announce_skipped())
+                    self.conn.write_packets([EofPacket().build()])
+                    await self.conn.drain()
+                    return
+                self._send(self._announce_skipped() or [self._heartbeat(self.file, self.pos)])
+                await self.conn.drain()
+                continue
+            events, jump_now = self._process(batch, jump_pending)
+            if jump_now:
+                jump_pending = False
+                follower.seek(plan.position)
+                if self.flavour == "mysql":
+                    self.skipped_end = plan.position
+            await self._write(events)
+
+    def _process(self, batch: Batch, jump_pending: bool) -> tuple[list[tuple[bytes, bool]], bool]:
+        """Turn a batch into (payload event, ends a transaction) pairs; True as well if the jump is due."""
+        out: list[tuple[bytes, bool]] = []
+        plan = self.plan
+        assert plan is not None
+        for offset, ev in batch.events:
+            if jump_pending and batch.file == plan.file and offset >= plan.head_end:
+                return out, True
+            kind = ev[4]
+            end = offset + len(ev)
+            if offset == 4 and kind == _FDE:
+                if batch.file != self.file:
+                    # A file switch: MariaDB's fake ROTATE carries the previous file's checksum setting.
+                    out.append((preamble.fake_rotate(batch.file, 4, self.server_id, crc=self.crc), False))
+                self.file = batch.file
+                self.crc = preamble.fde_checksum(ev)
+                self.tracker = TransactionTracker()
+                zero_created = plan.gtid_mode and not self.reached
+                out.append((preamble.dump_fde(ev, zero_log_pos=False, zero_created=zero_created, crc=self.crc),
+                            False))
+                self.pos = end
+                continue
+            self.file = batch.file
+            send = self._filter(kind, ev)
+            done = self.tracker.transactions
+            boundary = self.tracker.feed(ev, 4 if self.crc else 0)
+            ends_txn = boundary and self.tracker.transactions != done
+            self.pos = end
+            if self.skipping:
+                if boundary:
+                    self.skipping = False
+                    if self.fake_gtid_list:
+                        # mariadbd: once the group holding the requested GTID has been skipped.
+                        self.fake_gtid_list = False
+                        out.append((self._gtid_list_event(end), False))
+                if self.flavour == "mysql":
+                    self.skipped_end = end
+                continue
+            if not send:
+                continue
+            if self.skipped_end:
+                out.extend((p, False) for p in self._announce_skipped())
+            out.append((bytes(ev), ends_txn))
+            if self.fake_gtid_list:
+                # mariadbd: right after the first event past the requested GTID (a gap before it).
+                self.fake_gtid_list = False
+                out.append((self._gtid_list_event(end), False))
+        return out, False
+
+    def _filter(self, kind: int, ev: memoryview) -> bool:
+        """Whether to send ``ev``; starts a skipped group when the replica already has it."""
+        plan = self.plan
+        assert plan is not None
+        if kind == _MARIA_GTID and plan.gtid_mode:
+            return self._mariadb_gtid(ev)
+        if kind in _MYSQL_GTIDS and plan.mysql_exclude is not None:
+            gtid = None
+            if kind != EventType.ANONYMOUS_GTID:
+                event = decode_event(bytes(ev), None, checksum_size=4 if self.crc else 0)
+                gtid = event.gtid if isinstance(event, GtidEvent) else None
+            if gtid is not None and gtid in plan.mysql_exclude:
+                self.skipping = True
+                return False
+            self.reached = True
+            return True
+        if kind == _ANNOTATE and not self.send_annotate:
+            # mariadbd: a replica that tolerates holes gets none; one that only knows the event gets it.
+            return self.capability < MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
+        return True
+
+    def _mariadb_gtid(self, ev: memoryview) -> bool:
+        plan = self.plan
+        assert plan is not None
+        seq_no, domain = _MARIA_GTID_BODY.unpack_from(ev, 19)
+        server = _U32.unpack_from(ev, 5)[0]
+        plan.mariadb_state[(domain, server)] = seq_no
+        req = plan.mariadb_pending.get(domain)
+        if req is None:
+            return True
+        skip = server != req.server_id or seq_no <= req.seq_no
+        if server == req.server_id and seq_no >= req.seq_no:
+            if plan.strict and seq_no > req.seq_no:
+                raise DumpError(f"The binlog on the master is missing the GTID {req} requested by the slave (even "
+                                "though both a prior and a subsequent sequence number does exist), and GTID "
+                                "strict mode is enabled")
+            self.fake_gtid_list = True
+            del plan.mariadb_pending[domain]
+            self.reached = not plan.mariadb_pending
+        if skip:
+            self.skipping = True
+            return False
+        return True
+
+    def _gtid_list_event(self, log_pos: int) -> bytes:
+        """The artificial GTID_LIST MariaDB sends once the requested position is reached."""
+        plan = self.plan
+        assert plan is not None
+        gtids = [MariadbGtid(d, s, n) for (d, s), n in sorted(plan.mariadb_state.items())]
+        return preamble.gtid_list(gtids, self.server_id, log_pos=log_pos, crc=self.crc)
+
+    def _announce_skipped(self) -> list[bytes]:
+        """MySQL: a heartbeat at the end of a skipped run, so the replica's position moves past it."""
+        if not self.skipped_end:
+            return []
+        pos, self.skipped_end = self.skipped_end, 0
+        return [self._heartbeat(self.file, pos)]
+
+    def _heartbeat(self, file: str, pos: int) -> bytes:
+        _inc(self.metrics, "serve_heartbeats")
+        build = preamble.heartbeat_v2 if self.heartbeat_v2 else preamble.heartbeat_v1
+        return build(file, pos, self.server_id, crc=self.crc)
+
+    # -- writing --------------------------------------------------------------------------------
+    def _send(self, events: list[bytes]) -> None:
+        """Artificial events (preamble, heartbeats): framed like file events, never asking for an ack."""
+        if events:
+            prefix = b"\x00" + bytes((SEMISYNC_MAGIC, 0)) if self.semisync else b"\x00"
+            self.conn.write_packets([prefix + e for e in events])
+
+    async def _write(self, out: list[tuple[bytes, bool]]) -> None:
+        if not out:
+            return
+        n = sum(len(e) for e, _ in out)
+        self.events += len(out)
+        self.bytes += n
+        _inc(self.metrics, "dump_events", len(out))
+        _inc(self.metrics, "dump_bytes", n)
+        if not self.semisync:
+            self.conn.write_packets([b"\x00" + e for e, _ in out])
+            await self.conn.drain()
+            return
+        # Semi-sync: ask for an ack at the last transaction end of the batch (an ack covers everything
+        # before it). After such an event a primary restarts its sequence ids at 1, because the
+        # replica's ack (sequence 0) interleaves with the stream; the replica expects exactly that.
+        last = max((i for i, (_, ends) in enumerate(out) if ends), default=-1)
+        head = [b"\x00" + bytes((SEMISYNC_MAGIC, SEMISYNC_NEED_ACK if i == last else 0)) + e
+                for i, (e, _) in enumerate(out)]
+        if last < 0:
+            self.conn.write_packets(head)
+        else:
+            self.conn.write_packets(head[:last + 1])
+            self.conn.sequence = 1
+            if last + 1 < len(head):
+                self.conn.write_packets(head[last + 1:])
+            _inc(self.metrics, "serve_semisync_requests")
+        await self.conn.drain()
+
+
+__all__ = ["DumpConnection", "DumpContext", "DumpServer", "DumpSession", "DumpSessionState", "serve_dump"]

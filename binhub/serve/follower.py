@@ -1,0 +1,412 @@
+"""Follow a store from (file, position): whole events, only up to the durable position, live.
+
+A :class:`StoreFollower` is what a dump session (or any other reader) iterates: ``read()`` returns
+the next batch of complete events of one file, waiting for the relay to make more durable when it
+has sent everything. It never returns a byte past the durable position, so a replica never sees
+a transaction that a crash could take back.
+
+Waking up: a reader in the relay's own process (``binhub run``) is woken by ``store.add_listener``
+within the same loop iteration as the publish; a reader in another process (``binhub serve`` beside
+``binhub relay``) watches the store directory with inotify (the relay ``pwrite``s
+``DATA_DIR/durable`` after every group commit) and falls back to a short poll where inotify is
+missing. One :class:`StoreHub` per store holds that machinery, shared by every follower of it.
+
+Fan-out: replicas at the tail are all woken by the same publish and all ask for the same bytes
+``[old durable, new durable)``. The hub keeps the most recent chunks in one shared window keyed
+by ``(file, start, end)``, so N tail replicas cost one ``pread``, not N. Catch-up reads are MiB
+sized and done in a worker thread, so a cold disk never stalls the event loop (and the other
+sessions on it).
+
+Each follower holds a :class:`~binhub.store.retention.ReaderLease` that moves with it from file
+to file: purge never removes a file it is reading or will read next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import struct
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from binhub.binlog.constants import HEADER_SIZE
+from binhub.errors import StorageError
+from binhub.store.durable import DurablePosition
+from binhub.store.retention import ReaderLease
+from binhub.store.store import BinlogStore, file_seq
+
+LOG = logging.getLogger("binhub.serve.follower")
+
+CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
+THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread
+WINDOW_BYTES = 64 << 20  # the shared window of recent chunks
+WINDOW_CHUNKS = 256
+POLL_INTERVAL = 0.005  # without inotify: how often another process's publish is looked for
+INOTIFY_SAFETY_POLL = 0.25  # with inotify: a missed wake-up costs at most this
+
+_SIZE = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Complete events of one file, in order: ``(offset, event bytes)``; ``end`` follows the last."""
+
+    file: str
+    events: list[tuple[int, memoryview]]
+    end: int
+
+
+class FollowerClosed(Exception):
+    """Raised by ``read()`` after ``close()``."""
+
+
+# --------------------------------------------------------------------------- inotify (Linux)
+
+_IN_MODIFY = 0x002
+_IN_CLOSE_WRITE = 0x008
+_IN_MOVED_TO = 0x080
+_IN_CREATE = 0x100
+_IN_NONBLOCK = 0o4000
+_IN_CLOEXEC = 0o2000000
+
+
+class _Inotify:
+    """A tiny ctypes wrapper: one watch on the store directory, readable fd for ``loop.add_reader``."""
+
+    def __init__(self, directory: Path) -> None:
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name or "libc.so.6", use_errno=True)
+        self._libc = libc
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.fd = int(fd)
+        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        if libc.inotify_add_watch(self.fd, os.fsencode(directory), mask) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"inotify_add_watch({directory}) failed")
+
+    def drain(self) -> None:
+        """Consume pending notifications; which file changed does not matter, only that one did."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while os.read(self.fd, 65536):
+                pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+# --------------------------------------------------------------------------- the per-store hub
+
+class StoreHub:
+    """Wake-ups and the shared window of one store, for every follower of it in this process."""
+
+    def __init__(self, store: BinlogStore) -> None:
+        self.store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._inotify: _Inotify | None = None
+        self._listening = False
+        self._window: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
+        self._window_bytes = 0
+        self._loading: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+        self.window_hits = 0
+        self.window_misses = 0
+
+    # -- wake-ups -------------------------------------------------------------------------------
+    def _attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        if not self._listening:
+            # In-process publishes (binhub run); harmless for a read-only store, which never publishes.
+            self.store.add_listener(self._on_publish)
+            self._listening = True
+        if self.store.readonly and self._inotify is None:
+            try:
+                self._inotify = _Inotify(self.store.data_dir)
+                loop.add_reader(self._inotify.fd, self._on_inotify)
+            except (OSError, AttributeError) as exc:
+                LOG.info("inotify unavailable (%s); polling the durable position every %d ms",
+                         exc, int(POLL_INTERVAL * 1000))
+                self._inotify = None
+
+    def _on_publish(self, _pos: DurablePosition) -> None:
+        # The relay publishes from the loop thread, but ``commit()`` may run in a worker thread.
+        if threading.get_ident() == self._loop_thread:
+            self.notify()
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.notify)
+
+    def _on_inotify(self) -> None:
+        if self._inotify is not None:
+            self._inotify.drain()
+        self.notify()
+
+    def notify(self) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the durable position may have moved, or ``timeout`` seconds."""
+        self._attach()
+        if self.store.readonly:
+            cap = INOTIFY_SAFETY_POLL if self._inotify is not None else POLL_INTERVAL
+            timeout = cap if timeout is None else min(timeout, cap)
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+
+    def close(self) -> None:
+        if self._listening:
+            self.store.remove_listener(self._on_publish)
+            self._listening = False
+        if self._inotify is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self._inotify.fd)
+            self._inotify.close()
+            self._inotify = None
+        self._loop = None
+
+    # -- the shared window ----------------------------------------------------------------------
+    async def read(self, fd: int, file: str, start: int, end: int) -> bytes:
+        """``pread`` of ``[start, end)`` of ``file``, shared with every follower asking for the same span."""
+        key = (file, start, end)
+        data = self._window.get(key)
+        if data is not None:
+            self._window.move_to_end(key)
+            self.window_hits += 1
+            return data
+        pending = self._loading.get(key)
+        if pending is not None:
+            self.window_hits += 1
+            return await asyncio.shield(pending)
+        self.window_misses += 1
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._loading[key] = fut
+        try:
+            size = end - start
+            if size >= THREAD_READ_MIN:
+                data = await asyncio.to_thread(_pread_all, fd, size, start)
+            else:
+                data = _pread_all(fd, size, start)
+        except BaseException as exc:
+            fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._loading.pop(key, None)
+        fut.set_result(data)
+        self._remember(key, data)
+        return data
+
+    def _remember(self, key: tuple[str, int, int], data: bytes) -> None:
+        if len(data) > WINDOW_BYTES // 4:
+            return  # one huge event would evict everything else
+        self._window[key] = data
+        self._window_bytes += len(data)
+        while self._window_bytes > WINDOW_BYTES or len(self._window) > WINDOW_CHUNKS:
+            _, old = self._window.popitem(last=False)
+            self._window_bytes -= len(old)
+
+
+_HUBS: weakref.WeakKeyDictionary[BinlogStore, StoreHub] = weakref.WeakKeyDictionary()
+
+
+def hub_for(store: BinlogStore) -> StoreHub:
+    """The one hub of ``store`` in this process."""
+    hub = _HUBS.get(store)
+    if hub is None:
+        hub = _HUBS[store] = StoreHub(store)
+    return hub
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+# --------------------------------------------------------------------------- the follower
+
+class StoreFollower:
+    """Read a store's events from ``(file, position)`` on, following the durable position live."""
+
+    def __init__(self, store: BinlogStore, file: str, position: int, *, holder: str,
+                 hub: StoreHub | None = None, lease: bool = True) -> None:
+        if position < 4:
+            raise ValueError(f"position {position} is inside the binlog magic; use 4 or more")
+        self.store = store
+        self.hub = hub or hub_for(store)
+        self.file = file
+        self.position = position
+        self.holder = holder
+        self._fd: int | None = None
+        self._closed = False
+        self._lease: ReaderLease | None = None
+        if lease:
+            with contextlib.suppress(OSError):
+                store.readers_dir.mkdir(exist_ok=True)
+            self._lease = ReaderLease(store.data_dir, holder, file)
+        self._open(file)
+
+    # -- public ---------------------------------------------------------------------------------
+    def seek(self, position: int) -> None:
+        """Continue in the same file at ``position`` (which must be an event boundary)."""
+        self.position = position
+
+    async def read(self, timeout: float | None = None, *, max_bytes: int = CHUNK_SIZE) -> Batch:
+        """The next events (at least one), or an empty batch when ``timeout`` passes with nothing new.
+
+        ``timeout=0`` never waits: an empty batch then means "everything durable has been read".
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._closed:
+                raise FollowerClosed(f"follower of {self.file} was closed")
+            end, complete = self._readable_end()
+            if self.position < end:
+                return await self._read_events(min(end, self.position + max_bytes), end)
+            if complete and self.position >= end and self._advance():
+                continue
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return Batch(self.file, [], self.position)
+            await self.hub.wait(remaining)
+
+    def caught_up(self) -> bool:
+        """True when everything durable has been read (the next ``read`` would wait)."""
+        end, complete = self._readable_end()
+        if self.position < end:
+            return False
+        return not (complete and self._next_name() is not None)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    # -- internals ------------------------------------------------------------------------------
+    def _open(self, name: str) -> None:
+        try:
+            fd = os.open(self.store.file_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise StorageError(f"{name} is not in the store (purged, or never stored)") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open {name}: {exc}") from exc
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+
+    def _readable_end(self) -> tuple[int, bool]:
+        """(how far this file may be read, whether the file is complete)."""
+        durable = self.store.durable_position
+        if durable is None:
+            return 0, False
+        seq = file_seq(self.file)
+        if durable.file == self.file:
+            return durable.position, False
+        if durable.file_seq > seq:
+            # A later file is durable: this one was closed (fsynced) before it began.
+            assert self._fd is not None
+            return os.fstat(self._fd).st_size, True
+        return 0, False
+
+    def _next_name(self) -> str | None:
+        names = self.store.index.names
+        if (self.file not in names or names[-1] == self.file) and self.store.readonly:
+            # A reader in another process has a stale index; the writer's is always current.
+            self.store.index.load()
+            names = self.store.index.names
+        if self.file in names:
+            i = names.index(self.file)
+            return names[i + 1] if i + 1 < len(names) else None
+        later = [n for n in names if file_seq(n) > file_seq(self.file)]
+        return later[0] if later else None
+
+    def _advance(self) -> bool:
+        name = self._next_name()
+        if name is None:
+            return False
+        if self._lease is not None:
+            self._lease.move(name)
+        self._open(name)
+        self.file = name
+        self.position = 4
+        return True
+
+    async def _read_events(self, stop: int, limit: int) -> Batch:
+        """Whole events in ``[position, stop)``; extends past ``stop`` (up to ``limit``) for a large event."""
+        assert self._fd is not None
+        start = self.position
+        data = await self.hub.read(self._fd, self.file, start, stop)
+        view = memoryview(data)
+        events: list[tuple[int, memoryview]] = []
+        pos = 0
+        n = len(view)
+        while n - pos >= HEADER_SIZE:
+            size = _SIZE.unpack_from(view, pos + 9)[0]
+            if size < HEADER_SIZE:
+                raise StorageError(f"{self.file} holds a corrupt event header at offset {start + pos} "
+                                   f"(declared size {size})", hint="run `binhub binlog verify` on the store")
+            if pos + size > n:
+                break
+            events.append((start + pos, view[pos:pos + size]))
+            pos += size
+        if not events:
+            # One event larger than the chunk: read exactly that event.
+            if n < HEADER_SIZE:
+                head = _pread_all(self._fd, HEADER_SIZE, start)
+                if len(head) < HEADER_SIZE:
+                    raise StorageError(f"{self.file} ends inside an event header at offset {start}")
+                size = _SIZE.unpack_from(head, 9)[0]
+            if start + size > limit:
+                raise StorageError(f"{self.file}: the event at offset {start} ({size} bytes) runs past the "
+                                   f"durable end {limit}", hint="run `binhub binlog verify` on the store")
+            data = await asyncio.to_thread(_pread_all, self._fd, size, start)
+            if len(data) < size:
+                raise StorageError(f"{self.file} ends inside an event at offset {start}")
+            events.append((start, memoryview(data)))
+            pos = size
+        self.position = start + pos
+        return Batch(self.file, events, self.position)
+
+    def __enter__(self) -> StoreFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Batch", "FollowerClosed", "StoreFollower", "StoreHub", "hub_for"]

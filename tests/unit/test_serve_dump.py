@@ -1,0 +1,521 @@
+"""The dump (binhub/serve/dump.py) against a fake connection: bytes on the wire for each start kind.
+
+The store is filled with synthetic files (tests/binlog_factory.py) through ``import_file``, so
+positions and CRCs are consistent and the GTID index is built as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import binhub.store.store as store_mod
+from binhub.binlog.constants import EventType
+from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent, decode_event
+from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
+from binhub.serve.dump import DumpContext, serve_dump
+from binhub.serve.preamble import FDE_CREATED_OFFSET
+from binhub.store.retention import live_leases
+from binhub.store.store import BinlogStore
+from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
+from binhub.wire.constants import BinlogDumpFlag
+from binhub.wire.messages import ErrPacket
+from tests.binlog_factory import BinlogFileBuilder
+
+U1 = uuid.UUID("3e11fa47-71ca-11e1-9e33-c80aa9429562")
+CRC_VARS = {"master_binlog_checksum": "CRC32", "mariadb_slave_capability": "4"}
+
+
+class FakeConnection:
+    """Records (sequence id, payload) per packet; ``read_packet`` serves what the test pushes."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+        self.sent: list[tuple[int, bytes]] = []
+        self.incoming: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed = False
+        self.writes = 0
+
+    async def read_packet(self) -> bytes:
+        payload = await self.incoming.get()
+        if not payload:
+            self.closed = True
+            raise ConnectionError("client gone")
+        return payload
+
+    def write_packets(self, payloads: list[bytes]) -> None:
+        if self.closed:
+            raise ConnectionError("closed")
+        self.writes += 1
+        for p in payloads:
+            self.sent.append((self.sequence, p))
+            self.sequence = (self.sequence + 1 + len(p) // 0xFFFFFF) & 0xFF
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+    def reset_sequence(self) -> None:
+        self.sequence = 0
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [p for _, p in self.sent]
+
+
+@dataclass
+class FakeState:
+    user_vars: dict[str, str] = field(default_factory=lambda: dict(CRC_VARS))
+    replica_server_id: int = 7
+    connection_id: int = 1
+
+
+@dataclass
+class FakeServer:
+    store: BinlogStore
+    server_id: int = 99
+    metrics: Any = None
+
+
+def events(conn: FakeConnection, semisync: bool = False) -> list[bytes]:
+    """The events sent (payloads without the 0x00 byte and semi-sync header), stopping at EOF/ERR."""
+    out = []
+    for p in conn.payloads:
+        if p[0] != 0:
+            break
+        out.append(p[3:] if semisync else p[1:])
+    return out
+
+
+def last_packet(conn: FakeConnection) -> bytes:
+    return conn.payloads[-1]
+
+
+def mariadb_files(tmp: Path, txns: int = 10, files: int = 2) -> list[Path]:
+    paths = []
+    seq = 0
+    for i in range(1, files + 1):
+        b = BinlogFileBuilder(f"mariadb-bin.{i:06d}", "mariadb")
+        b.gtid_list([MariadbGtid(0, 1, seq)] if seq else [])
+        b.checkpoint(b.name)
+        for _ in range(txns):
+            seq += 1
+            b.maria_txn(0, seq, annotate=True)
+        if i < files:
+            b.rotate(f"mariadb-bin.{i + 1:06d}")
+        paths.append(b.save(tmp))
+    return paths
+
+
+def mysql_files(tmp: Path, txns: int = 10, files: int = 2, tagged: bool = False) -> list[Path]:
+    paths = []
+    gno = 0
+    for i in range(1, files + 1):
+        b = BinlogFileBuilder(f"mysql-bin.{i:06d}", "mysql")
+        b.previous_gtids(MysqlGtidSet.parse(f"{U1}:1-{gno}") if gno else MysqlGtidSet())
+        for _ in range(txns):
+            gno += 1
+            b.mysql_txn(U1, gno)
+        if tagged:
+            b.mysql_txn(U1, 1, tag="blue")
+        if i < files:
+            b.rotate(f"mysql-bin.{i + 1:06d}")
+        paths.append(b.save(tmp))
+    return paths
+
+
+def make_store(tmp_path: Path, paths: list[Path]) -> BinlogStore:
+    store = BinlogStore.open(tmp_path / "store")
+    for p in paths:
+        store.import_file(p)
+    return store
+
+
+@pytest.fixture
+def mariadb_store(tmp_path: Path) -> Iterator[BinlogStore]:
+    src = tmp_path / "src"
+    src.mkdir()
+    store = make_store(tmp_path, mariadb_files(src))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def mysql_store(tmp_path: Path) -> Iterator[BinlogStore]:
+    src = tmp_path / "src"
+    src.mkdir()
+    store = make_store(tmp_path, mysql_files(src, tagged=True))
+    yield store
+    store.close()
+
+
+def dump(store: BinlogStore, command: ComBinlogDump | ComBinlogDumpGtid, user_vars: dict[str, str] | None = None,
+         conn: FakeConnection | None = None, timeout: float = 5.0) -> FakeConnection:
+    async def go() -> FakeConnection:
+        c = conn or FakeConnection()
+        state = FakeState(user_vars=dict(CRC_VARS if user_vars is None else user_vars))
+        await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(store))), timeout)
+        return c
+    return asyncio.run(go())
+
+
+def nb(filename: str = "", pos: int = 4, flags: int = 0) -> ComBinlogDump:
+    return ComBinlogDump(pos, 7, filename, BinlogDumpFlag(flags | BinlogDumpFlag.NON_BLOCK))
+
+
+def file_events(path: Path, start: int = 4) -> list[bytes]:
+    data = path.read_bytes()
+    out, pos = [], start
+    while pos < len(data):
+        size = struct.unpack_from("<I", data, pos + 9)[0]
+        out.append(data[pos:pos + size])
+        pos += size
+    return out
+
+
+def crc_ok(ev: bytes) -> bool:
+    return bool(struct.unpack_from("<I", ev, len(ev) - 4)[0] == zlib.crc32(ev[:-4]))
+
+
+# --------------------------------------------------------------------------- preamble
+
+def test_mariadb_file_position_from_start(mariadb_store: BinlogStore) -> None:
+    conn = dump(mariadb_store, nb("mariadb-bin.000001", flags=BinlogDumpFlag.SEND_ANNOTATE_ROWS))
+    evs = events(conn)
+    rotate = evs[0]
+    ts, kind, server_id, size, log_pos, flags = struct.unpack_from("<IBIIIH", rotate)
+    assert (ts, kind, server_id, log_pos, flags) == (0, EventType.ROTATE, 99, 0, 0x20)
+    assert size == len(rotate) and crc_ok(rotate)
+    rot = decode_event(rotate)
+    assert isinstance(rot, RotateEvent) and (rot.next_file, rot.position) == ("mariadb-bin.000001", 4)
+    stored = file_events(mariadb_store.file_path("mariadb-bin.000001"))
+    fde = evs[1]
+    assert fde[17] & 1 == 0 and crc_ok(fde)
+    assert fde[13:17] == stored[0][13:17] and fde[FDE_CREATED_OFFSET:FDE_CREATED_OFFSET + 4] != b"\0\0\0\0"
+    # Then the file's events untouched, a fake ROTATE and the next file.
+    assert evs[2:2 + len(stored) - 1] == stored[1:]
+    nxt = decode_event(evs[1 + len(stored)])
+    assert isinstance(nxt, RotateEvent) and nxt.next_file == "mariadb-bin.000002" and nxt.header.flags == 0x20
+    stored2 = file_events(mariadb_store.file_path("mariadb-bin.000002"))
+    assert evs[-(len(stored2) - 1):] == stored2[1:]
+    assert last_packet(conn)[0] == 0xFE  # NON_BLOCK: EOF at the end
+    assert [s for s, _ in conn.sent] == list(range(1, len(conn.sent) + 1))
+
+
+def test_empty_filename_means_first_file(mariadb_store: BinlogStore) -> None:
+    conn = dump(mariadb_store, nb(""))
+    rot = decode_event(events(conn)[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mariadb-bin.000001"
+
+
+def test_mid_file_start_zeroes_fde_log_pos_and_created(mariadb_store: BinlogStore) -> None:
+    stored = file_events(mariadb_store.file_path("mariadb-bin.000001"))
+    pos = sum(len(e) for e in stored[:5]) + 4  # a transaction start
+    conn = dump(mariadb_store, nb("mariadb-bin.000001", pos))
+    evs = events(conn)
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.position == pos
+    fde = evs[1]
+    assert fde[13:17] == b"\0\0\0\0" and fde[FDE_CREATED_OFFSET:FDE_CREATED_OFFSET + 4] == b"\0\0\0\0"
+    assert crc_ok(fde)
+    assert evs[2] == stored[5]
+
+
+def test_annotate_rows_only_with_the_dump_flag(mariadb_store: BinlogStore) -> None:
+    without = [e[4] for e in events(dump(mariadb_store, nb("mariadb-bin.000001")))]
+    with_flag = [e[4] for e in events(dump(mariadb_store, nb("mariadb-bin.000001",
+                                                                 flags=BinlogDumpFlag.SEND_ANNOTATE_ROWS)))]
+    assert EventType.MARIA_ANNOTATE_ROWS not in without
+    assert with_flag.count(EventType.MARIA_ANNOTATE_ROWS) == 20
+
+
+def test_rotate_crc_follows_negotiation(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb", crc=False)
+    b.gtid_list([])
+    b.maria_txn(0, 1)
+    store = make_store(tmp_path, [b.save(src)])
+    try:
+        conn = dump(store, nb("mariadb-bin.000001"), {"master_binlog_checksum": "NONE",
+                                                      "mariadb_slave_capability": "4"})
+        rot = events(conn)[0]
+        assert len(rot) == 19 + 8 + len("mariadb-bin.000001")
+        # Without a declaration a store without CRCs is still served (as mariadbd does).
+        conn = dump(store, nb("mariadb-bin.000001"), {"mariadb_slave_capability": "4"})
+        assert last_packet(conn)[0] == 0xFE
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- errors
+
+def error_of(conn: FakeConnection) -> ErrPacket:
+    payload = last_packet(conn)
+    assert payload[0] == 0xFF, payload[:40]
+    return ErrPacket.parse(payload)
+
+
+def test_checksum_not_declared_is_refused(mariadb_store: BinlogStore) -> None:
+    err = error_of(dump(mariadb_store, nb("mariadb-bin.000001"), {"mariadb_slave_capability": "4"}))
+    assert err.code == 1236 and "Slave can not handle replication events with the checksum" in err.message
+
+
+def test_unknown_file_impossible_position_and_non_boundary(mariadb_store: BinlogStore) -> None:
+    err = error_of(dump(mariadb_store, nb("mariadb-bin.000042")))
+    assert err.code == 1236 and "Could not find first log file name" in err.message
+    err = error_of(dump(mariadb_store, nb("mariadb-bin.000001", 10**9)))
+    assert err.code == 1236 and "impossible position" in err.message
+    err = error_of(dump(mariadb_store, nb("mariadb-bin.000001", 300)))
+    assert err.code == 1236 and "not the start of an event" in err.message
+
+
+def test_old_mariadb_capability_is_refused(mariadb_store: BinlogStore) -> None:
+    err = error_of(dump(mariadb_store, nb("mariadb-bin.000001"), {"master_binlog_checksum": "CRC32"}))
+    assert err.code == 1236 and "mariadb_slave_capability" in err.message
+
+
+# --------------------------------------------------------------------------- MariaDB GTID
+
+def gtid_vars(state: str, **extra: str) -> dict[str, str]:
+    return {**CRC_VARS, "slave_connect_state": state, **extra}
+
+
+def sent_gtids(evs: list[bytes]) -> list[int]:
+    return [struct.unpack_from("<Q", e, 19)[0] for e in evs if e[4] == EventType.MARIA_GTID]
+
+
+def test_mariadb_gtid_start_skips_and_sends_artificial_gtid_list(mariadb_store: BinlogStore) -> None:
+    conn = dump(mariadb_store, nb(), gtid_vars("0-1-5"))
+    evs = events(conn)
+    kinds = [e[4] for e in evs]
+    assert kinds[:4] == [EventType.ROTATE, EventType.FORMAT_DESCRIPTION, EventType.MARIA_GTID_LIST,
+                         EventType.MARIA_BINLOG_CHECKPOINT]
+    fde = evs[1]
+    assert fde[13:17] != b"\0\0\0\0" and fde[FDE_CREATED_OFFSET:FDE_CREATED_OFFSET + 4] == b"\0\0\0\0"
+    fake = decode_event(evs[4])
+    assert isinstance(fake, MariadbGtidListEvent) and fake.header.flags & 0x20
+    assert MariadbGtid(0, 1, 5) in fake.gtids
+    stored = file_events(mariadb_store.file_path("mariadb-bin.000001"))
+    txn_end = sum(len(e) for e in stored[:3 + 5 * 4]) + 4
+    assert fake.header.log_pos == txn_end
+    assert sent_gtids(evs) == list(range(6, 21))
+
+
+def test_mariadb_gtid_in_second_file_and_at_file_end(mariadb_store: BinlogStore) -> None:
+    evs = events(dump(mariadb_store, nb(), gtid_vars("0-1-10")))
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mariadb-bin.000002"
+    assert sent_gtids(evs) == list(range(11, 21))
+    assert not any(e[4] == EventType.MARIA_GTID_LIST and e[17] & 0x20 for e in evs)  # nothing skipped
+
+
+def test_mariadb_gtid_errors(mariadb_store: BinlogStore) -> None:
+    err = error_of(dump(mariadb_store, nb(), gtid_vars("0-1-500")))
+    assert err.code == 1236 and "0-1-500, which is not in the master's binlog" in err.message
+    ok = dump(mariadb_store, nb(), gtid_vars("0-1-500", slave_gtid_ignore_duplicates="1"))
+    assert last_packet(ok)[0] == 0xFE
+
+
+def test_mariadb_purged_gtid(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    store = make_store(tmp_path, mariadb_files(src)[1:])  # GTIDs 1-10 were purged
+    try:
+        err = error_of(dump(store, nb(), gtid_vars("0-1-3")))
+        assert err.code == 1236 and "Could not find GTID state requested by slave" in err.message
+        assert sent_gtids(events(dump(store, nb(), gtid_vars("0-1-10")))) == list(range(11, 21))
+    finally:
+        store.close()
+
+
+def test_mariadb_strict_mode_refuses_a_hole(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    b.gtid_list([MariadbGtid(0, 1, 1)])
+    for seq in (2, 3, 5, 6):
+        b.maria_txn(0, seq)
+    store = make_store(tmp_path, [b.save(src)])
+    try:
+        err = error_of(dump(store, nb(), gtid_vars("0-1-4", slave_gtid_strict_mode="1")))
+        assert err.code == 1236 and "missing the GTID 0-1-4" in err.message
+        assert sent_gtids(events(dump(store, nb(), gtid_vars("0-1-4")))) == [5, 6]
+    finally:
+        store.close()
+
+
+def test_gtid_index_jump_sends_the_same_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "GTID_INDEX_EVERY", 7)
+    src = tmp_path / "src"
+    src.mkdir()
+    store = make_store(tmp_path, mariadb_files(src, txns=60, files=2))
+    try:
+        from binhub.serve.start import plan_mariadb_gtid
+
+        plan = plan_mariadb_gtid(store, "0-1-100", strict=False, ignore_duplicates=False)
+        assert plan.jumps and plan.file == "mariadb-bin.000002"
+        jumped = events(dump(store, nb(), gtid_vars("0-1-100")))
+        store.gtid_index.rewrite([])
+        plan = plan_mariadb_gtid(store, "0-1-100", strict=False, ignore_duplicates=False)
+        assert not plan.jumps
+        scanned = events(dump(store, nb(), gtid_vars("0-1-100")))
+        assert jumped == scanned
+        assert sent_gtids(jumped) == list(range(101, 121))
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- MySQL GTID
+
+def gtid_dump(exclude: str, flags: int = BinlogDumpFlag.USE_HEARTBEAT_EVENT_V2) -> ComBinlogDumpGtid:
+    data = MysqlGtidSet.parse(exclude).encode()
+    return ComBinlogDumpGtid(7, data, "", 4, BinlogDumpFlag(flags | BinlogDumpFlag.THROUGH_GTID | 1))
+
+
+def mysql_gnos(evs: list[bytes]) -> list[str]:
+    out = []
+    for e in evs:
+        if e[4] in (EventType.GTID, EventType.GTID_TAGGED):
+            g = decode_event(e)
+            out.append(str(getattr(g, "gtid", "")))
+    return out
+
+
+def test_mysql_gtid_dump_skips_with_heartbeat(mysql_store: BinlogStore) -> None:
+    conn = dump(mysql_store, gtid_dump(f"{U1}:1-13"), {"master_binlog_checksum": "CRC32"})
+    evs = events(conn)
+    kinds = [e[4] for e in evs]
+    assert kinds[:3] == [EventType.ROTATE, EventType.FORMAT_DESCRIPTION, EventType.PREVIOUS_GTIDS]
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mysql-bin.000002" and rot.position == 4
+    assert evs[1][FDE_CREATED_OFFSET:FDE_CREATED_OFFSET + 4] == b"\0\0\0\0" and evs[1][13:17] != b"\0\0\0\0"
+    hb = decode_event(evs[3])
+    assert isinstance(hb, HeartbeatEvent) and hb.header.type_code == EventType.HEARTBEAT_V2
+    assert hb.log_ident == "mysql-bin.000002"
+    stored = file_events(mysql_store.file_path("mysql-bin.000002"))
+    assert hb.log_pos == 4 + sum(len(e) for e in stored[:2 + 3 * 4])
+    assert mysql_gnos(evs) == [f"{U1}:{n}" for n in range(14, 21)] + [f"{U1}:blue:1"]
+    assert last_packet(conn)[0] == 0xFE
+
+
+def test_mysql_tagged_gtid_is_skipped(mysql_store: BinlogStore) -> None:
+    conn = dump(mysql_store, gtid_dump(f"{U1}:1-20,{U1}:blue:1", flags=0), {"master_binlog_checksum": "CRC32"})
+    evs = events(conn)
+    assert mysql_gnos(evs) == []
+    hb = [decode_event(e) for e in evs if e[4] in (EventType.HEARTBEAT, EventType.HEARTBEAT_V2)]
+    assert hb and hb[-1].header.type_code == EventType.HEARTBEAT  # v1 without flag bit 1
+
+
+def test_mysql_purged_gtids_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = mysql_files(src)
+    store = make_store(tmp_path, paths[1:])  # the store starts after GTIDs 1-10
+    try:
+        err = error_of(dump(store, gtid_dump(f"{U1}:1-5"), {"master_binlog_checksum": "CRC32"}))
+        assert err.code == 1236 and "purged required binary logs" in err.message and f"{U1}:6-10" in err.message
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- live, heartbeats, semi-sync
+
+def append_txns(store: BinlogStore, first: int, n: int) -> None:
+    """Append MariaDB transactions as the relay does (positions rewritten for where they land)."""
+    b = BinlogFileBuilder("x.000001", "mariadb")
+    head = len(b.buf)
+    for seq in range(first, first + n):
+        b.maria_txn(0, seq)
+    shift = store.position - head
+    for ev in file_events_bytes(bytes(b.buf))[1:]:
+        raw = bytearray(ev)
+        struct.pack_into("<I", raw, 13, struct.unpack_from("<I", raw, 13)[0] + shift)
+        struct.pack_into("<I", raw, len(raw) - 4, zlib.crc32(raw[:-4]))
+        store.append(bytes(raw))
+        if raw[4] == EventType.XID:
+            store.mark_boundary(MariadbGtid(0, 1, struct.unpack_from("<Q", raw, 19)[0]), 0)
+    store.commit()
+
+
+def file_events_bytes(data: bytes) -> list[bytes]:
+    out, pos = [], 4
+    while pos < len(data):
+        size = struct.unpack_from("<I", data, pos + 9)[0]
+        out.append(data[pos:pos + size])
+        pos += size
+    return out
+
+
+def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    b.gtid_list([])
+    b.maria_txn(0, 1)
+    store = make_store(tmp_path, [b.save(src)])
+    vars_ = {**CRC_VARS, "master_heartbeat_period": str(50_000_000)}
+
+    async def go() -> FakeConnection:
+        conn = FakeConnection()
+        cmd = ComBinlogDump(4, 7, "mariadb-bin.000001", BinlogDumpFlag(0))
+        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(store))))
+        await asyncio.sleep(0.2)
+        assert [lease.holder for lease in live_leases(store.data_dir)], "the dump holds a reader lease"
+        hbs = [decode_event(p[1:]) for p in conn.payloads if p[5] == EventType.HEARTBEAT]
+        assert hbs and all(isinstance(h, HeartbeatEvent) and h.log_ident == "mariadb-bin.000001"
+                           and h.log_pos == store.position for h in hbs)
+        before = len(conn.payloads)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        append_txns(store, 2, 3)
+        while sent_gtids([p[1:] for p in conn.payloads[before:]]) != [2, 3, 4]:
+            await asyncio.sleep(0.001)
+            assert loop.time() - t0 < 1.0
+        conn.incoming.put_nowait(b"")  # the replica goes away
+        await asyncio.wait_for(task, 2)
+        assert not live_leases(store.data_dir), "the lease is released when the dump ends"
+        return conn
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
+
+
+def test_semisync_framing_sequence_and_acks(mariadb_store: BinlogStore) -> None:
+    vars_ = {**CRC_VARS, "rpl_semi_sync_slave": "1"}
+    conn = FakeConnection()
+    conn.incoming.put_nowait(SemisyncAck("mariadb-bin.000001", 123).build())
+    dump(mariadb_store, nb("mariadb-bin.000001"), vars_, conn=conn)
+    data = [(s, p) for s, p in conn.sent if p[0] == 0]
+    assert all(p[1] == 0xEF for _, p in data)
+    flagged = [i for i, (_, p) in enumerate(data) if p[2] & 1]
+    assert flagged, "an ack is requested at a transaction end"
+    for i in flagged:
+        assert data[i][1][3 + 4] == EventType.XID
+        if i + 1 < len(data):
+            assert data[i + 1][0] == 1, "after an ack request the primary restarts sequence ids at 1"
+
+
+def test_large_event_crosses_chunks(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    b.gtid_list([])
+    b.maria_txn(0, 1, pad=17 * 1024 * 1024)  # > 16 MiB: the connection splits the packet
+    b.maria_txn(0, 2)
+    path = b.save(src)
+    store = make_store(tmp_path, [path])
+    try:
+        evs = events(dump(store, nb("mariadb-bin.000001")))
+        assert evs[2:] == file_events(path)[1:]
+        assert max(len(e) for e in evs) + 1 > 0xFFFFFF
+    finally:
+        store.close()
