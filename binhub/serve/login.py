@@ -107,9 +107,15 @@ async def authenticate(conn: ServerConnection, scramble: bytes, *, users: UserDi
     user = users.get(response.user)
     plugin = response.auth_plugin if response.capabilities & Capability.PLUGIN_AUTH else NATIVE_PASSWORD
     data = response.auth_response
-    if plugin not in (NATIVE_PASSWORD, CACHING_SHA2_PASSWORD):
+    switch = plugin not in (NATIVE_PASSWORD, CACHING_SHA2_PASSWORD)
+    if switch:
         # sha256_password speakers are MySQL clients, which all know caching_sha2; others get native.
         plugin = CACHING_SHA2_PASSWORD if plugin in (SHA256_PASSWORD, CLEAR_PASSWORD) else NATIVE_PASSWORD
+    elif not data and plugin == NATIVE_PASSWORD and user is not None and user.native_hash:
+        # MariaDB's client (and replica IO threads) answer a caching_sha2 greeting with the native
+        # plugin and no data, expecting an AuthSwitch to the plugin it named, as mariadbd sends.
+        switch = True
+    if switch:
         conn.write_packets([AuthSwitchRequest(plugin, scramble + b"\x00").build()])
         data = await _read(conn)
         using_pw = "YES" if data else "NO"

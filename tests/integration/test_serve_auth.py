@@ -169,9 +169,12 @@ def test_mysql_connector_native_password(server: ServerThread) -> None:
 
 @pytest.mark.skipif(shutil.which("mariadb") is None, reason="the mariadb client is not installed")
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
-def test_mariadb_cli(server: ServerThread, tls: bool) -> None:
+@pytest.mark.parametrize("plugin", ["", "mysql_native_password"], ids=["default-auth", "native-auth"])
+def test_mariadb_cli(server: ServerThread, tls: bool, plugin: str) -> None:
+    # native-auth is what MariaDB replica IO threads do: name mysql_native_password with no data and
+    # expect an AuthSwitch to it.
     args = ["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{server.port}", f"-u{USER}", f"-p{PASSWORD}",
-            "--batch", "--skip-column-names"]
+            "--batch", "--skip-column-names", *([f"--default-auth={plugin}"] if plugin else [])]
     args += ["--ssl", "--skip-ssl-verify-server-cert"] if tls else ["--skip-ssl"]
     out = subprocess.run([*args, "-e", "SELECT @@version; SHOW VARIABLES LIKE 'gtid_domain_id'; SHOW MASTER STATUS"],
                          capture_output=True, text=True, timeout=30)
@@ -179,7 +182,8 @@ def test_mariadb_cli(server: ServerThread, tls: bool) -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == "10.11.6-MariaDB-log-binhub"
     assert lines[1] == "gtid_domain_id\t0"
-    bad = subprocess.run([*args[:-3], "-pwrong", "-e", "SELECT 1"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run([a for a in args if not a.startswith("-p")] + ["-pwrong", "-e", "SELECT 1"],
+                         capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "1045" in bad.stderr
 
 
