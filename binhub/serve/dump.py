@@ -85,7 +85,9 @@ class DumpConnection(Protocol):
 
 class DumpSessionState(Protocol):
     user_vars: dict[str, str]
-    replica_server_id: int
+    # None until COM_REGISTER_SLAVE or the dump names one (``SessionState``); the dump then
+    # falls back to the server_id of the dump command.
+    replica_server_id: int | None
     connection_id: int
 
 

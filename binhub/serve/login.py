@@ -105,7 +105,9 @@ async def authenticate(conn: ServerConnection, scramble: bytes, *, users: UserDi
         raise LoginFailed(ER_HANDSHAKE_ERROR, "08S01", f"Bad handshake: {exc}", counted=False) from None
     using_pw = "YES" if response.auth_response else "NO"
     user = users.get(response.user)
-    plugin = response.auth_plugin if response.capabilities & Capability.PLUGIN_AUTH else NATIVE_PASSWORD
+    # A client that names no plugin (or lacks PLUGIN_AUTH) speaks mysql_native_password, as in mysqld.
+    plugin = (response.auth_plugin or NATIVE_PASSWORD) if response.capabilities & Capability.PLUGIN_AUTH \
+        else NATIVE_PASSWORD
     data = response.auth_response
     switch = plugin not in (NATIVE_PASSWORD, CACHING_SHA2_PASSWORD)
     if switch:

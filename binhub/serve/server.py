@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.binlog.gtid import MariadbGtidList
-from binhub.errors import ConfigError, StorageError
+from binhub.errors import BinhubError, ConfigError, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
 from binhub.serve.keys import (
@@ -43,8 +43,9 @@ from binhub.serve.session import PRE_AUTH_MAX_PAYLOAD, DumpHandler, Session, def
 from binhub.serve.users import UserDirectory
 from binhub.serve.variables import MAX_ALLOWED_PACKET, ServerFacts
 from binhub.store import BinlogStore
+from binhub.store.catalog import identity_from_file
 from binhub.store.retention import PurgeRules, live_leases, plan_purge
-from binhub.store.state import StoreState
+from binhub.store.state import StoreState, UpstreamIdentity
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
 
@@ -98,6 +99,7 @@ class BinlogServer:
         self._started_at = time.time()
         self._refreshed = 0.0
         self._checksum: tuple[str, str] = ("", "CRC32")  # (newest file, its checksum)
+        self._file_identity: tuple[str, UpstreamIdentity] | None = None  # (first file, what its FDE says)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -233,15 +235,37 @@ class BinlogServer:
         self._end(session)
 
     # -- what sessions ask --------------------------------------------------------------------
+    def identity(self) -> UpstreamIdentity | None:
+        """The upstream binhub stands in for: the recorded one, else what the first stored file's FDE says.
+
+        A store seeded by ``binhub binlog import`` (or written before identities were recorded)
+        may have none; announcing the default flavour and version then would make MySQL clients
+        treat MariaDB files as MySQL ones (or the reverse), so the file itself decides.
+        """
+        up = self.store.state.upstream
+        if up is not None and up.flavour:
+            return up
+        files = self.store.files
+        if not files:
+            return None
+        if self._file_identity is None or self._file_identity[0] != files[0]:
+            try:
+                ident = identity_from_file(self.store.file_path(files[0]))
+            except (BinhubError, OSError) as exc:
+                log.debug("cannot read the identity of %s: %s", files[0], exc)
+                return None
+            self._file_identity = (files[0], ident)
+        return self._file_identity[1]
+
     @property
     def flavour(self) -> str:
         self._refresh()
-        up = self.store.state.upstream
+        up = self.identity()
         return up.flavour if up is not None else "mysql"
 
     @property
     def version_string(self) -> str:
-        up = self.store.state.upstream
+        up = self.identity()
         version = (up.version if up is not None and up.version else DEFAULT_VERSION)
         if up is not None and up.flavour == "mariadb" and "mariadb" not in version.lower():
             version += "-MariaDB"  # clients tell the flavours apart by this word
@@ -276,7 +300,7 @@ class BinlogServer:
 
     def facts(self) -> ServerFacts:
         self._refresh()
-        up = self.store.state.upstream
+        up = self.identity()
         flavour = up.flavour if up is not None else "mysql"
         executed = self.gtid_executed()
         domain = up.gtid_domain_id if up is not None and up.gtid_domain_id is not None else 0
