@@ -17,6 +17,7 @@ import collections
 import contextlib
 import logging
 import ssl as ssl_module
+import struct
 from collections.abc import Sequence
 
 from binhub.errors import (
@@ -54,6 +55,8 @@ from binhub.wire.messages import (
 )
 from binhub.wire.packet import PacketReader, Payload, frame
 
+_unpack_header = struct.Struct("<I").unpack_from  # 3-byte length + 1-byte sequence id in one call
+
 log = logging.getLogger("binhub.net.upstream")
 
 HIGH_WATER = 64 * 1024 * 1024
@@ -61,14 +64,26 @@ LOW_WATER = 16 * 1024 * 1024
 
 
 class _UpstreamProtocol(asyncio.Protocol):
-    """Socket side: bytes → payload queue, with pause/resume and a single waiter."""
+    """Socket side: bytes → payload queue, with pause/resume and a single waiter.
+
+    During a binlog dump (``dumping``) complete events go to ``events`` instead, already stripped
+    of the OK byte (and semi-sync header): :meth:`_feed_dump` frames them straight out of each
+    received chunk, so ``read_events`` has no per-event work left. Anything unusual (a packet of
+    16 MiB or more, an ERR/EOF, a bad sequence id) goes through ``reader`` and ``queue`` as before.
+    """
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.reader = PacketReader()
         self.transport: asyncio.Transport | None = None
         self.queue: collections.deque[Payload] = collections.deque()
+        self.dumping = False
+        self.semisync = False
+        self.events: list[Payload] = []  # dump mode: events ready for read_events, in order
+        self.ack = False  # dump mode: an event in ``events`` asked for a semi-sync ack
+        self._tail = bytearray()  # dump mode: the start of a packet the last chunk did not complete
         self.queued_bytes = 0
+        self.received_total = 0  # every byte ever received: proof of life while a huge event trickles in
         self.paused = False
         self.error: BinhubError | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -81,24 +96,117 @@ class _UpstreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
-        before = reader.buffered
+        received = len(data)
+        self.received_total += received
+        before = reader.buffered + len(self._tail)
         try:
-            payloads = reader.feed(data)
+            if self.dumping and not self.queue and not reader.buffered:
+                self._feed_dump(data)  # the relay's hot path: no per-event work left for read_events
+            else:
+                if self._tail:
+                    data = bytes(self._tail) + data
+                    self._tail = bytearray()
+                self._add_payloads(reader.feed(data))
         except ProtocolError as exc:
             self._fail(exc)
             if self.transport is not None:
                 self.transport.close()
             return
-        if payloads:
-            self.queue.extend(payloads)
+        if self.queue or self.events:
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         # Count only bytes of complete packets: a partial 40 MiB event must never pause reading.
-        self.queued_bytes += len(data) + before - reader.buffered
+        self.queued_bytes += received + before - reader.buffered - len(self._tail)
         if self.queued_bytes > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
+
+    def _feed_dump(self, data: bytes) -> None:
+        """Frame dump packets out of ``data`` (the reader holds no partial packet and ``queue`` is empty)."""
+        view = memoryview(data)
+        pos, end = 0, len(view)
+        tail = self._tail
+        if tail:
+            # Complete the packet the previous chunk ended in, in a buffer of its own (handed over, never reused).
+            if len(tail) < 4:
+                pos = min(4 - len(tail), end)
+                tail += view[:pos]
+                if len(tail) < 4:
+                    return
+            length = _unpack_header(tail, 0)[0] & MAX_PACKET_PAYLOAD
+            if length >= MAX_PACKET_PAYLOAD:
+                self._tail = bytearray()
+                self._add_payloads(self.reader.feed(bytes(tail) + bytes(view[pos:])))  # 16 MiB+: the reader joins it
+                return
+            take = min(4 + length - len(tail), end - pos)
+            tail += view[pos:pos + take]
+            pos += take
+            if len(tail) < 4 + length:
+                return
+            self._tail = bytearray()
+            self._frame_dump(memoryview(tail), 0)
+        if pos < end:
+            if self.queue or self.reader.buffered:
+                self._add_payloads(self.reader.feed(view[pos:]))  # keep the order behind what was queued
+            else:
+                self._frame_dump(view, pos)
+
+    def _frame_dump(self, view: memoryview, pos: int) -> None:
+        """The straight-line loop: complete small OK packets from ``pos`` on become events (zero-copy slices)."""
+        reader = self.reader
+        events = self.events
+        append = events.append
+        unpack = _unpack_header
+        seq = reader.seq
+        check_seq = reader.check_seq
+        limit = min(MAX_PACKET_PAYLOAD, reader.max_payload + 1)
+        semisync = self.semisync
+        end = len(view)
+        while end - pos >= 4:
+            header = unpack(view, pos)[0]
+            length = header & MAX_PACKET_PAYLOAD
+            stop = pos + 4 + length
+            if stop > end:
+                if length < limit:
+                    self._tail = bytearray(view[pos:])  # completed by the next chunk
+                    reader.seq = seq
+                    return
+                break
+            if not length or length >= limit or view[pos + 4] != OK_HEADER or (check_seq and header >> 24 != seq):
+                break  # 16 MiB+, ERR/EOF, empty or a bad sequence id: the reader and the slow path deal with it
+            seq = (seq + 1) & 0xFF
+            if semisync and length > 2 and view[pos + 5] == SEMISYNC_MAGIC:
+                if view[pos + 6] & SEMISYNC_NEED_ACK:
+                    self.ack = True
+                append(view[pos + 7:stop])
+            else:
+                append(view[pos + 5:stop])
+            pos = stop
+        reader.seq = seq
+        if pos < end:
+            if end - pos < 4:
+                self._tail = bytearray(view[pos:])  # not even a whole header yet
+            else:
+                self._add_payloads(reader.feed(view[pos:]))
+
+    def _add_payloads(self, payloads: list[Payload]) -> None:
+        """Payloads from the reader: in dump mode OK packets become events until anything else is queued."""
+        if not self.dumping:
+            self.queue.extend(payloads)
+            return
+        queue = self.queue
+        for p in payloads:
+            if not queue and p and p[0] == OK_HEADER:
+                view = p if isinstance(p, memoryview) else memoryview(p)
+                if self.semisync and len(view) > 2 and view[1] == SEMISYNC_MAGIC:
+                    if view[2] & SEMISYNC_NEED_ACK:
+                        self.ack = True
+                    self.events.append(view[3:])
+                else:
+                    self.events.append(view[1:])
+            else:
+                queue.append(p)  # ERR/EOF (or what follows one): read_events raises it after the events
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else " by the server"
@@ -116,8 +224,8 @@ class _UpstreamProtocol(asyncio.Protocol):
 
     # -- consumer side -------------------------------------------------------------------------
     async def wait_for_data(self) -> None:
-        """Return once the queue is non-empty; raise the connection's error if it died first."""
-        while not self.queue:
+        """Return once the queue (or, in a dump, the events) is non-empty; raise the connection's error if it died first."""
+        while not self.queue and not self.events:
             if self.error is not None:
                 raise self.error
             # An empty queue must never stay paused, whatever the byte count says.
@@ -134,6 +242,15 @@ class _UpstreamProtocol(asyncio.Protocol):
         if self.paused and self.queued_bytes < LOW_WATER:
             self._resume()
         return p
+
+    def take_events(self) -> tuple[list[Payload], bool]:
+        """Dump mode: every framed event, and whether one of them asked for a semi-sync ack."""
+        out, ack = self.events, self.ack
+        self.events, self.ack = [], False
+        if not self.queue:
+            self.queued_bytes = 0
+        self._resume()
+        return out, ack
 
     def take_all(self) -> list[Payload]:
         out = list(self.queue)
@@ -288,14 +405,19 @@ class UpstreamConnection:
     async def start_binlog_dump(self, file: str, position: int, server_id: int, flags: int = 0) -> None:
         """COM_BINLOG_DUMP from (file, position); then call :meth:`read_events`."""
         self._command(ComBinlogDump(position, server_id, file, BinlogDumpFlag(flags)).build())
-        self._dumping = True
+        self._start_dump()
 
     async def start_binlog_dump_gtid(self, gtid_data: bytes, server_id: int, flags: int = 0, file: str = "",
                                      position: int = 4) -> None:
         """COM_BINLOG_DUMP_GTID (MySQL) with an encoded GTID set; then call :meth:`read_events`."""
         dump_flags = BinlogDumpFlag(flags) | BinlogDumpFlag.THROUGH_GTID
         self._command(ComBinlogDumpGtid(server_id, gtid_data, file, position, dump_flags).build())
+        self._start_dump()
+
+    def _start_dump(self) -> None:
         self._dumping = True
+        self._protocol.dumping = True  # from now on the protocol frames events itself
+        self._protocol.semisync = self.semisync
 
     async def read_events(self) -> list[memoryview | bytes]:
         """Wait for at least one dump packet; return every complete event already received.
@@ -306,6 +428,10 @@ class UpstreamConnection:
         """
         proto = self._protocol
         await proto.wait_for_data()
+        if proto.events:
+            # The hot path: the protocol already framed and stripped them; ERR/EOF wait in the queue.
+            framed, self.last_ack_requested = proto.take_events()
+            return framed
         batch = proto.take_all()
         events: list[memoryview | bytes] = []
         semisync = self.semisync
@@ -327,7 +453,7 @@ class UpstreamConnection:
                 # Hand over what came before the ERR/EOF first; it is raised on the next call.
                 proto.queue.extendleft(reversed(batch[i:]))
                 break
-            self._dumping = False
+            self._dumping = proto.dumping = False
             self.last_ack_requested = False
             if header == ERR_HEADER:
                 if len(batch) > 1:
@@ -351,7 +477,16 @@ class UpstreamConnection:
         # MariaDB and MySQL <= 8.0 read the first name, MySQL 8.4 the second; setting both is harmless.
         await self.execute("SET @rpl_semi_sync_slave = 1, @rpl_semi_sync_replica = 1")
         self.semisync = True
+        # After each event that asks for an ack the primary restarts its packet counter (flush_net:
+        # net_clear, then pkt_nr = 1), so the sequence ids of a semi-sync dump do not run on; the
+        # length framing still delimits the packets.
+        self._protocol.reader.check_seq = False
         return True
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes received on this connection so far (complete packets or not)."""
+        return self._protocol.received_total
 
     async def send_semisync_ack(self, file: str, position: int) -> None:
         """Acknowledge that everything up to (file, position) is durable here."""

@@ -82,6 +82,11 @@ class GtidIndex:
             os.write(self._fd, "".join(self._pending).encode())
             self._pending.clear()
 
+    def drop_pending(self, file: str, offset: int) -> None:
+        """Forget unwritten entries of ``file`` at or after ``offset`` (their transactions were cut)."""
+        self._pending = [line for line in self._pending
+                         if not (line.split("\t", 2)[0] == file and int(line.split("\t", 2)[1]) >= offset)]
+
     def fsync(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)

@@ -40,9 +40,18 @@ class UpstreamIdentity:
         out = []
         for name in self.COMPARED:
             mine, theirs = getattr(self, name), getattr(live, name)
+            # None/"" means "not known when the store was seeded" (an import only sees the files,
+            # which carry no domain id or server_uuid): nothing to disagree with.
+            if mine in (None, "") and name != "base_name":
+                continue
             if mine != theirs:
                 out.append(f"{name}: store has {mine!r}, upstream has {theirs!r}")
         return out
+
+    def completed_from(self, live: UpstreamIdentity) -> UpstreamIdentity:
+        """This identity with the fields it did not know taken from ``live`` (after :meth:`check`)."""
+        unknown = {name: getattr(live, name) for name in self.COMPARED if getattr(self, name) in (None, "")}
+        return replace(self, **unknown) if unknown else self
 
     def check(self, live: UpstreamIdentity, data_dir: Path) -> None:
         diffs = self.differences(live)

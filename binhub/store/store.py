@@ -185,11 +185,19 @@ class BinlogStore:
         start = 4
         if self.state.last_file == name and 4 <= self.state.last_position <= size:
             start = self.state.last_position
-        else:
-            executed = None  # state is older than this file: rebuild from the file's own GTID header
         boundary, finished, next_name, gtids, header_set = self._scan_tail(path, start, size)
-        if executed is None:
-            executed = header_set
+        if start == 4:
+            # The state is older than this file: the file's own GTID header says what came before it.
+            # Keep the state's set too: a file killed right after its creation has no header yet,
+            # and the union of two views of the past is still the past (both are idempotent sets).
+            executed = _union(executed, header_set)
+            if executed is None and len(names) > 1:
+                # No state and no header yet (killed right after the file was created): the file
+                # before it tells what came before, by its own header and transactions.
+                prev = self.binlog_dir / names[-2]
+                _, _, _, prev_gtids, executed = self._scan_tail(prev, 4, prev.stat().st_size)
+                for gtid in prev_gtids:
+                    executed = _add_gtid(executed, gtid)
         for gtid in gtids:
             executed = _add_gtid(executed, gtid)
         self._executed = executed
@@ -248,6 +256,10 @@ class BinlogStore:
             except BinlogError as exc:
                 # Anything after the last boundary was never durable: a torn write, not corruption.
                 LOG.info("recovery stops at %s", exc)
+            if boundary == start > 4:
+                # The scan began at the recorded end of the file and found nothing after it: whether
+                # the file is finished depends on the event that ends there.
+                finished, next_name = _ends_with_rotate_or_stop(f, path.name, start)
         return boundary, finished, next_name, gtids, header_set
 
     # ------------------------------------------------------------------ read side
@@ -333,14 +345,15 @@ class BinlogStore:
         """The appended events so far form complete transactions."""
         active = self._active
         assert active is not None
+        end = active.written + len(active.pending)  # active.position, without a property call per transaction
         if gtid is not None:
-            self._unsynced.append((active.position, gtid))
+            self._unsynced.append((end, gtid))
             self._txn_since_index += 1
             if self._first_txn_in_file or self._txn_since_index >= GTID_INDEX_EVERY:
                 self.gtid_index.add(active.name, active.boundary, gtid_text or str(gtid), timestamp)
                 self._txn_since_index = 0
                 self._first_txn_in_file = False
-        active.boundary = active.position
+        active.boundary = end
 
     def mark_finished(self, next_name: str) -> None:
         """The current file ended with ROTATE (next_name) or STOP (empty)."""
@@ -354,6 +367,7 @@ class BinlogStore:
         if active is None or not active.pending:
             return
         data = memoryview(active.pending)
+        before = active.written
         try:
             # Explicit offsets: the fd's own position is never trusted (recovery and rollbacks move the end).
             while data:
@@ -362,7 +376,8 @@ class BinlogStore:
                 data = data[n:]
         except OSError as exc:
             # Leave the file at the last boundary: a half-written batch must not stay behind.
-            self._rollback_after_error()
+            data.release()  # the view pins the buffer: it must go before the buffer can be cleared
+            self._rollback_after_error(before)
             raise storage_error(exc, f"cannot write {active.path}") from exc
         finally:
             data.release()
@@ -459,14 +474,29 @@ class BinlogStore:
                 raise storage_error(exc, f"cannot truncate {active.path}") from exc
             active.written = active.boundary
 
-    def _rollback_after_error(self) -> None:
+    def _rollback_after_error(self, before: int) -> None:
+        """After a failed write: cut the file back to the last boundary that was on disk before it.
+
+        ``boundary`` may lie inside the batch that failed, so it cannot be the target; the last
+        boundary at or before ``before`` (where this write began) can. Everything after it is
+        forgotten, and the caller's session ends: the relay fetches it again from there.
+        """
         active = self._active
         if active is None:
             return
         active.pending.clear()
+        known = [active.synced, len(BINLOG_MAGIC)] + [end for end, _ in self._unsynced if end <= before]
+        if active.boundary <= before:
+            known.append(active.boundary)
+        target = max(known)
+        self._unsynced = [(end, g) for end, g in self._unsynced if end <= target]
+        self.gtid_index.drop_pending(active.name, target)
+        # The entry of the file's first transaction may be among the dropped: index the next one.
+        self._txn_since_index = GTID_INDEX_EVERY
+        active.boundary = target
         with contextlib.suppress(OSError):
-            os.ftruncate(active.fd, active.boundary)
-            active.written = active.boundary
+            os.ftruncate(active.fd, target)
+        active.written = target
 
     def set_identity(self, identity: UpstreamIdentity) -> None:
         self.state = self.state.with_(upstream=identity)
@@ -654,12 +684,18 @@ class BinlogStore:
         executed = self._executed
         done = 0
         last = None
+        newest: dict[int, MariadbGtid] = {}
         for end, gtid in pending:
             if end > upto:
                 break
-            executed = _add_gtid(executed, gtid)
+            if isinstance(gtid, MariadbGtid):
+                newest[gtid.domain_id] = gtid  # MariaDB keeps one GTID per domain: fold only the last
+            else:
+                executed = _add_gtid(executed, gtid)
             last = gtid
             done += 1
+        for gtid in newest.values():
+            executed = _add_gtid(executed, gtid)
         self._executed = executed
         if last is not None:
             self.last_durable_gtid = str(last)
@@ -684,6 +720,57 @@ def _add_gtid(executed: GtidSet | None, gtid: Gtid) -> GtidSet:
         return base.add(gtid)
     base2 = executed if isinstance(executed, MysqlGtidSet) else MysqlGtidSet.parse("")
     return base2.add(gtid)
+
+
+def _union(a: GtidSet | None, b: GtidSet | None) -> GtidSet | None:
+    if a is None or b is None:
+        return a if b is None else b
+    if isinstance(a, MariadbGtidList) and isinstance(b, MariadbGtidList):
+        return a.union(b)
+    if isinstance(a, MysqlGtidSet) and isinstance(b, MysqlGtidSet):
+        return a.union(b)
+    return b  # flavours differ: the file's own header is the better witness
+
+
+# ROTATE is header + 8-byte position + the next name (+ CRC); names are short, but allow for long ones.
+_MAX_CLOSING_EVENT = HEADER_SIZE + 8 + 512 + 4
+
+
+def _ends_with_rotate_or_stop(f: Any, name: str, end: int) -> tuple[bool, str]:
+    """Whether the event that ends at ``end`` is a ROTATE (its next name) or STOP, found without a scan.
+
+    Events carry no back pointer, so each candidate start is tried: a header whose size reaches
+    exactly to ``end``, whose end position says ``end`` and whose CRC holds is the last event.
+    """
+    from binhub.binlog.checksum import verify_checksum
+
+    lo = max(4, end - _MAX_CLOSING_EVENT)
+    f.seek(lo)
+    tail = f.read(end - lo)
+    if len(tail) != end - lo:
+        return False, ""
+    for start in range(len(tail) - HEADER_SIZE, -1, -1):
+        kind = tail[start + 4]
+        if kind not in (EventType.ROTATE, EventType.STOP):
+            continue
+        try:
+            header = EventHeader.unpack(tail, start)
+        except BinlogError:
+            continue
+        if header.event_size != len(tail) - start or header.log_pos not in (0, end):
+            continue
+        data = tail[start:]
+        crc = 4
+        try:
+            verify_checksum(data, file=name, offset=lo + start)
+        except BinlogError:
+            if header.log_pos != end:
+                continue
+            crc = 0  # a file without checksums: the position match has to do
+        if kind == EventType.STOP:
+            return True, ""
+        return True, bytes(data[HEADER_SIZE + 8 : len(data) - crc]).decode(errors="replace")
+    return False, ""
 
 
 def _header_gtid_set(data: bytes, reader: BinlogFileReader) -> GtidSet | None:

@@ -97,3 +97,24 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> An
 
 def env_without_ci() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "CI"}
+
+
+def wait_binlog_settled(server: Sandbox, timeout: float = 15.0) -> None:
+    """Wait until MariaDB has written the binlog checkpoint of its active file into that file.
+
+    After a rotation (FLUSH BINARY LOGS, a restart) the server appends a BINLOG_CHECKPOINT event to
+    the new file asynchronously, once the previous file's commits are durable in InnoDB. A copy
+    taken before it is a true prefix, but compares unequal with the server's file a moment later.
+    """
+    conn = server.connect()
+    try:
+        def settled() -> bool:
+            with conn.cursor() as cur:
+                cur.execute("SHOW MASTER STATUS")
+                active = str(cur.fetchone()[0])
+                cur.execute(f"SHOW BINLOG EVENTS IN '{active}' LIMIT 20")
+                return any(str(r[2]) == "Binlog_checkpoint" and f"{active}" in str(r[5]) for r in cur.fetchall())
+
+        wait_for(settled, timeout=timeout)
+    finally:
+        conn.close()

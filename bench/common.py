@@ -1,0 +1,630 @@
+"""Reusable pieces of the benches: a sandbox primary, a realistic binlog, timing and CPU helpers.
+
+Every bench runs binhub and the reference tool (``mariadb-binlog``) side by side on the same data,
+one after the other (never concurrently: the machines we measure on may have only 2 cores), and
+checks that binhub's output is right before it reports a figure for it.
+
+    start_primary(base_dir, ...)         a throwaway mariadbd tuned for fast bulk generation
+    generate_binlog(sandbox, size)       >= size bytes of binlog: many small row transactions
+                                         plus some large ones (and a few events > 16 MiB)
+    binlog_files / binlog_total / count_events / compare_files
+    measure(...) / Measured              wall seconds and child CPU seconds of one subprocess run
+    ProcCpu                              CPU seconds of a process we did not start (the server)
+    binhub_command() / mariadb_binlog_command()
+    machine_facts()                      cores, CPU model, memory, kernel, versions
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from binhub.sandbox import Sandbox, SandboxSpec
+
+GIB = 1 << 30
+MIB = 1 << 20
+LARGE_EVENT_BYTES = 17 * MIB  # above 16 MiB - 1: such an event crosses several protocol packets
+
+# Server settings that make generation fast; none of them changes what the binlog looks like.
+FAST_WRITE_ARGS = (
+    "--innodb-buffer-pool-size=1G",
+    "--innodb-log-file-size=512M",
+    "--innodb-flush-log-at-trx-commit=0",
+    "--innodb-doublewrite=0",
+    "--sync-binlog=0",
+    "--binlog-cache-size=1M",
+)
+
+_HEADER = struct.Struct("<IBIIIH")  # timestamp, type, server_id, event_size, log_pos, flags
+
+
+# ---------------------------------------------------------------------------------------- timing
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child this process has waited for so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class Measured:
+    """One run of a tool: wall and CPU seconds (CPU of the child only, not of this process)."""
+
+    name: str
+    wall: float
+    cpu: float
+    bytes: int
+    events: int
+    server_cpu: float = 0.0  # CPU seconds the server spent meanwhile (its dump thread, mostly)
+    ok: bool = True
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.wall if self.wall else 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall if self.wall else 0.0
+
+    @property
+    def cpu_per_gb(self) -> float:
+        return self.cpu / (self.bytes / 1e9) if self.bytes else 0.0
+
+
+class ProcCpu:
+    """CPU seconds (user + system) a running process has used, read from /proc (Linux)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self._start = self.read()
+
+    def read(self) -> float:
+        if self.pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of stat)
+
+    def since_start(self) -> float:
+        return self.read() - self._start
+
+
+def measure(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+            done: Callable[[], bool] | None = None, poll: float = 0.005, timeout: float = 1800.0,
+            stop_signal: int = signal.SIGKILL) -> tuple[float, float, int, str]:
+    """Run ``cmd``; return (wall seconds, child CPU seconds, exit code, stderr tail).
+
+    Without ``done`` the command runs to its end. With ``done`` it is polled every ``poll``
+    seconds and the command is stopped with ``stop_signal`` once ``done()`` is true (for tools
+    such as ``mariadb-binlog --stop-never`` that never end by themselves); the wall time is the
+    moment ``done()`` first held. CPU comes from ``RUSAGE_CHILDREN`` deltas, so only the one child.
+    """
+    cpu_before = children_cpu()
+    began = time.perf_counter()
+    with subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE) as proc:
+        errors: list[bytes] = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read() if proc.stderr else b""),
+                                  daemon=True)
+        reader.start()
+        deadline = began + timeout
+        if done is None:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+            wall = time.perf_counter() - began
+        else:
+            while True:
+                if done():
+                    wall = time.perf_counter() - began
+                    break
+                if proc.poll() is not None:
+                    wall = time.perf_counter() - began
+                    break
+                if time.perf_counter() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise TimeoutError(f"{cmd[0]} did not finish within {timeout:g}s")
+                time.sleep(poll)
+            if proc.poll() is None:
+                proc.send_signal(stop_signal)
+            proc.wait()
+        reader.join(timeout=10)
+    cpu = children_cpu() - cpu_before
+    stderr = b"".join(errors).decode(errors="replace")
+    return wall, cpu, proc.returncode, "\n".join(stderr.strip().splitlines()[-10:])
+
+
+# ---------------------------------------------------------------------------------------- primary
+
+
+def start_primary(base_dir: Path, *, name: str = "primary", max_binlog_size: str = "256M",
+                  extra_args: Sequence[str] = (), server_id: int = 1, timeout: float = 120.0) -> Sandbox:
+    """A throwaway mariadbd under ``base_dir`` (ROW binlog, files of ``max_binlog_size``), started.
+
+    The server dies with this process (PR_SET_PDEATHSIG), so an interrupted bench leaves none behind.
+    """
+    args = [*FAST_WRITE_ARGS, f"--max-binlog-size={max_binlog_size}", *extra_args]
+    sb = Sandbox.create(SandboxSpec(name=name, base_dir=base_dir, server_id=server_id, extra_args=args))
+    sb.start(timeout=timeout, die_with_parent=True)
+    return sb
+
+
+def binlog_files(sb: Sandbox) -> list[Path]:
+    """The primary's binlog files, oldest first."""
+    return sb.binlog_files()
+
+
+def binlog_total(sb: Sandbox) -> int:
+    """Bytes in all of the primary's binlog files (what a full copy must hold)."""
+    return sum(p.stat().st_size for p in sb.binlog_files() if p.exists())
+
+
+def master_status(sb: Sandbox) -> tuple[str, int]:
+    conn = sb.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return str(row[0]), int(row[1])
+
+
+def count_events(paths: Sequence[Path]) -> int:
+    """Events in binlog files, by walking their 19-byte headers."""
+    total = 0
+    unpack = _HEADER.unpack_from
+    for path in paths:
+        data = path.read_bytes()
+        pos, end = 4, len(data)
+        while pos + 19 <= end:
+            size = unpack(data, pos)[3]
+            if size < 19:
+                raise ValueError(f"{path.name}: bad event size {size} at offset {pos}")
+            pos += size
+            total += 1
+    return total
+
+
+def compare_files(expected: Sequence[Path], actual_dir: Path) -> list[str]:
+    """Each expected file must exist under ``actual_dir`` with the very same bytes; returns what differs."""
+    problems: list[str] = []
+    for src in expected:
+        dst = actual_dir / src.name
+        if not dst.exists():
+            problems.append(f"{src.name}: missing")
+            continue
+        if src.stat().st_size != dst.stat().st_size:
+            problems.append(f"{src.name}: {dst.stat().st_size} bytes, expected {src.stat().st_size}")
+            continue
+        with src.open("rb") as a, dst.open("rb") as b:
+            offset = 0
+            while True:
+                x, y = a.read(8 * MIB), b.read(8 * MIB)
+                if x != y:
+                    at = offset + next(i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q)
+                    problems.append(f"{src.name}: differs at offset {at}")
+                    break
+                if not x:
+                    break
+                offset += len(x)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------- workload
+
+BENCH_DB = "bench"
+
+SCHEMA = (
+    f"CREATE DATABASE IF NOT EXISTS {BENCH_DB}",
+    # sysbench-like table for the small OLTP transactions.
+    f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.sbtest (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        k INT UNSIGNED NOT NULL DEFAULT 0,
+        c CHAR(120) NOT NULL DEFAULT '',
+        pad CHAR(60) NOT NULL DEFAULT '',
+        amount DECIMAL(12,2) NULL,
+        updated DATETIME(6) NULL,
+        KEY k (k)) ENGINE=InnoDB""",
+    # Wide-ish rows for the large batch transactions.
+    f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.batch (
+        id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+        grp INT NOT NULL,
+        name VARCHAR(64) NOT NULL,
+        body TEXT NOT NULL,
+        score DOUBLE NULL,
+        created DATETIME NOT NULL) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.blobs (
+        id INT NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL) ENGINE=InnoDB""",
+    f"DROP PROCEDURE IF EXISTS {BENCH_DB}.oltp",
+    # Many small transactions, each its own GTID group (autocommit statements in a loop, plus a
+    # short BEGIN..COMMIT of several statements every few rounds): a sysbench-like write mix.
+    f"""CREATE PROCEDURE {BENCH_DB}.oltp(IN n INT)
+    BEGIN
+      DECLARE i INT DEFAULT 0;
+      DECLARE last BIGINT;
+      WHILE i < n DO
+        INSERT INTO {BENCH_DB}.sbtest (k, c, pad, amount, updated)
+          VALUES (FLOOR(RAND() * 1000000), CONCAT(MD5(RAND()), '-', MD5(RAND()), '-', MD5(RAND())),
+                  MD5(RAND()), RAND() * 10000, NOW(6));
+        SET last = LAST_INSERT_ID();
+        IF i % 3 = 0 THEN
+          UPDATE {BENCH_DB}.sbtest SET k = k + 1, updated = NOW(6) WHERE id = last;
+        END IF;
+        IF i % 5 = 0 THEN
+          START TRANSACTION;
+          UPDATE {BENCH_DB}.sbtest SET c = CONCAT(MD5(RAND()), MD5(RAND())) WHERE id = last;
+          INSERT INTO {BENCH_DB}.sbtest (k, c, pad) VALUES (i, MD5(i), 'x'), (i + 1, MD5(i + 1), 'y');
+          DELETE FROM {BENCH_DB}.sbtest WHERE id = last;
+          COMMIT;
+        END IF;
+        SET i = i + 1;
+      END WHILE;
+    END""",
+)
+
+
+@dataclass
+class Generated:
+    """What :func:`generate_binlog` made."""
+
+    seconds: float
+    bytes: int
+    files: int
+    small_calls: int = 0  # CALL oltp(...) rounds
+    small_transactions: int = 0
+    large_transactions: int = 0
+    huge_events: int = 0  # row events above 16 MiB
+
+
+def _oltp_transactions(n: int) -> int:
+    # Per loop round: INSERT; UPDATE on every 3rd; one BEGIN..COMMIT on every 5th.
+    return n + (n + 2) // 3 + (n + 4) // 5
+
+
+def generate_binlog(sb: Sandbox, size: int, *, small_share: float = 0.3, connections: int = 3,
+                    oltp_round: int = 5000, batch_rows: int = 60000,
+                    progress: Callable[[str], None] | None = None) -> Generated:
+    """Write at least ``size`` bytes of binlog on ``sb`` (counting what is already there).
+
+    About ``small_share`` of the bytes come from small OLTP transactions (sysbench-like; a few
+    hundred bytes each, so most of the *events*) run by ``connections - 1`` connections in
+    parallel; the rest from large batch transactions (multi-row ``INSERT … SELECT`` of
+    ``batch_rows`` rows, range UPDATEs and DELETEs: tens of MB each) on one more connection, plus
+    two single rows above 16 MiB (events that span several protocol packets).
+    """
+    say = progress or (lambda _msg: None)
+    began = time.perf_counter()
+    admin = sb.connect()
+    with admin.cursor() as cur:
+        for stmt in SCHEMA:
+            cur.execute(stmt)
+    base = binlog_total(sb)
+    want = max(0, size - base)
+    small_budget = int(want * small_share)
+
+    # Calibrate: the bytes one OLTP transaction adds (nothing else runs yet).
+    before = binlog_total(sb)
+    with admin.cursor() as cur:
+        cur.execute(f"CALL {BENCH_DB}.oltp(1000)")
+    per_txn = max(1.0, (binlog_total(sb) - before) / _oltp_transactions(1000))
+    small_total = max(1, int(small_budget / (per_txn * _oltp_transactions(oltp_round))))
+    result = Generated(0.0, 0, 0, small_calls=1, small_transactions=_oltp_transactions(1000))
+    lock = threading.Lock()
+    small_left = [small_total]
+    failures: list[BaseException] = []
+
+    def small_worker() -> None:
+        conn = sb.connect()
+        try:
+            with conn.cursor() as cur:
+                while not failures:
+                    with lock:
+                        if small_left[0] <= 0:
+                            return
+                        small_left[0] -= 1
+                    cur.execute(f"CALL {BENCH_DB}.oltp({oltp_round})")
+                    with lock:
+                        result.small_calls += 1
+                        result.small_transactions += _oltp_transactions(oltp_round)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    def large_worker() -> None:
+        conn = sb.connect(database=BENCH_DB)  # the seq_N_to_M tables of the SEQUENCE engine need one
+        next_id = 1
+        step = 0
+        try:
+            with conn.cursor() as cur:
+                for i in range(2):  # two events above 16 MiB, each in a transaction of its own
+                    cur.execute(f"INSERT INTO {BENCH_DB}.blobs VALUES (%s, REPEAT(MD5(%s), %s))",
+                                (i, i, LARGE_EVENT_BYTES // 32 + 1))
+                    result.huge_events += 1
+                    result.large_transactions += 1
+                while not failures:
+                    with lock:
+                        pending_small = small_left[0] * per_txn * _oltp_transactions(oltp_round)
+                    if binlog_total(sb) + pending_small >= size:
+                        return
+                    kind = step % 4
+                    if kind in (0, 1):
+                        cur.execute(
+                            f"INSERT INTO {BENCH_DB}.batch (id, grp, name, body, score, created) "
+                            f"SELECT seq, seq % 97, CONCAT('item-', seq), "
+                            f"CONCAT_WS(' ', MD5(seq), SHA1(seq), MD5(seq + 1), SHA1(seq + 2), MD5(seq + 3)), "
+                            f"seq / 7, NOW() FROM seq_{next_id}_to_{next_id + batch_rows - 1}")
+                        next_id += batch_rows
+                    elif kind == 2:
+                        lo = max(1, next_id - 2 * batch_rows)
+                        cur.execute(f"UPDATE {BENCH_DB}.batch SET score = score + 1, grp = grp + 1 "
+                                    f"WHERE id BETWEEN {lo} AND {lo + batch_rows // 2 - 1}")
+                    else:
+                        lo = max(1, next_id - 2 * batch_rows)
+                        cur.execute(f"DELETE FROM {BENCH_DB}.batch WHERE id BETWEEN {lo} AND {lo + batch_rows - 1}")
+                    result.large_transactions += 1
+                    step += 1
+                    if step % 8 == 0:
+                        say(f"generated {binlog_total(sb) / MIB:,.0f} MiB of {size / MIB:,.0f} MiB")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=small_worker, daemon=True) for _ in range(max(1, connections - 1))]
+    threads.append(threading.Thread(target=large_worker, daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    # Top up with small transactions if the estimate fell short.
+    with admin.cursor() as cur:
+        while binlog_total(sb) < size:
+            cur.execute(f"CALL {BENCH_DB}.oltp({oltp_round})")
+            result.small_calls += 1
+            result.small_transactions += _oltp_transactions(oltp_round)
+    admin.close()
+    # MariaDB writes a BINLOG_CHECKPOINT event a moment after the last commit: wait until the
+    # binlog stops growing, or a copy started now would come out short of the final size.
+    settled, last = time.monotonic(), binlog_total(sb)
+    while time.monotonic() - settled < 2.0:
+        time.sleep(0.2)
+        now = binlog_total(sb)
+        if now != last:
+            settled, last = time.monotonic(), now
+    result.seconds = time.perf_counter() - began
+    result.bytes = binlog_total(sb)
+    result.files = len(binlog_files(sb))
+    return result
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+
+def binhub_command() -> list[str]:
+    """How to run the ``binhub`` CLI of this checkout (the venv's script, else ``python -m binhub``)."""
+    script = Path(sys.executable).with_name("binhub")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "binhub"]
+
+
+def mariadb_binlog_binary() -> str:
+    for name in ("mariadb-binlog", "mysqlbinlog"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SystemExit("mariadb-binlog not found: apt-get install mariadb-client")
+
+
+def mariadb_binlog_command(sb: Sandbox, result_dir: Path, first_file: str, *, server_id: int) -> list[str]:
+    """``mariadb-binlog`` copying the primary's binlog as raw files into ``result_dir`` (never ends)."""
+    return [mariadb_binlog_binary(), "--read-from-remote-server", "--raw", "--stop-never",
+            f"--stop-never-slave-server-id={server_id}", "--host=127.0.0.1", f"--port={sb.port}",
+            f"--user={sb.repl_user}", f"--password={sb.repl_password}", f"--result-file={result_dir}/",
+            first_file]
+
+
+def redact(cmd: Sequence[str], sb: Sandbox, *, replace: dict[str, str] | None = None) -> str:
+    """A command line fit for a report: no password, no paths of this machine."""
+    out = [os.path.basename(cmd[0])] if cmd else []
+    for arg in cmd[1:]:
+        arg = arg.replace(sb.repl_password, "***")
+        for old, new in (replace or {}).items():
+            arg = arg.replace(old, new)
+        out.append(arg)
+    return " ".join(out)
+
+
+# ---------------------------------------------------------------------------------------- machine
+
+
+def _first_line(cmd: Sequence[str]) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10).stdout
+        return out.strip().splitlines()[0] if out.strip() else ""
+    return ""
+
+
+def machine_facts(sb: Sandbox | None = None) -> dict[str, str]:
+    """What a reader needs to judge the figures: cores, CPU, memory, kernel, versions, date."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    facts = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "cpu": cpu or platform.processor(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mariadb-binlog": _first_line([mariadb_binlog_binary(), "--version"]).replace(
+            os.path.dirname(mariadb_binlog_binary()) + "/", ""),
+        "load average (1/5/15 min) when written": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    with contextlib.suppress(ImportError):
+        import isal  # type: ignore[import-untyped, unused-ignore]
+
+        facts["crc32"] = f"isal {isal.__version__} (binhub[fast])"
+    facts.setdefault("crc32", "zlib (binhub without the fast extra)")
+    if sb is not None:
+        conn = sb.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                facts["server"] = f"MariaDB {cur.fetchone()[0]}"
+        finally:
+            conn.close()
+    return facts
+
+
+def fsync_throughput(directory: Path, size: int = 256 * MIB) -> float:
+    """MB/s of writing ``size`` bytes and fsyncing them in ``directory`` (the disk's durable speed)."""
+    path = directory / "fsync-probe.bin"
+    block = os.urandom(MIB)
+    began = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for _ in range(size // MIB):
+            os.write(fd, block)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return size / 1e6 / (time.perf_counter() - began)
+
+
+# ---------------------------------------------------------------------------------------- serve benches
+
+
+def proc_written(pid: int) -> int:
+    """Bytes a process has passed to write(2) so far (``wchar`` of /proc/PID/io), 0 once it is gone.
+
+    Counts writes to /dev/null too, so a client writing there still shows its progress.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def wait_port(port: int, *, proc: subprocess.Popen[Any] | None = None, timeout: float = 30.0) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:``port`` (``proc`` must stay alive)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def grow_binlog_bulk(sb: Sandbox, size: int, *, batch_rows: int = 100000, connections: int = 2,
+                     progress: Callable[[str], None] | None = None) -> float:
+    """Grow ``sb``'s binlog to at least ``size`` bytes fast: large ``INSERT … SELECT`` batches, each
+    followed by a ``DELETE`` of the same rows (so the table stays small while the binlog grows).
+
+    Uses a table of its own (``bench.bulk``), so it can follow :func:`generate_binlog`. Returns
+    the seconds it took.
+    """
+    say = progress or (lambda _msg: None)
+    began = time.perf_counter()
+    admin = sb.connect()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {BENCH_DB}")
+        cur.execute(f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.bulk (
+            id BIGINT UNSIGNED NOT NULL PRIMARY KEY, grp INT NOT NULL, body VARCHAR(255) NOT NULL,
+            created DATETIME NOT NULL) ENGINE=InnoDB""")
+        cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {BENCH_DB}.bulk")
+        base = int(cur.fetchone()[0]) + 1
+    admin.close()
+    failures: list[BaseException] = []
+    reported = [0]
+
+    def worker(k: int) -> None:
+        conn = sb.connect(database=BENCH_DB)
+        lo = base + k * (1 << 40)
+        try:
+            with conn.cursor() as cur:
+                while not failures and binlog_total(sb) < size:
+                    hi = lo + batch_rows - 1
+                    cur.execute(f"INSERT INTO {BENCH_DB}.bulk (id, grp, body, created) SELECT seq, seq % 97, "
+                                f"CONCAT_WS(' ', MD5(seq), SHA1(seq), MD5(seq + 1), SHA1(seq + 2), MD5(seq + 3)), "
+                                f"NOW() FROM seq_{lo}_to_{hi}")
+                    cur.execute(f"DELETE FROM {BENCH_DB}.bulk WHERE id BETWEEN {lo} AND {hi}")
+                    lo = hi + 1
+                    if k == 0 and binlog_total(sb) - reported[0] >= GIB:
+                        reported[0] = binlog_total(sb)
+                        say(f"binlog at {reported[0] / GIB:.1f} GiB of {size / GIB:.1f} GiB")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(max(1, connections))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return time.perf_counter() - began
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest-rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))
+    return ordered[rank - 1]
