@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -56,6 +57,9 @@ def cli() -> None:
 
 
 def main() -> None:
+    # The relay and the dump allocate many short-lived tracked objects (memoryviews, batch lists):
+    # the default gen-0 threshold of 700 runs a collection every few hundred events.
+    gc.set_threshold(100_000, 50, 100)
     try:
         cli.main(prog_name="binhub")
     except KeyboardInterrupt:

@@ -632,7 +632,9 @@ class Relay:
 
     async def _close_finished_file(self) -> None:
         async with self._sync_lock:
-            self.store.close_file()
+            # In a worker thread: the final fsync and the state write must not stop the loop from
+            # draining the socket meanwhile (the pump itself waits here, the protocol keeps reading).
+            await asyncio.to_thread(self.store.close_file)
             LOG.info("binlog file complete: %s", self.store.files[-1], extra={"file": self.store.files[-1]})
 
     # ------------------------------------------------------------------ group commit
