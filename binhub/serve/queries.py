@@ -129,7 +129,8 @@ def _rows(names: Sequence[str], rows: list[tuple[Value, ...]]) -> RowsReply:
     return RowsReply(cols, rows)
 
 
-def _text(value: Value) -> str | None:
+def text_value(value: Value) -> str | None:
+    """A value as the text protocol sends it (booleans as 1/0, NULL as None)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -185,7 +186,7 @@ class QueryHandler:
             "utc_timestamp": lambda a: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "ifnull": _ifnull,
             "coalesce": lambda a: next((v for v in a if v is not None), None),
-            "concat": lambda a: None if any(v is None for v in a) else "".join(_text(v) or "" for v in a),
+            "concat": lambda a: None if any(v is None for v in a) else "".join(text_value(v) or "" for v in a),
             "lower": lambda a: _case(a, "lower"),
             "upper": lambda a: _case(a, "upper"),
             "if": _if,
@@ -251,7 +252,7 @@ class QueryHandler:
             planned.append((a.target, value))
         for target, value in planned:
             if isinstance(target, sql.UserVar):
-                text = _text(value)
+                text = text_value(value)
                 if text is None:
                     self.session.user_vars.pop(target.name, None)
                 else:
@@ -275,7 +276,7 @@ class QueryHandler:
         s = self.session
         if name == "names":
             for var in ("character_set_client", "character_set_connection", "character_set_results"):
-                s.sys_vars[var] = _text(value)
+                s.sys_vars[var] = text_value(value)
             return
         if isinstance(value, str) and value.upper() == "DEFAULT":
             s.sys_vars.pop(name, None)
@@ -345,7 +346,7 @@ class QueryHandler:
                 v, p = self.eval(e.expr, columns), self.eval(e.pattern, columns)
                 if v is None or p is None:
                     return None
-                return int((like_to_regex(str(_text(p))).fullmatch(str(_text(v))) is not None) != e.negated)
+                return int((like_to_regex(str(text_value(p))).fullmatch(str(text_value(v))) is not None) != e.negated)
         raise SqlError(ER_UNKNOWN_ERROR, "HY000", "unsupported expression")  # pragma: no cover
 
     def _binary(self, e: sql.Binary, columns: dict[str, Value] | None) -> Value:
@@ -393,7 +394,7 @@ class QueryHandler:
         if args[0] is None or args[1] is None:
             return None
         pos = _number(args[1])
-        return gtid_position_at(self.server.store, str(_text(args[0])), int(pos or 0))
+        return gtid_position_at(self.server.store, str(text_value(args[0])), int(pos or 0))
 
     # -- SHOW ---------------------------------------------------------------------------------
     def handle_show_variables(self, stmt: sql.ShowVariables) -> Reply:
@@ -474,7 +475,7 @@ class QueryHandler:
         before = None
         if stmt.before is not None:
             value = self.eval(stmt.before)
-            before = parse_datetime(str(_text(value))) if not isinstance(value, int | float) else float(value)
+            before = parse_datetime(str(text_value(value))) if not isinstance(value, int | float) else float(value)
         removed = self.server.purge(stmt.to, before)
         return OkReply(f"purged {len(removed)} file(s)" if removed else "")
 
@@ -512,7 +513,7 @@ def _if(a: list[Value]) -> Value:
 
 def _case(a: list[Value], how: str) -> Value:
     _arity(a, 1, how)
-    text = _text(a[0])
+    text = text_value(a[0])
     if text is None:
         return None
     return text.lower() if how == "lower" else text.upper()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
 from binhub.net.server import ServerConnection
 from binhub.serve.login import LoginFailed, authenticate
-from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError
+from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError, text_value
 from binhub.serve.variables import MAX_ALLOWED_PACKET, Value
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, ComInitDb, ComQuery, ComRegisterSlave
 from binhub.wire.constants import CACHING_SHA2_PASSWORD, Capability, Charset, Command, ServerStatus
@@ -287,7 +287,7 @@ class Session:
             self._send_ok(info=reply.info)
             return
         assert isinstance(reply, RowsReply)
-        rows = [tuple(_text(v) for v in row) for row in reply.rows]
+        rows = [tuple(text_value(v) for v in row) for row in reply.rows]
         self.conn.write_packets(build_text_result_set(reply.columns, rows, int(self.capabilities),
                                                       status=self.state.status))
 
@@ -340,11 +340,3 @@ class Session:
         if reply:
             self.conn.reply_to_last()
         self.conn.write_packets([ErrPacket(code, sqlstate, message[:500]).build(Capability.PROTOCOL_41)])
-
-
-def _text(value: Value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
