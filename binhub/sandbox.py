@@ -353,7 +353,8 @@ class Sandbox:
         if self.datadir.exists():
             # A datadir without the mysql schema is the leftover of a failed bootstrap.
             shutil.rmtree(self.datadir)
-        cmd = [str(install_db), "--no-defaults", f"--datadir={self.datadir}",
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        cmd = [str(install_db), "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}",
                "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
                *INNODB_ARGS]
         log.info("creating sandbox datadir %s", self.datadir)
@@ -367,6 +368,12 @@ class Sandbox:
                                "last lines:\n" + "\n".join(out[-_TAIL_LINES:]))
 
     # --- where things are -----------------------------------------------------------------------
+
+    @property
+    def tmpdir(self) -> Path:
+        """The server's own temp dir: a starting mariadbd deletes ``#sql*`` files in its tmpdir, which
+        in a shared /tmp are other servers' live temporary tables (a bootstrap then fails)."""
+        return self.sandbox_dir / "tmp"
 
     @property
     def name(self) -> str:
@@ -439,6 +446,7 @@ class Sandbox:
             args.append("--user=root")
         args += [
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             f"--port={port}",
             f"--socket={self._socket}",
             f"--pid-file={self.datadir / 'mariadbd.pid'}",
@@ -469,6 +477,7 @@ class Sandbox:
         """
         if self.is_running():
             return
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         if die_with_parent is None:
             die_with_parent = self.die_with_parent
         # PDEATHSIG fires when the *thread* that forked exits: from a short-lived worker thread it
