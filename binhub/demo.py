@@ -1,14 +1,20 @@
-"""The README's main job, end to end: sandbox primary → workload → ``binhub relay`` → verify.
+"""The README's main job, end to end: sandbox primary → workload → ``binhub relay`` → verify →
+``binhub serve`` → a real replica.
 
 Everything runs on this machine: a throwaway ``mariadbd`` that binhub starts itself, a workload
 of inserts, updates, deletes, DDL and one large transaction over several binlog files, the real
-``binhub relay --until-caught-up`` command, and an independent check that every stored file is
-byte-identical to the primary's and every CRC is valid.
+``binhub relay --until-caught-up`` command, an independent check that every stored file is
+byte-identical to the primary's and every CRC is valid, then ``binhub serve`` on that store and a
+second ``mariadbd`` that replicates from it (CHANGE MASTER TO binhub, GTID auto-position), its
+tables compared with the primary's by CHECKSUM TABLE.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,12 @@ class DemoResult:
     events: int
     crc_ok: bool
     relay_seconds: float
+    replica_tables: int = 0  # tables compared on the replica that replicated through binhub serve
+    replica_equal: int = 0  # of those, how many have the primary's CHECKSUM TABLE
+
+    @property
+    def replica_ok(self) -> bool:
+        return self.replica_tables > 0 and self.replica_equal == self.replica_tables
 
     @property
     def identical(self) -> int:
@@ -41,7 +53,7 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
-        return self.crc_ok and self.identical == len(self.files) and bool(self.files)
+        return self.crc_ok and self.identical == len(self.files) and bool(self.files) and self.replica_ok
 
 
 def write_workload(conn: Any, rotations: int = 2) -> int:
@@ -100,6 +112,9 @@ def run_demo(*, keep: bool = False, say: Callable[[str], None] = print, work_dir
             raise BinhubError(f"binhub relay failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
         result = check_store(data_dir, sandbox.binlog_dir, took)
         report(result, data_dir, say)
+        tables, equal = replicate_through_serve(sandbox, data_dir, base, say)
+        result = dataclasses.replace(result, replica_tables=tables, replica_equal=equal)
+        say(f"replica through binhub serve: {equal} of {tables} tables have the primary's CHECKSUM TABLE")
         if keep:
             say(f"kept: store {data_dir}, sandbox {sandbox.datadir} (port {sandbox.port}); "
                 f"stop it with: binhub sandbox stop --name demo")
@@ -108,6 +123,74 @@ def run_demo(*, keep: bool = False, say: Callable[[str], None] = print, work_dir
         if not keep:
             sandbox.destroy()
             shutil.rmtree(base, ignore_errors=True)
+
+
+def replicate_through_serve(primary: Sandbox, data_dir: Path, base: Path,
+                            say: Callable[[str], None]) -> tuple[int, int]:
+    """Serve the store and let a real replica catch up through it; (tables compared, tables equal)."""
+    port = _free_port()
+    password = secrets.token_hex(8)
+    serve = subprocess.Popen([sys.executable, "-m", "binhub", "serve", "--data-dir", str(data_dir),
+                              "--listen", f"127.0.0.1:{port}", "--user", "repl", "--password", password,
+                              "--server-id", "1001", "--log-level", "warning"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    replica = Sandbox.create(SandboxSpec(name="demo-replica", base_dir=base / "sandboxes", server_id=2))
+    try:
+        say(f"serving the store with: binhub serve --data-dir {data_dir} --listen 127.0.0.1:{port}; "
+            "starting a replica that replicates from it …")
+        replica.start()
+        _wait(lambda: _accepts(port) or serve.poll() is not None, 30, "binhub serve to listen")
+        if serve.poll() is not None:
+            raise BinhubError(f"binhub serve exited: {serve.stderr.read() if serve.stderr else ''}")
+        with primary.connect() as src, replica.connect() as dst:
+            src_cur, dst_cur = src.cursor(), dst.cursor()
+            dst_cur.execute(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', "
+                            f"MASTER_PASSWORD='{password}', MASTER_USE_GTID=slave_pos")
+            dst_cur.execute("START SLAVE")
+            src_cur.execute("SELECT @@gtid_binlog_pos")
+            want = src_cur.fetchone()[0]
+
+            def caught_up() -> bool:
+                dst_cur.execute("SELECT @@gtid_slave_pos")
+                return bool(dst_cur.fetchone()[0] == want)
+
+            _wait(caught_up, 60, f"the replica to reach {want}")
+            src_cur.execute("SHOW TABLES FROM demo")
+            tables = [row[0] for row in src_cur.fetchall()]
+            equal = 0
+            for table in tables:
+                src_cur.execute(f"CHECKSUM TABLE demo.`{table}`")
+                dst_cur.execute(f"CHECKSUM TABLE demo.`{table}`")
+                equal += src_cur.fetchone()[1] == dst_cur.fetchone()[1]
+            dst_cur.execute("STOP SLAVE")
+        return len(tables), equal
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        replica.destroy()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise BinhubError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
 
 
 def check_store(data_dir: Path, primary_binlog_dir: Path, relay_seconds: float) -> DemoResult:

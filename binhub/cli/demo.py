@@ -13,7 +13,7 @@ from binhub.demo import run_demo
 @click.option("--keep", is_flag=True, help="Keep the sandbox primary and the store afterwards.")
 @click.option("--work-dir", type=click.Path(path_type=Path), help="Where to put the sandbox and the store.")
 def demo(keep: bool, work_dir: Path | None) -> None:
-    """Start a sandbox MariaDB, write a workload, relay it and verify the store against the primary."""
+    """Sandbox MariaDB → workload → relay → verify the store → serve it to a real replica → compare tables."""
     result = run_demo(keep=keep, say=click.echo, work_dir=work_dir)
     if not result.ok:
-        raise click.ClickException("the stored binlog does not match the primary's (see above)")
+        raise click.ClickException("the store or the replica does not match the primary (see above)")

@@ -93,7 +93,11 @@ def test_demo_command(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "binhub", "demo", "--work-dir", str(tmp_path / "demo")],
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
-    n = last.split()[0]
-    assert last == f"{n} of {n} files identical to the primary's, every CRC valid" and int(n) >= 3
+    lines = proc.stdout.strip().splitlines()
+    stored = next(line for line in lines if "files identical" in line)
+    n = stored.split()[0]
+    assert stored == f"{n} of {n} files identical to the primary's, every CRC valid" and int(n) >= 3
+    m = lines[-1].split(": ")[1].split()[0]
+    assert lines[-1] == f"replica through binhub serve: {m} of {m} tables have the primary's CHECKSUM TABLE"
+    assert int(m) >= 9
     assert not (tmp_path / "demo").exists()  # cleaned up without --keep
