@@ -29,7 +29,8 @@ from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError
 from binhub.store import BinlogStore
-from binhub.store.store import file_seq, mariadb_position
+from binhub.store.index import file_seq
+from binhub.store.recovery import mariadb_position
 
 __all__ = ["binlog_event_rows", "checksum_name", "durable_files", "gtid_position_at"]
 

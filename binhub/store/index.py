@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from binhub.errors import StorageError
 from binhub.store.fsutil import atomic_write
 
 GTID_INDEX_EVERY = 1000
@@ -110,3 +111,11 @@ class GtidIndex:
     def rewrite(self, keep: list[GtidIndexEntry]) -> None:
         """Drop entries past a truncation or for purged files (recovery and purge only)."""
         atomic_write(self.path, "".join(f"{e.file}\t{e.offset}\t{e.gtid}\t{e.timestamp}\n" for e in keep).encode())
+
+
+def file_seq(name: str) -> int:
+    """The numeric extension of a binlog file name (``mysql-bin.000042`` -> 42)."""
+    ext = name.rsplit(".", 1)[-1]
+    if not ext.isdigit():
+        raise StorageError(f"{name!r} is not a binlog file name (expected BASE.NNNNNN)")
+    return int(ext)

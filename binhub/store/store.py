@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from binhub.binlog.checksum import set_in_use_flag
-from binhub.binlog.constants import BINLOG_MAGIC, HEADER_SIZE, EventType
-from binhub.binlog.file import BinlogFileReader
-from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
+from binhub.binlog.constants import BINLOG_MAGIC
+from binhub.binlog.gtid import MariadbGtid, parse_gtid_set
 from binhub.binlog.header import EventHeader
-from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import BinlogError, StorageError
-from binhub.store.archive import archive_file
+from binhub.binlog.transaction import GtidEvent, decode_gtid_event, gtid_event_domain
+from binhub.errors import StorageError
+from binhub.store import maintenance
 from binhub.store.durability import Durability
 from binhub.store.durable import DurableMarker, DurablePosition, read_durable
 from binhub.store.fsutil import fsync_dir, storage_error
-from binhub.store.index import GTID_INDEX_EVERY, BinlogIndex, GtidIndex, GtidIndexEntry
+from binhub.store.index import GTID_INDEX_EVERY, BinlogIndex, GtidIndex, GtidIndexEntry, file_seq
 from binhub.store.lock import StoreLock
-from binhub.store.retention import PurgeRules, live_leases, plan_purge
+from binhub.store.recovery import Gtid, GtidSet, add_gtid, scan_tail, union_sets
+from binhub.store.retention import PurgeRules
 from binhub.store.state import StoreState, UpstreamIdentity
 
 if TYPE_CHECKING:
@@ -48,19 +48,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("binhub.store")
 
-Gtid = MysqlGtid | MariadbGtid
-GtidSet = MysqlGtidSet | MariadbGtidList
 
 STATE_SAVE_INTERVAL = 1.0  # seconds between state.json rewrites while relaying
 FDE_FLAGS_BYTE = len(BINLOG_MAGIC) + 17  # the low flags byte of the FDE at file offset 4
-
-
-def file_seq(name: str) -> int:
-    """The numeric extension of a binlog file name (``mysql-bin.000042`` -> 42)."""
-    ext = name.rsplit(".", 1)[-1]
-    if not ext.isdigit():
-        raise StorageError(f"{name!r} is not a binlog file name (expected BASE.NNNNNN)")
-    return int(ext)
 
 
 def fde_fingerprint(fde: bytes) -> str:
@@ -79,12 +69,27 @@ class _ActiveFile:
     boundary: int
     synced: int
     pending: bytearray = field(default_factory=bytearray)
+    in_flight: int = 0  # bytes before ``pending`` handed to a background write (start_flush), not yet in ``written``
     finished: bool = False  # ends with ROTATE or STOP: nothing more will be appended
     next_name: str = ""  # from the closing ROTATE event
 
     @property
     def position(self) -> int:
-        return self.written + len(self.pending)
+        return self.written + self.in_flight + len(self.pending)
+
+
+class FlushJob:
+    """The bytes one background write hands to the kernel (:meth:`BinlogStore.start_flush`)."""
+
+    __slots__ = ("active", "data", "offset", "count", "error", "done")
+
+    def __init__(self, active: _ActiveFile, data: bytearray, offset: int) -> None:
+        self.active = active
+        self.data = data
+        self.offset = offset
+        self.count = 0  # bytes written so far
+        self.error: OSError | None = None
+        self.done = False
 
 
 class BinlogStore:
@@ -110,11 +115,14 @@ class BinlogStore:
         self._active: _ActiveFile | None = None
         self._durable: DurablePosition | None = None
         self._executed: GtidSet | None = None
-        self._unsynced: list[tuple[int, Gtid]] = []  # (boundary offset, gtid) not yet durable
+        self._unsynced: list[tuple[int, Gtid | GtidEvent]] = []  # (boundary offset, gtid) not yet durable
         self._txn_since_index = GTID_INDEX_EVERY
         self._first_txn_in_file = True
         self._last_state_save = 0.0
         self._fsync_lock = threading.Lock()
+        # Held by a background write (write_flush) while it runs: _settle waits on it.
+        self._write_lock = threading.Lock()
+        self._job: FlushJob | None = None  # the background write not yet settled
         self._listeners: list[Any] = []
 
     # ------------------------------------------------------------------ opening
@@ -185,21 +193,21 @@ class BinlogStore:
         start = 4
         if self.state.last_file == name and 4 <= self.state.last_position <= size:
             start = self.state.last_position
-        boundary, finished, next_name, gtids, header_set = self._scan_tail(path, start, size)
+        boundary, finished, next_name, gtids, header_set = scan_tail(path, start, size)
         if start == 4:
             # The state is older than this file: the file's own GTID header says what came before it.
             # Keep the state's set too: a file killed right after its creation has no header yet,
             # and the union of two views of the past is still the past (both are idempotent sets).
-            executed = _union(executed, header_set)
+            executed = union_sets(executed, header_set)
             if executed is None and len(names) > 1:
                 # No state and no header yet (killed right after the file was created): the file
                 # before it tells what came before, by its own header and transactions.
                 prev = self.binlog_dir / names[-2]
-                _, _, _, prev_gtids, executed = self._scan_tail(prev, 4, prev.stat().st_size)
+                _, _, _, prev_gtids, executed = scan_tail(prev, 4, prev.stat().st_size)
                 for gtid in prev_gtids:
-                    executed = _add_gtid(executed, gtid)
+                    executed = add_gtid(executed, gtid)
         for gtid in gtids:
-            executed = _add_gtid(executed, gtid)
+            executed = add_gtid(executed, gtid)
         self._executed = executed
         try:
             fd = os.open(path, os.O_RDWR)
@@ -225,42 +233,6 @@ class BinlogStore:
         self._first_txn_in_file = not any(e.file == name for e in entries)
         self._publish(DurablePosition(file_seq(name), name, boundary))
         self._save_state(force=True)
-
-    def _scan_tail(self, path: Path, start: int, size: int) -> tuple[int, bool, str, list[Gtid], GtidSet | None]:
-        """Walk ``path`` from ``start`` (a boundary) and return the last boundary and what lies before it."""
-        tracker = TransactionTracker()
-        boundary = start if start > 4 else 4
-        finished, next_name = False, ""
-        gtids: list[Gtid] = []
-        header_set: GtidSet | None = None
-        if size <= 4:
-            return 4, False, "", [], None
-        with open(path, "rb") as f:
-            if f.read(4) != BINLOG_MAGIC:
-                raise StorageError(f"{path.name} in the store does not start with the binlog magic bytes",
-                                   hint="the file is not a binlog file; restore it or remove the store")
-            reader = BinlogFileReader(f, path.name, start=start, verify_checksums=True)
-            try:
-                for ev in reader:
-                    kind = ev.header.type_code
-                    if kind in (EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST) and header_set is None:
-                        header_set = _header_gtid_set(ev.data, reader)
-                    done = tracker.transactions
-                    if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4):
-                        boundary = ev.offset + ev.header.event_size
-                        if tracker.transactions != done and tracker.last_gtid is not None:
-                            gtids.append(tracker.last_gtid)
-                        finished = kind in (EventType.ROTATE, EventType.STOP)
-                        if kind == EventType.ROTATE:
-                            next_name = _rotate_next_name(ev.data, reader)
-            except BinlogError as exc:
-                # Anything after the last boundary was never durable: a torn write, not corruption.
-                LOG.info("recovery stops at %s", exc)
-            if boundary == start > 4:
-                # The scan began at the recorded end of the file and found nothing after it: whether
-                # the file is finished depends on the event that ends there.
-                finished, next_name = _ends_with_rotate_or_stop(f, path.name, start)
-        return boundary, finished, next_name, gtids, header_set
 
     # ------------------------------------------------------------------ read side
 
@@ -312,6 +284,7 @@ class BinlogStore:
         if name in self.index.names:
             raise StorageError(f"{name} is already in the store", hint="the upstream's binlog numbering went back; "
                                "was RESET MASTER run on it? Use a new --data-dir")
+        self._settle()
         if self._active is not None:
             self.close_file()
         path = self.binlog_dir / name
@@ -341,16 +314,20 @@ class BinlogStore:
                                                                        first_fde_sha256=fde_fingerprint(data)))
         self.append(data)
 
-    def mark_boundary(self, gtid: Gtid | None, timestamp: int, *, gtid_text: str | None = None) -> None:
-        """The appended events so far form complete transactions."""
+    def mark_boundary(self, gtid: Gtid | GtidEvent | None, timestamp: int, *, gtid_text: str | None = None) -> None:
+        """The appended events so far form complete transactions.
+
+        ``gtid`` may be the raw GTID event (:attr:`TransactionTracker.last_gtid_event`): it is then
+        decoded only where needed (an index entry, the durable position), not per transaction.
+        """
         active = self._active
         assert active is not None
-        end = active.written + len(active.pending)  # active.position, without a property call per transaction
+        end = active.written + active.in_flight + len(active.pending)  # active.position, minus a property call
         if gtid is not None:
             self._unsynced.append((end, gtid))
             self._txn_since_index += 1
             if self._first_txn_in_file or self._txn_since_index >= GTID_INDEX_EVERY:
-                self.gtid_index.add(active.name, active.boundary, gtid_text or str(gtid), timestamp)
+                self.gtid_index.add(active.name, active.boundary, gtid_text or str(_as_gtid(gtid)), timestamp)
                 self._txn_since_index = 0
                 self._first_txn_in_file = False
         active.boundary = end
@@ -361,8 +338,57 @@ class BinlogStore:
         self._active.finished = True
         self._active.next_name = next_name
 
+    def start_flush(self) -> FlushJob | None:
+        """Detach the pending bytes for :meth:`write_flush` in a worker thread (None: nothing pending).
+
+        Copying a batch into the page cache costs about as much CPU as receiving it: in a thread
+        it runs on another core while the loop receives and frames the next batch, which appends
+        to a fresh buffer meanwhile. Any later flush/commit/rollback first waits for the write and
+        takes over its result (:meth:`_settle`), so the file is never touched by two writers.
+        """
+        self._settle()
+        active = self._active
+        if active is None or not active.pending:
+            return None
+        job = FlushJob(active, active.pending, active.written)
+        active.pending = bytearray()
+        active.in_flight = len(job.data)
+        self._job = job
+        return job
+
+    def write_flush(self, job: FlushJob) -> None:
+        """Run a detached write (any thread); errors are kept for :meth:`_settle` to raise."""
+        with self._write_lock:
+            if job.done:
+                return
+            data = memoryview(job.data)
+            try:
+                while job.count < len(data):
+                    job.count += os.pwrite(job.active.fd, data[job.count:], job.offset + job.count)
+            except OSError as exc:
+                job.error = exc
+            finally:
+                data.release()
+                job.done = True
+
+    def _settle(self) -> None:
+        """Wait for the background write, if any, and account for it (or roll back after its error)."""
+        job = self._job
+        if job is None:
+            return
+        self.write_flush(job)  # waits while a thread runs it; runs it here if no thread got to it
+        self._job = None
+        active = job.active
+        active.in_flight = 0
+        active.written += job.count
+        if job.error is not None:
+            self._rollback_after_error(job.offset)
+            raise storage_error(job.error, f"cannot write {active.path}") from job.error
+        self.gtid_index.flush()
+
     def flush(self) -> None:
         """Hand the pending bytes to the kernel: one write per batch."""
+        self._settle()
         active = self._active
         if active is None or not active.pending:
             return
@@ -460,6 +486,7 @@ class BinlogStore:
 
     def rollback_to_boundary(self) -> None:
         """Drop a partial transaction (the upstream connection broke inside it)."""
+        self._settle()
         active = self._active
         if active is None or active.boundary == active.position:
             return
@@ -530,114 +557,12 @@ class BinlogStore:
     # ------------------------------------------------------------------ retention and import
 
     def purge(self, rules: PurgeRules) -> tuple[list[str], str]:
-        """Remove the oldest files the rules allow (never the active or a leased one).
-
-        Returns the removed names and, if a reader lease stopped the purge early, why.
-        """
-        self._writable()
-        names = self.index.names
-        if not names:
-            return [], ""
-        paths = {n: self.binlog_dir / n for n in names}
-        sizes = {n: p.stat().st_size for n, p in paths.items()}
-        mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
-        victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(self.data_dir),
-                                      active=self.current_file)
-        if not victims:
-            return [], blocked
-        if self.archive_dir is not None:
-            for name in victims:  # archived before anything is removed: a failure here removes nothing
-                archive_file(paths[name], self.archive_dir)
-        gone = set(victims)
-        self.index.remove(gone)
-        purged = self._header_set_of(self.index.names[0]) if self.index.names else None
-        self.state = self.state.with_(purged_gtids=str(purged) if purged is not None else "")
-        self._save_state(force=True)
-        self.gtid_index.flush()
-        self.gtid_index.rewrite([e for e in self.gtid_index.entries() if e.file not in gone])
-        for name in victims:
-            paths[name].unlink(missing_ok=True)
-        fsync_dir(self.binlog_dir)
-        LOG.info("purged %d binlog file(s): %s … %s", len(victims), victims[0], victims[-1])
-        if blocked:
-            LOG.info("purge stopped early: %s", blocked)
-        return victims, blocked
-
-    def _header_set_of(self, name: str) -> GtidSet | None:
-        with open(self.binlog_dir / name, "rb") as f:
-            reader = BinlogFileReader(f, name, verify_checksums=False)
-            for ev in reader:
-                if ev.header.type_code in (EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST):
-                    return _header_gtid_set(ev.data, reader)
-                if ev.offset > 4 and ev.header.type_code not in (EventType.FORMAT_DESCRIPTION,):
-                    break
-        return None
+        """Remove the oldest files the rules allow (never the active or a leased one); see maintenance.purge."""
+        return maintenance.purge(self, rules)
 
     def import_file(self, source: Path) -> str:
-        """Copy a binlog file into the store (after the files it already has), indexing it as the relay would.
-
-        The caller verifies the file first; here it is copied durably, scanned for GTIDs and indexed.
-        """
-        self._writable()
-        name = source.name
-        file_seq(name)
-        if self._active is not None:
-            if not self._active.finished and self.index.names:
-                LOG.info("%s did not end with ROTATE or STOP; importing %s after it", self._active.name, name)
-            self.close_file()
-        if name in self.index.names:
-            raise StorageError(f"{name} is already in the store")
-        if self.index.names and file_seq(name) <= file_seq(self.index.names[-1]):
-            raise StorageError(f"{name} comes before the store's last file {self.index.names[-1]}",
-                               hint="import files in order, oldest first, into an empty store or after its last file")
-        target = self.binlog_dir / name
-        tmp = target.with_name(name + ".import")
-        try:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, target)
-            stat = source.stat()
-            os.utime(target, (stat.st_atime, stat.st_mtime))
-            self.index.append(name)
-            fsync_dir(self.binlog_dir)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise storage_error(exc, f"cannot import {source}") from exc
-        size = target.stat().st_size
-        boundary, finished, next_name, gtids, header_set = self._scan_tail(target, 4, size)
-        if self._executed is None:
-            self._executed = header_set
-            if header_set is not None and not self.state.purged_gtids:
-                self.state = self.state.with_(purged_gtids=str(header_set))
-        self._index_file_gtids(target)
-        for gtid in gtids:
-            self._executed = _add_gtid(self._executed, gtid)
-        fd = os.open(target, os.O_RDWR)
-        self._active = _ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
-        self._publish(DurablePosition(file_seq(name), name, boundary))
-        self._save_state(force=True)
-        return name
-
-    def _index_file_gtids(self, path: Path) -> None:
-        tracker = TransactionTracker()
-        count = GTID_INDEX_EVERY
-        txn_start = 4  # a GTID index entry points at the start of its transaction
-        with open(path, "rb") as f:
-            reader = BinlogFileReader(f, path.name, verify_checksums=False)
-            for ev in reader:
-                done = tracker.transactions
-                if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4):
-                    gtid = tracker.last_gtid if tracker.transactions != done else None
-                    if gtid is not None:
-                        count += 1
-                        if count >= GTID_INDEX_EVERY:
-                            self.gtid_index.add(path.name, txn_start, str(gtid), ev.header.timestamp)
-                            count = 0
-                    txn_start = ev.offset + ev.header.event_size
-        self.gtid_index.flush()
+        """Copy a binlog file into the store after its last one; see maintenance.import_file."""
+        return maintenance.import_file(self, source)
 
     # ------------------------------------------------------------------ readers
 
@@ -683,22 +608,25 @@ class BinlogStore:
             return
         executed = self._executed
         done = 0
-        last = None
-        newest: dict[int, MariadbGtid] = {}
+        last: Gtid | GtidEvent | None = None
+        newest: dict[int, Gtid | GtidEvent] = {}
         for end, gtid in pending:
             if end > upto:
                 break
-            if isinstance(gtid, MariadbGtid):
-                newest[gtid.domain_id] = gtid  # MariaDB keeps one GTID per domain: fold only the last
+            # MariaDB keeps one GTID per domain: fold only the last (and decode only that one).
+            domain = gtid.domain_id if isinstance(gtid, MariadbGtid) else \
+                gtid_event_domain(gtid) if isinstance(gtid, tuple) else None
+            if domain is not None:
+                newest[domain] = gtid
             else:
-                executed = _add_gtid(executed, gtid)
+                executed = add_gtid(executed, _as_gtid(gtid))
             last = gtid
             done += 1
         for gtid in newest.values():
-            executed = _add_gtid(executed, gtid)
+            executed = add_gtid(executed, _as_gtid(gtid))
         self._executed = executed
         if last is not None:
-            self.last_durable_gtid = str(last)
+            self.last_durable_gtid = str(_as_gtid(last))
         del pending[:done]
 
     def _save_state(self, *, force: bool = False) -> None:
@@ -714,87 +642,12 @@ class BinlogStore:
         self.state.save(self.state_path)
 
 
-def _add_gtid(executed: GtidSet | None, gtid: Gtid) -> GtidSet:
-    if isinstance(gtid, MariadbGtid):
-        base = executed if isinstance(executed, MariadbGtidList) else MariadbGtidList.parse("")
-        return base.add(gtid)
-    base2 = executed if isinstance(executed, MysqlGtidSet) else MysqlGtidSet.parse("")
-    return base2.add(gtid)
-
-
-def _union(a: GtidSet | None, b: GtidSet | None) -> GtidSet | None:
-    if a is None or b is None:
-        return a if b is None else b
-    if isinstance(a, MariadbGtidList) and isinstance(b, MariadbGtidList):
-        return a.union(b)
-    if isinstance(a, MysqlGtidSet) and isinstance(b, MysqlGtidSet):
-        return a.union(b)
-    return b  # flavours differ: the file's own header is the better witness
-
-
-# ROTATE is header + 8-byte position + the next name (+ CRC); names are short, but allow for long ones.
-_MAX_CLOSING_EVENT = HEADER_SIZE + 8 + 512 + 4
-
-
-def _ends_with_rotate_or_stop(f: Any, name: str, end: int) -> tuple[bool, str]:
-    """Whether the event that ends at ``end`` is a ROTATE (its next name) or STOP, found without a scan.
-
-    Events carry no back pointer, so each candidate start is tried: a header whose size reaches
-    exactly to ``end``, whose end position says ``end`` and whose CRC holds is the last event.
-    """
-    from binhub.binlog.checksum import verify_checksum
-
-    lo = max(4, end - _MAX_CLOSING_EVENT)
-    f.seek(lo)
-    tail = f.read(end - lo)
-    if len(tail) != end - lo:
-        return False, ""
-    for start in range(len(tail) - HEADER_SIZE, -1, -1):
-        kind = tail[start + 4]
-        if kind not in (EventType.ROTATE, EventType.STOP):
-            continue
-        try:
-            header = EventHeader.unpack(tail, start)
-        except BinlogError:
-            continue
-        if header.event_size != len(tail) - start or header.log_pos not in (0, end):
-            continue
-        data = tail[start:]
-        crc = 4
-        try:
-            verify_checksum(data, file=name, offset=lo + start)
-        except BinlogError:
-            if header.log_pos != end:
-                continue
-            crc = 0  # a file without checksums: the position match has to do
-        if kind == EventType.STOP:
-            return True, ""
-        return True, bytes(data[HEADER_SIZE + 8 : len(data) - crc]).decode(errors="replace")
-    return False, ""
-
-
-def _header_gtid_set(data: bytes, reader: BinlogFileReader) -> GtidSet | None:
-    from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event
-
-    event = decode_event(data, reader.fde)
-    if isinstance(event, PreviousGtidsEvent):
-        return event.gtid_set
-    if isinstance(event, MariadbGtidListEvent):
-        return mariadb_position(event.gtids)
-    return None
-
-
-def mariadb_position(gtids: Any) -> MariadbGtidList:
-    """A GTID_LIST (one entry per domain and server) as a position: the highest seq_no per domain."""
-    result = MariadbGtidList()
-    for gtid in gtids:
-        result = result.union(MariadbGtidList([gtid]))
-    return result
-
-
-def _rotate_next_name(data: bytes, reader: BinlogFileReader) -> str:
-    crc = reader.fde.checksum_size if reader.fde else 4
-    return bytes(data[HEADER_SIZE + 8 : len(data) - crc]).decode()
+def _as_gtid(gtid: Gtid | GtidEvent) -> Gtid:
+    if not isinstance(gtid, tuple):
+        return gtid
+    decoded = decode_gtid_event(gtid)
+    assert decoded is not None  # the tracker hands out no anonymous GTID events
+    return decoded
 
 
 def _fde_flags_byte(fd: int, *, in_use: bool) -> bytes:

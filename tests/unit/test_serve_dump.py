@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import binhub.store.maintenance as maintenance_mod
 import binhub.store.store as store_mod
 from binhub.binlog.constants import EventType
 from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent, decode_event
@@ -353,7 +354,8 @@ def test_mariadb_strict_mode_refuses_a_hole(tmp_path: Path) -> None:
 
 
 def test_gtid_index_jump_sends_the_same_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_mod, "GTID_INDEX_EVERY", 7)
+    monkeypatch.setattr(store_mod, "GTID_INDEX_EVERY", 7)  # the relay's index entries
+    monkeypatch.setattr(maintenance_mod, "GTID_INDEX_EVERY", 7)  # an import's index entries
     src = tmp_path / "src"
     src.mkdir()
     store = make_store(tmp_path, mariadb_files(src, txns=60, files=2))

@@ -27,7 +27,7 @@ from binhub.binlog.gtid import MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import DiskFull, StoreLocked
 from binhub.store import BinlogStore
-from binhub.store import store as store_module
+from binhub.store import recovery as store_recovery
 from binhub.store.catalog import verify_files
 from binhub.store.retention import PurgeRules, ReaderLease, live_leases, plan_purge
 from tests.conftest import TEST_DATA
@@ -82,7 +82,7 @@ def header_position(name: str) -> MariadbGtidList:
 
             event = decode_event(ev.data, None)
             assert isinstance(event, MariadbGtidListEvent)
-            return store_module.mariadb_position(event.gtids)
+            return store_recovery.mariadb_position(event.gtids)
     raise AssertionError("no GTID_LIST")
 
 

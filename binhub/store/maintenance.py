@@ -1,0 +1,141 @@
+"""Store maintenance: purging old files (retention, PURGE, CLI) and importing binlog files.
+
+Functions over a writable :class:`~binhub.store.store.BinlogStore`; the store's ``purge`` and
+``import_file`` methods delegate here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from binhub.binlog.constants import EventType
+from binhub.binlog.file import BinlogFileReader
+from binhub.binlog.transaction import TransactionTracker
+from binhub.errors import StorageError
+from binhub.store.archive import archive_file
+from binhub.store.durable import DurablePosition
+from binhub.store.fsutil import fsync_dir, storage_error
+from binhub.store.index import GTID_INDEX_EVERY, file_seq
+from binhub.store.recovery import GtidSet, add_gtid, header_gtid_set, scan_tail
+from binhub.store.retention import PurgeRules, live_leases, plan_purge
+
+if TYPE_CHECKING:
+    from binhub.store.store import BinlogStore
+
+LOG = logging.getLogger("binhub.store")
+
+
+def purge(store: BinlogStore, rules: PurgeRules) -> tuple[list[str], str]:
+    """Remove the oldest files the rules allow (never the active or a leased one).
+
+    Returns the removed names and, if a reader lease stopped the purge early, why.
+    """
+    store._writable()
+    names = store.index.names
+    if not names:
+        return [], ""
+    paths = {n: store.binlog_dir / n for n in names}
+    sizes = {n: p.stat().st_size for n, p in paths.items()}
+    mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
+    victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(store.data_dir),
+                                  active=store.current_file)
+    if not victims:
+        return [], blocked
+    if store.archive_dir is not None:
+        for name in victims:  # archived before anything is removed: a failure here removes nothing
+            archive_file(paths[name], store.archive_dir)
+    gone = set(victims)
+    store.index.remove(gone)
+    purged = header_set_of(store, store.index.names[0]) if store.index.names else None
+    store.state = store.state.with_(purged_gtids=str(purged) if purged is not None else "")
+    store._save_state(force=True)
+    store.gtid_index.flush()
+    store.gtid_index.rewrite([e for e in store.gtid_index.entries() if e.file not in gone])
+    for name in victims:
+        paths[name].unlink(missing_ok=True)
+    fsync_dir(store.binlog_dir)
+    LOG.info("purged %d binlog file(s): %s … %s", len(victims), victims[0], victims[-1])
+    if blocked:
+        LOG.info("purge stopped early: %s", blocked)
+    return victims, blocked
+
+def header_set_of(store: BinlogStore, name: str) -> GtidSet | None:
+    with open(store.binlog_dir / name, "rb") as f:
+        reader = BinlogFileReader(f, name, verify_checksums=False)
+        for ev in reader:
+            if ev.header.type_code in (EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST):
+                return header_gtid_set(ev.data, reader)
+            if ev.offset > 4 and ev.header.type_code not in (EventType.FORMAT_DESCRIPTION,):
+                break
+    return None
+
+def import_file(store: BinlogStore, source: Path) -> str:
+    """Copy a binlog file into the store (after the files it already has), indexing it as the relay would.
+
+    The caller verifies the file first; here it is copied durably, scanned for GTIDs and indexed.
+    """
+    store._writable()
+    name = source.name
+    file_seq(name)
+    if store._active is not None:
+        if not store._active.finished and store.index.names:
+            LOG.info("%s did not end with ROTATE or STOP; importing %s after it", store._active.name, name)
+        store.close_file()
+    if name in store.index.names:
+        raise StorageError(f"{name} is already in the store")
+    if store.index.names and file_seq(name) <= file_seq(store.index.names[-1]):
+        raise StorageError(f"{name} comes before the store's last file {store.index.names[-1]}",
+                           hint="import files in order, oldest first, into an empty store or after its last file")
+    target = store.binlog_dir / name
+    tmp = target.with_name(name + ".import")
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
+        stat = source.stat()
+        os.utime(target, (stat.st_atime, stat.st_mtime))
+        store.index.append(name)
+        fsync_dir(store.binlog_dir)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, f"cannot import {source}") from exc
+    size = target.stat().st_size
+    boundary, finished, next_name, gtids, header_set = scan_tail(target, 4, size)
+    if store._executed is None:
+        store._executed = header_set
+        if header_set is not None and not store.state.purged_gtids:
+            store.state = store.state.with_(purged_gtids=str(header_set))
+    index_file_gtids(store, target)
+    for gtid in gtids:
+        store._executed = add_gtid(store._executed, gtid)
+    from binhub.store.store import _ActiveFile  # here, not at the top: store imports this module
+
+    fd = os.open(target, os.O_RDWR)
+    store._active = _ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
+    store._publish(DurablePosition(file_seq(name), name, boundary))
+    store._save_state(force=True)
+    return name
+
+def index_file_gtids(store: BinlogStore, path: Path) -> None:
+    tracker = TransactionTracker()
+    count = GTID_INDEX_EVERY
+    txn_start = 4  # a GTID index entry points at the start of its transaction
+    with open(path, "rb") as f:
+        reader = BinlogFileReader(f, path.name, verify_checksums=False)
+        for ev in reader:
+            done = tracker.transactions
+            if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4):
+                gtid = tracker.last_gtid if tracker.transactions != done else None
+                if gtid is not None:
+                    count += 1
+                    if count >= GTID_INDEX_EVERY:
+                        store.gtid_index.add(path.name, txn_start, str(gtid), ev.header.timestamp)
+                        count = 0
+                txn_start = ev.offset + ev.header.event_size
+    store.gtid_index.flush()
