@@ -46,6 +46,7 @@ from binhub.store import BinlogStore
 from binhub.store.catalog import identity_from_file
 from binhub.store.retention import PurgeRules, live_leases, plan_purge
 from binhub.store.state import StoreState, UpstreamIdentity
+from binhub.wire.constants import CACHING_SHA2_PASSWORD, NATIVE_PASSWORD
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
 
@@ -72,8 +73,9 @@ class BinlogServer:
                  port: int = 3307, key_dir: Path | None = None, tls: bool = True, tls_cert: Path | None = None,
                  tls_key: Path | None = None, metrics: ServeMetrics | None = None,
                  dump_handler: DumpHandler | None = None, semi_sync: bool = True,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, default_auth: str | None = None) -> None:
         self.store = store
+        self.default_auth = default_auth  # None: as the upstream's flavour does (see greeting_plugin)
         self.users = users
         self.server_id = server_id
         self.host = host
@@ -297,6 +299,18 @@ class BinlogServer:
         if self._checksum[0] != newest:
             self._checksum = (newest, checksum_name(self.store))
         return self._checksum[1]
+
+    @property
+    def greeting_plugin(self) -> str:
+        """The auth plugin the greeting names, as the upstream would: mysql_native_password for MariaDB
+        and MySQL 5.7 (their clients, e.g. stock mariadb-binlog, then log in without TLS or RSA),
+        caching_sha2_password for MySQL 8+. Clients naming the other plugin are served too."""
+        if self.default_auth:
+            return self.default_auth
+        up = self.identity()
+        if up is not None and up.flavour == "mysql" and up.version[:1].isdigit() and int(up.version.split(".")[0]) >= 8:
+            return CACHING_SHA2_PASSWORD
+        return NATIVE_PASSWORD
 
     def facts(self) -> ServerFacts:
         self._refresh()

@@ -32,7 +32,7 @@ from binhub.serve.login import LoginFailed, authenticate
 from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError, text_value
 from binhub.serve.variables import MAX_ALLOWED_PACKET, Value
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, ComInitDb, ComQuery, ComRegisterSlave
-from binhub.wire.constants import CACHING_SHA2_PASSWORD, Capability, Charset, Command, ServerStatus
+from binhub.wire.constants import Capability, Charset, Command, ServerStatus
 from binhub.wire.handshake import HandshakeV10
 from binhub.wire.messages import ErrPacket, OkPacket, build_text_result_set
 
@@ -177,7 +177,7 @@ class Session:
             capabilities=server_capabilities(server.tls_context is not None),
             charset=Charset.UTF8MB4_GENERAL_CI if server.flavour == "mariadb" else Charset.UTF8MB4_0900_AI_CI,
             status=ServerStatus.AUTOCOMMIT,
-            auth_plugin=CACHING_SHA2_PASSWORD,
+            auth_plugin=server.greeting_plugin,
         )
         self.conn.set_max_payload(PRE_AUTH_MAX_PAYLOAD)
         self.conn.reset_sequence()

@@ -4,7 +4,7 @@
 per line), so ``mariadb-binlog`` users and scripts find the files as on a primary.
 
 ``gtid.index`` maps GTIDs to (file, offset): one line at the first transaction of every file and
-every ``GTID_INDEX_EVERY`` transactions, append-only. It can always be rebuilt from the files, so
+every ``GTID_INDEX_EVERY`` transactions or ``GTID_INDEX_BYTES`` bytes, append-only. It can always be rebuilt from the files, so
 it is flushed with the data but only trusted up to the store's durable position.
 """
 
@@ -18,6 +18,8 @@ from binhub.errors import StorageError
 from binhub.store.fsutil import atomic_write
 
 GTID_INDEX_EVERY = 1000
+# ... and at least every 16 MiB: a file of few, large transactions must not need a long scan either.
+GTID_INDEX_BYTES = 16 << 20
 
 
 class BinlogIndex:

@@ -18,7 +18,7 @@ from binhub.errors import StorageError
 from binhub.store.archive import archive_file
 from binhub.store.durable import DurablePosition
 from binhub.store.fsutil import fsync_dir, storage_error
-from binhub.store.index import GTID_INDEX_EVERY, file_seq
+from binhub.store.index import GTID_INDEX_BYTES, GTID_INDEX_EVERY, file_seq
 from binhub.store.recovery import GtidSet, add_gtid, header_gtid_set, scan_tail
 from binhub.store.retention import PurgeRules, live_leases, plan_purge
 
@@ -126,6 +126,7 @@ def index_file_gtids(store: BinlogStore, path: Path) -> None:
     tracker = TransactionTracker()
     count = GTID_INDEX_EVERY
     txn_start = 4  # a GTID index entry points at the start of its transaction
+    last_entry = 0
     with open(path, "rb") as f:
         reader = BinlogFileReader(f, path.name, verify_checksums=False)
         for ev in reader:
@@ -134,8 +135,8 @@ def index_file_gtids(store: BinlogStore, path: Path) -> None:
                 gtid = tracker.last_gtid if tracker.transactions != done else None
                 if gtid is not None:
                     count += 1
-                    if count >= GTID_INDEX_EVERY:
+                    if count >= GTID_INDEX_EVERY or txn_start - last_entry >= GTID_INDEX_BYTES:
                         store.gtid_index.add(path.name, txn_start, str(gtid), ev.header.timestamp)
-                        count = 0
+                        count, last_entry = 0, txn_start
                 txn_start = ev.offset + ev.header.event_size
     store.gtid_index.flush()

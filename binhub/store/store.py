@@ -37,7 +37,14 @@ from binhub.store import maintenance
 from binhub.store.durability import Durability
 from binhub.store.durable import DurableMarker, DurablePosition, read_durable
 from binhub.store.fsutil import fsync_dir, storage_error
-from binhub.store.index import GTID_INDEX_EVERY, BinlogIndex, GtidIndex, GtidIndexEntry, file_seq
+from binhub.store.index import (
+    GTID_INDEX_BYTES,
+    GTID_INDEX_EVERY,
+    BinlogIndex,
+    GtidIndex,
+    GtidIndexEntry,
+    file_seq,
+)
 from binhub.store.lock import StoreLock
 from binhub.store.recovery import Gtid, GtidSet, add_gtid, scan_tail, union_sets
 from binhub.store.retention import PurgeRules
@@ -69,27 +76,12 @@ class _ActiveFile:
     boundary: int
     synced: int
     pending: bytearray = field(default_factory=bytearray)
-    in_flight: int = 0  # bytes before ``pending`` handed to a background write (start_flush), not yet in ``written``
     finished: bool = False  # ends with ROTATE or STOP: nothing more will be appended
     next_name: str = ""  # from the closing ROTATE event
 
     @property
     def position(self) -> int:
-        return self.written + self.in_flight + len(self.pending)
-
-
-class FlushJob:
-    """The bytes one background write hands to the kernel (:meth:`BinlogStore.start_flush`)."""
-
-    __slots__ = ("active", "data", "offset", "count", "error", "done")
-
-    def __init__(self, active: _ActiveFile, data: bytearray, offset: int) -> None:
-        self.active = active
-        self.data = data
-        self.offset = offset
-        self.count = 0  # bytes written so far
-        self.error: OSError | None = None
-        self.done = False
+        return self.written + len(self.pending)
 
 
 class BinlogStore:
@@ -117,12 +109,10 @@ class BinlogStore:
         self._executed: GtidSet | None = None
         self._unsynced: list[tuple[int, Gtid | GtidEvent]] = []  # (boundary offset, gtid) not yet durable
         self._txn_since_index = GTID_INDEX_EVERY
+        self._last_index_offset = 0  # file offset of the last GTID index entry in the active file
         self._first_txn_in_file = True
         self._last_state_save = 0.0
         self._fsync_lock = threading.Lock()
-        # Held by a background write (write_flush) while it runs: _settle waits on it.
-        self._write_lock = threading.Lock()
-        self._job: FlushJob | None = None  # the background write not yet settled
         self._listeners: list[Any] = []
 
     # ------------------------------------------------------------------ opening
@@ -231,6 +221,7 @@ class BinlogStore:
         if len(entries) != len(all_entries):
             self.gtid_index.rewrite(entries)
         self._first_txn_in_file = not any(e.file == name for e in entries)
+        self._last_index_offset = max((e.offset for e in entries if e.file == name), default=0)
         self._publish(DurablePosition(file_seq(name), name, boundary))
         self._save_state(force=True)
 
@@ -284,7 +275,6 @@ class BinlogStore:
         if name in self.index.names:
             raise StorageError(f"{name} is already in the store", hint="the upstream's binlog numbering went back; "
                                "was RESET MASTER run on it? Use a new --data-dir")
-        self._settle()
         if self._active is not None:
             self.close_file()
         path = self.binlog_dir / name
@@ -297,6 +287,7 @@ class BinlogStore:
             raise storage_error(exc, f"cannot create {path}") from exc
         self._active = _ActiveFile(name, path, fd, 4, 4, 0)
         self._first_txn_in_file = True
+        self._last_index_offset = 0
         LOG.info("new binlog file %s", name, extra={"file": name})
 
     def append(self, event: bytes | memoryview) -> None:
@@ -322,11 +313,13 @@ class BinlogStore:
         """
         active = self._active
         assert active is not None
-        end = active.written + active.in_flight + len(active.pending)  # active.position, minus a property call
+        end = active.written + len(active.pending)  # active.position, without a property call per transaction
         if gtid is not None:
             self._unsynced.append((end, gtid))
             self._txn_since_index += 1
-            if self._first_txn_in_file or self._txn_since_index >= GTID_INDEX_EVERY:
+            if (self._first_txn_in_file or self._txn_since_index >= GTID_INDEX_EVERY
+                    or active.boundary - self._last_index_offset >= GTID_INDEX_BYTES):
+                self._last_index_offset = active.boundary
                 self.gtid_index.add(active.name, active.boundary, gtid_text or str(_as_gtid(gtid)), timestamp)
                 self._txn_since_index = 0
                 self._first_txn_in_file = False
@@ -338,57 +331,8 @@ class BinlogStore:
         self._active.finished = True
         self._active.next_name = next_name
 
-    def start_flush(self) -> FlushJob | None:
-        """Detach the pending bytes for :meth:`write_flush` in a worker thread (None: nothing pending).
-
-        Copying a batch into the page cache costs about as much CPU as receiving it: in a thread
-        it runs on another core while the loop receives and frames the next batch, which appends
-        to a fresh buffer meanwhile. Any later flush/commit/rollback first waits for the write and
-        takes over its result (:meth:`_settle`), so the file is never touched by two writers.
-        """
-        self._settle()
-        active = self._active
-        if active is None or not active.pending:
-            return None
-        job = FlushJob(active, active.pending, active.written)
-        active.pending = bytearray()
-        active.in_flight = len(job.data)
-        self._job = job
-        return job
-
-    def write_flush(self, job: FlushJob) -> None:
-        """Run a detached write (any thread); errors are kept for :meth:`_settle` to raise."""
-        with self._write_lock:
-            if job.done:
-                return
-            data = memoryview(job.data)
-            try:
-                while job.count < len(data):
-                    job.count += os.pwrite(job.active.fd, data[job.count:], job.offset + job.count)
-            except OSError as exc:
-                job.error = exc
-            finally:
-                data.release()
-                job.done = True
-
-    def _settle(self) -> None:
-        """Wait for the background write, if any, and account for it (or roll back after its error)."""
-        job = self._job
-        if job is None:
-            return
-        self.write_flush(job)  # waits while a thread runs it; runs it here if no thread got to it
-        self._job = None
-        active = job.active
-        active.in_flight = 0
-        active.written += job.count
-        if job.error is not None:
-            self._rollback_after_error(job.offset)
-            raise storage_error(job.error, f"cannot write {active.path}") from job.error
-        self.gtid_index.flush()
-
     def flush(self) -> None:
         """Hand the pending bytes to the kernel: one write per batch."""
-        self._settle()
         active = self._active
         if active is None or not active.pending:
             return
@@ -486,7 +430,6 @@ class BinlogStore:
 
     def rollback_to_boundary(self) -> None:
         """Drop a partial transaction (the upstream connection broke inside it)."""
-        self._settle()
         active = self._active
         if active is None or active.boundary == active.position:
             return

@@ -24,7 +24,7 @@ from binhub.serve.users import UserDirectory, UsersFile, make_user
 from binhub.store import BinlogStore
 from binhub.store.catalog import identity_from_file
 from binhub.wire import auth
-from binhub.wire.constants import Capability
+from binhub.wire.constants import CACHING_SHA2_PASSWORD, Capability
 from binhub.wire.handshake import AuthSwitchRequest, HandshakeResponse41, HandshakeV10
 from binhub.wire.messages import ErrPacket
 from tests.integration.relayutil import run_relay
@@ -48,14 +48,15 @@ def store(tmp_path: Path) -> Iterator[BinlogStore]:
 
 @pytest.fixture
 def server(store: BinlogStore) -> Iterator[ServerThread]:
-    st = ServerThread(store)
+    # Greets with caching_sha2 as a MySQL 8 server does, so the clients below take that path.
+    st = ServerThread(store, default_auth=CACHING_SHA2_PASSWORD)
     yield st
     st.stop()
 
 
 @pytest.fixture
 def plain_server(store: BinlogStore, tmp_path: Path) -> Iterator[ServerThread]:
-    st = ServerThread(store, tls=False, key_dir=tmp_path / "keys-plain")
+    st = ServerThread(store, tls=False, key_dir=tmp_path / "keys-plain", default_auth=CACHING_SHA2_PASSWORD)
     yield st
     st.stop()
 
@@ -370,3 +371,20 @@ def test_daemon_with_a_serve_section(store: BinlogStore, tmp_path: Path) -> None
         return int(result.rows[0][0] or 0)
 
     assert asyncio.run(scenario()) == 4242
+
+
+def test_mariadb_store_greets_like_mariadbd(store: BinlogStore) -> None:
+    """A MariaDB-flavour store greets with mysql_native_password, as mariadbd does, so stock
+    MariaDB clients (mariadb-binlog, replicas) log in over a plain socket without RSA or TLS."""
+    st = ServerThread(store, tls=False)
+    try:
+        with raw_connect(st.port) as sock:
+            _, greeting = read_packet(sock)
+        assert b"mysql_native_password\x00" in greeting and b"caching_sha2" not in greeting
+        out = subprocess.run(["mariadb-binlog", "--read-from-remote-server", "--host=127.0.0.1", f"--port={st.port}",
+                              f"--user={USER}", f"--password={PASSWORD}", "--skip-ssl", "--to-last-log",
+                              "--stop-never-slave-server-id=0", "mariadb-bin.000001"],
+                             capture_output=True, text=True, timeout=30)
+        assert "Access denied" not in out.stderr and "authentication" not in out.stderr.lower(), out.stderr
+    finally:
+        st.stop()

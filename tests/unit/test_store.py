@@ -578,3 +578,23 @@ def test_acks_follow_fsync_and_none_is_lost(tmp_path: Path) -> None:
     for i, (kind, _value) in enumerate(log):
         if kind == "ack":
             assert any(k == "fsync-end" for k, _ in log[:i])
+
+
+def test_gtid_index_has_an_entry_every_16_mib_of_large_transactions(tmp_path: Path) -> None:
+    """A file of few, large transactions still gets index entries (a start deep in it stays fast)."""
+    from binhub.binlog.gtid import MariadbGtid
+    from binhub.store.index import GTID_INDEX_BYTES, GtidIndex
+
+    store = BinlogStore.open(tmp_path / "store")
+    try:
+        store.begin_file("mysql-bin.000001")
+        big = b"\0" * (GTID_INDEX_BYTES // 4)
+        for seq in range(1, 13):  # 12 transactions of 4 MiB: 48 MiB, far fewer than GTID_INDEX_EVERY
+            store.append(big)
+            store.mark_boundary(MariadbGtid(0, 1, seq), 0)
+        store.flush()
+    finally:
+        store.close()
+    entries = GtidIndex(tmp_path / "store" / "gtid.index").entries()
+    assert [e.gtid for e in entries] == ["0-1-1", "0-1-5", "0-1-9"]
+    assert all(b.offset - a.offset >= GTID_INDEX_BYTES for a, b in zip(entries, entries[1:], strict=False))
