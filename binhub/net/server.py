@@ -268,6 +268,14 @@ class ServerConnection:
         self.sequence = seq
         transport.writelines(chunks)
 
+    def write_framed(self, data: bytes, packets: int) -> None:
+        """Send ``data``, ``packets`` packets the caller framed itself from ``self.sequence`` on."""
+        transport = self._protocol.transport
+        if transport is None or transport.is_closing():
+            raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
+        self.sequence = (self.sequence + packets) & 0xFF
+        transport.write(data)
+
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark (backpressure)."""
         await self._protocol.drain()

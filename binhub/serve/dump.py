@@ -26,7 +26,7 @@ import contextlib
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from binhub.binlog.constants import EventType
 from binhub.binlog.events import GtidEvent, decode_event
@@ -64,6 +64,11 @@ _MARIA_GTID = int(EventType.MARIA_GTID)
 _MYSQL_GTIDS = frozenset((int(EventType.GTID), int(EventType.GTID_TAGGED), int(EventType.ANONYMOUS_GTID)))
 _MARIA_GTID_BODY = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
+_LEN3 = struct.Struct("<I")
+MAX_PLAIN_EVENTS = 1 << 16
+# One-byte sequence ids, 0..255 repeating: a batch's ids are one slice of this list.
+_SEQ_IDS = [bytes((i & 0xFF,)) for i in range(256 + MAX_PLAIN_EVENTS)]
+_MAX_PLAIN_EVENT = 0xFFFFFF - 2  # 0x00 + event must stay below 0xFFFFFF: one packet each
 
 
 # --------------------------------------------------------------------------- what the dump uses
@@ -302,6 +307,9 @@ class DumpSession:
                 self._send(self._announce_skipped() or [self._heartbeat(self.file, self.pos)])
                 await self.conn.drain()
                 continue
+            if not jump_pending and self._write_plain(batch):
+                await self.conn.drain()
+                continue
             events, jump_now = self._process(batch, jump_pending)
             if jump_now:
                 jump_pending = False
@@ -422,6 +430,43 @@ class DumpSession:
         build = preamble.heartbeat_v2 if self.heartbeat_v2 else preamble.heartbeat_v1
         return build(file, pos, self.server_id, crc=self.crc)
 
+    # -- the plain path: a replica past its start gets every event as it is ------------------------
+    def _write_plain(self, batch: Batch) -> bool:
+        """Send ``batch`` untouched if nothing in it needs a decision; False leaves it to ``_process``.
+
+        Once a replica has reached its start, nothing is skipped any more (MariaDB; MySQL GTID dumps
+        always take ``_process``), so a batch is its events framed as packets. The framing template
+        (everything but the sequence ids) is built once per chunk and shared through the hub, so a
+        fan-out costs a list copy and a join per replica and chunk instead of work per event.
+        """
+        plan = self.plan
+        write = getattr(self.conn, "write_framed", None)
+        if (write is None or plan is None or self.semisync or self.skipping or self.fake_gtid_list
+                or self.skipped_end or plan.mysql_exclude is not None or plan.mariadb_pending
+                or batch.file != self.file or not batch.events or batch.events[0][0] == 4):
+            return False
+        drop_annotate = not self.send_annotate and self.capability >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
+        hub = self.follower.hub if self.follower is not None else None
+        key = ("dump-frames", batch.file, batch.events[0][0], batch.end, drop_annotate)
+        built = hub.memo_get(key) if hub is not None else None
+        if built is None:
+            built = _frames(batch, drop_annotate)
+            if built is None:
+                return False
+            if hub is not None:
+                hub.memo_put(key, built, batch.end - batch.events[0][0])
+        template, count, nbytes = cast(tuple[list[bytes], int, int], built)
+        parts = template.copy()
+        seq = self.conn.sequence
+        parts[1::2] = _SEQ_IDS[seq:seq + count]
+        write(b"".join(parts), count)
+        self.pos = batch.end
+        self.events += count
+        self.bytes += nbytes
+        _inc(self.metrics, "dump_events", count)
+        _inc(self.metrics, "dump_bytes", nbytes)
+        return True
+
     # -- writing --------------------------------------------------------------------------------
     def _send(self, events: list[bytes]) -> None:
         """Artificial events (preamble, heartbeats): framed like file events, never asking for an ack."""
@@ -456,6 +501,36 @@ class DumpSession:
                 self.conn.write_packets(head[last + 1:])
             _inc(self.metrics, "serve_semisync_requests")
         await self.conn.drain()
+
+
+def _frames(batch: Batch, drop_annotate: bool) -> tuple[list[bytes], int, int] | None:
+    """Packets of ``batch`` with the sequence ids left out: [len, _, 0x00 + event + next len, _, …].
+
+    The odd items are placeholders for the sequence ids. None if an event needs splitting.
+    """
+    template: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
+    count = nbytes = 0
+    for _, ev in batch.events:
+        n = len(ev)
+        if n > _MAX_PLAIN_EVENT:
+            return None
+        if drop_annotate and ev[4] == _ANNOTATE:
+            continue
+        header = _LEN3.pack(n + 1)[:3]
+        if pieces:
+            pieces.append(header)
+            template.append(b"".join(pieces))
+        else:
+            template.append(header)
+        template.append(b"")
+        pieces = [b"\x00", ev]
+        count += 1
+        nbytes += n
+    if not count or count > MAX_PLAIN_EVENTS:
+        return None
+    template.append(b"".join(pieces))
+    return template, count, nbytes
 
 
 __all__ = ["DumpConnection", "DumpContext", "DumpServer", "DumpSession", "DumpSessionState", "serve_dump"]

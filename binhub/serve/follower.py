@@ -35,6 +35,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from binhub.binlog.constants import HEADER_SIZE
 from binhub.errors import StorageError
@@ -48,6 +49,7 @@ CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
 THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread
 WINDOW_BYTES = 64 << 20  # the shared window of recent chunks
 WINDOW_CHUNKS = 256
+MEMO_BYTES = 64 << 20  # spans of parsed events / framing templates kept (they pin window-sized chunks)
 POLL_INTERVAL = 0.005  # without inotify: how often another process's publish is looked for
 INOTIFY_SAFETY_POLL = 0.25  # with inotify: a missed wake-up costs at most this
 
@@ -120,6 +122,10 @@ class StoreHub:
         self._window: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
         self._window_bytes = 0
         self._loading: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+        # Work derived from a chunk (its parsed events, a dump's framing template), shared by every
+        # follower reading the same span: fan-out replicas then parse and frame each chunk once.
+        self._memo: collections.OrderedDict[tuple[object, ...], tuple[object, int]] = collections.OrderedDict()
+        self._memo_bytes = 0
         self.window_hits = 0
         self.window_misses = 0
 
@@ -215,6 +221,24 @@ class StoreHub:
         fut.set_result(data)
         self._remember(key, data)
         return data
+
+    def memo_get(self, key: tuple[object, ...]) -> object | None:
+        """What ``memo_put`` stored under ``key`` (if still there)."""
+        hit = self._memo.get(key)
+        if hit is None:
+            return None
+        self._memo.move_to_end(key)
+        return hit[0]
+
+    def memo_put(self, key: tuple[object, ...], value: object, cost: int) -> None:
+        """Keep ``value`` (pinning about ``cost`` bytes) for other followers of the same span; LRU, bounded."""
+        if cost > MEMO_BYTES // 8 or key in self._memo:
+            return
+        self._memo[key] = (value, cost)
+        self._memo_bytes += cost
+        while self._memo_bytes > MEMO_BYTES or len(self._memo) > 2 * WINDOW_CHUNKS:
+            _, (_, old) = self._memo.popitem(last=False)
+            self._memo_bytes -= old
 
     def _remember(self, key: tuple[str, int, int], data: bytes) -> None:
         if len(data) > WINDOW_BYTES // 4:
@@ -370,6 +394,12 @@ class StoreFollower:
         """Whole events in ``[position, stop)``; extends past ``stop`` (up to ``limit``) for a large event."""
         assert self._fd is not None
         start = self.position
+        key = ("events", self.file, start, stop)
+        parsed = self.hub.memo_get(key)
+        if parsed is not None:
+            # Another follower parsed this very span: share its (immutable) event list.
+            shared, self.position = cast(tuple[list[tuple[int, memoryview]], int], parsed)
+            return Batch(self.file, shared, self.position)
         data = await self.hub.read(self._fd, self.file, start, stop)
         view = memoryview(data)
         events: list[tuple[int, memoryview]] = []
@@ -400,6 +430,7 @@ class StoreFollower:
             events.append((start, memoryview(data)))
             pos = size
         self.position = start + pos
+        self.hub.memo_put(key, (events, self.position), max(n, pos))
         return Batch(self.file, events, self.position)
 
     def __enter__(self) -> StoreFollower:

@@ -1,0 +1,681 @@
+"""Serve benchmarks: ``binhub serve`` vs ``mariadbd`` itself, side by side, on the same binlog.
+
+    python bench/serve_bench.py [--size-gib 1.0] [--ttfe-gib 10.0] [--clients 50] [--only fanout,ttfe,lag]
+
+1. Fan-out: ``--clients`` concurrent ``mariadb-binlog --read-from-remote-server --raw --stop-never``
+   read the whole ``--size-gib`` binlog, first from the primary, then from ``binhub serve`` on a
+   store relayed from it (``binhub relay --until-caught-up --durability rotate``). Aggregate MB/s,
+   ratio binhub/mariadbd, server CPU seconds. A few clients write real files (checked: binhub's
+   copies equal mariadbd's, and the primary's closed files); the others write to /dev/null
+   symlinks, so 50 GiB of client output never touch the disk; progress is read from /proc/PID/io.
+2. Time to first event: the binlog grows to ``--ttfe-gib`` (1 GiB files), the store follows; a
+   replica asks for a GTID deep in the last file (``@slave_connect_state``) and the time until the
+   first GTID event after it arrives is measured, median of ``--ttfe-runs``, mariadbd vs binhub.
+3. Replication lag: a real mariadbd replica through ``binhub run`` (relay + serve, durability txn)
+   and one replicating directly from the primary; ``--lag-commits`` single-row commits at
+   ``--lag-rate`` per second; for each commit, the time from the primary's commit returning to
+   ``MASTER_GTID_WAIT`` returning on each replica (p50/p99).
+
+Prints the figures and writes (or replaces) the "Serve benchmark results" section of
+bench/RESULTS.md, leaving the other sections alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    GIB,
+    MIB,
+    ProcCpu,
+    binhub_command,
+    binlog_files,
+    binlog_total,
+    children_cpu,
+    compare_files,
+    count_events,
+    free_port,
+    generate_binlog,
+    grow_binlog_bulk,
+    machine_facts,
+    mariadb_binlog_command,
+    master_status,
+    percentile,
+    proc_written,
+    redact,
+    start_primary,
+    wait_port,
+)
+from binhub.binlog.constants import EventType  # noqa: E402
+from binhub.net.client import UpstreamConnection  # noqa: E402
+from binhub.sandbox import Sandbox  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+SECTION_START = "<!-- serve-bench:start -->"
+SECTION_END = "<!-- serve-bench:end -->"
+VERIFIED_CLIENTS = 3  # clients writing real files, checked byte for byte
+SERVE_ID = 9201
+BENCHES = ("fanout", "ttfe", "lag")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_quiet(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}… exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
+
+
+def sql(sb: Sandbox, statement: str) -> list[tuple[Any, ...]]:
+    conn = sb.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+class Serve:
+    """``binhub serve`` on a store, one process, stopped with SIGTERM."""
+
+    def __init__(self, data_dir: Path, user: str, password: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.cmd = [*binhub_command(), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}",
+                    "--user", user, "--password", password, "--server-id", str(SERVE_ID), "--no-tls",
+                    "--log-level", "warning"]
+        self._log = open(log_path, "a")  # noqa: SIM115 - handed to the child, closed in stop()
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def relay(sb: Sandbox, store: Path, durability: str = "rotate") -> float:
+    began = time.perf_counter()
+    run_quiet([*binhub_command(), "relay", "--source", sb.dsn, "--data-dir", str(store), "--server-id", "9200",
+               "--until-caught-up", "--durability", durability, "--log-level", "warning"], timeout=3600)
+    return time.perf_counter() - began
+
+
+# ----------------------------------------------------------------------------------------- fan-out
+
+@dataclass
+class FanoutRun:
+    name: str
+    wall: float = 0.0
+    first_done: float = 0.0
+    median_done: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    bytes: int = 0
+    ok: bool = True
+    note: str = ""
+    out: Path | None = None
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.wall if self.wall else 0.0
+
+
+def fanout_run(name: str, sb: Sandbox, port: int, server_pid: int | None, files: list[Path], total: int,
+               clients: int, out_root: Path, timeout: float) -> tuple[FanoutRun, str]:
+    shutil.rmtree(out_root, ignore_errors=True)
+    cmds: list[list[str]] = []
+    for i in range(clients):
+        d = out_root / f"c{i:02d}"
+        d.mkdir(parents=True)
+        if i >= VERIFIED_CLIENTS:
+            for f in files:
+                (d / f.name).symlink_to(os.devnull)
+        cmd = mariadb_binlog_command(sb, d, files[0].name, server_id=20000 + i)
+        cmd = [a if not a.startswith("--port=") else f"--port={port}" for a in cmd]
+        # binhub greets with caching_sha2_password, which the MariaDB client completes only over TLS
+        # (or RSA): both servers get the same clients, speaking mysql_native_password from the start.
+        cmd.insert(1, "--default-auth=mysql_native_password")
+        cmds.append(cmd)
+    run = FanoutRun(name, out=out_root)
+    server = ProcCpu(server_pid)
+    cpu_before = children_cpu()
+    began = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
+    done_at: dict[int, float] = {}
+    try:
+        while len(done_at) < clients:
+            now = time.perf_counter()
+            if now - began > timeout:
+                run.ok = False
+                run.note = f"only {len(done_at)} of {clients} clients done after {timeout:g}s"
+                break
+            for i, p in enumerate(procs):
+                if i in done_at:
+                    continue
+                if proc_written(p.pid) >= total:
+                    done_at[i] = now
+                    p.kill()
+                elif p.poll() is not None:
+                    done_at[i] = now
+                    run.ok = False
+                    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+                    run.note = f"client {i} exited {p.returncode} early: {err.strip()[-300:]}"
+            time.sleep(0.005)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            if p.stderr:
+                p.stderr.close()
+    run.server_cpu = server.since_start()
+    run.client_cpu = children_cpu() - cpu_before
+    times = sorted(t - began for t in done_at.values())
+    run.wall = times[-1] if times else 0.0
+    run.first_done = times[0] if times else 0.0
+    run.median_done = statistics.median(times) if times else 0.0
+    run.bytes = total * len(done_at)
+    return run, redact(cmds[0], sb, replace={str(out_root / "c00"): "OUT", str(port): "PORT"})
+
+
+def check_fanout(ref: FanoutRun, hub: FanoutRun, files: list[Path]) -> None:
+    """binhub's clients got what mariadbd's got; the closed files equal the primary's."""
+    assert ref.out is not None and hub.out is not None
+    problems: list[str] = []
+    for i in range(VERIFIED_CLIENTS):
+        for run in (ref, hub):
+            assert run.out is not None
+            problems += [f"{run.name} c{i}: {p}" for p in compare_files(files[:-1], run.out / f"c{i:02d}")]
+        problems += [f"binhub c{i} vs mariadbd c0: {p}"
+                     for p in compare_files([ref.out / "c00" / f.name for f in files], hub.out / f"c{i:02d}")]
+    if problems:
+        hub.ok = False
+        hub.note = "NOT identical: " + "; ".join(problems[:3])
+
+
+# ----------------------------------------------------------------------------------------- TTFE
+
+_MARIA_GTID = int(EventType.MARIA_GTID)
+
+
+async def first_event(port: int, user: str, password: str, gtid: str, server_id: int) -> tuple[float, float, str]:
+    """(seconds from connect to the first GTID event, seconds from COM_BINLOG_DUMP to it, that GTID)."""
+    began = time.perf_counter()
+    conn = await UpstreamConnection.connect("127.0.0.1", port, user, password)
+    try:
+        for stmt in (f"SET @slave_connect_state='{gtid}'", "SET @mariadb_slave_capability=4",
+                     "SET @master_binlog_checksum=@@global.binlog_checksum", "SET @slave_gtid_strict_mode=1"):
+            await conn.execute(stmt)
+        await conn.register_replica(server_id)
+        dumped = time.perf_counter()
+        await conn.start_binlog_dump("", 4, server_id)
+        while True:
+            for ev in await conn.read_events():
+                if ev[4] == _MARIA_GTID and not (int.from_bytes(ev[17:19], "little") & 0x20):  # not artificial
+                    end = time.perf_counter()
+                    seq = int.from_bytes(ev[19:27], "little")
+                    domain = int.from_bytes(ev[27:31], "little")
+                    server = int.from_bytes(ev[5:9], "little")
+                    return end - began, end - dumped, f"{domain}-{server}-{seq}"
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+@dataclass
+class Ttfe:
+    name: str
+    totals: list[float] = field(default_factory=list)
+    dumps: list[float] = field(default_factory=list)
+    got: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.totals) if self.totals else float("nan")
+
+
+# ----------------------------------------------------------------------------------------- lag
+
+@dataclass
+class Lag:
+    name: str
+    lags: list[float] = field(default_factory=list)
+    timeouts: int = 0
+
+    def p(self, q: float) -> float:
+        return percentile(self.lags, q) * 1000
+
+
+def measure_lag(primary: Sandbox, replicas: dict[str, Sandbox], commits: int, rate: float,
+                domain_server: str, first_seq: int) -> dict[str, Lag]:
+    """Commit ``commits`` single-row transactions at ``rate``/s; per replica, when each was applied."""
+    committed = [0.0] * commits
+    seen: dict[str, list[float]] = {name: [0.0] * commits for name in replicas}
+    results = {name: Lag(name) for name in replicas}
+    ready = threading.Barrier(len(replicas) + 1)
+
+    def waiter(name: str, sb: Sandbox) -> None:
+        conn = sb.connect()
+        try:
+            with conn.cursor() as cur:
+                ready.wait()
+                for i in range(commits):
+                    cur.execute(f"SELECT MASTER_GTID_WAIT('{domain_server}-{first_seq + i}', 10)")
+                    seen[name][i] = time.perf_counter()
+                    if cur.fetchone()[0] != 0:
+                        results[name].timeouts += 1
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=waiter, args=(n, sb), daemon=True) for n, sb in replicas.items()]
+    for t in threads:
+        t.start()
+    conn = primary.connect(database="lagbench")
+    try:
+        with conn.cursor() as cur:
+            ready.wait()
+            period = 1.0 / rate
+            start = time.perf_counter() + 0.05
+            for i in range(commits):
+                delay = start + i * period - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                cur.execute("INSERT INTO hb (id, ts) VALUES (%s, NOW(6))", (i,))
+                committed[i] = time.perf_counter()
+    finally:
+        conn.close()
+    for t in threads:
+        t.join(timeout=60)
+    for name in replicas:
+        results[name].lags = [s - c for s, c in zip(seen[name], committed, strict=True)]
+    return results
+
+
+def fill_small(sb: Sandbox, nbytes: int, connections: int = 2) -> None:
+    """Small OLTP transactions (``bench.oltp``, made by generate_binlog) until the current file holds ``nbytes``."""
+    def worker() -> None:
+        conn = sb.connect()
+        try:
+            with conn.cursor() as cur:
+                while master_status(sb)[1] < nbytes:
+                    cur.execute("CALL bench.oltp(2000)")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def binhub_run_config(dir_: Path, sb: Sandbox, start_gtid: str, port: int, user: str, password: str) -> Path:
+    users = dir_ / "users.toml"
+    run_quiet([*binhub_command(), "user", "add", "--users", str(users), user, "--password", password], timeout=60)
+    config = dir_ / "binhub.toml"
+    config.write_text(f"""
+[store]
+data_dir = "{dir_ / 'store'}"
+durability = "txn"
+
+[relay]
+source = "{sb.dsn}"
+server_id = 9300
+start_gtid = "{start_gtid}"
+
+[serve]
+enabled = true
+listen = "127.0.0.1:{port}"
+users_file = "{users}"
+server_id = {SERVE_ID}
+
+[http]
+enabled = false
+
+[log]
+level = "warning"
+""")
+    return config
+
+
+def point_replica(replica: Sandbox, port: int, user: str, password: str, gtid: str) -> None:
+    for stmt in ("STOP SLAVE", "RESET SLAVE ALL", f"SET GLOBAL gtid_slave_pos = '{gtid}'",
+                 f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='{user}', "
+                 f"MASTER_PASSWORD='{password}', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos",
+                 "START SLAVE"):
+        sql(replica, stmt)
+
+
+def wait_binhub_has(port: int, user: str, password: str, gtid: str, timeout: float = 900.0) -> None:
+    async def pos() -> str:
+        conn = await UpstreamConnection.connect("127.0.0.1", port, user, password)
+        try:
+            rows = (await conn.query("SELECT @@gtid_binlog_pos")).rows
+            return str(rows[0][0]) if rows else ""
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if asyncio.run(pos()) == gtid:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"binhub did not reach {gtid} within {timeout:g}s")
+
+
+def wait_gtid(replica: Sandbox, gtid: str, timeout: int = 60) -> None:
+    got = sql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', {timeout})")[0][0]
+    if got != 0:
+        status = sql(replica, "SHOW SLAVE STATUS")
+        raise RuntimeError(f"replica {replica.name} did not reach {gtid}: {status}")
+
+
+# ----------------------------------------------------------------------------------------- report
+
+def table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    return lines
+
+
+def write_section(path: Path, body: list[str]) -> None:
+    """Replace this bench's section of ``path`` (or append it), leaving every other line alone."""
+    text = path.read_text() if path.exists() else ""
+    section = "\n".join([SECTION_START, *body, SECTION_END])
+    if SECTION_START in text and SECTION_END in text:
+        head, rest = text.split(SECTION_START, 1)
+        tail = rest.split(SECTION_END, 1)[1]
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + section + "\n"
+    path.write_text(text)
+
+
+# ----------------------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear script
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-gib", type=float, default=1.0, help="fan-out binlog size (default 1.0)")
+    ap.add_argument("--clients", type=int, default=50, help="fan-out clients (default 50)")
+    ap.add_argument("--fanout-timeout", type=float, default=600.0, help="give up a fan-out run after this")
+    ap.add_argument("--ttfe-gib", type=float, default=10.0, help="binlog size for time to first event (default 10)")
+    ap.add_argument("--tail-mib", type=int, default=512,
+                    help="small transactions in the last file before the requested GTID (default 512)")
+    ap.add_argument("--ttfe-runs", type=int, default=7, help="runs per server; the median is reported")
+    ap.add_argument("--lag-commits", type=int, default=2000)
+    ap.add_argument("--lag-rate", type=float, default=100.0, help="commits per second (default 100)")
+    ap.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    ap.add_argument("--workdir", type=Path, help="work here instead of a temp dir (kept)")
+    ap.add_argument("--keep", action="store_true", help="keep the sandboxes and stores afterwards")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--no-results", action="store_true", help="only print")
+    args = ap.parse_args(argv)
+    only = [b for b in args.only.split(",") if b]
+    if set(only) - set(BENCHES):
+        ap.error(f"unknown benches: {set(only) - set(BENCHES)}")
+    keep = args.keep or args.workdir is not None
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="binhub-serve-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started: list[Sandbox] = []
+    serves: list[Serve] = []
+    daemon: subprocess.Popen[bytes] | None = None
+    report: list[str] = ["# Serve benchmark results", "",
+                         "Produced by `python bench/serve_bench.py` (see bench/README.md): binhub and the "
+                         "reference (`mariadbd` itself) one after the other on the same binlog, same clients.", ""]
+    commands: dict[str, str] = {}
+    failed = False
+    try:
+        log(f"starting the sandbox primary in {work}")
+        sb = start_primary(work / "sandboxes")
+        started.append(sb)
+        user, password = sb.repl_user, sb.repl_password
+        store = work / "store"
+
+        size = int(args.size_gib * GIB)
+        if ("fanout" in only or "ttfe" in only) and binlog_total(sb) < size:
+            log(f"generating {size / GIB:.2f} GiB of binlog (mixed workload)")
+            gen = generate_binlog(sb, size, progress=log)
+            log(f"generated {gen.bytes / MIB:,.0f} MiB in {gen.seconds:.0f}s")
+
+        if "fanout" in only:
+            sql(sb, "FLUSH BINARY LOGS")  # every byte to copy sits in closed files but a tiny active one
+            time.sleep(1.0)
+            files, total = binlog_files(sb), binlog_total(sb)
+            events = count_events(files)
+            log(f"fan-out binlog: {total / MIB:,.0f} MiB in {len(files)} files, {events:,} events")
+            relay_s = relay(sb, store)
+            log(f"relayed into the store in {relay_s:.1f}s")
+            os.sync()
+            ref, cmd = fanout_run("mariadbd", sb, sb.port, sb.pid, files, total, args.clients, work / "fanout-ref",
+                                  args.fanout_timeout)
+            commands["fan-out client"] = cmd
+            log(f"mariadbd: {ref.wall:.1f}s, {ref.mb_per_s:,.0f} MB/s, server CPU {ref.server_cpu:.1f}s "
+                f"{'' if ref.ok else ref.note}")
+            srv = Serve(store, user, password, work / "serve.log")
+            serves.append(srv)
+            commands["binhub serve"] = redact([os.path.basename(srv.cmd[0]), *srv.cmd[1:]], sb,
+                                              replace={str(store): "STORE", str(srv.port): "PORT"})
+            hub, _ = fanout_run("binhub", sb, srv.port, srv.proc.pid, files, total, args.clients,
+                                work / "fanout-hub", args.fanout_timeout)
+            srv.stop()
+            serves.remove(srv)
+            log(f"binhub: {hub.wall:.1f}s, {hub.mb_per_s:,.0f} MB/s, server CPU {hub.server_cpu:.1f}s "
+                f"{'' if hub.ok else hub.note}")
+            if ref.ok and hub.ok:
+                check_fanout(ref, hub, files)
+            shutil.rmtree(work / "fanout-ref", ignore_errors=True)
+            shutil.rmtree(work / "fanout-hub", ignore_errors=True)
+            failed |= not (ref.ok and hub.ok)
+            ratio = hub.mb_per_s / ref.mb_per_s if ref.mb_per_s and hub.ok else float("nan")
+            rows: list[tuple[str, ...]] = [("server", "wall s (last client)", "first / median client s",
+                                            "aggregate MB/s", "server CPU s", "server CPU s/GB sent",
+                                            "clients CPU s", "ratio", "identical")]
+            for r in (ref, hub):
+                rows.append((r.name, f"{r.wall:.2f}", f"{r.first_done:.2f} / {r.median_done:.2f}",
+                             f"{r.mb_per_s:,.0f}", f"{r.server_cpu:.2f}", f"{r.server_cpu / (r.bytes / 1e9):.2f}"
+                             if r.bytes else "-", f"{r.client_cpu:.1f}",
+                             "1.00" if r is ref else f"{ratio:.2f}",
+                             "-" if r is ref else ("yes" if r.ok else "NO")))
+            print("\n".join(table(rows)))
+            report += ["## Fan-out: 50 `mariadb-binlog --raw` clients", "",
+                       f"{args.clients} concurrent `mariadb-binlog --read-from-remote-server --raw --stop-never` "
+                       f"clients (distinct server ids) each read the whole binlog: {total / MIB:,.0f} MiB in "
+                       f"{len(files)} files, {events:,} events (the relay bench's mixed workload), first from "
+                       "`mariadbd`, then from `binhub serve` on a store relayed from it "
+                       "(`binhub relay --until-caught-up --durability rotate`). Goal: ratio ≥ 1.0.", "",
+                       *table(rows), "",
+                       "wall: from starting the clients to the last one holding every byte (progress read from "
+                       "/proc/PID/io every 5 ms; each client is killed once done). aggregate MB/s: clients × "
+                       "binlog bytes / wall. ratio: binhub aggregate MB/s / mariadbd's. server CPU: user+sys of "
+                       "the mariadbd process, resp. the `binhub serve` process, during the run. "
+                       f"{VERIFIED_CLIENTS} clients write real files (binhub's equal mariadbd's byte for byte, and "
+                       f"the closed files equal the primary's: "
+                       f"{'checked, identical' if hub.ok else 'NOT identical: ' + hub.note}); the others write "
+                       "into /dev/null symlinks in their own directory, so 50 GiB of client output never hit "
+                       "the disk (it is the same for both servers). The 2 cores are shared by the server and "
+                       "the 50 clients, so the clients' CPU bounds both runs.", ""]
+
+        if "ttfe" in only:
+            ttfe_size = int(args.ttfe_gib * GIB)
+            sql(sb, f"SET GLOBAL max_binlog_size = {GIB}")
+            sql(sb, "FLUSH BINARY LOGS")
+            disk_free = shutil.disk_usage(work).free
+            need = 2.2 * max(0, ttfe_size - binlog_total(sb)) + 4 * GIB
+            if disk_free < need:
+                ttfe_size = int(binlog_total(sb) + (disk_free - 4 * GIB) / 2.2)
+                log(f"disk: {disk_free / GIB:.0f} GiB free; growing only to {ttfe_size / GIB:.1f} GiB")
+            log(f"growing the binlog to {ttfe_size / GIB:.1f} GiB (1 GiB files)")
+            grow_s = grow_binlog_bulk(sb, ttfe_size - args.tail_mib * MIB, progress=log)
+            # The last file: the mixed workload's small transactions (what a busy primary writes), with
+            # the requested GTID args.tail_mib into it; mariadbd reads that file from its start up to it.
+            sql(sb, "FLUSH BINARY LOGS")
+            tail_began = time.perf_counter()
+            fill_small(sb, args.tail_mib * MIB)
+            log(f"wrote {args.tail_mib} MiB of small transactions in {time.perf_counter() - tail_began:.0f}s")
+            want_gtid = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+            file, pos = master_status(sb)
+            sql(sb, "CREATE TABLE IF NOT EXISTS bench.tail (id INT PRIMARY KEY)")
+            for i in range(100):
+                sql(sb, f"INSERT INTO bench.tail VALUES ({i})")
+            time.sleep(1.0)
+            files, total = binlog_files(sb), binlog_total(sb)
+            log(f"binlog: {total / GIB:.2f} GiB in {len(files)} files (grown in {grow_s:.0f}s); requested GTID "
+                f"{want_gtid} ends at {file}:{pos:,}")
+            relay_s = relay(sb, store)
+            log(f"store caught up in {relay_s:.1f}s")
+            srv = Serve(store, user, password, work / "serve.log")
+            serves.append(srv)
+            ref_t, hub_t = Ttfe("mariadbd"), Ttfe("binhub")
+            for i in range(args.ttfe_runs):
+                for t, port in ((ref_t, sb.port), (hub_t, srv.port)):
+                    total_s, dump_s, got = asyncio.run(first_event(port, user, password, want_gtid, 30000 + i))
+                    t.totals.append(total_s)
+                    t.dumps.append(dump_s)
+                    t.got = got
+            srv.stop()
+            serves.remove(srv)
+            seq = int(want_gtid.split("-")[-1])
+            expected = "-".join(want_gtid.split("-")[:2] + [str(seq + 1)])
+            rows = [("server", "median ms", "min ms", "max ms", "dump → event median ms", "first GTID")]
+            for t in (ref_t, hub_t):
+                rows.append((t.name, f"{t.median * 1000:.1f}", f"{min(t.totals) * 1000:.1f}",
+                             f"{max(t.totals) * 1000:.1f}", f"{statistics.median(t.dumps) * 1000:.1f}",
+                             t.got + ("" if t.got == expected else f" (expected {expected}!)")))
+                failed |= t.got != expected
+            print("\n".join(table(rows)))
+            store_bytes = sum(p.stat().st_size for p in (store / "binlog").glob("*") if p.is_file())
+            report += ["## Time to first event, GTID near the end of a large store", "",
+                       f"Binlog: {total / GIB:.2f} GiB in {len(files)} files (`max_binlog_size=1G`; the fan-out "
+                       f"binlog, then large `INSERT … SELECT` / `DELETE` batches, then a last file of the "
+                       f"mixed workload's small transactions), relayed into binhub's store "
+                       f"({store_bytes / GIB:.2f} GiB). A client (binhub's `UpstreamConnection`) connects, sets "
+                       f"`@slave_connect_state='{want_gtid}'` (its transaction ends at {file}:{pos:,}, i.e. "
+                       f"{pos / MIB:,.0f} MiB into the last file), `@mariadb_slave_capability=4`, "
+                       "`@master_binlog_checksum`, `@slave_gtid_strict_mode=1`, sends COM_REGISTER_SLAVE and "
+                       "COM_BINLOG_DUMP and waits for the first non-artificial GTID event (the next transaction). "
+                       f"Time from connect to that event; median of {args.ttfe_runs} runs per server, alternating; "
+                       "files in the page cache for both. Goal: binhub < 50 ms.", "", *table(rows), "",
+                       "mariadbd 10.11 finds the file from the GTID_LIST at each file's head and then reads the "
+                       "file from its start up to the GTID; binhub jumps there with its GTID index.", ""]
+
+        if "lag" in only:
+            rep_direct = start_primary(work / "sandboxes", name="replica-direct", server_id=11)
+            started.append(rep_direct)
+            rep_hub = start_primary(work / "sandboxes", name="replica-binhub", server_id=12)
+            started.append(rep_hub)
+            sql(sb, "CREATE DATABASE IF NOT EXISTS lagprep")  # a fresh primary has no GTID position yet
+            pos_now = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+            port = free_port()
+            hubdir = work / "lag-hub"
+            shutil.rmtree(hubdir, ignore_errors=True)
+            hubdir.mkdir()
+            config = binhub_run_config(hubdir, sb, pos_now, port, user, password)
+            log_f = open(hubdir / "run.log", "ab")  # noqa: SIM115 - closed below
+            run_cmd = [*binhub_command(), "run", "--config", str(config)]
+            daemon = subprocess.Popen(run_cmd, stdout=log_f, stderr=subprocess.STDOUT)
+            log_f.close()
+            wait_port(port, proc=daemon)
+            commands["binhub run"] = redact([os.path.basename(run_cmd[0]), *run_cmd[1:]], sb,
+                                            replace={str(config): "binhub.toml"})
+            wait_binhub_has(port, user, password, pos_now)  # a GTID the store lacks yet is refused (1236)
+            point_replica(rep_direct, sb.port, user, password, pos_now)
+            point_replica(rep_hub, port, user, password, pos_now)
+            for stmt in ("CREATE DATABASE IF NOT EXISTS lagbench",
+                         "CREATE TABLE lagbench.hb (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL)"):
+                sql(sb, stmt)
+            for i in range(50):  # warm-up
+                sql(sb, f"INSERT INTO lagbench.hb VALUES ({-1 - i}, NOW(6))")
+            last = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+            for rep in (rep_direct, rep_hub):
+                wait_gtid(rep, last)
+            dom, srv_id, seq_s = last.split(",")[0].split("-")
+            log(f"lag: {args.lag_commits} commits at {args.lag_rate:g}/s, replicas caught up at {last}")
+            lags = measure_lag(sb, {"direct": rep_direct, "through binhub": rep_hub}, args.lag_commits,
+                               args.lag_rate, f"{dom}-{srv_id}", int(seq_s) + 1)
+            checks = []
+            for rep in (rep_direct, rep_hub):
+                n = sql(rep, "SELECT COUNT(*) FROM lagbench.hb")[0][0]
+                errs = sql(rep, "SHOW SLAVE STATUS")
+                checks.append(f"{rep.name}: {n} rows")
+                if n != args.lag_commits + 50 or not errs:
+                    failed = True
+            direct, through = lags["direct"], lags["through binhub"]
+            rows = [("replica", "p50 ms", "p90 ms", "p99 ms", "max ms", "timeouts")]
+            for lg in (direct, through):
+                rows.append((lg.name, f"{lg.p(0.5):.2f}", f"{lg.p(0.9):.2f}", f"{lg.p(0.99):.2f}",
+                             f"{lg.p(1.0):.2f}", str(lg.timeouts)))
+            added = through.p(0.99) - direct.p(0.99)
+            rows.append(("binhub adds", f"{through.p(0.5) - direct.p(0.5):.2f}",
+                         f"{through.p(0.9) - direct.p(0.9):.2f}", f"{added:.2f}", "", ""))
+            print("\n".join(table(rows)))
+            report += ["## Replication lag through binhub", "",
+                       f"A real mariadbd replica through `binhub run` (relay + serve in one process, "
+                       f"`durability = \"txn\"`: fsync after every group commit) and one replicating directly from "
+                       f"the primary, both `MASTER_USE_GTID=slave_pos`, in the same run. {args.lag_commits:,} "
+                       f"single-row autocommit INSERTs at a steady {args.lag_rate:g}/s (after 50 warm-up commits). "
+                       "Lag of a commit: from the primary's COMMIT returning to the client to `MASTER_GTID_WAIT` "
+                       "of its GTID returning on the replica (applied by the SQL thread); one waiting thread per "
+                       "replica, `time.perf_counter` in one process. Goal: binhub adds < 5 ms at p99.", "",
+                       *table(rows), "", "Check: " + ", ".join(checks) + ".", ""]
+
+        if not args.no_results:
+            sync_binlog = "sync_binlog=0, innodb_flush_log_at_trx_commit=0"
+            report += ["## Commands", "", "    .venv/bin/python bench/serve_bench.py " + " ".join(
+                a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("/")), ""]
+            report += [f"- {k}: `{v}`" for k, v in commands.items()]
+            report += ["", f"Primary: sandbox MariaDB with {sync_binlog} (bench generation settings); "
+                       "replicas the same.", "", "## Machine", ""]
+            report += [f"- {k}: {v}" for k, v in machine_facts(sb).items()]
+            report += [f"- disk free when written: {shutil.disk_usage(work).free / GIB:.0f} GiB"]
+            write_section(args.results, report)
+            log(f"wrote the serve section of {args.results.name}")
+        return 1 if failed else 0
+    finally:
+        for srv_left in serves:
+            srv_left.stop()
+        if daemon is not None and daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        if not keep:
+            for s in started:
+                with contextlib.suppress(Exception):
+                    s.destroy()
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
