@@ -53,10 +53,11 @@ if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
     python3 -m venv .venv
 fi
 
-# Reinstall only when pyproject.toml changed since the last successful install (or the install is
+# Reinstall only when the build inputs changed since the last successful install (or the install is
 # broken): pip would otherwise spend seconds and the network re-checking everything on every run.
+# The install also compiles the optional C extension (binhub/_speedups), so its source counts too.
 stamp=.venv/.binhub-setup-stamp
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py binhub/_speedups/_relay.c | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     || ! .venv/bin/python -c 'import binhub, pytest' >/dev/null 2>&1 \
     || [ ! -x .venv/bin/binhub ]; then

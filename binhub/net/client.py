@@ -4,7 +4,9 @@ Everything protocol-shaped lives in :mod:`binhub.wire`; this module moves bytes.
 :class:`asyncio.Protocol` feeds :class:`~binhub.wire.packet.PacketReader` from ``data_received``
 and queues complete payloads; coroutines take them off the queue. :meth:`UpstreamConnection.read_events`
 takes *every* queued event at once, which is what lets the relay run at disk speed: one await per
-batch, not per event, and events are zero-copy ``memoryview`` slices of the received chunks.
+batch, not per event. Events are ``memoryview`` slices of the received chunks, or (with the C
+framing loop of :mod:`binhub._speedups`) small ones are ``bytes`` copies, which are cheaper to
+make and join than views.
 
 Backpressure: when more than ``HIGH_WATER`` bytes of complete packets wait in the queue, reading
 from the socket pauses until the consumer drains it below ``LOW_WATER``.
@@ -20,6 +22,7 @@ import ssl as ssl_module
 import struct
 from collections.abc import Sequence
 
+from binhub._speedups import frame_dump
 from binhub.errors import (
     BinhubError,
     ConnectionFailed,
@@ -153,41 +156,22 @@ class _UpstreamProtocol(asyncio.Protocol):
                 self._frame_dump(view, pos)
 
     def _frame_dump(self, view: memoryview, pos: int) -> None:
-        """The straight-line loop: complete small OK packets from ``pos`` on become events (zero-copy slices)."""
+        """Complete small OK packets from ``pos`` on become events; the loop is ``binhub._speedups.frame_dump``."""
         reader = self.reader
-        events = self.events
-        append = events.append
-        unpack = _unpack_header
-        seq = reader.seq
-        check_seq = reader.check_seq
         limit = min(MAX_PACKET_PAYLOAD, reader.max_payload + 1)
-        semisync = self.semisync
+        pos, reader.seq, ack = frame_dump(view, pos, reader.seq, reader.check_seq, limit, self.semisync, self.events)
+        if ack:
+            self.ack = True
         end = len(view)
-        while end - pos >= 4:
-            header = unpack(view, pos)[0]
-            length = header & MAX_PACKET_PAYLOAD
-            stop = pos + 4 + length
-            if stop > end:
-                if length < limit:
-                    self._tail = bytearray(view[pos:])  # completed by the next chunk
-                    reader.seq = seq
-                    return
-                break
-            if not length or length >= limit or view[pos + 4] != OK_HEADER or (check_seq and header >> 24 != seq):
-                break  # 16 MiB+, ERR/EOF, empty or a bad sequence id: the reader and the slow path deal with it
-            seq = (seq + 1) & 0xFF
-            if semisync and length > 2 and view[pos + 5] == SEMISYNC_MAGIC:
-                if view[pos + 6] & SEMISYNC_NEED_ACK:
-                    self.ack = True
-                append(view[pos + 7:stop])
-            else:
-                append(view[pos + 5:stop])
-            pos = stop
-        reader.seq = seq
         if pos < end:
             if end - pos < 4:
                 self._tail = bytearray(view[pos:])  # not even a whole header yet
+                return
+            length = _unpack_header(view, pos)[0] & MAX_PACKET_PAYLOAD
+            if pos + 4 + length > end and length < limit:
+                self._tail = bytearray(view[pos:])  # completed by the next chunk
             else:
+                # 16 MiB+, ERR/EOF, empty or a bad sequence id: the reader and the slow path deal with it
                 self._add_payloads(reader.feed(view[pos:]))
 
     def _add_payloads(self, payloads: list[Payload]) -> None:

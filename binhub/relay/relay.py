@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import ssl as ssl_mod
 import struct
 import time
@@ -23,6 +22,8 @@ import uuid
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from binhub._speedups import scan_batch
+from binhub._speedups.pure import CRC32_RESIDUE
 from binhub.binlog.constants import EventType
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import (
@@ -56,17 +57,14 @@ _ARTIFICIAL = 0x20
 # Events _store_batch leaves to _handle: rare, and each needs more than "append and track".
 _SLOW_TYPES = frozenset({_FDE, _ROTATE, _STOP, *_HEARTBEATS})
 # zlib.crc32 over data followed by its own little-endian CRC32 always gives this value.
-_CRC32_RESIDUE = 0x2144DF1C
+_CRC32_RESIDUE = CRC32_RESIDUE
 try:  # ISA-L's CRC32 (zlib's polynomial) takes ~80 ns per event where zlib's takes ~250 (bench/README.md)
     from isal.isal_zlib import crc32
 except ImportError:  # the optional "fast" extra is not installed
     crc32 = zlib.crc32
-# Lookup tables for bytes.translate over a batch's type (or flags) bytes: 1 marks what to find.
+# Lookup tables over a batch's type bytes: 1 marks what to find.
 _SLOW_TYPE_TABLE = bytes(1 if t in _SLOW_TYPES else 0 for t in range(256))
-_ARTIFICIAL_TABLE = bytes(1 if f & _ARTIFICIAL else 0 for f in range(256))
 _NOT_INERT_TABLE = bytes(0 if t in INERT_IN_EXPLICIT else 1 for t in range(256))
-_TYPE_BYTE = operator.itemgetter(4)
-_FLAGS_BYTE = operator.itemgetter(17)
 _IN_USE = 0x01
 # With durability rotate, an fsync off the event loop every this many bytes keeps the disk busy
 # while events arrive, instead of one long fsync that stalls the pump at every rotation.
@@ -402,6 +400,8 @@ class Relay:
                 if closed:
                     # A file ended inside this batch: make it whole on disk before the next one begins.
                     await self._close_finished_file()
+            # In this thread: writing the batch from a worker thread while the loop parses the next
+            # one was measured slower (GIL hand-offs, fresh buffers), see bench/RESULTS.md.
             store.flush()
             if self.metrics is not None:
                 self.metrics.relay_lag.set(self._lag())
@@ -423,23 +423,21 @@ class Relay:
 
         Returns the index after the last event handled, and whether that event closed the file.
         This is the hot path, so the per-event work is done by C-level passes over the batch
-        (``map``, ``bytes.translate``/``find``) and Python code runs per transaction, not per event:
+        (:func:`binhub._speedups.scan_batch`, ``bytes.find``) and Python code runs per transaction, not per event:
         runs of ordinary events go to :meth:`_store_run`; the rare ones (FDE, ROTATE, STOP,
         heartbeats, artificial events) to :meth:`_handle`, one by one.
         """
         batch = events[start:] if start else events
         count = len(batch)
-        # Where the rare events are: a slow type, or the artificial flag (0x20 in the low flags byte).
-        types = bytes(map(_TYPE_BYTE, batch))
-        slow_types = types.translate(_SLOW_TYPE_TABLE)
-        artificial = bytes(map(_FLAGS_BYTE, batch)).translate(_ARTIFICIAL_TABLE)
-        # CRCs of the whole batch in one pass: an event followed by its own CRC32 always gives the
-        # same residue. Only a batch with a mismatch (or without CRCs) is checked event by event.
-        crc_ok = bool(self._checksum_size) and list(map(crc32, batch)).count(_CRC32_RESIDUE) == count
+        # One C-level pass (binhub._speedups) gives the type bytes, where the rare events are (a
+        # slow type, or the artificial flag) and the CRCs of the whole batch: only a batch with a
+        # mismatch (or without CRCs) is checked event by event.
+        types, marks, crc_ok = scan_batch(batch, _SLOW_TYPE_TABLE, crc32 if self._checksum_size else None)
         i = 0
         while i < count:
-            a, b = slow_types.find(1, i), artificial.find(1, i)
-            slow = count if a < 0 and b < 0 else (b if a < 0 else a if b < 0 else min(a, b))
+            slow = marks.find(1, i)
+            if slow < 0:
+                slow = count
             if slow > i:
                 self._store_run(batch[i:slow], types[i:slow], crc_ok)
                 i = slow
@@ -493,7 +491,7 @@ class Relay:
                 if tracker.transactions != done:
                     done = tracker.transactions
                     txns += 1
-                    mark_boundary(tracker.last_gtid, ts)
+                    mark_boundary(tracker.last_gtid_event, ts)  # decoded later, only if needed
                 else:
                     mark_boundary(None, ts)  # a control event: a boundary, but no transaction
         if flushed < count:
@@ -582,7 +580,7 @@ class Relay:
         done = tracker.transactions
         if tracker.feed(ev, self._checksum_size):
             # Control events (ROTATE, FDE, ...) are boundaries too, but complete no transaction.
-            gtid = tracker.last_gtid if tracker.transactions != done else None
+            gtid = tracker.last_gtid_event if tracker.transactions != done else None
             store.mark_boundary(gtid, self._last_event_ts)
             if tracker.transactions != done:
                 self.transactions += 1

@@ -2,7 +2,8 @@
 
 Whatever way the byte stream is cut into chunks, the events that come out must be exactly the
 ones that went in, in order, with ERR/EOF left in the queue behind them; packets of 16 MiB and
-more (joined by the PacketReader) and semi-sync headers included.
+more (joined by the PacketReader) and semi-sync headers included. Every test runs over both
+implementations of the framing loop (binhub._speedups: the C extension, where built, and pure).
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from typing import Any
 
 import pytest
 
+from binhub._speedups import IMPLEMENTATIONS
 from binhub.errors import MalformedPacket
+from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
 from binhub.wire.packet import frame
+
+
+@pytest.fixture(autouse=True, params=sorted(IMPLEMENTATIONS))
+def framing_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(client_module, "frame_dump", IMPLEMENTATIONS[request.param].frame_dump)
+    return str(request.param)
 
 
 class _Transport(asyncio.Transport):

@@ -1,0 +1,10 @@
+"""Only the optional C extension lives here; everything else is in pyproject.toml.
+
+``optional=True``: without a compiler (or the Python headers) the build of the extension fails
+quietly and binhub installs anyway, running the pure-Python twin (binhub/_speedups/pure.py).
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("binhub._speedups._relay", ["binhub/_speedups/_relay.c"],
+                             extra_compile_args=["-O3"], optional=True)])

@@ -1,0 +1,272 @@
+"""The compiled relay loops (binhub/_speedups/_relay.c) against their pure twin, on real binlogs.
+
+Every test runs over both implementations (the C one only where it was built): the same events
+framed out of the same dump stream however it is chunked, the same type bytes, marks and CRC
+verdict for every batch, corrupted CRCs included.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from binhub import _speedups
+from binhub._speedups import IMPLEMENTATIONS, pure
+from binhub.binlog.constants import EventType
+from binhub.net import client as client_module
+from binhub.net.client import _UpstreamProtocol
+from binhub.relay.relay import _SLOW_TYPE_TABLE
+from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
+from binhub.wire.packet import frame
+
+from ..conftest import TEST_DATA
+
+MARIADB_FILES = sorted((TEST_DATA / "binlog" / "mariadb-10.11").glob("mysql-bin.*"))
+IMPL_NAMES = sorted(IMPLEMENTATIONS)
+
+
+@pytest.fixture(params=IMPL_NAMES)
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """One implementation, also patched into the protocol (which imported it by name)."""
+    mod = IMPLEMENTATIONS[request.param]
+    monkeypatch.setattr(client_module, "frame_dump", mod.frame_dump)
+    return mod
+
+
+def _split(data: bytes) -> list[bytes]:
+    """The events of a binlog file (its length field at offset 9); [] for a cut-off file."""
+    events, pos = [], 4
+    while pos + 19 <= len(data):
+        size = int.from_bytes(data[pos + 9:pos + 13], "little")
+        if size < 19 or pos + size > len(data):
+            return []
+        events.append(data[pos:pos + size])
+        pos += size
+    return events if pos == len(data) else []
+
+
+def _real_files(shared: Path | None) -> list[list[bytes]]:
+    paths = list(MARIADB_FILES)
+    if shared is not None:
+        paths += sorted(p for p in shared.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"\xfebin")
+    out = [_split(p.read_bytes()) for p in paths]
+    return [evs for evs in out if evs]
+
+
+@pytest.fixture(scope="module")
+def real_events(request: pytest.FixtureRequest) -> list[list[bytes]]:
+    try:
+        shared: Path | None = request.getfixturevalue("shared_binlogs")
+    except pytest.skip.Exception:
+        shared = None
+    files = _real_files(shared)
+    assert len(files) >= 2
+    return files
+
+
+def _stream(payloads: list[bytes], seq: int = 1) -> bytes:
+    out = []
+    for p in payloads:
+        data, seq = frame(p, seq)
+        out.append(data if isinstance(data, bytes) else b"".join(data))
+    return b"".join(out)
+
+
+def _feed(stream: bytes, rng: random.Random, *, semisync: bool = False) -> tuple[list[bytes], int, Any]:
+    proto = _UpstreamProtocol("test")
+    proto.reader.seq = 1
+    proto.dumping = True
+    proto.semisync = semisync
+    got: list[bytes] = []
+    acks = pos = 0
+    while pos < len(stream):
+        n = rng.choice((1, 3, 4, 5, 7, 19, 100, 4096, 65536, rng.randint(1, 300_000)))
+        proto.data_received(stream[pos:pos + n])
+        pos += n
+        if rng.random() < 0.5:
+            batch, ack = proto.take_events()
+            got += [bytes(e) for e in batch]
+            acks += ack
+    batch, ack = proto.take_events()
+    return got + [bytes(e) for e in batch], acks + ack, proto
+
+
+def test_both_implementations_are_there_when_built() -> None:
+    assert "pure" in IMPLEMENTATIONS
+    assert _speedups.NAME in IMPLEMENTATIONS
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here")
+@pytest.mark.skipif(os.environ.get("BINHUB_NO_SPEEDUPS", "") not in ("", "0"), reason="pure path forced")
+def test_the_extension_is_built_where_a_compiler_exists() -> None:
+    # optional=True would otherwise let a broken build pass silently and the relay run 30% slower.
+    assert "c" in IMPLEMENTATIONS, "binhub/_speedups/_relay.c did not build: pip install -e . -v shows why"
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_real_files_framed_through_random_chunks(impl: Any, real_events: list[list[bytes]], seed: int) -> None:
+    rng = random.Random(seed)
+    events = [ev for evs in real_events for ev in evs]
+    events.insert(rng.randrange(len(events)), rng.randbytes(MAX_PACKET_PAYLOAD + 10))  # split packets in between
+    eof = b"\xfe\x00\x00\x02\x00"
+    got, _, proto = _feed(_stream([b"\x00" + e for e in events] + [eof]), rng)
+    assert proto.error is None
+    assert got == events
+    assert [bytes(p) for p in proto.take_all()] == [eof]
+
+
+async def test_semisync_real_files(impl: Any, real_events: list[list[bytes]]) -> None:
+    rng = random.Random(5)
+    events = real_events[0]
+    flags = [rng.random() < 0.2 for _ in events]
+    payloads = [b"\x00" + bytes((SEMISYNC_MAGIC, int(f))) + e for e, f in zip(events, flags, strict=True)]
+    got, acks, proto = _feed(_stream(payloads), rng, semisync=True)
+    assert proto.error is None and got == events
+    assert (acks > 0) == any(flags)
+
+
+def test_frame_dump_stops_where_python_must_take_over(impl: Any) -> None:
+    ok = _stream([b"\x00" + b"a" * 30, b"\x00" + b"b" * 20])
+    err = _stream([b"\xff\x01\x00#HY000x"], seq=3)
+    for data, want_pos, want_seq in [
+        (ok, len(ok), 3),  # all taken
+        (ok + err, len(ok), 3),  # stops at the ERR
+        (ok[:-1], 35, 2),  # the second packet is partial
+        (ok + _stream([b"\x00b"], seq=9), len(ok), 3),  # bad sequence id
+        (ok + b"\x00\x00\x00\x03", len(ok), 3),  # an empty packet
+    ]:
+        events: list[Any] = []
+        pos, seq, ack = impl.frame_dump(memoryview(data), 0, 1, True, MAX_PACKET_PAYLOAD, False, events)
+        assert (pos, seq, ack) == (want_pos, want_seq, False)
+        assert [bytes(e) for e in events] == [b"a" * 30, b"b" * 20][:len(events)]
+    events = []
+    big = b"\x00" * 40_000  # above the copy limit: a zero-copy slice in C, the same bytes either way
+    pos, seq, _ = impl.frame_dump(memoryview(_stream([b"\x00" + big])), 0, 1, True, 30_000, False, events)
+    assert (pos, seq, events) == (0, 1, [])  # at the limit: left to the reader
+    pos, seq, _ = impl.frame_dump(memoryview(_stream([b"\x00" + big])), 0, 1, True, 50_000, False, events)
+    assert (pos, seq) == (40_005, 2) and [bytes(e) for e in events] == [big]
+
+
+def _crcs() -> list[Any]:
+    fns: list[Any] = [zlib.crc32]
+    try:
+        from isal.isal_zlib import crc32
+    except ImportError:
+        pass
+    else:
+        fns.append(crc32)
+    return fns
+
+
+@pytest.mark.parametrize("crc", _crcs(), ids=lambda f: f.__module__)
+def test_scan_batch_matches_pure_on_real_files(impl: Any, real_events: list[list[bytes]], crc: Any) -> None:
+    rng = random.Random(11)
+    for events in real_events:
+        batch: list[Any] = [memoryview(e) if rng.random() < 0.5 else e for e in events]
+        for want_crc in (crc, None):
+            assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, want_crc) == pure.scan_batch(batch, _SLOW_TYPE_TABLE, want_crc)
+        types, marks, _ = impl.scan_batch(batch, _SLOW_TYPE_TABLE, crc)
+        assert types == bytes(e[4] for e in events)
+        slow = {EventType.FORMAT_DESCRIPTION, EventType.ROTATE, EventType.STOP, EventType.HEARTBEAT,
+                EventType.HEARTBEAT_V2}
+        assert marks == bytes(int(e[4] in slow or bool(e[17] & 0x20)) for e in events)
+
+
+def test_scan_batch_catches_every_corrupted_crc(impl: Any, real_events: list[list[bytes]]) -> None:
+    rng = random.Random(3)
+    crc = _crcs()[-1]
+    # Only events that carry a valid CRC (files without checksums, and FDEs, whose CRC skips a flag bit, do not).
+    good = [e for evs in real_events for e in evs if crc(e) == pure.CRC32_RESIDUE]
+    good.append(rng.randbytes(5000))
+    good[-1] += zlib.crc32(good[-1]).to_bytes(4, "little")  # above the length where C hands over to crc()
+    assert len(good) > 100
+    assert impl.scan_batch(good, _SLOW_TYPE_TABLE, crc)[2] is True
+    for _ in range(200):
+        i = rng.randrange(len(good))
+        bad = bytearray(good[i])
+        bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+        batch = [*good[:i], bytes(bad), *good[i + 1:]]
+        assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, crc)[2] is False
+
+
+def test_scan_batch_short_event_raises_like_indexing(impl: Any) -> None:
+    with pytest.raises(IndexError):
+        impl.scan_batch([b"\x00" * 19, b"\x00" * 10], _SLOW_TYPE_TABLE, None)
+
+
+def test_c_crc32_is_zlibs() -> None:
+    if "c" not in IMPLEMENTATIONS:
+        pytest.skip("the C extension is not built")
+    rng = random.Random(1)
+    data = rng.randbytes(70_000)
+    c_crc32 = IMPLEMENTATIONS["c"].crc32
+    for start in range(9):
+        for n in (0, 1, 7, 8, 9, 63, 64, 1000, 65_000):
+            chunk = memoryview(data)[start:start + n]
+            assert c_crc32(chunk) == zlib.crc32(chunk)
+
+
+def _relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
+    from binhub.ops.config import RelayConfig, SourceDSN
+    from binhub.relay import relay as relay_module
+    from binhub.store.store import BinlogStore
+
+    monkeypatch.setattr(relay_module, "scan_batch", impl.scan_batch)
+    store = BinlogStore.open(tmp_path / "store")
+    return relay_module.Relay(RelayConfig(SourceDSN("127.0.0.1")), store)
+
+
+def _store_in_batches(relay: Any, name: str, events: list[bytes], rng: random.Random) -> None:
+    relay.store.begin_file(name)
+    pos = 0
+    while pos < len(events):
+        n = rng.randint(1, 40)
+        batch: list[Any] = [memoryview(e) for e in events[pos:pos + n]]
+        done = 0
+        while done < len(batch):
+            done, _ = relay._store_batch(batch, done)
+        relay.store.flush()
+        pos += n
+
+
+@pytest.mark.parametrize("path", MARIADB_FILES, ids=lambda p: p.name)
+def test_relay_stores_real_files_identically(impl: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             path: Path) -> None:
+    data = path.read_bytes()
+    events = _split(data)
+    relay = _relay(tmp_path, monkeypatch, impl)
+    _store_in_batches(relay, path.name, events, random.Random(path.name))
+    relay.store.close_file()
+    stored = (relay.store.binlog_dir / path.name).read_bytes()
+    # The FDE's in-use flag (byte 4 + 17 + 4) depends on how the file was closed; everything else is the same.
+    assert len(stored) == len(data) and stored[:25] == data[:25] and stored[26:] == data[26:]
+    assert relay.events == len(events) and relay.transactions > 0
+
+
+def test_relay_names_the_corrupted_event(impl: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from binhub.errors import ChecksumMismatch
+
+    events = _split(MARIADB_FILES[0].read_bytes())
+    i = len(events) // 2
+    offset = 4 + sum(len(e) for e in events[:i])
+    bad = bytearray(events[i])
+    bad[len(bad) // 2] ^= 0x40
+    events[i] = bytes(bad)
+    messages = []
+    for n, mod in enumerate((impl, pure)):
+        relay = _relay(tmp_path / str(n), monkeypatch, mod)
+        with pytest.raises(ChecksumMismatch) as caught:
+            _store_in_batches(relay, MARIADB_FILES[0].name, events, random.Random(1))
+        messages.append(str(caught.value))
+        # Nothing of the bad event's run of events was stored: the file ends before it.
+        assert relay.store.position <= offset
+    # The same error either way. It names the file and where the run holding the bad event begins
+    # (the relay checks a run's CRCs before it appends the run).
+    assert messages[0] == messages[1]
+    assert f"{MARIADB_FILES[0].name} at offset " in messages[0] and "bad CRC32" in messages[0]
