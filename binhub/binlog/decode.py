@@ -15,7 +15,6 @@ from binhub.binlog.buffer import ByteReader
 from binhub.binlog.checksum import verify_checksum
 from binhub.binlog.constants import (
     CHECKSUM_SIZE,
-    CHECKSUM_VERSION_PRODUCT,
     FDE_SERVER_VERSION_LEN,
     HEADER_SIZE,
     ROWS_EVENT_TYPES,
@@ -52,7 +51,7 @@ from binhub.binlog.events import (
     UserVarEvent,
     XaPrepareEvent,
     XidEvent,
-    version_tuple,
+    writes_checksum_alg,
 )
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.binlog.header import EventHeader
@@ -117,7 +116,7 @@ def decode_format_description(header: EventHeader, raw: bytes) -> FormatDescript
     common_header_len = r.u8()
     if common_header_len < HEADER_SIZE:
         raise InvalidEvent(f"FORMAT_DESCRIPTION declares a common header of {common_header_len} bytes (< 19)")
-    if version_tuple(server_version) >= CHECKSUM_VERSION_PRODUCT:
+    if writes_checksum_alg(server_version):
         if r.remaining() < 1 + CHECKSUM_SIZE:
             raise InvalidEvent("FORMAT_DESCRIPTION is too short for its checksum algorithm byte")
         alg_byte = raw[header.event_size - CHECKSUM_SIZE - 1]

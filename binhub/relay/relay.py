@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from binhub._speedups import scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
 from binhub.binlog.constants import EventType
+from binhub.binlog.events import fde_checksum_size
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import (
     AuthenticationFailed,
@@ -556,7 +557,7 @@ class Relay:
         if etype == _FDE:
             if store.position != 4:
                 return False  # the server repeats the file's FDE when a dump resumes mid-file
-            self._checksum_size = _fde_checksum_size(ev)
+            self._checksum_size = fde_checksum_size(ev)
             if self._checksum_size:
                 self._verify(ev, fde=True)
             store.append_fde(ev)
@@ -690,27 +691,6 @@ class Relay:
         if not self._last_event_ts:
             return 0.0
         return max(0.0, time.time() - self._last_event_ts)
-
-
-def _fde_checksum_size(ev: bytes | memoryview) -> int:
-    """An FDE ends with the checksum algorithm byte and (if any) the CRC: alg 1 means CRC32."""
-    server_version = bytes(ev[21:71])
-    if not _has_checksum_alg(server_version):
-        return 0
-    return 4 if ev[len(ev) - 5] == 1 else 0
-
-
-def _has_checksum_alg(server_version: bytes) -> bool:
-    """Servers before 5.6.1 (MySQL) / 5.3 (MariaDB) write no checksum algorithm byte."""
-    text = server_version.split(b"\0", 1)[0].decode(errors="replace")
-    parts = text.split("-", 1)[0].split(".")
-    try:
-        major, minor, patch = (int("".join(c for c in p if c.isdigit()) or 0) for p in (parts + ["0", "0"])[:3])
-    except ValueError:
-        return True
-    if "MariaDB" in text:
-        return (major, minor) >= (5, 3)
-    return (major, minor, patch) >= (5, 6, 1)
 
 
 def _following_file(name: str) -> str:

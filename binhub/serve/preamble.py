@@ -27,6 +27,7 @@ from binhub.binlog.constants import (
     EventFlag,
     EventType,
 )
+from binhub.binlog.events import fde_checksum_size
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.header import HEADER_STRUCT
 
@@ -80,23 +81,7 @@ def dump_fde(fde: bytes | memoryview, *, zero_log_pos: bool, zero_created: bool,
 
 def fde_checksum(fde: bytes | memoryview) -> bool:
     """True if the events of the file this FDE starts carry a CRC32 (its algorithm byte is 1)."""
-    version = bytes(fde[HEADER_SIZE + 2:HEADER_SIZE + 52]).split(b"\0", 1)[0].decode("ascii", "replace")
-    if not _has_checksum_alg(version):
-        return False
-    return fde[len(fde) - CHECKSUM_SIZE - 1] == 1
-
-
-def _has_checksum_alg(version: str) -> bool:
-    digits = []
-    for part in version.split("-", 1)[0].split(".")[:3]:
-        num = "".join(ch for ch in part if ch.isdigit())
-        digits.append(int(num) if num else 0)
-    while len(digits) < 3:
-        digits.append(0)
-    major, minor, patch = digits
-    if "MariaDB" in version:
-        return (major, minor) >= (5, 3)
-    return (major, minor, patch) >= (5, 6, 1)
+    return fde_checksum_size(fde) > 0
 
 
 def gtid_list(gtids: Iterable[MariadbGtid], server_id: int, *, log_pos: int, crc: bool, flags: int = 0) -> bytes:
