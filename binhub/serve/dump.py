@@ -456,10 +456,19 @@ class DumpSession:
             if hub is not None:
                 hub.memo_put(key, built, batch.end - batch.events[0][0])
         template, count, nbytes = cast(tuple[list[bytes], int, int], built)
-        parts = template.copy()
         seq = self.conn.sequence
-        parts[1::2] = _SEQ_IDS[seq:seq + count]
-        write(b"".join(parts), count)
+        # A packet's sequence id is (first id + i) mod 256: replicas at the same chunk with the same
+        # first id (the common case: same preamble, same chunk boundaries) share one framed buffer,
+        # so a replica at the tail costs a dict lookup and a socket write, not a pass over its events.
+        framed_key = (*key, seq)
+        data = hub.memo_get(framed_key) if hub is not None else None
+        if data is None:
+            parts = template.copy()
+            parts[1::2] = _SEQ_IDS[seq:seq + count]
+            data = b"".join(parts)
+            if hub is not None:
+                hub.memo_put(framed_key, data, len(data))
+        write(cast(bytes, data), count)
         self.pos = batch.end
         self.events += count
         self.bytes += nbytes
