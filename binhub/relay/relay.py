@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl as ssl_mod
 import struct
 import time
-import uuid
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +33,11 @@ from binhub.errors import (
     DiskFull,
     EndOfDump,
     ProtocolError,
-    StartPositionError,
     UpstreamError,
 )
 from binhub.net.client import UpstreamConnection
-from binhub.relay.upstream import UpstreamInfo, locate_gtid_start, probe
-from binhub.store.state import RequestedStart
+from binhub.relay.start import check_identity, prepare_dump, ssl_context, start_position
+from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
 
 if TYPE_CHECKING:
@@ -86,7 +83,6 @@ MIN_SILENCE_LIMIT = 3.0
 ER_ACCESS_DENIED = 1045
 ER_SPECIFIC_ACCESS_DENIED = 1227
 MARIADB_SEND_ANNOTATE_ROWS = 2
-MARIA_SLAVE_CAPABILITY_MINE = 4
 
 
 class RelayFatal(BinhubError):
@@ -243,23 +239,23 @@ class Relay:
         cfg = self.config
         src = cfg.source
         self._conn = conn = await UpstreamConnection.connect(
-            src.host, src.port, src.user, src.password, ssl=self._ssl_context(),
+            src.host, src.port, src.user, src.password, ssl=ssl_context(cfg),
             ssl_optional=cfg.ssl_mode == "preferred",
             connect_timeout=cfg.connect_timeout, attrs={"program_name": "binhub", "_client_role": "binary_log_listener"})
         self._info = info = await probe(conn, is_mariadb=conn.is_mariadb, user=src.user)
         if info.binlog_format.upper() != "ROW" and self._sessions == 0:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
                         info.binlog_format)
-        self._check_identity(info)
+        check_identity(self.store, info)
         if info.encrypted and not self.store.state.encrypted_upstream:
             LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
                         "so the stored files are not byte-identical to the upstream's encrypted files")
             self.store.update_state(encrypted_upstream=True)
-        file, position = await self._start_position(conn, info)
+        file, position = await start_position(cfg, self.store, conn, info)
         if self.until_caught_up and self._target is None:
             self._target = (file_seq(info.current_file), info.current_position)
         self._checksum_size = 4 if info.checksum == "CRC32" else 0
-        await self._prepare_dump(conn, info)
+        await prepare_dump(cfg, self.store, conn, info)
         try:
             await conn.register_replica(cfg.server_id)
             if cfg.semi_sync and await conn.enable_semisync():
@@ -300,93 +296,6 @@ class Relay:
             self._conn = None
         with contextlib.suppress(BinhubError, OSError):
             self.store.rollback_to_boundary()
-
-    def _ssl_context(self) -> ssl_mod.SSLContext | None:
-        mode = self.config.ssl_mode
-        if mode == "disabled":
-            return None
-        ctx = ssl_mod.create_default_context(cafile=str(self.config.ssl_ca) if self.config.ssl_ca else None)
-        if mode in ("preferred", "required"):
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl_mod.CERT_NONE
-        return ctx
-
-    def _check_identity(self, info: UpstreamInfo) -> None:
-        live = info.identity()
-        stored = self.store.state.upstream
-        if stored is None:
-            if self.store.files:
-                return
-            self.store.set_identity(live)
-        else:
-            stored.check(live, self.store.data_dir)
-            completed = stored.completed_from(live)
-            if completed != stored:
-                self.store.set_identity(completed)
-
-    async def _start_position(self, conn: UpstreamConnection, info: UpstreamInfo) -> tuple[str, int]:
-        """Where this dump starts: where the store ends, or (empty store) what the user asked for."""
-        cfg = self.config
-        store = self.store
-        requested = self._requested_start()
-        if store.current_file is not None:
-            recorded = store.state.requested_start
-            if requested is not None and recorded is not None and _conflicts(requested, recorded):
-                raise BinhubError(
-                    f"the store {store.data_dir} already holds binlogs from {recorded.file or recorded.gtid}; "
-                    f"a different start ({requested.gtid or requested.file or requested.kind}) cannot be applied",
-                    hint="drop the start option to resume where the store ends, or use a new --data-dir")
-            if store.current_finished:
-                # After STOP no event names the next file: the upstream restarted, and a server always
-                # numbers its next file one higher (same base name, same or more digits).
-                return store.next_file or _following_file(store.current_file), 4
-            return store.current_file, store.position
-        if not info.files:
-            raise BinhubError("the upstream lists no binary logs", hint="is binary logging enabled on it?")
-        names = [f.name for f in info.files]
-        if cfg.start_gtid:
-            file = await locate_gtid_start(conn, info, cfg.start_gtid)
-            start = RequestedStart("gtid", gtid=cfg.start_gtid, file=file, position=4)
-        elif cfg.start_file:
-            if cfg.start_file not in names:
-                raise StartPositionError(
-                    f"the upstream has no binlog file {cfg.start_file!r} (it has {names[0]} … {names[-1]})",
-                    hint="pick a file listed by SHOW BINARY LOGS")
-            file = cfg.start_file
-            start = RequestedStart("file", file=file, position=cfg.start_pos or 4)
-        elif cfg.from_now:
-            file = info.current_file
-            start = RequestedStart("now", gtid=info.gtid_position, file=file, position=info.current_position)
-        else:
-            file = names[0]
-            start = RequestedStart("oldest", file=file, position=4)
-        store.update_state(requested_start=start)
-        return file, 4
-
-    def _requested_start(self) -> RequestedStart | None:
-        cfg = self.config
-        if cfg.start_gtid:
-            return RequestedStart("gtid", gtid=cfg.start_gtid)
-        if cfg.start_file:
-            return RequestedStart("file", file=cfg.start_file, position=cfg.start_pos or 4)
-        if cfg.from_now:
-            return RequestedStart("now")
-        return None
-
-    async def _prepare_dump(self, conn: UpstreamConnection, info: UpstreamInfo) -> None:
-        period_ns = int(self.config.heartbeat_period * 1e9)
-        if info.flavour == "mariadb":
-            await conn.execute(f"SET @master_heartbeat_period = {period_ns}")
-            await conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
-            await conn.execute(f"SET @mariadb_slave_capability = {MARIA_SLAVE_CAPABILITY_MINE}")
-        else:
-            await conn.execute(f"SET @master_heartbeat_period = {period_ns}, @source_heartbeat_period = {period_ns}")
-            await conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum, "
-                               "@source_binlog_checksum = @@global.binlog_checksum")
-            replica_uuid = self.store.state.replica_uuid or str(uuid.uuid4())
-            if not self.store.state.replica_uuid:
-                self.store.update_state(replica_uuid=replica_uuid)
-            await conn.execute(f"SET @slave_uuid = '{replica_uuid}', @replica_uuid = '{replica_uuid}'")
 
     # ------------------------------------------------------------------ the pump
 
@@ -691,21 +600,6 @@ class Relay:
         if not self._last_event_ts:
             return 0.0
         return max(0.0, time.time() - self._last_event_ts)
-
-
-def _following_file(name: str) -> str:
-    base, ext = name.rsplit(".", 1)
-    return f"{base}.{int(ext) + 1:0{len(ext)}d}"
-
-
-def _conflicts(requested: RequestedStart, recorded: RequestedStart) -> bool:
-    if requested.kind != recorded.kind:
-        return True
-    if requested.kind == "gtid":
-        return requested.gtid != recorded.gtid
-    if requested.kind == "file":
-        return requested.file != recorded.file
-    return False
 
 
 __all__ = ["Relay", "RelayFatal"]
