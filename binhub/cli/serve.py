@@ -33,12 +33,15 @@ from binhub.store import BinlogStore
               help="binhub's server_id towards its replicas (must differ from theirs).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--default-auth", type=click.Choice(["auto", "mysql_native_password", "caching_sha2_password"]),
+              default="auto", show_default=True,
+              help="Auth plugin the greeting names (auto: native for MariaDB stores, caching_sha2 for MySQL 8+).")
 @click.option("--no-tls", is_flag=True, help="Do not offer TLS (by default a self-signed pair is generated).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 def serve(data_dir: Path, listen: str, user_name: str | None, password: str | None, users_file: Path | None,
-          server_id: int, tls_cert: Path | None, tls_key: Path | None, no_tls: bool, log_level: str,
-          log_format: str) -> None:
+          server_id: int, tls_cert: Path | None, tls_key: Path | None, default_auth: str, no_tls: bool,
+          log_level: str, log_format: str) -> None:
     """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM."""
     if (user_name is None) == (users_file is None):
         raise click.UsageError("give either --user (and --password) or --users FILE")
@@ -57,6 +60,7 @@ def serve(data_dir: Path, listen: str, user_name: str | None, password: str | No
     setup_logging(log_level, log_format)
     store = BinlogStore.open_readonly(data_dir)
     server = BinlogServer(store, users=users, server_id=server_id, host=host, port=port, tls=not no_tls,
+                          default_auth=None if default_auth == "auto" else default_auth,
                           tls_cert=tls_cert, tls_key=tls_key)
     asyncio.run(_run(server))
 

@@ -117,6 +117,7 @@ class ServeConfig:
     server_id: int
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    default_auth: str | None = None  # the greeting's auth plugin; None: as the upstream's flavour
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +164,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     },
     "serve": {
         "enabled": "bool", "listen": "str", "users_file": "path", "server_id": "int",
-        "tls_cert": "path", "tls_key": "path",
+        "tls_cert": "path", "tls_key": "path", "default_auth": "str",
     },
     "http": {"enabled": "bool", "listen": "str"},
     "log": {"level": "str", "format": "str"},
@@ -493,6 +494,9 @@ def _check_gtid_text(text: str) -> None:
         raise ConfigError("relay.start_gtid", f"{text!r} is not a GTID set (MySQL uuid:1-100 or MariaDB 0-1-100)")
 
 
+SERVE_AUTH_CHOICES = ("auto", "mysql_native_password", "caching_sha2_password")
+
+
 def _serve(v: _Values, relay: RelayConfig | None) -> ServeConfig | None:
     if not v.section_given("serve") or not v.get_bool("serve.enabled", True):
         return None
@@ -510,7 +514,8 @@ def _serve(v: _Values, relay: RelayConfig | None) -> ServeConfig | None:
     if (cert is None) != (key is None):
         missing = "serve.tls_key" if key is None else "serve.tls_cert"
         raise ConfigError(missing, "tls_cert and tls_key go together; give both or neither")
-    return ServeConfig(host, port, users_file, server_id, cert, key)
+    auth = v.choice("serve.default_auth", SERVE_AUTH_CHOICES, "auto").lower()
+    return ServeConfig(host, port, users_file, server_id, cert, key, None if auth == "auto" else auth)
 
 
 def _http(v: _Values) -> HttpConfig:

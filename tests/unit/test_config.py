@@ -210,6 +210,16 @@ def test_serve_section(tmp_path: Path) -> None:
     assert serve.users_file == tmp_path.resolve() / "users.toml"
 
 
+def test_serve_default_auth(tmp_path: Path) -> None:
+    base = MINIMAL + '[serve]\nusers_file = "users.toml"\n'
+    serve = load(tmp_path, base).serve
+    assert serve is not None and serve.default_auth is None  # auto: as the upstream's flavour
+    serve = load(tmp_path, base + 'default_auth = "caching_sha2_password"\n').serve
+    assert serve is not None and serve.default_auth == "caching_sha2_password"
+    err = refused(tmp_path, base + 'default_auth = "ed25519"\n')
+    assert err.key == "serve.default_auth"
+
+
 def test_http_listen_port_zero(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL, overrides={"http.listen": "127.0.0.1:0"})
     assert config.http.port == 0
