@@ -86,16 +86,6 @@ def run_quiet(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def sql(sb: Sandbox, statement: str) -> list[tuple[Any, ...]]:
-    conn = sb.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
 class Serve:
     """``binhub serve`` on a store, one process, stopped with SIGTERM."""
 
@@ -369,7 +359,7 @@ def point_replica(replica: Sandbox, port: int, user: str, password: str, gtid: s
                  f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='{user}', "
                  f"MASTER_PASSWORD='{password}', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos",
                  "START SLAVE"):
-        sql(replica, stmt)
+        replica.query(stmt)
 
 
 def wait_binhub_has(port: int, user: str, password: str, gtid: str, timeout: float = 900.0) -> None:
@@ -391,9 +381,9 @@ def wait_binhub_has(port: int, user: str, password: str, gtid: str, timeout: flo
 
 
 def wait_gtid(replica: Sandbox, gtid: str, timeout: int = 60) -> None:
-    got = sql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', {timeout})")[0][0]
+    got = replica.query(f"SELECT MASTER_GTID_WAIT('{gtid}', {timeout})")[0][0]
     if got != 0:
-        status = sql(replica, "SHOW SLAVE STATUS")
+        status = replica.query("SHOW SLAVE STATUS")
         raise RuntimeError(f"replica {replica.name} did not reach {gtid}: {status}")
 
 
@@ -466,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             log(f"generated {gen.bytes / MIB:,.0f} MiB in {gen.seconds:.0f}s")
 
         if "fanout" in only:
-            sql(sb, "FLUSH BINARY LOGS")  # every byte to copy sits in closed files but a tiny active one
+            sb.query("FLUSH BINARY LOGS")  # every byte to copy sits in closed files but a tiny active one
             time.sleep(1.0)
             files, total = binlog_files(sb), binlog_total(sb)
             events = count_events(files)
@@ -525,8 +515,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
 
         if "ttfe" in only:
             ttfe_size = int(args.ttfe_gib * GIB)
-            sql(sb, f"SET GLOBAL max_binlog_size = {GIB}")
-            sql(sb, "FLUSH BINARY LOGS")
+            sb.query(f"SET GLOBAL max_binlog_size = {GIB}")
+            sb.query("FLUSH BINARY LOGS")
             disk_free = shutil.disk_usage(work).free
             need = 2.2 * max(0, ttfe_size - binlog_total(sb)) + 4 * GIB
             if disk_free < need:
@@ -536,15 +526,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             grow_s = grow_binlog_bulk(sb, ttfe_size - args.tail_mib * MIB, progress=log)
             # The last file: the mixed workload's small transactions (what a busy primary writes), with
             # the requested GTID args.tail_mib into it; mariadbd reads that file from its start up to it.
-            sql(sb, "FLUSH BINARY LOGS")
+            sb.query("FLUSH BINARY LOGS")
             tail_began = time.perf_counter()
             fill_small(sb, args.tail_mib * MIB)
             log(f"wrote {args.tail_mib} MiB of small transactions in {time.perf_counter() - tail_began:.0f}s")
-            want_gtid = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+            want_gtid = str(sb.query("SELECT @@gtid_binlog_pos")[0][0])
             file, pos = master_status(sb)
-            sql(sb, "CREATE TABLE IF NOT EXISTS bench.tail (id INT PRIMARY KEY)")
+            sb.query("CREATE TABLE IF NOT EXISTS bench.tail (id INT PRIMARY KEY)")
             for i in range(100):
-                sql(sb, f"INSERT INTO bench.tail VALUES ({i})")
+                sb.query(f"INSERT INTO bench.tail VALUES ({i})")
             time.sleep(1.0)
             files, total = binlog_files(sb), binlog_total(sb)
             log(f"binlog: {total / GIB:.2f} GiB in {len(files)} files (grown in {grow_s:.0f}s); requested GTID "
@@ -591,8 +581,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             started.append(rep_direct)
             rep_hub = start_primary(work / "sandboxes", name="replica-binhub", server_id=12)
             started.append(rep_hub)
-            sql(sb, "CREATE DATABASE IF NOT EXISTS lagprep")  # a fresh primary has no GTID position yet
-            pos_now = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+            sb.query("CREATE DATABASE IF NOT EXISTS lagprep")  # a fresh primary has no GTID position yet
+            pos_now = str(sb.query("SELECT @@gtid_binlog_pos")[0][0])
             port = free_port()
             hubdir = work / "lag-hub"
             shutil.rmtree(hubdir, ignore_errors=True)
@@ -610,10 +600,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             point_replica(rep_hub, port, user, password, pos_now)
             for stmt in ("CREATE DATABASE IF NOT EXISTS lagbench",
                          "CREATE TABLE lagbench.hb (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL)"):
-                sql(sb, stmt)
+                sb.query(stmt)
             for i in range(50):  # warm-up
-                sql(sb, f"INSERT INTO lagbench.hb VALUES ({-1 - i}, NOW(6))")
-            last = str(sql(sb, "SELECT @@gtid_binlog_pos")[0][0])
+                sb.query(f"INSERT INTO lagbench.hb VALUES ({-1 - i}, NOW(6))")
+            last = str(sb.query("SELECT @@gtid_binlog_pos")[0][0])
             for rep in (rep_direct, rep_hub):
                 wait_gtid(rep, last)
             dom, srv_id, seq_s = last.split(",")[0].split("-")
@@ -622,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
                                args.lag_rate, f"{dom}-{srv_id}", int(seq_s) + 1)
             checks = []
             for rep in (rep_direct, rep_hub):
-                n = sql(rep, "SELECT COUNT(*) FROM lagbench.hb")[0][0]
-                errs = sql(rep, "SHOW SLAVE STATUS")
+                n = rep.query("SELECT COUNT(*) FROM lagbench.hb")[0][0]
+                errs = rep.query("SHOW SLAVE STATUS")
                 checks.append(f"{rep.name}: {n} rows")
                 if n != args.lag_commits + 50 or not errs:
                     failed = True

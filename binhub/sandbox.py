@@ -660,6 +660,16 @@ class Sandbox:
         params.update(kwargs)
         return pymysql.connect(**params)
 
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """Run one statement as root on a connection of its own; its rows (empty for non-queries)."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
     def create_replication_user(self, user: str = "repl", password: str | None = None) -> str:
         """Create (or reset) ``user``@'%' with what a binlog reader needs; returns its password."""
         if password is None:

@@ -45,7 +45,6 @@ from tests.integration.test_serve_replicas import (
     free_port,
     point_at,
     slave_status,
-    sql,
 )
 from tests.integration.workload import (
     create_tables,
@@ -159,11 +158,11 @@ def module_replicas(mariadb_factory: MariadbFactory) -> Iterator[list[Sandbox]]:
 def replicas(module_replicas: list[Sandbox]) -> Iterator[list[Sandbox]]:
     for sb in module_replicas:
         for stmt in ("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF"):
-            sql(sb, stmt)
+            sb.query(stmt)
     yield module_replicas
     for sb in module_replicas:
         with contextlib.suppress(Exception):
-            sql(sb, "STOP SLAVE")
+            sb.query("STOP SLAVE")
 
 
 def _point_three(replicas: list[Sandbox], port: int, primary_db: PrimaryDb) -> None:
@@ -185,7 +184,7 @@ def test_three_replicas_through_binhub_run(primary_db: PrimaryDb, daemon: Daemon
     assert summary.transactions > 50
     assert_replicas_match(primary_db, replicas)
     _assert_no_errno(replicas)
-    semi = sql(replicas[2], "SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
+    semi = replicas[2].query("SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
     assert semi and semi[0][1] == "ON", semi
     # Every transaction of the workload asked the semi-sync replica for an ack, and binhub read them.
     acks = daemon.metric("binhub_serve_semisync_acks_total")
@@ -232,10 +231,10 @@ def test_restart_while_replicas_stream(primary_db: PrimaryDb, daemon: Daemon, re
     assert_replicas_match(primary_db, replicas)
     _assert_no_errno(replicas)
     # No duplicate and nothing lost: every replica applied each transaction exactly once.
-    want = sql(primary_db.sandbox, "SELECT @@gtid_binlog_pos")[0][0]
+    want = primary_db.sandbox.query("SELECT @@gtid_binlog_pos")[0][0]
     for sb in replicas:
-        assert sql(sb, "SELECT @@gtid_slave_pos")[0][0] == want, sb.name
-        count = sql(sb, f"SELECT COUNT(*), COUNT(DISTINCT id) FROM `{primary_db.name}`.`{table}`")[0]
+        assert sb.query("SELECT @@gtid_slave_pos")[0][0] == want, sb.name
+        count = sb.query(f"SELECT COUNT(*), COUNT(DISTINCT id) FROM `{primary_db.name}`.`{table}`")[0]
         assert count[0] == count[1] == inserted[-1] - 1, (sb.name, count, inserted[-1])
 
 
@@ -256,18 +255,18 @@ def test_errors_1236_and_purge_refused(primary_db: PrimaryDb, daemon: Daemon, re
     # stays inside it (the server stops at its write buffer's high-water mark).
     large_transaction(primary_db.conn, primary_db.name, table="big1")
     large_transaction(primary_db.conn, primary_db.name, table="big2", seed=1)
-    sql(primary_db.sandbox, "FLUSH BINARY LOGS")
+    primary_db.sandbox.query("FLUSH BINARY LOGS")
     second = primary_db.position()[0]
     create_tables(primary_db.conn, primary_db.name, 1)
     wait_until(lambda: second in [r[0] for r in _show_binary_logs(daemon)], timeout=60,
                message="binhub did not store the second file")
 
     unknown_file, unknown_gtid, purged = replicas
-    sql(unknown_file, "STOP SLAVE")
-    sql(unknown_file, f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={daemon.port}, "
+    unknown_file.query("STOP SLAVE")
+    unknown_file.query(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={daemon.port}, "
                       f"MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_CONNECT_RETRY=1, "
                       "MASTER_LOG_FILE='mariadb-bin.999999', MASTER_LOG_POS=4, MASTER_USE_GTID=no")
-    sql(unknown_file, "START SLAVE")
+    unknown_file.query("START SLAVE")
     point_at(unknown_gtid, daemon.port, gtid="0-1-999999999")
     st = _io_error(unknown_file)
     assert st["Last_IO_Errno"] == 1236 and "mariadb-bin.999999" in str(st["Last_IO_Error"]), st
@@ -295,15 +294,15 @@ def test_errors_1236_and_purge_refused(primary_db: PrimaryDb, daemon: Daemon, re
         cur.execute(f"PURGE BINARY LOGS TO '{second}'")
     assert primary_db.start_file not in [r[0] for r in _show_binary_logs(daemon)]
     # A replica asking for the purged file gets 1236 naming it.
-    sql(purged, "STOP SLAVE")
-    sql(purged, f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={daemon.port}, "
+    purged.query("STOP SLAVE")
+    purged.query(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={daemon.port}, "
                 f"MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_CONNECT_RETRY=1, "
                 f"MASTER_LOG_FILE='{primary_db.start_file}', MASTER_LOG_POS=4, MASTER_USE_GTID=no")
-    sql(purged, "START SLAVE")
+    purged.query("START SLAVE")
     st = _io_error(purged)
     assert st["Last_IO_Errno"] == 1236 and primary_db.start_file in str(st["Last_IO_Error"]), st
     # The server is unharmed: the first replica, re-pointed by GTID, replicates.
-    point_at(unknown_file, daemon.port, gtid=sql(primary_db.sandbox, "SELECT @@gtid_binlog_pos")[0][0])
+    point_at(unknown_file, daemon.port, gtid=primary_db.sandbox.query("SELECT @@gtid_binlog_pos")[0][0])
     create_tables(primary_db.conn, primary_db.name, 1, prefix="after")
     expected = table_checksums(primary_db.conn, primary_db.name)
     conn = unknown_file.connect()

@@ -75,16 +75,6 @@ class Binhub:
         self.proc = None
 
 
-def sql(sb: Sandbox, statement: str) -> list[tuple[Any, ...]]:
-    conn = sb.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
 def slave_status(sb: Sandbox) -> dict[str, Any]:
     conn = sb.connect()
     try:
@@ -111,7 +101,7 @@ def point_at(replica: Sandbox, port: int, *, gtid: str | None = None, file: str 
         stmts.append(f"CHANGE MASTER TO {common}, MASTER_LOG_FILE='{file}', MASTER_LOG_POS=4, MASTER_USE_GTID=no")
     stmts.append("START SLAVE")
     for s in stmts:
-        sql(replica, s)
+        replica.query(s)
 
 
 def assert_replicas_match(primary_db: PrimaryDb, replicas: list[Sandbox]) -> None:
@@ -142,7 +132,7 @@ def replicas(mariadb_factory: MariadbFactory, request: pytest.FixtureRequest) ->
     yield made
     for sb in made:
         with contextlib.suppress(Exception):
-            sql(sb, "STOP SLAVE")
+            sb.query("STOP SLAVE")
         with contextlib.suppress(Exception):
             sb.kill()
 
@@ -167,7 +157,7 @@ def test_three_replicas_through_binhub(primary_db: PrimaryDb, replicas: list[San
         point_at(semi_rep, hub.port, gtid=primary_db.start_gtid, semisync=True)
         run_workload(primary_db.conn, primary_db.name)
         assert_replicas_match(primary_db, replicas)
-        semi = sql(semi_rep, "SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
+        semi = semi_rep.query("SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
         assert semi and semi[0][1] == "ON", semi
     finally:
         hub.stop()
@@ -303,7 +293,7 @@ def test_relay_acks_semi_sync_mariadbd_and_binhub(mariadb_factory: MariadbFactor
             # The workload must commit while the relay is attached: a semi-sync primary without
             # semi-sync replicas times out once and then commits asynchronously (no ack requests).
             def semi_status() -> dict[str, str]:
-                return {str(k): str(v) for k, v in sql(semi, "SHOW STATUS LIKE 'Rpl_semi_sync_master_%'")}
+                return {str(k): str(v) for k, v in semi.query("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'")}
             wait_until(lambda: semi_status()["Rpl_semi_sync_master_clients"] == "1", timeout=30,
                        message="the relay did not attach as a semi-sync replica")
             # The sandbox's own setup committed with no replica and timed out: the primary turns
