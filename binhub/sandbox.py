@@ -670,6 +670,16 @@ class Sandbox:
         finally:
             conn.close()
 
+    def execute(self, *statements: str) -> None:
+        """Run statements as root, in order, on one connection of their own."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
     def create_replication_user(self, user: str = "repl", password: str | None = None) -> str:
         """Create (or reset) ``user``@'%' with what a binlog reader needs; returns its password."""
         if password is None:

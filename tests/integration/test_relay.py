@@ -170,12 +170,9 @@ def test_missing_privilege_is_named(primary: object, tmp_path: Path, grant: str,
 
 @pytest.mark.parametrize("lonely_server", [{"binlog_format": "STATEMENT"}], indirect=True)
 def test_statement_format_is_relayed_with_a_warning(lonely_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    conn = lonely_server.connect()
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE s")
-        cur.execute("CREATE TABLE s.t (id INT PRIMARY KEY, v INT)")
-        cur.execute("INSERT INTO s.t VALUES (1, 1), (2, 2)")
-    conn.close()
+    lonely_server.execute("CREATE DATABASE s",
+                          "CREATE TABLE s.t (id INT PRIMARY KEY, v INT)",
+                          "INSERT INTO s.t VALUES (1, 1), (2, 2)")
     store = tmp_path / "store"
     proc = run_relay(lonely_server.dsn, store)
     assert proc.returncode == 0, proc.stderr
@@ -213,12 +210,9 @@ def test_encrypted_upstream_is_stored_decrypted_and_said_so(mariadb_factory: Mar
     keys.write_text("1;a7addd9adea9978fda19f21e6be987880e68ac92632ca052e5bb42b1a506939a\n")
     server = mariadb_factory(extra_args=["--plugin-load-add=file_key_management",
                                          f"--file-key-management-filename={keys}", "--encrypt-binlog=ON"])
-    conn = server.connect()
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE e")
-        cur.execute("CREATE TABLE e.t (id INT PRIMARY KEY, v TEXT)")
-        cur.execute("INSERT INTO e.t VALUES (1, 'secret'), (2, 'stuff')")
-    conn.close()
+    server.execute("CREATE DATABASE e",
+                   "CREATE TABLE e.t (id INT PRIMARY KEY, v TEXT)",
+                   "INSERT INTO e.t VALUES (1, 'secret'), (2, 'stuff')")
     store = tmp_path / "store"
     proc = run_relay(server.dsn, store)
     assert proc.returncode == 0, proc.stderr

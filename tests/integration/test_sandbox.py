@@ -127,12 +127,9 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_restart_keeps_data_and_port(mariadb_factory: MariadbFactory) -> None:
     sb = mariadb_factory("restart")
-    conn = sb.connect()
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE d")
-        cur.execute("CREATE TABLE d.t (id INT PRIMARY KEY)")
-        cur.execute("INSERT INTO d.t VALUES (1), (2), (3)")
-    conn.close()
+    sb.execute("CREATE DATABASE d",
+               "CREATE TABLE d.t (id INT PRIMARY KEY)",
+               "INSERT INTO d.t VALUES (1), (2), (3)")
     port, pid, files = sb.port, sb.pid, sb.binlog_files()
 
     sb.restart()
