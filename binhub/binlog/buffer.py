@@ -12,59 +12,31 @@ Reading past the end raises InvalidEvent: the event's own size said the bytes wo
 
 from __future__ import annotations
 
-import struct
-
-from binhub.errors import InvalidEvent
-
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
+from binhub.bytefields import ByteCursor
+from binhub.errors import BinhubError, InvalidEvent
 
 
-class ByteReader:
-    """Sequential reads over ``data[pos:end]``. Used by the body decoders; not on the relay's hot path."""
+class ByteReader(ByteCursor):
+    """Sequential reads over an event body. Used by the body decoders; not on the relay's hot path."""
 
-    __slots__ = ("data", "pos", "end", "what")
+    __slots__ = ("what",)
 
     def __init__(self, data: bytes | memoryview, pos: int = 0, end: int | None = None, what: str = "event") -> None:
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
+        super().__init__(data, pos, end)
         self.what = what
+
+    def _truncated(self, n: int, start: int, what: str) -> BinhubError:
+        return InvalidEvent(f"{self.what} body ends after {self.end - start} bytes where {n} more were expected")
+
+    def _invalid(self, message: str) -> BinhubError:
+        return InvalidEvent(f"{self.what}: {message}")
 
     def remaining(self) -> int:
         return self.end - self.pos
 
-    def _need(self, n: int) -> int:
-        start = self.pos
-        if n < 0 or start + n > self.end:
-            raise InvalidEvent(f"{self.what} body ends after {self.end - start} bytes where {n} more were expected")
-        self.pos = start + n
-        return start
-
-    def skip(self, n: int) -> None:
-        self._need(n)
-
     def take(self, n: int) -> bytes:
         start = self._need(n)
         return bytes(self.data[start:start + n])
-
-    def rest(self) -> bytes:
-        start, self.pos = self.pos, self.end
-        return bytes(self.data[start:self.end])
-
-    def u8(self) -> int:
-        return self.data[self._need(1)]
-
-    def u16(self) -> int:
-        return int(_U16.unpack_from(self.data, self._need(2))[0])
-
-    def u24(self) -> int:
-        start = self._need(3)
-        return int.from_bytes(self.data[start:start + 3], "little")
-
-    def u32(self) -> int:
-        return int(_U32.unpack_from(self.data, self._need(4))[0])
 
     def u48(self) -> int:
         start = self._need(6)
@@ -74,24 +46,11 @@ class ByteReader:
         start = self._need(7)
         return int.from_bytes(self.data[start:start + 7], "little")
 
-    def u64(self) -> int:
-        return int(_U64.unpack_from(self.data, self._need(8))[0])
-
     def uint(self, n: int) -> int:
         start = self._need(n)
         return int.from_bytes(self.data[start:start + n], "little")
 
-    def lenenc(self) -> int:
-        first = self.u8()
-        if first < 0xFB:
-            return first
-        if first == 0xFC:
-            return self.u16()
-        if first == 0xFD:
-            return self.u24()
-        if first == 0xFE:
-            return self.u64()
-        raise InvalidEvent(f"{self.what}: invalid length-encoded integer prefix 0x{first:02x}")
+    lenenc = ByteCursor.lenenc_int
 
     def varlen(self) -> int:
         """Unsigned integer of the serialization library (1..9 bytes)."""
@@ -116,16 +75,6 @@ def _trailing_ones(byte: int) -> int:
         count += 1
         byte >>= 1
     return count
-
-
-def pack_lenenc(value: int) -> bytes:
-    if value < 0xFB:
-        return bytes((value,))
-    if value <= 0xFFFF:
-        return b"\xfc" + _U16.pack(value)
-    if value <= 0xFFFFFF:
-        return b"\xfd" + value.to_bytes(3, "little")
-    return b"\xfe" + _U64.pack(value)
 
 
 def pack_varlen(value: int) -> bytes:

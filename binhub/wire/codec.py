@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import struct
 
-from binhub.errors import MalformedPacket
+from binhub.bytefields import ByteCursor
+from binhub.bytefields import lenenc_int as lenenc_int  # re-exported: the packet encoders use it
+from binhub.errors import BinhubError, MalformedPacket
 
 Buffer = bytes | bytearray | memoryview
 
@@ -21,72 +23,45 @@ _U64 = struct.Struct("<Q")
 LENENC_NULL = 0xFB
 
 
-class Reader:
-    """A bounds-checked cursor over one packet payload."""
+class Reader(ByteCursor):
+    """A bounds-checked cursor over one packet payload (``data`` is always a memoryview)."""
 
-    __slots__ = ("_buf", "pos", "_end")
+    __slots__ = ()
 
     def __init__(self, data: Buffer, pos: int = 0) -> None:
-        self._buf = data if isinstance(data, memoryview) else memoryview(data)
-        self.pos = pos
-        self._end = len(self._buf)
+        super().__init__(data if isinstance(data, memoryview) else memoryview(data), pos)
+
+    def _truncated(self, n: int, start: int, what: str) -> BinhubError:
+        return MalformedPacket(f"packet truncated reading {what}: need {n} bytes at offset {start}, "
+                               f"have {self.end - start}")
+
+    def _invalid(self, message: str) -> BinhubError:
+        return MalformedPacket(message)
 
     @property
     def remaining(self) -> int:
-        return self._end - self.pos
+        return self.end - self.pos
 
     def at_end(self) -> bool:
-        return self.pos >= self._end
-
-    def _need(self, n: int, what: str) -> int:
-        start = self.pos
-        if n < 0 or start + n > self._end:
-            raise MalformedPacket(f"packet truncated reading {what}: need {n} bytes at offset {start}, "
-                                  f"have {self._end - start}")
-        self.pos = start + n
-        return start
+        return self.pos >= self.end
 
     def peek_u8(self) -> int:
-        if self.pos >= self._end:
+        if self.pos >= self.end:
             raise MalformedPacket(f"packet truncated at offset {self.pos}")
-        return self._buf[self.pos]
-
-    def u8(self) -> int:
-        return self._buf[self._need(1, "u8")]
-
-    def u16(self) -> int:
-        return int(_U16.unpack_from(self._buf, self._need(2, "u16"))[0])
-
-    def u24(self) -> int:
-        at = self._need(3, "u24")
-        b = self._buf
-        return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)
-
-    def u32(self) -> int:
-        return int(_U32.unpack_from(self._buf, self._need(4, "u32"))[0])
-
-    def u64(self) -> int:
-        return int(_U64.unpack_from(self._buf, self._need(8, "u64"))[0])
+        return self.data[self.pos]
 
     def fixed(self, n: int) -> bytes:
         at = self._need(n, f"{n}-byte field")
-        return bytes(self._buf[at:at + n])
+        return bytes(self.data[at:at + n])
 
     def view(self, n: int) -> memoryview:
         """``n`` bytes as a zero-copy view (for large blobs such as event bodies)."""
         at = self._need(n, f"{n}-byte field")
-        return self._buf[at:at + n]
-
-    def skip(self, n: int) -> None:
-        self._need(n, f"{n} skipped bytes")
-
-    def rest(self) -> bytes:
-        at, self.pos = self.pos, self._end
-        return bytes(self._buf[at:])
+        return memoryview(self.data)[at:at + n]  # data is a memoryview already: this wraps, not copies
 
     def nul_str(self) -> bytes:
         """A NUL-terminated string (the NUL is consumed, not returned)."""
-        buf = self._buf
+        buf = self.data
         # Searching through a bytes copy of the tail is C speed; tails here are short header fields.
         idx = bytes(buf[self.pos:]).find(0)
         if idx < 0:
@@ -97,25 +72,13 @@ class Reader:
 
     def nul_str_or_rest(self) -> bytes:
         """NUL-terminated string, tolerating a missing NUL at the very end (servers differ here)."""
-        tail = bytes(self._buf[self.pos:])
+        tail = bytes(self.data[self.pos:])
         idx = tail.find(0)
         if idx < 0:
-            self.pos = self._end
+            self.pos = self.end
             return tail
         self.pos += idx + 1
         return tail[:idx]
-
-    def lenenc_int(self) -> int:
-        first = self.u8()
-        if first < 0xFB:
-            return first
-        if first == 0xFC:
-            return self.u16()
-        if first == 0xFD:
-            return self.u24()
-        if first == 0xFE:
-            return self.u64()
-        raise MalformedPacket(f"invalid length-encoded integer prefix 0x{first:02x} at offset {self.pos - 1}")
 
     def lenenc_bytes(self) -> bytes:
         return self.fixed(self.lenenc_int())
@@ -128,21 +91,6 @@ class Reader:
 
     def u8_len_bytes(self) -> bytes:
         return self.fixed(self.u8())
-
-
-def lenenc_int(n: int) -> bytes:
-    """Encode ``n`` as a length-encoded integer (1, 3, 4 or 9 bytes)."""
-    if n < 0:
-        raise ValueError(f"length-encoded integer must be >= 0, got {n}")
-    if n < 0xFB:
-        return bytes((n,))
-    if n < 1 << 16:
-        return b"\xfc" + _U16.pack(n)
-    if n < 1 << 24:
-        return b"\xfd" + n.to_bytes(3, "little")
-    if n < 1 << 64:
-        return b"\xfe" + _U64.pack(n)
-    raise ValueError(f"length-encoded integer too large: {n}")
 
 
 def lenenc_bytes(data: bytes) -> bytes:

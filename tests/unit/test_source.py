@@ -16,7 +16,7 @@ PACKAGE = ROOT / "binhub"
 # Each layer may import itself and what is listed (DESIGN.md: codecs → store → adapters → services → ops → cli).
 # binhub.ops.metrics is a leaf (it imports nothing of binhub): services may count into it.
 # binhub._speedups (the compiled hot loops and their pure twins) sits below everything: a codec.
-BASE = {"errors", "_speedups"}
+BASE = {"errors", "_speedups", "bytefields"}
 LEAVES = {"ops.metrics"}
 ALLOWED = {
     "_speedups": set(),
@@ -64,6 +64,10 @@ def test_layers_import_only_downwards(layer: str) -> None:
 def test_leaves_import_nothing_of_binhub() -> None:
     for leaf in LEAVES:
         assert not _runtime_imports(PACKAGE / (leaf.replace(".", "/") + ".py"))
+
+
+def test_bytefields_sits_below_both_codecs() -> None:
+    assert _runtime_imports(PACKAGE / "bytefields.py") <= {"errors"}
 
 
 def test_codecs_do_no_io() -> None:
