@@ -1,4 +1,4 @@
-"""Optional compiled versions of the relay's per-event loops, with their pure-Python twins.
+"""Optional compiled versions of the per-event loops of the relay and the dump, with their pure-Python twins.
 
 ``_relay`` is a plain C extension built by setup.py when a compiler is there (``optional=True``:
 without one binhub installs and runs on :mod:`binhub._speedups.pure`). ``BINHUB_NO_SPEEDUPS=1``
@@ -8,6 +8,7 @@ forces the pure path, e.g. to compare the two or to rule the extension out when 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 from binhub._speedups import pure
@@ -24,7 +25,8 @@ if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
         impl = _relay
 
 frame_dump = impl.frame_dump
+frame_events: Callable[[bytes | memoryview, int, int], tuple[bytes, int, int, int, int]] = impl.frame_events
 scan_batch = impl.scan_batch
 NAME = "c" if impl is not pure else "pure"
 
-__all__ = ["IMPLEMENTATIONS", "NAME", "frame_dump", "scan_batch"]
+__all__ = ["IMPLEMENTATIONS", "NAME", "frame_dump", "frame_events", "scan_batch"]

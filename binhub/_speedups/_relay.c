@@ -3,6 +3,7 @@
  * (zlib's polynomial), so the build needs nothing but a compiler and the Python headers.
  *
  * frame_dump: frame binlog dump packets out of a received chunk (the protocol's hot path).
+ * frame_events: frame a span of a binlog file as dump packets (the binlog server's hot path).
  * scan_batch: type bytes, "Python must look at this one" marks and the CRC check of a batch.
  */
 #define PY_SSIZE_T_CLEAN
@@ -15,6 +16,7 @@
 #define SEMISYNC_MAGIC 0xEF
 #define SEMISYNC_NEED_ACK 0x01
 #define ARTIFICIAL 0x20
+#define EVENT_HEADER_SIZE 19
 #define CRC32_RESIDUE 0x2144DF1Cu
 /* Events at least this long are copied into a bytes object of their own only below this size:
  * larger ones stay zero-copy memoryview slices (a 40 MiB row event must not be copied twice). */
@@ -142,6 +144,77 @@ static PyObject *frame_dump(PyObject *self, PyObject *const *args, Py_ssize_t na
     return Py_BuildValue("(nlO)", pos, seq, ack ? Py_True : Py_False);
 }
 
+/* frame_events(data, seq, drop_type) -> (wire bytes, packets, events, consumed, nbytes)
+ * Every complete event at the start of data as one payload (0x00 event) in packets of
+ * (len, seq, bytes), split at 0xFFFFFF; events of type drop_type left out; stops before a cut-off
+ * event. Two passes: find the boundaries and the output size, then copy once into the result. */
+static PyObject *frame_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "frame_events() takes 3 arguments");
+        return NULL;
+    }
+    long seq = PyLong_AsLong(args[1]);
+    long drop_type = PyLong_AsLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = b.buf;
+    Py_ssize_t end = b.len, pos = 0, packets = 0, events = 0, nbytes = 0;
+    while (end - pos >= EVENT_HEADER_SIZE) {
+        Py_ssize_t size = u32le(p + pos + 9);
+        if (size < EVENT_HEADER_SIZE) {
+            PyBuffer_Release(&b);
+            return PyErr_Format(PyExc_ValueError, "corrupt event header at offset %zd (declared size %zd)", pos, size);
+        }
+        if (size > end - pos)
+            break;
+        if (p[pos + 4] != drop_type) {
+            events++;
+            nbytes += size;
+            packets += (size + 1) / MAX_PACKET_PAYLOAD + 1;
+        }
+        pos += size;
+    }
+    Py_ssize_t consumed = pos;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, nbytes + events + 4 * packets);
+    if (out == NULL) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    for (pos = 0; pos < consumed;) {
+        Py_ssize_t size = u32le(p + pos + 9);
+        if (p[pos + 4] != drop_type) {
+            /* The payload is 0x00 + event: `at` counts payload bytes, the event's start at 1. */
+            Py_ssize_t total = size + 1, at = 0;
+            for (;;) {
+                Py_ssize_t chunk = total - at < MAX_PACKET_PAYLOAD ? total - at : MAX_PACKET_PAYLOAD;
+                o[0] = chunk & 0xFF;
+                o[1] = (chunk >> 8) & 0xFF;
+                o[2] = (chunk >> 16) & 0xFF;
+                o[3] = seq & 0xFF;
+                o += 4;
+                seq = (seq + 1) & 0xFF;
+                Py_ssize_t from = at, to = at + chunk;
+                if (from == 0 && to > 0) {
+                    *o++ = OK_HEADER;
+                    from = 1;
+                }
+                memcpy(o, p + pos + from - 1, to - from);
+                o += to - from;
+                at = to;
+                if (chunk < MAX_PACKET_PAYLOAD)
+                    break;
+            }
+        }
+        pos += size;
+    }
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(Nnnnn)", out, packets, events, consumed, nbytes);
+}
+
 /* scan_batch(batch, slow_table, crc32) -> (types, marks, crc_ok)
  * types: each event's type byte; marks: 1 where slow_table marks the type or the event is
  * artificial; crc_ok: every event followed by its own valid CRC32 (crc32 None: not checked,
@@ -219,6 +292,7 @@ fail:
 
 static PyMethodDef methods[] = {
     {"frame_dump", (PyCFunction)(void (*)(void))frame_dump, METH_FASTCALL, "Frame dump packets (see pure.py)."},
+    {"frame_events", (PyCFunction)(void (*)(void))frame_events, METH_FASTCALL, "Frame binlog events (see pure.py)."},
     {"scan_batch", (PyCFunction)(void (*)(void))scan_batch, METH_FASTCALL, "Scan a batch (see pure.py)."},
     {"crc32", py_crc32, METH_O, "zlib.crc32(data) with a slicing-by-8 table."},
     {NULL, NULL, 0, NULL},

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 MAX_PACKET_PAYLOAD = 0xFFFFFF
 OK_HEADER = 0x00
+EVENT_HEADER_SIZE = 19
 SEMISYNC_MAGIC = 0xEF
 SEMISYNC_NEED_ACK = 0x01
 # zlib.crc32 over data followed by its own little-endian CRC32 always gives this value.
@@ -53,6 +54,53 @@ def frame_dump(view: memoryview, pos: int, seq: int, check_seq: bool, limit: int
             append(view[pos + 5:stop])
         pos = stop
     return pos, seq, ack
+
+
+def frame_events(data: bytes | memoryview, seq: int, drop_type: int) -> tuple[bytes, int, int, int, int]:
+    """Frame the complete events at the start of ``data`` (a span of a binlog file) as dump packets.
+
+    Each event is one payload, ``0x00 event``, sent as packets ``len(3) seq(1) bytes`` with sequence
+    ids counting from ``seq``; a payload of 0xFFFFFF bytes or more is split as the protocol wants
+    (ending with a shorter, possibly empty, packet). Events of type ``drop_type`` are left out
+    (-1: none). Stops before an event cut off by the end of ``data``. Returns ``(wire bytes,
+    packets, events, bytes consumed, event bytes framed)``; a declared event size below the
+    header size raises ValueError naming its offset.
+    """
+    view = memoryview(data)
+    end = len(view)
+    unpack = _unpack_header
+    pieces: list[bytes | memoryview] = []
+    append = pieces.append
+    pos = packets = events = nbytes = 0
+    while end - pos >= EVENT_HEADER_SIZE:
+        size = unpack(view, pos + 9)[0]
+        if size < EVENT_HEADER_SIZE:
+            raise ValueError(f"corrupt event header at offset {pos} (declared size {size})")
+        stop = pos + size
+        if stop > end:
+            break
+        if view[pos + 4] != drop_type:
+            events += 1
+            nbytes += size
+            if size + 1 < MAX_PACKET_PAYLOAD:
+                append((size + 1 | (seq << 24)).to_bytes(4, "little") + b"\x00")
+                append(view[pos:stop])
+                seq = (seq + 1) & 0xFF
+                packets += 1
+            else:
+                payload = b"\x00" + view[pos:stop]
+                at = 0
+                while True:
+                    chunk = min(len(payload) - at, MAX_PACKET_PAYLOAD)
+                    append((chunk | (seq << 24)).to_bytes(4, "little"))
+                    append(payload[at:at + chunk])
+                    seq = (seq + 1) & 0xFF
+                    packets += 1
+                    at += chunk
+                    if chunk < MAX_PACKET_PAYLOAD:
+                        break
+        pos = stop
+    return b"".join(pieces), packets, events, pos, nbytes
 
 
 def scan_batch(batch: list[Event], slow_table: bytes,

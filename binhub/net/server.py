@@ -18,13 +18,24 @@ Backpressure, both ways:
   client cannot make binhub buffer without bound;
 * :meth:`ServerConnection.drain` waits while the transport's write buffer is above its high-water
   mark (``pause_writing``/``resume_writing``), so one slow replica stalls only its own dump.
+
+Zero-copy fan-out: the dump frames each chunk of the store once and hands the same immutable
+``bytes`` to every replica reading it (:meth:`ServerConnection.write_shared`). asyncio's transport
+would copy that MiB into each connection's buffer whenever the socket cannot take it at once,
+which at fifty replicas costs more than the sends themselves; so on a plain TCP connection these
+writes go through a :class:`_DirectWriter` that keeps a reference to the shared buffer and
+``write(2)``s from it when the socket is writable. Once it has started, every later write of the
+connection goes through it too, so the order of bytes on the wire never changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import errno
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -42,6 +53,10 @@ READ_HIGH_WATER = 4 * 1024 * 1024
 #: socket busy without letting a stalled replica pin much memory.
 WRITE_HIGH_WATER = 8 * 1024 * 1024
 WRITE_LOW_WATER = 2 * 1024 * 1024
+#: Direct writes: ``drain`` returns once at most this much is queued (the kernel's socket buffer,
+#: a few MiB on loopback, holds more), so the next chunk is queued before the socket runs dry.
+DIRECT_LOW_WATER = 512 * 1024
+JOIN_LIMIT = 64 * 1024  # direct writes: parts below this are joined, larger ones written in place
 
 
 class ServerProtocol(asyncio.Protocol):
@@ -220,6 +235,8 @@ class ServerConnection:
         self.sequence = 0
         #: Sequence id that follows the last packet read (what a reply to it must carry).
         self.last_read_next = 0
+        self._direct: _DirectWriter | None = None
+        protocol.lost.add_done_callback(lambda _: self._close_direct())
 
     @property
     def closed(self) -> bool:
@@ -258,7 +275,7 @@ class ServerConnection:
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
         seq = self.sequence
-        chunks: list[bytes] = []
+        chunks: list[bytes | memoryview] = []
         for payload in payloads:
             data, seq = frame(payload, seq)
             if isinstance(data, list):
@@ -266,18 +283,44 @@ class ServerConnection:
             else:
                 chunks.append(data)
         self.sequence = seq
-        transport.writelines(chunks)
+        if self._direct is not None:
+            self._direct.write_parts(chunks)
+        else:
+            transport.writelines(chunks)
 
-    def write_framed(self, data: bytes, packets: int) -> None:
-        """Send ``data``, ``packets`` packets the caller framed itself from ``self.sequence`` on."""
+    def write_shared(self, data: bytes, packets: int) -> None:
+        """Send ``data``, ``packets`` packets the caller framed from ``self.sequence`` on.
+
+        ``data`` may be shared with other connections and must not change: it is sent without a
+        copy (see the module docstring), and kept referenced until the socket has taken it.
+        """
         transport = self._protocol.transport
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
         self.sequence = (self.sequence + packets) & 0xFF
-        transport.write(data)
+        if self._direct is None:
+            self._direct = _DirectWriter.take_over(transport, self._on_direct_error)
+        if self._direct is not None:
+            self._direct.write(data)
+        else:
+            transport.write(data)
+
+    def _on_direct_error(self, exc: OSError) -> None:
+        self._protocol._fail(ConnectionFailed(f"connection from {self.peer} failed: {exc}"))
+        t = self._protocol.transport
+        if t is not None:
+            t.abort()
+
+    def _close_direct(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark (backpressure)."""
+        if self._direct is not None:
+            await self._direct.drain()
+            if self._protocol.error is not None and self.closed:
+                raise self._protocol.error
         await self._protocol.drain()
 
     async def start_tls(self, ctx: ssl.SSLContext) -> None:
@@ -307,11 +350,17 @@ class ServerConnection:
     def close(self) -> None:
         """Close after what was written is flushed; safe to call twice."""
         t = self._protocol.transport
-        if t is not None and not t.is_closing():
+        if t is None or t.is_closing():
+            return
+        if self._direct is not None and self._direct.pending_bytes:
+            self._direct.close_after_flush(t.close)
+        else:
+            self._close_direct()
             t.close()
 
     def abort(self) -> None:
         """Drop the connection now, without flushing (a zombie dump, a hostile client)."""
+        self._close_direct()
         t = self._protocol.transport
         if t is not None:
             t.abort()
@@ -321,6 +370,125 @@ class ServerConnection:
             await asyncio.wait_for(asyncio.shield(self._protocol.lost), timeout)
         except TimeoutError:
             self.abort()
+
+
+class _DirectWriter:
+    """Queue of buffers written to a plain TCP socket without copying them (see the module docstring).
+
+    It writes through a ``dup`` of the transport's socket, registered with the loop on its own, so
+    asyncio's transport (which keeps reading the socket) is left untouched. The transport must have
+    nothing buffered when this starts; from then on every write of the connection comes here.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_error: Callable[[OSError], None]) -> None:
+        self._loop = loop
+        self._fd = os.dup(fd)
+        os.set_blocking(self._fd, False)
+        self._on_error = on_error
+        self._queue: collections.deque[memoryview] = collections.deque()
+        self.pending_bytes = 0
+        self._watching = False
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._then_close: Callable[[], None] | None = None
+
+    @classmethod
+    def take_over(cls, transport: asyncio.Transport,
+                  on_error: Callable[[OSError], None]) -> _DirectWriter | None:
+        """A writer for ``transport``'s socket, or None where this does not apply (TLS, data buffered)."""
+        if transport.get_extra_info("sslcontext") is not None or transport.get_write_buffer_size():
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+            return None
+        try:
+            return cls(asyncio.get_running_loop(), sock.fileno(), on_error)
+        except OSError:
+            return None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._closed or not data:
+            return
+        self._queue.append(memoryview(data))
+        self.pending_bytes += len(data)
+        if not self._watching:
+            self._flush()
+
+    def write_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Write ``parts`` in order: small ones joined (one write each), large ones as they are."""
+        small: list[bytes | memoryview] = []
+        for part in parts:
+            if len(part) < JOIN_LIMIT:
+                small.append(part)
+                continue
+            if small:
+                self.write(b"".join(small))
+                small = []
+            self.write(part)
+        if small:
+            self.write(b"".join(small))
+
+    def _flush(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                head = queue[0]
+                n = os.write(self._fd, head)
+                self.pending_bytes -= n
+                if n == len(head):
+                    queue.popleft()
+                else:
+                    queue[0] = head[n:]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if queue and not self._watching:
+            self._loop.add_writer(self._fd, self._flush)
+            self._watching = True
+        elif not queue:
+            if self._watching:
+                self._loop.remove_writer(self._fd)
+                self._watching = False
+            if self._then_close is not None:
+                then, self._then_close = self._then_close, None
+                self.close()
+                then()
+        if self.pending_bytes <= DIRECT_LOW_WATER:
+            self._wake()
+
+    def _fail(self, exc: OSError) -> None:
+        if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+            log.info("write to a replica failed: %s", exc)
+        self.close()
+        self._on_error(exc)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self) -> None:
+        while self.pending_bytes > DIRECT_LOW_WATER and not self._closed:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+
+    def close_after_flush(self, then: Callable[[], None]) -> None:
+        self._then_close = then
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self.pending_bytes = 0
+        if self._watching:
+            self._loop.remove_writer(self._fd)
+            self._watching = False
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._wake()
 
 
 async def _start_tls_with_data(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport,

@@ -6,8 +6,9 @@ untouched from a :class:`~binhub.serve.follower.StoreFollower`:
 
 * every event goes out as ``0x00`` + event (``0x00 0xEF flag`` + event with semi-sync); the
   connection frames payloads and splits those of 0xFFFFFF bytes or more;
-* events of a read batch (up to a MiB) go out in one ``write_packets`` and one ``drain``: the
-  per-session backpressure, so a slow replica only slows its own task;
+* events go out a span (up to a MiB) at a time, then one ``drain``: the per-session backpressure,
+  so a slow replica only slows its own task. Past its start, a replica gets spans of the file
+  framed once and shared with every replica at the same place (``_write_plain``);
 * GTID skipping: transactions the replica has are not sent (MySQL: in its GTID set; MariaDB: up to
   the GTID of ``@slave_connect_state`` per domain). MySQL marks the end of a skipped run with a
   heartbeat, MariaDB with an artificial GTID_LIST, as the primaries do;
@@ -26,9 +27,10 @@ import contextlib
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from binhub.binlog.constants import EventType
+from binhub._speedups import frame_events
+from binhub.binlog.constants import HEADER_SIZE, EventType
 from binhub.binlog.events import GtidEvent, decode_event
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.binlog.transaction import TransactionTracker
@@ -64,11 +66,6 @@ _MARIA_GTID = int(EventType.MARIA_GTID)
 _MYSQL_GTIDS = frozenset((int(EventType.GTID), int(EventType.GTID_TAGGED), int(EventType.ANONYMOUS_GTID)))
 _MARIA_GTID_BODY = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
-_LEN3 = struct.Struct("<I")
-MAX_PLAIN_EVENTS = 1 << 16
-# One-byte sequence ids, 0..255 repeating: a batch's ids are one slice of this list.
-_SEQ_IDS = [bytes((i & 0xFF,)) for i in range(256 + MAX_PLAIN_EVENTS)]
-_MAX_PLAIN_EVENT = 0xFFFFFF - 2  # 0x00 + event must stay below 0xFFFFFF: one packet each
 
 
 # --------------------------------------------------------------------------- what the dump uses
@@ -84,6 +81,9 @@ class DumpConnection(Protocol):
     async def read_packet(self) -> bytes: ...
 
     def write_packets(self, payloads: list[bytes]) -> None: ...
+
+    # Optional (``ServerConnection`` has it): framed packets shared with other connections.
+    # def write_shared(self, data: bytes, packets: int) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -124,6 +124,13 @@ def _inc(metrics: Any, name: str, amount: float = 1) -> None:
     counter = getattr(metrics, name, None) if metrics is not None else None
     if counter is not None:
         counter.inc(amount)
+
+
+def _frame_span(data: bytes, seq: int, drop: int, file: str, start: int) -> tuple[bytes, int, int, int, int]:
+    try:
+        return frame_events(data, seq, drop)
+    except ValueError as exc:
+        raise StorageError(f"{file} (from offset {start}): {exc}", hint="run `binhub binlog verify` on the store") from None
 
 
 # --------------------------------------------------------------------------- the session
@@ -297,8 +304,7 @@ class DumpSession:
         jump_pending = plan.jumps
         timeout: float | None = 0 if self.non_block else (self.heartbeat_period or None)
         while True:
-            batch = await follower.read(timeout, max_bytes=BATCH_BYTES)
-            if not batch.events:
+            if not await follower.ready(timeout):
                 if self.non_block:
                     self._send(self._announce_skipped())
                     self.conn.write_packets([EofPacket().build()])
@@ -307,9 +313,11 @@ class DumpSession:
                 self._send(self._announce_skipped() or [self._heartbeat(self.file, self.pos)])
                 await self.conn.drain()
                 continue
-            if not jump_pending and self._write_plain(batch):
+            if not jump_pending and await self._write_plain(follower):
                 await self.conn.drain()
                 continue
+            # A file's FDE is read alone: the rest of the file can then take the plain path.
+            batch = await follower.read(0, max_bytes=HEADER_SIZE if follower.position == 4 else BATCH_BYTES)
             events, jump_now = self._process(batch, jump_pending)
             if jump_now:
                 jump_pending = False
@@ -318,9 +326,12 @@ class DumpSession:
                     self.skipped_end = plan.position
             await self._write(events)
 
-    def _process(self, batch: Batch, jump_pending: bool) -> tuple[list[tuple[bytes, bool]], bool]:
-        """Turn a batch into (payload event, ends a transaction) pairs; True as well if the jump is due."""
-        out: list[tuple[bytes, bool]] = []
+    def _process(self, batch: Batch, jump_pending: bool) -> tuple[list[tuple[bytes | memoryview, bool]], bool]:
+        """Turn a batch into (event, ends a transaction) pairs; True as well if the jump is due.
+
+        File events stay views of the (immutable) batch: they are copied once, when framed.
+        """
+        out: list[tuple[bytes | memoryview, bool]] = []
         plan = self.plan
         assert plan is not None
         for offset, ev in batch.events:
@@ -360,7 +371,7 @@ class DumpSession:
                 continue
             if self.skipped_end:
                 out.extend((p, False) for p in self._announce_skipped())
-            out.append((bytes(ev), ends_txn))
+            out.append((ev, ends_txn))
             if self.fake_gtid_list:
                 # mariadbd: right after the first event past the requested GTID (a gap before it).
                 self.fake_gtid_list = False
@@ -431,45 +442,45 @@ class DumpSession:
         return build(file, pos, self.server_id, crc=self.crc)
 
     # -- the plain path: a replica past its start gets every event as it is ------------------------
-    def _write_plain(self, batch: Batch) -> bool:
-        """Send ``batch`` untouched if nothing in it needs a decision; False leaves it to ``_process``.
+    async def _write_plain(self, follower: StoreFollower) -> bool:
+        """Send the next span of the file untouched if nothing in it needs a decision.
 
         Once a replica has reached its start, nothing is skipped any more (MariaDB; MySQL GTID dumps
-        always take ``_process``), so a batch is its events framed as packets. The framing template
-        (everything but the sequence ids) is built once per chunk and shared through the hub, so a
-        fan-out costs a list copy and a join per replica and chunk instead of work per event.
+        always take ``_process``), so a span of the file is its events framed as packets. The framed
+        span is built once (in C where the extension is built) and shared through the hub by every
+        replica at the same position with the same next sequence id, the common case of a fan-out
+        (same preamble, same span boundaries): a replica then costs a dict lookup and a zero-copy
+        socket write per MiB, not a pass over its events. False leaves the span to ``_process``
+        (a file's FDE, a decision to make, a connection that cannot share buffers).
         """
         plan = self.plan
-        write = getattr(self.conn, "write_framed", None)
+        write = getattr(self.conn, "write_shared", None)
         if (write is None or plan is None or self.semisync or self.skipping or self.fake_gtid_list
                 or self.skipped_end or plan.mysql_exclude is not None or plan.mariadb_pending
-                or batch.file != self.file or not batch.events or batch.events[0][0] == 4):
+                or follower.file != self.file or follower.position == 4):
             return False
-        drop_annotate = not self.send_annotate and self.capability >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
-        hub = self.follower.hub if self.follower is not None else None
-        key = ("dump-frames", batch.file, batch.events[0][0], batch.end, drop_annotate)
-        built = hub.memo_get(key) if hub is not None else None
-        if built is None:
-            built = _frames(batch, drop_annotate)
-            if built is None:
-                return False
-            if hub is not None:
-                hub.memo_put(key, built, batch.end - batch.events[0][0])
-        template, count, nbytes = cast(tuple[list[bytes], int, int], built)
+        drop = (_ANNOTATE if not self.send_annotate and self.capability >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
+                else -1)
         seq = self.conn.sequence
-        # A packet's sequence id is (first id + i) mod 256: replicas at the same chunk with the same
-        # first id (the common case: same preamble, same chunk boundaries) share one framed buffer,
-        # so a replica at the tail costs a dict lookup and a socket write, not a pass over its events.
-        framed_key = (*key, seq)
-        data = hub.memo_get(framed_key) if hub is not None else None
-        if data is None:
-            parts = template.copy()
-            parts[1::2] = _SEQ_IDS[seq:seq + count]
-            data = b"".join(parts)
-            if hub is not None:
-                hub.memo_put(framed_key, data, len(data))
-        write(cast(bytes, data), count)
-        self.pos = batch.end
+        file, start = follower.file, follower.position
+
+        async def build() -> tuple[tuple[bytes, int, int, int, int], int]:
+            data = await follower.read_raw(BATCH_BYTES)
+            framed, packets, events, consumed, nbytes = _frame_span(data, seq, drop, file, start)
+            if not consumed and len(data) >= HEADER_SIZE:
+                # One event longer than a span: that event alone (split into packets if need be).
+                data = await follower.read_raw(_U32.unpack_from(data, 9)[0])
+                framed, packets, events, consumed, nbytes = _frame_span(data, seq, drop, file, start)
+            if not consumed:
+                raise StorageError(f"{file}: the event at offset {start} runs past the durable end",
+                                   hint="run `binhub binlog verify` on the store")
+            return (framed, packets, events, start + consumed, nbytes), len(framed)
+
+        framed, packets, count, end, nbytes = await follower.hub.memo_build(("framed", file, start, seq, drop), build)
+        follower.seek(end)
+        if packets:
+            write(framed, packets)
+        self.pos = end
         self.events += count
         self.bytes += nbytes
         _inc(self.metrics, "dump_events", count)
@@ -483,7 +494,7 @@ class DumpSession:
             prefix = b"\x00" + bytes((SEMISYNC_MAGIC, 0)) if self.semisync else b"\x00"
             self.conn.write_packets([prefix + e for e in events])
 
-    async def _write(self, out: list[tuple[bytes, bool]]) -> None:
+    async def _write(self, out: list[tuple[bytes | memoryview, bool]]) -> None:
         if not out:
             return
         n = sum(len(e) for e, _ in out)
@@ -510,36 +521,6 @@ class DumpSession:
                 self.conn.write_packets(head[last + 1:])
             _inc(self.metrics, "serve_semisync_requests")
         await self.conn.drain()
-
-
-def _frames(batch: Batch, drop_annotate: bool) -> tuple[list[bytes], int, int] | None:
-    """Packets of ``batch`` with the sequence ids left out: [len, _, 0x00 + event + next len, _, …].
-
-    The odd items are placeholders for the sequence ids. None if an event needs splitting.
-    """
-    template: list[bytes] = []
-    pieces: list[bytes | memoryview] = []
-    count = nbytes = 0
-    for _, ev in batch.events:
-        n = len(ev)
-        if n > _MAX_PLAIN_EVENT:
-            return None
-        if drop_annotate and ev[4] == _ANNOTATE:
-            continue
-        header = _LEN3.pack(n + 1)[:3]
-        if pieces:
-            pieces.append(header)
-            template.append(b"".join(pieces))
-        else:
-            template.append(header)
-        template.append(b"")
-        pieces = [b"\x00", ev]
-        count += 1
-        nbytes += n
-    if not count or count > MAX_PLAIN_EVENTS:
-        return None
-    template.append(b"".join(pieces))
-    return template, count, nbytes
 
 
 __all__ = ["DumpConnection", "DumpContext", "DumpServer", "DumpSession", "DumpSessionState", "serve_dump"]

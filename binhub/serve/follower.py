@@ -33,9 +33,10 @@ import os
 import struct
 import threading
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from binhub.binlog.constants import HEADER_SIZE
 from binhub.errors import StorageError
@@ -49,11 +50,12 @@ CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
 THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread
 WINDOW_BYTES = 64 << 20  # the shared window of recent chunks
 WINDOW_CHUNKS = 256
-MEMO_BYTES = 64 << 20  # spans of parsed events / framing templates kept (they pin window-sized chunks)
+MEMO_BYTES = 128 << 20  # parsed and framed spans kept for other followers of the same span
 POLL_INTERVAL = 0.005  # without inotify: how often another process's publish is looked for
 INOTIFY_SAFETY_POLL = 0.25  # with inotify: a missed wake-up costs at most this
 
 _SIZE = struct.Struct("<I")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,10 @@ class Batch:
 
 class FollowerClosed(Exception):
     """Raised by ``read()`` after ``close()``."""
+
+
+class _BuilderGone(Exception):
+    """A shared build was cancelled with the task running it; whoever waited on it builds again."""
 
 
 # --------------------------------------------------------------------------- inotify (Linux)
@@ -121,7 +127,7 @@ class StoreHub:
         self._listening = False
         self._window: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
         self._window_bytes = 0
-        self._loading: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+        self._pending: dict[tuple[object, ...], asyncio.Future[object]] = {}
         # Work derived from a chunk (its parsed events, a dump's framing template), shared by every
         # follower reading the same span: fan-out replicas then parse and frame each chunk once.
         self._memo: collections.OrderedDict[tuple[object, ...], tuple[object, int]] = collections.OrderedDict()
@@ -199,28 +205,59 @@ class StoreHub:
             self._window.move_to_end(key)
             self.window_hits += 1
             return data
-        pending = self._loading.get(key)
-        if pending is not None:
-            self.window_hits += 1
-            return await asyncio.shield(pending)
+        return await self._once(("read", *key), lambda: self._load(key, fd))
+
+    async def _load(self, key: tuple[str, int, int], fd: int) -> bytes:
         self.window_misses += 1
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._loading[key] = fut
+        _, start, end = key
+        size = end - start
+        if size >= THREAD_READ_MIN:
+            data = await asyncio.to_thread(_pread_all, fd, size, start)
+        else:
+            data = _pread_all(fd, size, start)
+        self._remember(key, data)
+        return data
+
+    async def memo_build(self, key: tuple[object, ...], build: Callable[[], Awaitable[tuple[T, int]]]) -> T:
+        """The value kept under ``key``, or ``build()``'s: ``(value, bytes it pins)``, kept unless None.
+
+        Followers asking for the same key while it is being built wait for that one build: replicas
+        of a fan-out arrive at a chunk together, and each would otherwise read and parse it itself.
+        """
+        hit = self.memo_get(key)
+        if hit is not None:
+            return cast(T, hit)
+
+        async def make() -> T:
+            value, cost = await build()
+            if value is not None:
+                self.memo_put(key, value, cost)
+            return value
+
+        return await self._once(("memo", *key), make)
+
+    async def _once(self, key: tuple[object, ...], build: Callable[[], Awaitable[T]]) -> T:
+        """``build()`` run once for every caller asking for ``key`` while it runs (single flight)."""
+        while True:
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            try:
+                return cast(T, await asyncio.shield(pending))
+            except _BuilderGone:
+                continue  # its task was cancelled (a replica left): build it here instead
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[key] = fut
         try:
-            size = end - start
-            if size >= THREAD_READ_MIN:
-                data = await asyncio.to_thread(_pread_all, fd, size, start)
-            else:
-                data = _pread_all(fd, size, start)
+            value = await build()
         except BaseException as exc:
-            fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            fut.set_exception(exc if isinstance(exc, Exception) else _BuilderGone())
             fut.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            self._loading.pop(key, None)
-        fut.set_result(data)
-        self._remember(key, data)
-        return data
+            self._pending.pop(key, None)
+        fut.set_result(value)
+        return value
 
     def memo_get(self, key: tuple[object, ...]) -> object | None:
         """What ``memo_put`` stored under ``key`` (if still there)."""
@@ -232,7 +269,7 @@ class StoreHub:
 
     def memo_put(self, key: tuple[object, ...], value: object, cost: int) -> None:
         """Keep ``value`` (pinning about ``cost`` bytes) for other followers of the same span; LRU, bounded."""
-        if cost > MEMO_BYTES // 8 or key in self._memo:
+        if cost > MEMO_BYTES // 2 or key in self._memo:
             return
         self._memo[key] = (value, cost)
         self._memo_bytes += cost
@@ -291,6 +328,7 @@ class StoreFollower:
         self.position = position
         self.holder = holder
         self._fd: int | None = None
+        self._closed_size: int | None = None  # the size of the current file once it is complete
         self._closed = False
         self._lease: ReaderLease | None = None
         if lease:
@@ -304,11 +342,9 @@ class StoreFollower:
         """Continue in the same file at ``position`` (which must be an event boundary)."""
         self.position = position
 
-    async def read(self, timeout: float | None = None, *, max_bytes: int = CHUNK_SIZE) -> Batch:
-        """The next events (at least one), or an empty batch when ``timeout`` passes with nothing new.
-
-        ``timeout=0`` never waits: an empty batch then means "everything durable has been read".
-        """
+    async def ready(self, timeout: float | None = None) -> bool:
+        """Wait until there is something to read at ``position`` (moving on to the next file once this
+        one is read to its end); False when ``timeout`` passed first (``timeout=0`` never waits)."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -316,13 +352,30 @@ class StoreFollower:
                 raise FollowerClosed(f"follower of {self.file} was closed")
             end, complete = self._readable_end()
             if self.position < end:
-                return await self._read_events(min(end, self.position + max_bytes), end)
-            if complete and self.position >= end and self._advance():
+                return True
+            if complete and self._advance():
                 continue
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
-                return Batch(self.file, [], self.position)
+                return False
             await self.hub.wait(remaining)
+
+    async def read(self, timeout: float | None = None, *, max_bytes: int = CHUNK_SIZE) -> Batch:
+        """The next events (at least one), or an empty batch when ``timeout`` passes with nothing new.
+
+        ``timeout=0`` never waits: an empty batch then means "everything durable has been read".
+        """
+        if not await self.ready(timeout):
+            return Batch(self.file, [], self.position)
+        end, _ = self._readable_end()
+        return await self._read_events(min(end, self.position + max_bytes), end)
+
+    async def read_raw(self, max_bytes: int = CHUNK_SIZE) -> bytes:
+        """Up to ``max_bytes`` from ``position`` on, never past the durable end, not cut at an event
+        boundary: for a caller that parses them itself and then ``seek``s. Call after ``ready()``."""
+        assert self._fd is not None
+        end, _ = self._readable_end()
+        return await self.hub.read(self._fd, self.file, self.position, min(end, self.position + max_bytes))
 
     def caught_up(self) -> bool:
         """True when everything durable has been read (the next ``read`` would wait)."""
@@ -352,6 +405,7 @@ class StoreFollower:
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
+        self._closed_size = None
 
     def _readable_end(self) -> tuple[int, bool]:
         """(how far this file may be read, whether the file is complete)."""
@@ -363,8 +417,10 @@ class StoreFollower:
             return durable.position, False
         if durable.file_seq > seq:
             # A later file is durable: this one was closed (fsynced) before it began.
-            assert self._fd is not None
-            return os.fstat(self._fd).st_size, True
+            if self._closed_size is None:
+                assert self._fd is not None
+                self._closed_size = os.fstat(self._fd).st_size
+            return self._closed_size, True
         return 0, False
 
     def _next_name(self) -> str | None:
@@ -392,15 +448,17 @@ class StoreFollower:
 
     async def _read_events(self, stop: int, limit: int) -> Batch:
         """Whole events in ``[position, stop)``; extends past ``stop`` (up to ``limit``) for a large event."""
-        assert self._fd is not None
-        start = self.position
-        key = ("events", self.file, start, stop)
-        parsed = self.hub.memo_get(key)
-        if parsed is not None:
-            # Another follower parsed this very span: share its (immutable) event list.
-            shared, self.position = cast(tuple[list[tuple[int, memoryview]], int], parsed)
-            return Batch(self.file, shared, self.position)
-        data = await self.hub.read(self._fd, self.file, start, stop)
+        file, start, fd = self.file, self.position, self._fd
+        assert fd is not None
+        # Followers at the same span share one (immutable) parsed event list.
+        events, self.position = await self.hub.memo_build(
+            ("events", file, start, stop), lambda: self._parse(fd, file, start, stop, limit))
+        return Batch(file, events, self.position)
+
+    async def _parse(self, fd: int, file: str, start: int, stop: int,
+                     limit: int) -> tuple[tuple[list[tuple[int, memoryview]], int], int]:
+        """((events, end), bytes pinned) of the span, as ``memo_build`` wants it."""
+        data = await self.hub.read(fd, file, start, stop)
         view = memoryview(data)
         events: list[tuple[int, memoryview]] = []
         pos = 0
@@ -408,7 +466,7 @@ class StoreFollower:
         while n - pos >= HEADER_SIZE:
             size = _SIZE.unpack_from(view, pos + 9)[0]
             if size < HEADER_SIZE:
-                raise StorageError(f"{self.file} holds a corrupt event header at offset {start + pos} "
+                raise StorageError(f"{file} holds a corrupt event header at offset {start + pos} "
                                    f"(declared size {size})", hint="run `binhub binlog verify` on the store")
             if pos + size > n:
                 break
@@ -417,21 +475,22 @@ class StoreFollower:
         if not events:
             # One event larger than the chunk: read exactly that event.
             if n < HEADER_SIZE:
-                head = _pread_all(self._fd, HEADER_SIZE, start)
+                head = _pread_all(fd, HEADER_SIZE, start)
                 if len(head) < HEADER_SIZE:
-                    raise StorageError(f"{self.file} ends inside an event header at offset {start}")
+                    raise StorageError(f"{file} ends inside an event header at offset {start}")
                 size = _SIZE.unpack_from(head, 9)[0]
             if start + size > limit:
-                raise StorageError(f"{self.file}: the event at offset {start} ({size} bytes) runs past the "
+                raise StorageError(f"{file}: the event at offset {start} ({size} bytes) runs past the "
                                    f"durable end {limit}", hint="run `binhub binlog verify` on the store")
-            data = await asyncio.to_thread(_pread_all, self._fd, size, start)
+            if size < THREAD_READ_MIN:
+                data = _pread_all(fd, size, start)
+            else:
+                data = await asyncio.to_thread(_pread_all, fd, size, start)
             if len(data) < size:
-                raise StorageError(f"{self.file} ends inside an event at offset {start}")
+                raise StorageError(f"{file} ends inside an event at offset {start}")
             events.append((start, memoryview(data)))
             pos = size
-        self.position = start + pos
-        self.hub.memo_put(key, (events, self.position), max(n, pos))
-        return Batch(self.file, events, self.position)
+        return (events, start + pos), max(n, pos)
 
     def __enter__(self) -> StoreFollower:
         return self

@@ -25,22 +25,23 @@ _unpack_header = _HEADER.unpack_from
 DEFAULT_MAX_PAYLOAD = 1 << 30
 
 
-def frame(payload: bytes | bytearray | memoryview, seq: int) -> tuple[list[bytes] | bytes, int]:
+def frame(payload: bytes | bytearray | memoryview, seq: int) -> tuple[list[Payload] | bytes, int]:
     """Frame ``payload`` starting at sequence id ``seq``; returns (wire bytes, next seq).
 
     Small payloads (the common case) come back as one ``bytes``; payloads of 0xFFFFFF bytes or more
-    as a list of packets to write with ``writelines`` (so a 40 MiB event is not copied twice).
+    as a list of headers and zero-copy slices of ``payload`` to write with ``writelines`` (so a
+    40 MiB event is not copied again; ``payload`` must not change until they are written).
     """
     n = len(payload)
     if n < MAX_PACKET_PAYLOAD:
         return _HEADER.pack(n | (seq << 24)) + bytes(payload), (seq + 1) & 0xFF
     view = memoryview(payload)
-    out: list[bytes] = []
+    out: list[Payload] = []
     pos = 0
     while True:
         chunk = min(n - pos, MAX_PACKET_PAYLOAD)
         out.append(_HEADER.pack(chunk | (seq << 24)))
-        out.append(bytes(view[pos:pos + chunk]))
+        out.append(view[pos:pos + chunk])
         seq = (seq + 1) & 0xFF
         pos += chunk
         if chunk < MAX_PACKET_PAYLOAD:

@@ -71,6 +71,32 @@ class FakeConnection:
         return [p for _, p in self.sent]
 
 
+class SharingConnection(FakeConnection):
+    """Also takes framed spans shared between replicas (as ``ServerConnection`` does); records their packets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared_writes = 0
+
+    def write_shared(self, data: bytes, packets: int) -> None:
+        if self.closed:
+            raise ConnectionError("closed")
+        self.shared_writes += 1
+        pos = 0
+        payload, first_seq = b"", self.sequence
+        for _ in range(packets):
+            length = int.from_bytes(data[pos:pos + 3], "little")
+            assert data[pos + 3] == self.sequence, "framed with the connection's running sequence id"
+            payload += data[pos + 4:pos + 4 + length]
+            self.sequence = (self.sequence + 1) & 0xFF
+            pos += 4 + length
+            if length < 0xFFFFFF:  # the last packet of a payload (split ones are 0xFFFFFF bytes long)
+                self.sent.append((first_seq, payload))
+                payload, first_seq = b"", self.sequence
+        assert not payload, "no payload is left half sent"
+        assert pos == len(data), "the span holds exactly the packets announced"
+
+
 @dataclass
 class FakeState:
     user_vars: dict[str, str] = field(default_factory=lambda: dict(CRC_VARS))
@@ -160,7 +186,7 @@ def mysql_store(tmp_path: Path) -> Iterator[BinlogStore]:
 def dump(store: BinlogStore, command: ComBinlogDump | ComBinlogDumpGtid, user_vars: dict[str, str] | None = None,
          conn: FakeConnection | None = None, timeout: float = 5.0) -> FakeConnection:
     async def go() -> FakeConnection:
-        c = conn or FakeConnection()
+        c = conn or SharingConnection()
         state = FakeState(user_vars=dict(CRC_VARS if user_vars is None else user_vars))
         await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(store))), timeout)
         return c
@@ -466,7 +492,7 @@ def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
     vars_ = {**CRC_VARS, "master_heartbeat_period": str(50_000_000)}
 
     async def go() -> FakeConnection:
-        conn = FakeConnection()
+        conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "mariadb-bin.000001", BinlogDumpFlag(0))
         task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(store))))
         await asyncio.sleep(0.2)
@@ -489,6 +515,19 @@ def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("flags", [0, BinlogDumpFlag.SEND_ANNOTATE_ROWS])
+def test_shared_spans_equal_packet_by_packet(mariadb_store: BinlogStore, flags: int) -> None:
+    """Past the FDE a replica gets framed spans shared with other replicas: the same packets, the
+    same sequence ids as framing each event on its own, ANNOTATE_ROWS dropped or kept alike."""
+    vars_ = dict(CRC_VARS)
+    plain = dump(mariadb_store, nb("mariadb-bin.000001", flags=flags), vars_, conn=FakeConnection())
+    shared = dump(mariadb_store, nb("mariadb-bin.000001", flags=flags), vars_, conn=SharingConnection())
+    assert isinstance(shared, SharingConnection) and shared.shared_writes >= 2, "one span per file at least"
+    assert shared.sent == plain.sent
+    annotates = sum(1 for p in plain.payloads if p[0] == 0 and p[5] == EventType.MARIA_ANNOTATE_ROWS)
+    assert (annotates > 0) == bool(flags)
 
 
 def test_semisync_framing_sequence_and_acks(mariadb_store: BinlogStore) -> None:

@@ -270,3 +270,62 @@ def test_relay_names_the_corrupted_event(impl: Any, tmp_path: Path, monkeypatch:
     # (the relay checks a run's CRCs before it appends the run).
     assert messages[0] == messages[1]
     assert f"{MARIADB_FILES[0].name} at offset " in messages[0] and "bad CRC32" in messages[0]
+
+
+# --------------------------------------------------------------------------- frame_events (the dump side)
+
+def _span(events: list[bytes]) -> bytes:
+    return b"".join(events)
+
+
+@pytest.mark.parametrize("seq", [0, 1, 200])
+def test_frame_events_equals_framing_each_event(impl: Any, real_events: list[list[bytes]], seq: int) -> None:
+    """A span of a real file framed in one call is what framing its events one by one gives."""
+    for events in real_events:
+        body = events[1:]  # past the FDE: what the dump's shared spans hold
+        framed, packets, count, consumed, nbytes = impl.frame_events(_span(body), seq, -1)
+        assert framed == _stream([b"\x00" + e for e in body], seq)
+        assert (packets, count, consumed, nbytes) == (len(body), len(body), len(_span(body)), len(_span(body)))
+
+
+def test_frame_events_stops_at_a_cut_event_and_drops_a_type(impl: Any, real_events: list[list[bytes]]) -> None:
+    events = max(real_events, key=len)[1:]
+    data = _span(events)
+    rng = random.Random(3)
+    drop = int(EventType.MARIA_ANNOTATE_ROWS)
+    for _ in range(50):
+        cut = rng.randrange(len(data) + 1)
+        framed, packets, count, consumed, nbytes = impl.frame_events(data[:cut], 7, drop)
+        whole, pos = [], 0
+        for e in events:
+            if pos + len(e) > cut:
+                break
+            whole.append(e)
+            pos += len(e)
+        kept = [e for e in whole if e[4] != drop]
+        assert consumed == pos, "stops before the first event the span does not hold whole"
+        assert (packets, count, nbytes) == (len(kept), len(kept), sum(map(len, kept)))
+        assert framed == _stream([b"\x00" + e for e in kept], 7)
+
+
+@pytest.mark.parametrize("size", [MAX_PACKET_PAYLOAD - 2, MAX_PACKET_PAYLOAD - 1, MAX_PACKET_PAYLOAD,
+                                  2 * MAX_PACKET_PAYLOAD - 1, 2 * MAX_PACKET_PAYLOAD + 5])
+def test_frame_events_splits_payloads_of_0xffffff_bytes_or_more(impl: Any, size: int) -> None:
+    """0x00 + event of 0xFFFFFF bytes or more: full packets, then a shorter one (empty if need be)."""
+    events = [_event(100), _event(size), _event(60)]
+    framed, packets, count, consumed, nbytes = impl.frame_events(_span(events), 250, -1)
+    assert framed == _stream([b"\x00" + e for e in events], 250)
+    assert packets == 2 + (size + 1) // MAX_PACKET_PAYLOAD + 1
+    assert (count, consumed, nbytes) == (3, sum(map(len, events)), sum(map(len, events)))
+
+
+def test_frame_events_refuses_a_corrupt_header(impl: Any) -> None:
+    bad = bytearray(_event(40))
+    bad[9:13] = (5).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="offset 40"):
+        impl.frame_events(_event(40) + bytes(bad), 0, -1)
+
+
+def _event(size: int) -> bytes:
+    """A syntactically whole event of ``size`` bytes (type 0x10, XID), the rest random."""
+    return bytes(4) + b"\x10" + bytes(4) + size.to_bytes(4, "little") + random.Random(size).randbytes(size - 13)

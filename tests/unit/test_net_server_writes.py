@@ -1,0 +1,123 @@
+"""The server connection's zero-copy writes (``write_shared``), on real loopback sockets.
+
+A dump hands the same framed span to many connections; on plain TCP it is written from that
+buffer without a copy, through a dup of the socket. What must hold: bytes arrive in the order they
+were written whichever way (shared spans, packets, a split 17 MiB packet), ``drain`` is the
+backpressure, ``close`` flushes what is queued first, and a replica that vanishes fails the writer
+instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from binhub.errors import ConnectionFailed
+from binhub.net.server import DIRECT_LOW_WATER, ServerConnection, ServerProtocol
+from binhub.wire.packet import frame
+
+
+@dataclass
+class Pair:
+    conn: ServerConnection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    server = await loop.create_server(lambda: ServerProtocol(1 << 20, accepted.put_nowait), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = await asyncio.wait_for(accepted.get(), 5)
+    try:
+        yield Pair(conn, reader, writer)
+    finally:
+        conn.abort()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def _framed(payloads: list[bytes], seq: int) -> bytes:
+    out = []
+    for p in payloads:
+        data, seq = frame(p, seq)
+        out.append(data if isinstance(data, bytes) else b"".join(data))
+    return b"".join(out)
+
+
+async def test_order_is_kept_across_shared_spans_and_packets(pair: Pair) -> None:
+    rng = random.Random(1)
+    conn = pair.conn
+    conn.sequence = 1
+    expected = []
+    big = rng.randbytes(17 * 1024 * 1024)  # split into two packets by the connection
+    for i in range(12):
+        payloads = [b"\x00" + rng.randbytes(rng.randint(1, 300_000)) for _ in range(rng.randint(1, 8))]
+        span = _framed(payloads, conn.sequence)
+        expected.append(span)
+        conn.write_shared(span, len(payloads))
+        if i % 3 == 1:
+            tail = [b"\x00" + big] if i == 4 else [b"\x00" + rng.randbytes(50)]
+            expected.append(_framed(tail, conn.sequence))
+            conn.write_packets(tail)
+    want = b"".join(expected)
+    got = bytearray()
+
+    async def slow_reader() -> None:
+        while len(got) < len(want):
+            got.extend(await pair.reader.read(rng.randint(1, 1 << 20)))
+            if rng.random() < 0.1:
+                await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(asyncio.gather(slow_reader(), conn.drain()), 30)
+    assert bytes(got) == want
+
+
+async def test_drain_waits_for_a_replica_that_does_not_read(pair: Pair) -> None:
+    conn = pair.conn
+    span = os.urandom(32 * 1024 * 1024)  # more than the socket buffers of both ends hold
+    conn.write_shared(span, 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(conn.drain(), 0.3)
+    got = 0
+    drained = asyncio.ensure_future(conn.drain())
+    while got < len(span):
+        got += len(await asyncio.wait_for(pair.reader.read(1 << 20), 5))
+    await asyncio.wait_for(drained, 5)
+    assert got == len(span)
+
+
+async def test_close_flushes_what_is_queued(pair: Pair) -> None:
+    conn = pair.conn
+    span = os.urandom(24 * 1024 * 1024)
+    conn.write_shared(span, 1)
+    conn.write_packets([b"\xfe\x00\x00\x02\x00"])  # EOF behind the span
+    conn.close()
+    data = await asyncio.wait_for(pair.reader.read(), 30)  # until the server closes
+    assert data == span + _framed([b"\xfe\x00\x00\x02\x00"], 1)
+
+
+async def test_a_vanished_replica_fails_the_writer(pair: Pair) -> None:
+    conn = pair.conn
+    pair.writer.transport.abort()  # RST: the replica is gone
+    span = os.urandom(4 * 1024 * 1024)
+    with pytest.raises(ConnectionFailed):
+        for _ in range(100):
+            conn.write_shared(span, 1)
+            await asyncio.wait_for(conn.drain(), 5)
+    assert conn.closed
+
+
+async def test_small_tail_does_not_block_drain(pair: Pair) -> None:
+    conn = pair.conn
+    conn.write_shared(os.urandom(DIRECT_LOW_WATER // 2), 1)
+    await asyncio.wait_for(conn.drain(), 1)  # below the low-water mark: no wait for the reader
