@@ -109,6 +109,19 @@ class ProcCpu:
         return self.read() - self._start
 
 
+def rss_mib(pid: int | None) -> float:
+    """Resident memory of a running process in MiB (VmRSS from /proc), 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
 def measure(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             done: Callable[[], bool] | None = None, poll: float = 0.005, timeout: float = 1800.0,
             stop_signal: int = signal.SIGKILL) -> tuple[float, float, int, str]:

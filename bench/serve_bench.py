@@ -59,6 +59,7 @@ from bench.common import (  # noqa: E402
     percentile,
     proc_written,
     redact,
+    rss_mib,
     start_primary,
     wait_port,
 )
@@ -125,6 +126,7 @@ class FanoutRun:
     first_done: float = 0.0
     median_done: float = 0.0
     server_cpu: float = 0.0
+    server_rss: float = 0.0  # peak resident MiB during the run (sampled every 0.1 s)
     client_cpu: float = 0.0
     bytes: int = 0
     ok: bool = True
@@ -158,9 +160,13 @@ def fanout_run(name: str, sb: Sandbox, port: int, server_pid: int | None, files:
     began = time.perf_counter()
     procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
     done_at: dict[int, float] = {}
+    rss_sampled = 0.0
     try:
         while len(done_at) < clients:
             now = time.perf_counter()
+            if now - rss_sampled >= 0.1:
+                rss_sampled = now
+                run.server_rss = max(run.server_rss, rss_mib(server_pid))
             if now - began > timeout:
                 run.ok = False
                 run.note = f"only {len(done_at)} of {clients} clients done after {timeout:g}s"
@@ -487,11 +493,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             ratio = hub.mb_per_s / ref.mb_per_s if ref.mb_per_s and hub.ok else float("nan")
             rows: list[tuple[str, ...]] = [("server", "wall s (last client)", "first / median client s",
                                             "aggregate MB/s", "server CPU s", "server CPU s/GB sent",
-                                            "clients CPU s", "ratio", "identical")]
+                                            "server peak RSS MiB", "clients CPU s", "ratio", "identical")]
             for r in (ref, hub):
                 rows.append((r.name, f"{r.wall:.2f}", f"{r.first_done:.2f} / {r.median_done:.2f}",
                              f"{r.mb_per_s:,.0f}", f"{r.server_cpu:.2f}", f"{r.server_cpu / (r.bytes / 1e9):.2f}"
-                             if r.bytes else "-", f"{r.client_cpu:.1f}",
+                             if r.bytes else "-", f"{r.server_rss:,.0f}", f"{r.client_cpu:.1f}",
                              "1.00" if r is ref else f"{ratio:.2f}",
                              "-" if r is ref else ("yes" if r.ok else "NO")))
             print("\n".join(table(rows)))
@@ -505,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
                        "wall: from starting the clients to the last one holding every byte (progress read from "
                        "/proc/PID/io every 5 ms; each client is killed once done). aggregate MB/s: clients × "
                        "binlog bytes / wall. ratio: binhub aggregate MB/s / mariadbd's. server CPU: user+sys of "
-                       "the mariadbd process, resp. the `binhub serve` process, during the run. "
+                       "the mariadbd process, resp. the `binhub serve` process, during the run. server peak RSS: the largest resident size "
+                       "sampled every 0.1 s during the run (mariadbd's includes its buffer pool). "
                        f"{VERIFIED_CLIENTS} clients write real files (binhub's equal mariadbd's byte for byte, and "
                        f"the closed files equal the primary's: "
                        f"{'checked, identical' if hub.ok else 'NOT identical: ' + hub.note}); the others write "
