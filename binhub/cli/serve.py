@@ -15,6 +15,7 @@ import click
 from binhub.ops.config import DEFAULT_SERVE_LISTEN, DEFAULT_SERVER_ID
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_listen
+from binhub.serve.dump import REPLICA_AHEAD_WAIT
 from binhub.serve.server import BinlogServer
 from binhub.serve.users import UserDirectory, make_user
 from binhub.store import BinlogStore
@@ -36,12 +37,15 @@ from binhub.store import BinlogStore
 @click.option("--default-auth", type=click.Choice(["auto", "mysql_native_password", "caching_sha2_password"]),
               default="auto", show_default=True,
               help="Auth plugin the greeting names (auto: native for MariaDB stores, caching_sha2 for MySQL 8+).")
+@click.option("--replica-ahead-wait", type=click.FloatRange(min=0), default=REPLICA_AHEAD_WAIT, show_default=True,
+              metavar="SECONDS", help="A replica asking for a GTID or position the store has not reached yet "
+              "waits this long for the relay before it gets error 1236 (0: at once, as a primary does).")
 @click.option("--no-tls", is_flag=True, help="Do not offer TLS (by default a self-signed pair is generated).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 def serve(data_dir: Path, listen: str, user_name: str | None, password: str | None, users_file: Path | None,
-          server_id: int, tls_cert: Path | None, tls_key: Path | None, default_auth: str, no_tls: bool,
-          log_level: str, log_format: str) -> None:
+          server_id: int, tls_cert: Path | None, tls_key: Path | None, default_auth: str, replica_ahead_wait: float,
+          no_tls: bool, log_level: str, log_format: str) -> None:
     """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM."""
     if (user_name is None) == (users_file is None):
         raise click.UsageError("give either --user (and --password) or --users FILE")
@@ -61,6 +65,7 @@ def serve(data_dir: Path, listen: str, user_name: str | None, password: str | No
     store = BinlogStore.open_readonly(data_dir)
     server = BinlogServer(store, users=users, server_id=server_id, host=host, port=port, tls=not no_tls,
                           default_auth=None if default_auth == "auto" else default_auth,
+                          replica_ahead_wait=replica_ahead_wait,
                           tls_cert=tls_cert, tls_key=tls_key)
     asyncio.run(_run(server))
 

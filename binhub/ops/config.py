@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 
 from binhub.errors import ConfigError
 from binhub.ops.parsers import SourceDSN, parse_duration, parse_listen, parse_size, parse_source_dsn
+from binhub.serve.dump import REPLICA_AHEAD_WAIT as DEFAULT_REPLICA_AHEAD_WAIT
 from binhub.store.durability import Durability
 
 __all__ = [
@@ -118,6 +119,7 @@ class ServeConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     default_auth: str | None = None  # the greeting's auth plugin; None: as the upstream's flavour
+    replica_ahead_wait: float = DEFAULT_REPLICA_AHEAD_WAIT  # a replica ahead of the store waits this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     },
     "serve": {
         "enabled": "bool", "listen": "str", "users_file": "path", "server_id": "int",
-        "tls_cert": "path", "tls_key": "path", "default_auth": "str",
+        "tls_cert": "path", "tls_key": "path", "default_auth": "str", "replica_ahead_wait": "seconds",
     },
     "http": {"enabled": "bool", "listen": "str"},
     "log": {"level": "str", "format": "str"},
@@ -340,8 +342,8 @@ class _Values:
             return value.strip().lower() in _TRUE
         raise ConfigError(key, f"must be true or false, not {value!r}")
 
-    def seconds(self, key: str, default: float) -> float:
-        """A positive number of seconds, or a duration string ("500ms", "2m")."""
+    def seconds(self, key: str, default: float, *, allow_zero: bool = False) -> float:
+        """A positive number of seconds (or 0 where ``allow_zero``), or a duration string ("500ms", "2m")."""
         value = self._raw(key)
         if value is None:
             return default
@@ -352,6 +354,8 @@ class _Values:
                 value = self._parsed(key, value, parse_duration)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ConfigError(key, f"must be a number of seconds, not {value!r}")
+        if allow_zero and value == 0:
+            return 0.0
         if not 0 < value < math.inf:
             raise ConfigError(key, f"must be a finite number of seconds above 0, not {value}")
         return float(value)
@@ -515,7 +519,8 @@ def _serve(v: _Values, relay: RelayConfig | None) -> ServeConfig | None:
         missing = "serve.tls_key" if key is None else "serve.tls_cert"
         raise ConfigError(missing, "tls_cert and tls_key go together; give both or neither")
     auth = v.choice("serve.default_auth", SERVE_AUTH_CHOICES, "auto").lower()
-    return ServeConfig(host, port, users_file, server_id, cert, key, None if auth == "auto" else auth)
+    return ServeConfig(host, port, users_file, server_id, cert, key, None if auth == "auto" else auth,
+                       v.seconds("serve.replica_ahead_wait", DEFAULT_REPLICA_AHEAD_WAIT, allow_zero=True))
 
 
 def _http(v: _Values) -> HttpConfig:

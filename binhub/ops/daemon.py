@@ -126,7 +126,8 @@ def make_server(config: ServeConfig, store: Store, metrics: Metrics) -> Service:
 
     return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file), server_id=config.server_id,
                         host=config.host, port=config.port, tls_cert=config.tls_cert, tls_key=config.tls_key,
-                        metrics=ServeMetrics(metrics), default_auth=config.default_auth)
+                        metrics=ServeMetrics(metrics), default_auth=config.default_auth,
+                        replica_ahead_wait=config.replica_ahead_wait)
 
 
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]

@@ -36,11 +36,12 @@ from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
-from binhub.serve.follower import Batch, StoreFollower
+from binhub.serve.follower import Batch, StoreFollower, hub_for
 from binhub.serve.start import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
     DumpError,
     StartPlan,
+    StoreBehind,
     plan_file_position,
     plan_mariadb_gtid,
     plan_mysql_gtid,
@@ -59,6 +60,8 @@ MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
 MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2
 MARIA_SLAVE_CAPABILITY_GTID = 4
 BATCH_BYTES = 1 << 20
+#: A replica asking for a place the store has not reached waits this long for the relay by default.
+REPLICA_AHEAD_WAIT = 30.0
 
 _FDE = int(EventType.FORMAT_DESCRIPTION)
 _ANNOTATE = int(EventType.MARIA_ANNOTATE_ROWS)
@@ -100,6 +103,8 @@ class DumpServer(Protocol):
     store: BinlogStore
     server_id: int
     metrics: Any
+    # How long a replica ahead of the store waits for the relay (``StoreBehind``); absent: the default.
+    # replica_ahead_wait: float
 
 
 @dataclass
@@ -277,8 +282,32 @@ class DumpSession:
                 f"{self.capability}, so GTID, GTID_LIST and BINLOG_CHECKPOINT events would have to be rewritten")
 
     # -- streaming ------------------------------------------------------------------------------
+    async def _plan(self) -> StartPlan:
+        """The start plan; a replica ahead of the store waits (bounded) for the relay to get there.
+
+        A replica moved from the primary to binhub is often a few transactions ahead of binhub's
+        relay. Nothing is sent while waiting, so the wait stays below a replica's net timeout
+        (``slave_net_timeout``, 60 s by default); past it the replica gets the error.
+        """
+        loop = asyncio.get_running_loop()
+        wait = float(getattr(self.server, "replica_ahead_wait", REPLICA_AHEAD_WAIT))
+        deadline = loop.time() + wait
+        announced = False
+        while True:
+            try:
+                return await asyncio.to_thread(self._make_plan)
+            except StoreBehind as exc:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise
+                if not announced:
+                    announced = True
+                    LOG.warning("replica %s is ahead of binhub's store (%s); waiting up to %.0f s for the relay",
+                                self.replica_id, exc, wait)
+                await hub_for(self.store).wait(min(remaining, 1.0))
+
     async def _stream(self) -> None:
-        plan = await asyncio.to_thread(self._make_plan)
+        plan = await self._plan()
         self._check_replica(plan)
         self.plan = plan
         # GTID mode: until the replica's position is reached, an FDE goes out with ``created`` zeroed.

@@ -141,6 +141,7 @@ class StoreHub:
         if self._loop is loop:
             return
         self._loop = loop
+        self._waiter = None  # a future of a previous loop (tests run one loop after another)
         self._loop_thread = threading.get_ident()
         if not self._listening:
             # In-process publishes (binhub run); harmless for a read-only store, which never publishes.

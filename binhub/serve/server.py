@@ -29,6 +29,7 @@ from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BinhubError, ConfigError, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
+from binhub.serve.dump import REPLICA_AHEAD_WAIT
 from binhub.serve.keys import (
     RsaKeys,
     load_or_create_rsa_keys,
@@ -73,9 +74,11 @@ class BinlogServer:
                  port: int = 3307, key_dir: Path | None = None, tls: bool = True, tls_cert: Path | None = None,
                  tls_key: Path | None = None, metrics: ServeMetrics | None = None,
                  dump_handler: DumpHandler | None = None, semi_sync: bool = True,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS, default_auth: str | None = None) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, default_auth: str | None = None,
+                 replica_ahead_wait: float = REPLICA_AHEAD_WAIT) -> None:
         self.store = store
         self.default_auth = default_auth  # None: as the upstream's flavour does (see greeting_plugin)
+        self.replica_ahead_wait = replica_ahead_wait  # see DumpSession._plan
         self.users = users
         self.server_id = server_id
         self.host = host

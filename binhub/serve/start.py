@@ -53,6 +53,15 @@ class DumpError(BinhubError):
         self.text = message
 
 
+class StoreBehind(DumpError):
+    """The replica asks for a place binhub's store has not reached yet: the relay is behind it.
+
+    A primary would refuse such a replica; a binlog server is often just a moment behind the
+    primary the replica came from, so the dump waits a while for the relay (see ``DumpSession``)
+    before sending this as the error.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class FileHead:
     """The events at the start of a file, before its first transaction."""
@@ -158,9 +167,14 @@ def plan_file_position(store: BinlogStore, filename: str, position: int) -> Star
     names = _names(store)
     name = filename or names[0]
     if name not in names:
-        raise DumpError(f"Could not find first log file name in binary log index file ('{name}' is not in "
-                        f"binhub's store, which holds {names[0]} … {names[-1]})")
+        later = _same_series(name, names[-1]) and file_seq(name) > file_seq(names[-1])
+        raise (StoreBehind if later else DumpError)(
+            f"Could not find first log file name in binary log index file ('{name}' is not in "
+            f"binhub's store, which holds {names[0]} … {names[-1]}{'; the relay has not reached it' if later else ''})")
     end = _durable_end(store, name)
+    if position > end and name == names[-1]:
+        raise StoreBehind(f"Client requested master to start replication from position {position} in '{name}', "
+                          f"beyond what binhub's store holds ({end}); the relay has not reached it")
     if position < 4 or position > end:
         raise DumpError(f"Client requested master to start replication from impossible position; the first "
                         f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
@@ -168,6 +182,11 @@ def plan_file_position(store: BinlogStore, filename: str, position: int) -> Star
     if position > 4:
         _check_boundary(store, name, position)
     return StartPlan(name, position, position, mid_file=position > 4)
+
+
+def _same_series(a: str, b: str) -> bool:
+    """Two names of one binlog series (``mysql-bin.000007`` and ``mysql-bin.000003``)."""
+    return a.rpartition(".")[0] == b.rpartition(".")[0] and a.rpartition(".")[2].isdigit()
 
 
 def _check_boundary(store: BinlogStore, name: str, position: int) -> None:
@@ -329,8 +348,9 @@ def plan_mariadb_gtid(store: BinlogStore, connect_state: str, *, strict: bool, i
             continue  # a domain binhub has never seen is served by another primary (as MariaDB allows)
         if ignore_duplicates:
             continue
-        raise DumpError(f"Error: connecting slave requested to start from GTID {g}, which is not in the "
-                        f"master's binlog (binhub's store has {have})")
+        raise StoreBehind(f"Error: connecting slave requested to start from GTID {g}, which is not in the "
+                          f"master's binlog (binhub's store has {have}: the relay has not reached it, or the "
+                          "replica has transactions its primary never had)")
     pending = {g.domain_id: g for g in wanted}
     names = _names(store)
     chosen: str | None = None
@@ -418,5 +438,5 @@ def read_fde(store: BinlogStore, name: str) -> bytes:
     return read_head(store, name).fde
 
 
-__all__ = ["DumpError", "FileHead", "StartPlan", "binlog_state", "plan_file_position", "plan_mariadb_gtid",
+__all__ = ["DumpError", "FileHead", "StartPlan", "StoreBehind", "binlog_state", "plan_file_position", "plan_mariadb_gtid",
            "plan_mysql_gtid", "read_fde", "read_head"]

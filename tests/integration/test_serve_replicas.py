@@ -340,3 +340,45 @@ def test_relay_acks_semi_sync_mariadbd_and_binhub(mariadb_factory: MariadbFactor
 
 if os.environ.get("BINHUB_SERVE_TESTS_QUICK"):
     pytestmark = pytest.mark.skip("BINHUB_SERVE_TESTS_QUICK set")
+
+
+def test_replica_ahead_of_binhub_waits_for_the_relay(primary_db: PrimaryDb, mariadb_factory: MariadbFactory,
+                                                      tmp_path: Path) -> None:
+    """A replica moved from the primary to a binhub whose relay is behind it: its dump waits for the
+    relay (no error, nothing sent twice), then it replicates on through binhub."""
+    replica = mariadb_factory("rep_ahead", server_id=150 + 10 * len(mariadb_factory.sandboxes))
+    primary = primary_db.sandbox
+    data_dir = tmp_path / "hub"
+    table = run_workload(primary_db.conn, primary_db.name, large=False).tables[1]
+    run_relay_until_caught_up = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file,
+                                            "--server-id", "9003", "--until-caught-up", log=tmp_path / "relay1.log")
+    assert run_relay_until_caught_up.wait(120) == 0, (tmp_path / "relay1.log").read_text()[-2000:]
+    # The replica follows the primary directly, past where binhub's store ends.
+    replica.query("STOP SLAVE")
+    replica.query(f"SET GLOBAL gtid_slave_pos = '{primary_db.start_gtid}'")
+    replica.query(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+                  f"MASTER_USER='{primary.repl_user}', MASTER_PASSWORD='{primary.repl_password}', "
+                  "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos")
+    replica.query("START SLAVE")
+    insert_rows(primary_db.conn, primary_db.name, table, 200, start_id=100_000)
+    assert_replicas_match(primary_db, [replica])
+    hub = Binhub(data_dir, free_port(), 9003, tmp_path / "serve.log")
+    hub.start()
+    relay: subprocess.Popen[str] | None = None
+    try:
+        point_at(replica, hub.port, gtid=replica.query("SELECT @@gtid_slave_pos")[0][0])
+        time.sleep(2.0)
+        status = slave_status(replica)
+        assert status["Slave_IO_Running"] in ("Yes", "Connecting") and not status["Last_IO_Error"], status
+        assert "ahead of binhub's store" in hub.log.read_text(), "binhub says why the replica waits"
+        relay = start_relay(primary_db.dsn, data_dir, "--server-id", "9003", log=tmp_path / "relay2.log")
+        insert_rows(primary_db.conn, primary_db.name, table, 200, start_id=200_000)
+        assert_replicas_match(primary_db, [replica])
+    finally:
+        hub.stop()
+        if relay is not None:
+            stop_relay(relay)
+        with contextlib.suppress(Exception):
+            replica.query("STOP SLAVE")
+        with contextlib.suppress(Exception):
+            replica.kill()

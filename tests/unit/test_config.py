@@ -220,6 +220,18 @@ def test_serve_default_auth(tmp_path: Path) -> None:
     assert err.key == "serve.default_auth"
 
 
+def test_serve_replica_ahead_wait(tmp_path: Path) -> None:
+    base = MINIMAL + '[serve]\nusers_file = "users.toml"\n'
+    serve = load(tmp_path, base).serve
+    assert serve is not None and serve.replica_ahead_wait == 30.0
+    serve = load(tmp_path, base + 'replica_ahead_wait = "2m"\n').serve
+    assert serve is not None and serve.replica_ahead_wait == 120.0
+    serve = load(tmp_path, base + "replica_ahead_wait = 0\n").serve
+    assert serve is not None and serve.replica_ahead_wait == 0.0  # refuse at once, as a primary does
+    err = refused(tmp_path, base + "replica_ahead_wait = -1\n")
+    assert err.key == "serve.replica_ahead_wait"
+
+
 def test_http_listen_port_zero(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL, overrides={"http.listen": "127.0.0.1:0"})
     assert config.http.port == 0

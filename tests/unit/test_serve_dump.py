@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -109,6 +110,7 @@ class FakeServer:
     store: BinlogStore
     server_id: int = 99
     metrics: Any = None
+    replica_ahead_wait: float = 0.0  # refuse at once, as a primary does (the tests of waiting set it)
 
 
 def events(conn: FakeConnection, semisync: bool = False) -> list[bytes]:
@@ -480,6 +482,44 @@ def file_events_bytes(data: bytes) -> list[bytes]:
         out.append(data[pos:pos + size])
         pos += size
     return out
+
+
+def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogStore) -> None:
+    """The replica has 0-1-22, the store ends at 0-1-20: the dump waits, silent, until the relay has more."""
+    async def go() -> None:
+        conn = SharingConnection()
+        cmd = ComBinlogDump(4, 7, "", BinlogDumpFlag(0))
+        server = FakeServer(mariadb_store, replica_ahead_wait=10.0)
+        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=gtid_vars("0-1-22")), cmd, server)))
+        await asyncio.sleep(0.3)
+        assert not conn.sent and not task.done(), "nothing is sent while the store is behind the replica"
+        append_txns(mariadb_store, 21, 3)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while sent_gtids(events(conn)) != [23]:
+            assert loop.time() - t0 < 5.0, "the dump starts once the store has the replica's GTID"
+            await asyncio.sleep(0.01)
+        conn.incoming.put_nowait(b"")
+        await asyncio.wait_for(task, 2)
+    asyncio.run(go())
+
+
+def test_replica_ahead_gets_1236_once_the_wait_is_over(mariadb_store: BinlogStore) -> None:
+    async def go(vars_: dict[str, str], cmd: ComBinlogDump) -> FakeConnection:
+        conn = SharingConnection()
+        server = FakeServer(mariadb_store, replica_ahead_wait=0.3)
+        t0 = time.monotonic()
+        await asyncio.wait_for(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, server)), 5)
+        assert time.monotonic() - t0 >= 0.3, "it waited for the relay first"
+        return conn
+    err = error_of(asyncio.run(go(gtid_vars("0-1-500"), nb())))
+    assert err.code == 1236 and "0-1-500, which is not in the master's binlog" in err.message
+    assert "the relay has not reached it" in err.message
+    err = error_of(asyncio.run(go(dict(CRC_VARS), nb("mariadb-bin.000003"))))
+    assert err.code == 1236 and "the relay has not reached it" in err.message
+    end = mariadb_store.position
+    err = error_of(asyncio.run(go(dict(CRC_VARS), nb("mariadb-bin.000002", end + 100))))
+    assert err.code == 1236 and f"beyond what binhub's store holds ({end})" in err.message
 
 
 def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
