@@ -36,7 +36,7 @@ from binhub.errors import (
     UpstreamError,
 )
 from binhub.net.client import UpstreamConnection
-from binhub.relay.start import check_identity, prepare_dump, ssl_context, start_position
+from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
 
@@ -247,6 +247,7 @@ class Relay:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
                         info.binlog_format)
         check_identity(self.store, info)
+        record_source(self.store, cfg, tls=conn.tls)
         if info.encrypted and not self.store.state.encrypted_upstream:
             LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
                         "so the stored files are not byte-identical to the upstream's encrypted files")

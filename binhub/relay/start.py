@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from binhub.errors import BinhubError, StartPositionError
 from binhub.net.client import UpstreamConnection
 from binhub.relay.upstream import UpstreamInfo, locate_gtid_start
-from binhub.store.state import RequestedStart
+from binhub.store.state import RequestedStart, UpstreamSource
 from binhub.store.store import BinlogStore
 
 if TYPE_CHECKING:
@@ -46,6 +46,16 @@ def check_identity(store: BinlogStore, info: UpstreamInfo) -> None:
         completed = stored.completed_from(live)
         if completed != stored:
             store.set_identity(completed)
+
+def record_source(store: BinlogStore, config: RelayConfig, *, tls: bool) -> None:
+    """Remember where the relay connects (SHOW SLAVE STATUS on binhub shows it); written only on change."""
+    src = config.source
+    source = UpstreamSource(host=src.host, port=src.port, user=src.user, ssl=tls,
+                            ssl_verify_server_cert=config.ssl_mode == "verify_ca",
+                            connect_retry=max(1, round(config.reconnect_max_backoff)),
+                            heartbeat_period=config.heartbeat_period)
+    if store.state.source != source:
+        store.update_state(source=source)
 
 async def start_position(config: RelayConfig, store: BinlogStore, conn: UpstreamConnection,
                          info: UpstreamInfo) -> tuple[str, int]:

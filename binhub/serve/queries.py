@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from binhub.serve import sql
 from binhub.serve.binlogs import BinlogQueryError, binlog_event_rows, durable_files, gtid_position_at
+from binhub.serve.replica_status import column_type, read_replica_status, replica_status_rows
 from binhub.serve.variables import (
     ServerFacts,
     Value,
@@ -115,12 +116,20 @@ def _string_column(name: str) -> ColumnDefinition:
     return ColumnDefinition(name)
 
 
+def _typed_column(name: str, kind: ColumnType) -> ColumnDefinition:
+    if kind in (ColumnType.LONG, ColumnType.LONGLONG):
+        return ColumnDefinition(name, kind, Charset.BINARY, 21, flags=0x80, decimals=0)
+    if kind == ColumnType.DOUBLE:
+        return ColumnDefinition(name, kind, Charset.BINARY, 22, flags=0x80, decimals=31)
+    return ColumnDefinition(name)
+
+
 def _column_for(name: str, values: Sequence[Value]) -> ColumnDefinition:
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, bool | int):
-        return ColumnDefinition(name, ColumnType.LONGLONG, Charset.BINARY, 21, flags=0x80, decimals=0)
+        return _typed_column(name, ColumnType.LONGLONG)
     if isinstance(sample, float):
-        return ColumnDefinition(name, ColumnType.DOUBLE, Charset.BINARY, 22, flags=0x80, decimals=31)
+        return _typed_column(name, ColumnType.DOUBLE)
     return ColumnDefinition(name)
 
 
@@ -444,10 +453,11 @@ class QueryHandler:
                              [(r.server_id, r.host, r.port, r.master_id, r.uuid) for r in reps])
             return _rows(["Server_id", "Host", "Port", "Master_id"],
                          [(r.server_id, r.host, r.port, r.master_id) for r in reps])
-        if what in ("slave status", "replica status"):
-            # binhub is not an SQL-thread replica: an empty set, as on a primary.
-            return RowsReply([_string_column(c) for c in ("Slave_IO_State", "Master_Host", "Master_User",
-                                                          "Master_Port", "Master_Log_File")])
+        if what in ("slave status", "replica status", "all slaves status"):
+            # binhub's own upstream connection (its relay), as MaxScale's binlog router answers it.
+            status = read_replica_status(self.server.store, mariadb=not mysql, gtid_executed=f.gtid_executed)
+            names, rows = replica_status_rows(status, mariadb=not mysql, spelling=what)
+            return RowsReply([_typed_column(n, column_type(n)) for n in names], rows)
         if what in ("warnings", "errors"):
             return RowsReply([_string_column(c) for c in ("Level", "Code", "Message")])
         if what == "databases":

@@ -233,7 +233,7 @@ class ShowVariables:
 class ShowSimple:
     """SHOW BINARY LOGS, MASTER STATUS, SLAVE HOSTS, ...: ``what`` is the normalised phrase."""
 
-    what: str  # e.g. "binary logs", "master status", "slave hosts", "replicas", "slave status"
+    what: str  # e.g. "binary logs", "master status", "slave hosts", "replicas", "slave status", "all slaves status"
     like: str | None = None
 
 
@@ -275,7 +275,7 @@ _SHOW_PHRASES: dict[tuple[str, ...], str] = {
     ("master", "status"): "master status", ("binary", "log", "status"): "master status",
     ("slave", "hosts"): "slave hosts", ("replicas",): "replicas",
     ("slave", "status"): "slave status", ("replica", "status"): "replica status",
-    ("all", "slaves", "status"): "slave status",
+    ("all", "slaves", "status"): "all slaves status", ("all", "replicas", "status"): "all slaves status",
     ("warnings",): "warnings", ("errors",): "errors", ("databases",): "databases", ("schemas",): "databases",
     ("grants",): "grants", ("processlist",): "processlist", ("full", "processlist"): "processlist",
     ("engines",): "engines", ("collation",): "collation", ("character", "set"): "character set",

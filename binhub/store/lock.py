@@ -1,12 +1,20 @@
-"""One writer per store: an exclusive, non-blocking flock on DATA_DIR/LOCK."""
+"""One writer per store: an exclusive, non-blocking flock on DATA_DIR/LOCK.
+
+Readers may ask whether a writer holds it (:func:`writer_holds`): a shared non-blocking flock,
+dropped at once. A writer starting during such a probe retries for ``PROBE_GRACE`` seconds
+before it gives up, so a probe never makes a relay refuse to start.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from binhub.errors import StoreLocked
+
+PROBE_GRACE = 0.1  # seconds; a probe holds its shared lock for microseconds
 
 
 class StoreLock:
@@ -18,9 +26,15 @@ class StoreLock:
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + PROBE_GRACE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.005)
+                    continue
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise StoreLocked(
@@ -35,3 +49,18 @@ class StoreLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def writer_holds(path: Path) -> bool:
+    """Whether a writer (in any process, this one included) holds the lock at ``path`` now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no writer ever opened this store
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the shared lock, if it was taken
+    return False

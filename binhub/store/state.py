@@ -63,6 +63,23 @@ class UpstreamIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamSource:
+    """Where and how the relay connects, never the password: what SHOW SLAVE STATUS shows.
+
+    Not part of :class:`UpstreamIdentity`: an upstream may move to another address (a failover,
+    a new DNS name) and stay the same server; the relay records it again on every connect.
+    """
+
+    host: str
+    port: int
+    user: str
+    ssl: bool = False  # the connection runs over TLS
+    ssl_verify_server_cert: bool = False
+    connect_retry: int = 60  # seconds: the cap of the relay's reconnect backoff
+    heartbeat_period: float = 0.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
 class RequestedStart:
     """What the user asked for when the store was first filled; serve and stream begin here by default."""
 
@@ -75,6 +92,7 @@ class RequestedStart:
 @dataclass(frozen=True, slots=True)
 class StoreState:
     upstream: UpstreamIdentity | None = None
+    source: UpstreamSource | None = None  # None: no relay has connected (e.g. a store seeded by import)
     requested_start: RequestedStart | None = None
     last_file: str = ""
     last_position: int = 0
@@ -98,10 +116,12 @@ class StoreState:
             if doc.pop("format", None) != STATE_FORMAT:
                 raise ValueError("unknown state format")
             upstream = doc.pop("upstream", None)
+            source = doc.pop("source", None)
             start = doc.pop("requested_start", None)
             known = {f.name for f in fields(cls)}
             return cls(
                 upstream=_build(UpstreamIdentity, upstream),
+                source=_build(UpstreamSource, source),
                 requested_start=_build(RequestedStart, start),
                 **{k: v for k, v in doc.items() if k in known},
             )

@@ -45,7 +45,7 @@ from binhub.store.index import (
     GtidIndexEntry,
     file_seq,
 )
-from binhub.store.lock import StoreLock
+from binhub.store.lock import StoreLock, writer_holds
 from binhub.store.recovery import Gtid, GtidSet, add_gtid, scan_tail, union_sets
 from binhub.store.retention import PurgeRules
 from binhub.store.state import StoreState, UpstreamIdentity
@@ -244,6 +244,12 @@ class BinlogStore:
     def executed_gtids(self) -> GtidSet | None:
         """Every GTID up to the durable position (plus what came before the first file)."""
         return self._executed
+
+    def has_writer(self) -> bool:
+        """Whether a writer (a relay) has the store open now: this object, or another process."""
+        if not self.readonly:
+            return self._lock is not None
+        return writer_holds(self.data_dir / "LOCK")
 
     # ------------------------------------------------------------------ write side
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pymysql
+import pymysql.cursors
 import pytest
 
 from binhub.sandbox import Sandbox
@@ -159,9 +161,38 @@ def test_three_replicas_through_binhub(primary_db: PrimaryDb, replicas: list[San
         assert_replicas_match(primary_db, replicas)
         semi = semi_rep.query("SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
         assert semi and semi[0][1] == "ON", semi
+        _check_binhub_slave_status(primary_db, hub, relay)
     finally:
         hub.stop()
         stop_relay(relay)
+
+
+def _check_binhub_slave_status(primary_db: PrimaryDb, hub: Binhub, relay: subprocess.Popen[str]) -> None:
+    """SHOW SLAVE STATUS on binhub shows its own upstream: the primary, and where the store stands."""
+    def hub_status() -> dict[str, Any]:
+        conn = pymysql.connect(host="127.0.0.1", port=hub.port, user=USER, password=PASSWORD, connect_timeout=10,
+                               cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW SLAVE STATUS")
+                return dict(cur.fetchone() or {})
+        finally:
+            conn.close()
+
+    def caught_up() -> dict[str, Any] | None:
+        st, (file, position, _) = hub_status(), primary_db.position()
+        return st if (st["Master_Log_File"], st["Read_Master_Log_Pos"]) == (file, position) else None
+
+    primary = primary_db.sandbox
+    st = wait_until(caught_up, timeout=30, message="binhub's SHOW SLAVE STATUS did not reach the primary's position")
+    assert (st["Master_Host"], st["Master_Port"], st["Master_User"]) == ("127.0.0.1", primary.port, primary.repl_user)
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "No"), st
+    assert st["Exec_Master_Log_Pos"] == st["Read_Master_Log_Pos"] and st["Relay_Log_File"] == st["Master_Log_File"]
+    assert st["Master_Server_Id"] == 1 and st["Gtid_IO_Pos"] == primary_db.position()[2], st
+    assert primary.repl_password not in str(st.values())
+    stop_relay(relay)  # the relay (another process) lets go of the store's lock
+    st = hub_status()
+    assert (st["Slave_IO_Running"], st["Slave_IO_State"], st["Master_Host"]) == ("No", "", "127.0.0.1"), st
 
 
 def test_chained_binhub_and_restart(primary_db: PrimaryDb, replicas: list[Sandbox], tmp_path: Path) -> None:

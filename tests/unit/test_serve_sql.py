@@ -9,8 +9,11 @@ expects one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -21,7 +24,8 @@ from binhub.serve.session import SessionState
 from binhub.serve.users import UserDirectory, make_user
 from binhub.store import BinlogStore
 from binhub.store.catalog import identity_from_file
-from binhub.store.state import UpstreamIdentity
+from binhub.store.state import UpstreamIdentity, UpstreamSource
+from binhub.wire.constants import ColumnType
 
 MARIADB_FILE = "blackbeam__rust_mysql_common/mariadb-bin.000001"
 MYSQL_FILE = "zendesk__maxwell/binlog.000004"
@@ -367,3 +371,147 @@ def test_only_durable_bytes_are_visible(mariadb_store: BinlogStore, tmp_path: Pa
     mariadb_store.begin_file("mariadb-bin.000002")
     h = _handler(_server(mariadb_store))
     assert [r[0] for r in run(h, "SHOW BINARY LOGS")] == ["mariadb-bin.000001"]
+
+
+# ------------------------------------------------------------------------------ SHOW SLAVE STATUS
+
+# The servers' own column lists, as tools read them by name. MariaDB: a running 10.11.19 (with a
+# master configured); MySQL: sql/rpl_replica.cc show_slave_status_metadata, and 8.0's SHOW SLAVE
+# STATUS output for the old names.
+MARIADB_1011_SLAVE_STATUS = [
+    "Slave_IO_State", "Master_Host", "Master_User", "Master_Port", "Connect_Retry", "Master_Log_File",
+    "Read_Master_Log_Pos", "Relay_Log_File", "Relay_Log_Pos", "Relay_Master_Log_File", "Slave_IO_Running",
+    "Slave_SQL_Running", "Replicate_Do_DB", "Replicate_Ignore_DB", "Replicate_Do_Table", "Replicate_Ignore_Table",
+    "Replicate_Wild_Do_Table", "Replicate_Wild_Ignore_Table", "Last_Errno", "Last_Error", "Skip_Counter",
+    "Exec_Master_Log_Pos", "Relay_Log_Space", "Until_Condition", "Until_Log_File", "Until_Log_Pos",
+    "Master_SSL_Allowed", "Master_SSL_CA_File", "Master_SSL_CA_Path", "Master_SSL_Cert", "Master_SSL_Cipher",
+    "Master_SSL_Key", "Seconds_Behind_Master", "Master_SSL_Verify_Server_Cert", "Last_IO_Errno", "Last_IO_Error",
+    "Last_SQL_Errno", "Last_SQL_Error", "Replicate_Ignore_Server_Ids", "Master_Server_Id", "Master_SSL_Crl",
+    "Master_SSL_Crlpath", "Using_Gtid", "Gtid_IO_Pos", "Replicate_Do_Domain_Ids", "Replicate_Ignore_Domain_Ids",
+    "Parallel_Mode", "SQL_Delay", "SQL_Remaining_Delay", "Slave_SQL_Running_State", "Slave_DDL_Groups",
+    "Slave_Non_Transactional_Groups", "Slave_Transactional_Groups", "Replicate_Rewrite_DB",
+]
+MARIADB_1011_ALL_SLAVES_STATUS = ["Connection_name", "Slave_SQL_State", *MARIADB_1011_SLAVE_STATUS,
+                                  "Retried_transactions", "Max_relay_log_size", "Executed_log_entries",
+                                  "Slave_received_heartbeats", "Slave_heartbeat_period", "Gtid_Slave_Pos"]
+MYSQL_80_REPLICA_STATUS = [
+    "Replica_IO_State", "Source_Host", "Source_User", "Source_Port", "Connect_Retry", "Source_Log_File",
+    "Read_Source_Log_Pos", "Relay_Log_File", "Relay_Log_Pos", "Relay_Source_Log_File", "Replica_IO_Running",
+    "Replica_SQL_Running", "Replicate_Do_DB", "Replicate_Ignore_DB", "Replicate_Do_Table", "Replicate_Ignore_Table",
+    "Replicate_Wild_Do_Table", "Replicate_Wild_Ignore_Table", "Last_Errno", "Last_Error", "Skip_Counter",
+    "Exec_Source_Log_Pos", "Relay_Log_Space", "Until_Condition", "Until_Log_File", "Until_Log_Pos",
+    "Source_SSL_Allowed", "Source_SSL_CA_File", "Source_SSL_CA_Path", "Source_SSL_Cert", "Source_SSL_Cipher",
+    "Source_SSL_Key", "Seconds_Behind_Source", "Source_SSL_Verify_Server_Cert", "Last_IO_Errno", "Last_IO_Error",
+    "Last_SQL_Errno", "Last_SQL_Error", "Replicate_Ignore_Server_Ids", "Source_Server_Id", "Source_UUID",
+    "Source_Info_File", "SQL_Delay", "SQL_Remaining_Delay", "Replica_SQL_Running_State", "Source_Retry_Count",
+    "Source_Bind", "Last_IO_Error_Timestamp", "Last_SQL_Error_Timestamp", "Source_SSL_Crl", "Source_SSL_Crlpath",
+    "Retrieved_Gtid_Set", "Executed_Gtid_Set", "Auto_Position", "Replicate_Rewrite_DB", "Channel_Name",
+    "Source_TLS_Version", "Source_public_key_path", "Get_Source_public_key", "Network_Namespace",
+]
+MYSQL_80_SLAVE_STATUS = [
+    "Slave_IO_State", "Master_Host", "Master_User", "Master_Port", "Connect_Retry", "Master_Log_File",
+    "Read_Master_Log_Pos", "Relay_Log_File", "Relay_Log_Pos", "Relay_Master_Log_File", "Slave_IO_Running",
+    "Slave_SQL_Running", "Replicate_Do_DB", "Replicate_Ignore_DB", "Replicate_Do_Table", "Replicate_Ignore_Table",
+    "Replicate_Wild_Do_Table", "Replicate_Wild_Ignore_Table", "Last_Errno", "Last_Error", "Skip_Counter",
+    "Exec_Master_Log_Pos", "Relay_Log_Space", "Until_Condition", "Until_Log_File", "Until_Log_Pos",
+    "Master_SSL_Allowed", "Master_SSL_CA_File", "Master_SSL_CA_Path", "Master_SSL_Cert", "Master_SSL_Cipher",
+    "Master_SSL_Key", "Seconds_Behind_Master", "Master_SSL_Verify_Server_Cert", "Last_IO_Errno", "Last_IO_Error",
+    "Last_SQL_Errno", "Last_SQL_Error", "Replicate_Ignore_Server_Ids", "Master_Server_Id", "Master_UUID",
+    "Master_Info_File", "SQL_Delay", "SQL_Remaining_Delay", "Slave_SQL_Running_State", "Master_Retry_Count",
+    "Master_Bind", "Last_IO_Error_Timestamp", "Last_SQL_Error_Timestamp", "Master_SSL_Crl", "Master_SSL_Crlpath",
+    "Retrieved_Gtid_Set", "Executed_Gtid_Set", "Auto_Position", "Replicate_Rewrite_DB", "Channel_Name",
+    "Master_TLS_Version", "Master_public_key_path", "Get_master_public_key", "Network_Namespace",
+]
+
+SOURCE = UpstreamSource("db1.example", 3310, "repl", ssl=True, connect_retry=30, heartbeat_period=1.0)
+
+
+def status(h: QueryHandler, statement: str) -> dict[str, object]:
+    reply = h.execute(statement)
+    assert isinstance(reply, RowsReply) and len(reply.rows) == 1, reply
+    return dict(zip([c.name for c in reply.columns], reply.rows[0], strict=True))
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("SHOW SLAVE STATUS", MARIADB_1011_SLAVE_STATUS), ("show replica status", MARIADB_1011_SLAVE_STATUS),
+    ("SHOW ALL SLAVES STATUS", MARIADB_1011_ALL_SLAVES_STATUS),
+    ("SHOW ALL REPLICAS STATUS", MARIADB_1011_ALL_SLAVES_STATUS),
+])
+def test_mariadb_slave_status_columns(mariadb_store: BinlogStore, statement: str, expected: list[str]) -> None:
+    h = _handler(_server(mariadb_store))
+    # An imported store: no relay ever connected, so binhub is no replica: the columns, no row.
+    assert columns(h, statement) == expected and run(h, statement) == []
+    mariadb_store.update_state(source=SOURCE)
+    assert columns(h, statement) == expected and len(run(h, statement)) == 1
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("SHOW REPLICA STATUS", MYSQL_80_REPLICA_STATUS), ("SHOW SLAVE STATUS", MYSQL_80_SLAVE_STATUS),
+])
+def test_mysql_slave_status_columns(mysql_store: BinlogStore, statement: str, expected: list[str]) -> None:
+    h = _handler(_server(mysql_store))
+    assert columns(h, statement) == expected and run(h, statement) == []
+    mysql_store.update_state(source=SOURCE)
+    assert columns(h, statement) == expected and len(run(h, statement)) == 1
+
+
+def test_mariadb_slave_status_shows_the_upstream_and_the_stored_position(mariadb_store: BinlogStore) -> None:
+    mariadb_store.update_state(source=SOURCE)
+    h = _handler(_server(mariadb_store))
+    st = status(h, "SHOW SLAVE STATUS")
+    file, position = run(h, "SHOW MASTER STATUS")[0][:2]
+    assert (st["Master_Host"], st["Master_Port"], st["Master_User"]) == ("db1.example", 3310, "repl")
+    assert st["Master_Log_File"] == st["Relay_Log_File"] == st["Relay_Master_Log_File"] == file
+    assert st["Read_Master_Log_Pos"] == st["Relay_Log_Pos"] == st["Exec_Master_Log_Pos"] == position == 1074
+    assert st["Relay_Log_Space"] == 1074
+    # This store object is the writer (as in `binhub run`): the relay side runs; nothing is applied.
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "No")
+    assert st["Slave_IO_State"] == "Waiting for master to send event"
+    assert st["Seconds_Behind_Master"] is None and st["Last_IO_Errno"] == 0 and st["Last_IO_Error"] == ""
+    assert st["Master_Server_Id"] == 1 and st["Master_SSL_Allowed"] == "Yes" and st["Connect_Retry"] == 30
+    assert st["Using_Gtid"] == "No" and st["Gtid_IO_Pos"] == run(h, "SELECT @@gtid_binlog_pos")[0][0] == "0-1-2"
+    full = status(h, "SHOW ALL SLAVES STATUS")
+    assert full["Connection_name"] == "" and full["Gtid_Slave_Pos"] == "0-1-2"
+    assert full["Slave_heartbeat_period"] == 1.0
+    assert {k: v for k, v in full.items() if k in st} == st
+    types = {c.name: c.type for c in cast(RowsReply, h.execute("SHOW SLAVE STATUS")).columns}
+    assert (types["Master_Port"], types["Read_Master_Log_Pos"], types["Master_Host"]) == (
+        ColumnType.LONG, ColumnType.LONGLONG, ColumnType.VAR_STRING)
+
+
+def test_slave_io_running_follows_the_writer_lock(mariadb_store: BinlogStore) -> None:
+    """``binhub serve`` beside a relay in another process: the relay's lock on the store says it runs."""
+    mariadb_store.update_state(source=SOURCE)
+    h = _handler(_server(BinlogStore.open_readonly(mariadb_store.data_dir)))
+    assert status(h, "SHOW SLAVE STATUS")["Slave_IO_Running"] == "Yes"
+    mariadb_store.close()
+    st = status(h, "SHOW SLAVE STATUS")
+    assert (st["Slave_IO_Running"], st["Slave_IO_State"], st["Master_Host"]) == ("No", "", "db1.example")
+
+
+def test_mariadb_gtid_io_pos_is_taken_at_the_stored_position(mariadb_store: BinlogStore) -> None:
+    mariadb_store.update_state(source=SOURCE)
+    # A serve-only process reads state.json, which the relay writes at most once a second: here
+    # it is behind, and Gtid_IO_Pos still matches Read_Master_Log_Pos.
+    stale = json.loads(mariadb_store.state_path.read_bytes())
+    stale.update(executed_gtids="", last_position=4)
+    mariadb_store.state_path.write_text(json.dumps(stale))
+    h = _handler(_server(BinlogStore.open_readonly(mariadb_store.data_dir)))
+    assert run(h, "SELECT @@gtid_binlog_pos") == [("",)]
+    st = status(h, "SHOW SLAVE STATUS")
+    assert (st["Read_Master_Log_Pos"], st["Gtid_IO_Pos"]) == (1074, "0-1-2")
+
+
+def test_mysql_replica_status_shows_gtid_sets_and_the_source_uuid(mysql_store: BinlogStore) -> None:
+    mysql_store.set_identity(replace(cast(UpstreamIdentity, mysql_store.state.upstream), server_uuid=UUID))
+    mysql_store.update_state(source=SOURCE)
+    h = _handler(_server(mysql_store))
+    executed = run(h, "SELECT @@global.gtid_executed")[0][0]
+    new, old = status(h, "SHOW REPLICA STATUS"), status(h, "SHOW SLAVE STATUS")
+    assert list(new.values()) == list(old.values())  # one answer, two vocabularies
+    assert (new["Source_Host"], new["Source_Port"], new["Source_UUID"]) == ("db1.example", 3310, UUID)
+    assert [new["Source_Log_File"], new["Read_Source_Log_Pos"]] == list(run(h, "SHOW MASTER STATUS")[0][:2])
+    assert new["Retrieved_Gtid_Set"] == new["Executed_Gtid_Set"] == executed != ""
+    assert (new["Replica_IO_Running"], new["Replica_SQL_Running"], new["Auto_Position"]) == ("Yes", "No", 0)
+    assert new["Replica_IO_State"] == "Waiting for source to send event" and new["Seconds_Behind_Source"] is None
+    assert old["Master_UUID"] == UUID and old["Slave_IO_Running"] == "Yes"

@@ -335,6 +335,66 @@ def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
     BinlogStore.open(tmp_path).close()
 
 
+def test_readers_see_whether_a_writer_holds_the_store(tmp_path: Path) -> None:
+    code = ("import sys, time; from binhub.store import BinlogStore; BinlogStore.open(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(60)")
+    BinlogStore.open(tmp_path).close()
+    reader = BinlogStore.open_readonly(tmp_path)
+    assert not reader.has_writer()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        assert reader.has_writer()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert not reader.has_writer()  # the kernel dropped the dead writer's lock
+    writer = BinlogStore.open(tmp_path)
+    try:
+        assert writer.has_writer() and reader.has_writer()  # in the same process too
+    finally:
+        writer.close()
+    assert not reader.has_writer()
+
+
+def test_a_writer_starting_during_a_probe_still_gets_the_lock(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    (tmp_path / "binlog").mkdir()
+    fd = os.open(tmp_path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a reader's probe, caught in the middle
+    threading.Timer(0.01, os.close, (fd,)).start()  # well inside PROBE_GRACE
+    BinlogStore.open(tmp_path).close()
+
+
+def test_the_upstream_source_is_kept_in_the_state_without_a_password(tmp_path: Path) -> None:
+    from binhub.ops.config import RelayConfig
+    from binhub.ops.parsers import parse_source_dsn
+    from binhub.relay.start import record_source
+    from binhub.store.state import StoreState, UpstreamSource
+
+    config = RelayConfig(source=parse_source_dsn("mariadb://repl:s3cret@db1.example:3310"), ssl_mode="verify_ca",
+                         reconnect_max_backoff=12.4, heartbeat_period=2.5)
+    store = BinlogStore.open(tmp_path)
+    try:
+        assert store.state.source is None
+        record_source(store, config, tls=True)
+        saved = (tmp_path / "state.json").read_bytes()
+        record_source(store, config, tls=True)
+        assert (tmp_path / "state.json").read_bytes() == saved  # unchanged: not rewritten
+    finally:
+        store.close()
+    state = StoreState.load(tmp_path / "state.json")
+    assert state.source == UpstreamSource("db1.example", 3310, "repl", ssl=True, ssl_verify_server_cert=True,
+                                          connect_retry=12, heartbeat_period=2.5)
+    assert b"s3cret" not in (tmp_path / "state.json").read_bytes()
+    # A state file written before sources were recorded loads as "no source".
+    doc = json.loads((tmp_path / "state.json").read_bytes())
+    del doc["source"]
+    assert StoreState.from_json(json.dumps(doc).encode(), tmp_path / "state.json").source is None
+
+
 # ---------------------------------------------------------------------------------------------
 # purge rules and reader leases
 
