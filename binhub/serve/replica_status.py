@@ -108,7 +108,7 @@ class ReplicaStatus:
     relay_log_space: int  # bytes in the store's files
     io_running: bool  # a relay holds the store's writer lock
     gtid_position: str  # MariaDB: the GTID position at ``position``; MySQL: @@gtid_executed as binhub answers it
-    info_file: str  # where the source is recorded (state.json)
+    info_file: str  # where the source is recorded: state.json in the data dir (no server path is shown)
 
 
 def read_replica_status(store: BinlogStore, *, mariadb: bool, gtid_executed: str) -> ReplicaStatus | None:
@@ -131,7 +131,7 @@ def read_replica_status(store: BinlogStore, *, mariadb: bool, gtid_executed: str
         file, position = (files[-1][0], files[-1][1]) if files else ("", 4)
     return ReplicaStatus(source=source, upstream=store.state.upstream, file=file, position=position,
                          relay_log_space=sum(size for _, size in files), io_running=store.has_writer(),
-                         gtid_position=gtid_position, info_file=str(store.state_path))
+                         gtid_position=gtid_position, info_file=store.state_path.name)
 
 
 def column_type(name: str) -> ColumnType:
