@@ -2,8 +2,9 @@
 
 One long-running service. ``_run`` is a reconnect loop with capped exponential backoff around
 ``_session``: connect → probe → choose the start → register → COM_BINLOG_DUMP → pump events into
-the store. Group commit runs beside the pump: while one fsync is in flight, newly arrived
-transactions pile up and the next fsync covers them all.
+the store. The per-event work on each batch (CRCs, transaction boundaries, appends) is
+:class:`~binhub.relay.ingest.Ingest`'s. Group commit runs beside the pump: while one fsync is in
+flight, newly arrived transactions pile up and the next fsync covers them all.
 
 The relay always dumps whole files from the file's start (or resumes where the store ends), so
 every stored file is the upstream's file. What is not file content (artificial events,
@@ -15,16 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
-import zlib
 from typing import TYPE_CHECKING, Any
 
-from binhub._speedups import scan_batch
-from binhub._speedups.pure import CRC32_RESIDUE
-from binhub.binlog.constants import EventType
-from binhub.binlog.events import fde_checksum_size
-from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
+from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import (
     AuthenticationFailed,
     BinhubError,
@@ -36,6 +31,7 @@ from binhub.errors import (
     UpstreamError,
 )
 from binhub.net.client import UpstreamConnection
+from binhub.relay.ingest import EventBatch, Ingest
 from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
@@ -46,24 +42,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("binhub.relay")
 
-_U32 = struct.Struct("<I")
-_FDE = EventType.FORMAT_DESCRIPTION
-_ROTATE = EventType.ROTATE
-_STOP = EventType.STOP
-_HEARTBEATS = (EventType.HEARTBEAT, EventType.HEARTBEAT_V2)
-_ARTIFICIAL = 0x20
-# Events _store_batch leaves to _handle: rare, and each needs more than "append and track".
-_SLOW_TYPES = frozenset({_FDE, _ROTATE, _STOP, *_HEARTBEATS})
-# zlib.crc32 over data followed by its own little-endian CRC32 always gives this value.
-_CRC32_RESIDUE = CRC32_RESIDUE
-try:  # ISA-L's CRC32 (zlib's polynomial) takes ~80 ns per event where zlib's takes ~250 (bench/README.md)
-    from isal.isal_zlib import crc32
-except ImportError:  # the optional "fast" extra is not installed
-    crc32 = zlib.crc32
-# Lookup tables over a batch's type bytes: 1 marks what to find.
-_SLOW_TYPE_TABLE = bytes(1 if t in _SLOW_TYPES else 0 for t in range(256))
-_NOT_INERT_TABLE = bytes(0 if t in INERT_IN_EXPLICIT else 1 for t in range(256))
-_IN_USE = 0x01
 # With durability rotate, an fsync off the event loop every this many bytes keeps the disk busy
 # while events arrive, instead of one long fsync that stalls the pump at every rotation.
 WRITE_BEHIND_BYTES = 32 * 1024 * 1024
@@ -101,8 +79,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._conn: UpstreamConnection | None = None
-        self._tracker = TransactionTracker()
-        self._checksum_size = 4
+        self._ingest = Ingest(store, metrics)
         self._target: tuple[int, int] | None = None  # (file seq, position) for --until-caught-up
         self._caught_up = asyncio.Event()
         self._sync_wanted = asyncio.Event()
@@ -112,15 +89,24 @@ class Relay:
         self._write_behind_mark = 0  # self.bytes at the last write-behind fsync (durability rotate)
         self._sessions = 0
         self._reconnects = 0
-        self._last_event_ts = 0
         self._last_error: str = ""
         self._connected = False
         self._info: UpstreamInfo | None = None
-        self.transactions = 0
-        self.bytes = 0
-        self.events = 0
 
     # ------------------------------------------------------------------ lifecycle
+
+    # What was stored so far, counted by the ingest (read by status() and the tests).
+    @property
+    def transactions(self) -> int:
+        return self._ingest.transactions
+
+    @property
+    def bytes(self) -> int:
+        return self._ingest.bytes
+
+    @property
+    def events(self) -> int:
+        return self._ingest.events
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay")
@@ -255,7 +241,7 @@ class Relay:
         file, position = await start_position(cfg, self.store, conn, info)
         if self.until_caught_up and self._target is None:
             self._target = (file_seq(info.current_file), info.current_position)
-        self._checksum_size = 4 if info.checksum == "CRC32" else 0
+        self._ingest.checksum_size = 4 if info.checksum == "CRC32" else 0
         await prepare_dump(cfg, self.store, conn, info)
         try:
             await conn.register_replica(cfg.server_id)
@@ -277,7 +263,7 @@ class Relay:
         self._connected = True
         if self.metrics is not None:
             self.metrics.relay_connected.set(1)
-        self._tracker = TransactionTracker()
+        self._ingest.tracker = TransactionTracker()
         self._syncer = asyncio.create_task(self._sync_loop(), name="relay-sync")
         if self._reached_target():
             await self._commit_now()
@@ -302,12 +288,13 @@ class Relay:
 
     async def _pump(self, conn: UpstreamConnection) -> None:
         store = self.store
+        ingest = self._ingest
         while not self._stopping:
             events = await self._read_events(conn)
             done, count = 0, len(events)
             while done < count:
                 # One call per batch (not per event): the loop's state stays in locals.
-                done, closed = self._store_batch(events, done)
+                done, closed = ingest.store_batch(events, done)
                 if closed:
                     # A file ended inside this batch: make it whole on disk before the next one begins.
                     await self._close_finished_file()
@@ -320,120 +307,16 @@ class Relay:
                 self._ack_wanted = True
             if self.config.semi_sync or self.store.durability.mode != "rotate":
                 self._sync_wanted.set()
-            elif self.bytes - self._write_behind_mark >= WRITE_BEHIND_BYTES:
+            elif ingest.bytes - self._write_behind_mark >= WRITE_BEHIND_BYTES:
                 # rotate: start writeback now, off the loop, so the fsync at the file's end has little left
-                self._write_behind_mark = self.bytes
+                self._write_behind_mark = ingest.bytes
                 self._sync_wanted.set()
             if self._reached_target():
                 await self._commit_now()
                 self._caught_up.set()
                 return
 
-    def _store_batch(self, events: list[memoryview | bytes], start: int) -> tuple[int, bool]:
-        """Store ``events[start:]`` until one closes the current file.
-
-        Returns the index after the last event handled, and whether that event closed the file.
-        This is the hot path, so the per-event work is done by C-level passes over the batch
-        (:func:`binhub._speedups.scan_batch`, ``bytes.find``) and Python code runs per transaction, not per event:
-        runs of ordinary events go to :meth:`_store_run`; the rare ones (FDE, ROTATE, STOP,
-        heartbeats, artificial events) to :meth:`_handle`, one by one.
-        """
-        batch = events[start:] if start else events
-        count = len(batch)
-        # One C-level pass (binhub._speedups) gives the type bytes, where the rare events are (a
-        # slow type, or the artificial flag) and the CRCs of the whole batch: only a batch with a
-        # mismatch (or without CRCs) is checked event by event.
-        types, marks, crc_ok = scan_batch(batch, _SLOW_TYPE_TABLE, crc32 if self._checksum_size else None)
-        i = 0
-        while i < count:
-            slow = marks.find(1, i)
-            if slow < 0:
-                slow = count
-            if slow > i:
-                self._store_run(batch[i:slow], types[i:slow], crc_ok)
-                i = slow
-                if i == count:
-                    break
-            i += 1
-            if self._handle(batch[slow]):
-                return start + i, True
-        return start + count, False
-
-    def _store_run(self, run: list[memoryview | bytes], types: bytes, crc_ok: bool) -> None:
-        """Store events that are all file content (no FDE/ROTATE/STOP, nothing artificial), in order.
-
-        Each event's end position (log_pos) is compared with the stored copy where a transaction
-        ends and where the run ends, before the transaction is marked complete: a dropped,
-        duplicated or cut event shifts every later position, so it is caught there, and with
-        CRCs on a mis-framed event fails its CRC first.
-        """
-        store = self.store
-        crc = self._checksum_size
-        if crc and not crc_ok:
-            for ev in run:
-                if crc32(ev) != _CRC32_RESIDUE:
-                    self._verify(ev)  # raises ChecksumMismatch with the details
-        position = store.position
-        # Transaction boundaries: inside BEGIN..COMMIT, rows, table maps and annotations cannot end
-        # the group, so find() jumps over them and feed() sees the few events that matter.
-        tracker = self._tracker
-        feed = tracker.feed
-        marks = types.translate(_NOT_INERT_TABLE)
-        unpack = _U32.unpack_from
-        append = store.append
-        mark_boundary = store.mark_boundary
-        join = b"".join
-        done = tracker.transactions
-        txns = 0
-        flushed = k = 0  # events before ``flushed`` are appended to the store
-        count = len(run)
-        while k < count:
-            if tracker.explicit:
-                k = marks.find(1, k)
-                if k < 0:
-                    break
-            ev = run[k]
-            k += 1
-            if feed(ev, crc):
-                append(join(run[flushed:k]))  # one append per transaction, not per event
-                flushed = k
-                self._check_position(ev, store.position)
-                ts = unpack(ev, 0)[0]
-                if tracker.transactions != done:
-                    done = tracker.transactions
-                    txns += 1
-                    mark_boundary(tracker.last_gtid_event, ts)  # decoded later, only if needed
-                else:
-                    mark_boundary(None, ts)  # a control event: a boundary, but no transaction
-        if flushed < count:
-            append(join(run[flushed:]))
-            self._check_position(run[-1], store.position)
-        nbytes = store.position - position
-        self._last_event_ts = unpack(run[-1], 0)[0]
-        # Counters and metrics once per run, not per event (a prometheus inc takes a lock).
-        self.events += count
-        self.bytes += nbytes
-        self.transactions += txns
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.relay_events.inc(count)
-            metrics.relay_bytes.inc(nbytes)
-            if txns:
-                metrics.relay_transactions.inc(txns)
-
-    def _check_position(self, ev: memoryview | bytes, position: int) -> None:
-        log_pos = _U32.unpack_from(ev, 13)[0]
-        if log_pos != position and log_pos:  # log_pos 0: an event without an end position
-            self._position_mismatch(ev[4], log_pos, position)
-
-    def _position_mismatch(self, etype: int, log_pos: int, position: int) -> None:
-        store = self.store
-        raise ProtocolError(
-            f"event of type {etype} ends at {log_pos} according to the upstream but at {position} "
-            f"in the stored copy of {store.current_file}; refusing to store a file that differs",
-            hint="this is a bug or an upstream that rewrites positions; please report it")
-
-    async def _read_events(self, conn: UpstreamConnection) -> list[memoryview | bytes]:
+    async def _read_events(self, conn: UpstreamConnection) -> EventBatch:
         """The next batch; a connection silent for longer than a few heartbeat periods is dead.
 
         A network cut need not close the socket (no FIN, no RST reaches us): without this the relay
@@ -450,94 +333,6 @@ class Relay:
                     raise ConnectionFailed(
                         f"the upstream sent nothing, not even a heartbeat, for {limit:g}s",
                         hint="the network or the upstream hangs; binhub reconnects by itself") from None
-
-    def _handle(self, ev: bytes | memoryview) -> bool:
-        """Store one event if it is file content. Returns True when it closed the current file."""
-        etype = ev[4]
-        if etype in _HEARTBEATS:
-            self._last_event_ts = 0
-            return False
-        flags = ev[17] | (ev[18] << 8)
-        if flags & _ARTIFICIAL:
-            if etype == _ROTATE:
-                self._fake_rotate(ev)
-            return False
-        store = self.store
-        size = len(ev)
-        if etype == _FDE:
-            if store.position != 4:
-                return False  # the server repeats the file's FDE when a dump resumes mid-file
-            self._checksum_size = fde_checksum_size(ev)
-            if self._checksum_size:
-                self._verify(ev, fde=True)
-            store.append_fde(ev)
-        else:
-            if self._checksum_size:
-                self._verify(ev)
-            store.append(ev)
-        log_pos = _U32.unpack_from(ev, 13)[0]
-        if log_pos and log_pos != store.position:
-            raise ProtocolError(
-                f"event of type {etype} ends at {log_pos} according to the upstream but at {store.position} "
-                f"in the stored copy of {store.current_file}; refusing to store a file that differs",
-                hint="this is a bug or an upstream that rewrites positions; please report it")
-        self.events += 1
-        self.bytes += size
-        if self.metrics is not None:
-            self.metrics.relay_events.inc()
-            self.metrics.relay_bytes.inc(size)
-        self._last_event_ts = _U32.unpack_from(ev, 0)[0]
-        tracker = self._tracker
-        done = tracker.transactions
-        if tracker.feed(ev, self._checksum_size):
-            # Control events (ROTATE, FDE, ...) are boundaries too, but complete no transaction.
-            gtid = tracker.last_gtid_event if tracker.transactions != done else None
-            store.mark_boundary(gtid, self._last_event_ts)
-            if tracker.transactions != done:
-                self.transactions += 1
-                if self.metrics is not None:
-                    self.metrics.relay_transactions.inc()
-            if etype == _ROTATE:
-                end = size - self._checksum_size
-                store.mark_finished(bytes(ev[27:end]).decode())
-                return True
-            if etype == _STOP:
-                store.mark_finished("")
-                return True
-        return False
-
-    def _verify(self, ev: bytes | memoryview, *, fde: bool = False) -> None:
-        body = memoryview(ev)[:-4]
-        expected = _U32.unpack_from(ev, len(ev) - 4)[0]
-        if fde and ev[17] & _IN_USE:
-            data = bytearray(body)
-            data[17] &= ~_IN_USE
-            actual = zlib.crc32(data)
-        else:
-            actual = zlib.crc32(body)
-        if actual != expected:
-            raise ChecksumMismatch(
-                f"event of type {ev[4]} received with a bad CRC32 (expected {expected:#010x}, got {actual:#010x})",
-                file=self.store.current_file, offset=self.store.position)
-
-    def _fake_rotate(self, ev: bytes | memoryview) -> None:
-        """The server names the file it is about to send (dump start, or a file switch)."""
-        end = len(ev) - self._checksum_size if self._checksum_size else len(ev)
-        name = bytes(ev[27:end]).decode()
-        store = self.store
-        current = store.current_file
-        if name == current:
-            return
-        if current is not None:
-            if not store.at_boundary:
-                raise ProtocolError(f"the upstream switched to {name} in the middle of a transaction in {current}")
-            if file_seq(name) != file_seq(current) + 1:
-                LOG.warning("the upstream skipped from %s to %s", current, name)
-            if not store.current_finished:
-                # The upstream's file ended without ROTATE or STOP (it crashed): it is complete as it is.
-                LOG.info("%s ended without a ROTATE or STOP event (the upstream restarted)", current)
-        store.begin_file(name)
-        self._tracker = TransactionTracker()
 
     async def _close_finished_file(self) -> None:
         async with self._sync_lock:
@@ -598,9 +393,10 @@ class Relay:
             self.store.commit()
 
     def _lag(self) -> float:
-        if not self._last_event_ts:
+        last_event_ts = self._ingest.last_event_ts
+        if not last_event_ts:
             return 0.0
-        return max(0.0, time.time() - self._last_event_ts)
+        return max(0.0, time.time() - last_event_ts)
 
 
 __all__ = ["Relay", "RelayFatal"]

@@ -21,7 +21,7 @@ from binhub._speedups import IMPLEMENTATIONS, pure
 from binhub.binlog.constants import EventType
 from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
-from binhub.relay.relay import _SLOW_TYPE_TABLE
+from binhub.relay.ingest import _SLOW_TYPE_TABLE
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
 from binhub.wire.packet import frame
 
@@ -212,26 +212,26 @@ def test_c_crc32_is_zlibs() -> None:
             assert c_crc32(chunk) == zlib.crc32(chunk)
 
 
-def _relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
-    from binhub.ops.config import RelayConfig, SourceDSN
-    from binhub.relay import relay as relay_module
+def _ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
+    """The relay's hot path over a fresh store, with ``impl``'s scan_batch."""
+    from binhub.relay import ingest as ingest_module
     from binhub.store.store import BinlogStore
 
-    monkeypatch.setattr(relay_module, "scan_batch", impl.scan_batch)
+    monkeypatch.setattr(ingest_module, "scan_batch", impl.scan_batch)
     store = BinlogStore.open(tmp_path / "store")
-    return relay_module.Relay(RelayConfig(SourceDSN("127.0.0.1")), store)
+    return ingest_module.Ingest(store, None)
 
 
-def _store_in_batches(relay: Any, name: str, events: list[bytes], rng: random.Random) -> None:
-    relay.store.begin_file(name)
+def _store_in_batches(ingest: Any, name: str, events: list[bytes], rng: random.Random) -> None:
+    ingest.store.begin_file(name)
     pos = 0
     while pos < len(events):
         n = rng.randint(1, 40)
         batch: list[Any] = [memoryview(e) for e in events[pos:pos + n]]
         done = 0
         while done < len(batch):
-            done, _ = relay._store_batch(batch, done)
-        relay.store.flush()
+            done, _ = ingest.store_batch(batch, done)
+        ingest.store.flush()
         pos += n
 
 
@@ -240,13 +240,13 @@ def test_relay_stores_real_files_identically(impl: Any, tmp_path: Path, monkeypa
                                              path: Path) -> None:
     data = path.read_bytes()
     events = _split(data)
-    relay = _relay(tmp_path, monkeypatch, impl)
-    _store_in_batches(relay, path.name, events, random.Random(path.name))
-    relay.store.close_file()
-    stored = (relay.store.binlog_dir / path.name).read_bytes()
+    ingest = _ingest(tmp_path, monkeypatch, impl)
+    _store_in_batches(ingest, path.name, events, random.Random(path.name))
+    ingest.store.close_file()
+    stored = (ingest.store.binlog_dir / path.name).read_bytes()
     # The FDE's in-use flag (byte 4 + 17 + 4) depends on how the file was closed; everything else is the same.
     assert len(stored) == len(data) and stored[:25] == data[:25] and stored[26:] == data[26:]
-    assert relay.events == len(events) and relay.transactions > 0
+    assert ingest.events == len(events) and ingest.transactions > 0
 
 
 def test_relay_names_the_corrupted_event(impl: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,12 +260,12 @@ def test_relay_names_the_corrupted_event(impl: Any, tmp_path: Path, monkeypatch:
     events[i] = bytes(bad)
     messages = []
     for n, mod in enumerate((impl, pure)):
-        relay = _relay(tmp_path / str(n), monkeypatch, mod)
+        ingest = _ingest(tmp_path / str(n), monkeypatch, mod)
         with pytest.raises(ChecksumMismatch) as caught:
-            _store_in_batches(relay, MARIADB_FILES[0].name, events, random.Random(1))
+            _store_in_batches(ingest, MARIADB_FILES[0].name, events, random.Random(1))
         messages.append(str(caught.value))
         # Nothing of the bad event's run of events was stored: the file ends before it.
-        assert relay.store.position <= offset
+        assert ingest.store.position <= offset
     # The same error either way. It names the file and where the run holding the bad event begins
     # (the relay checks a run's CRCs before it appends the run).
     assert messages[0] == messages[1]
