@@ -15,6 +15,7 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import StorageError
+from binhub.store.active_file import ActiveFile
 from binhub.store.archive import archive_file
 from binhub.store.durable import DurablePosition
 from binhub.store.fsutil import fsync_dir, storage_error
@@ -114,10 +115,8 @@ def import_file(store: BinlogStore, source: Path) -> str:
     index_file_gtids(store, target)
     for gtid in gtids:
         store._executed = add_gtid(store._executed, gtid)
-    from binhub.store.store import _ActiveFile  # here, not at the top: store imports this module
-
     fd = os.open(target, os.O_RDWR)
-    store._active = _ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
+    store._active = ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
     store._publish(DurablePosition(file_seq(name), name, boundary))
     store._save_state(force=True)
     return name

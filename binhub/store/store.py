@@ -12,7 +12,8 @@ Layout (see DESIGN.md)::
 The writer appends whole events and marks transaction boundaries. ``flush`` hands the bytes to the
 kernel with one ``write`` per batch; ``fsync`` makes them durable; only then does ``publish`` move
 the durable position that readers (and semi-sync acks) may use. On open, a torn or partial last
-transaction is truncated, so the store always ends at a transaction boundary.
+transaction is truncated, so the store always ends at a transaction boundary. The file being
+written, and every write to it, is :class:`~binhub.store.active_file.ActiveFile`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from binhub.binlog.header import EventHeader
 from binhub.binlog.transaction import GtidEvent, decode_gtid_event, gtid_event_domain
 from binhub.errors import StorageError
 from binhub.store import maintenance
+from binhub.store.active_file import ActiveFile
 from binhub.store.durability import Durability
 from binhub.store.durable import DurableMarker, DurablePosition, read_durable
 from binhub.store.fsutil import fsync_dir, storage_error
@@ -57,31 +58,11 @@ LOG = logging.getLogger("binhub.store")
 
 
 STATE_SAVE_INTERVAL = 1.0  # seconds between state.json rewrites while relaying
-FDE_FLAGS_BYTE = len(BINLOG_MAGIC) + 17  # the low flags byte of the FDE at file offset 4
 
 
 def fde_fingerprint(fde: bytes) -> str:
     """sha256 of an FDE with its in-use flag cleared: the same for the active and the closed file."""
     return hashlib.sha256(set_in_use_flag(bytes(fde), False)).hexdigest()
-
-
-@dataclass
-class _ActiveFile:
-    """The file being written. Offsets are file offsets; ``pending`` is not yet handed to the kernel."""
-
-    name: str
-    path: Path
-    fd: int
-    written: int
-    boundary: int
-    synced: int
-    pending: bytearray = field(default_factory=bytearray)
-    finished: bool = False  # ends with ROTATE or STOP: nothing more will be appended
-    next_name: str = ""  # from the closing ROTATE event
-
-    @property
-    def position(self) -> int:
-        return self.written + len(self.pending)
 
 
 class BinlogStore:
@@ -104,7 +85,7 @@ class BinlogStore:
         self.state = StoreState()
         self._lock: StoreLock | None = None
         self._marker: DurableMarker | None = None
-        self._active: _ActiveFile | None = None
+        self._active: ActiveFile | None = None
         self._durable: DurablePosition | None = None
         self._executed: GtidSet | None = None
         self._unsynced: list[tuple[int, Gtid | GtidEvent]] = []  # (boundary offset, gtid) not yet durable
@@ -200,22 +181,10 @@ class BinlogStore:
             executed = add_gtid(executed, gtid)
         self._executed = executed
         try:
-            fd = os.open(path, os.O_RDWR)
-            if size < len(BINLOG_MAGIC) or boundary < len(BINLOG_MAGIC):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, BINLOG_MAGIC, 0)
-                boundary = len(BINLOG_MAGIC)
-            elif boundary < size:
-                LOG.warning("truncating a partial transaction at the end of %s: %d bytes after offset %d",
-                            name, size - boundary, boundary, extra={"file": name})
-                os.ftruncate(fd, boundary)
-            if finished:
-                os.pwrite(fd, _fde_flags_byte(fd, in_use=False), FDE_FLAGS_BYTE)
-            os.fsync(fd)
+            self._active = ActiveFile.reopen(name, path, size, boundary, finished=finished, next_name=next_name)
         except OSError as exc:
             raise storage_error(exc, f"cannot recover {path}") from exc
-        self._active = _ActiveFile(name, path, fd, boundary, boundary, boundary,
-                                   finished=finished, next_name=next_name)
+        boundary = self._active.boundary  # the magic alone, if even that was torn
         all_entries = self.gtid_index.entries()
         entries = [e for e in all_entries if e.file in names and not (e.file == name and e.offset >= boundary)]
         if len(entries) != len(all_entries):
@@ -285,13 +254,12 @@ class BinlogStore:
             self.close_file()
         path = self.binlog_dir / name
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.write(fd, BINLOG_MAGIC)
+            active = ActiveFile.create(name, path)
             self.index.append(name)
             fsync_dir(self.binlog_dir)
         except OSError as exc:
             raise storage_error(exc, f"cannot create {path}") from exc
-        self._active = _ActiveFile(name, path, fd, 4, 4, 0)
+        self._active = active
         self._first_txn_in_file = True
         self._last_index_offset = 0
         LOG.info("new binlog file %s", name, extra={"file": name})
@@ -342,22 +310,13 @@ class BinlogStore:
         active = self._active
         if active is None or not active.pending:
             return
-        data = memoryview(active.pending)
         before = active.written
         try:
-            # Explicit offsets: the fd's own position is never trusted (recovery and rollbacks move the end).
-            while data:
-                n = os.pwrite(active.fd, data, active.written)
-                active.written += n
-                data = data[n:]
+            active.write_pending()
         except OSError as exc:
             # Leave the file at the last boundary: a half-written batch must not stay behind.
-            data.release()  # the view pins the buffer: it must go before the buffer can be cleared
             self._rollback_after_error(before)
             raise storage_error(exc, f"cannot write {active.path}") from exc
-        finally:
-            data.release()
-        active.pending.clear()
         self.gtid_index.flush()
 
     def sync_target(self) -> DurablePosition | None:
@@ -410,9 +369,8 @@ class BinlogStore:
         self.commit()
         try:
             if active.finished:
-                os.pwrite(active.fd, _fde_flags_byte(active.fd, in_use=False), FDE_FLAGS_BYTE)
-            os.fsync(active.fd)
-            os.close(active.fd)
+                active.clear_in_use_flag()
+            active.close()
         except OSError as exc:
             raise storage_error(exc, f"cannot close {active.path}") from exc
         self._active = None
@@ -490,8 +448,7 @@ class BinlogStore:
             if self._active is not None:
                 self.flush()
                 self.commit()
-                os.fsync(self._active.fd)
-                os.close(self._active.fd)
+                self._active.close()
                 self._active = None
             self.gtid_index.close()
             self._save_state(force=True)
@@ -597,14 +554,6 @@ def _as_gtid(gtid: Gtid | GtidEvent) -> Gtid:
     decoded = decode_gtid_event(gtid)
     assert decoded is not None  # the tracker hands out no anonymous GTID events
     return decoded
-
-
-def _fde_flags_byte(fd: int, *, in_use: bool) -> bytes:
-    current = os.pread(fd, 1, FDE_FLAGS_BYTE)
-    if not current:
-        return b""
-    value = current[0] | 0x01 if in_use else current[0] & ~0x01
-    return bytes([value])
 
 
 def _replace_identity(identity: UpstreamIdentity, **changes: Any) -> UpstreamIdentity:
