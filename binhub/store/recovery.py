@@ -4,6 +4,7 @@ A store always ends at a transaction boundary: ``scan_tail`` walks the last file
 boundary (the state file's durable position, or the file's start) and reports the last boundary
 it can prove (every event whole and CRC-valid), whether the file is finished (ROTATE or STOP), and
 the GTIDs of the transactions it passed. Anything after that boundary was never durable.
+``recover_tail`` adds the executed GTID set at that boundary, which the store opens with.
 """
 
 from __future__ import annotations
@@ -68,6 +69,31 @@ def scan_tail(path: Path, start: int, size: int) -> TailScan:
             # the file is finished depends on the event that ends there.
             finished, next_name = ends_with_rotate_or_stop(f, path.name, start)
     return TailScan(boundary, finished, next_name, gtids, header_set)
+
+
+def recover_tail(binlog_dir: Path, names: list[str], start: int, size: int,
+                 executed: GtidSet | None) -> tuple[TailScan, GtidSet | None]:
+    """Scan the store's last file from ``start``; also the executed GTID set at the boundary found.
+
+    ``executed`` is the state file's set: exact at ``start`` when the state names this file, older
+    (or None) when ``start`` is 4.
+    """
+    tail = scan_tail(binlog_dir / names[-1], start, size)
+    if start == 4:
+        # The state is older than this file: the file's own GTID header says what came before it.
+        # Keep the state's set too: a file killed right after its creation has no header yet,
+        # and the union of two views of the past is still the past (both are idempotent sets).
+        executed = union_sets(executed, tail.header_set)
+        if executed is None and len(names) > 1:
+            # No state and no header yet (killed right after the file was created): the file
+            # before it tells what came before, by its own header and transactions.
+            prev = binlog_dir / names[-2]
+            _, _, _, prev_gtids, executed = scan_tail(prev, 4, prev.stat().st_size)
+            for gtid in prev_gtids:
+                executed = add_gtid(executed, gtid)
+    for gtid in tail.gtids:
+        executed = add_gtid(executed, gtid)
+    return tail, executed
 
 
 def add_gtid(executed: GtidSet | None, gtid: Gtid) -> GtidSet:

@@ -47,7 +47,7 @@ from binhub.store.index import (
     file_seq,
 )
 from binhub.store.lock import StoreLock, writer_holds
-from binhub.store.recovery import Gtid, GtidSet, add_gtid, scan_tail, union_sets
+from binhub.store.recovery import Gtid, GtidSet, add_gtid, recover_tail
 from binhub.store.retention import PurgeRules
 from binhub.store.state import StoreState, UpstreamIdentity
 
@@ -164,24 +164,10 @@ class BinlogStore:
         start = 4
         if self.state.last_file == name and 4 <= self.state.last_position <= size:
             start = self.state.last_position
-        boundary, finished, next_name, gtids, header_set = scan_tail(path, start, size)
-        if start == 4:
-            # The state is older than this file: the file's own GTID header says what came before it.
-            # Keep the state's set too: a file killed right after its creation has no header yet,
-            # and the union of two views of the past is still the past (both are idempotent sets).
-            executed = union_sets(executed, header_set)
-            if executed is None and len(names) > 1:
-                # No state and no header yet (killed right after the file was created): the file
-                # before it tells what came before, by its own header and transactions.
-                prev = self.binlog_dir / names[-2]
-                _, _, _, prev_gtids, executed = scan_tail(prev, 4, prev.stat().st_size)
-                for gtid in prev_gtids:
-                    executed = add_gtid(executed, gtid)
-        for gtid in gtids:
-            executed = add_gtid(executed, gtid)
-        self._executed = executed
+        tail, self._executed = recover_tail(self.binlog_dir, names, start, size, executed)
         try:
-            self._active = ActiveFile.reopen(name, path, size, boundary, finished=finished, next_name=next_name)
+            self._active = ActiveFile.reopen(name, path, size, tail.boundary, finished=tail.finished,
+                                             next_name=tail.next_name)
         except OSError as exc:
             raise storage_error(exc, f"cannot recover {path}") from exc
         boundary = self._active.boundary  # the magic alone, if even that was torn
