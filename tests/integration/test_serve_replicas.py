@@ -90,11 +90,14 @@ def slave_status(sb: Sandbox) -> dict[str, Any]:
 
 
 def point_at(replica: Sandbox, port: int, *, gtid: str | None = None, file: str | None = None,
-             semisync: bool = False) -> None:
+             semisync: bool = False, compressed: bool = False) -> None:
     """CHANGE MASTER TO binhub, by GTID (slave_pos) or by file/position, and START SLAVE."""
     stmts = ["STOP SLAVE"]
     if semisync:
         stmts.append("SET GLOBAL rpl_semi_sync_slave_enabled = ON")
+    if compressed:
+        # binhub does not offer CLIENT_COMPRESS: such a replica must go on uncompressed, not fail.
+        stmts.append("SET GLOBAL slave_compressed_protocol = ON")
     common = (f"MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='{USER}', "
               f"MASTER_PASSWORD='{PASSWORD}', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1")
     if gtid is not None:
@@ -155,7 +158,7 @@ def test_three_replicas_through_binhub(primary_db: PrimaryDb, replicas: list[San
     try:
         gtid_rep, pos_rep, semi_rep = replicas
         point_at(gtid_rep, hub.port, gtid=primary_db.start_gtid)
-        point_at(pos_rep, hub.port, file=primary_db.start_file)
+        point_at(pos_rep, hub.port, file=primary_db.start_file, compressed=True)
         point_at(semi_rep, hub.port, gtid=primary_db.start_gtid, semisync=True)
         run_workload(primary_db.conn, primary_db.name)
         assert_replicas_match(primary_db, replicas)
