@@ -175,8 +175,10 @@ def _values(s: ReplicaStatus, *, mariadb: bool) -> dict[str, Value]:
         # The store is binhub's relay log and holds the upstream's files as they are: same name, same offset.
         "Relay_Log_File": s.file, "Relay_Log_Pos": s.position, "Relay_Source_Log_File": s.file,
         "Replica_IO_Running": "Yes" if s.io_running else "No",
-        # binhub applies nothing: it has no SQL thread, only the stored binlog it serves on.
-        "Replica_SQL_Running": "No",
+        # binhub applies nothing; its "SQL thread" is the store: an event is executed once it is durable,
+        # so it runs exactly when the relay does and never lags it (Exec = Read position, 0 s behind);
+        # monitors (MaxScale, proxies, MHA) would read IO=Yes with SQL=No as broken replication.
+        "Replica_SQL_Running": "Yes" if s.io_running else "No",
         "Replicate_Do_DB": "", "Replicate_Ignore_DB": "", "Replicate_Do_Table": "", "Replicate_Ignore_Table": "",
         "Replicate_Wild_Do_Table": "", "Replicate_Wild_Ignore_Table": "",
         "Last_Errno": 0, "Last_Error": "", "Skip_Counter": 0,
@@ -184,14 +186,16 @@ def _values(s: ReplicaStatus, *, mariadb: bool) -> dict[str, Value]:
         "Until_Condition": "None", "Until_Log_File": "", "Until_Log_Pos": 0,
         "Source_SSL_Allowed": "Yes" if src.ssl else "No", "Source_SSL_CA_File": "", "Source_SSL_CA_Path": "",
         "Source_SSL_Cert": "", "Source_SSL_Cipher": "", "Source_SSL_Key": "",
-        "Seconds_Behind_Source": None,  # NULL, as both servers show it without a running SQL thread
+        "Seconds_Behind_Source": 0 if s.io_running else None,  # NULL without a running "SQL thread", as servers do
         "Source_SSL_Verify_Server_Cert": "Yes" if src.ssl_verify_server_cert else "No",
         "Last_IO_Errno": 0, "Last_IO_Error": "", "Last_SQL_Errno": 0, "Last_SQL_Error": "",
         "Replicate_Ignore_Server_Ids": "",
         "Source_Server_Id": up.server_id if up is not None else 0,
         "Source_UUID": up.server_uuid if up is not None else "",
         "Source_Info_File": s.info_file, "SQL_Delay": 0, "SQL_Remaining_Delay": None,
-        "Replica_SQL_Running_State": "",
+        "Replica_SQL_Running_State": "" if not s.io_running else (
+            "Slave has read all relay log; waiting for more updates" if mariadb
+            else "Replica has read all relay log; waiting for more updates"),
         "Source_Retry_Count": 0,  # the relay reconnects forever (MySQL's 0 = no limit)
         "Source_Bind": "", "Last_IO_Error_Timestamp": "", "Last_SQL_Error_Timestamp": "",
         "Source_SSL_Crl": "", "Source_SSL_Crlpath": "",

@@ -189,13 +189,14 @@ def _check_binhub_slave_status(primary_db: PrimaryDb, hub: Binhub, relay: subpro
     primary = primary_db.sandbox
     st = wait_until(caught_up, timeout=30, message="binhub's SHOW SLAVE STATUS did not reach the primary's position")
     assert (st["Master_Host"], st["Master_Port"], st["Master_User"]) == ("127.0.0.1", primary.port, primary.repl_user)
-    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "No"), st
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Seconds_Behind_Master"]) == ("Yes", "Yes", 0), st
     assert st["Exec_Master_Log_Pos"] == st["Read_Master_Log_Pos"] and st["Relay_Log_File"] == st["Master_Log_File"]
     assert st["Master_Server_Id"] == 1 and st["Gtid_IO_Pos"] == primary_db.position()[2], st
     assert primary.repl_password not in str(st.values())
     stop_relay(relay)  # the relay (another process) lets go of the store's lock
     st = hub_status()
     assert (st["Slave_IO_Running"], st["Slave_IO_State"], st["Master_Host"]) == ("No", "", "127.0.0.1"), st
+    assert (st["Slave_SQL_Running"], st["Seconds_Behind_Master"]) == ("No", None), st
 
 
 def test_chained_binhub_and_restart(primary_db: PrimaryDb, replicas: list[Sandbox], tmp_path: Path) -> None:

@@ -464,10 +464,11 @@ def test_mariadb_slave_status_shows_the_upstream_and_the_stored_position(mariadb
     assert st["Master_Log_File"] == st["Relay_Log_File"] == st["Relay_Master_Log_File"] == file
     assert st["Read_Master_Log_Pos"] == st["Relay_Log_Pos"] == st["Exec_Master_Log_Pos"] == position == 1074
     assert st["Relay_Log_Space"] == 1074
-    # This store object is the writer (as in `binhub run`): the relay side runs; nothing is applied.
-    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "No")
+    # This store object is the writer (as in `binhub run`): the relay runs, and what it stores is "executed".
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
     assert st["Slave_IO_State"] == "Waiting for master to send event"
-    assert st["Seconds_Behind_Master"] is None and st["Last_IO_Errno"] == 0 and st["Last_IO_Error"] == ""
+    assert st["Slave_SQL_Running_State"] == "Slave has read all relay log; waiting for more updates"
+    assert st["Seconds_Behind_Master"] == 0 and st["Last_IO_Errno"] == 0 and st["Last_IO_Error"] == ""
     assert st["Master_Server_Id"] == 1 and st["Master_SSL_Allowed"] == "Yes" and st["Connect_Retry"] == 30
     assert st["Using_Gtid"] == "No" and st["Gtid_IO_Pos"] == run(h, "SELECT @@gtid_binlog_pos")[0][0] == "0-1-2"
     full = status(h, "SHOW ALL SLAVES STATUS")
@@ -512,6 +513,6 @@ def test_mysql_replica_status_shows_gtid_sets_and_the_source_uuid(mysql_store: B
     assert (new["Source_Host"], new["Source_Port"], new["Source_UUID"]) == ("db1.example", 3310, UUID)
     assert [new["Source_Log_File"], new["Read_Source_Log_Pos"]] == list(run(h, "SHOW MASTER STATUS")[0][:2])
     assert new["Retrieved_Gtid_Set"] == new["Executed_Gtid_Set"] == executed != ""
-    assert (new["Replica_IO_Running"], new["Replica_SQL_Running"], new["Auto_Position"]) == ("Yes", "No", 0)
-    assert new["Replica_IO_State"] == "Waiting for source to send event" and new["Seconds_Behind_Source"] is None
+    assert (new["Replica_IO_Running"], new["Replica_SQL_Running"], new["Auto_Position"]) == ("Yes", "Yes", 0)
+    assert new["Replica_IO_State"] == "Waiting for source to send event" and new["Seconds_Behind_Source"] == 0
     assert old["Master_UUID"] == UUID and old["Slave_IO_Running"] == "Yes"
