@@ -37,6 +37,7 @@ from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
 from binhub.serve.follower import Batch, StoreFollower, hub_for
+from binhub.serve.metrics import inc_if_registered
 from binhub.serve.start import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
     DumpError,
@@ -122,13 +123,6 @@ async def serve_dump(ctx: DumpContext) -> None:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().strip("'\"").lower() in {"1", "on", "true", "yes"}
-
-
-def _inc(metrics: Any, name: str, amount: float = 1) -> None:
-    # The serve metrics are registered by the server's metrics module; absent ones are skipped.
-    counter = getattr(metrics, name, None) if metrics is not None else None
-    if counter is not None:
-        counter.inc(amount)
 
 
 def _frame_span(data: bytes, seq: int, drop: int, file: str, start: int) -> tuple[bytes, int, int, int, int]:
@@ -229,7 +223,7 @@ class DumpSession:
 
     async def _send_error(self, code: int, message: str) -> None:
         LOG.warning("dump of replica %s refused: %s", self.replica_id, message)
-        _inc(self.metrics, "serve_dump_errors")
+        inc_if_registered(self.metrics, "serve_dump_errors")
         if self.conn.closed:
             return
         with contextlib.suppress(Exception):
@@ -249,7 +243,7 @@ class DumpSession:
                 with contextlib.suppress(BinhubError, ValueError):
                     ack = SemisyncAck.parse(payload)
                     self.acks += 1
-                    _inc(self.metrics, "semisync_acks")
+                    inc_if_registered(self.metrics, "semisync_acks")
                     LOG.debug("semi-sync ack from replica %s: %s:%d", self.replica_id, ack.filename, ack.position)
             elif payload[0] == 0x01:  # COM_QUIT
                 return
@@ -466,7 +460,7 @@ class DumpSession:
         return [self._heartbeat(self.file, pos)]
 
     def _heartbeat(self, file: str, pos: int) -> bytes:
-        _inc(self.metrics, "serve_heartbeats")
+        inc_if_registered(self.metrics, "serve_heartbeats")
         build = preamble.heartbeat_v2 if self.heartbeat_v2 else preamble.heartbeat_v1
         return build(file, pos, self.server_id, crc=self.crc)
 
@@ -512,8 +506,8 @@ class DumpSession:
         self.pos = end
         self.events += count
         self.bytes += nbytes
-        _inc(self.metrics, "dump_events", count)
-        _inc(self.metrics, "dump_bytes", nbytes)
+        inc_if_registered(self.metrics, "dump_events", count)
+        inc_if_registered(self.metrics, "dump_bytes", nbytes)
         return True
 
     # -- writing --------------------------------------------------------------------------------
@@ -529,8 +523,8 @@ class DumpSession:
         n = sum(len(e) for e, _ in out)
         self.events += len(out)
         self.bytes += n
-        _inc(self.metrics, "dump_events", len(out))
-        _inc(self.metrics, "dump_bytes", n)
+        inc_if_registered(self.metrics, "dump_events", len(out))
+        inc_if_registered(self.metrics, "dump_bytes", n)
         if not self.semisync:
             self.conn.write_packets([b"\x00" + e for e, _ in out])
             await self.conn.drain()
@@ -548,7 +542,7 @@ class DumpSession:
             self.conn.sequence = 1
             if last + 1 < len(head):
                 self.conn.write_packets(head[last + 1:])
-            _inc(self.metrics, "serve_semisync_requests")
+            inc_if_registered(self.metrics, "serve_semisync_requests")
         await self.conn.drain()
 
 

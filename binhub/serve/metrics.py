@@ -7,11 +7,20 @@ They live here rather than in :mod:`binhub.ops.metrics` because only the server 
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge
 
 from binhub.ops.metrics import Metrics
 
-__all__ = ["ServeMetrics"]
+__all__ = ["ServeMetrics", "inc_if_registered"]
+
+
+def inc_if_registered(metrics: Any, name: str, amount: float = 1) -> None:
+    """Add ``amount`` to the counter ``name`` of ``metrics``; one that is absent (or no metrics) is skipped."""
+    counter = getattr(metrics, name, None) if metrics is not None else None
+    if counter is not None:
+        counter.inc(amount)
 
 
 class ServeMetrics:
