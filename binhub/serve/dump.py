@@ -9,9 +9,9 @@ untouched from a :class:`~binhub.serve.follower.StoreFollower`:
 * events go out a span (up to a MiB) at a time, then one ``drain``: the per-session backpressure,
   so a slow replica only slows its own task. Past its start, a replica gets spans of the file
   framed once and shared with every replica at the same place (``_write_plain``);
-* GTID skipping: transactions the replica has are not sent (MySQL: in its GTID set; MariaDB: up to
-  the GTID of ``@slave_connect_state`` per domain). MySQL marks the end of a skipped run with a
-  heartbeat, MariaDB with an artificial GTID_LIST, as the primaries do;
+* what the replica gets of those events, given its start (GTID skipping, each file's FDE,
+  ANNOTATE_ROWS, the announcements of skipped runs) is decided by an
+  :class:`~binhub.serve.selector.EventSelector`;
 * heartbeats (v1, or v2 when a MySQL replica sets dump flag bit 1) after ``@master_heartbeat_period``
   without events, naming the file and position the replica has reached;
 * ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent.
@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from binhub._speedups import frame_events
-from binhub.binlog.constants import HEADER_SIZE, EventType
-from binhub.binlog.events import GtidEvent, decode_event
-from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
-from binhub.binlog.transaction import TransactionTracker
+from binhub.binlog.constants import HEADER_SIZE
+from binhub.binlog.gtid import MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
-from binhub.serve.follower import Batch, StoreFollower, hub_for
+from binhub.serve.follower import StoreFollower, hub_for
 from binhub.serve.metrics import inc_if_registered
+from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
 from binhub.serve.start import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
     DumpError,
@@ -57,18 +56,10 @@ LOG = logging.getLogger("binhub.serve.dump")
 
 NON_BLOCK = 0x01
 FLAG_BIT1 = 0x02  # MariaDB COM_BINLOG_DUMP: send ANNOTATE_ROWS; MySQL: heartbeat v2
-MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
-MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2
-MARIA_SLAVE_CAPABILITY_GTID = 4
 BATCH_BYTES = 1 << 20
 #: A replica asking for a place the store has not reached waits this long for the relay by default.
 REPLICA_AHEAD_WAIT = 30.0
 
-_FDE = int(EventType.FORMAT_DESCRIPTION)
-_ANNOTATE = int(EventType.MARIA_ANNOTATE_ROWS)
-_MARIA_GTID = int(EventType.MARIA_GTID)
-_MYSQL_GTIDS = frozenset((int(EventType.GTID), int(EventType.GTID_TAGGED), int(EventType.ANONYMOUS_GTID)))
-_MARIA_GTID_BODY = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
 
 
@@ -165,16 +156,6 @@ class DumpSession:
         self.checksum_aware = declared is not None
         self.rotate_crc = (declared or "").strip("'\"").upper() == "CRC32"
         self.holder = f"dump of replica {self.replica_id} (connection {ctx.state.connection_id})"
-        # Stream state: what the replica has been told.
-        self.crc = self.rotate_crc
-        self.file = ""
-        self.pos = 4
-        self.tracker = TransactionTracker()
-        self.skipping = False
-        self.skipped_end = 0  # MySQL: end of a skipped run not yet announced with a heartbeat
-        self.reached = True  # GTID mode: the replica's start position has been reached
-        self.fake_gtid_list = False
-        self.plan: StartPlan | None = None
         self.follower: StoreFollower | None = None
         self.acks = 0
         self.events = 0
@@ -303,17 +284,16 @@ class DumpSession:
     async def _stream(self) -> None:
         plan = await self._plan()
         self._check_replica(plan)
-        self.plan = plan
-        # GTID mode: until the replica's position is reached, an FDE goes out with ``created`` zeroed.
-        self.reached = not plan.gtid_mode or (plan.mysql_exclude is None and not plan.mariadb_pending)
         head = read_head(self.store, plan.file)
-        self.file, self.pos = plan.file, plan.rotate_position
+        selector = EventSelector(plan, flavour=self.flavour, server_id=self.server_id,
+                                 crc=head.crc if plan.mid_file else self.rotate_crc,
+                                 send_annotate=self.send_annotate, capability=self.capability,
+                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics)
         # The dump command opened the exchange with sequence id 0: the stream continues from 1.
         self.conn.sequence = 1
         out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]
         start = plan.position
         if plan.mid_file:
-            self.crc = head.crc
             out.append(preamble.dump_fde(head.fde, zero_log_pos=True, zero_created=True, crc=head.crc))
         elif plan.jumps:
             start = 4  # the head (FDE, PREVIOUS_GTIDS / GTID_LIST, checkpoints) first, then the jump
@@ -329,161 +309,41 @@ class DumpSession:
         while True:
             if not await follower.ready(timeout):
                 if self.non_block:
-                    self._send(self._announce_skipped())
+                    self._send(selector.announce_skipped())
                     self.conn.write_packets([EofPacket().build()])
                     await self.conn.drain()
                     return
-                self._send(self._announce_skipped() or [self._heartbeat(self.file, self.pos)])
+                self._send(selector.announce_skipped() or [selector.heartbeat()])
                 await self.conn.drain()
                 continue
-            if not jump_pending and await self._write_plain(follower):
+            if not jump_pending and await self._write_plain(follower, selector):
                 await self.conn.drain()
                 continue
             # A file's FDE is read alone: the rest of the file can then take the plain path.
             batch = await follower.read(0, max_bytes=HEADER_SIZE if follower.position == 4 else BATCH_BYTES)
-            events, jump_now = self._process(batch, jump_pending)
+            events, jump_now = selector.select(batch, jump_pending)
             if jump_now:
                 jump_pending = False
                 follower.seek(plan.position)
-                if self.flavour == "mysql":
-                    self.skipped_end = plan.position
+                selector.jumped(plan.position)
             await self._write(events)
 
-    def _process(self, batch: Batch, jump_pending: bool) -> tuple[list[tuple[bytes | memoryview, bool]], bool]:
-        """Turn a batch into (event, ends a transaction) pairs; True as well if the jump is due.
-
-        File events stay views of the (immutable) batch: they are copied once, when framed.
-        """
-        out: list[tuple[bytes | memoryview, bool]] = []
-        plan = self.plan
-        assert plan is not None
-        for offset, ev in batch.events:
-            if jump_pending and batch.file == plan.file and offset >= plan.head_end:
-                return out, True
-            kind = ev[4]
-            end = offset + len(ev)
-            if offset == 4 and kind == _FDE:
-                if batch.file != self.file:
-                    # A file switch: MariaDB's fake ROTATE carries the previous file's checksum setting.
-                    out.append((preamble.fake_rotate(batch.file, 4, self.server_id, crc=self.crc), False))
-                self.file = batch.file
-                self.crc = preamble.fde_checksum(ev)
-                self.tracker = TransactionTracker()
-                zero_created = plan.gtid_mode and not self.reached
-                out.append((preamble.dump_fde(ev, zero_log_pos=False, zero_created=zero_created, crc=self.crc),
-                            False))
-                self.pos = end
-                continue
-            self.file = batch.file
-            send = self._filter(kind, ev)
-            done = self.tracker.transactions
-            boundary = self.tracker.feed(ev, 4 if self.crc else 0)
-            ends_txn = boundary and self.tracker.transactions != done
-            self.pos = end
-            if self.skipping:
-                if boundary:
-                    self.skipping = False
-                    if self.fake_gtid_list:
-                        # mariadbd: once the group holding the requested GTID has been skipped.
-                        self.fake_gtid_list = False
-                        out.append((self._gtid_list_event(end), False))
-                if self.flavour == "mysql":
-                    self.skipped_end = end
-                continue
-            if not send:
-                continue
-            if self.skipped_end:
-                out.extend((p, False) for p in self._announce_skipped())
-            out.append((ev, ends_txn))
-            if self.fake_gtid_list:
-                # mariadbd: right after the first event past the requested GTID (a gap before it).
-                self.fake_gtid_list = False
-                out.append((self._gtid_list_event(end), False))
-        return out, False
-
-    def _filter(self, kind: int, ev: memoryview) -> bool:
-        """Whether to send ``ev``; starts a skipped group when the replica already has it."""
-        plan = self.plan
-        assert plan is not None
-        if kind == _MARIA_GTID and plan.gtid_mode:
-            return self._mariadb_gtid(ev)
-        if kind in _MYSQL_GTIDS and plan.mysql_exclude is not None:
-            gtid = None
-            if kind != EventType.ANONYMOUS_GTID:
-                event = decode_event(bytes(ev), None, checksum_size=4 if self.crc else 0)
-                gtid = event.gtid if isinstance(event, GtidEvent) else None
-            if gtid is not None and gtid in plan.mysql_exclude:
-                self.skipping = True
-                return False
-            self.reached = True
-            return True
-        if kind == _ANNOTATE and not self.send_annotate:
-            # mariadbd: a replica that tolerates holes gets none; one that only knows the event gets it.
-            return self.capability < MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
-        return True
-
-    def _mariadb_gtid(self, ev: memoryview) -> bool:
-        plan = self.plan
-        assert plan is not None
-        seq_no, domain = _MARIA_GTID_BODY.unpack_from(ev, 19)
-        server = _U32.unpack_from(ev, 5)[0]
-        plan.mariadb_state[(domain, server)] = seq_no
-        req = plan.mariadb_pending.get(domain)
-        if req is None:
-            return True
-        skip = server != req.server_id or seq_no <= req.seq_no
-        if server == req.server_id and seq_no >= req.seq_no:
-            if plan.strict and seq_no > req.seq_no:
-                raise DumpError(f"The binlog on the master is missing the GTID {req} requested by the slave (even "
-                                "though both a prior and a subsequent sequence number does exist), and GTID "
-                                "strict mode is enabled")
-            self.fake_gtid_list = True
-            del plan.mariadb_pending[domain]
-            self.reached = not plan.mariadb_pending
-        if skip:
-            self.skipping = True
-            return False
-        return True
-
-    def _gtid_list_event(self, log_pos: int) -> bytes:
-        """The artificial GTID_LIST MariaDB sends once the requested position is reached."""
-        plan = self.plan
-        assert plan is not None
-        gtids = [MariadbGtid(d, s, n) for (d, s), n in sorted(plan.mariadb_state.items())]
-        return preamble.gtid_list(gtids, self.server_id, log_pos=log_pos, crc=self.crc)
-
-    def _announce_skipped(self) -> list[bytes]:
-        """MySQL: a heartbeat at the end of a skipped run, so the replica's position moves past it."""
-        if not self.skipped_end:
-            return []
-        pos, self.skipped_end = self.skipped_end, 0
-        return [self._heartbeat(self.file, pos)]
-
-    def _heartbeat(self, file: str, pos: int) -> bytes:
-        inc_if_registered(self.metrics, "serve_heartbeats")
-        build = preamble.heartbeat_v2 if self.heartbeat_v2 else preamble.heartbeat_v1
-        return build(file, pos, self.server_id, crc=self.crc)
-
     # -- the plain path: a replica past its start gets every event as it is ------------------------
-    async def _write_plain(self, follower: StoreFollower) -> bool:
+    async def _write_plain(self, follower: StoreFollower, selector: EventSelector) -> bool:
         """Send the next span of the file untouched if nothing in it needs a decision.
 
         Once a replica has reached its start, nothing is skipped any more (MariaDB; MySQL GTID dumps
-        always take ``_process``), so a span of the file is its events framed as packets. The framed
-        span is built once (in C where the extension is built) and shared through the hub by every
-        replica at the same position with the same next sequence id, the common case of a fan-out
-        (same preamble, same span boundaries): a replica then costs a dict lookup and a zero-copy
-        socket write per MiB, not a pass over its events. False leaves the span to ``_process``
-        (a file's FDE, a decision to make, a connection that cannot share buffers).
+        always take ``selector.select``), so a span of the file is its events framed as packets. The
+        framed span is built once (in C where the extension is built) and shared through the hub by
+        every replica at the same position with the same next sequence id, the common case of a
+        fan-out (same preamble, same span boundaries): a replica then costs a dict lookup and a
+        zero-copy socket write per MiB, not a pass over its events. False leaves the span to
+        ``selector.select`` (a file's FDE, a decision to make, a connection that cannot share buffers).
         """
-        plan = self.plan
         write = getattr(self.conn, "write_shared", None)
-        if (write is None or plan is None or self.semisync or self.skipping or self.fake_gtid_list
-                or self.skipped_end or plan.mysql_exclude is not None or plan.mariadb_pending
-                or follower.file != self.file or follower.position == 4):
+        if write is None or self.semisync or not selector.passes_span(follower.file, follower.position):
             return False
-        drop = (_ANNOTATE if not self.send_annotate and self.capability >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
-                else -1)
+        drop = selector.dropped_type
         seq = self.conn.sequence
         file, start = follower.file, follower.position
 
@@ -503,7 +363,7 @@ class DumpSession:
         follower.seek(end)
         if packets:
             write(framed, packets)
-        self.pos = end
+        selector.pos = end
         self.events += count
         self.bytes += nbytes
         inc_if_registered(self.metrics, "dump_events", count)
@@ -517,7 +377,7 @@ class DumpSession:
             prefix = b"\x00" + bytes((SEMISYNC_MAGIC, 0)) if self.semisync else b"\x00"
             self.conn.write_packets([prefix + e for e in events])
 
-    async def _write(self, out: list[tuple[bytes | memoryview, bool]]) -> None:
+    async def _write(self, out: list[Selected]) -> None:
         if not out:
             return
         n = sum(len(e) for e, _ in out)
