@@ -14,7 +14,7 @@ import pymysql
 import pytest
 from click.testing import CliRunner
 
-import binhub.sandbox.server as sandbox_server
+import binhub.sandbox.binaries as binaries_module
 from binhub.cli.sandbox import sandbox as sandbox_cli
 from binhub.errors import SandboxError
 from binhub.sandbox import MAX_SOCKET_PATH, Sandbox, SandboxSpec, find_server_binary
@@ -118,7 +118,7 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
 
     # The CLI turns it into one sentence on stderr and a non-zero exit.
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(sandbox_server, "FALLBACK_DIRS", ())
+    monkeypatch.setattr(binaries_module, "FALLBACK_DIRS", ())
     result = CliRunner().invoke(sandbox_cli, ["start", "--name", "nobin", "--base-dir", str(tmp_path / "sb")])
     assert result.exit_code != 0
     assert "mariadbd not found" in result.stderr and "apt-get install mariadb-server" in result.stderr
