@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import platform
 import resource
@@ -409,14 +410,7 @@ def generate_binlog(sb: Sandbox, size: int, *, small_share: float = 0.3, connect
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=small_worker, daemon=True) for _ in range(max(1, connections - 1))]
-    threads.append(threading.Thread(target=large_worker, daemon=True))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
+    run_threads([small_worker] * max(1, connections - 1) + [large_worker], failures)
     # Top up with small transactions if the estimate fell short.
     with admin.cursor() as cur:
         while binlog_total(sb) < size:
@@ -624,14 +618,19 @@ def grow_binlog_bulk(sb: Sandbox, size: int, *, batch_rows: int = 100000, connec
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(max(1, connections))]
+    run_threads([functools.partial(worker, k) for k in range(max(1, connections))], failures)
+    return time.perf_counter() - began
+
+
+def run_threads(targets: Sequence[Callable[[], None]], failures: list[BaseException]) -> None:
+    """Run ``targets`` in threads until all end; re-raise the first exception they put in ``failures``."""
+    threads = [threading.Thread(target=t, daemon=True) for t in targets]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if failures:
         raise failures[0]
-    return time.perf_counter() - began
 
 
 def percentile(values: Sequence[float], q: float) -> float:

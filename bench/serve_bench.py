@@ -60,6 +60,7 @@ from bench.common import (  # noqa: E402
     proc_written,
     redact,
     rss_mib,
+    run_threads,
     start_primary,
     wait_port,
 )
@@ -324,11 +325,7 @@ def fill_small(sb: Sandbox, nbytes: int, connections: int = 2) -> None:
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([worker] * connections, [])
 
 
 def binhub_run_config(dir_: Path, sb: Sandbox, start_gtid: str, port: int, user: str, password: str) -> Path:

@@ -56,7 +56,7 @@ from binhub.wire.messages import (
     ResultSet,
     ResultSetParser,
 )
-from binhub.wire.packet import PacketReader, Payload, frame
+from binhub.wire.packet import PacketReader, Payload, frame, frame_many
 
 _unpack_header = struct.Struct("<I").unpack_from  # 3-byte length + 1-byte sequence id in one call
 
@@ -512,9 +512,5 @@ def _send_payloads(protocol: _UpstreamProtocol, payloads: Sequence[bytes]) -> No
     if transport is None or transport.is_closing():
         raise protocol.error or ConnectionFailed(f"connection to upstream {protocol.where} is closed")
     reader = protocol.reader
-    for payload in payloads:
-        data, reader.seq = frame(payload, reader.seq)
-        if isinstance(data, list):
-            transport.writelines(data)
-        else:
-            transport.write(data)
+    parts, reader.seq = frame_many(payloads, reader.seq)
+    transport.writelines(parts)

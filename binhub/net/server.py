@@ -42,7 +42,7 @@ from collections.abc import Callable
 
 from binhub.errors import BinhubError, ConnectionFailed, MalformedPacket, ProtocolError
 from binhub.wire.handshake import is_ssl_request
-from binhub.wire.packet import PacketReader, frame
+from binhub.wire.packet import PacketReader, frame_many
 
 __all__ = ["READ_HIGH_WATER", "ServerConnection", "ServerProtocol"]
 
@@ -274,15 +274,7 @@ class ServerConnection:
         transport = self._protocol.transport
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
-        seq = self.sequence
-        chunks: list[bytes | memoryview] = []
-        for payload in payloads:
-            data, seq = frame(payload, seq)
-            if isinstance(data, list):
-                chunks.extend(data)
-            else:
-                chunks.append(data)
-        self.sequence = seq
+        chunks, self.sequence = frame_many(payloads, self.sequence)
         if self._direct is not None:
             self._direct.write_parts(chunks)
         else:
@@ -318,9 +310,7 @@ class ServerConnection:
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark (backpressure)."""
         if self._direct is not None:
-            await self._direct.drain()
-            if self._protocol.error is not None and self.closed:
-                raise self._protocol.error
+            await self._direct.drain()  # a failed writer aborts the transport: the line below raises
         await self._protocol.drain()
 
     async def start_tls(self, ctx: ssl.SSLContext) -> None:

@@ -95,8 +95,7 @@ class DumpServer(Protocol):
     store: BinlogStore
     server_id: int
     metrics: Any
-    # How long a replica ahead of the store waits for the relay (``StoreBehind``); absent: the default.
-    # replica_ahead_wait: float
+    replica_ahead_wait: float  # how long a replica ahead of the store waits for the relay (``StoreBehind``)
 
 
 @dataclass
@@ -265,7 +264,7 @@ class DumpSession:
         (``slave_net_timeout``, 60 s by default); past it the replica gets the error.
         """
         loop = asyncio.get_running_loop()
-        wait = float(getattr(self.server, "replica_ahead_wait", REPLICA_AHEAD_WAIT))
+        wait = self.server.replica_ahead_wait
         deadline = loop.time() + wait
         announced = False
         while True:

@@ -330,6 +330,7 @@ class StoreFollower:
         self.holder = holder
         self._fd: int | None = None
         self._closed_size: int | None = None  # the size of the current file once it is complete
+        self._ready_end = 0  # how far the current file was readable at the last ready()
         self._closed = False
         self._lease: ReaderLease | None = None
         if lease:
@@ -353,6 +354,7 @@ class StoreFollower:
                 raise FollowerClosed(f"follower of {self.file} was closed")
             end, complete = self._readable_end()
             if self.position < end:
+                self._ready_end = end  # read()/read_raw() reuse it: a serve-only process reads it from disk
                 return True
             if complete and self._advance():
                 continue
@@ -368,15 +370,14 @@ class StoreFollower:
         """
         if not await self.ready(timeout):
             return Batch(self.file, [], self.position)
-        end, _ = self._readable_end()
+        end = self._ready_end
         return await self._read_events(min(end, self.position + max_bytes), end)
 
     async def read_raw(self, max_bytes: int = CHUNK_SIZE) -> bytes:
         """Up to ``max_bytes`` from ``position`` on, never past the durable end, not cut at an event
         boundary: for a caller that parses them itself and then ``seek``s. Call after ``ready()``."""
-        assert self._fd is not None
-        end, _ = self._readable_end()
-        return await self.hub.read(self._fd, self.file, self.position, min(end, self.position + max_bytes))
+        assert self._fd is not None and self.position < self._ready_end
+        return await self.hub.read(self._fd, self.file, self.position, min(self._ready_end, self.position + max_bytes))
 
     def caught_up(self) -> bool:
         """True when everything durable has been read (the next ``read`` would wait)."""
@@ -407,6 +408,7 @@ class StoreFollower:
             os.close(self._fd)
         self._fd = fd
         self._closed_size = None
+        self._ready_end = 0
 
     def _readable_end(self) -> tuple[int, bool]:
         """(how far this file may be read, whether the file is complete)."""

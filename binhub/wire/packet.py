@@ -12,6 +12,7 @@ gathered in a ``bytearray`` and copied out once.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from binhub.errors import MalformedPacket
 from binhub.wire.constants import MAX_PACKET_PAYLOAD
@@ -46,6 +47,18 @@ def frame(payload: bytes | bytearray | memoryview, seq: int) -> tuple[list[Paylo
         pos += chunk
         if chunk < MAX_PACKET_PAYLOAD:
             return out, seq
+
+
+def frame_many(payloads: Iterable[bytes | bytearray | memoryview], seq: int) -> tuple[list[Payload], int]:
+    """Frame consecutive ``payloads`` from sequence id ``seq``: (parts to ``writelines``, next seq)."""
+    parts: list[Payload] = []
+    for payload in payloads:
+        data, seq = frame(payload, seq)
+        if isinstance(data, list):
+            parts.extend(data)
+        else:
+            parts.append(data)
+    return parts, seq
 
 
 class PacketReader:

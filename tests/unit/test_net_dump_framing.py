@@ -19,7 +19,7 @@ from binhub.errors import MalformedPacket
 from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
-from binhub.wire.packet import frame
+from binhub.wire.packet import frame_many
 
 
 @pytest.fixture(autouse=True, params=sorted(IMPLEMENTATIONS))
@@ -48,11 +48,7 @@ class _Transport(asyncio.Transport):
 
 
 def _stream(payloads: list[bytes], seq: int = 1) -> bytes:
-    out = []
-    for p in payloads:
-        data, seq = frame(p, seq)
-        out.append(data if isinstance(data, bytes) else b"".join(data))
-    return b"".join(out)
+    return b"".join(frame_many(payloads, seq)[0])
 
 
 def _protocol(semisync: bool = False) -> tuple[_UpstreamProtocol, _Transport]:

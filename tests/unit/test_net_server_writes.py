@@ -19,7 +19,7 @@ import pytest
 
 from binhub.errors import ConnectionFailed
 from binhub.net.server import DIRECT_LOW_WATER, ServerConnection, ServerProtocol
-from binhub.wire.packet import frame
+from binhub.wire.packet import frame_many
 
 
 @dataclass
@@ -47,11 +47,7 @@ async def pair() -> AsyncIterator[Pair]:
 
 
 def _framed(payloads: list[bytes], seq: int) -> bytes:
-    out = []
-    for p in payloads:
-        data, seq = frame(p, seq)
-        out.append(data if isinstance(data, bytes) else b"".join(data))
-    return b"".join(out)
+    return b"".join(frame_many(payloads, seq)[0])
 
 
 async def test_order_is_kept_across_shared_spans_and_packets(pair: Pair) -> None:

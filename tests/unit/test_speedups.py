@@ -23,7 +23,7 @@ from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
 from binhub.relay.ingest import _SLOW_TYPE_TABLE
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
-from binhub.wire.packet import frame
+from binhub.wire.packet import frame_many
 
 from ..conftest import TEST_DATA
 
@@ -71,11 +71,7 @@ def real_events(request: pytest.FixtureRequest) -> list[list[bytes]]:
 
 
 def _stream(payloads: list[bytes], seq: int = 1) -> bytes:
-    out = []
-    for p in payloads:
-        data, seq = frame(p, seq)
-        out.append(data if isinstance(data, bytes) else b"".join(data))
-    return b"".join(out)
+    return b"".join(frame_many(payloads, seq)[0])
 
 
 def _feed(stream: bytes, rng: random.Random, *, semisync: bool = False) -> tuple[list[bytes], int, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from binhub.errors import MalformedPacket
 from binhub.wire.constants import MAX_PACKET_PAYLOAD
-from binhub.wire.packet import PacketReader, frame
+from binhub.wire.packet import PacketReader, frame, frame_many
 
 
 def _wire(data: list[bytes] | bytes) -> bytes:
@@ -157,3 +157,13 @@ def test_reader_partial_header_kept() -> None:
     assert reader.feed(wire[:2]) == []
     assert reader.buffered == 2
     assert [bytes(p) for p in reader.feed(wire[2:])] == [b"abcdef"]
+
+
+def test_frame_many_is_frame_after_frame() -> None:
+    payloads = [b"a", b"", b"z" * (MAX_PACKET_PAYLOAD + 3), b"tail"]
+    parts, nxt = frame_many(payloads, 250)
+    expected, seq = b"", 250
+    for p in payloads:
+        data, seq = frame(p, seq)
+        expected += _wire(data)
+    assert b"".join(parts) == expected and nxt == seq == (250 + 5) & 0xFF
