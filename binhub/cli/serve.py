@@ -1,83 +1,75 @@
 """``binhub serve``: serve a store to replicas (and to other binhubs) until stopped.
 
+The daemon of ``binhub run`` with only the server: the same config loader (flags over
+``BINHUB_*`` environment variables over an optional ``--config`` file) and the same lifecycle.
 The store is opened read-only, so a relay may keep writing it from another process; readers
 follow it. For a relay and a server in one process, use ``binhub run`` with a ``[serve]`` section.
 """
 
 from __future__ import annotations
 
-import asyncio
-import signal
+import os
 from pathlib import Path
 
 import click
 
-from binhub.ops.config import DEFAULT_SERVE_LISTEN, DEFAULT_SERVER_ID
-from binhub.ops.logging import setup_logging
-from binhub.ops.parsers import parse_listen
-from binhub.serve.dump import REPLICA_AHEAD_WAIT
-from binhub.serve.server import BinlogServer
-from binhub.serve.users import UserDirectory, make_user
-from binhub.store import BinlogStore
+from binhub.cli.daemon_options import common_options, echo_error, flag_overrides
+from binhub.ops.daemon import Daemon, run_from_config
+
+FLAG_KEYS = {
+    "listen": "serve.listen",
+    "user_name": "serve.user",
+    "password": "serve.password",
+    "users_file": "serve.users_file",
+    "server_id": "serve.server_id",
+    "tls_cert": "serve.tls_cert",
+    "tls_key": "serve.tls_key",
+    "default_auth": "serve.default_auth",
+    "replica_ahead_wait": "serve.replica_ahead_wait",
+    "tls": "serve.tls",
+}
 
 
 @click.command("serve")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The store to serve.")
-@click.option("--listen", default=DEFAULT_SERVE_LISTEN, show_default=True, metavar="HOST:PORT",
-              help="Address to listen on (port 0 picks a free one, printed at start).")
+@common_options(config_required=False)
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Address to listen on (default 127.0.0.1:3307; port 0 picks a free one, printed at start).")
 @click.option("--user", "user_name", default=None, help="A single user, kept in memory only (with --password).")
-@click.option("--password", default=None, envvar="BINHUB_SERVE_PASSWORD",
+@click.option("--password", default=None,
               help="Password of --user (or BINHUB_SERVE_PASSWORD; prompted for when absent).")
 @click.option("--users", "users_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Users file written by `binhub user add`.")
-@click.option("--server-id", type=click.IntRange(1, 2**32 - 1), default=DEFAULT_SERVER_ID, show_default=True,
-              help="binhub's server_id towards its replicas (must differ from theirs).")
+@click.option("--server-id", type=click.IntRange(1, 2**32 - 1), default=None,
+              help="binhub's server_id towards its replicas (must differ from theirs; default: [relay] "
+              "server_id, else 1001).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--default-auth", type=click.Choice(["auto", "mysql_native_password", "caching_sha2_password"]),
-              default="auto", show_default=True,
-              help="Auth plugin the greeting names (auto: native for MariaDB stores, caching_sha2 for MySQL 8+).")
-@click.option("--replica-ahead-wait", type=click.FloatRange(min=0), default=REPLICA_AHEAD_WAIT, show_default=True,
-              metavar="SECONDS", help="A replica asking for a GTID or position the store has not reached yet "
-              "waits this long for the relay before it gets error 1236 (0: at once, as a primary does).")
-@click.option("--no-tls", is_flag=True, help="Do not offer TLS (by default a self-signed pair is generated).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
-def serve(data_dir: Path, listen: str, user_name: str | None, password: str | None, users_file: Path | None,
-          server_id: int, tls_cert: Path | None, tls_key: Path | None, default_auth: str, replica_ahead_wait: float,
-          no_tls: bool, log_level: str, log_format: str) -> None:
-    """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM."""
-    if (user_name is None) == (users_file is None):
-        raise click.UsageError("give either --user (and --password) or --users FILE")
-    if (tls_cert is None) != (tls_key is None):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    host, port = parse_listen(listen, key="--listen")
-    if user_name is not None:
-        if password is None:
-            password = click.prompt(f"password for {user_name}", hide_input=True)
-        users = UserDirectory(users=[make_user(user_name, password)])
-    else:
-        assert users_file is not None
-        if not users_file.exists():
-            raise click.UsageError(f"{users_file} does not exist; create it with `binhub user add --users {users_file} NAME`")
-        users = UserDirectory(users_file)
-    setup_logging(log_level, log_format)
-    store = BinlogStore.open_readonly(data_dir)
-    server = BinlogServer(store, users=users, server_id=server_id, host=host, port=port, tls=not no_tls,
-                          default_auth=None if default_auth == "auto" else default_auth,
-                          replica_ahead_wait=replica_ahead_wait,
-                          tls_cert=tls_cert, tls_key=tls_key)
-    asyncio.run(_run(server))
+              default=None, help="Auth plugin the greeting names (default auto: native for MariaDB stores, "
+              "caching_sha2 for MySQL 8+).")
+@click.option("--replica-ahead-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="A replica asking for a GTID or position the store has not reached yet waits this long "
+              "for the relay before it gets error 1236 (default 30; 0: at once, as a primary does).")
+@click.option("--tls/--no-tls", default=None,
+              help="Offer TLS to replicas (default: yes, with --tls-cert/--tls-key or a generated self-signed pair).")
+@click.pass_context
+def serve(ctx: click.Context, /, config_path: Path | None, **flags: object) -> None:
+    """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM.
+
+    Settings come from the flags, then BINHUB_SERVE_* / BINHUB_STORE_* environment variables,
+    then --config; a [relay] section there is ignored. The admin API runs only when asked for
+    (--http-listen or an [http] section). Exit status: 0 after a signal, 1 when the server fails,
+    2 for invalid settings.
+    """
+    users_file = flags["users_file"]
+    if isinstance(users_file, Path) and not users_file.exists():
+        raise click.UsageError(f"{users_file} does not exist; create it with `binhub user add --users {users_file} NAME`")
+    if flags["user_name"] is not None and flags["password"] is None and "BINHUB_SERVE_PASSWORD" not in os.environ:
+        flags["password"] = click.prompt(f"password for {flags['user_name']}", hide_input=True)
+    ctx.exit(run_from_config(config_path, flag_overrides(flags, FLAG_KEYS), service="serve", echo_error=echo_error,
+                             on_running=_announce))
 
 
-async def _run(server: BinlogServer) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    click.echo(f"binhub serving on {server.host}:{server.port}", err=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+def _announce(daemon: Daemon) -> None:
+    # With --listen HOST:0 this is how scripts learn the port.
+    click.echo(f"binhub serving on {daemon.services['serve'].status()['listen']}", err=True)

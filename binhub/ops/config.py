@@ -20,106 +20,44 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from binhub.errors import ConfigError
-from binhub.ops.parsers import SourceDSN, parse_duration, parse_listen, parse_size, parse_source_dsn
-from binhub.serve.dump import REPLICA_AHEAD_WAIT as DEFAULT_REPLICA_AHEAD_WAIT
+from binhub.ops.parsers import parse_duration, parse_listen, parse_size
+from binhub.relay.config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HEARTBEAT_PERIOD,
+    DEFAULT_RECONNECT_MAX_BACKOFF,
+    DEFAULT_SERVER_ID,
+    SSL_MODES,
+    RelayConfig,
+    SslMode,
+    parse_source_dsn,
+)
+from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
+from binhub.serve.users import User, make_user
+from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability import Durability
 
-__all__ = [
-    "DEFAULT_HTTP_LISTEN",
-    "DEFAULT_SERVER_ID",
-    "DEFAULT_SERVE_LISTEN",
-    "Config",
-    "Durability",
-    "HttpConfig",
-    "LogConfig",
-    "RelayConfig",
-    "RetentionConfig",
-    "ServeConfig",
-    "SourceDSN",
-    "StoreConfig",
-    "load_config",
-    "parse_duration",
-    "parse_listen",
-    "parse_size",
-    "parse_source_dsn",
-]
+__all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
+           "load_config"]
 
-# binhub registers with the upstream as a replica, so its server_id must differ from the primary's
-# and from every other replica's, including other binhub nodes (the primary silently disconnects
-# the older of two replicas sharing an id). 1001 stays clear of the small ids (1, 2, 3, ...) that
-# primaries and hand-numbered replicas usually get; set it explicitly whenever several run.
-DEFAULT_SERVER_ID = 1001
-DEFAULT_HEARTBEAT_PERIOD = 1.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_RECONNECT_MAX_BACKOFF = 30.0
 # Loopback by default: the admin API has no authentication.
 DEFAULT_HTTP_LISTEN = "127.0.0.1:9307"
-DEFAULT_SERVE_LISTEN = "127.0.0.1:3307"
 
-SslMode = Literal["disabled", "preferred", "required", "verify_ca"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
-SSL_MODES: tuple[SslMode, ...] = ("disabled", "preferred", "required", "verify_ca")
 LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+#: A service a command runs on its own (``binhub relay``, ``binhub serve``).
+ServiceName = Literal["relay", "serve"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Typed configuration
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionConfig:
-    """When old binlog files may be purged (or archived); ``None`` means no limit of that kind."""
-
-    max_age: float | None = None  # seconds
-    max_size: int | None = None  # bytes, all files together
-    max_files: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    data_dir: Path
-    durability: Durability = field(default_factory=Durability)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    archive_dir: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RelayConfig:
-    """The upstream connection. At most one of ``start_gtid``, ``start_file`` and ``from_now`` is set;
-    with none, the relay resumes where the store left off (or, on an empty store, applies its own
-    default)."""
-
-    source: SourceDSN
-    server_id: int = DEFAULT_SERVER_ID
-    start_gtid: str | None = None
-    start_file: str | None = None
-    start_pos: int | None = None
-    from_now: bool = False
-    semi_sync: bool = False
-    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    reconnect_max_backoff: float = DEFAULT_RECONNECT_MAX_BACKOFF
-    ssl_mode: SslMode = "preferred"
-    ssl_ca: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ServeConfig:
-    host: str
-    port: int
-    users_file: Path
-    server_id: int
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    default_auth: str | None = None  # the greeting's auth plugin; None: as the upstream's flavour
-    replica_ahead_wait: float = DEFAULT_REPLICA_AHEAD_WAIT  # a replica ahead of the store waits this long
+# Typed configuration: each service's own part (RelayConfig, ServeConfig, StoreConfig) lives in
+# the service's package; the daemon's own parts live here.
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +100,12 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "server_id": "int", "start_gtid": "str", "start_file": "str", "start_pos": "int",
         "from_now": "bool", "semi_sync": "bool", "heartbeat_period": "seconds",
         "connect_timeout": "seconds", "reconnect_max_backoff": "seconds",
-        "ssl_mode": "str", "ssl_ca": "path",
+        "ssl_mode": "str", "ssl_ca": "path", "until_caught_up": "bool",
     },
     "serve": {
-        "enabled": "bool", "listen": "str", "users_file": "path", "server_id": "int",
-        "tls_cert": "path", "tls_key": "path", "default_auth": "str", "replica_ahead_wait": "seconds",
+        "enabled": "bool", "listen": "str", "users_file": "path", "user": "str", "password": "str",
+        "server_id": "int", "tls": "bool", "tls_cert": "path", "tls_key": "path", "default_auth": "str",
+        "replica_ahead_wait": "seconds",
     },
     "http": {"enabled": "bool", "listen": "str"},
     "log": {"level": "str", "format": "str"},
@@ -285,6 +224,7 @@ def _flag_layer(overrides: Mapping[str, Any]) -> _Layer:
 # Coercion and validation
 
 
+_SECRETS = {"relay.password", "serve.password"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -300,7 +240,7 @@ class _Values:
 
     def section_given(self, section: str) -> bool:
         # BINHUB_RELAY_PASSWORD alone is a secret kept in the environment, not a wish for a relay.
-        return any(k.startswith(section + ".") and k != "relay.password" for k in self._merged)
+        return any(k.startswith(section + ".") and k not in _SECRETS for k in self._merged)
 
     def _raw(self, key: str) -> Any:
         return self._merged[key][0] if key in self._merged else None
@@ -429,17 +369,25 @@ def _read_password_file(key: str, path: Path) -> str:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
 
 
-def _relay(v: _Values) -> RelayConfig | None:
-    if not v.section_given("relay") or not v.get_bool("relay.enabled", True):
+def _wanted(v: _Values, section: ServiceName, service: ServiceName | None) -> bool:
+    """Whether a section's service runs: the one a command runs alone always does (and the other
+    never); under ``binhub run``, a section that is given and not disabled."""
+    if service is not None:
+        return section == service
+    return v.section_given(section) and v.get_bool(f"{section}.enabled", True)
+
+
+def _relay(v: _Values, service: ServiceName | None) -> RelayConfig | None:
+    if not _wanted(v, "relay", service):
         return None
     source = parse_source_dsn(v.required_str("relay.source", "the upstream, e.g. mysql://repl:pw@db1:3306"))
     password_file = v.path("relay.password_file")
     if v.has("relay.password") and password_file is not None:
         raise ConfigError("relay.password", "give either relay.password (BINHUB_RELAY_PASSWORD) or relay.password_file, not both")
     if password_file is not None:
-        source = _with_password(source, _read_password_file("relay.password_file", password_file))
+        source = source.with_password(_read_password_file("relay.password_file", password_file))
     elif v.has("relay.password"):
-        source = _with_password(source, v.get_str("relay.password") or "")
+        source = source.with_password(v.get_str("relay.password") or "")
 
     start_gtid = v.get_str("relay.start_gtid")
     start_file = v.get_str("relay.start_file")
@@ -479,11 +427,8 @@ def _relay(v: _Values) -> RelayConfig | None:
         reconnect_max_backoff=v.seconds("relay.reconnect_max_backoff", DEFAULT_RECONNECT_MAX_BACKOFF),
         ssl_mode=ssl_mode,
         ssl_ca=ssl_ca,
+        until_caught_up=v.get_bool("relay.until_caught_up", False),
     )
-
-
-def _with_password(source: SourceDSN, password: str) -> SourceDSN:
-    return SourceDSN(source.host, source.port, source.user, password, source.params, source.scheme)
 
 
 # A syntax check only (the relay parses the set for real): MySQL "uuid:1-5:7,uuid:9" or MariaDB
@@ -498,34 +443,59 @@ def _check_gtid_text(text: str) -> None:
         raise ConfigError("relay.start_gtid", f"{text!r} is not a GTID set (MySQL uuid:1-100 or MariaDB 0-1-100)")
 
 
-SERVE_AUTH_CHOICES = ("auto", "mysql_native_password", "caching_sha2_password")
-
-
-def _serve(v: _Values, relay: RelayConfig | None) -> ServeConfig | None:
-    if not v.section_given("serve") or not v.get_bool("serve.enabled", True):
+def _serve(v: _Values, service: ServiceName | None) -> ServeConfig | None:
+    if not _wanted(v, "serve", service):
         return None
     host, port = parse_listen(v.get_str("serve.listen", DEFAULT_SERVE_LISTEN) or DEFAULT_SERVE_LISTEN, key="serve.listen")
-    users_file = v.path("serve.users_file")
-    if users_file is None:
+    users_file, users = v.path("serve.users_file"), _serve_users(v)
+    if users_file is None and not users:
         # Serving binlogs means serving every row of every table: no anonymous default.
-        raise ConfigError("serve.users_file", "is required: the replicas' users and password hashes",
+        raise ConfigError("serve.users_file", "is required: the replicas' users and password hashes "
+                          "(or one user with serve.user and serve.password)",
                           hint="create it with `binhub user add --users FILE NAME`")
-    # Towards replicas binhub is "the primary": by default it reuses its relay identity.
-    default_id = relay.server_id if relay is not None else DEFAULT_SERVER_ID
+    if users_file is not None and users:
+        raise ConfigError("serve.user", "conflicts with serve.users_file: give one of them")
+    # Towards replicas binhub is "the primary": by default it reuses its relay identity (also when
+    # the relay runs in another process from the same config file).
+    default_id = v.get_int("relay.server_id", DEFAULT_SERVER_ID, low=1, high=2**32 - 1)
     server_id = v.get_int("serve.server_id", default_id, low=1, high=2**32 - 1)
     assert server_id is not None
     cert, key = v.path("serve.tls_cert"), v.path("serve.tls_key")
     if (cert is None) != (key is None):
         missing = "serve.tls_key" if key is None else "serve.tls_cert"
         raise ConfigError(missing, "tls_cert and tls_key go together; give both or neither")
+    tls = v.get_bool("serve.tls", True)
+    if not tls and cert is not None:
+        raise ConfigError("serve.tls_cert", "has no effect with tls = false; remove it or turn TLS on")
     auth = v.choice("serve.default_auth", SERVE_AUTH_CHOICES, "auto").lower()
-    return ServeConfig(host, port, users_file, server_id, cert, key, None if auth == "auto" else auth,
-                       v.seconds("serve.replica_ahead_wait", DEFAULT_REPLICA_AHEAD_WAIT, allow_zero=True))
+    return ServeConfig(host, port, server_id, users_file=users_file, users=users, tls=tls, tls_cert=cert,
+                       tls_key=key, default_auth=None if auth == "auto" else auth,
+                       replica_ahead_wait=v.seconds("serve.replica_ahead_wait", REPLICA_AHEAD_WAIT, allow_zero=True))
 
 
-def _http(v: _Values) -> HttpConfig:
+def _serve_users(v: _Values) -> tuple[User, ...]:
+    """The single fixed account of ``serve.user``/``serve.password`` (``binhub serve --user``), hashed."""
+    name = v.get_str("serve.user")
+    if name is None:
+        if v.has("serve.password"):
+            raise ConfigError("serve.password", "needs serve.user (the account it is the password of)")
+        return ()
+    password = v.get_str("serve.password")
+    if password is None:
+        raise ConfigError("serve.password", f"is required with serve.user (the password of {name!r})",
+                          hint="set BINHUB_SERVE_PASSWORD rather than writing it into a file")
+    try:
+        return (make_user(name, password),)
+    except ConfigError as exc:
+        raise ConfigError("serve.user", exc.reason) from None
+
+
+def _http(v: _Values, service: ServiceName | None) -> HttpConfig:
     host, port = parse_listen(v.get_str("http.listen", DEFAULT_HTTP_LISTEN) or DEFAULT_HTTP_LISTEN, key="http.listen")
-    return HttpConfig(enabled=v.get_bool("http.enabled", True), host=host, port=port)
+    # `binhub relay` and `binhub serve` often run side by side on one host: the admin API (one
+    # port) is theirs only when asked for; `binhub run` has it by default.
+    default = service is None or v.section_given("http")
+    return HttpConfig(enabled=v.get_bool("http.enabled", default), host=host, port=port)
 
 
 def _log(v: _Values) -> LogConfig:
@@ -540,10 +510,14 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    service: ServiceName | None = None,
 ) -> Config:
     """Read the TOML file (if any), then ``BINHUB_*`` env vars, then ``overrides``; validate all.
 
-    ``env`` defaults to ``os.environ``; tests pass their own. Raises :class:`ConfigError`.
+    ``env`` defaults to ``os.environ``; tests pass their own. ``service`` is for a command that runs
+    one service alone (``binhub relay``, ``binhub serve``): that service is required whatever
+    ``enabled`` says, the other is off, and the admin API is off unless an ``http`` key is given.
+    Raises :class:`ConfigError`.
     """
     environ = os.environ if env is None else env
     merged: _Layer = {}
@@ -552,11 +526,10 @@ def load_config(
     merged.update(_env_layer(environ))
     merged.update(_flag_layer(overrides or {}))
     values = _Values(merged)
-    relay = _relay(values)
     return Config(
         store=_store(values),
-        relay=relay,
-        serve=_serve(values, relay),
-        http=_http(values),
+        relay=_relay(values, service),
+        serve=_serve(values, service),
+        http=_http(values, service),
         log=_log(values),
     )

@@ -1,6 +1,6 @@
 """The daemon's lifecycle (``binhub run``), in the order DESIGN.md gives:
 
-    load config → logging → metrics → open the store (recovers a torn tail) → start the services
+    load config → logging → metrics registry → open the store (recovers a torn tail) → start the services
     named in the config → start the HTTP admin API → install SIGTERM/SIGINT handlers → run
 
 It runs until a signal arrives or a service fails on its own, then shuts down in stages, in the
@@ -12,8 +12,12 @@ process outright, so the store is still closed.
 Exit codes of :func:`run_from_config`: 0 after a signal (or when every service finished by
 itself), 1 when a service failed or a shutdown stage did not complete, 2 for invalid config.
 
-The store and the relay are reached through the two small protocols below, and created by
-factories the caller may replace: the unit tests drive the whole lifecycle with fakes.
+``binhub run``, ``binhub relay`` and ``binhub serve`` all run this one lifecycle (the latter two
+with a config that names only their service), so SIGTERM means the same graceful stop for each.
+
+The store and the services are reached through the two small protocols below, and created by
+factories the caller may replace: the unit tests drive the whole lifecycle with fakes. Each
+factory registers its service's metrics on the daemon's one ``CollectorRegistry``.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from prometheus_client import CollectorRegistry
+
 import binhub
 from binhub.errors import BinhubError, ConfigError
-from binhub.ops.config import Config, RelayConfig, ServeConfig, StoreConfig, load_config
+from binhub.ops.config import Config, ServiceName, load_config
 from binhub.ops.http import AdminServer
 from binhub.ops.logging import ROOT, setup_logging
-from binhub.ops.metrics import Metrics
+from binhub.relay.config import RelayConfig
+from binhub.serve.config import ServeConfig
+from binhub.store.config import StoreConfig
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
@@ -46,6 +54,8 @@ __all__ = [
     "make_relay",
     "make_server",
     "open_store",
+    "open_store_readonly",
+    "run_daemon",
     "run_from_config",
 ]
 
@@ -65,7 +75,7 @@ class Store(Protocol):
 
 
 class Service(Protocol):
-    """A long-running service (``Relay`` now; ``BinlogServer`` and streams later).
+    """A long-running service (``Relay``, ``BinlogServer``; streams later).
 
     ``stop()`` must be safe to call after a failed ``start()`` and after the service ended by itself;
     ``wait()`` returns when the service ends by itself and raises its fatal error.
@@ -80,40 +90,40 @@ class Service(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-StoreOpener = Callable[[StoreConfig, Metrics], Store]
-RelayFactory = Callable[[RelayConfig, Store, Metrics], Service]
-ServerFactory = Callable[[ServeConfig, Store, Metrics], Service]
+StoreOpener = Callable[[StoreConfig, CollectorRegistry], Store]
+RelayFactory = Callable[[RelayConfig, Store, CollectorRegistry], Service]
+ServerFactory = Callable[[ServeConfig, Store, CollectorRegistry], Service]
+
+# The factories import their service when called, not at module load: ``binhub status`` and
+# ``--help`` should not pay for the storage stack, and the unit tests replace them with fakes.
 
 
-def open_store(config: StoreConfig, metrics: Metrics) -> Store:
-    """Open (and recover) the store named in the config."""
-    # Imported when called, not at module load: ``binhub status`` and ``--help`` should not pay for
-    # the storage stack, and the unit tests replace this function with a fake.
+def open_store(config: StoreConfig, registry: CollectorRegistry) -> Store:
+    """Open (and recover) the store named in the config, for writing."""
     from binhub.store import BinlogStore
-    from binhub.store.retention import PurgeRules
+    from binhub.store.metrics import StoreMetrics
 
-    r = config.retention
-    rules = PurgeRules(max_age=r.max_age, max_size=r.max_size, max_files=r.max_files)
-    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics, retention=rules,
-                            archive_dir=config.archive_dir)
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=StoreMetrics(registry),
+                            retention=config.retention.rules(), archive_dir=config.archive_dir)
 
 
-def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:
-    """Create (not start) the relay. ``store`` is the one :func:`open_store` returned."""
-    from binhub.relay import Relay
-    from binhub.store import BinlogStore
-
-    return Relay(config, cast(BinlogStore, store), metrics=metrics)
-
-
-def open_store_readonly(config: StoreConfig, metrics: Metrics) -> Store:
+def open_store_readonly(config: StoreConfig, registry: CollectorRegistry) -> Store:
     """A store another process writes (a daemon that only serves): no lock, no recovery."""
     from binhub.store import BinlogStore
 
     return BinlogStore.open_readonly(config.data_dir)
 
 
-def make_server(config: ServeConfig, store: Store, metrics: Metrics) -> Service:
+def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -> Service:
+    """Create (not start) the relay. ``store`` is the one :func:`open_store` returned."""
+    from binhub.relay import Relay
+    from binhub.relay.metrics import RelayMetrics
+    from binhub.store import BinlogStore
+
+    return Relay(config, cast(BinlogStore, store), metrics=RelayMetrics(registry))
+
+
+def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) -> Service:
     """Create (not start) the binlog server over ``store``.
 
     With a relay in the same daemon, ``store`` is the relay's writer store, so the server's dumps
@@ -124,10 +134,10 @@ def make_server(config: ServeConfig, store: Store, metrics: Metrics) -> Service:
     from binhub.serve.users import UserDirectory
     from binhub.store import BinlogStore
 
-    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file), server_id=config.server_id,
-                        host=config.host, port=config.port, tls_cert=config.tls_cert, tls_key=config.tls_key,
-                        metrics=ServeMetrics(metrics), default_auth=config.default_auth,
-                        replica_ahead_wait=config.replica_ahead_wait)
+    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file, list(config.users)),
+                        server_id=config.server_id, host=config.host, port=config.port, tls=config.tls,
+                        tls_cert=config.tls_cert, tls_key=config.tls_key, metrics=ServeMetrics(registry),
+                        default_auth=config.default_auth, replica_ahead_wait=config.replica_ahead_wait)
 
 
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]
@@ -141,14 +151,18 @@ class Daemon:
         self,
         config: Config,
         *,
-        metrics: Metrics | None = None,
+        registry: CollectorRegistry | None = None,
         open_store: StoreOpener = open_store,
         make_relay: RelayFactory = make_relay,
         make_server: ServerFactory = make_server,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        on_running: Callable[[Daemon], None] | None = None,
     ) -> None:
         self.config = config
-        self.metrics = metrics if metrics is not None else Metrics()
+        # The daemon's own registry, not prometheus-client's global one: tests (and several daemons
+        # in one process) never see "Duplicated timeseries", and /metrics shows exactly what ran.
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._on_running = on_running
         self._open_store = open_store
         self._make_relay = make_relay
         self._make_server = make_server
@@ -190,12 +204,12 @@ class Daemon:
         opener = self._open_store
         if config.relay is None and opener is open_store:
             opener = open_store_readonly
-        store = opener(config.store, self.metrics)
+        store = opener(config.store, self.registry)
         self.store = store
         cleanups.append(("store", _as_async(store.close)))
 
         if config.relay is not None:
-            relay = self._make_relay(config.relay, store, self.metrics)
+            relay = self._make_relay(config.relay, store, self.registry)
             self.services["relay"] = relay
             # Registered before start(): a start that fails halfway still gets its stop().
             cleanups.append(("relay", relay.stop))
@@ -203,13 +217,13 @@ class Daemon:
         if config.serve is not None:
             # Started after the relay and, cleanups running in reverse, stopped before it: replicas
             # are let go first, then the relay flushes the store they were reading.
-            server = self._make_server(config.serve, store, self.metrics)
+            server = self._make_server(config.serve, store, self.registry)
             self.services["serve"] = server
             cleanups.append(("serve", server.stop))
             await server.start()
 
         if config.http.enabled:
-            http = AdminServer(self.metrics, self.status)
+            http = AdminServer(self.registry, self.status)
             try:
                 await http.start(config.http.host, config.http.port)
             except OSError as exc:
@@ -227,6 +241,8 @@ class Daemon:
             self._wait_tasks[asyncio.create_task(service.wait(), name=f"binhub-{name}-wait")] = name
         self.state = "running"
         log.info("binhub running", extra={"services": ",".join(self.services)})
+        if self._on_running is not None:
+            self._on_running(self)
 
     async def _wait_until_done(self) -> BaseException | None:
         """Block until a stop is requested, a service fails (returned), or every service finished."""
@@ -359,24 +375,32 @@ def run_from_config(
     overrides: Mapping[str, Any] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    service: ServiceName | None = None,
     open_store: StoreOpener = open_store,
     make_relay: RelayFactory = make_relay,
     make_server: ServerFactory = make_server,
     echo_error: Callable[[str], None] | None = None,
+    on_running: Callable[[Daemon], None] | None = None,
 ) -> int:
-    """The whole of ``binhub run``: load config, set up logging, run the daemon; returns the exit code.
+    """The whole of ``binhub run`` (and of ``binhub relay``/``binhub serve``, with ``service``): load
+    the config, set up logging, run the daemon; returns the exit code.
 
     Config errors are reported through ``echo_error`` (stderr by default), because logging is not
     set up yet; later errors go through the configured log format, so ``--log-format json`` keeps
     stderr machine-readable.
     """
     try:
-        config = load_config(config_path, env=env, overrides=overrides)
+        config = load_config(config_path, env=env, overrides=overrides, service=service)
     except ConfigError as exc:
         (echo_error or _stderr)(f"binhub: {exc}")
         return 2
     setup_logging(config.log.level, config.log.format)
-    daemon = Daemon(config, open_store=open_store, make_relay=make_relay, make_server=make_server)
+    return run_daemon(Daemon(config, open_store=open_store, make_relay=make_relay, make_server=make_server,
+                             on_running=on_running))
+
+
+def run_daemon(daemon: Daemon) -> int:
+    """Run ``daemon`` in a fresh event loop until it stops; returns the exit code (see the module)."""
     try:
         asyncio.run(daemon.run())
     except ConfigError as exc:  # found at startup, e.g. the HTTP port is taken
@@ -386,7 +410,7 @@ def run_from_config(
         log.error("binhub stopped with an error: %s", exc)
         return 1
     except KeyboardInterrupt:
-        # SIGINT before the handlers were installed (during store recovery or relay start).
+        # SIGINT before the handlers were installed (during store recovery or a service's start).
         log.info("interrupted during startup")
         return 130
     except Exception as exc:

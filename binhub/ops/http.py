@@ -1,4 +1,5 @@
-"""The HTTP admin API: ``/metrics`` for Prometheus, ``/status`` for ``binhub status``, ``/healthz``.
+"""The HTTP admin API: ``/metrics`` for Prometheus (every metric the services registered on the
+daemon's registry), ``/status`` for ``binhub status``, ``/healthz``.
 
 An aiohttp ``AppRunner`` + ``TCPSite`` owned by one :class:`AdminServer` object (no module state),
 so tests can start several on port 0. It listens on loopback by default because it has no
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from binhub.ops.logging import HTTP
-from binhub.ops.metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["AdminServer", "StatusProvider"]
 
@@ -34,8 +36,8 @@ SHUTDOWN_TIMEOUT = 2.0
 class AdminServer:
     """``await start(host, port)`` … ``await stop()``; ``port`` is the bound port (useful with 0)."""
 
-    def __init__(self, metrics: Metrics, status_provider: StatusProvider) -> None:
-        self._metrics = metrics
+    def __init__(self, registry: CollectorRegistry, status_provider: StatusProvider) -> None:
+        self._registry = registry
         self._status_provider = status_provider
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -77,9 +79,9 @@ class AdminServer:
             log.debug("admin API stopped")
 
     async def _handle_metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=self._metrics.render())
+        response = web.Response(body=generate_latest(self._registry))
         # Set the header directly: web.Response(content_type=...) refuses the "; charset" parameter.
-        response.headers["Content-Type"] = CONTENT_TYPE
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
     async def _handle_status(self, request: web.Request) -> web.Response:

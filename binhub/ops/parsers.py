@@ -1,46 +1,17 @@
-"""Small parsers for the values operators write: source DSNs, durations, sizes, HOST:PORT.
+"""Small parsers for the values operators write: durations, sizes, HOST:PORT.
 
 Used by :mod:`binhub.ops.config` and, on their own, by the one-shot CLI commands that take the same
 strings as flags. Each raises ``ValueError`` (durations, sizes) or :class:`ConfigError` naming the
-key it was given (DSN, listen address).
+key it was given (listen address). The relay's source DSN is :mod:`binhub.relay.config`'s.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Literal, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from binhub.errors import ConfigError
 
-__all__ = ["DEFAULT_MYSQL_PORT", "SourceDSN", "parse_duration", "parse_listen", "parse_size", "parse_source_dsn"]
-
-DEFAULT_MYSQL_PORT = 3306
-
-
-@dataclass(frozen=True, slots=True)
-class SourceDSN:
-    """Where the relay connects: ``mysql://user:pw@host:port`` (or ``mariadb://``).
-
-    The password is kept out of ``repr`` and ``str`` so that logging a config never leaks it.
-    ``scheme`` is the flavour the operator expects; the relay still detects the real one.
-    """
-
-    host: str
-    port: int = DEFAULT_MYSQL_PORT
-    user: str = ""
-    password: str = field(default="", repr=False)
-    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    scheme: Literal["mysql", "mariadb"] = "mysql"
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        secret = ":***" if self.password else ""
-        return f"{self.scheme}://{self.user}{secret}@{host}:{self.port}"
-
+__all__ = ["parse_duration", "parse_listen", "parse_size"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -90,36 +61,3 @@ def parse_listen(text: str, *, key: str = "listen") -> tuple[str, int]:
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(key, f"{text!r}: port must be a number from 0 to 65535")
     return host, int(port_text)
-
-
-def parse_source_dsn(text: str, *, key: str = "relay.source") -> SourceDSN:
-    """``mysql://user:pw@host:port?param=value`` (or ``mariadb://``) → :class:`SourceDSN`.
-
-    User and password may be percent-encoded (``p%40ss`` for ``p@ss``). Errors never repeat the
-    text itself, because it may hold the password.
-    """
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError as exc:
-        raise ConfigError(key, f"not a valid source URL ({exc}); expected mysql://user:password@host:port") from None
-    if parts.scheme not in ("mysql", "mariadb"):
-        what = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        raise ConfigError(key, f"{what}; expected mysql://user:password@host:port or mariadb://...")
-    if not parts.hostname:
-        raise ConfigError(key, "no host; expected mysql://user:password@host:port")
-    if not parts.username:
-        raise ConfigError(key, "no user; the relay needs a user with REPLICATION SLAVE (and BINLOG MONITOR on MariaDB)")
-    if parts.path not in ("", "/"):
-        raise ConfigError(key, "a database name has no meaning for replication; remove the path after host:port")
-    if parts.fragment:
-        raise ConfigError(key, "unexpected '#' fragment in the source URL")
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    return SourceDSN(
-        host=parts.hostname,
-        port=DEFAULT_MYSQL_PORT if port is None else port,
-        user=unquote(parts.username),
-        password=unquote(parts.password or ""),
-        params=MappingProxyType(params),
-        scheme=cast(Literal["mysql", "mariadb"], parts.scheme),
-    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from typing import TYPE_CHECKING
 
 from binhub._speedups import scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
@@ -25,10 +24,8 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.events import fde_checksum_size
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import ChecksumMismatch, ProtocolError
+from binhub.relay.metrics import RelayMetrics
 from binhub.store.store import BinlogStore, file_seq
-
-if TYPE_CHECKING:
-    from binhub.ops.metrics import Metrics
 
 LOG = logging.getLogger("binhub.relay")
 
@@ -62,7 +59,7 @@ class Ingest:
     upstream's ``checksum_size``. ``store_batch`` is the only call the relay's pump makes per batch.
     """
 
-    def __init__(self, store: BinlogStore, metrics: Metrics | None) -> None:
+    def __init__(self, store: BinlogStore, metrics: RelayMetrics) -> None:
         self.store = store
         self.metrics = metrics
         self.tracker = TransactionTracker()
@@ -158,11 +155,10 @@ class Ingest:
         self.bytes += nbytes
         self.transactions += txns
         metrics = self.metrics
-        if metrics is not None:
-            metrics.relay_events.inc(count)
-            metrics.relay_bytes.inc(nbytes)
-            if txns:
-                metrics.relay_transactions.inc(txns)
+        metrics.events.inc(count)
+        metrics.bytes.inc(nbytes)
+        if txns:
+            metrics.transactions.inc(txns)
 
     def _check_position(self, ev: memoryview | bytes, position: int) -> None:
         log_pos = _U32.unpack_from(ev, 13)[0]
@@ -208,9 +204,8 @@ class Ingest:
                 hint="this is a bug or an upstream that rewrites positions; please report it")
         self.events += 1
         self.bytes += size
-        if self.metrics is not None:
-            self.metrics.relay_events.inc()
-            self.metrics.relay_bytes.inc(size)
+        self.metrics.events.inc()
+        self.metrics.bytes.inc(size)
         self.last_event_ts = _U32.unpack_from(ev, 0)[0]
         tracker = self.tracker
         done = tracker.transactions
@@ -220,8 +215,7 @@ class Ingest:
             store.mark_boundary(gtid, self.last_event_ts)
             if tracker.transactions != done:
                 self.transactions += 1
-                if self.metrics is not None:
-                    self.metrics.relay_transactions.inc()
+                self.metrics.transactions.inc()
             if etype == _ROTATE:
                 end = size - self.checksum_size
                 store.mark_finished(bytes(ev[27:end]).decode())

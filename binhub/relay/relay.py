@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import (
@@ -31,14 +31,12 @@ from binhub.errors import (
     UpstreamError,
 )
 from binhub.net.client import UpstreamConnection
+from binhub.relay.config import RelayConfig
 from binhub.relay.ingest import EventBatch, Ingest
+from binhub.relay.metrics import RelayMetrics
 from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
-
-if TYPE_CHECKING:
-    from binhub.ops.config import RelayConfig
-    from binhub.ops.metrics import Metrics
 
 LOG = logging.getLogger("binhub.relay")
 
@@ -70,16 +68,15 @@ class RelayFatal(BinhubError):
 class Relay:
     """Fill a store from one upstream. ``start()``/``stop()``; ``wait()`` for one-shot runs."""
 
-    def __init__(self, config: RelayConfig, store: BinlogStore, *, metrics: Metrics | None = None,
-                 until_caught_up: bool = False) -> None:
+    def __init__(self, config: RelayConfig, store: BinlogStore, *, metrics: RelayMetrics | None = None) -> None:
         self.config = config
         self.store = store
-        self.metrics = metrics
-        self.until_caught_up = until_caught_up
+        self.metrics = metrics if metrics is not None else RelayMetrics()
+        self.until_caught_up = config.until_caught_up
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._conn: UpstreamConnection | None = None
-        self._ingest = Ingest(store, metrics)
+        self._ingest = Ingest(store, self.metrics)
         self._target: tuple[int, int] | None = None  # (file seq, position) for --until-caught-up
         self._caught_up = asyncio.Event()
         self._sync_wanted = asyncio.Event()
@@ -179,12 +176,10 @@ class Relay:
                     LOG.warning("relay interrupted: %s; reconnecting in %.1fs", exc, backoff)
                 finally:
                     self._connected = False
-                    if self.metrics is not None:
-                        self.metrics.relay_connected.set(0)
+                    self.metrics.connected.set(0)
                     await self._end_session()
                 self._reconnects += 1
-                if self.metrics is not None:
-                    self.metrics.relay_reconnects.inc()
+                self.metrics.reconnects.inc()
                 await asyncio.sleep(backoff)
                 cap = self.config.reconnect_max_backoff
                 backoff = min(backoff * 2, min(cap, DISK_FULL_MAX_BACKOFF) if disk_full else cap)
@@ -261,8 +256,7 @@ class Relay:
                  file, position, extra={"upstream": f"{src.host}:{src.port}", "file": file})
         self._sessions += 1
         self._connected = True
-        if self.metrics is not None:
-            self.metrics.relay_connected.set(1)
+        self.metrics.connected.set(1)
         self._ingest.tracker = TransactionTracker()
         self._syncer = asyncio.create_task(self._sync_loop(), name="relay-sync")
         if self._reached_target():
@@ -301,8 +295,7 @@ class Relay:
             # In this thread: writing the batch from a worker thread while the loop parses the next
             # one was measured slower (GIL hand-offs, fresh buffers), see bench/RESULTS.md.
             store.flush()
-            if self.metrics is not None:
-                self.metrics.relay_lag.set(self._lag())
+            self.metrics.lag.set(self._lag())
             if conn.last_ack_requested:
                 self._ack_wanted = True
             if self.config.semi_sync or self.store.durability.mode != "rotate":
@@ -366,7 +359,7 @@ class Relay:
                 if target is not None:
                     await asyncio.to_thread(store.fsync)
                     store.publish(target)
-                    if self.metrics is not None and store.last_durable_gtid:
+                    if store.last_durable_gtid:
                         self.metrics.set_last_gtid(store.last_durable_gtid)
                 else:
                     # Already durable (a file closed at ROTATE is fsynced by the pump itself).

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import ssl as ssl_mod
 import uuid
-from typing import TYPE_CHECKING
 
 from binhub.errors import BinhubError, StartPositionError
 from binhub.net.client import UpstreamConnection
+from binhub.relay.config import RelayConfig
 from binhub.relay.upstream import UpstreamInfo, locate_gtid_start
 from binhub.store.state import RequestedStart, UpstreamSource
 from binhub.store.store import BinlogStore
-
-if TYPE_CHECKING:
-    from binhub.ops.config import RelayConfig
 
 MARIA_SLAVE_CAPABILITY_MINE = 4  # GTID-aware replica: the primary sends MariaDB's own event types
 

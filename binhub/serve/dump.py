@@ -27,7 +27,7 @@ import contextlib
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from binhub._speedups import frame_events
 from binhub.binlog.constants import HEADER_SIZE
@@ -35,7 +35,7 @@ from binhub.binlog.gtid import MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
 from binhub.serve.follower import StoreFollower, hub_for
-from binhub.serve.metrics import inc_if_registered
+from binhub.serve.metrics import ServeMetrics
 from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
 from binhub.serve.start import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
@@ -57,8 +57,6 @@ LOG = logging.getLogger("binhub.serve.dump")
 NON_BLOCK = 0x01
 FLAG_BIT1 = 0x02  # MariaDB COM_BINLOG_DUMP: send ANNOTATE_ROWS; MySQL: heartbeat v2
 BATCH_BYTES = 1 << 20
-#: A replica asking for a place the store has not reached waits this long for the relay by default.
-REPLICA_AHEAD_WAIT = 30.0
 
 _U32 = struct.Struct("<I")
 
@@ -94,7 +92,7 @@ class DumpSessionState(Protocol):
 class DumpServer(Protocol):
     store: BinlogStore
     server_id: int
-    metrics: Any
+    metrics: ServeMetrics
     replica_ahead_wait: float  # how long a replica ahead of the store waits for the relay (``StoreBehind``)
 
 
@@ -203,7 +201,7 @@ class DumpSession:
 
     async def _send_error(self, code: int, message: str) -> None:
         LOG.warning("dump of replica %s refused: %s", self.replica_id, message)
-        inc_if_registered(self.metrics, "serve_dump_errors")
+        self.metrics.dump_errors.inc()
         if self.conn.closed:
             return
         with contextlib.suppress(Exception):
@@ -223,7 +221,7 @@ class DumpSession:
                 with contextlib.suppress(BinhubError, ValueError):
                     ack = SemisyncAck.parse(payload)
                     self.acks += 1
-                    inc_if_registered(self.metrics, "semisync_acks")
+                    self.metrics.semisync_acks.inc()
                     LOG.debug("semi-sync ack from replica %s: %s:%d", self.replica_id, ack.filename, ack.position)
             elif payload[0] == 0x01:  # COM_QUIT
                 return
@@ -365,8 +363,8 @@ class DumpSession:
         selector.pos = end
         self.events += count
         self.bytes += nbytes
-        inc_if_registered(self.metrics, "dump_events", count)
-        inc_if_registered(self.metrics, "dump_bytes", nbytes)
+        self.metrics.dump_events.inc(count)
+        self.metrics.dump_bytes.inc(nbytes)
         return True
 
     # -- writing --------------------------------------------------------------------------------
@@ -382,8 +380,8 @@ class DumpSession:
         n = sum(len(e) for e, _ in out)
         self.events += len(out)
         self.bytes += n
-        inc_if_registered(self.metrics, "dump_events", len(out))
-        inc_if_registered(self.metrics, "dump_bytes", n)
+        self.metrics.dump_events.inc(len(out))
+        self.metrics.dump_bytes.inc(n)
         if not self.semisync:
             self.conn.write_packets([b"\x00" + e for e, _ in out])
             await self.conn.drain()
@@ -401,7 +399,7 @@ class DumpSession:
             self.conn.sequence = 1
             if last + 1 < len(head):
                 self.conn.write_packets(head[last + 1:])
-            inc_if_registered(self.metrics, "serve_semisync_requests")
+            self.metrics.semisync_requests.inc()
         await self.conn.drain()
 
 

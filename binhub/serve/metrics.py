@@ -1,34 +1,23 @@
-"""Prometheus metrics of the binlog server, registered in the daemon's own registry.
+"""The binlog server's Prometheus metrics, registered on the registry the daemon passes in.
 
-They live here rather than in :mod:`binhub.ops.metrics` because only the server updates them;
-``ServeMetrics(metrics)`` adds them to an existing :class:`~binhub.ops.metrics.Metrics` registry
-(once per registry: the server creates one and the dump reads it as ``server.metrics``).
+Typed attributes, no lookup by name: a metric the code counts must exist, and mypy says so.
+The session, the server and the dump update them directly (no labels on hot paths).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from prometheus_client import Counter, Gauge
-
-from binhub.ops.metrics import Metrics
-
-__all__ = ["ServeMetrics", "inc_if_registered"]
-
-
-def inc_if_registered(metrics: Any, name: str, amount: float = 1) -> None:
-    """Add ``amount`` to the counter ``name`` of ``metrics``; one that is absent (or no metrics) is skipped."""
-    counter = getattr(metrics, name, None) if metrics is not None else None
-    if counter is not None:
-        counter.inc(amount)
+__all__ = ["ServeMetrics"]
 
 
 class ServeMetrics:
-    """Counters the session, the server and the dump update directly (no labels on hot paths)."""
+    """Counter names get ``_total`` appended by prometheus-client. Without a registry, a private one
+    is made (a server built outside the daemon, in tests and tools)."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
-        self.base = metrics if metrics is not None else Metrics()
-        r = self.base.registry
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
         self.connections = Counter("binhub_serve_connections", "Client connections accepted by the binlog server.",
                                    registry=r)
         self.connections_active = Gauge("binhub_serve_connections_active", "Open client connections.", registry=r)
@@ -44,8 +33,15 @@ class ServeMetrics:
         self.zombies_killed = Counter("binhub_serve_zombie_dumps_killed",
                                       "Older dumps ended by a new registration with the same server_id or UUID.",
                                       registry=r)
-        # For the dump (binhub.serve.dump): what it sends and the semi-sync acks it reads.
+        # For the dump (binhub.serve.dump and its selector): what it sends, and the semi-sync exchange.
         self.dump_bytes = Counter("binhub_serve_dump_bytes", "Binlog bytes sent to replicas.", registry=r)
         self.dump_events = Counter("binhub_serve_dump_events", "Binlog events sent to replicas.", registry=r)
+        self.dump_errors = Counter("binhub_serve_dump_errors",
+                                   "Dumps refused or ended with an error packet (error 1236 and the like).",
+                                   registry=r)
+        self.heartbeats = Counter("binhub_serve_heartbeats", "Heartbeat events sent to replicas.", registry=r)
+        self.semisync_requests = Counter("binhub_serve_semisync_requests",
+                                         "Semi-sync ack requests sent to replicas (one per batch that ends a "
+                                         "transaction).", registry=r)
         self.semisync_acks = Counter("binhub_serve_semisync_acks", "Semi-sync acks received from replicas.",
                                      registry=r)

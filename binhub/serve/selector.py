@@ -20,7 +20,6 @@ path asks :meth:`EventSelector.passes_span` once per span whether there is anyth
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from binhub.binlog.constants import EventType
 from binhub.binlog.events import GtidEvent, decode_event
@@ -28,7 +27,7 @@ from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble
 from binhub.serve.follower import Batch
-from binhub.serve.metrics import inc_if_registered
+from binhub.serve.metrics import ServeMetrics
 from binhub.serve.start import DumpError, StartPlan
 
 MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
@@ -50,7 +49,7 @@ class EventSelector:
     """The events one replica gets, from its start plan on; tracks the file and position it has reached."""
 
     def __init__(self, plan: StartPlan, *, flavour: str, server_id: int, crc: bool, send_annotate: bool,
-                 capability: int, heartbeat_v2: bool, metrics: Any) -> None:
+                 capability: int, heartbeat_v2: bool, metrics: ServeMetrics) -> None:
         self.plan = plan
         self.flavour = flavour
         self.server_id = server_id
@@ -147,7 +146,7 @@ class EventSelector:
 
     def heartbeat(self, pos: int | None = None) -> bytes:
         """A heartbeat naming the current file and ``pos`` (by default where the replica stands)."""
-        inc_if_registered(self.metrics, "serve_heartbeats")
+        self.metrics.heartbeats.inc()
         build = preamble.heartbeat_v2 if self.heartbeat_v2 else preamble.heartbeat_v1
         return build(self.file, self.pos if pos is None else pos, self.server_id, crc=self.crc)
 

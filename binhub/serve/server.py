@@ -29,7 +29,7 @@ from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BinhubError, ConfigError, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
-from binhub.serve.dump import REPLICA_AHEAD_WAIT
+from binhub.serve.config import REPLICA_AHEAD_WAIT
 from binhub.serve.keys import (
     RsaKeys,
     load_or_create_rsa_keys,

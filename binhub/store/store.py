@@ -52,7 +52,7 @@ from binhub.store.retention import PurgeRules
 from binhub.store.state import StoreState, UpstreamIdentity
 
 if TYPE_CHECKING:
-    from binhub.ops.metrics import Metrics
+    from binhub.store.metrics import StoreMetrics
 
 LOG = logging.getLogger("binhub.store")
 
@@ -68,7 +68,7 @@ def fde_fingerprint(fde: bytes) -> str:
 class BinlogStore:
     """One store directory. Use :meth:`open` for the single writer, :meth:`open_readonly` for readers."""
 
-    def __init__(self, data_dir: Path, durability: Durability, metrics: Metrics | None, readonly: bool,
+    def __init__(self, data_dir: Path, durability: Durability, metrics: StoreMetrics | None, readonly: bool,
                  retention: PurgeRules | None = None, archive_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.archive_dir = archive_dir
@@ -99,7 +99,7 @@ class BinlogStore:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, data_dir: Path, *, durability: Durability | None = None, metrics: Metrics | None = None,
+    def open(cls, data_dir: Path, *, durability: Durability | None = None, metrics: StoreMetrics | None = None,
              create: bool = True, retention: PurgeRules | None = None,
              archive_dir: Path | None = None) -> BinlogStore:
         """Open the store for writing: take the lock, load state, recover a torn tail.
@@ -325,7 +325,7 @@ class BinlogStore:
                 raise storage_error(exc, f"cannot fsync {active.path}") from exc
         took = time.perf_counter() - began
         if self.metrics is not None:
-            self.metrics.store_fsync.observe(took)
+            self.metrics.fsync_seconds.observe(took)
         return took
 
     def publish(self, target: DurablePosition) -> None:
@@ -371,12 +371,12 @@ class BinlogStore:
     def _update_gauges(self) -> None:
         if self.metrics is None:
             return
-        self.metrics.store_files.set(len(self.index.names))
+        self.metrics.files.set(len(self.index.names))
         total = 0
         for name in self.index.names:
             with contextlib.suppress(OSError):
                 total += (self.binlog_dir / name).stat().st_size
-        self.metrics.store_bytes.set(total)
+        self.metrics.bytes.set(total)
 
     def rollback_to_boundary(self) -> None:
         """Drop a partial transaction (the upstream connection broke inside it)."""

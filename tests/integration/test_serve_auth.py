@@ -17,6 +17,7 @@ from typing import Any
 
 import pymysql
 import pytest
+from prometheus_client import generate_latest
 
 from binhub.net.client import UpstreamConnection
 from binhub.relay.upstream import file_header_gtids, probe
@@ -118,7 +119,7 @@ def test_wrong_password_is_1045_and_counted(server: ServerThread) -> None:
         pymysql.connect(host="127.0.0.1", port=server.port, user="nobody", password="x", ssl_disabled=True)
     assert info.value.args[0] == 1045
     assert failures(server) == before + 3
-    assert b"binhub_serve_login_failures_total 3.0" in server.run(lambda: server.server.metrics.base.render())
+    assert b"binhub_serve_login_failures_total 3.0" in server.run(lambda: generate_latest(server.server.metrics.registry))
 
 
 def test_empty_password_user(server: ServerThread) -> None:

@@ -8,18 +8,10 @@ from pathlib import Path
 import pytest
 
 from binhub.errors import ConfigError
-from binhub.ops.config import (
-    DEFAULT_SERVER_ID,
-    Config,
-    Durability,
-    SourceDSN,
-    env_name,
-    load_config,
-    parse_duration,
-    parse_listen,
-    parse_size,
-    parse_source_dsn,
-)
+from binhub.ops.config import Config, env_name, load_config
+from binhub.ops.parsers import parse_duration, parse_listen, parse_size
+from binhub.relay.config import DEFAULT_SERVER_ID, SourceDSN, parse_source_dsn
+from binhub.store.durability import Durability
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "binhub.toml"
 

@@ -18,13 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
 
 from binhub.cli.run import run as run_command
 from binhub.errors import BinhubError, ConfigError
-from binhub.ops.config import Config, RelayConfig, StoreConfig, load_config
+from binhub.ops.config import Config, load_config
 from binhub.ops.daemon import Daemon, Service, Store, run_from_config
 from binhub.ops.http import AdminServer
-from binhub.ops.metrics import Metrics
+from binhub.relay.config import RelayConfig
+from binhub.store.config import StoreConfig
 
 CONFIG = """
 [store]
@@ -40,10 +42,10 @@ listen = "127.0.0.1:0"
 
 
 class FakeStore:
-    def __init__(self, calls: list[str], config: StoreConfig, metrics: Metrics) -> None:
+    def __init__(self, calls: list[str], config: StoreConfig, registry: CollectorRegistry) -> None:
         self.calls = calls
         self.config = config
-        self.metrics = metrics
+        self.registry = registry
         calls.append("store.open")
 
     def close(self) -> None:
@@ -101,11 +103,11 @@ class Harness:
     def config(self) -> Config:
         return load_config(self.config_path, env={})
 
-    def open_store(self, config: StoreConfig, metrics: Metrics) -> Store:
-        self.store = FakeStore(self.calls, config, metrics)
+    def open_store(self, config: StoreConfig, registry: CollectorRegistry) -> Store:
+        self.store = FakeStore(self.calls, config, registry)
         return self.store
 
-    def make_relay(self, config: RelayConfig, store: Store, metrics: Metrics) -> Service:
+    def make_relay(self, config: RelayConfig, store: Store, registry: CollectorRegistry) -> Service:
         self.calls.append("relay.new")
         self.relay = FakeRelay(self.calls, **self.relay_options)
         self.relay.store = store
@@ -202,7 +204,7 @@ async def test_failed_start_still_cleans_up(tmp_path: Path) -> None:
 
 
 async def test_http_port_taken_is_a_config_error(tmp_path: Path) -> None:
-    blocker = AdminServer(Metrics(), dict)
+    blocker = AdminServer(CollectorRegistry(), dict)
     await blocker.start("127.0.0.1", 0)
     try:
         h = Harness(tmp_path)
@@ -305,5 +307,5 @@ def test_cli_run_flags_reach_the_config(tmp_path: Path, monkeypatch: pytest.Monk
     ])
     assert result.exit_code == 0, result.output
     assert seen["relay.server_id"] == 99 and seen["store.durability"] == "rotate"
-    assert seen["log.format"] == "json" and seen["relay.source"] is None
+    assert seen["log.format"] == "json" and "relay.source" not in seen  # a flag not given overrides nothing
     load_config(tmp_path / "binhub.toml", env={}, overrides=seen)  # every flag maps to a real key

@@ -12,12 +12,15 @@ from typing import Any
 import aiohttp
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry, generate_latest
 
 from binhub.cli.status import DEFAULT_API, status
 from binhub.ops.config import DEFAULT_HTTP_LISTEN
 from binhub.ops.http import AdminServer
 from binhub.ops.logging import LOGGER_NAMES, RELAY, setup_logging
-from binhub.ops.metrics import Metrics
+from binhub.relay.metrics import RelayMetrics
+from binhub.serve.metrics import ServeMetrics
+from binhub.store.metrics import StoreMetrics
 
 
 @pytest.fixture(autouse=True)
@@ -36,18 +39,19 @@ def _restore_logging() -> Iterator[None]:
 
 
 def test_metrics_names_and_render() -> None:
-    m = Metrics()
-    m.relay_bytes.inc(100)
-    m.relay_events.inc(3)
-    m.relay_transactions.inc()
-    m.relay_lag.set(1.5)
-    m.set_last_gtid("0-1-42")
-    m.relay_reconnects.inc()
-    m.relay_connected.set(1)
-    m.store_fsync.observe(0.002)
-    m.store_bytes.set(4096)
-    m.store_files.set(2)
-    text = m.render().decode()
+    registry = CollectorRegistry()
+    relay, store = RelayMetrics(registry), StoreMetrics(registry)
+    relay.bytes.inc(100)
+    relay.events.inc(3)
+    relay.transactions.inc()
+    relay.lag.set(1.5)
+    relay.set_last_gtid("0-1-42")
+    relay.reconnects.inc()
+    relay.connected.set(1)
+    store.fsync_seconds.observe(0.002)
+    store.bytes.set(4096)
+    store.files.set(2)
+    text = generate_latest(registry).decode()
     for line in (
         "binhub_relay_bytes_total 100.0",
         "binhub_relay_events_total 3.0",
@@ -64,11 +68,24 @@ def test_metrics_names_and_render() -> None:
         assert line in text, line
 
 
+def test_serve_metrics_are_all_registered() -> None:
+    """Every counter the server, its sessions and its dumps update is a registered metric."""
+    registry = CollectorRegistry()
+    serve = ServeMetrics(registry)
+    for counter in (serve.dump_errors, serve.heartbeats, serve.semisync_requests, serve.semisync_acks):
+        counter.inc()
+    text = generate_latest(registry).decode()
+    for name in ("dump_errors", "heartbeats", "semisync_requests", "semisync_acks"):
+        assert f"binhub_serve_{name}_total 1.0" in text, name
+
+
 def test_metrics_registries_are_independent() -> None:
-    a, b = Metrics(), Metrics()  # the global registry would refuse the second one
-    a.relay_events.inc(5)
-    assert "binhub_relay_events_total 5.0" in a.render().decode()
-    assert "binhub_relay_events_total 0.0" in b.render().decode()
+    a, b = CollectorRegistry(), CollectorRegistry()
+    relay_a, _ = RelayMetrics(a), RelayMetrics(b)  # one registry would refuse the second set
+    relay_a.events.inc(5)
+    assert "binhub_relay_events_total 5.0" in generate_latest(a).decode()
+    assert "binhub_relay_events_total 0.0" in generate_latest(b).decode()
+    assert "binhub_relay_events_total 0.0" in generate_latest(RelayMetrics().registry).decode()  # a private one
 
 
 # -- logging -----------------------------------------------------------------------------------
@@ -130,9 +147,9 @@ async def _get(url: str) -> tuple[int, str, str]:
 
 
 async def test_http_serves_metrics_status_healthz() -> None:
-    metrics = Metrics()
-    metrics.relay_events.inc(9)
-    server = AdminServer(metrics, lambda: {"relay": {"connected": True, "file": "b.000001"}})
+    registry = CollectorRegistry()
+    RelayMetrics(registry).events.inc(9)
+    server = AdminServer(registry, lambda: {"relay": {"connected": True, "file": "b.000001"}})
     await server.start("127.0.0.1", 0)
     try:
         assert server.port != 0
@@ -155,7 +172,7 @@ async def test_http_status_provider_failure_is_a_500() -> None:
     def broken() -> dict[str, Any]:
         raise RuntimeError("store is closed")
 
-    server = AdminServer(Metrics(), broken)
+    server = AdminServer(CollectorRegistry(), broken)
     await server.start("127.0.0.1", 0)
     try:
         code, _, body = await _get(f"http://127.0.0.1:{server.port}/status")
@@ -165,10 +182,10 @@ async def test_http_status_provider_failure_is_a_500() -> None:
 
 
 async def test_http_port_taken_raises_oserror() -> None:
-    first = AdminServer(Metrics(), dict)
+    first = AdminServer(CollectorRegistry(), dict)
     await first.start("127.0.0.1", 0)
     try:
-        second = AdminServer(Metrics(), dict)
+        second = AdminServer(CollectorRegistry(), dict)
         with pytest.raises(OSError):
             await second.start("127.0.0.1", first.port)
     finally:
@@ -184,7 +201,7 @@ def test_status_default_api_matches_config_default() -> None:
 
 async def test_status_command_prints_the_document() -> None:
     doc = {"binhub": {"state": "running", "pid": 1}, "relay": {"connected": True, "upstream": {"host": "db1"}}}
-    server = AdminServer(Metrics(), lambda: doc)
+    server = AdminServer(CollectorRegistry(), lambda: doc)
     await server.start("127.0.0.1", 0)
     runner = CliRunner()
     try:
@@ -200,7 +217,7 @@ async def test_status_command_prints_the_document() -> None:
 
 
 async def test_status_command_unreachable() -> None:
-    server = AdminServer(Metrics(), dict)
+    server = AdminServer(CollectorRegistry(), dict)
     await server.start("127.0.0.1", 0)
     port = server.port
     await server.stop()  # a port that was just free: nothing listens there now

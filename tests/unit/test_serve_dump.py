@@ -14,7 +14,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent, decode_event
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.serve.dump import DumpContext, serve_dump
+from binhub.serve.metrics import ServeMetrics
 from binhub.serve.preamble import FDE_CREATED_OFFSET
 from binhub.store.retention import live_leases
 from binhub.store.store import BinlogStore
@@ -109,7 +109,7 @@ class FakeState:
 class FakeServer:
     store: BinlogStore
     server_id: int = 99
-    metrics: Any = None
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
     replica_ahead_wait: float = 0.0  # refuse at once, as a primary does (the tests of waiting set it)
 
 

@@ -369,8 +369,7 @@ def test_a_writer_starting_during_a_probe_still_gets_the_lock(tmp_path: Path) ->
 
 
 def test_the_upstream_source_is_kept_in_the_state_without_a_password(tmp_path: Path) -> None:
-    from binhub.ops.config import RelayConfig
-    from binhub.ops.parsers import parse_source_dsn
+    from binhub.relay.config import RelayConfig, parse_source_dsn
     from binhub.relay.start import record_source
     from binhub.store.state import StoreState, UpstreamSource
 
@@ -581,9 +580,8 @@ class FakeConn:
 
 
 def test_acks_follow_fsync_and_none_is_lost(tmp_path: Path) -> None:
-    from binhub.ops.config import RelayConfig
-    from binhub.ops.parsers import parse_source_dsn
     from binhub.relay import Relay
+    from binhub.relay.config import RelayConfig, parse_source_dsn
 
     store = BinlogStore.open(tmp_path)
     log: list[tuple[str, Any]] = []
