@@ -1,0 +1,49 @@
+"""Every module of binhub imports on its own, in an interpreter that has loaded no other part of
+binhub: an import cycle, or a module that works only when another was imported first, fails here
+(aiohttp's test_circular_imports does the same, one interpreter per module)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each module is imported after every binhub module was dropped from sys.modules, so it is the
+# first part of binhub to load; third-party libraries stay loaded (they are not under test), which
+# keeps this to one interpreter instead of a hundred. -W error: an import-time warning fails too.
+_SCRIPT = """
+import importlib, sys, traceback
+failed = []
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m == "binhub" or m.startswith("binhub.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        failed.append(f"{name}:\\n{traceback.format_exc(limit=4)}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def binhub_modules() -> list[str]:
+    names = []
+    for path in sorted((ROOT / "binhub").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__main__":
+            continue  # runs the command line when imported, by design
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_there_are_modules_to_import() -> None:
+    modules = binhub_modules()
+    assert "binhub" in modules and "binhub.ops.daemon" in modules and len(modules) > 50
+
+
+def test_every_module_imports_first() -> None:
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", _SCRIPT, *binhub_modules()], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
