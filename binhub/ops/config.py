@@ -330,7 +330,8 @@ class _Values:
         return size
 
     def path(self, key: str) -> Path | None:
-        value = self.get_str(key)
+        raw = self._raw(key)
+        value = str(raw) if isinstance(raw, Path) else self.get_str(key)  # flags give Paths
         if value is None:
             return None
         if not value.strip():

@@ -224,6 +224,79 @@ def test_serve_replica_ahead_wait(tmp_path: Path) -> None:
     assert err.key == "serve.replica_ahead_wait"
 
 
+def test_serve_one_user_from_env_keeps_only_hashes(tmp_path: Path) -> None:
+    env = {"BINHUB_STORE_DATA_DIR": "/d", "BINHUB_SERVE_USER": "repl", "BINHUB_SERVE_PASSWORD": "s3cret"}
+    serve = load_config(None, env=env).serve
+    assert serve is not None and serve.users_file is None
+    (user,) = serve.users
+    assert user.name == "repl" and user.native_hash.startswith("*") and user.sha2_crypt.startswith("$A$005$")
+    assert "s3cret" not in repr(serve)
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"BINHUB_SERVE_USER": "repl"}, "serve.password"),
+        ({"BINHUB_SERVE_USER": "repl", "BINHUB_SERVE_PASSWORD": "pw", "BINHUB_SERVE_USERS_FILE": "u"}, "serve.user"),
+        ({"BINHUB_SERVE_USERS_FILE": "u", "BINHUB_SERVE_PASSWORD": "pw"}, "serve.password"),
+        ({"BINHUB_SERVE_USER": "re pl", "BINHUB_SERVE_PASSWORD": "pw"}, "serve.user"),
+        ({"BINHUB_SERVE_USERS_FILE": "u", "BINHUB_SERVE_TLS": "off", "BINHUB_SERVE_TLS_CERT": "c",
+          "BINHUB_SERVE_TLS_KEY": "k"}, "serve.tls_cert"),
+    ],
+)
+def test_serve_users_and_tls_refusals(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"BINHUB_STORE_DATA_DIR": "/d", **env})
+    assert info.value.key == key
+
+
+def test_serve_password_alone_does_not_enable_serve() -> None:
+    config = load_config(None, env={"BINHUB_STORE_DATA_DIR": "/d", "BINHUB_SERVE_PASSWORD": "pw"})
+    assert config.serve is None
+
+
+def test_serve_tls_off_and_server_id_from_relay_section(tmp_path: Path) -> None:
+    text = MINIMAL + 'server_id = 77\n[serve]\nusers_file = "u"\ntls = false\n'
+    serve = load_config(write(tmp_path, text), env={}, service="serve").serve
+    # binhub serve from a shared file: the relay is not run, yet its identity is the server's default.
+    assert serve is not None and not serve.tls and serve.server_id == 77
+
+
+def test_a_command_runs_its_service_alone(tmp_path: Path) -> None:
+    text = MINIMAL + '[serve]\nusers_file = "u"\n'
+    both = load_config(write(tmp_path, text), env={})
+    assert both.relay is not None and both.serve is not None and both.http.enabled
+    relay_only = load_config(write(tmp_path, text), env={}, service="relay")
+    assert relay_only.relay is not None and relay_only.serve is None
+    assert not relay_only.http.enabled  # a relay and a server side by side must not fight over one port
+    serve_only = load_config(write(tmp_path, text), env={}, service="serve")
+    assert serve_only.serve is not None and serve_only.relay is None
+    # The service a command runs is required, enabled = false or not; the admin API when asked for.
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"BINHUB_STORE_DATA_DIR": "/d"}, service="relay")
+    assert info.value.key == "relay.source"
+    disabled = load_config(write(tmp_path, MINIMAL + "enabled = false\n[http]\nlisten = '127.0.0.1:0'\n"), env={},
+                           service="relay")
+    assert disabled.relay is not None and disabled.http.enabled and disabled.http.port == 0
+
+
+def test_flags_may_give_paths_as_path_objects(tmp_path: Path) -> None:
+    # click hands `binhub serve --users FILE --tls-cert C` over as Path objects.
+    config = load_config(None, env={}, service="serve", overrides={
+        "store.data_dir": tmp_path, "serve.users_file": Path("u.json"), "serve.tls_cert": Path("c"),
+        "serve.tls_key": Path("k")})
+    assert config.store.data_dir == tmp_path
+    assert config.serve is not None and config.serve.users_file == Path("u.json")
+    assert (config.serve.tls_cert, config.serve.tls_key) == (Path("c"), Path("k"))
+
+
+def test_until_caught_up(tmp_path: Path) -> None:
+    relay = load(tmp_path, MINIMAL, env={"BINHUB_RELAY_UNTIL_CAUGHT_UP": "true"}).relay
+    assert relay is not None and relay.until_caught_up
+    relay = load(tmp_path, MINIMAL).relay
+    assert relay is not None and not relay.until_caught_up
+
+
 def test_http_listen_port_zero(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL, overrides={"http.listen": "127.0.0.1:0"})
     assert config.http.port == 0
