@@ -3,8 +3,9 @@
 Sources, later ones win: the TOML file → ``BINHUB_<SECTION>_<KEY>`` environment variables →
 command-line flags (a ``{"relay.server_id": 99}`` dict). Every layer is flattened to dotted keys
 (``store.retention.max_age``) before validation, so one error path covers all three and every
-:class:`~binhub.errors.ConfigError` names the key an operator has to fix. Services receive
-:class:`Config` and its parts; nothing above this module reads files, env vars or raw dicts.
+:class:`~binhub.errors.ConfigError` names the key an operator has to fix. Each service receives
+its own part, a dataclass its package defines (``StoreConfig``, ``RelayConfig``, ``ServeConfig``);
+no service reads files, env vars or raw dicts.
 
 String values in the file may reference the environment as ``${NAME}`` (``$$`` is a literal ``$``),
 so secrets need not be written into the file. Relative paths in the file are relative to the file's

@@ -206,7 +206,7 @@ class Daemon:
             opener = open_store_readonly
         store = opener(config.store, self.registry)
         self.store = store
-        cleanups.append(("store", _as_async(store.close)))
+        cleanups.append(("store", _as_async(lambda: _close_store(store))))
 
         if config.relay is not None:
             relay = self._make_relay(config.relay, store, self.registry)
@@ -361,6 +361,19 @@ class Daemon:
                 log.debug("status of %s failed", name, exc_info=True)
                 out[name] = {"error": str(exc)}
         return out
+
+
+def _close_store(store: Store) -> None:
+    """Close the store and say where it ends (what ``binhub relay --until-caught-up`` leaves behind)."""
+    try:
+        summary = store.status()
+    except Exception:  # the summary is a courtesy: it must never keep the store open
+        log.debug("store status failed before closing", exc_info=True)
+        summary = {}
+    store.close()
+    durable = summary.get("durable") or {}
+    log.info("store closed: %s file(s), durable up to %s:%s", summary.get("files", "?"),
+             durable.get("file", "-"), durable.get("position", 0), extra={"data_dir": summary.get("data_dir")})
 
 
 def _as_async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
