@@ -452,9 +452,10 @@ def _serve(v: _Values, service: ServiceName | None) -> ServeConfig | None:
     users_file, users = v.path("serve.users_file"), _serve_users(v)
     if users_file is None and not users:
         # Serving binlogs means serving every row of every table: no anonymous default.
-        raise ConfigError("serve.users_file", "is required: the replicas' users and password hashes "
-                          "(or one user with serve.user and serve.password)",
-                          hint="create it with `binhub user add --users FILE NAME`")
+        raise ConfigError("serve.users_file", "is required: the file of the replicas' users and password "
+                          "hashes, or one account in serve.user and serve.password",
+                          hint="create the file with `binhub user add --users FILE NAME`; "
+                          "binhub serve takes --users FILE or --user NAME --password PW")
     if users_file is not None and users:
         raise ConfigError("serve.user", "conflicts with serve.users_file: give one of them")
     # Towards replicas binhub is "the primary": by default it reuses its relay identity (also when
