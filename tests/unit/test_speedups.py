@@ -211,11 +211,12 @@ def test_c_crc32_is_zlibs() -> None:
 def _ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
     """The relay's hot path over a fresh store, with ``impl``'s scan_batch."""
     from binhub.relay import ingest as ingest_module
+    from binhub.relay.metrics import RelayMetrics
     from binhub.store.store import BinlogStore
 
     monkeypatch.setattr(ingest_module, "scan_batch", impl.scan_batch)
     store = BinlogStore.open(tmp_path / "store")
-    return ingest_module.Ingest(store, None)
+    return ingest_module.Ingest(store, RelayMetrics())
 
 
 def _store_in_batches(ingest: Any, name: str, events: list[bytes], rng: random.Random) -> None:
