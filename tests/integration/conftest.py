@@ -6,6 +6,8 @@
     primary            session   one shared primary (server_id 1, domain 0); read-only for tests:
                                  do not stop, restart, kill, RESET MASTER or change its globals
     primary_db         function  PrimaryDb: a fresh database on ``primary`` for this test only
+    replica_pool       session   three servers (server_id 301-303) that tests point at binhub
+    replicas           function  the pool, replication stopped and reset (RESET SLAVE ALL) for this test
 
 Why a shared primary with a database per test, not a fresh server per test: a server costs ~1 s
 to bootstrap and start, and ~120 MB of disk; a few hundred tests would spend minutes on that alone.
@@ -197,3 +199,27 @@ def primary_db(primary: Sandbox, request: pytest.FixtureRequest) -> Iterator[Pri
             cur.execute(f"DROP DATABASE IF EXISTS {q(name)}")
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def replica_pool(mariadb_factory: MariadbFactory) -> list[Sandbox]:
+    """Three replicas shared by every test that points real replicas at binhub; use ``replicas``."""
+    return [mariadb_factory(f"replica{i}", server_id=301 + i) for i in range(3)]
+
+
+@pytest.fixture
+def replicas(replica_pool: list[Sandbox]) -> Iterator[list[Sandbox]]:
+    """The pooled replicas with replication stopped and forgotten, semi-sync and compression off.
+
+    A test points them where it wants (CHANGE MASTER TO) and may kill or restart them; data it
+    replicated stays in its own database and harms no one. Replication is stopped again afterwards.
+    """
+    for sb in replica_pool:
+        if not sb.is_running():
+            sb.start(timeout=START_TIMEOUT)
+        sb.execute("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+                   "SET GLOBAL slave_compressed_protocol = OFF")
+    yield replica_pool
+    for sb in replica_pool:
+        with contextlib.suppress(Exception):
+            sb.query("STOP SLAVE")
