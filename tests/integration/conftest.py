@@ -19,7 +19,9 @@ it would pull the binlog away from any reader that is still attached. Tests that
 crash, reconfigure or wipe a server ask ``mariadb_factory`` for their own.
 
 Every test in this directory is marked ``integration``. Without mariadbd they are skipped with a
-message, except when ``CI=true``: in CI a missing server is a failure, never a silent skip.
+message, except when ``CI=true``: in CI a missing server is a failure, never a silent skip. Tests
+that need something else this machine may lack (mounting a tmpfs) call ``missing_prerequisite``,
+which follows the same rule.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -53,6 +55,14 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def missing_prerequisite(message: str) -> NoReturn:
+    """Skip the test for want of something this machine lacks; under CI=true, fail it instead:
+    in CI a test that cannot run is a failure, never a silent skip."""
+    if in_ci():
+        pytest.fail(message + " [CI=true: a missing prerequisite fails the run instead of skipping]", pytrace=False)
+    pytest.skip(message)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A conftest hook sees the whole session's items: mark only the ones in this directory.
     for item in items:
@@ -66,11 +76,7 @@ def mariadbd_binary() -> Path:
     try:
         return find_server_binary()
     except SandboxError as exc:
-        message = f"integration tests need a local MariaDB server: {exc}"
-        if in_ci():
-            pytest.fail(message + " [CI=true: a missing server fails the run instead of skipping]",
-                        pytrace=False)
-        pytest.skip(message)
+        missing_prerequisite(f"integration tests need a local MariaDB server: {exc}")
 
 
 class MariadbFactory:

@@ -27,7 +27,7 @@ from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.sandbox import Sandbox
 from binhub.store.catalog import verify_files
-from tests.integration.conftest import MariadbFactory
+from tests.integration.conftest import MariadbFactory, missing_prerequisite
 from tests.integration.relayutil import (
     BINHUB,
     assert_store_matches,
@@ -289,8 +289,8 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mnt)], capture_output=True,
                           text=True, timeout=30)
     if proc.returncode != 0:
-        pytest.skip(f"mounting a size-limited tmpfs is not permitted here ({proc.stderr.strip()}); "
-                    "the disk-full test needs root or CAP_SYS_ADMIN")
+        missing_prerequisite(f"mounting a size-limited tmpfs is not permitted here ({proc.stderr.strip()}); "
+                             "the disk-full test needs root or CAP_SYS_ADMIN")
     try:
         yield mnt
     finally:
