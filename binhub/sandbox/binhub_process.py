@@ -9,12 +9,13 @@ shutdown) and falls back to SIGKILL after a deadline; a test that wants a crash 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from binhub.errors import SandboxError
@@ -37,10 +38,12 @@ def binhub_command() -> list[str]:
 class BinhubProcess:
     """``binhub ARGS`` running as a child process; ``port`` is where it listens, when it does."""
 
-    def __init__(self, args: Sequence[str], log: Path, *, port: int | None = None) -> None:
+    def __init__(self, args: Sequence[str], log: Path, *, port: int | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.args = list(args)
         self.log = log
         self.port = port
+        self.env = dict(env) if env else {}  # added to (or replacing) this process's environment
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +55,8 @@ class BinhubProcess:
         if self.running:
             raise SandboxError(f"binhub {self.args[0]} is already running (pid {self.pid})")
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **self.env} if self.env else None)
         if self.port is not None:
             self.wait_listening(timeout)
         return self
