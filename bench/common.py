@@ -10,7 +10,7 @@ checks that binhub's output is right before it reports a figure for it.
     binlog_files / binlog_total / count_events / compare_files
     measure(...) / Measured              wall seconds and child CPU seconds of one subprocess run
     ProcCpu                              CPU seconds of a process we did not start (the server)
-    binhub_command() / mariadb_binlog_command()
+    binhub_command() / mariadb_binlog_command()   (the first from binhub.sandbox.binhub_process)
     machine_facts()                      cores, CPU model, memory, kernel, versions
 """
 
@@ -26,7 +26,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.sandbox import Sandbox, SandboxSpec
+from binhub.sandbox.binhub_process import binhub_command as binhub_command  # the benches import it from here
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -435,14 +435,6 @@ def generate_binlog(sb: Sandbox, size: int, *, small_share: float = 0.3, connect
 # ---------------------------------------------------------------------------------------- commands
 
 
-def binhub_command() -> list[str]:
-    """How to run the ``binhub`` CLI of this checkout (the venv's script, else ``python -m binhub``)."""
-    script = Path(sys.executable).with_name("binhub")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "binhub"]
-
-
 def mariadb_binlog_binary() -> str:
     for name in ("mariadb-binlog", "mysqlbinlog"):
         found = shutil.which(name)
@@ -552,20 +544,6 @@ def proc_written(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def wait_port(port: int, *, proc: subprocess.Popen[Any] | None = None, timeout: float = 30.0) -> None:
-    """Until something accepts TCP connections on 127.0.0.1:``port`` (``proc`` must stay alive)."""
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
 
 
 def free_port() -> int:

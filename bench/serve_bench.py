@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -62,11 +61,11 @@ from bench.common import (  # noqa: E402
     rss_mib,
     run_threads,
     start_primary,
-    wait_port,
 )
 from binhub.binlog.constants import EventType  # noqa: E402
 from binhub.net.client import UpstreamConnection  # noqa: E402
 from binhub.sandbox import Sandbox  # noqa: E402
+from binhub.sandbox.binhub_process import BinhubProcess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -88,27 +87,12 @@ def run_quiet(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-class Serve:
-    """``binhub serve`` on a store, one process, stopped with SIGTERM."""
-
-    def __init__(self, data_dir: Path, user: str, password: str, log_path: Path) -> None:
-        self.port = free_port()
-        self.cmd = [*binhub_command(), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}",
-                    "--user", user, "--password", password, "--server-id", str(SERVE_ID), "--no-tls",
-                    "--log-level", "warning"]
-        self._log = open(log_path, "a")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        wait_port(self.port, proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+def start_serve(data_dir: Path, user: str, password: str, log_path: Path) -> BinhubProcess:
+    """``binhub serve`` on a store, listening once this returns; stop it with ``.stop()`` (SIGTERM)."""
+    port = free_port()
+    return BinhubProcess(["serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--user", user,
+                          "--password", password, "--server-id", str(SERVE_ID), "--no-tls", "--log-level", "warning"],
+                         log_path, port=port).start()
 
 
 def relay(sb: Sandbox, store: Path, durability: str = "rotate") -> float:
@@ -438,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
     work = args.workdir or Path(tempfile.mkdtemp(prefix="binhub-serve-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     started: list[Sandbox] = []
-    serves: list[Serve] = []
-    daemon: subprocess.Popen[bytes] | None = None
+    serves: list[BinhubProcess] = []
+    daemon: BinhubProcess | None = None
     report: list[str] = ["# Serve benchmark results", "",
                          "Produced by `python bench/serve_bench.py` (see bench/README.md): binhub and the "
                          "reference (`mariadbd` itself) one after the other on the same binlog, same clients.", ""]
@@ -472,11 +456,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             commands["fan-out client"] = cmd
             log(f"mariadbd: {ref.wall:.1f}s, {ref.mb_per_s:,.0f} MB/s, server CPU {ref.server_cpu:.1f}s "
                 f"{'' if ref.ok else ref.note}")
-            srv = Serve(store, user, password, work / "serve.log")
+            srv = start_serve(store, user, password, work / "serve.log")
             serves.append(srv)
-            commands["binhub serve"] = redact([os.path.basename(srv.cmd[0]), *srv.cmd[1:]], sb,
+            commands["binhub serve"] = redact([os.path.basename(srv.command[0]), *srv.command[1:]], sb,
                                               replace={str(store): "STORE", str(srv.port): "PORT"})
-            hub, _ = fanout_run("binhub", sb, srv.port, srv.proc.pid, files, total, args.clients,
+            hub, _ = fanout_run("binhub", sb, srv.port, srv.pid, files, total, args.clients,
                                 work / "fanout-hub", args.fanout_timeout)
             srv.stop()
             serves.remove(srv)
@@ -545,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
                 f"{want_gtid} ends at {file}:{pos:,}")
             relay_s = relay(sb, store)
             log(f"store caught up in {relay_s:.1f}s")
-            srv = Serve(store, user, password, work / "serve.log")
+            srv = start_serve(store, user, password, work / "serve.log")
             serves.append(srv)
             ref_t, hub_t = Ttfe("mariadbd"), Ttfe("binhub")
             for i in range(args.ttfe_runs):
@@ -592,11 +576,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             shutil.rmtree(hubdir, ignore_errors=True)
             hubdir.mkdir()
             config = binhub_run_config(hubdir, sb, pos_now, port, user, password)
-            log_f = open(hubdir / "run.log", "ab")  # noqa: SIM115 - closed below
-            run_cmd = [*binhub_command(), "run", "--config", str(config)]
-            daemon = subprocess.Popen(run_cmd, stdout=log_f, stderr=subprocess.STDOUT)
-            log_f.close()
-            wait_port(port, proc=daemon)
+            daemon = BinhubProcess(["run", "--config", str(config)], hubdir / "run.log", port=port).start()
+            run_cmd = daemon.command
             commands["binhub run"] = redact([os.path.basename(run_cmd[0]), *run_cmd[1:]], sb,
                                             replace={str(config): "binhub.toml"})
             wait_binhub_has(port, user, password, pos_now)  # a GTID the store lacks yet is refused (1236)
@@ -655,13 +636,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
     finally:
         for srv_left in serves:
             srv_left.stop()
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        if daemon is not None:
+            daemon.stop()
         if not keep:
             for s in started:
                 with contextlib.suppress(Exception):

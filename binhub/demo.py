@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from typing import Any
 
 from binhub.errors import BinhubError
 from binhub.sandbox import Sandbox, SandboxSpec
+from binhub.sandbox.binhub_process import BinhubProcess
+from binhub.sandbox.process import free_port
 from binhub.store import BinlogStore
 from binhub.store.catalog import summarize, verify_files
 
@@ -128,20 +129,17 @@ def run_demo(*, keep: bool = False, say: Callable[[str], None] = print, work_dir
 def replicate_through_serve(primary: Sandbox, data_dir: Path, base: Path,
                             say: Callable[[str], None]) -> tuple[int, int]:
     """Serve the store and let a real replica catch up through it; (tables compared, tables equal)."""
-    port = _free_port()
+    port = free_port()
     password = secrets.token_hex(8)
-    serve = subprocess.Popen([sys.executable, "-m", "binhub", "serve", "--data-dir", str(data_dir),
-                              "--listen", f"127.0.0.1:{port}", "--user", "repl", "--password", password,
-                              "--server-id", "1001", "--log-level", "warning"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    serve = BinhubProcess(["serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--user", "repl",
+                           "--password", password, "--server-id", "1001", "--log-level", "warning"],
+                          base / "serve.log", port=port)
     replica = Sandbox.create(SandboxSpec(name="demo-replica", base_dir=base / "sandboxes", server_id=2))
     try:
         say(f"serving the store with: binhub serve --data-dir {data_dir} --listen 127.0.0.1:{port}; "
             "starting a replica that replicates from it …")
+        serve.start()
         replica.start()
-        _wait(lambda: _accepts(port) or serve.poll() is not None, 30, "binhub serve to listen")
-        if serve.poll() is not None:
-            raise BinhubError(f"binhub serve exited: {serve.stderr.read() if serve.stderr else ''}")
         with primary.connect() as src, replica.connect() as dst:
             src_cur, dst_cur = src.cursor(), dst.cursor()
             dst_cur.execute(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', "
@@ -165,24 +163,8 @@ def replicate_through_serve(primary: Sandbox, data_dir: Path, base: Path,
             dst_cur.execute("STOP SLAVE")
         return len(tables), equal
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        serve.stop()
         replica.destroy()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:

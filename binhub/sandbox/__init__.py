@@ -9,7 +9,8 @@ over TCP. The package, one concept a module:
 * ``binaries``  where ``mariadbd`` and ``mariadb-install-db`` are on this machine;
 * ``bootstrap`` the datadir's bootstrap and the server's command line (its whole configuration);
 * ``process``   the server as an OS process: spawning, liveness by pid, ports;
-* ``server``    :class:`Sandbox`, the handle: lifecycle and helpers for using the running server.
+* ``server``    :class:`Sandbox`, the handle: lifecycle and helpers for using the running server;
+* ``binhub_process``  a ``binhub`` command (serve, relay, run) as a child process beside the sandboxes.
 """
 
 from binhub.sandbox.binaries import find_install_db_binary, find_server_binary

@@ -6,6 +6,8 @@
     primary            session   one shared primary (server_id 1, domain 0); read-only for tests:
                                  do not stop, restart, kill, RESET MASTER or change its globals
     primary_db         function  PrimaryDb: a fresh database on ``primary`` for this test only
+    replica_pool       session   three servers (server_id 301-303) that tests point at binhub
+    replicas           function  the pool, replication stopped and reset (RESET SLAVE ALL) for this test
 
 Why a shared primary with a database per test, not a fresh server per test: a server costs ~1 s
 to bootstrap and start, and ~120 MB of disk; a few hundred tests would spend minutes on that alone.
@@ -17,7 +19,9 @@ it would pull the binlog away from any reader that is still attached. Tests that
 crash, reconfigure or wipe a server ask ``mariadb_factory`` for their own.
 
 Every test in this directory is marked ``integration``. Without mariadbd they are skipped with a
-message, except when ``CI=true``: in CI a missing server is a failure, never a silent skip.
+message, except when ``CI=true``: in CI a missing server is a failure, never a silent skip. Tests
+that need something else this machine may lack (mounting a tmpfs) call ``missing_prerequisite``,
+which follows the same rule.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -51,6 +55,14 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def missing_prerequisite(message: str) -> NoReturn:
+    """Skip the test for want of something this machine lacks; under CI=true, fail it instead:
+    in CI a test that cannot run is a failure, never a silent skip."""
+    if in_ci():
+        pytest.fail(message + " [CI=true: a missing prerequisite fails the run instead of skipping]", pytrace=False)
+    pytest.skip(message)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A conftest hook sees the whole session's items: mark only the ones in this directory.
     for item in items:
@@ -64,11 +76,7 @@ def mariadbd_binary() -> Path:
     try:
         return find_server_binary()
     except SandboxError as exc:
-        message = f"integration tests need a local MariaDB server: {exc}"
-        if in_ci():
-            pytest.fail(message + " [CI=true: a missing server fails the run instead of skipping]",
-                        pytrace=False)
-        pytest.skip(message)
+        missing_prerequisite(f"integration tests need a local MariaDB server: {exc}")
 
 
 class MariadbFactory:
@@ -197,3 +205,27 @@ def primary_db(primary: Sandbox, request: pytest.FixtureRequest) -> Iterator[Pri
             cur.execute(f"DROP DATABASE IF EXISTS {q(name)}")
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def replica_pool(mariadb_factory: MariadbFactory) -> list[Sandbox]:
+    """Three replicas shared by every test that points real replicas at binhub; use ``replicas``."""
+    return [mariadb_factory(f"replica{i}", server_id=301 + i) for i in range(3)]
+
+
+@pytest.fixture
+def replicas(replica_pool: list[Sandbox]) -> Iterator[list[Sandbox]]:
+    """The pooled replicas with replication stopped and forgotten, semi-sync and compression off.
+
+    A test points them where it wants (CHANGE MASTER TO) and may kill or restart them; data it
+    replicated stays in its own database and harms no one. Replication is stopped again afterwards.
+    """
+    for sb in replica_pool:
+        if not sb.is_running():
+            sb.start(timeout=START_TIMEOUT)
+        sb.execute("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+                   "SET GLOBAL slave_compressed_protocol = OFF")
+    yield replica_pool
+    for sb in replica_pool:
+        with contextlib.suppress(Exception):
+            sb.query("STOP SLAVE")

@@ -1,41 +1,51 @@
-"""Running ``binhub relay`` as users do (a subprocess) and checking a store against its primary."""
+"""Running ``binhub relay`` and ``binhub serve`` as users do (child processes, see
+:class:`binhub.sandbox.binhub_process.BinhubProcess`) and checking a store against its primary."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from binhub.sandbox import Sandbox
+from binhub.sandbox.binhub_process import BinhubProcess, binhub_command
+from binhub.sandbox.process import free_port
 from binhub.store import BinlogStore
 from binhub.store.catalog import verify_files
+from tests.integration.workload import wait_until
 
-BINHUB = [sys.executable, "-m", "binhub"]
+BINHUB = binhub_command()
 
 
 def relay_args(source: str, data_dir: Path, *extra: str) -> list[str]:
-    return [*BINHUB, "relay", "--source", source, "--data-dir", str(data_dir), *extra]
+    return ["relay", "--source", source, "--data-dir", str(data_dir), *extra]
 
 
 def run_relay(source: str, data_dir: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``binhub relay ... --until-caught-up``: returns the finished process (exit code, stderr)."""
-    return subprocess.run(relay_args(source, data_dir, "--until-caught-up", *extra), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([*BINHUB, *relay_args(source, data_dir, "--until-caught-up", *extra)],
+                          capture_output=True, text=True, timeout=timeout)
 
 
-def start_relay(source: str, data_dir: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
+def start_relay(source: str, data_dir: Path, *extra: str, log: Path | None = None) -> BinhubProcess:
     """A long-running relay (no --until-caught-up); stop it with :func:`stop_relay` or kill it."""
-    out = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(relay_args(source, data_dir, *extra), stdout=out, stderr=subprocess.STDOUT, text=True)
+    log = log or data_dir.parent / f"{data_dir.name}-relay.log"
+    return BinhubProcess(relay_args(source, data_dir, *extra), log).start()
 
 
-def stop_relay(proc: subprocess.Popen[str], timeout: float = 30) -> int:
+def stop_relay(proc: BinhubProcess, timeout: float = 30) -> int:
+    """SIGTERM, and the exit code (a relay that does not stop in ``timeout`` fails the test)."""
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=timeout)
+
+
+def start_serve(data_dir: Path, log: Path, *, user: str, password: str, server_id: int, port: int | None = None,
+                extra: tuple[str, ...] = ("--no-tls",)) -> BinhubProcess:
+    """``binhub serve`` on ``data_dir`` (plain TCP unless ``extra`` says otherwise), listening once this returns."""
+    port = port or free_port()
+    return BinhubProcess(["serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--user", user,
+                          "--password", password, "--server-id", str(server_id), *extra], log, port=port).start()
 
 
 def same_bytes(a: Path, b: Path) -> bool:
@@ -84,17 +94,6 @@ def mariadb_binlog_reads(path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, errors="replace", timeout=120)
 
 
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
-        time.sleep(interval)
-
-
 def env_without_ci() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "CI"}
 
@@ -117,6 +116,6 @@ def wait_binlog_settled(server: Sandbox, timeout: float = 30.0) -> None:
                 cur.execute(f"SHOW BINLOG EVENTS IN '{active}'")
                 return any(str(r[2]) == "Binlog_checkpoint" and f"{active}" in str(r[5]) for r in cur.fetchall())
 
-        wait_for(settled, timeout=timeout)
+        wait_until(settled, timeout=timeout, message=f"no binlog checkpoint in {server.name}'s active file")
     finally:
         conn.close()

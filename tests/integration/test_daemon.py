@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from binhub.sandbox.binhub_process import BinhubProcess
+from binhub.sandbox.process import free_port
 from tests.integration.conftest import PrimaryDb
-from tests.integration.relayutil import assert_store_matches, wait_for
-from tests.integration.workload import create_tables, insert_rows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.integration.relayutil import assert_store_matches
+from tests.integration.workload import create_tables, insert_rows, wait_until
 
 
 def _get(url: str) -> str:
@@ -29,7 +24,7 @@ def _get(url: str) -> str:
 def test_daemon_relays_reports_and_stops_gracefully(primary_db: PrimaryDb, tmp_path: Path) -> None:
     tables = create_tables(primary_db.conn, primary_db.name, 1)
     insert_rows(primary_db.conn, primary_db.name, tables[0], 100)
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "binhub.toml"
     config.write_text(f"""
 [store]
@@ -47,9 +42,7 @@ listen = "127.0.0.1:{port}"
 [log]
 format = "json"
 """)
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "binhub", "run", "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = BinhubProcess(["run", "--config", str(config)], tmp_path / "daemon.log").start()
     try:
         _, _, gtid = primary_db.position()
 
@@ -60,10 +53,11 @@ format = "json"
                 return False
             return bool(json.dumps(status).count(gtid))
 
-        wait_for(caught_up, timeout=30)
+        wait_until(caught_up, timeout=30, message=f"/status never showed {gtid}")
         insert_rows(primary_db.conn, primary_db.name, tables[0], 50, start_id=5000)
         _, _, gtid = primary_db.position()
-        wait_for(caught_up, timeout=30)  # live: new transactions arrive without a restart
+        # live: new transactions arrive without a restart
+        wait_until(caught_up, timeout=30, message=f"/status never showed {gtid}")
         metrics = _get(f"http://127.0.0.1:{port}/metrics")
         assert f'binhub_relay_last_gtid_info{{gtid="{gtid}"}}' in metrics
         events = [line for line in metrics.splitlines() if line.startswith("binhub_relay_events_total ")]
@@ -72,9 +66,7 @@ format = "json"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+        proc.kill()
     lines = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines() if line.startswith("{")]
     assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
     assert_store_matches(tmp_path / "store", primary_db.sandbox, from_file=primary_db.start_file)

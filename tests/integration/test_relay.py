@@ -16,9 +16,8 @@ from tests.integration.relayutil import (
     mariadb_binlog_reads,
     run_relay,
     stored_files,
-    wait_for,
 )
-from tests.integration.workload import create_tables, insert_rows, run_workload
+from tests.integration.workload import create_tables, insert_rows, run_workload, wait_until
 
 
 def test_workload_is_stored_byte_identically(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -198,7 +197,7 @@ def test_purged_start_gtid_names_what_is_missing(lonely_server, tmp_path: Path) 
             cur.execute("SHOW BINARY LOGS")
             return [r[0] for r in cur.fetchall()] == [current]
 
-        wait_for(purged, timeout=20)
+        wait_until(purged, timeout=20)
     conn.close()
     proc = run_relay(lonely_server.dsn, tmp_path / "store", "--start-gtid", "0-1-2", timeout=30)
     assert proc.returncode == 1

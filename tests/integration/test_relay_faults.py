@@ -27,7 +27,7 @@ from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.sandbox import Sandbox
 from binhub.store.catalog import verify_files
-from tests.integration.conftest import MariadbFactory
+from tests.integration.conftest import MariadbFactory, missing_prerequisite
 from tests.integration.relayutil import (
     BINHUB,
     assert_store_matches,
@@ -36,9 +36,8 @@ from tests.integration.relayutil import (
     stop_relay,
     stored_files,
     wait_binlog_settled,
-    wait_for,
 )
-from tests.integration.workload import large_transaction, q
+from tests.integration.workload import large_transaction, q, wait_until
 
 FDE_FLAGS_BYTE = 21  # the FDE's low flags byte: 4 (magic) + 17 (header offset of the flags)
 
@@ -206,6 +205,7 @@ def dump_log(log: Path) -> str:
 # 1. kill -9 of the relay, again and again, under a heavy write workload
 
 
+@pytest.mark.slow
 def test_relay_survives_repeated_kill_9_under_load(mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
     server = own_server(mariadb_factory, "kill9")
     data_dir, log = tmp_path / "store", tmp_path / "relay.log"
@@ -213,7 +213,7 @@ def test_relay_survives_repeated_kill_9_under_load(mariadb_factory: MariadbFacto
     kills = 0
     deadline = time.monotonic() + 90
     with writing(server, "k9", flush_every=80) as writer:
-        wait_for(lambda: writer.commits > 20, timeout=30)
+        wait_until(lambda: writer.commits > 20, timeout=30)
         while kills < 22:
             assert time.monotonic() < deadline, f"only {kills} kills in time"
             proc = start_relay(server.dsn, data_dir, log=log)
@@ -241,16 +241,16 @@ def test_primary_restart_and_crash_while_relaying(mariadb_factory: MariadbFactor
     server = own_server(mariadb_factory, "crashy")
     data_dir, log = tmp_path / "store", tmp_path / "relay.log"
     with relay_running(server.dsn, data_dir, log) as proc, writing(server, "cr", flush_every=0, pause=0.01) as w:
-        wait_for(lambda: w.commits > 30, timeout=30)
+        wait_until(lambda: w.commits > 30, timeout=30)
         server.restart(timeout=60)  # clean: STOP event, in-use flag cleared
-        wait_for(lambda: w.commits > 80, timeout=30)
+        wait_until(lambda: w.commits > 80, timeout=30)
         crashed = server.binlog_files()[-1].name
         server.kill()  # crash: the active file keeps its in-use flag
         server.start(timeout=90)
-        wait_for(lambda: w.commits > 130, timeout=30)
+        wait_until(lambda: w.commits > 130, timeout=30)
         w.stop()
         wait_binlog_settled(server)
-        wait_for(lambda: caught_up(data_dir, server), timeout=30)
+        wait_until(lambda: caught_up(data_dir, server), timeout=30)
         assert proc.poll() is None, dump_log(log)
         assert stop_relay(proc) == 0
     files = {p.name: p for p in assert_store_matches(data_dir, server)}
@@ -289,30 +289,36 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mnt)], capture_output=True,
                           text=True, timeout=30)
     if proc.returncode != 0:
-        pytest.skip(f"mounting a size-limited tmpfs is not permitted here ({proc.stderr.strip()}); "
-                    "the disk-full test needs root or CAP_SYS_ADMIN")
+        missing_prerequisite(f"mounting a size-limited tmpfs is not permitted here ({proc.stderr.strip()}); "
+                             "the disk-full test needs root or CAP_SYS_ADMIN")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
 
 
+@pytest.mark.slow
 def test_disk_full_then_space_freed(mariadb_factory: MariadbFactory, small_tmpfs: Path, tmp_path: Path) -> None:
     server = own_server(mariadb_factory, "diskfull")
     data_dir, log = small_tmpfs / "store", tmp_path / "relay.log"
     with relay_running(server.dsn, data_dir, log) as proc:
         with writing(server, "df", flush_every=150) as w:
-            wait_for(lambda: "no space left on device" in dump_log(log), timeout=60)
+            wait_until(lambda: "no space left on device" in dump_log(log), timeout=60)
             w.stop()
-        # It keeps retrying and does not crash; what it holds is whole transactions.
-        time.sleep(1.5)
+        # It keeps retrying and does not crash: a second attempt hits the full disk too (its backoff
+        # starts at 0.2 s); what it holds is whole transactions.
+        def disk_full_retries() -> int:
+            return sum("no space left on device" in line and "reconnecting in" in line
+                       for line in dump_log(log).splitlines())
+        wait_until(lambda: disk_full_retries() >= 2 or proc.poll() is not None, timeout=30,
+                   message="the relay did not try again after the disk filled up")
         assert proc.poll() is None, dump_log(log)[-3000:]
         report = verify_files(stored_files(data_dir))
         assert report.ok, report.problems
         text = dump_log(log)
         assert str(data_dir) in text and "Traceback" not in text
         subprocess.run(["mount", "-o", "remount,size=64M", str(small_tmpfs)], check=True, timeout=30)
-        wait_for(lambda: caught_up(data_dir, server), timeout=45)
+        wait_until(lambda: caught_up(data_dir, server), timeout=45)
         assert proc.poll() is None
         assert stop_relay(proc) == 0
     assert_store_matches(data_dir, server)
@@ -329,7 +335,7 @@ def test_duplicate_server_id_stops_the_relay(mariadb_factory: MariadbFactory, tm
     server = own_server(mariadb_factory, "dupid")
     data_dir, log = tmp_path / "store", tmp_path / "relay.log"
     with relay_running(server.dsn, data_dir, log, "--server-id", "4242") as proc:
-        wait_for(lambda: "relaying from" in dump_log(log), timeout=30)
+        wait_until(lambda: "relaying from" in dump_log(log), timeout=30)
 
         async def intruder() -> None:
             conn = await UpstreamConnection.connect("127.0.0.1", server.port, server.repl_user,
@@ -384,9 +390,9 @@ def test_semi_sync_acks_every_transaction(mariadb_factory: MariadbFactory, tmp_p
     data_dir, log = tmp_path / "store", tmp_path / "relay.log"
     admin = server.connect()
     with relay_running(server.dsn, data_dir, log, "--semi-sync") as proc:
-        wait_for(lambda: _status(admin, "Rpl_semi_sync_master_clients") == 1, timeout=30)
+        wait_until(lambda: _status(admin, "Rpl_semi_sync_master_clients") == 1, timeout=30)
         # Semi-sync is switched on once the replica has caught up with the primary.
-        wait_for(lambda: _variable_status(admin) == "ON", timeout=30)
+        wait_until(lambda: _variable_status(admin) == "ON", timeout=30)
         # Commits from before the relay connected (the server's own user setup) count as no_tx.
         yes_before = _status(admin, "Rpl_semi_sync_master_yes_tx")
         no_before = _status(admin, "Rpl_semi_sync_master_no_tx")
@@ -423,7 +429,7 @@ def test_semi_sync_acks_every_transaction(mariadb_factory: MariadbFactory, tmp_p
         assert _status(admin, "Rpl_semi_sync_master_yes_tx") - yes_before >= 102
         assert _variable_status(admin) == "ON"  # semi-sync never fell back to async
         assert proc.poll() is None
-        wait_for(lambda: caught_up(data_dir, server), timeout=30)
+        wait_until(lambda: caught_up(data_dir, server), timeout=30)
         assert stop_relay(proc) == 0
     admin.close()
     assert "semi-sync replication is on" in dump_log(log)
@@ -530,6 +536,7 @@ def _reset(s: socket.socket) -> None:
     s.close()
 
 
+@pytest.mark.slow
 def test_network_cuts_mid_stream(mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
     server = own_server(mariadb_factory, "netcut")
     conn = server.connect()
@@ -538,7 +545,7 @@ def test_network_cuts_mid_stream(mariadb_factory: MariadbFactory, tmp_path: Path
     # Traffic first, relay later: each cut then lands inside the dump of existing data. The large
     # transaction holds a > 16 MiB event, sent as several packets; cuts are spread over it too.
     with writing(server, "nc", flush_every=40) as w:
-        wait_for(lambda: w.commits > 150, timeout=60)
+        wait_until(lambda: w.commits > 150, timeout=60)
         w.stop()
     large_transaction(conn, "nc", blob_bytes=17 * 1024 * 1024, small_rows=50)
     with conn.cursor() as cur:
@@ -556,7 +563,7 @@ def test_network_cuts_mid_stream(mariadb_factory: MariadbFactory, tmp_path: Path
     source = f"mysql://{server.repl_user}:{server.repl_password}@127.0.0.1:{proxy.port}"
     try:
         with relay_running(source, data_dir, log) as proc:
-            wait_for(lambda: caught_up(data_dir, server), timeout=45)
+            wait_until(lambda: caught_up(data_dir, server), timeout=45)
             assert proc.poll() is None, dump_log(log)[-3000:]
             assert stop_relay(proc) == 0
         assert proxy.cuts_done >= 7, f"only {proxy.cuts_done} cuts ({total} bytes to relay)"

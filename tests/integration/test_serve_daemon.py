@@ -11,18 +11,16 @@ the two-process variant in ``test_serve_replicas.py``. The module proves:
   real replica's Last_IO_Error shows it; PURGE BINARY LOGS of a file a dump reads is refused,
   naming the reader.
 
-The three replicas are made once for the module and re-pointed by each test (RESET SLAVE ALL):
+The three replicas are the session's pool (``replicas`` in conftest.py), re-pointed by each test:
 starting a server costs seconds on a 2-core machine.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -35,14 +33,15 @@ import pymysql
 import pytest
 
 from binhub.sandbox import Sandbox
+from binhub.sandbox.binhub_process import BinhubProcess, binhub_command
+from binhub.sandbox.process import free_port
 from binhub.wire.commands import ComBinlogDump
-from tests.integration.conftest import MariadbFactory, PrimaryDb
+from tests.integration.conftest import PrimaryDb
 from tests.integration.serveutil import packet
 from tests.integration.test_serve_replicas import (
     PASSWORD,
     USER,
     assert_replicas_match,
-    free_port,
     point_at,
     slave_status,
 )
@@ -55,9 +54,10 @@ from tests.integration.workload import (
     wait_until,
 )
 
-BINHUB = [sys.executable, "-m", "binhub"]
+BINHUB = binhub_command()
 ADMIN, ADMIN_PASSWORD = "binhub_admin", "adm1n-pw"
 SERVE_ID = 9101
+REPLICA_AHEAD_WAIT = 2
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Daemon:
     start_file: str
     port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[str] | None = None
+    process: BinhubProcess | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -98,32 +98,22 @@ start_file = "{self.start_file}"
 listen = "127.0.0.1:{self.port}"
 users_file = "{users}"
 server_id = {SERVE_ID}
+# A replica ahead of the store (the unknown GTID below) waits this long for the relay before its
+# error 1236: long enough to see it wait, short enough not to idle the suite (default 30 s).
+replica_ahead_wait = "{REPLICA_AHEAD_WAIT}s"
 
 [http]
 listen = "127.0.0.1:{self.http_port}"
 """)
 
     def start(self) -> None:
-        out = open(self.log, "a")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([*BINHUB, "run", "--config", str(self.dir / "binhub.toml")],
-                                     stdout=out, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"binhub run exited: {self.log.read_text()[-3000:]}"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"binhub run did not listen: {self.log.read_text()[-3000:]}")
+        if self.process is None:
+            self.process = BinhubProcess(["run", "--config", str(self.dir / "binhub.toml")], self.log, port=self.port)
+        self.process.start()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+        if self.process is not None:
+            self.process.stop(sig)
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as resp:
@@ -143,26 +133,6 @@ def daemon(primary_db: PrimaryDb, tmp_path: Path) -> Iterator[Daemon]:
     d.start()
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def module_replicas(mariadb_factory: MariadbFactory) -> Iterator[list[Sandbox]]:
-    made = [mariadb_factory(f"drep_{i}", server_id=300 + i) for i in range(3)]
-    yield made
-    for sb in made:
-        with contextlib.suppress(Exception):
-            sb.kill()
-
-
-@pytest.fixture
-def replicas(module_replicas: list[Sandbox]) -> Iterator[list[Sandbox]]:
-    for sb in module_replicas:
-        for stmt in ("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF"):
-            sb.query(stmt)
-    yield module_replicas
-    for sb in module_replicas:
-        with contextlib.suppress(Exception):
-            sb.query("STOP SLAVE")
 
 
 def _point_three(replicas: list[Sandbox], port: int, primary_db: PrimaryDb) -> None:

@@ -10,10 +10,7 @@ import asyncio
 import os
 import random
 import re
-import signal
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +18,13 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from binhub.sandbox.binhub_process import BinhubProcess
 from binhub.wire import auth
 from binhub.wire.commands import ComBinlogDump, ComQuery, ComRegisterSlave
 from binhub.wire.constants import Capability
 from binhub.wire.handshake import HandshakeResponse41, HandshakeV10
 from binhub.wire.messages import ErrPacket
+from tests.integration.relayutil import start_serve
 from tests.integration.serveutil import (
     PASSWORD,
     USER,
@@ -35,6 +34,7 @@ from tests.integration.serveutil import (
     raw_connect,
     read_packet,
 )
+from tests.integration.workload import wait_until
 from tests.unit.test_serve_sql import CLIENTS, MARIADB_1011_REPLICA, MYSQL_80_REPLICA
 
 CAPS = Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.LONG_PASSWORD
@@ -160,33 +160,17 @@ def _rss(pid: int) -> int:
 
 
 @pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def serve_process(tmp_path: Path) -> Iterator[BinhubProcess]:
     store = mariadb_store(tmp_path / "store")
     store.close()
-    proc = subprocess.Popen([sys.executable, "-m", "binhub", "serve", "--data-dir", str(tmp_path / "store"),
-                             "--listen", "127.0.0.1:0", "--user", USER, "--password", PASSWORD, "--no-tls",
-                             "--log-level", "warning"],
-                            stderr=subprocess.PIPE, text=True)
-    port = 0
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"serving on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    assert port, "binhub serve did not start"
-    yield proc, port
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stderr.close()
+    proc = start_serve(tmp_path / "store", tmp_path / "serve.log", user=USER, password=PASSWORD, server_id=77,
+                       extra=("--no-tls", "--log-level", "warning"))
+    yield proc
+    proc.stop()
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:
@@ -310,16 +294,20 @@ class Fuzzer:
             await asyncio.gather(*(one() for _ in range(32)))
 
 
-def test_fuzz_ten_thousand_packets(serve_process: tuple[subprocess.Popen[str], int]) -> None:
-    proc, port = serve_process
+def test_fuzz_ten_thousand_packets(serve_process: BinhubProcess) -> None:
+    proc, port = serve_process, serve_process.port
+    pid = proc.pid
+    assert pid is not None and port is not None
     fuzzer = Fuzzer(port, seed=20240611)
     deadline = time.monotonic() + FUZZ_DEADLINE
     asyncio.run(fuzzer.run(1500, deadline))  # warm-up: imports, caches, allocator arenas
-    rss_before = _rss(proc.pid)
+    rss_before, fds_before = _rss(pid), _open_fds(pid)
     asyncio.run(fuzzer.run(FUZZ_PACKETS + 1500, deadline))
     assert fuzzer.sent >= FUZZ_PACKETS + 1500, f"only {fuzzer.sent} packets within {FUZZ_DEADLINE}s"
     assert proc.poll() is None, "binhub serve died"
     still_serves(port)
-    time.sleep(0.5)  # let closed sessions finish
-    growth = _rss(proc.pid) - rss_before
+    # Every fuzzed session has ended (its socket is closed) before memory is compared.
+    wait_until(lambda: _open_fds(pid) <= fds_before, timeout=30,
+               message="binhub serve kept sessions of the fuzz open (more descriptors than before it)")
+    growth = _rss(pid) - rss_before
     assert growth < RSS_GROWTH_LIMIT, f"RSS grew by {growth / 1e6:.1f} MB over {fuzzer.sent} packets"

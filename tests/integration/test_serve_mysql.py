@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
-import sys
 import time
 import uuid as uuid_mod
 from collections.abc import Iterator
@@ -40,9 +38,12 @@ from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MysqlGtid, MysqlGtidSet
 from binhub.errors import EndOfDump, UpstreamError
 from binhub.net.client import UpstreamConnection
+from binhub.sandbox.binhub_process import BinhubProcess, binhub_command
+from binhub.sandbox.process import free_port
 from tests.binlog_factory import MYSQL_VERSION, BinlogFileBuilder
+from tests.integration.relayutil import start_serve
 
-BINHUB = [sys.executable, "-m", "binhub"]
+BINHUB = binhub_command()
 USER, PASSWORD = "repl_mysql", "mysql-flavour-pw"
 UUID_A = uuid_mod.UUID("3e11fa47-71ca-11e1-9e33-c80aa9429562")
 UUID_B = uuid_mod.UUID("8a94f357-aab4-11df-86ab-c80aa9429562")
@@ -136,19 +137,12 @@ def build_mysql_store(directory: Path, real: Path) -> MysqlStore:
 
 # --------------------------------------------------------------------------- fixtures
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Served:
     store: MysqlStore
     data_dir: Path
     port: int
-    proc: subprocess.Popen[str]
-    log: Path
+    process: BinhubProcess
 
 
 @pytest.fixture(scope="module")
@@ -165,28 +159,12 @@ def served(shared_binlogs: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     assert state.get("upstream", {}).get("flavour") == "mysql", state
     state["upstream"] = None
     state_path.write_text(json.dumps(state))
-    port = _free_port()
-    log = base / "serve.log"
-    out = open(log, "w")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([*BINHUB, "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
-                             "--user", USER, "--password", PASSWORD, "--server-id", "7001", "--no-tls"],
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    port = free_port()
+    serve = start_serve(data_dir, base / "serve.log", user=USER, password=PASSWORD, server_id=7001, port=port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield Served(gen, data_dir, port, proc, log)
+        yield Served(gen, data_dir, port, serve)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        out.close()
+        serve.stop()
 
 
 def _expected(store: MysqlStore, exclude: MysqlGtidSet) -> list[Txn]:

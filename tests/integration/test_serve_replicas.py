@@ -10,71 +10,29 @@ threads running and no error.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pymysql.cursors
-import pytest
 
 from binhub.sandbox import Sandbox
+from binhub.sandbox.binhub_process import BinhubProcess
 from tests.integration.conftest import MariadbFactory, PrimaryDb
-from tests.integration.relayutil import same_bytes, start_relay, stop_relay, stored_files
+from tests.integration.relayutil import same_bytes, start_relay, start_serve, stop_relay, stored_files
 from tests.integration.workload import insert_rows, run_workload, table_checksums, wait_until
 
-BINHUB = [sys.executable, "-m", "binhub"]
 USER, PASSWORD = "repl_binhub", "s3cret-binhub"
 CATCH_UP = 180.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Binhub:
+def serve(data_dir: Path, server_id: int, log: Path, port: int | None = None) -> BinhubProcess:
     """``binhub serve`` on a data dir (the relay runs beside it, another process)."""
-
-    data_dir: Path
-    port: int
-    server_id: int
-    log: Path
-    proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        out = open(self.log, "a")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [*BINHUB, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
-             "--user", USER, "--password", PASSWORD, "--server-id", str(self.server_id), "--no-tls"],
-            stdout=out, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"binhub serve exited: {self.log.read_text()[-2000:]}"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"binhub serve did not listen: {self.log.read_text()[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    return start_serve(data_dir, log, user=USER, password=PASSWORD, server_id=server_id, port=port)
 
 
 def slave_status(sb: Sandbox) -> dict[str, Any]:
@@ -130,27 +88,14 @@ def assert_replicas_match(primary_db: PrimaryDb, replicas: list[Sandbox]) -> Non
         assert not status["Last_IO_Error"] and not status["Last_SQL_Error"], status
 
 
-@pytest.fixture
-def replicas(mariadb_factory: MariadbFactory, request: pytest.FixtureRequest) -> Iterator[list[Sandbox]]:
-    made = [mariadb_factory(f"rep_{request.node.name[:20]}_{i}", server_id=100 + i + 10 * len(mariadb_factory.sandboxes))
-            for i in range(3)]
-    yield made
-    for sb in made:
-        with contextlib.suppress(Exception):
-            sb.query("STOP SLAVE")
-        with contextlib.suppress(Exception):
-            sb.kill()
-
-
-def start_binhub(primary_db: PrimaryDb, tmp_path: Path, name: str = "hub") -> tuple[subprocess.Popen[str], Binhub]:
+def start_binhub(primary_db: PrimaryDb, tmp_path: Path, name: str = "hub") -> tuple[BinhubProcess, BinhubProcess]:
+    """(relay, serve) of the shared primary on ``tmp_path / name``."""
     data_dir = tmp_path / name
     relay = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9001",
                         log=tmp_path / f"{name}-relay.log")
     wait_until(lambda: (data_dir / "binlog").is_dir() and any((data_dir / "binlog").glob("*.0*")), timeout=30,
                message="the relay stored nothing")
-    hub = Binhub(data_dir, free_port(), 9001, tmp_path / f"{name}-serve.log")
-    hub.start()
-    return relay, hub
+    return relay, serve(data_dir, 9001, tmp_path / f"{name}-serve.log")
 
 
 def test_three_replicas_through_binhub(primary_db: PrimaryDb, replicas: list[Sandbox], tmp_path: Path) -> None:
@@ -170,7 +115,7 @@ def test_three_replicas_through_binhub(primary_db: PrimaryDb, replicas: list[San
         stop_relay(relay)
 
 
-def _check_binhub_slave_status(primary_db: PrimaryDb, hub: Binhub, relay: subprocess.Popen[str]) -> None:
+def _check_binhub_slave_status(primary_db: PrimaryDb, hub: BinhubProcess, relay: BinhubProcess) -> None:
     """SHOW SLAVE STATUS on binhub shows its own upstream: the primary, and where the store stands."""
     def hub_status() -> dict[str, Any]:
         conn = pymysql.connect(host="127.0.0.1", port=hub.port, user=USER, password=PASSWORD, connect_timeout=10,
@@ -206,12 +151,11 @@ def test_chained_binhub_and_restart(primary_db: PrimaryDb, replicas: list[Sandbo
     relay_b = start_relay(f"mysql://{USER}:{PASSWORD}@127.0.0.1:{hub_a.port}", data_b,
                           "--start-file", primary_db.start_file, "--server-id", "9002",
                           log=tmp_path / "b-relay.log")
-    hub_b: Binhub | None = None
+    hub_b: BinhubProcess | None = None
     try:
         wait_until(lambda: (data_b / "binlog").is_dir() and any((data_b / "binlog").glob("*.0*")), timeout=60,
                    message="binhub B stored nothing (see b-relay.log)")
-        hub_b = Binhub(data_b, free_port(), 9002, tmp_path / "b-serve.log")
-        hub_b.start()
+        hub_b = serve(data_b, 9002, tmp_path / "b-serve.log")
         direct, chained, _ = replicas
         point_at(direct, hub_a.port, gtid=primary_db.start_gtid)
         point_at(chained, hub_b.port, gtid=primary_db.start_gtid)
@@ -243,14 +187,15 @@ def test_replica_disconnecting_mid_event(primary_db: PrimaryDb, replicas: list[S
         replica = replicas[0]
         point_at(replica, hub.port, gtid=primary_db.start_gtid)
         run_workload(primary_db.conn, primary_db.name)
-        wait_until(lambda: any(p.stat().st_size > 16 << 20 for p in (hub.data_dir / "binlog").glob("*.0*")),
+        data_dir = tmp_path / "hub"
+        wait_until(lambda: any(p.stat().st_size > 16 << 20 for p in (data_dir / "binlog").glob("*.0*")),
                    timeout=60, message="the large transaction did not reach the store")
         for _ in range(3):
             assert _half_read_dump(hub.port, primary_db.start_file) > 0
-        assert hub.proc is not None and hub.proc.poll() is None
+        assert hub.running, hub.tail()
         assert_replicas_match(primary_db, [replica])
         # Each dropped dump released its reader lease: only the replica's remains.
-        wait_until(lambda: len(list((hub.data_dir / "readers").glob("*.json"))) == 1, timeout=10,
+        wait_until(lambda: len(list((data_dir / "readers").glob("*.json"))) == 1, timeout=10,
                    message="a dropped dump kept its reader lease")
     finally:
         hub.stop()
@@ -355,8 +300,7 @@ def test_relay_acks_semi_sync_mariadbd_and_binhub(mariadb_factory: MariadbFactor
     finally:
         conn.close()
 
-    hub = Binhub(data_a, free_port(), 9302, tmp_path / "a-serve.log")
-    hub.start()
+    hub = serve(data_a, 9302, tmp_path / "a-serve.log")
     try:
         data_b = tmp_path / "b"
         done = run_relay(f"mysql://{USER}:{PASSWORD}@127.0.0.1:{hub.port}", data_b, "--start-file", start_file,
@@ -373,15 +317,11 @@ def test_relay_acks_semi_sync_mariadbd_and_binhub(mariadb_factory: MariadbFactor
     assert acks and max(acks) > 0, hub.log.read_text()[-2000:]
 
 
-if os.environ.get("BINHUB_SERVE_TESTS_QUICK"):
-    pytestmark = pytest.mark.skip("BINHUB_SERVE_TESTS_QUICK set")
-
-
-def test_replica_ahead_of_binhub_waits_for_the_relay(primary_db: PrimaryDb, mariadb_factory: MariadbFactory,
+def test_replica_ahead_of_binhub_waits_for_the_relay(primary_db: PrimaryDb, replicas: list[Sandbox],
                                                       tmp_path: Path) -> None:
     """A replica moved from the primary to a binhub whose relay is behind it: its dump waits for the
     relay (no error, nothing sent twice), then it replicates on through binhub."""
-    replica = mariadb_factory("rep_ahead", server_id=150 + 10 * len(mariadb_factory.sandboxes))
+    replica = replicas[0]
     primary = primary_db.sandbox
     data_dir = tmp_path / "hub"
     table = run_workload(primary_db.conn, primary_db.name, large=False).tables[1]
@@ -397,15 +337,15 @@ def test_replica_ahead_of_binhub_waits_for_the_relay(primary_db: PrimaryDb, mari
     replica.query("START SLAVE")
     insert_rows(primary_db.conn, primary_db.name, table, 200, start_id=100_000)
     assert_replicas_match(primary_db, [replica])
-    hub = Binhub(data_dir, free_port(), 9003, tmp_path / "serve.log")
-    hub.start()
-    relay: subprocess.Popen[str] | None = None
+    hub = serve(data_dir, 9003, tmp_path / "serve.log")
+    relay: BinhubProcess | None = None
     try:
         point_at(replica, hub.port, gtid=replica.query("SELECT @@gtid_slave_pos")[0][0])
-        time.sleep(2.0)
+        # The replica's dump has reached binhub and waits there: binhub says so, and why.
+        wait_until(lambda: "ahead of binhub's store" in hub.tail(100_000), timeout=30,
+                   message=f"binhub did not log why the replica waits (see {hub.log})")
         status = slave_status(replica)
         assert status["Slave_IO_Running"] in ("Yes", "Connecting") and not status["Last_IO_Error"], status
-        assert "ahead of binhub's store" in hub.log.read_text(), "binhub says why the replica waits"
         relay = start_relay(primary_db.dsn, data_dir, "--server-id", "9003", log=tmp_path / "relay2.log")
         insert_rows(primary_db.conn, primary_db.name, table, 200, start_id=200_000)
         assert_replicas_match(primary_db, [replica])
@@ -413,7 +353,3 @@ def test_replica_ahead_of_binhub_waits_for_the_relay(primary_db: PrimaryDb, mari
         hub.stop()
         if relay is not None:
             stop_relay(relay)
-        with contextlib.suppress(Exception):
-            replica.query("STOP SLAVE")
-        with contextlib.suppress(Exception):
-            replica.kill()

@@ -1,7 +1,8 @@
 """UpstreamConnection against a real mariadbd: connect, auth, TLS, queries, binlog dump.
 
-The server fixture here is deliberately minimal and local to this file; it will be replaced by the
-shared sandbox fixture.
+The server is a sandbox of its own from the shared ``mariadb_factory`` (so, like every server of
+these tests, a missing mariadbd fails under CI=true): the tests give it a TLS certificate, an
+ed25519 user and users with other grants, which the shared primary must not get.
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ import asyncio
 import datetime
 import ipaddress
 import os
-import shutil
-import socket
 import ssl
 import struct
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,34 +23,38 @@ import pytest
 
 from binhub.errors import AuthenticationFailed, ConnectionFailed, EndOfDump, UpstreamError
 from binhub.net.client import UpstreamConnection
+from binhub.sandbox import Sandbox
+from binhub.sandbox.process import free_port
 from binhub.wire.constants import BinlogDumpFlag
+from tests.integration.conftest import MariadbFactory
 
-pytestmark = pytest.mark.integration
-
-MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-
-REPL_USER, REPL_PASSWORD = "repl", "repl-pw"
+REPL_USER, REPL_PASSWORD = "repl_client", "repl-pw"  # not the sandbox's own "repl"
 ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT = 4, 15
 LOG_EVENT_BINLOG_IN_USE_F, LOG_EVENT_ARTIFICIAL_F = 0x1, 0x20
 
 
 @dataclass(frozen=True)
 class Server:
-    datadir: Path
-    port: int
-    socket: str
+    """The sandbox these tests connect to, and the certificate its TLS uses."""
+
+    sandbox: Sandbox
     cert: Path
 
+    @property
+    def port(self) -> int:
+        return self.sandbox.port
+
+    @property
+    def socket(self) -> str:
+        return str(self.sandbox.socket)
+
+    @property
+    def binlog_dir(self) -> Path:
+        return self.sandbox.binlog_dir
+
     def admin(self) -> pymysql.connections.Connection:
-        return pymysql.connect(unix_socket=self.socket, user="root", password="", autocommit=True,
-                               max_allowed_packet=64 * 1024 * 1024)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        """root over TCP, autocommit, 64 MiB packets."""
+        return self.sandbox.connect()
 
 
 def _write_cert(directory: Path) -> tuple[Path, Path]:
@@ -80,53 +81,22 @@ def _write_cert(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@pytest.fixture(scope="session")
-def mariadb() -> Iterator[Server]:
-    if not os.path.exists(MARIADBD):
-        pytest.skip("mariadbd is not installed")
-    base = Path(tempfile.mkdtemp(prefix="binhub-upstream-"))
-    datadir = base / "data"
-    subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-                    "--skip-test-db"], check=True, capture_output=True)
-    cert, key = _write_cert(base)
-    port = _free_port()
-    sock = str(base / "mysqld.sock")
-    proc = subprocess.Popen(
-        [MARIADBD, "--no-defaults", "--user=root", f"--datadir={datadir}", f"--port={port}", f"--socket={sock}",
-         "--bind-address=127.0.0.1", "--log-bin=mysql-bin", "--server-id=1", "--binlog-format=ROW",
-         "--max-allowed-packet=64M", "--skip-name-resolve", f"--ssl-cert={cert}", f"--ssl-key={key}",
-         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}", "--innodb-buffer-pool-size=64M"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Server(datadir, port, sock, cert)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                server.admin().close()
-                break
-            except pymysql.err.OperationalError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (base / "error.log").read_text(errors="replace")[-3000:]
-                    pytest.fail(f"mariadbd did not start:\n{log}")
-                time.sleep(0.2)
-        with server.admin() as conn, conn.cursor() as cur:
-            for stmt in (
-                f"CREATE USER '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
-                f"GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT, INSERT, CREATE ON *.* TO '{REPL_USER}'@'%'",
-                "INSTALL SONAME 'auth_ed25519'",
-                "CREATE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('secret')",
-                "CREATE DATABASE binhub_test",
-            ):
-                cur.execute(stmt)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
+@pytest.fixture(scope="module")
+def mariadb(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    cert, key = _write_cert(tmp_path_factory.mktemp("upstream-tls"))
+    # No fsync per commit: the throughput test commits 100 000 single-row transactions, and nothing
+    # here needs the server's own durability.
+    sandbox = mariadb_factory("upstream", server_id=1, extra_args=[f"--ssl-cert={cert}", f"--ssl-key={key}",
+                                                                    "--innodb-flush-log-at-trx-commit=0"])
+    sandbox.execute(
+        f"CREATE USER '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
+        f"GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT, INSERT, CREATE ON *.* TO '{REPL_USER}'@'%'",
+        "INSTALL SONAME 'auth_ed25519'",
+        "CREATE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('secret')",
+        "CREATE DATABASE binhub_test",
+    )
+    yield Server(sandbox, cert)
+    sandbox.kill()  # nothing else uses it: free its memory for the rest of the session
 
 
 async def _connect(server: Server, **kw: object) -> UpstreamConnection:
@@ -183,7 +153,7 @@ async def test_wrong_password(mariadb: Server) -> None:
 
 
 async def test_unreachable_port() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(ConnectionFailed) as err:
         await UpstreamConnection.connect("127.0.0.1", port, "u", "p", connect_timeout=5)
     assert f"cannot connect to upstream 127.0.0.1:{port}" in str(err.value)
@@ -278,7 +248,7 @@ async def test_binlog_dump_matches_file(mariadb: Server) -> None:
     assert t == FORMAT_DESCRIPTION_EVENT
     file_events = _file_events(events)
     stream = b"".join(file_events)
-    on_disk = (mariadb.datadir / first).read_bytes()
+    on_disk = (mariadb.binlog_dir / first).read_bytes()
     assert on_disk[:4] == b"\xfebin"
     # The FDE in the stream never carries the in-use flag (the file on disk does while it is active).
     assert not _header(file_events[0])[3] & LOG_EVENT_BINLOG_IN_USE_F
@@ -305,7 +275,7 @@ async def test_big_row_event_intact(mariadb: Server) -> None:
     events = await _dump_file(mariadb, closed)
     file_events = _file_events(events)
     stream = b"".join(file_events)
-    on_disk = (mariadb.datadir / closed).read_bytes()
+    on_disk = (mariadb.binlog_dir / closed).read_bytes()
     assert stream == on_disk[4:]
     # The ANNOTATE_ROWS event (the statement, with the blob as hex) is big too; the rows event
     # carries the raw bytes.
@@ -376,7 +346,6 @@ def _new_binlog(cur: pymysql.cursors.Cursor) -> str:
     return str(cur.fetchall()[-1][0])
 
 
-@pytest.mark.slow
 async def test_read_events_throughput(mariadb: Server) -> None:
     """read_events must keep up with a relay writing at disk speed (target: >= 200 MB/s on loopback)."""
     with mariadb.admin() as conn, conn.cursor() as cur:

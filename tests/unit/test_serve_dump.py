@@ -484,14 +484,24 @@ def file_events_bytes(data: bytes) -> list[bytes]:
     return out
 
 
-def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogStore) -> None:
+async def until(predicate: Any, what: str, timeout: float = 5.0) -> None:
+    """Poll ``predicate`` on the running loop until it holds; fail naming ``what`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogStore,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     """The replica has 0-1-22, the store ends at 0-1-20: the dump waits, silent, until the relay has more."""
     async def go() -> None:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "", BinlogDumpFlag(0))
         server = FakeServer(mariadb_store, replica_ahead_wait=10.0)
         task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=gtid_vars("0-1-22")), cmd, server)))
-        await asyncio.sleep(0.3)
+        await until(lambda: "ahead of binhub's store" in caplog.text, "the dump to start waiting for the relay")
         assert not conn.sent and not task.done(), "nothing is sent while the store is behind the replica"
         append_txns(mariadb_store, 21, 3)
         loop = asyncio.get_running_loop()
@@ -535,7 +545,7 @@ def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "mariadb-bin.000001", BinlogDumpFlag(0))
         task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(store))))
-        await asyncio.sleep(0.2)
+        await until(lambda: any(p[5] == EventType.HEARTBEAT for p in conn.payloads), "a heartbeat (period 50 ms)")
         assert [lease.holder for lease in live_leases(store.data_dir)], "the dump holds a reader lease"
         hbs = [decode_event(p[1:]) for p in conn.payloads if p[5] == EventType.HEARTBEAT]
         assert hbs and all(isinstance(h, HeartbeatEvent) and h.log_ident == "mariadb-bin.000001"
