@@ -241,6 +241,11 @@ class _Ctx:
         schema = tree.this
         if not isinstance(schema, exp.Schema):
             raise _NotTranslated("CREATE TABLE without a column list")
+        like = [p for p in schema.expressions if isinstance(p, exp.LikeProperty)]  # CREATE TABLE t (LIKE s)
+        if like:
+            return CreateTableLike(self.table(schema.this), self.table(like[0].this), exists, replace, temporary)
+        if not any(isinstance(item, exp.ColumnDef) for item in schema.expressions):
+            raise _NotTranslated("CREATE TABLE without columns")
         columns = []
         primary_key: tuple[str, ...] = ()
         for item in schema.expressions:

@@ -415,7 +415,7 @@ def table_names_in(tokens: Sequence[Token], default_db: str) -> tuple[TableName,
     toks = list(tokens)
     verb = toks[0].upper if toks else ""
     for k, t in enumerate(toks):
-        if t.is_("TABLE", "TABLES") or (t.is_("TO", "LIKE", ",") and verb in ("RENAME", "DROP", "CREATE", "ALTER")):
+        if t.is_("TABLE", "TABLES", "SEQUENCE") or (t.is_("TO", "LIKE", ",") and verb in ("RENAME", "DROP", "CREATE", "ALTER")):
             c = _Cur(toks[k + 1:])
             c.accept_seq("IF", "NOT", "EXISTS")
             c.accept_seq("IF", "EXISTS")
