@@ -22,6 +22,7 @@ ALLOWED = {
     "_speedups": set(),
     "wire": BASE,
     "binlog": BASE,
+    "schema": BASE | {"binlog"},
     "store": BASE | {"binlog"},
     "net": BASE | {"wire", "binlog"},
     "relay": BASE | {"wire", "binlog", "store", "net"},
