@@ -18,13 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from binhub.schema.charsets import max_bytes_per_char, normalize_charset, normalize_collation
-from binhub.schema.sqltext import Token
+from binhub.schema.sqltext import DdlSyntaxError, Token, TokenCursor, split_top_level
 
 __all__ = ["ColumnPosition", "ColumnSpec", "DdlSyntaxError", "parse_column_def", "split_top_level"]
-
-
-class DdlSyntaxError(ValueError):
-    """A statement the parsers could not read; the message says where."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,76 +101,18 @@ _SKIP_WITH_ARG = frozenset({"COMMENT", "COLUMN_FORMAT", "STORAGE", "SRID", "ENGI
                             "SECONDARY_ENGINE_ATTRIBUTE", "COMPRESSED"})
 
 
-def split_top_level(tokens: Sequence[Token], sep: str = ",") -> list[list[Token]]:
-    """Split at ``sep`` outside parentheses."""
-    parts: list[list[Token]] = [[]]
-    depth = 0
-    for t in tokens:
-        if t.kind == "punct":
-            if t.text == "(":
-                depth += 1
-            elif t.text == ")":
-                depth -= 1
-            elif t.text == sep and depth == 0:
-                parts.append([])
-                continue
-        parts[-1].append(t)
-    return [p for p in parts if p]
-
-
-class _Cursor:
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.toks = tokens
-        self.i = 0
-
-    def peek(self, k: int = 0) -> Token | None:
-        j = self.i + k
-        return self.toks[j] if j < len(self.toks) else None
-
-    def at(self, *words: str) -> bool:
-        t = self.peek()
-        return t is not None and t.is_(*words)
-
-    def take(self) -> Token:
-        t = self.peek()
-        if t is None:
-            raise DdlSyntaxError("the column definition ends too early")
-        self.i += 1
-        return t
-
-    def accept(self, *words: str) -> bool:
-        if self.at(*words):
-            self.i += 1
-            return True
-        return False
-
-    def group(self) -> list[Token]:
-        """The tokens inside a parenthesised group at the cursor (consumed with its parentheses)."""
-        if not self.accept("("):
-            raise DdlSyntaxError("expected '('")
-        depth, start = 1, self.i
-        while True:
-            t = self.take()
-            if t.kind == "punct" and t.text == "(":
-                depth += 1
-            elif t.kind == "punct" and t.text == ")":
-                depth -= 1
-                if depth == 0:
-                    return list(self.toks[start:self.i - 1])
-
-    def skip_value(self) -> None:
-        """Skip one attribute argument: an optional '=', then a group or one token (with a
-        following ``.name`` or ``(args)`` for function calls)."""
-        self.accept("=")
-        if self.at("("):
-            self.group()
-            return
-        self.take()
-        while self.at("."):
-            self.i += 1
-            self.take()
-        if self.at("("):
-            self.group()
+def _skip_value(c: TokenCursor) -> None:
+    """Skip one attribute argument: an optional '=', then a group or one token (with a following
+    ``.name`` or ``(args)`` for function calls)."""
+    c.accept("=")
+    if c.at("("):
+        c.group()
+        return
+    c.take()
+    while c.accept("."):
+        c.take()
+    if c.at("("):
+        c.group()
 
 
 def _name(t: Token) -> str:
@@ -185,7 +123,7 @@ def _name(t: Token) -> str:
 
 def parse_column_def(tokens: Sequence[Token], flavour: str = "mariadb") -> ColumnSpec:
     """``name type [attributes] [FIRST | AFTER col]`` from its tokens."""
-    c = _Cursor(tokens)
+    c = TokenCursor(tokens)
     name = _name(c.take())
     while c.at("."):  # a qualified column name (db.t.c): the last part names the column
         c.take()
@@ -194,7 +132,7 @@ def parse_column_def(tokens: Sequence[Token], flavour: str = "mariadb") -> Colum
     return _parse_attributes(c, spec)
 
 
-def _parse_type(c: _Cursor, name: str, flavour: str) -> ColumnSpec:
+def _parse_type(c: TokenCursor, name: str, flavour: str) -> ColumnSpec:
     t = c.take()
     if not t.is_name:
         raise DdlSyntaxError(f"column {name}: expected a type, found {t.text!r}")
@@ -291,7 +229,7 @@ def _canonical(base: str, nums: list[str]) -> tuple[str, str, int | None]:
     raise DdlSyntaxError(f"unknown column type {base.upper()}")
 
 
-def _parse_attributes(c: _Cursor, spec: ColumnSpec) -> ColumnSpec:
+def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
     charset, collation = spec.charset, spec.collation
     nullable, pk, generated, invisible, binary = spec.nullable, False, False, False, False
     position: ColumnPosition | None = None
@@ -325,10 +263,10 @@ def _parse_attributes(c: _Cursor, spec: ColumnSpec) -> ColumnSpec:
         elif c.accept("UNIQUE"):
             c.accept("KEY")
         elif c.accept("DEFAULT"):
-            c.skip_value()
+            _skip_value(c)
         elif c.accept("ON"):
             c.accept("UPDATE")
-            c.skip_value()
+            _skip_value(c)
         elif c.accept("GENERATED"):
             c.accept("ALWAYS")
         elif c.at("AS") and (n := c.peek(1)) is not None and n.is_("("):
@@ -351,7 +289,7 @@ def _parse_attributes(c: _Cursor, spec: ColumnSpec) -> ColumnSpec:
         elif c.at(*_SKIP_WITH_ARG):
             c.take()
             if c.peek() is not None and not c.at("NULL", "NOT"):
-                c.skip_value()
+                _skip_value(c)
         elif c.accept("FIRST"):
             position = ColumnPosition(first=True)
         elif c.accept("AFTER"):
@@ -367,7 +305,7 @@ def _parse_attributes(c: _Cursor, spec: ColumnSpec) -> ColumnSpec:
                     nullable=nullable, primary_key=pk, generated=generated, invisible=invisible, position=position)
 
 
-def _value(c: _Cursor) -> str:
+def _value(c: TokenCursor) -> str:
     c.accept("=")
     t = c.take()
     if t.kind not in ("word", "ident", "string"):
@@ -375,7 +313,7 @@ def _value(c: _Cursor) -> str:
     return t.text
 
 
-def _skip_references(c: _Cursor) -> None:
+def _skip_references(c: TokenCursor) -> None:
     c.take()
     while c.at("."):
         c.take()

@@ -40,7 +40,7 @@ from binhub.schema.changes import (
     TruncateTable,
 )
 from binhub.schema.coldef import DdlSyntaxError, parse_column_def, split_top_level
-from binhub.schema.sqltext import Token
+from binhub.schema.sqltext import Token, TokenCursor
 
 __all__ = ["parse_fallback", "table_names_in"]
 
@@ -62,52 +62,7 @@ _INDEX_WORDS = frozenset({"INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FORE
                           "PARTITION", "PERIOD", "SYSTEM", "VECTOR"})
 
 
-class _Cur:
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.toks = list(tokens)
-        self.i = 0
-
-    def peek(self, k: int = 0) -> Token | None:
-        j = self.i + k
-        return self.toks[j] if j < len(self.toks) else None
-
-    def at(self, *words: str) -> bool:
-        t = self.peek()
-        return t is not None and t.is_(*words)
-
-    def at_seq(self, *words: str) -> bool:
-        return all((t := self.peek(k)) is not None and t.is_(w) for k, w in enumerate(words))
-
-    def accept(self, *words: str) -> bool:
-        if self.at(*words):
-            self.i += 1
-            return True
-        return False
-
-    def accept_seq(self, *words: str) -> bool:
-        if self.at_seq(*words):
-            self.i += len(words)
-            return True
-        return False
-
-    def expect(self, *words: str) -> None:
-        if not self.accept(*words):
-            found = self.peek()
-            raise DdlSyntaxError(f"expected {' or '.join(words)}, found {found.text if found else 'the end'!r}")
-
-    def take(self) -> Token:
-        t = self.peek()
-        if t is None:
-            raise DdlSyntaxError("the statement ends too early")
-        self.i += 1
-        return t
-
-    def name(self) -> str:
-        t = self.take()
-        if not t.is_name:
-            raise DdlSyntaxError(f"expected a name, found {t.text!r}")
-        return t.text
-
+class _Cur(TokenCursor):
     def table(self, default_db: str) -> TableName:
         first = self.name()
         if self.accept("."):
@@ -115,28 +70,6 @@ class _Cur:
         if not default_db:
             raise DdlSyntaxError(f"table {first} is not qualified and the statement has no default database")
         return TableName(default_db, first)
-
-    def group(self) -> list[Token]:
-        self.expect("(")
-        depth, start = 1, self.i
-        while True:
-            t = self.take()
-            if t.kind == "punct" and t.text == "(":
-                depth += 1
-            elif t.kind == "punct" and t.text == ")":
-                depth -= 1
-                if depth == 0:
-                    return self.toks[start:self.i - 1]
-
-    def rest(self) -> list[Token]:
-        out = self.toks[self.i:]
-        self.i = len(self.toks)
-        return out
-
-    def done(self) -> bool:
-        while self.accept(";"):
-            pass
-        return self.peek() is None
 
 
 def parse_fallback(tokens: Sequence[Token], default_db: str, flavour: str = "mariadb") -> list[Change]:

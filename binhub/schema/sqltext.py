@@ -12,13 +12,14 @@ fallback) share.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import TokenType
 
-__all__ = ["Token", "resolve_executable_comments", "tokenize"]
+__all__ = ["DdlSyntaxError", "Token", "TokenCursor", "resolve_executable_comments", "split_top_level", "tokenize"]
 
 _EXEC_COMMENT = re.compile(r"/\*(M?)!(\d{5,6})?")
 _WORD = re.compile(r"[A-Za-z_]+")
@@ -160,3 +161,96 @@ def _comment_end(sql: str, i: int) -> int:
             return i
         i += 1
     return n
+
+
+class DdlSyntaxError(ValueError):
+    """A statement the parsers could not read; the message says where."""
+
+
+def split_top_level(tokens: Sequence[Token], sep: str = ",") -> list[list[Token]]:
+    """Split at ``sep`` outside parentheses."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for t in tokens:
+        if t.kind == "punct":
+            if t.text == "(":
+                depth += 1
+            elif t.text == ")":
+                depth -= 1
+            elif t.text == sep and depth == 0:
+                parts.append([])
+                continue
+        parts[-1].append(t)
+    return [p for p in parts if p]
+
+
+class TokenCursor:
+    """A read position in a token list, with the small steps a recursive-descent reader takes."""
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self.toks = list(tokens)
+        self.i = 0
+
+    def peek(self, k: int = 0) -> Token | None:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def at(self, *words: str) -> bool:
+        t = self.peek()
+        return t is not None and t.is_(*words)
+
+    def at_seq(self, *words: str) -> bool:
+        return all((t := self.peek(k)) is not None and t.is_(w) for k, w in enumerate(words))
+
+    def accept(self, *words: str) -> bool:
+        if self.at(*words):
+            self.i += 1
+            return True
+        return False
+
+    def accept_seq(self, *words: str) -> bool:
+        if self.at_seq(*words):
+            self.i += len(words)
+            return True
+        return False
+
+    def expect(self, *words: str) -> None:
+        if not self.accept(*words):
+            found = self.peek()
+            raise DdlSyntaxError(f"expected {' or '.join(words)}, found {found.text if found else 'the end'!r}")
+
+    def take(self) -> Token:
+        t = self.peek()
+        if t is None:
+            raise DdlSyntaxError("the statement ends too early")
+        self.i += 1
+        return t
+
+    def name(self) -> str:
+        t = self.take()
+        if not t.is_name:
+            raise DdlSyntaxError(f"expected a name, found {t.text!r}")
+        return t.text
+
+    def group(self) -> list[Token]:
+        """The tokens inside the parenthesised group at the cursor (consumed with its parentheses)."""
+        self.expect("(")
+        depth, start = 1, self.i
+        while True:
+            t = self.take()
+            if t.kind == "punct" and t.text == "(":
+                depth += 1
+            elif t.kind == "punct" and t.text == ")":
+                depth -= 1
+                if depth == 0:
+                    return self.toks[start:self.i - 1]
+
+    def rest(self) -> list[Token]:
+        out = self.toks[self.i:]
+        self.i = len(self.toks)
+        return out
+
+    def done(self) -> bool:
+        while self.accept(";"):
+            pass
+        return self.peek() is None
