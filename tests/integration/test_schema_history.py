@@ -136,6 +136,14 @@ def test_schema_show_matches_information_schema_at_every_step(primary_db: Primar
     assert [c["name"] for c in pre_before["columns"]] == ["id", "note", "amount"]
     assert pre_before["columns"][1]["charset"] == "latin1"
     assert history_columns(show(store, f"{db}.pre")) == info_schema_columns(conn, db, "pre")
+    # Rebuilt from the store's QUERY events (the seed kept), the history gives the same answers.
+    rebuilt = schema_cli("rebuild", "--data-dir", str(store))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "0 problem(s)" in rebuilt.stderr
+    for at, _, table, expected in moments[::3]:
+        assert history_columns(show(store, f"{db}.{table}", at)) == expected, f"rebuilt: {db}.{table} at {at}"
+    assert history_columns(show(store, f"{db}.pre_untouched", f"{store_start}:4")) == \
+        info_schema_columns(conn, db, "pre_untouched")
     # The text form prints the same columns.
     text = schema_cli("show", full, "--data-dir", str(store))
     assert text.returncode == 0, text.stderr
