@@ -15,6 +15,7 @@ __all__ = [
     "max_bytes_per_char",
     "normalize_charset",
     "normalize_collation",
+    "python_codec",
 ]
 
 # charset -> (default collation, max bytes per character). MariaDB 10.x defaults; MySQL 8 differs
@@ -92,3 +93,19 @@ def max_bytes_per_char(charset: str) -> int | None:
 
 def collation_by_id(collation_id: int) -> str | None:
     return _COLLATION_IDS.get(collation_id)
+
+
+# MySQL charset -> Python codec, for the charsets a client may send statements in.
+_CODECS = {
+    "utf8mb4": "utf-8", "utf8mb3": "utf-8", "ascii": "ascii", "latin1": "cp1252", "latin2": "iso8859_2",
+    "latin5": "iso8859_9", "latin7": "iso8859_13", "greek": "iso8859_7", "hebrew": "iso8859_8", "cp1250": "cp1250",
+    "cp1251": "cp1251", "cp1256": "cp1256", "cp1257": "cp1257", "cp850": "cp850", "cp852": "cp852",
+    "cp866": "cp866", "koi8r": "koi8_r", "koi8u": "koi8_u", "gbk": "gbk", "gb2312": "gb2312",
+    "gb18030": "gb18030", "big5": "big5", "sjis": "shift_jis", "cp932": "cp932", "ujis": "euc_jp",
+    "eucjpms": "euc_jp", "euckr": "euc_kr", "tis620": "tis_620", "binary": "utf-8",
+}
+
+
+def python_codec(charset: str | None) -> str:
+    """The Python codec for a MySQL charset (UTF-8 where unknown: what servers mostly log)."""
+    return _CODECS.get(normalize_charset(charset), "utf-8") if charset else "utf-8"

@@ -14,6 +14,7 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, QueryEvent, decode_event
 from binhub.binlog.file import RawEvent
 from binhub.binlog.query_status import QueryStatus, decode_query_status
+from binhub.schema.charsets import charset_of_collation, collation_by_id, python_codec
 
 __all__ = ["Position", "QueryRecord", "QueryScanner", "file_sequence"]
 
@@ -88,9 +89,17 @@ class QueryScanner:
             return None
         query = decode_event(event.data, self.fde)
         assert isinstance(query, QueryEvent)
+        status = decode_query_status(query.status_vars)
         return QueryRecord(
             file=self.file, pos=event.offset, end=event.end, gtid=self.gtid, db=query.schema,
-            sql=query.query.decode("utf-8", "replace"), status=decode_query_status(query.status_vars),
+            sql=query.query.decode(_client_codec(status), "replace"), status=status,
             flavour=self.fde.flavour if self.fde else "mysql",
             server_version=self.fde.version_tuple if self.fde else None, error_code=query.error_code,
         )
+
+
+def _client_codec(status: QueryStatus) -> str:
+    """The statement is in the session's character_set_client."""
+    client = status.character_set_client
+    collation = collation_by_id(client) if client is not None else None
+    return python_codec(charset_of_collation(collation) if collation else None)

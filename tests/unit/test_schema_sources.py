@@ -177,3 +177,38 @@ def test_without_a_history_only_full_names_make_a_table_known() -> None:
     unknown = TableSchema("d", "t", (), known=False)
     named = TableSchema("d", "t", (ColumnInfo("a"), ColumnInfo("b")))
     assert merge_table_map(unknown, named, [OptionalMetadata.COLUMN_NAME]).known
+
+
+# ------------------------------------------------------------------------------------- the scanner
+
+def _query_body(sql: bytes, schema: str, status: bytes) -> bytes:
+    return struct.pack("<IIBHH", 7, 0, len(schema), 0, len(status)) + status + schema.encode() + b"\0" + sql
+
+
+@pytest.mark.parametrize("flavour", ["mariadb", "mysql"])
+def test_the_scanner_gives_each_query_its_gtid_database_and_client_charset(tmp_path: Path, flavour: str) -> None:
+    import uuid
+
+    from binhub.binlog.constants import EventType
+    from binhub.binlog.file import read_events
+    from tests.binlog_factory import BinlogFileBuilder
+
+    b = BinlogFileBuilder("mysql-bin.000007", flavour)
+    server = uuid.UUID("3e11fa47-71ca-11e1-9e33-c80aa9429562")
+    if flavour == "mariadb":
+        b.maria_gtid(0, 42, standalone=True)
+    else:
+        b.mysql_gtid(server, 42)
+    latin1 = bytes([StatusVar.CHARSET]) + struct.pack("<HHH", 8, 8, 45)  # client latin1, server utf8mb4
+    ddl_at = b.add(EventType.QUERY, _query_body("CREATE TABLE café (ß INT)".encode("latin1"), "shop", latin1))
+    b.query("BEGIN")
+    path = b.save(tmp_path)
+    scanner = QueryScanner(path.name)
+    records = [r for r in (scanner.feed(e) for e in read_events(path)) if r is not None]
+    first = records[0]
+    assert (first.pos, first.db, first.sql) == (ddl_at, "shop", "CREATE TABLE café (ß INT)")
+    assert first.gtid == ("0-1-42" if flavour == "mariadb" else f"{server}:42")
+    assert first.status.collation_server == 45 and first.flavour == flavour
+    assert first.end == records[1].pos and str(first.position) == f"mysql-bin.000007:{ddl_at}"
+    parsed = parse_statement(first.sql, first.db)
+    assert parsed.changes and parsed.changes[0].name == TableName("shop", "café")  # type: ignore[union-attr]
