@@ -191,7 +191,7 @@ class SchemaHistory:
         self._entries_at_last_snapshot = max((self._count_before(p) for p in self._snapshots), default=0)
 
     def _count_before(self, position: Position) -> int:
-        return bisect.bisect_left([e.position for e in self.entries], position)
+        return bisect.bisect_left(self.entries, position, key=lambda e: e.position)
 
     # ---------------------------------------------------------------------------------- recording
 
@@ -218,16 +218,20 @@ class SchemaHistory:
         return self.entries[-50:]
 
     def _insert(self, entry: HistoryEntry) -> None:
-        at = bisect.bisect_right([e.position for e in self.entries], entry.position)
+        at = bisect.bisect_right(self.entries, entry.position, key=lambda e: e.position)
         if at == len(self.entries):
             catalog, head_problems = self._head_state()
             self.entries.append(entry)
             problems = self._apply(catalog, entry)
             head_problems += problems
         else:
-            # An entry before others (a seed read while the store lagged): the head is rebuilt on demand.
+            # An entry before others: a DDL the store caught up with after a seed read further on.
+            # The head and the snapshots after it no longer hold; they are rebuilt on demand.
             self.entries.insert(at, entry)
             self._head = None
+            for position in [p for p in self._snapshots if p > entry.position]:
+                self._snapshots.pop(position).unlink(missing_ok=True)
+            self._entries_at_last_snapshot = min(self._entries_at_last_snapshot, at)
             problems = self._apply(self._replay_until(entry.position)[0], entry)
         self._pending.append(entry)
         for problem in problems:

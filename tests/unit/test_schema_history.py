@@ -255,3 +255,24 @@ def test_reset_keeps_the_seeds(tmp_path: Path) -> None:
     again = SchemaHistory.open(tmp_path)
     assert [e.kind for e in again.entries] == ["seed"] and again.scanned is None
     assert names(again, None, TableName("d", "seeded")) == ["s"]
+
+
+def test_ddl_the_store_catches_up_with_after_a_seed_lands_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed is read where the upstream is; the store, behind it, brings DDL from before that point
+    afterwards: it applies in position order, and the table is unknown in between, not guessed."""
+    monkeypatch.setattr(history_mod, "SNAPSHOT_EVERY", 2)
+    h = SchemaHistory.open(tmp_path)
+    feed(h, rec("CREATE TABLE other (x int)", 100))
+    h.record_seed(Position.of(F2, 500), _seed([("id", "int", ""), ("late", "int", "")]))
+    h.flush()
+    assert names(h, Position.of(F1, 4)) == ["id", "late"]  # nothing touched t before the seed, so far
+    assert list(tmp_path.glob("snapshot.*.json"))
+    feed(h, rec("ALTER TABLE t ADD late int", 100, file=F2))  # before the seed's position
+    feed(h, rec("CREATE TABLE late_t (q int)", 150, file=F2))
+    for history in (h, SchemaHistory.open(tmp_path)):
+        assert names(history, Position.of(F1, 4)) is None  # t's shape before the ALTER: not known
+        assert names(history, Position.of(F2, 200)) == ["?unknown"]
+        assert names(history, Position.of(F2, 501)) == ["id", "late"]
+        assert names(history, None, TableName("d", "other")) == ["x"]
+        assert names(history, None, TableName("d", "late_t")) == ["q"]  # not from a snapshot older than it
