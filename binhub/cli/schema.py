@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from binhub.binlog.columns import TableSchema
+from binhub.errors import IdentityMismatch
 from binhub.ops.parsers import parse_source_dsn
 from binhub.ops.schema_seed import fetch_seed
 from binhub.ops.schema_sync import find_gtid_end, open_history, update_history
@@ -57,16 +58,25 @@ def _sync(data_dir: Path, source: str | None) -> SchemaHistory:
     with open_history(data_dir) as history:
         update_history(store, history)
         if source is not None and not any(e.kind == "seed" for e in history.entries):
-            _seed_into(history, source)
+            _seed_into(store, history, source)
         return history
 
 
-def _seed_into(history: SchemaHistory, source: str) -> None:
+def _seed_into(store: BinlogStore, history: SchemaHistory, source: str) -> None:
     seed = fetch_seed(parse_source_dsn(source, key="--source"))
+    upstream = store.state.upstream
+    if upstream is not None and upstream.server_id != seed.server_id:
+        raise IdentityMismatch(
+            f"--source is server_id {seed.server_id}, but the store {store.data_dir} relays server_id "
+            f"{upstream.server_id}: its information_schema does not describe this store's tables",
+            hint="seed from the primary the store relays from")
     history.record_seed(seed.position, seed.catalog, seed.gtid)
     history.flush()
     click.echo(f"seeded {len(seed.catalog.tables)} tables from information_schema at {seed.position} "
                f"(GTID {seed.gtid or '-'})", err=True)
+    if history.scanned is not None and history.scanned < seed.position:
+        click.echo(f"note: the store ends at {history.scanned}, before the seed; a DDL the relay brings from "
+                   f"between the two leaves its tables unknown until {seed.position}", err=True)
 
 
 @schema.command("show")
@@ -140,7 +150,7 @@ def seed(data_dir: Path, source: str) -> None:
     store = BinlogStore.open_readonly(data_dir)
     with open_history(data_dir) as history:
         update_history(store, history)
-        _seed_into(history, source)
+        _seed_into(store, history, source)
 
 
 @schema.command("rebuild")

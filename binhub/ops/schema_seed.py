@@ -46,6 +46,7 @@ class Seed:
     gtid: str  # its GTID position there (informative)
     catalog: Catalog
     flavour: str
+    server_id: int
 
 
 def fetch_seed(dsn: SourceDSN, *, connect_timeout: float = 10.0) -> Seed:
@@ -69,7 +70,8 @@ def fetch_seed(dsn: SourceDSN, *, connect_timeout: float = 10.0) -> Seed:
 
 def _read(conn: Any) -> Seed:
     with conn.cursor() as cur:
-        cur.execute("SELECT VERSION() AS v, @@character_set_server AS cs, @@collation_server AS co")
+        cur.execute("SELECT VERSION() AS v, @@character_set_server AS cs, @@collation_server AS co, "
+                    "@@server_id AS id")
         row = cur.fetchone()
         flavour = "mariadb" if "mariadb" in str(row["v"]).lower() else "mysql"
         server = Charset(str(row["cs"]), str(row["co"]))
@@ -82,7 +84,7 @@ def _read(conn: Any) -> Seed:
             after = _position(cur, flavour)
             if _no_ddl_between(cur, before[0], after[0]):
                 catalog = catalog_from_information_schema(server=server, **rows)
-                return Seed(before[0], before[1], catalog, flavour)
+                return Seed(before[0], before[1], catalog, flavour, int(row["id"]))
     raise SchemaError(f"the upstream kept running DDL while information_schema was read ({ATTEMPTS} attempts)",
                       hint="seed again when schema changes are quiet")
 

@@ -172,3 +172,26 @@ def test_a_ddl_the_parser_cannot_read_is_reported_and_the_table_is_unknown(prima
     assert any("CREATE TABLE copy SELECT" in p["sql"] for p in doc["problems"])
     assert "unknown" in shown.stderr and gtid in shown.stderr
     assert history_columns(show(store, f"{db}.src")) == info_schema_columns(conn, db, "src")
+
+
+def test_show_seeds_on_first_use_and_a_seed_from_another_server_is_refused(
+        primary_db: PrimaryDb, mariadb_factory: Any, tmp_path: Path) -> None:
+    db, conn = primary_db.name, primary_db.conn
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE old (id INT PRIMARY KEY, s SET('a','b') CHARACTER SET latin1)")
+        cur.execute("FLUSH BINARY LOGS")
+    store = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, store, "--start-file", binlog_position(conn)[0])
+    assert proc.returncode == 0, proc.stderr
+    missing = schema_cli("show", f"{db}.old", "--data-dir", str(store))
+    assert missing.returncode == 1 and "schema seed" in missing.stderr  # says how to get it
+    other = mariadb_factory("schema_other", server_id=7)
+    refused = schema_cli("seed", "--data-dir", str(store), "--source", other.root_dsn)
+    assert refused.returncode == 1 and "server_id 7" in refused.stderr and "server_id 1" in refused.stderr
+    args = ["show", f"{db}.old", "--data-dir", str(store), "--format", "json", "--source", primary_db.sandbox.root_dsn]
+    first = schema_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "seeded" in first.stderr
+    assert history_columns(json.loads(first.stdout)) == info_schema_columns(conn, db, "old")
+    again = schema_cli(*args)  # seeded once: the second call reads no information_schema
+    assert again.returncode == 0 and "seeded" not in again.stderr
