@@ -10,7 +10,7 @@ and ``check_table_map`` reconcile the history with a TABLE_MAP event.
 from binhub.schema.catalog import Catalog, Charset, StatementContext, TableDef
 from binhub.schema.changes import Outcome, ParsedStatement, TableName
 from binhub.schema.ddl import parse_statement
-from binhub.schema.history import SchemaHistory, SchemaProblem
+from binhub.schema.history import SchemaCursor, SchemaHistory, SchemaProblem
 from binhub.schema.scan import Position, QueryRecord, QueryScanner
 from binhub.schema.seed import catalog_from_information_schema
 from binhub.schema.tablemap import OptionalMetadata, check_table_map, merge_table_map
@@ -24,6 +24,7 @@ __all__ = [
     "Position",
     "QueryRecord",
     "QueryScanner",
+    "SchemaCursor",
     "SchemaHistory",
     "SchemaProblem",
     "StatementContext",

@@ -54,7 +54,7 @@ from binhub.schema.ddl import parse_statement
 from binhub.schema.files import append_log, atomic_write_json, read_json, read_log
 from binhub.schema.scan import Position, QueryRecord
 
-__all__ = ["HistoryEntry", "SchemaHistory", "SchemaProblem"]
+__all__ = ["HistoryEntry", "SchemaCursor", "SchemaHistory", "SchemaProblem"]
 
 log = logging.getLogger("binhub.schema")
 
@@ -152,6 +152,7 @@ class SchemaHistory:
         self._head_problems: list[SchemaProblem] = []
         self._snapshots: dict[Position, Path] = {}
         self._entries_at_last_snapshot = 0
+        self.generation = 0  # bumped when entries change other than by appending: cursors start over
 
     # ------------------------------------------------------------------------------------ opening
 
@@ -229,6 +230,7 @@ class SchemaHistory:
             # The head and the snapshots after it no longer hold; they are rebuilt on demand.
             self.entries.insert(at, entry)
             self._head = None
+            self.generation += 1
             for position in [p for p in self._snapshots if p > entry.position]:
                 self._snapshots.pop(position).unlink(missing_ok=True)
             self._entries_at_last_snapshot = min(self._entries_at_last_snapshot, at)
@@ -276,6 +278,7 @@ class SchemaHistory:
             tmp.touch()
         tmp.replace(self.log_path)
         self.entries, self._pending, self.scanned = seeds, [], None
+        self.generation += 1
         self._head, self._head_problems, self._entries_at_last_snapshot = None, [], 0
 
     # ---------------------------------------------------------------------------------- answering
@@ -292,6 +295,10 @@ class SchemaHistory:
         """The table's columns for an event at ``position``; None if the history has no such table."""
         table = self.catalog_at(position)[0].table(name)
         return table.schema() if table is not None else None
+
+    def cursor(self) -> SchemaCursor:
+        """A forward-moving view for a reader that walks the store in order (a stream decoding rows)."""
+        return SchemaCursor(self)
 
     @property
     def problems(self) -> list[SchemaProblem]:
@@ -370,6 +377,35 @@ class SchemaHistory:
             for reason in catalog.apply(change, ctx):
                 out.append(SchemaProblem(entry.position, entry.gtid, entry.sql, reason, _change_tables(change)))
         return out
+
+
+class SchemaCursor:
+    """The catalog at a position that moves forward: each step applies only the entries passed
+    since the last one, so a reader asking for every TABLE_MAP pays nothing per lookup. Moving
+    backwards, or the history changing other than by appending, starts over from a snapshot."""
+
+    def __init__(self, history: SchemaHistory) -> None:
+        self.history = history
+        self._catalog: Catalog | None = None
+        self._next = 0  # index of the first entry not applied
+        self._position: Position | None = None
+        self._generation = -1
+
+    def table(self, name: TableName, position: Position) -> TableSchema | None:
+        """The table's columns for an event starting at ``position``; None if it does not exist there."""
+        h = self.history
+        if (self._catalog is None or self._generation != h.generation
+                or (self._position is not None and position < self._position)):
+            self._catalog = h._replay_until(position)[0]
+            self._next = h._count_before(position)
+            self._generation = h.generation
+        else:
+            while self._next < len(h.entries) and h.entries[self._next].position < position:
+                h._apply(self._catalog, h.entries[self._next])
+                self._next += 1
+        self._position = position
+        table = self._catalog.table(name)
+        return table.schema() if table is not None else None
 
 
 def _apply_seed(catalog: Catalog, entry: HistoryEntry) -> list[SchemaProblem]:

@@ -276,3 +276,19 @@ def test_ddl_the_store_catches_up_with_after_a_seed_lands_before_it(
         assert names(history, Position.of(F2, 501)) == ["id", "late"]
         assert names(history, None, TableName("d", "other")) == ["x"]
         assert names(history, None, TableName("d", "late_t")) == ["q"]  # not from a snapshot older than it
+
+
+def test_a_cursor_moving_forward_answers_like_the_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history_mod, "SNAPSHOT_EVERY", 2)
+    h = SchemaHistory.open(tmp_path)
+    workload(h)
+    cursor = h.cursor()
+    positions = [Position.of(f, p) for f, p in ((F1, 4), (F1, 150), (F1, 350), (F2, 4), (F2, 450), (F2, 600))]
+    for table in (T, TableName("d", "t_old")):
+        for at in [*positions, Position.of(F1, 200), *positions]:  # forward, back, forward again
+            assert cursor.table(table, at) == h.table_at(table, at), (table, at)
+    # Appended entries are picked up on the way; an entry before the cursor starts it over.
+    feed(h, rec("CREATE TABLE t (n int)", 700, file=F2))
+    assert cursor.table(T, Position.of(F2, 701)) == h.table_at(T, Position.of(F2, 701))
+    h.record_seed(Position.of(F1, 1), _seed([("s", "int", "")], table="seeded"))
+    assert cursor.table(TableName("d", "seeded"), Position.of(F2, 800)) is not None
