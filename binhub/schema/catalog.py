@@ -151,11 +151,11 @@ class Catalog:
                 return []
             if change.or_replace:
                 self._drop_database(change.name)
-            self.databases[change.name] = self._resolve(change.charset, change.collation, ctx.server, ctx)
+            self.databases[change.name] = self.resolve_charset(change.charset, change.collation, ctx.server, ctx)
             return []
         if isinstance(change, AlterDatabase):
             current = self.databases.get(change.name, self.server)
-            self.databases[change.name] = self._resolve(change.charset, change.collation, current, ctx)
+            self.databases[change.name] = self.resolve_charset(change.charset, change.collation, current, ctx)
             return []
         if isinstance(change, DropDatabase):
             self._drop_database(change.name)
@@ -167,7 +167,7 @@ class Catalog:
         for t in [t for t in self.tables if t.db == name]:
             del self.tables[t]
 
-    def _resolve(self, charset: str | None, collation: str | None, inherited: Charset,
+    def resolve_charset(self, charset: str | None, collation: str | None, inherited: Charset,
                  ctx: StatementContext) -> Charset:
         """The charset and collation a level gets from what it names, else from the level above."""
         if collation:
@@ -180,7 +180,7 @@ class Catalog:
             return Charset(charset, default_collation(charset, ctx.flavour, ctx.utf8mb4_default))
         return inherited
 
-    def _database_default(self, db: str, ctx: StatementContext) -> Charset:
+    def database_default(self, db: str, ctx: StatementContext) -> Charset:
         if db in self.databases:
             return self.databases[db]
         return ctx.server if ctx.server.charset else self.server
@@ -190,14 +190,14 @@ class Catalog:
             return []  # session-local: a ROW-format binlog never holds their rows
         if change.if_not_exists and change.name in self.tables:
             return []
-        default = self._resolve(change.charset, change.collation, self._database_default(change.name.db, ctx), ctx)
-        columns = [self._column(spec, default, ctx) for spec in change.columns]
+        default = self.resolve_charset(change.charset, change.collation, self.database_default(change.name.db, ctx), ctx)
+        columns = [self.column_info(spec, default, ctx) for spec in change.columns]
         pk = change.primary_key or tuple(s.name for s in change.columns if s.primary_key)
         table = TableDef(change.name, tuple(columns), (), default)
         self.tables[change.name] = _with_primary_key(table, pk)
         return []
 
-    def _column(self, spec: ColumnSpec, table_default: Charset, ctx: StatementContext) -> ColumnInfo:
+    def column_info(self, spec: ColumnSpec, table_default: Charset, ctx: StatementContext) -> ColumnInfo:
         charset = collation = None
         if spec.base in BINARY_TYPES:
             charset = "binary"
@@ -342,7 +342,7 @@ class _Work:
                 if action.if_not_exists:
                     return
                 raise ApplyError(f"ALTER TABLE {self.name}: column {action.column.name} already exists")
-            self.place(self.catalog._column(action.column, self.default, self.ctx), action.column, None)
+            self.place(self.catalog.column_info(action.column, self.default, self.ctx), action.column, None)
             if action.column.primary_key:
                 self.pk = [action.column.name]
         elif isinstance(action, DropColumn):
@@ -361,7 +361,7 @@ class _Work:
                     return
                 raise ApplyError(f"ALTER TABLE {self.name}: there is no column {old} to change")
             del self.columns[i]
-            self.place(self.catalog._column(action.column, self.default, self.ctx), action.column, i)
+            self.place(self.catalog.column_info(action.column, self.default, self.ctx), action.column, i)
             self.rename_in_key(old, action.column.name)
             if action.column.primary_key:
                 self.pk = [action.column.name]
@@ -379,15 +379,15 @@ class _Work:
         elif isinstance(action, ConvertCharset):
             self.convert(action)
         elif isinstance(action, SetTableCharset):
-            self.default = self.catalog._resolve(action.charset, action.collation, self._db_default(), self.ctx)
+            self.default = self.catalog.resolve_charset(action.charset, action.collation, self._db_default(), self.ctx)
         elif isinstance(action, RenameTable):
             pass  # the catalog moves the result
 
     def _db_default(self) -> Charset:
-        return self.catalog._database_default(self.name.db, self.ctx)
+        return self.catalog.database_default(self.name.db, self.ctx)
 
     def convert(self, action: ConvertCharset) -> None:
-        new = self.catalog._resolve(action.charset, action.collation, self._db_default(), self.ctx)
+        new = self.catalog.resolve_charset(action.charset, action.collation, self._db_default(), self.ctx)
         self.default = new
         for i, c in enumerate(self.columns):
             base = (c.sql_type or "").split("(")[0].split(" ")[0]

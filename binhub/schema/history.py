@@ -181,12 +181,10 @@ class SchemaHistory:
             tmp.unlink(missing_ok=True)
         for path in self.directory.glob("snapshot.*.json"):
             doc = read_json(path)
-            if doc is None or doc.get("format") != HISTORY_FORMAT:
+            position = _snapshot_position(doc)
+            # Unreadable, or the log has other records before it than when it was written: stale.
+            if position is None or doc is None or doc.get("entries") != self._count_before(position):
                 path.unlink(missing_ok=True)
-                continue
-            position = Position.of(doc["file"], int(doc["pos"]))
-            if doc.get("entries") != self._count_before(position):
-                path.unlink(missing_ok=True)  # the log gained records before it since: stale
                 continue
             self._snapshots[position] = path
         self._entries_at_last_snapshot = max((self._count_before(p) for p in self._snapshots), default=0)
@@ -453,6 +451,15 @@ def _change_tables(change: Change) -> tuple[TableName, ...]:
     if isinstance(change, DropTables):
         return change.names
     return ()
+
+
+def _snapshot_position(doc: dict[str, Any] | None) -> Position | None:
+    if doc is None or doc.get("format") != HISTORY_FORMAT or "catalog" not in doc:
+        return None
+    try:
+        return Position.of(str(doc["file"]), int(doc["pos"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _problem_json(p: SchemaProblem) -> dict[str, Any]:
