@@ -97,7 +97,7 @@ def show(table: str, data_dir: Path, at: str | None, fmt: str, source: str | Non
     mine = [p for p in problems if name in p.tables or not p.tables]
     if fmt == "json":
         click.echo(json.dumps(_json(name, found.schema() if found else None, position, at, mine)))
-    elif found is not None:
+    elif found is not None and found.known:
         _print_table(found.schema(), where)
     for problem in mine:
         click.echo(f"warning: {problem}", err=True)
@@ -119,8 +119,6 @@ def _print_table(table: TableSchema, where: str) -> None:
         key = "PRI" if c.name in table.primary_key else ""
         out.add_row(str(i), c.name or f"@{i}", c.sql_type or "?", c.charset or "", c.collation or "",
                     "YES" if c.nullable else "NO", key, "" if c.visible else "INVISIBLE")
-    if not table.known:
-        out.caption = "columns unknown"
     console.print(out)
 
 
