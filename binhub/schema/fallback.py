@@ -55,7 +55,6 @@ _NO_COLUMN_CLAUSES = frozenset({
     "START", "SECONDARY_ENGINE", "SECONDARY_ENGINE_ATTRIBUTE", "ENGINE_ATTRIBUTE", "AUTOEXTEND_SIZE",
     "VALIDATION", "UPGRADE", "ANALYZE", "CHECK", "OPTIMIZE", "REBUILD", "REPAIR", "TRUNCATE", "COALESCE",
     "REORGANIZE", "EXCHANGE", "REMOVE", "PARTITION", "PARTITIONS", "SUBPARTITION", "CONVERT_PARTITION",
-    "NOWAIT", "WAIT",
 })
 # ADD/DROP of these change no column (the primary key is handled on its own).
 _INDEX_WORDS = frozenset({"INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CONSTRAINT", "CHECK",
@@ -195,6 +194,9 @@ def _alter(c: _Cur, default_db: str, flavour: str) -> Change:
     c.expect("TABLE")
     c.accept_seq("IF", "EXISTS")
     name = c.table(default_db)
+    if c.accept("WAIT"):  # MariaDB: ALTER TABLE t WAIT n | NOWAIT <clauses>
+        c.take()
+    c.accept("NOWAIT")
     actions: list[AlterAction] = []
     for clause in split_top_level(_partition_free(c.rest())):
         actions.extend(_alter_clause(_Cur(clause), default_db, flavour))
@@ -259,7 +261,9 @@ def _alter_clause(c: _Cur, default_db: str, flavour: str) -> list[AlterAction]:
         return [SetTableCharset(charset, collation)]
     head = c.peek()
     if head is not None and head.kind == "word" and head.upper in _NO_COLUMN_CLAUSES:
-        return []
+        # Table options may follow one another without commas (ENGINE=InnoDB DEFAULT CHARSET=x).
+        charset, collation = _charset_options(c.rest())
+        return [SetTableCharset(charset, collation)] if charset or collation else []
     raise DdlSyntaxError(f"unknown ALTER TABLE clause starting with {head.text if head else 'nothing'!r}")
 
 

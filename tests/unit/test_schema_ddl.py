@@ -208,6 +208,8 @@ def test_alter_add_column_list_goes_through_the_fallback() -> None:
     ("ALTER TABLE t DEFAULT CHARSET = latin1", SetTableCharset("latin1")),
     ("ALTER TABLE t CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", SetTableCharset("utf8mb4", "utf8mb4_bin")),
     ("ALTER TABLE t COLLATE latin1_bin", SetTableCharset(None, "latin1_bin")),
+    ("ALTER TABLE t ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", SetTableCharset("utf8mb4")),
+    ("ALTER TABLE t ROW_FORMAT=DYNAMIC, COLLATE=latin1_bin", SetTableCharset(None, "latin1_bin")),
 ])
 def test_alter_charset_clauses(sql: str, action: object) -> None:
     assert only(sql) == AlterTable(T("t"), (action,))  # type: ignore[arg-type]
@@ -238,6 +240,12 @@ def test_alter_rename_to_and_online_ignore_forms() -> None:
     parsed = parse("ALTER ONLINE IGNORE TABLE t ADD c int FIRST")
     assert parsed.parser == "fallback"
     assert parsed.changes == (AlterTable(T("t"), (AddColumn(col("c", "int", position=ColumnPosition(True))),)),)
+
+
+def test_mariadb_wait_before_the_clauses_is_not_mistaken_for_one() -> None:
+    assert only("ALTER TABLE t WAIT 10 ADD c INT, DROP d") == AlterTable(T("t"), (AddColumn(col("c", "int")),
+                                                                                  DropColumn("d")))
+    assert only("ALTER TABLE t NOWAIT ADD c INT") == AlterTable(T("t"), (AddColumn(col("c", "int")),))
 
 
 def test_drop_index_primary_drops_the_primary_key() -> None:
