@@ -56,9 +56,24 @@ _NO_COLUMN_CLAUSES = frozenset({
     "VALIDATION", "UPGRADE", "ANALYZE", "CHECK", "OPTIMIZE", "REBUILD", "REPAIR", "TRUNCATE", "COALESCE",
     "REORGANIZE", "EXCHANGE", "REMOVE", "PARTITION", "PARTITIONS", "SUBPARTITION", "CONVERT_PARTITION",
 })
-# ADD/DROP of these change no column (the primary key is handled on its own).
+# ADD/DROP of these change no column (the primary key is handled on its own). Reserved words: a
+# column of that name must be backquoted, so the bare word always starts a key or constraint.
 _INDEX_WORDS = frozenset({"INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CONSTRAINT", "CHECK",
-                          "PARTITION", "PERIOD", "SYSTEM", "VECTOR"})
+                          "PARTITION"})
+# Not reserved: they start a clause only before these words (else they may name a column).
+_INDEX_WORDS_BEFORE = {"PERIOD": ("FOR",), "SYSTEM": ("VERSIONING",), "VECTOR": ("INDEX", "KEY")}
+
+
+def _starts_key(tokens: Sequence[Token], primary: bool = False) -> bool:
+    """Whether a clause or table element starts a key, constraint or partition, not a column."""
+    head = tokens[0] if tokens else None
+    if head is None or head.kind != "word":
+        return False
+    word = head.upper
+    if word in _INDEX_WORDS or primary and word == "PRIMARY":
+        return True
+    follow = _INDEX_WORDS_BEFORE.get(word)
+    return follow is not None and len(tokens) > 1 and tokens[1].is_(*follow)
 
 
 class _Cur(TokenCursor):
@@ -124,8 +139,7 @@ def _create(c: _Cur, default_db: str, flavour: str) -> Change:
     columns = []
     primary_key: tuple[str, ...] = ()
     for item in split_top_level(body):
-        head = item[0]
-        if head.kind == "word" and head.upper in _INDEX_WORDS | {"PRIMARY"}:
+        if _starts_key(item, primary=True):
             pk = _table_primary_key(item)
             if pk is not None:
                 primary_key = pk
@@ -209,7 +223,7 @@ def _alter_clause(c: _Cur, default_db: str, flavour: str) -> list[AlterAction]:
     if c.accept("DROP"):
         if c.accept_seq("PRIMARY", "KEY"):
             return [DropPrimaryKey()]
-        if c.at(*_INDEX_WORDS):
+        if _starts_key(c.toks[c.i:]):
             return []
         c.accept("COLUMN")
         if_exists = c.accept_seq("IF", "EXISTS")
@@ -271,7 +285,7 @@ def _alter_add(c: _Cur, flavour: str) -> list[AlterAction]:
     if c.at("PRIMARY") or c.at("CONSTRAINT"):
         pk = _table_primary_key(c.rest())
         return [AddPrimaryKey(pk)] if pk is not None else []
-    if c.at(*_INDEX_WORDS):
+    if _starts_key(c.toks[c.i:]):
         return []
     c.accept("COLUMN")
     if_not_exists = c.accept_seq("IF", "NOT", "EXISTS")
@@ -279,7 +293,7 @@ def _alter_add(c: _Cur, flavour: str) -> list[AlterAction]:
         # ADD [COLUMN] (a INT, b INT): several columns, each appended at the end.
         out: list[AlterAction] = []
         for item in split_top_level(c.group()):
-            if item[0].kind == "word" and item[0].upper in _INDEX_WORDS | {"PRIMARY"}:
+            if _starts_key(item, primary=True):
                 pk = _table_primary_key(item)
                 if pk is not None:
                     out.append(AddPrimaryKey(pk))

@@ -242,6 +242,15 @@ def test_alter_rename_to_and_online_ignore_forms() -> None:
     assert parsed.changes == (AlterTable(T("t"), (AddColumn(col("c", "int", position=ColumnPosition(True))),)),)
 
 
+def test_unreserved_words_name_columns_unless_they_start_a_clause() -> None:
+    assert only("ALTER TABLE t ADD period INT, ADD system INT, DROP vector") == AlterTable(T("t"), (
+        AddColumn(col("period", "int")), AddColumn(col("system", "int")), DropColumn("vector")))
+    assert only("ALTER TABLE t ADD PERIOD FOR p (s, e), ADD SYSTEM VERSIONING, DROP SYSTEM VERSIONING") == \
+        AlterTable(T("t"), ())
+    change = only("CREATE TABLE t (period int, s date, e date, PERIOD FOR p (s, e))")
+    assert isinstance(change, CreateTable) and [c.name for c in change.columns] == ["period", "s", "e"]
+
+
 def test_mariadb_wait_before_the_clauses_is_not_mistaken_for_one() -> None:
     assert only("ALTER TABLE t WAIT 10 ADD c INT, DROP d") == AlterTable(T("t"), (AddColumn(col("c", "int")),
                                                                                   DropColumn("d")))
