@@ -154,9 +154,9 @@ def seed(data_dir: Path, source: str) -> None:
 @schema.command("rebuild")
 @DATA_DIR
 def rebuild(data_dir: Path) -> None:
-    """Rebuild the history from the store's QUERY events (keeps the seeds)."""
+    """Rebuild the history from the store's QUERY events (keeps the seeds), e.g. after damage."""
     store = BinlogStore.open_readonly(data_dir)
-    with open_history(data_dir) as history:
+    with open_history(data_dir, salvage=True) as history:
         history.reset()
         count = update_history(store, history)
         click.echo(f"rebuilt the schema history from {count} QUERY events; {len(history.problems)} problem(s)",

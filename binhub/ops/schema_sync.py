@@ -34,8 +34,8 @@ def history_dir(data_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_history(data_dir: Path) -> Iterator[SchemaHistory]:
-    """The store's history, opened for writing under its lock."""
+def open_history(data_dir: Path, *, salvage: bool = False) -> Iterator[SchemaHistory]:
+    """The store's history, opened for writing under its lock (``salvage``: see SchemaHistory.open)."""
     directory = history_dir(data_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def open_history(data_dir: Path) -> Iterator[SchemaHistory]:
                         f"another process has been updating the schema history at {directory} for "
                         f"{LOCK_WAIT:.0f} s", hint="wait for it to finish, or check for a stuck binhub") from None
                 time.sleep(0.05)
-        yield SchemaHistory.open(directory)
+        yield SchemaHistory.open(directory, salvage=salvage)
     finally:
         os.close(fd)
 

@@ -49,8 +49,9 @@ def append_log(path: Path, records: list[dict[str, Any]]) -> None:
         raise SchemaHistoryError(f"cannot append to the schema history log {path}: {exc.strerror or exc}") from exc
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """Every whole record of the log; a torn last record is dropped and cut off the file."""
+def read_log(path: Path, *, salvage: bool = False) -> list[dict[str, Any]]:
+    """Every whole record of the log; a torn last record is dropped and cut off the file. A damaged
+    record elsewhere is an error, or with ``salvage`` skipped (for a rebuild that keeps what it can)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -67,6 +68,10 @@ def read_log(path: Path) -> list[dict[str, Any]]:
                             path, offset, len(data) - offset)
                 _truncate(path, offset)
                 break
+            if salvage:
+                log.warning("schema history log %s: skipping a damaged record at offset %d", path, offset)
+                offset = newline + 1
+                continue
             raise SchemaHistoryError(
                 f"the schema history log {path} is damaged at offset {offset} (a record in the middle "
                 f"fails its checksum)", hint="rebuild it from the store: binhub schema rebuild --data-dir DIR")

@@ -157,19 +157,21 @@ class SchemaHistory:
     # ------------------------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, directory: Path, *, create: bool = True) -> SchemaHistory:
+    def open(cls, directory: Path, *, create: bool = True, salvage: bool = False) -> SchemaHistory:
+        """Load the history; ``salvage`` skips damaged log records instead of refusing (then
+        :meth:`reset` and a rescan of the store rebuild what they held, seeds that survived kept)."""
         history = cls(directory)
         if create:
             try:
                 history.directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SchemaHistoryError(f"cannot create the schema history at {directory}: {exc.strerror}") from exc
-        history._load()
+        history._load(salvage)
         return history
 
-    def _load(self) -> None:
+    def _load(self, salvage: bool) -> None:
         try:
-            records = read_log(self.log_path)
+            records = read_log(self.log_path, salvage=salvage)
             self.entries = sorted((HistoryEntry.from_record(r) for r in records), key=lambda e: e.position)
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaHistoryError(f"the schema history log {self.log_path} holds a record binhub cannot read: "

@@ -97,9 +97,11 @@ def test_a_torn_last_record_is_dropped_on_open(tmp_path: Path, caplog: pytest.Lo
         caplog.clear()
 
 
-def test_a_record_damaged_in_the_middle_is_refused(tmp_path: Path) -> None:
+def test_a_record_damaged_in_the_middle_is_refused_and_a_rebuild_salvages_the_seeds(tmp_path: Path) -> None:
     h = SchemaHistory.open(tmp_path)
     workload(h)
+    h.record_seed(Position.of(F2, 900), _seed([("s", "int", "")], table="seeded"))
+    h.flush()
     log_path = tmp_path / "ddl.log"
     data = bytearray(log_path.read_bytes())
     data[30] ^= 0x01  # inside the first record's JSON
@@ -107,6 +109,12 @@ def test_a_record_damaged_in_the_middle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaHistoryError, match="damaged") as info:
         SchemaHistory.open(tmp_path)
     assert "rebuild" in str(info.value)
+    salvaged = SchemaHistory.open(tmp_path, salvage=True)
+    assert len(salvaged.entries) == 4  # the damaged record skipped
+    salvaged.reset()  # then the store is scanned again
+    again = SchemaHistory.open(tmp_path)
+    assert [e.kind for e in again.entries] == ["seed"]
+    assert names(again, None, TableName("d", "seeded")) == ["s"]
 
 
 def test_snapshots_answer_like_the_log_and_a_killed_snapshot_write_is_harmless(
