@@ -76,8 +76,6 @@ _NON_TABLE_OBJECTS = {
 # Words between CREATE/ALTER/DROP and the object type that say nothing about the object.
 _MODIFIERS = frozenset({"OR", "REPLACE", "TEMPORARY", "ONLINE", "OFFLINE", "IGNORE", "UNIQUE", "FULLTEXT",
                         "AGGREGATE", "NONATOMIC"})
-
-
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[A-Za-z_]+")
 
@@ -95,7 +93,7 @@ def parse_statement(sql: str, default_db: str = "", *, flavour: str = "mariadb",
     # Most QUERY events are BEGIN/COMMIT or statement-based DML, some of them megabytes long: the
     # first words say they change no columns, without tokenizing the rest.
     first = _first_word(text)
-    if first in _TRANSACTION | _DML | _ADMIN:
+    if first in _FIRST_WORD_REASONS:
         return ParsedStatement(Outcome.IGNORED, reason=_FIRST_WORD_REASONS[first])
     try:
         tokens = tokenize(text)
