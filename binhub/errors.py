@@ -22,6 +22,9 @@ what failed, why, and (in ``hint``) what to do about it.
     │   ├── IdentityMismatch               the store belongs to another upstream
     │   └── DiskFull
     ├── StartPositionError                 the requested start cannot be served (purged, unknown)
+    ├── SchemaError                        the schema history cannot answer
+    │   ├── SchemaHistoryError             its files are damaged or cannot be written
+    │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
     └── SandboxError                       the local sandbox server cannot be started
 """
 
@@ -138,6 +141,18 @@ class DiskFull(StorageError):
 
 class StartPositionError(BinhubError):
     """The requested start position cannot be served (purged or unknown)."""
+
+
+class SchemaError(BinhubError):
+    """The schema history cannot say what a table's columns were."""
+
+
+class SchemaHistoryError(SchemaError):
+    """The schema history's files are damaged or cannot be written."""
+
+
+class SchemaMismatch(SchemaError):
+    """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would guess."""
 
 
 class SandboxError(BinhubError):

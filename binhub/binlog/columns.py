@@ -33,6 +33,8 @@ class ColumnInfo:
     sql_type: str | None = None
     nullable: bool = True
     visible: bool = True
+    # The collation's name (``utf8mb4_bin``) where known: the schema history knows names, not ids.
+    collation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
