@@ -14,9 +14,9 @@ from rich.table import Table
 
 from binhub.binlog.columns import TableSchema
 from binhub.errors import IdentityMismatch
-from binhub.ops.parsers import parse_source_dsn
 from binhub.ops.schema_seed import fetch_seed
 from binhub.ops.schema_sync import find_gtid_end, open_history, update_history
+from binhub.relay.config import parse_source_dsn
 from binhub.schema import Position, SchemaHistory, SchemaProblem, TableName
 from binhub.store import BinlogStore
 

@@ -15,7 +15,7 @@ import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.cursors  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.errors import ConnectionFailed, SchemaError, UpstreamError
-from binhub.ops.parsers import SourceDSN
+from binhub.relay.config import SourceDSN
 from binhub.schema import Catalog, Charset, Position, catalog_from_information_schema, parse_statement
 from binhub.schema.changes import Outcome
 from binhub.schema.seed import SYSTEM_SCHEMAS

@@ -11,7 +11,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -484,7 +484,7 @@ def file_events_bytes(data: bytes) -> list[bytes]:
     return out
 
 
-async def until(predicate: Any, what: str, timeout: float = 5.0) -> None:
+async def until(predicate: Callable[[], object], what: str, timeout: float = 5.0) -> None:
     """Poll ``predicate`` on the running loop until it holds; fail naming ``what`` after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
