@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 from binhub.errors import ConfigError
 from binhub.ops.parsers import SourceDSN, parse_duration, parse_listen, parse_size, parse_source_dsn
 from binhub.serve.dump import REPLICA_AHEAD_WAIT as DEFAULT_REPLICA_AHEAD_WAIT
-from binhub.store.durability import Durability
+from binhub.store.durability_policy import Durability
 
 __all__ = [
     "DEFAULT_HTTP_LISTEN",

@@ -32,7 +32,13 @@ from binhub.errors import (
 )
 from binhub.net.client import UpstreamConnection
 from binhub.relay.ingest import EventBatch, Ingest
-from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
+from binhub.relay.session_setup import (
+    check_identity,
+    prepare_dump,
+    record_source,
+    ssl_context,
+    start_position,
+)
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
 

@@ -2,7 +2,7 @@
 
 One :class:`DumpSession` per replica connection. It resolves the start (``start.py``), sends the
 per-flavour preamble as a real primary does (``preamble.py``), then streams the store's events
-untouched from a :class:`~binhub.serve.follower.StoreFollower`:
+untouched from a :class:`~binhub.store.follower.StoreFollower`:
 
 * every event goes out as ``0x00`` + event (``0x00 0xEF flag`` + event with semi-sync); the
   connection frames payloads and splits those of 0xFFFFFF bytes or more;
@@ -34,10 +34,10 @@ from binhub.binlog.constants import HEADER_SIZE
 from binhub.binlog.gtid import MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
-from binhub.serve.follower import StoreFollower, hub_for
 from binhub.serve.metrics import inc_if_registered
 from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
-from binhub.serve.start import (
+from binhub.store.follower import StoreFollower, hub_for
+from binhub.store.seek import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
     DumpError,
     StartPlan,

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from binhub.serve.binlogs import durable_files
-from binhub.serve.start import binlog_state
 from binhub.serve.variables import Value
 from binhub.store import BinlogStore
+from binhub.store.seek import binlog_state
 from binhub.store.state import UpstreamIdentity, UpstreamSource
 from binhub.wire.constants import ColumnType
 

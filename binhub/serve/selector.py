@@ -27,9 +27,9 @@ from binhub.binlog.events import GtidEvent, decode_event
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble
-from binhub.serve.follower import Batch
 from binhub.serve.metrics import inc_if_registered
-from binhub.serve.start import DumpError, StartPlan
+from binhub.store.follower import Batch
+from binhub.store.seek import DumpError, StartPlan
 
 MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
 MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2

@@ -17,7 +17,7 @@ from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import StorageError
 from binhub.store.active_file import ActiveFile
 from binhub.store.archive import archive_file
-from binhub.store.durable import DurablePosition
+from binhub.store.durable_position import DurablePosition
 from binhub.store.fsutil import fsync_dir, storage_error
 from binhub.store.index import GTID_INDEX_BYTES, GTID_INDEX_EVERY, file_seq
 from binhub.store.recovery import GtidSet, add_gtid, header_gtid_set, scan_tail

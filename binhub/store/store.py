@@ -35,8 +35,8 @@ from binhub.binlog.transaction import GtidEvent, decode_gtid_event, gtid_event_d
 from binhub.errors import StorageError
 from binhub.store import maintenance
 from binhub.store.active_file import ActiveFile
-from binhub.store.durability import Durability
-from binhub.store.durable import DurableMarker, DurablePosition, read_durable
+from binhub.store.durability_policy import Durability
+from binhub.store.durable_position import DurableMarker, DurablePosition, read_durable
 from binhub.store.fsutil import fsync_dir, storage_error
 from binhub.store.index import (
     GTID_INDEX_BYTES,

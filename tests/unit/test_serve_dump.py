@@ -388,7 +388,7 @@ def test_gtid_index_jump_sends_the_same_stream(tmp_path: Path, monkeypatch: pyte
     src.mkdir()
     store = make_store(tmp_path, mariadb_files(src, txns=60, files=2))
     try:
-        from binhub.serve.start import plan_mariadb_gtid
+        from binhub.store.seek import plan_mariadb_gtid
 
         plan = plan_mariadb_gtid(store, "0-1-100", strict=False, ignore_duplicates=False)
         assert plan.jumps and plan.file == "mariadb-bin.000002"

@@ -371,7 +371,7 @@ def test_a_writer_starting_during_a_probe_still_gets_the_lock(tmp_path: Path) ->
 def test_the_upstream_source_is_kept_in_the_state_without_a_password(tmp_path: Path) -> None:
     from binhub.ops.config import RelayConfig
     from binhub.ops.parsers import parse_source_dsn
-    from binhub.relay.start import record_source
+    from binhub.relay.session_setup import record_source
     from binhub.store.state import StoreState, UpstreamSource
 
     config = RelayConfig(source=parse_source_dsn("mariadb://repl:s3cret@db1.example:3310"), ssl_mode="verify_ca",

@@ -40,11 +40,11 @@ from typing import TypeVar, cast
 
 from binhub.binlog.constants import HEADER_SIZE
 from binhub.errors import StorageError
-from binhub.store.durable import DurablePosition
+from binhub.store.durable_position import DurablePosition
 from binhub.store.retention import ReaderLease
 from binhub.store.store import BinlogStore, file_seq
 
-LOG = logging.getLogger("binhub.serve.follower")
+LOG = logging.getLogger("binhub.store.follower")
 
 CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
 THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread

@@ -24,12 +24,11 @@ import os
 from dataclasses import dataclass, field
 
 from binhub.binlog.constants import HEADER_SIZE, EventType
-from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event
+from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event, fde_checksum_size
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError, GtidError
-from binhub.serve.preamble import fde_checksum
 from binhub.store.index import GtidIndexEntry
 from binhub.store.store import BinlogStore, file_seq
 
@@ -123,7 +122,7 @@ def read_head(store: BinlogStore, name: str) -> FileHead:
             complete = True
             break
         if kind == EventType.FORMAT_DESCRIPTION:
-            fde, crc = raw, fde_checksum(raw)
+            fde, crc = raw, fde_checksum_size(raw) > 0
         elif kind == EventType.PREVIOUS_GTIDS:
             ev = decode_event(raw, None, checksum_size=4 if crc else 0)
             if isinstance(ev, PreviousGtidsEvent):
