@@ -1,7 +1,10 @@
 """``binhub serve``: serve a store to replicas (and to other binhubs) until stopped.
 
-The store is opened read-only, so a relay may keep writing it from another process; readers
-follow it. For a relay and a server in one process, use ``binhub run`` with a ``[serve]`` section.
+The store is read through a reader view, so a relay may keep writing it from another process;
+readers follow it. The store need not exist yet: started before its relay, the server listens,
+answers as a server with no binlog yet, and replicas wait (``--replica-ahead-wait``) for the
+relay's first durable file. For a relay and a server in one process, use ``binhub run`` with a
+``[serve]`` section.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from binhub.ops.parsers import parse_listen
 from binhub.serve.dump import REPLICA_AHEAD_WAIT
 from binhub.serve.server import BinlogServer
 from binhub.serve.users import UserDirectory, make_user
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 
 
 @click.command("serve")
@@ -62,7 +65,7 @@ def serve(data_dir: Path, listen: str, user_name: str | None, password: str | No
             raise click.UsageError(f"{users_file} does not exist; create it with `binhub user add --users {users_file} NAME`")
         users = UserDirectory(users_file)
     setup_logging(log_level, log_format)
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir, must_exist=False)
     server = BinlogServer(store, users=users, server_id=server_id, host=host, port=port, tls=not no_tls,
                           default_auth=None if default_auth == "auto" else default_auth,
                           replica_ahead_wait=replica_ahead_wait,

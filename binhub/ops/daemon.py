@@ -107,24 +107,29 @@ def make_relay(config: RelayConfig, store: Store, metrics: Metrics) -> Service:
 
 
 def open_store_readonly(config: StoreConfig, metrics: Metrics) -> Store:
-    """A store another process writes (a daemon that only serves): no lock, no recovery."""
-    from binhub.store import BinlogStore
+    """A store another process writes (a daemon that only serves): no lock, no recovery.
 
-    return BinlogStore.open_readonly(config.data_dir)
+    The store need not exist yet: the relay may start after this daemon.
+    """
+    from binhub.store import StoreReader
+
+    return StoreReader.open(config.data_dir, must_exist=False)
 
 
 def make_server(config: ServeConfig, store: Store, metrics: Metrics) -> Service:
     """Create (not start) the binlog server over ``store``.
 
-    With a relay in the same daemon, ``store`` is the relay's writer store, so the server's dumps
-    are woken in-process by the store's listeners instead of polling the files.
+    With a relay in the same daemon, ``store`` is the relay's writer store: the server reads its
+    reader view, whose dumps are woken in-process by the writer's publishes, and may purge.
     """
     from binhub.serve.metrics import ServeMetrics
     from binhub.serve.server import BinlogServer
     from binhub.serve.users import UserDirectory
-    from binhub.store import BinlogStore
+    from binhub.store import BinlogStore, StoreReader
 
-    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file), server_id=config.server_id,
+    writer = store if isinstance(store, BinlogStore) else None
+    reader = writer.reader if writer is not None else cast(StoreReader, store)
+    return BinlogServer(reader, writer=writer, users=UserDirectory(config.users_file), server_id=config.server_id,
                         host=config.host, port=config.port, tls_cert=config.tls_cert, tls_key=config.tls_key,
                         metrics=ServeMetrics(metrics), default_auth=config.default_auth,
                         replica_ahead_wait=config.replica_ahead_wait)

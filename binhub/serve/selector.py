@@ -27,9 +27,10 @@ from binhub.binlog.events import GtidEvent, decode_event
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble
+from binhub.serve.dump_error import DumpError
 from binhub.serve.metrics import inc_if_registered
 from binhub.store.follower import Batch
-from binhub.store.seek import DumpError, StartPlan
+from binhub.store.seek import StartPlan
 
 MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
 MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2

@@ -87,6 +87,7 @@ class SessionState:
     sys_vars: dict[str, Value] = field(default_factory=dict)
     capabilities: int = 0
     reported: bool = False  # sent COM_REGISTER_SLAVE: listed by SHOW SLAVE HOSTS
+    greeted_version: str = ""  # the server version the greeting announced (replicas choose their dump by it)
     command: str = "Connect"  # for SHOW PROCESSLIST
     since: float = field(default_factory=time.monotonic)
 
@@ -170,8 +171,9 @@ class Session:
     # -- GREETING -----------------------------------------------------------------------------
     def _send_greeting(self) -> Phase:
         server = self.server
+        self.state.greeted_version = server.version_string
         greeting = HandshakeV10(
-            server_version=server.version_string,
+            server_version=self.state.greeted_version,
             connection_id=self.state.connection_id,
             scramble=self._scramble,
             capabilities=server_capabilities(server.tls_context is not None),

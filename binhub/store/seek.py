@@ -1,21 +1,22 @@
-"""Where a dump starts: the file, the offset, and what to skip, for each kind of request.
+"""Where a reader starts: the file, the offset, and what to skip, for a file/position or a GTID set.
 
-* COM_BINLOG_DUMP by file/position (both flavours): the named file (an empty name means the
-  first file, as both servers do), at a position that must be an event boundary within what is
-  durable.
-* COM_BINLOG_DUMP_GTID (MySQL): the newest file whose PREVIOUS_GTIDS the replica's set contains
-  (``find_first_log_not_in_gtid_set``); transactions in the replica's set are skipped.
-* COM_BINLOG_DUMP with ``@slave_connect_state`` (MariaDB): the newest file whose GTID_LIST the
-  requested position covers (``gtid_find_binlog_file`` / ``contains_all_slave_gtid`` in
+* By file/position (both flavours): the named file (an empty name means the first file, as both
+  servers do), at a position that must be an event boundary within what is durable.
+* After a MySQL GTID set (COM_BINLOG_DUMP_GTID): the newest file whose PREVIOUS_GTIDS the set
+  contains (``find_first_log_not_in_gtid_set``); transactions in the set are skipped.
+* After a MariaDB GTID position (``@slave_connect_state``): the newest file whose GTID_LIST the
+  position covers (``gtid_find_binlog_file`` / ``contains_all_slave_gtid`` in
   ``sql/sql_repl.cc``), skipping per domain until the requested GTID.
 
 Both servers then read that file from offset 4 and skip. binhub uses its ``gtid.index`` to jump
-deep into the file instead (the skipped transactions are invisible to the replica either way), but
-only where the jump provably skips nothing the replica lacks: the file's transactions must come
+deep into the file instead (the skipped transactions are invisible to the reader either way), but
+only where the jump provably skips nothing the reader lacks: the file's transactions must come
 from one GTID source (one MySQL uuid/tag, or one MariaDB domain) in increasing order.
 
-Errors are what the primaries say, with error 1236 (ER_MASTER_FATAL_ERROR_READING_BINLOG), which
-makes a replica stop instead of reconnecting in a loop.
+A start the store cannot serve raises :class:`~binhub.errors.StartPositionError` with the words
+the primaries use (replicas show them as they are), and :class:`~binhub.errors.StoreBehind` when
+the store has not reached it yet, an empty store included: the caller may wait for the relay.
+Only durable files are considered. The dump turns these into error 1236 (``binhub.serve.dump``).
 """
 
 from __future__ import annotations
@@ -23,53 +24,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from binhub.binlog.constants import HEADER_SIZE, EventType
-from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event, fde_checksum_size
-from binhub.binlog.file import BinlogFileReader
+from binhub.binlog.constants import HEADER_SIZE
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet
-from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import BinhubError, GtidError
-from binhub.store.index import GtidIndexEntry
-from binhub.store.store import BinlogStore, file_seq
-
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
-ER_UNKNOWN_ERROR = 1105
-HEAD_READ = 64 * 1024
-
-_HEAD_TYPES = frozenset(int(t) for t in (
-    EventType.FORMAT_DESCRIPTION, EventType.PREVIOUS_GTIDS, EventType.MARIA_GTID_LIST,
-    EventType.MARIA_BINLOG_CHECKPOINT, EventType.MARIA_START_ENCRYPTION, EventType.IGNORABLE,
-))
-
-
-class DumpError(BinhubError):
-    """A dump that cannot start or continue: sent to the replica as an ERR packet."""
-
-    def __init__(self, message: str, code: int = ER_MASTER_FATAL_ERROR_READING_BINLOG, sqlstate: str = "HY000") -> None:
-        super().__init__(message)
-        self.code = code
-        self.sqlstate = sqlstate
-        self.text = message
-
-
-class StoreBehind(DumpError):
-    """The replica asks for a place binhub's store has not reached yet: the relay is behind it.
-
-    A primary would refuse such a replica; a binlog server is often just a moment behind the
-    primary the replica came from, so the dump waits a while for the relay (see ``DumpSession``)
-    before sending this as the error.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class FileHead:
-    """The events at the start of a file, before its first transaction."""
-
-    fde: bytes
-    crc: bool
-    previous_gtids: MysqlGtidSet | None
-    gtid_list: tuple[MariadbGtid, ...] | None
-    end: int  # offset of the first event that is not part of the head
+from binhub.errors import GtidError, StartPositionError, StoreBehind
+from binhub.store.file_head import FileHead
+from binhub.store.index import GtidIndexEntry, file_seq
+from binhub.store.reader import StoreReader
 
 
 @dataclass
@@ -91,95 +51,35 @@ class StartPlan:
         return self.position > self.head_end
 
 
-_HEADS: dict[tuple[str, str], FileHead] = {}
-
-
-def read_head(store: BinlogStore, name: str) -> FileHead:
-    """The head of ``name`` (cached once complete: heads never change after the first transaction)."""
-    key = (str(store.data_dir), name)
-    cached = _HEADS.get(key)
-    if cached is not None:
-        return cached
-    path = store.file_path(name)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(HEAD_READ)
-    except FileNotFoundError:
-        raise DumpError(f"could not open {name}: it was purged from binhub's store") from None
-    pos = 4
-    fde = b""
-    crc = True
-    prev: MysqlGtidSet | None = None
-    glist: tuple[MariadbGtid, ...] | None = None
-    complete = False
-    while len(data) - pos >= HEADER_SIZE:
-        size = int.from_bytes(data[pos + 9:pos + 13], "little")
-        if size < HEADER_SIZE or pos + size > len(data):
-            break
-        raw = data[pos:pos + size]
-        kind = raw[4]
-        if kind not in _HEAD_TYPES:
-            complete = True
-            break
-        if kind == EventType.FORMAT_DESCRIPTION:
-            fde, crc = raw, fde_checksum_size(raw) > 0
-        elif kind == EventType.PREVIOUS_GTIDS:
-            ev = decode_event(raw, None, checksum_size=4 if crc else 0)
-            if isinstance(ev, PreviousGtidsEvent):
-                prev = ev.gtid_set
-        elif kind == EventType.MARIA_GTID_LIST:
-            ev2 = decode_event(raw, None, checksum_size=4 if crc else 0)
-            if isinstance(ev2, MariadbGtidListEvent):
-                glist = ev2.gtids
-        pos += size
-    if not fde:
-        raise DumpError(f"Failed to find format descriptor event in start of binlog {name}")
-    head = FileHead(fde, crc, prev, glist, pos)
-    if complete:
-        _HEADS[key] = head
-    return head
-
-
-def _names(store: BinlogStore) -> list[str]:
-    if store.readonly:
-        store.index.load()
-    names = store.files
+def _names(reader: StoreReader) -> list[str]:
+    """The files a start may be in: every durable file (one holding more than the magic)."""
+    names = [name for name, size in reader.durable_files() if size > 4]
     if not names:
-        raise DumpError("Binary log is not open (binhub's store holds no binlog files yet)")
+        raise StoreBehind("Binary log is not open (binhub's store holds no binlog files yet; the relay has not "
+                          "stored any)")
     return names
-
-
-def _durable_end(store: BinlogStore, name: str) -> int:
-    durable = store.durable_position
-    if durable is None:
-        return 4
-    if durable.file == name:
-        return durable.position
-    if durable.file_seq > file_seq(name):
-        return os.path.getsize(store.file_path(name))
-    return 4
 
 
 # --------------------------------------------------------------------------- file / position
 
-def plan_file_position(store: BinlogStore, filename: str, position: int) -> StartPlan:
-    names = _names(store)
+def plan_file_position(reader: StoreReader, filename: str, position: int) -> StartPlan:
+    names = _names(reader)
     name = filename or names[0]
     if name not in names:
         later = _same_series(name, names[-1]) and file_seq(name) > file_seq(names[-1])
-        raise (StoreBehind if later else DumpError)(
+        raise (StoreBehind if later else StartPositionError)(
             f"Could not find first log file name in binary log index file ('{name}' is not in "
             f"binhub's store, which holds {names[0]} … {names[-1]}{'; the relay has not reached it' if later else ''})")
-    end = _durable_end(store, name)
+    end = reader.durable_end(name)
     if position > end and name == names[-1]:
         raise StoreBehind(f"Client requested master to start replication from position {position} in '{name}', "
                           f"beyond what binhub's store holds ({end}); the relay has not reached it")
     if position < 4 or position > end:
-        raise DumpError(f"Client requested master to start replication from impossible position; the first "
-                        f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
-                        f"read from '{name}' at 4.")
+        raise StartPositionError(f"Client requested master to start replication from impossible position; the first "
+                                 f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
+                                 f"read from '{name}' at 4.")
     if position > 4:
-        _check_boundary(store, name, position)
+        _check_boundary(reader, name, position)
     return StartPlan(name, position, position, mid_file=position > 4)
 
 
@@ -188,11 +88,11 @@ def _same_series(a: str, b: str) -> bool:
     return a.rpartition(".")[0] == b.rpartition(".")[0] and a.rpartition(".")[2].isdigit()
 
 
-def _check_boundary(store: BinlogStore, name: str, position: int) -> None:
+def _check_boundary(reader: StoreReader, name: str, position: int) -> None:
     """Walk event headers from the nearest known boundary (a gtid.index entry) to ``position``."""
-    starts = [e.offset for e in store.gtid_index.entries() if e.file == name and e.offset <= position]
+    starts = [e.offset for e in reader.gtid_index.entries() if e.file == name and e.offset <= position]
     pos = max(starts, default=4)
-    with open(store.file_path(name), "rb") as f:
+    with open(reader.file_path(name), "rb") as f:
         while pos < position:
             head = os.pread(f.fileno(), HEADER_SIZE, pos)
             if len(head) < HEADER_SIZE:
@@ -202,37 +102,37 @@ def _check_boundary(store: BinlogStore, name: str, position: int) -> None:
                 break
             pos += size
     if pos != position:
-        raise DumpError(f"Client requested master to start replication from position {position} in '{name}', "
-                        f"which is not the start of an event (the nearest event starts at {pos})")
+        raise StartPositionError(f"Client requested master to start replication from position {position} in "
+                                 f"'{name}', which is not the start of an event (the nearest event starts at {pos})")
 
 
 # --------------------------------------------------------------------------- MySQL GTID
 
-def plan_mysql_gtid(store: BinlogStore, exclude: MysqlGtidSet) -> StartPlan:
-    names = _names(store)
-    first = read_head(store, names[0])
+def plan_mysql_gtid(reader: StoreReader, exclude: MysqlGtidSet) -> StartPlan:
+    names = _names(reader)
+    first = reader.file_head(names[0])
     purged = first.previous_gtids or MysqlGtidSet()
     if not purged.issubset(exclude):
         missing = purged - exclude
-        raise DumpError(
+        raise StartPositionError(
             "Cannot replicate because the source purged required binary logs. Replicate the missing "
             "transactions from elsewhere, or provision a new replica from backup. Consider increasing the "
             f"source's binary log expiration period. The GTID set sent by the replica is '{exclude}', and the "
             f"missing transactions are '{missing}'")
     chosen = names[0]
     for name in reversed(names):
-        prev = read_head(store, name).previous_gtids or MysqlGtidSet()
+        prev = reader.file_head(name).previous_gtids or MysqlGtidSet()
         if prev.issubset(exclude):
             chosen = name
             break
-    head = read_head(store, chosen)
+    head = reader.file_head(chosen)
     plan = StartPlan(chosen, 4, 4, gtid_mode=True, head_end=head.end, mysql_exclude=exclude)
-    _mysql_jump(store, names, plan, head)
+    _mysql_jump(reader, names, plan, head)
     return plan
 
 
-def _mysql_jump(store: BinlogStore, names: list[str], plan: StartPlan, head: FileHead) -> None:
-    known = _known_file_gtids(store, names, plan.file, head)
+def _mysql_jump(reader: StoreReader, names: list[str], plan: StartPlan, head: FileHead) -> None:
+    known = _known_file_gtids(reader, names, plan.file, head)
     if known is None or plan.mysql_exclude is None:
         return
     file_gtids, limit = known
@@ -240,7 +140,7 @@ def _mysql_jump(store: BinlogStore, names: list[str], plan: StartPlan, head: Fil
     if len(tsids) != 1:
         return
     tsid = tsids[0]
-    entries = _entries(store, plan.file, limit)
+    entries = _entries(reader, plan.file, limit)
     parsed: list[tuple[int, MysqlGtid]] = []
     for e in entries:
         try:
@@ -261,86 +161,39 @@ def _mysql_jump(store: BinlogStore, names: list[str], plan: StartPlan, head: Fil
         plan.position = best
 
 
-def _known_file_gtids(store: BinlogStore, names: list[str], name: str,
+def _known_file_gtids(reader: StoreReader, names: list[str], name: str,
                       head: FileHead) -> tuple[MysqlGtidSet, int] | None:
     """The GTIDs of ``name`` (exactly) and up to which offset that is known."""
     prev = head.previous_gtids or MysqlGtidSet()
     i = names.index(name)
     if i + 1 < len(names):
-        nxt = read_head(store, names[i + 1]).previous_gtids
+        nxt = reader.file_head(names[i + 1]).previous_gtids
         if nxt is None:
             return None
-        return nxt - prev, os.path.getsize(store.file_path(name))
-    executed, upto = _executed_snapshot(store, name)
+        return nxt - prev, os.path.getsize(reader.file_path(name))
+    executed, upto = _executed_snapshot(reader, name)
     if not isinstance(executed, MysqlGtidSet):
         return None
     return executed - prev, upto
 
 
-def _executed_snapshot(store: BinlogStore, name: str) -> tuple[MysqlGtidSet | MariadbGtidList | None, int]:
-    """A consistent (executed GTIDs, offset in ``name``) pair: live in the writer, from state.json otherwise."""
-    if not store.readonly:
-        durable = store.durable_position
-        if durable is not None and durable.file == name:
-            return store.executed_gtids, durable.position
+def _executed_snapshot(reader: StoreReader, name: str) -> tuple[MysqlGtidSet | MariadbGtidList | None, int]:
+    """A consistent (executed GTIDs, offset in ``name``) pair, if ``name`` is the durable file."""
+    durable, executed = reader.executed_snapshot()
+    if durable is None or durable.file != name:
         return None, 0
-    from binhub.store.state import StoreState
-
-    state = StoreState.load(store.state_path)
-    if state.last_file != name or not state.executed_gtids:
-        return None, 0
-    from binhub.binlog.gtid import parse_gtid_set
-
-    flavour = state.upstream.flavour if state.upstream else None
-    return parse_gtid_set(state.executed_gtids, flavour), state.last_position
+    return executed, durable.position
 
 
-def _entries(store: BinlogStore, name: str, limit: int) -> list[GtidIndexEntry]:
-    return [e for e in store.gtid_index.entries() if e.file == name and e.offset <= limit]
+def _entries(reader: StoreReader, name: str, limit: int) -> list[GtidIndexEntry]:
+    return [e for e in reader.gtid_index.entries() if e.file == name and e.offset <= limit]
 
 
 # --------------------------------------------------------------------------- MariaDB GTID
 
-def binlog_state(store: BinlogStore) -> MariadbGtidList:
-    """The store's MariaDB GTID position (last GTID per domain) up to the durable position."""
-    if not store.readonly and isinstance(store.executed_gtids, MariadbGtidList):
-        return store.executed_gtids
-    durable = store.durable_position
-    if durable is None:
-        return MariadbGtidList()
-    snapshot, upto = _executed_snapshot(store, durable.file)
-    if isinstance(snapshot, MariadbGtidList) and upto <= durable.position:
-        state, start = snapshot, upto
-    else:
-        head = read_head(store, durable.file)
-        state, start = MariadbGtidList(), 4
-        for g in head.gtid_list or ():
-            state = state.union(MariadbGtidList([g]))
-    if start >= durable.position:
-        return state
-    tracker = TransactionTracker()
-    with open(store.file_path(durable.file), "rb") as f:
-        reader = BinlogFileReader(f, durable.file, start=max(start, 4), verify_checksums=False)
-        try:
-            for ev in reader:
-                if ev.offset >= durable.position:
-                    break
-                done = tracker.transactions
-                if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4) and \
-                        tracker.transactions != done and isinstance(tracker.last_gtid, MariadbGtid):
-                    state = state.update(tracker.last_gtid)
-        except BinhubError:
-            pass  # past the durable position: not ours to read
-    return state
-
-
-def plan_mariadb_gtid(store: BinlogStore, connect_state: str, *, strict: bool, ignore_duplicates: bool) -> StartPlan:
-    try:
-        wanted = MariadbGtidList.parse(connect_state)
-    except GtidError as exc:
-        raise DumpError(f"Out of memory or malformed slave request when obtaining start position from GTID "
-                        f"state ({exc})", code=ER_UNKNOWN_ERROR) from None
-    have = binlog_state(store)
+def plan_mariadb_gtid(reader: StoreReader, wanted: MariadbGtidList, *, strict: bool,
+                      ignore_duplicates: bool) -> StartPlan:
+    have = reader.mariadb_state()
     for g in wanted:
         mine = have.get(g.domain_id)
         if mine is None or mine.seq_no >= g.seq_no:
@@ -351,27 +204,27 @@ def plan_mariadb_gtid(store: BinlogStore, connect_state: str, *, strict: bool, i
                           f"master's binlog (binhub's store has {have}: the relay has not reached it, or the "
                           "replica has transactions its primary never had)")
     pending = {g.domain_id: g for g in wanted}
-    names = _names(store)
+    names = _names(reader)
     chosen: str | None = None
     glist: tuple[MariadbGtid, ...] = ()
     for name in reversed(names):
-        head = read_head(store, name)
+        head = reader.file_head(name)
         entries = head.gtid_list
         if entries is None or _contains_all(pending, entries):
             chosen, glist = name, entries or ()
             break
     if chosen is None:
-        raise DumpError("Could not find GTID state requested by slave in any binlog files. Probably the slave "
+        raise StartPositionError("Could not find GTID state requested by slave in any binlog files. Probably the slave "
                         "state is too old and required binlog files have been purged.")
     for entry in glist:
         req = pending.get(entry.domain_id)
         if req is not None and req.server_id == entry.server_id and req.seq_no == entry.seq_no:
             del pending[entry.domain_id]  # the requested GTID ends the previous file: skip nothing here
-    head = read_head(store, chosen)
+    head = reader.file_head(chosen)
     plan = StartPlan(chosen, 4, 4, gtid_mode=True, head_end=head.end, mariadb_pending=pending,
                      mariadb_state={(g.domain_id, g.server_id): g.seq_no for g in glist},
                      strict=strict, ignore_duplicates=ignore_duplicates)
-    _mariadb_jump(store, names, plan)
+    _mariadb_jump(reader, names, plan)
     return plan
 
 
@@ -389,20 +242,20 @@ def _contains_all(state: dict[int, MariadbGtid], entries: tuple[MariadbGtid, ...
     return True
 
 
-def _mariadb_jump(store: BinlogStore, names: list[str], plan: StartPlan) -> None:
+def _mariadb_jump(reader: StoreReader, names: list[str], plan: StartPlan) -> None:
     if len(plan.mariadb_pending) != 1:
         return
     (domain, req), = plan.mariadb_pending.items()
     # Every domain that ever appears up to the end of this file must be ``domain``.
     i = names.index(plan.file)
     if i + 1 < len(names):
-        later = read_head(store, names[i + 1]).gtid_list
+        later = reader.file_head(names[i + 1]).gtid_list
         if later is None:
             return
         domains = {g.domain_id for g in later}
-        limit = os.path.getsize(store.file_path(plan.file))
+        limit = os.path.getsize(reader.file_path(plan.file))
     else:
-        snapshot, limit = _executed_snapshot(store, plan.file)
+        snapshot, limit = _executed_snapshot(reader, plan.file)
         if not isinstance(snapshot, MariadbGtidList):
             return
         domains = set(snapshot.domains)
@@ -411,7 +264,7 @@ def _mariadb_jump(store: BinlogStore, names: list[str], plan: StartPlan) -> None
         return
     best, last_seq = -1, -1
     parsed: list[tuple[int, MariadbGtid]] = []
-    for e in _entries(store, plan.file, limit):
+    for e in _entries(reader, plan.file, limit):
         try:
             g = MariadbGtid.parse(e.gtid)
         except GtidError:
@@ -433,9 +286,4 @@ def _mariadb_jump(store: BinlogStore, names: list[str], plan: StartPlan) -> None
         plan.mariadb_state[key] = max(plan.mariadb_state.get(key, 0), g.seq_no)
 
 
-def read_fde(store: BinlogStore, name: str) -> bytes:
-    return read_head(store, name).fde
-
-
-__all__ = ["DumpError", "FileHead", "StartPlan", "StoreBehind", "binlog_state", "plan_file_position", "plan_mariadb_gtid",
-           "plan_mysql_gtid", "read_fde", "read_head"]
+__all__ = ["StartPlan", "plan_file_position", "plan_mariadb_gtid", "plan_mysql_gtid"]

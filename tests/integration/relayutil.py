@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.sandbox import Sandbox
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from binhub.store.catalog import verify_files
 
 BINHUB = [sys.executable, "-m", "binhub"]
@@ -43,7 +43,7 @@ def same_bytes(a: Path, b: Path) -> bool:
 
 
 def stored_files(data_dir: Path) -> list[Path]:
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     return [store.file_path(n) for n in store.files]
 
 
