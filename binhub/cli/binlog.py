@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from binhub.binlog.events import decode_event
+from binhub.binlog.decode import decode_event
 from binhub.binlog.file import BinlogFileReader
 from binhub.errors import BinlogError
 from binhub.ops.parsers import parse_duration, parse_size

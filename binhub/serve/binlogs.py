@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from binhub.binlog.constants import ChecksumAlg, EventType
+from binhub.binlog.decode import decode_event
 from binhub.binlog.events import (
     BinlogCheckpointEvent,
     FormatDescriptionEvent,
@@ -22,7 +23,6 @@ from binhub.binlog.events import (
     QueryEvent,
     RotateEvent,
     XidEvent,
-    decode_event,
 )
 from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList

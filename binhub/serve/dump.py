@@ -282,7 +282,8 @@ class DumpSession:
                     raise
                 if not announced:
                     announced = True
-                    LOG.warning("replica %s waits up to %.0f s for the relay: %s", self.replica_id, wait, exc)
+                    LOG.warning("replica %s is ahead of binhub's store (%s); waiting up to %.0f s for the relay",
+                                self.replica_id, exc, wait)
                 await self.store.wait(min(remaining, 1.0))
 
     def _check_greeting(self) -> None:

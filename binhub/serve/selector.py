@@ -23,7 +23,8 @@ import struct
 from typing import Any
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import GtidEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import GtidEvent
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binhub.binlog.constants import HEADER_SIZE, EventType
-from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event, fde_checksum_size
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, fde_checksum_size
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.errors import StartPositionError, StorageError
 

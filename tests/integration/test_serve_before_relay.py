@@ -3,11 +3,13 @@
 The server starts on a data dir that does not exist yet, listens, answers probes as a server with
 no binlog yet, and a real MariaDB replica pointed at it (GTID, ``slave_pos``) waits in its dump
 for the relay; once the relay has stored the first file, the replica streams and catches up.
+``binhub run`` with ``[serve]`` and no ``[relay]`` does the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pymysql
@@ -15,6 +17,7 @@ import pymysql
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory, PrimaryDb
 from tests.integration.relayutil import start_relay, stop_relay
+from tests.integration.test_serve_daemon import Daemon
 from tests.integration.test_serve_replicas import (
     PASSWORD,
     USER,
@@ -77,5 +80,27 @@ def test_serve_before_the_relay_on_a_missing_store(primary_db: PrimaryDb, mariad
             with contextlib.suppress(Exception):
                 replica.kill()
         hub.stop()
+        if relay is not None:
+            stop_relay(relay)
+
+
+def test_run_with_serve_only_before_the_relay(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path, primary_db.dsn, primary_db.start_file)
+    daemon.configure()
+    config = tmp_path / "binhub.toml"
+    config.write_text(re.sub(r"\[relay\].*?\n\n", "", config.read_text(), flags=re.S))  # the relay runs apart
+    assert "[relay]" not in config.read_text() and not daemon.data_dir.exists()
+    daemon.start()
+    relay = None
+    try:
+        assert _probe(daemon.port, "SHOW MASTER STATUS")[1] == []
+        relay = start_relay(primary_db.dsn, daemon.data_dir, "--start-file", primary_db.start_file,
+                            "--server-id", "9012", log=tmp_path / "relay.log")
+        file = primary_db.position()[0]
+        wait_until(lambda: [r[0] for r in _probe(daemon.port, "SHOW MASTER STATUS")[1]] == [file], timeout=30,
+                   message="binhub run did not see the relay's store")
+        assert _probe(daemon.port, "SELECT @@gtid_binlog_pos")[1] == [(primary_db.position()[2],)]
+    finally:
+        daemon.stop()
         if relay is not None:
             stop_relay(relay)

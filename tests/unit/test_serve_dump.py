@@ -21,7 +21,8 @@ import pytest
 import binhub.store.maintenance as maintenance_mod
 import binhub.store.store as store_mod
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtidSet
 from binhub.serve.dump import DumpContext, serve_dump
 from binhub.serve.preamble import FDE_CREATED_OFFSET

@@ -78,7 +78,8 @@ def header_position(name: str) -> MariadbGtidList:
     store_walk = walk(raw(name), name)
     for ev in store_walk.events:
         if ev.header.type_code == EventType.MARIA_GTID_LIST:
-            from binhub.binlog.events import MariadbGtidListEvent, decode_event
+            from binhub.binlog.decode import decode_event
+            from binhub.binlog.events import MariadbGtidListEvent
 
             event = decode_event(ev.data, None)
             assert isinstance(event, MariadbGtidListEvent)
