@@ -1,6 +1,6 @@
 """What a replica gets of the store's events, given where it started: the dump's per-event decisions.
 
-One :class:`EventSelector` per dump, made once the start is planned (``start.py``). It turns
+One :class:`EventSelector` per dump, made once the start is planned (``binhub.store.seek``). It turns
 batches of file events into what goes on the wire and keeps what the replica has been told
 (file, position, checksum setting), as a primary's dump thread does:
 

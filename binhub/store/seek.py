@@ -34,6 +34,15 @@ from binhub.store.reader import StoreReader
 
 @dataclass
 class StartPlan:
+    """Where to read from, and what the reader already has.
+
+    Open a :class:`~binhub.store.follower.StoreFollower` at ``(file, position)``; a reader that
+    needs the file's head first (a dump: the FDE, PREVIOUS_GTIDS / GTID_LIST) reads from offset 4
+    to ``head_end`` and then jumps to ``position``. Transactions whose GTID is in
+    ``mysql_exclude``, or (MariaDB) at or before ``mariadb_pending`` in their domain, are ones the
+    reader has: skip them.
+    """
+
     file: str
     position: int  # where reading starts; an event boundary
     rotate_position: int  # named by the first artificial ROTATE

@@ -25,7 +25,7 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import DiskFull, StoreLocked
+from binhub.errors import DiskFull, FileInUse, StoreLocked
 from binhub.store import BinlogStore, StoreReader
 from binhub.store import recovery as store_recovery
 from binhub.store.catalog import verify_files
@@ -433,6 +433,10 @@ def test_a_live_lease_blocks_purge_and_a_stale_one_does_not(tmp_path: Path) -> N
         for name in NAMES:
             store.begin_file(name)
         lease = ReaderLease(tmp_path, "serve session 7", NAMES[2])
+        # PURGE BINARY LOGS: all or nothing, as the servers do, naming the reader.
+        with pytest.raises(FileInUse, match="serve session 7"):
+            store.purge(PurgeRules(max_files=1), all_or_nothing=True)
+        assert store.files == NAMES
         removed, blocked = store.purge(PurgeRules(max_files=1))
         assert removed == NAMES[:2]
         assert NAMES[2] in blocked and "serve session 7" in blocked and str(os.getpid()) in blocked
