@@ -60,13 +60,13 @@ DEFAULT_MAX_CONNECTIONS = 4096
 STOP_GRACE = 5.0
 DEFAULT_VERSION = "8.0.40"
 #: The greeting while no upstream is known (an empty store: the server started before its relay).
-#: Replicas choose their dump by the version they are greeted with, so this one must let both
-#: flavours ask as they were told to: a MariaDB replica asks by GTID only of a server whose
-#: version is 10 or more (else it falls back to file/position for good), and a MySQL replica
-#: refuses a version starting with "1". MariaDB's own answer to that is the "5.5.5-" prefix
-#: (``RPL_VERSION_HACK``), which MariaDB clients strip and MySQL ones read as 5.5.5. A replica
-#: greeted with the wrong flavour is sent away to reconnect once the relay has named the upstream
-#: (``DumpSession._check_greeting``).
+#: Replicas choose their dump by the version they are greeted with: a MariaDB replica asks by GTID
+#: only of a server whose version is 10 or more (else it switches to file/position for good), and
+#: a MySQL replica refuses a version starting with "1". MariaDB's own answer to that is the
+#: "5.5.5-" prefix (``RPL_VERSION_HACK``), which MariaDB clients strip and MySQL ones read as
+#: 5.5.5 (a version without GTIDs: an auto-position MySQL replica should connect once the relay
+#: has). A replica greeted with the wrong flavour is sent away to reconnect once the relay has
+#: named the upstream (``DumpSession._check_greeting``).
 UNKNOWN_UPSTREAM_VERSION = "5.5.5-10.11.0-MariaDB"
 VERSION_SUFFIX = "-binhub"
 
