@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import os
 import struct
 from collections.abc import Awaitable, Callable
@@ -39,8 +38,6 @@ from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
 from binhub.store.retention import ReaderLease
 from binhub.store.watch import Watch
-
-LOG = logging.getLogger("binhub.store.follower")
 
 CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
 THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread
@@ -69,7 +66,7 @@ class _BuilderGone(Exception):
     """A shared build was cancelled with the task running it; whoever waited on it builds again."""
 
 
-# --------------------------------------------------------------------------- the per-store hub
+# --------------------------------------------------------------------------- the per-reader hub
 
 class StoreHub:
     """Wake-ups and the shared window of one reader, for every follower of it in this process."""

@@ -41,7 +41,7 @@ from binhub.store.durable_position import DurablePosition, read_durable
 from binhub.store.file_head import FileHead, read_file_head
 from binhub.store.index import BinlogIndex, GtidIndex, file_seq
 from binhub.store.lock import writer_holds
-from binhub.store.recovery import GtidSet, add_gtid, mariadb_position
+from binhub.store.recovery import Gtid, GtidSet, add_gtid, mariadb_position
 from binhub.store.state import StoreState
 from binhub.store.watch import DirectoryWatch, PublishWatch, Watch
 
@@ -299,9 +299,9 @@ def _parse_set(text: str, state: StoreState) -> GtidSet | None:
         return None
 
 
-def _transaction_gtids(path: Path, name: str, start: int, stop: int) -> list[Any]:
+def _transaction_gtids(path: Path, name: str, start: int, stop: int) -> list[Gtid]:
     """GTIDs of the transactions that end in ``[start, stop)`` of ``path`` (``start`` a boundary)."""
-    out = []
+    out: list[Gtid] = []
     tracker = TransactionTracker()
     try:
         with open(path, "rb") as f:
