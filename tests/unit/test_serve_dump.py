@@ -188,12 +188,29 @@ def mysql_store(tmp_path: Path) -> Iterator[BinlogStore]:
     store.close()
 
 
+@pytest.fixture(autouse=True, params=["writer's view", "another process's view"])
+def view(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every dump runs twice: over the writer's own reader view (``binhub run``) and over a view
+    opened as another process opens it (``binhub serve`` beside ``binhub relay``)."""
+    global VIEW
+    VIEW = request.param
+    yield VIEW
+    VIEW = "writer's view"
+
+
+VIEW = "writer's view"
+
+
+def reader_of(store: BinlogStore) -> StoreReader:
+    return store.reader if VIEW == "writer's view" else StoreReader.open(store.data_dir)
+
+
 def dump(store: BinlogStore, command: ComBinlogDump | ComBinlogDumpGtid, user_vars: dict[str, str] | None = None,
          conn: FakeConnection | None = None, timeout: float = 5.0) -> FakeConnection:
     async def go() -> FakeConnection:
         c = conn or SharingConnection()
         state = FakeState(user_vars=dict(CRC_VARS if user_vars is None else user_vars))
-        await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(store.reader))), timeout)
+        await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(reader_of(store)))), timeout)
         return c
     return asyncio.run(go())
 
@@ -393,11 +410,11 @@ def test_gtid_index_jump_sends_the_same_stream(tmp_path: Path, monkeypatch: pyte
     try:
         from binhub.store.seek import plan_mariadb_gtid
 
-        plan = plan_mariadb_gtid(store.reader, MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
+        plan = plan_mariadb_gtid(reader_of(store), MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
         assert plan.jumps and plan.file == "mariadb-bin.000002"
         jumped = events(dump(store, nb(), gtid_vars("0-1-100")))
         store.gtid_index.rewrite([])
-        plan = plan_mariadb_gtid(store.reader, MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
+        plan = plan_mariadb_gtid(reader_of(store), MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
         assert not plan.jumps
         scanned = events(dump(store, nb(), gtid_vars("0-1-100")))
         assert jumped == scanned
@@ -492,7 +509,7 @@ def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogSto
     async def go() -> None:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "", BinlogDumpFlag(0))
-        server = FakeServer(mariadb_store.reader, replica_ahead_wait=10.0)
+        server = FakeServer(reader_of(mariadb_store), replica_ahead_wait=10.0)
         task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=gtid_vars("0-1-22")), cmd, server)))
         await asyncio.sleep(0.3)
         assert not conn.sent and not task.done(), "nothing is sent while the store is behind the replica"
@@ -510,7 +527,7 @@ def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogSto
 def test_replica_ahead_gets_1236_once_the_wait_is_over(mariadb_store: BinlogStore) -> None:
     async def go(vars_: dict[str, str], cmd: ComBinlogDump) -> FakeConnection:
         conn = SharingConnection()
-        server = FakeServer(mariadb_store.reader, replica_ahead_wait=0.3)
+        server = FakeServer(reader_of(mariadb_store), replica_ahead_wait=0.3)
         t0 = time.monotonic()
         await asyncio.wait_for(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, server)), 5)
         assert time.monotonic() - t0 >= 0.3, "it waited for the relay first"
@@ -566,7 +583,7 @@ def test_a_replica_greeted_as_mariadb_reconnects_to_a_mysql_store(mysql_store: B
     async def go(greeted: str) -> FakeConnection:
         conn = SharingConnection()
         state = FakeState(greeted_version=greeted)
-        await asyncio.wait_for(serve_dump(DumpContext(conn, state, gtid_dump(""), FakeServer(mysql_store.reader))), 5)
+        await asyncio.wait_for(serve_dump(DumpContext(conn, state, gtid_dump(""), FakeServer(reader_of(mysql_store)))), 5)
         return conn
     err = error_of(asyncio.run(go("5.5.5-10.11.0-MariaDB-binhub")))
     assert err.code == 1105 and "reconnect" in err.message
@@ -585,7 +602,7 @@ def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
     async def go() -> FakeConnection:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "mariadb-bin.000001", BinlogDumpFlag(0))
-        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(store.reader))))
+        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(reader_of(store)))))
         await asyncio.sleep(0.2)
         assert [lease.holder for lease in live_leases(store.data_dir)], "the dump holds a reader lease"
         hbs = [decode_event(p[1:]) for p in conn.payloads if p[5] == EventType.HEARTBEAT]
