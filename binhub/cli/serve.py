@@ -25,7 +25,8 @@ from binhub.store import StoreReader
 
 
 @click.command("serve")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The store to serve.")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The store to serve (it need not exist yet).")
 @click.option("--listen", default=DEFAULT_SERVE_LISTEN, show_default=True, metavar="HOST:PORT",
               help="Address to listen on (port 0 picks a free one, printed at start).")
 @click.option("--user", "user_name", default=None, help="A single user, kept in memory only (with --password).")
@@ -49,7 +50,11 @@ from binhub.store import StoreReader
 def serve(data_dir: Path, listen: str, user_name: str | None, password: str | None, users_file: Path | None,
           server_id: int, tls_cert: Path | None, tls_key: Path | None, default_auth: str, replica_ahead_wait: float,
           no_tls: bool, log_level: str, log_format: str) -> None:
-    """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM."""
+    """Serve the store in DATA_DIR to MySQL/MariaDB replicas until SIGINT/SIGTERM.
+
+    The relay (`binhub relay`) may run beside it, and may start later: on a missing or empty store
+    the server listens, and replicas wait --replica-ahead-wait seconds for the relay's first file.
+    """
     if (user_name is None) == (users_file is None):
         raise click.UsageError("give either --user (and --password) or --users FILE")
     if (tls_cert is None) != (tls_key is None):
