@@ -20,8 +20,10 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── StorageError                       the store cannot be opened / written
     │   ├── StoreLocked                    another writer holds the store
     │   ├── IdentityMismatch               the store belongs to another upstream
-    │   └── DiskFull
+    │   ├── DiskFull
+    │   └── FileInUse                      a purge would remove a file a reader holds
     ├── StartPositionError                 the requested start cannot be served (purged, unknown)
+    │   └── StoreBehind                    the store has not reached it yet (the relay is behind)
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
@@ -139,8 +141,20 @@ class DiskFull(StorageError):
     retryable = True
 
 
+class FileInUse(StorageError):
+    """A purge would remove a file that a reader (a replica's dump, a stream) holds a lease on."""
+
+
 class StartPositionError(BinhubError):
     """The requested start position cannot be served (purged or unknown)."""
+
+
+class StoreBehind(StartPositionError):
+    """The requested start lies past what the store holds (an empty store too): the relay has not reached it.
+
+    A primary refuses such a request; binhub is often just a moment behind the primary a replica
+    came from, or started before its relay, so a reader may wait for the relay and ask again.
+    """
 
 
 class SchemaError(BinhubError):

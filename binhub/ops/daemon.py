@@ -54,7 +54,7 @@ __all__ = [
     "make_relay",
     "make_server",
     "open_store",
-    "open_store_readonly",
+    "open_store_reader",
     "run_daemon",
     "run_from_config",
 ]
@@ -107,11 +107,14 @@ def open_store(config: StoreConfig, registry: CollectorRegistry) -> Store:
                             retention=config.retention.rules(), archive_dir=config.archive_dir)
 
 
-def open_store_readonly(config: StoreConfig, registry: CollectorRegistry) -> Store:
-    """A store another process writes (a daemon that only serves): no lock, no recovery."""
-    from binhub.store import BinlogStore
+def open_store_reader(config: StoreConfig, registry: CollectorRegistry) -> Store:
+    """A store another process writes (a daemon that only serves): no lock, no recovery.
 
-    return BinlogStore.open_readonly(config.data_dir)
+    The store need not exist yet: the relay may start after this daemon.
+    """
+    from binhub.store import StoreReader
+
+    return StoreReader.open(config.data_dir, must_exist=False)
 
 
 def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -> Service:
@@ -126,15 +129,17 @@ def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -
 def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) -> Service:
     """Create (not start) the binlog server over ``store``.
 
-    With a relay in the same daemon, ``store`` is the relay's writer store, so the server's dumps
-    are woken in-process by the store's listeners instead of polling the files.
+    With a relay in the same daemon, ``store`` is the relay's writer store: the server reads its
+    reader view, whose dumps are woken in-process by the writer's publishes, and may purge.
     """
     from binhub.serve.metrics import ServeMetrics
     from binhub.serve.server import BinlogServer
     from binhub.serve.users import UserDirectory
-    from binhub.store import BinlogStore
+    from binhub.store import BinlogStore, StoreReader
 
-    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file, list(config.users)),
+    writer = store if isinstance(store, BinlogStore) else None
+    reader = writer.reader if writer is not None else cast(StoreReader, store)
+    return BinlogServer(reader, writer=writer, users=UserDirectory(config.users_file, list(config.users)),
                         server_id=config.server_id, host=config.host, port=config.port, tls=config.tls,
                         tls_cert=config.tls_cert, tls_key=config.tls_key, metrics=ServeMetrics(registry),
                         default_auth=config.default_auth, replica_ahead_wait=config.replica_ahead_wait)
@@ -203,7 +208,7 @@ class Daemon:
         # Serving alone, the daemon only reads: a relay in another process keeps the writer's lock.
         opener = self._open_store
         if config.relay is None and opener is open_store:
-            opener = open_store_readonly
+            opener = open_store_reader
         store = opener(config.store, self.registry)
         self.store = store
         cleanups.append(("store", _as_async(lambda: _close_store(store))))
