@@ -16,14 +16,12 @@ import pymysql
 
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory, PrimaryDb
-from tests.integration.relayutil import start_relay, stop_relay
+from tests.integration.relayutil import start_relay, start_serve, stop_relay
 from tests.integration.test_serve_daemon import Daemon
 from tests.integration.test_serve_replicas import (
     PASSWORD,
     USER,
-    Binhub,
     assert_replicas_match,
-    free_port,
     point_at,
     slave_status,
 )
@@ -43,8 +41,8 @@ def _probe(port: int, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
 def test_serve_before_the_relay_on_a_missing_store(primary_db: PrimaryDb, mariadb_factory: MariadbFactory,
                                                     tmp_path: Path) -> None:
     data_dir = tmp_path / "not-yet" / "hub"
-    hub = Binhub(data_dir, free_port(), 9011, tmp_path / "serve.log")
-    hub.start()  # fails if serve exits ("no store at ...")
+    # Fails if serve exits ("no store at ...").
+    hub = start_serve(data_dir, tmp_path / "serve.log", user=USER, password=PASSWORD, server_id=9011)
     replica: Sandbox | None = None
     relay = None
     try:
