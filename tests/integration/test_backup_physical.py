@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +300,21 @@ def test_corrupted_page_is_named_with_its_file_and_number(mariadb_factory: Maria
     assert (caught.value.file, caught.value.page_no) == (f"{DB}/victim.ibd", 4)
     assert "page 4" in str(caught.value) and "checksum" in str(caught.value)
     assert not Manifest.read(tmp_path / "backup").complete
+
+
+def test_cli_backs_up_and_reports_where_the_binlog_stood(source_and_replica: tuple[Sandbox, Sandbox],
+                                                         tmp_path: Path) -> None:
+    source, _ = source_and_replica
+    binhub = Path(sys.executable).with_name("binhub")
+    cmd = [str(binhub), "backup", "--physical", "--source", "mysql://root@localhost", "--socket", str(source.socket),
+           "--datadir", str(source.datadir), "--to", str(tmp_path / "b"), "--parallel", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    manifest = Manifest.read(tmp_path / "b")
+    assert manifest.complete
+    assert f"binlog {manifest.binlog_file}:{manifest.binlog_position}, GTID {manifest.gtid}" in proc.stdout
+    assert "InnoDB" in proc.stderr  # the phases, one line each without a terminal
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1
+    assert "is not empty" in again.stderr
