@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from binhub.backup import Manifest, NoProgress, PhysicalBackup, PhysicalBackupConfig, ServerAddress
-from binhub.errors import PageCorrupted, RedoOverrun
+from binhub.errors import ConfigError, PageCorrupted, RedoOverrun
 from binhub.innodb import TablespaceFlags
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import START_TIMEOUT, MariadbFactory, in_ci
@@ -258,7 +258,7 @@ def test_target_must_be_new_or_empty(source_and_replica: tuple[Sandbox, Sandbox]
     source, _ = source_and_replica
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "ibdata1").write_bytes(b"precious")
-    with pytest.raises(Exception, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty"):
         PhysicalBackup(_config(source, tmp_path / "old")).run()
     assert (tmp_path / "old" / "ibdata1").read_bytes() == b"precious"
 
