@@ -126,9 +126,20 @@ class PhysicalBackup:
             if not server_datadir.samefile(self.config.datadir):
                 raise ConfigError("--datadir", f"{self.config.datadir} is not the server's datadir ({server_datadir}); "
                                   "run the backup on the database host and name its datadir")
+        for name in ("innodb_data_home_dir", "innodb_undo_directory"):
+            if not self._inside_datadir(variables.get(name, "")):
+                raise BackupError(f"{name}={variables[name]} puts InnoDB files outside the datadir; "
+                                  "binhub's physical backup copies a datadir that holds them all")
         if variables.get("innodb_encrypt_log", "OFF").upper() == "ON":
             raise BackupError("the server encrypts its redo log (innodb_encrypt_log=ON); binhub cannot copy it yet")
         return version
+
+    def _inside_datadir(self, setting: str) -> bool:
+        path = self._path_in_datadir(setting)
+        try:
+            return path.samefile(self.config.datadir)
+        except OSError:
+            return False
 
     def _path_in_datadir(self, setting: str) -> Path:
         path = Path(setting or ".")

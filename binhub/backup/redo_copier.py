@@ -76,6 +76,7 @@ class RedoCopier:
         self._stop_at: int | None = None
         self._error: BaseException | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()  # cuts a poll interval short: a target LSN was set, or close()
         self._advanced = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="binhub-redo-copier", daemon=True)
 
@@ -144,7 +145,9 @@ class RedoCopier:
                 if self._stop_at is not None and self._copied >= self._stop_at:
                     return
                 # Once the coordinator waits for a target LSN, poll briskly: it holds BLOCK_COMMIT.
-                if self._closing.wait(self._interval if self._stop_at is None else 0.02):
+                self._wake.wait(self._interval if self._stop_at is None else 0.02)
+                self._wake.clear()
+                if self._closing.is_set():
                     return
         except BaseException as exc:  # handed to the coordinator by wait_for() / finish()
             self._error = exc
@@ -156,6 +159,7 @@ class RedoCopier:
     def wait_for(self, lsn: int, timeout: float) -> None:
         """Block until the copy has reached ``lsn``; raise the copier's error, or BackupError on timeout."""
         self._stop_at = lsn
+        self._wake.set()
         deadline = time.monotonic() + timeout
         with self._advanced:
             while self._copied < lsn:
@@ -181,6 +185,7 @@ class RedoCopier:
     def close(self) -> None:
         """Stop the thread (if running) and close both files; the backup's log is fsynced."""
         self._closing.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
         try:

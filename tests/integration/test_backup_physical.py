@@ -21,7 +21,7 @@ import pytest
 
 from binhub.backup import Manifest, NoProgress, PhysicalBackup, PhysicalBackupConfig, ServerAddress
 from binhub.errors import ConfigError, PageCorrupted, RedoOverrun
-from binhub.innodb import TablespaceFlags
+from binhub.innodb import LogHeader, RedoRing, TablespaceFlags
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import START_TIMEOUT, MariadbFactory, in_ci
 from tests.integration.workload import q, table_checksums, wait_until
@@ -318,3 +318,32 @@ def test_cli_backs_up_and_reports_where_the_binlog_stood(source_and_replica: tup
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 1
     assert "is not empty" in again.stderr
+
+
+def test_a_wrapped_redo_ring_is_copied_in_order_with_fresh_sequence_bits(
+        mariadb_factory: MariadbFactory, mariadb_backup: str, tmp_path: Path) -> None:
+    """The server's log has gone round its ring an odd number of times (sequence bit 0) and the
+    checkpoint-to-end range crosses the ring's end: the copy must join the two pieces and write
+    every end byte as 1, or --prepare stops at the first mini-transaction."""
+    source = mariadb_factory("backup_wrapped", server_id=61, extra_args=["--innodb-log-file-size=4M"])
+    source.execute(f"CREATE DATABASE {DB}",
+                   f"CREATE TABLE {DB}.wide (id INT AUTO_INCREMENT PRIMARY KEY, v MEDIUMTEXT) ENGINE=InnoDB",
+                   f"CREATE TABLE {DB}.counters_myisam (k INT PRIMARY KEY, v INT NOT NULL) ENGINE=MyISAM",
+                   f"INSERT INTO {DB}.counters_myisam SELECT seq, seq FROM {DB}.seq_1_to_100")
+    header = (source.datadir / "ib_logfile0").read_bytes()[:512]
+    ring = RedoRing((source.datadir / "ib_logfile0").stat().st_size, LogHeader.parse(header).first_lsn)
+
+    def lap() -> int:
+        lsn = int(source.query("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")[0][1])
+        return (lsn - ring.first_lsn) // ring.capacity
+
+    while lap() < 3 or lap() % 2 == 0:
+        source.execute(f"INSERT INTO {DB}.wide (v) SELECT REPEAT(UUID(), 2000) FROM {DB}.seq_1_to_10")
+    assert ring.sequence_bit(int(source.query("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")[0][1])) == 0
+
+    manifest = PhysicalBackup(_config(source, tmp_path / "backup")).run()
+    assert manifest.complete
+    assert manifest.checkpoint_lsn is not None and manifest.last_lsn is not None
+    prepared = _prepare(mariadb_backup, tmp_path / "backup", tmp_path)
+    restored = _start_on(mariadb_factory, "backup_wrapped_restored", prepared)
+    assert table_checksums(restored.connect(), DB) == table_checksums(source.connect(), DB)
