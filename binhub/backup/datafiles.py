@@ -110,17 +110,30 @@ def take_inventory(datadir: Path) -> DatadirInventory:
     return DatadirInventory(innodb, other, at_commit + aria_logs)
 
 
+def create_backup_file(dst: Path) -> BinaryIO:
+    """A new file of the backup: never over an existing one, readable by its owner and group only
+    (a backup holds all the data, like the datadir it comes from)."""
+    dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "wb")
+
+
+def _finish(sink: BinaryIO) -> None:
+    """The data is on disk before the manifest may call the backup complete."""
+    sink.flush()
+    os.fsync(sink.fileno())
+
+
 def copy_plain_file(src: Path, dst: Path, relpath: str, on_bytes: Callable[[int], None]) -> CopiedFile:
     """Copy a file as it is (the caller holds the backup stage that keeps it still)."""
     digest = hashlib.sha256()
     size = 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
+    with open(src, "rb") as fin, create_backup_file(dst) as fout:
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
             digest.update(chunk)
             size += len(chunk)
             on_bytes(len(chunk))
+        _finish(fout)
     return CopiedFile(relpath, size, digest.hexdigest())
 
 
@@ -139,13 +152,14 @@ class TablespaceCopier:
 
     def copy(self, src: Path, dst: Path, relpath: str, flags_hint: int | None,
              on_bytes: Callable[[int], None]) -> CopiedFile:
-        dst.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(src, os.O_RDONLY)
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             flags = self._flags(fd, flags_hint)
-            with open(dst, "xb") as out:
-                return self._copy_pages(fd, out, relpath, flags, on_bytes)
+            with create_backup_file(dst) as out:
+                copied = self._copy_pages(fd, out, relpath, flags, on_bytes)
+                _finish(out)
+                return copied
         finally:
             os.close(fd)
 

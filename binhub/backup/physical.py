@@ -109,7 +109,7 @@ class PhysicalBackup:
         target = self.config.target
         if target.exists() and any(target.iterdir()):
             raise ConfigError("--to", f"{target} is not empty; a backup goes into a new or empty directory")
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _check_server(self, variables: dict[str, str]) -> tuple[int, int, int]:
         if "mariadb" not in variables.get("version", "").lower():

@@ -3,14 +3,12 @@ log0recv.cc). A real server's ib_logfile0 is read in tests/integration/test_inno
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from binhub.errors import InnodbFormatError
-from binhub.innodb import Checkpoint, LogHeader, RedoRing, ScanStop, crc32c, newest_checkpoint, scan_mtrs
+from binhub.innodb import Checkpoint, LogHeader, RedoRing, ScanStop, newest_checkpoint, scan_mtrs
 from binhub.innodb.redo import (
     CHECKPOINT_1,
     CHECKPOINT_2,
@@ -20,28 +18,7 @@ from binhub.innodb.redo import (
     encode_varint,
     file_checkpoint_mtr,
 )
-
-
-def mtr(records: list[bytes], sequence_bit: int = 1) -> bytes:
-    body = b"".join(records)
-    return body + bytes((sequence_bit,)) + struct.pack(">I", crc32c(body))
-
-
-def write_record(space: int, page: int, payload: bytes) -> bytes:
-    """A WRITE record (type 0x30) for page (space, page): the length nibble counts what follows the type byte."""
-    rest = encode_varint(space) + encode_varint(page) + encode_varint(0) + payload
-    if len(rest) < 16:
-        return bytes((0x30 | len(rest),)) + rest
-    return _long(0x30, rest)
-
-
-def _long(kind: int, rest: bytes) -> bytes:
-    # rlen = addlen + 15 counts the varint bytes too (recv_sys_t::parse): solve for addlen.
-    for lenlen in range(1, 6):
-        extra = encode_varint(len(rest) + lenlen - 15)
-        if len(extra) == lenlen:
-            return bytes((kind,)) + extra + rest
-    raise AssertionError("unreachable")
+from tests.innodb_factory import mtr, write_record
 
 
 def test_header_roundtrip_and_checksum() -> None:
