@@ -347,3 +347,45 @@ def test_a_wrapped_redo_ring_is_copied_in_order_with_fresh_sequence_bits(
     prepared = _prepare(mariadb_backup, tmp_path / "backup", tmp_path)
     restored = _start_on(mariadb_factory, "backup_wrapped_restored", prepared)
     assert table_checksums(restored.connect(), DB) == table_checksums(source.connect(), DB)
+
+
+class DdlDuringCopy(NoProgress):
+    """Starts a CREATE TABLE once the InnoDB copy runs and notes whether it finished before the
+    consistent point (it must not: BLOCK_DDL is held over the whole copy)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.done = threading.Event()
+        self.finished_before_consistent_point: bool | None = None
+        self.thread = threading.Thread(target=self._ddl, daemon=True)
+
+    def _ddl(self) -> None:
+        conn = self.sb.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE TABLE {DB}.made_during_backup (id INT PRIMARY KEY) ENGINE=InnoDB")
+        finally:
+            conn.close()
+            self.done.set()
+
+    def phase(self, name: str, total_bytes: int) -> None:
+        if name == "InnoDB":
+            self.thread.start()
+            wait_until(lambda: self.sb.query(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'CREATE TABLE%made_during%'"
+            )[0][0], timeout=30, message="the CREATE TABLE did not start")
+        elif name == "consistent point":
+            self.finished_before_consistent_point = self.done.is_set()
+
+
+def test_ddl_waits_for_the_backup_and_is_not_half_in_it(source_and_replica: tuple[Sandbox, Sandbox],
+                                                        tmp_path: Path) -> None:
+    source, _ = source_and_replica
+    source.execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
+    ddl = DdlDuringCopy(source)
+    manifest = PhysicalBackup(_config(source, tmp_path / "b"), ddl).run()
+    assert ddl.finished_before_consistent_point is False
+    assert ddl.done.wait(30), "the CREATE TABLE did not go on after BACKUP STAGE END"
+    assert manifest.complete
+    names = {f["relpath"] for f in manifest.files}
+    assert not any("made_during_backup" in name for name in names)
