@@ -171,10 +171,12 @@ class PhysicalBackup:
             inventory = take_inventory(config.datadir)
             flags = session.tablespace_flags()
             self.progress.phase("InnoDB", inventory.size_of(inventory.innodb))
-            manifest.add_files(self._copy_innodb(inventory.innodb, flags, int(variables["innodb_page_size"])))
+            manifest.add_files(self._copy_innodb(inventory.innodb, flags, int(variables["innodb_page_size"]),
+                                                 copier.check))
             self.progress.phase("other engines", inventory.size_of(inventory.other))
             manifest.add_files(self._copy_plain(inventory.other))
 
+            copier.check()
             session.backup_stage("BLOCK_COMMIT")
             self.progress.phase("consistent point", inventory.size_of(inventory.at_commit))
             session.flush_engine_logs()  # Aria's log reaches the disk before it is copied
@@ -200,11 +202,13 @@ class PhysicalBackup:
         manifest.finished_at = _now()
         manifest.write(config.target)
 
-    def _copy_innodb(self, files: list[DatadirFile], flags: dict[str, int], page_size: int) -> list[CopiedFile]:
+    def _copy_innodb(self, files: list[DatadirFile], flags: dict[str, int], page_size: int,
+                     redo_ok: Callable[[], None]) -> list[CopiedFile]:
         copier = TablespaceCopier(default_page_size=page_size, retries=self.config.page_retries,
                                   retry_delay=self.config.page_retry_delay)
 
         def one(item: DatadirFile) -> CopiedFile:
+            redo_ok()  # a failed redo copy fails the backup now, not after every file is copied
             hint = flags.get(item.relpath.removesuffix(".ibd")) if item.relpath.endswith(".ibd") else None
             return copier.copy(self.config.datadir / item.relpath, self.config.target / item.relpath,
                                item.relpath, hint, self.progress.advance)

@@ -175,6 +175,10 @@ class RedoCopier:
             raise BackupError(f"the redo copy stopped at LSN {self._copied} before the consistent point {lsn}",
                               hint="the server may not have written its log that far; check its error log")
 
+    def check(self) -> None:
+        """Raise the copier's error now, if it has failed (the data copy stops early instead of finishing in vain)."""
+        self._raise_error()
+
     def _raise_error(self) -> None:
         if self._error is None:
             return
