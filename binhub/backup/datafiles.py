@@ -9,17 +9,17 @@ stage that keeps them still. The extensions are mariadb-backup's (``backup_copy.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from binhub.errors import PageCorrupted
-from binhub.innodb import TablespaceFlags, page_corruption
+from binhub.innodb import TablespaceFlags, crc32c, page_corruption
 
 CHUNK = 1 << 20
 # Files of a database directory worth copying (mariadb-backup's ext_list plus db.opt).
@@ -67,7 +67,7 @@ class CopiedFile:
 
     relpath: str
     size: int
-    sha256: str
+    crc32c: str  # CRC-32C of the whole copy, 8 hex digits: catches bit rot and truncation at ~7 GB/s
     pages_reread: int = 0
 
 
@@ -117,24 +117,35 @@ def create_backup_file(dst: Path) -> BinaryIO:
     return os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "wb")
 
 
-def _finish(sink: BinaryIO) -> None:
-    """The data is on disk before the manifest may call the backup complete."""
-    sink.flush()
-    os.fsync(sink.fileno())
+def sync_to_disk(files: list[Path], threads: int = 4) -> None:
+    """fsync copied files (in ``threads``) and then their directories, before the manifest may call
+    the backup complete. Done once at the end, after the backup locks are released, rather than per
+    file while they are held."""
+
+    def fsync(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="binhub-fsync") as pool:
+        list(pool.map(fsync, files))
+    for directory in sorted({path.parent for path in files}, key=lambda p: -len(p.parts)):
+        fsync(directory)
 
 
 def copy_plain_file(src: Path, dst: Path, relpath: str, on_bytes: Callable[[int], None]) -> CopiedFile:
     """Copy a file as it is (the caller holds the backup stage that keeps it still)."""
-    digest = hashlib.sha256()
+    crc = 0
     size = 0
     with open(src, "rb") as fin, create_backup_file(dst) as fout:
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
-            digest.update(chunk)
+            crc = crc32c(chunk, crc)
             size += len(chunk)
             on_bytes(len(chunk))
-        _finish(fout)
-    return CopiedFile(relpath, size, digest.hexdigest())
+    return CopiedFile(relpath, size, f"{crc:08x}")
 
 
 class TablespaceCopier:
@@ -157,9 +168,7 @@ class TablespaceCopier:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             flags = self._flags(fd, flags_hint)
             with create_backup_file(dst) as out:
-                copied = self._copy_pages(fd, out, relpath, flags, on_bytes)
-                _finish(out)
-                return copied
+                return self._copy_pages(fd, out, relpath, flags, on_bytes)
         finally:
             os.close(fd)
 
@@ -173,7 +182,7 @@ class TablespaceCopier:
 
     def _copy_pages(self, fd: int, sink: BinaryIO, relpath: str, flags: TablespaceFlags | None,
                     on_bytes: Callable[[int], None]) -> CopiedFile:
-        digest = hashlib.sha256()
+        crc = 0
         page_size = flags.physical_size if flags else self.default_page_size
         per_chunk = max(1, CHUNK // page_size) * page_size
         offset = 0
@@ -189,10 +198,10 @@ class TablespaceCopier:
                 reread += count
                 view = memoryview(fixed) if fixed is not None else view
             sink.write(view)
-            digest.update(view)
+            crc = crc32c(view, crc)
             offset += whole
             on_bytes(whole)
-        return CopiedFile(relpath, offset, digest.hexdigest(), reread)
+        return CopiedFile(relpath, offset, f"{crc:08x}", reread)
 
     def _validated(self, fd: int, view: memoryview, offset: int, relpath: str, flags: TablespaceFlags,
                    page_size: int) -> tuple[bytearray | None, int]:

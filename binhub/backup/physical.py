@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Protocol
 
 from binhub.backup.config import PhysicalBackupConfig
-from binhub.backup.datafiles import CopiedFile, DatadirFile, TablespaceCopier, copy_plain_file, take_inventory
+from binhub.backup.datafiles import (
+    CopiedFile,
+    DatadirFile,
+    TablespaceCopier,
+    copy_plain_file,
+    sync_to_disk,
+    take_inventory,
+)
 from binhub.backup.metadata import Manifest, write_backup_my_cnf, write_binlog_info, write_checkpoints
 from binhub.backup.redo_copier import RedoCopier
 from binhub.backup.session import ServerSession
@@ -191,6 +198,9 @@ class PhysicalBackup:
                 copier.close()
             finally:
                 probe.close()
+        # Durable before "complete": every copied file, then the directories that name them.
+        sync_to_disk([config.target / f["relpath"] for f in manifest.files] + [config.target / REDO_LOG],
+                     threads=max(4, config.parallel))
         manifest.set_binlog(position)
         manifest.end_lsn = end_lsn
         manifest.last_lsn = copier.copied_lsn

@@ -187,13 +187,10 @@ class RedoCopier:
         raise BackupError(f"the redo copy failed: {self._error}") from self._error
 
     def close(self) -> None:
-        """Stop the thread (if running) and close both files; the backup's log is fsynced."""
+        """Stop the thread (if running) and close both files (the coordinator fsyncs the copy)."""
         self._closing.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        try:
-            os.fsync(self._out)
-        finally:
-            os.close(self._out)
-            os.close(self._fd)
+        os.close(self._out)
+        os.close(self._fd)

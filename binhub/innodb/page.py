@@ -16,6 +16,7 @@ Two checksum families exist and the tablespace flags on page 0 say which one a f
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from enum import Enum
@@ -208,8 +209,15 @@ def full_crc32_stored_size(page: bytes | bytearray | memoryview) -> tuple[int, b
     return stored, True
 
 
+@functools.cache
+def _zeros(size: int) -> bytes:
+    return bytes(size)
+
+
 def _is_zero(data: bytes | bytearray | memoryview) -> bool:
-    return not any(data)
+    # bytes == bytes is one memcmp; any() or a memoryview comparison visits every byte in Python.
+    raw = data if isinstance(data, bytes) else bytes(data)
+    return raw == _zeros(len(raw))
 
 
 def page_corruption(page: bytes | bytearray | memoryview, flags: TablespaceFlags) -> str | None:

@@ -21,7 +21,7 @@ import pytest
 
 from binhub.backup import Manifest, NoProgress, PhysicalBackup, PhysicalBackupConfig, ServerAddress
 from binhub.errors import ConfigError, PageCorrupted, RedoOverrun
-from binhub.innodb import LogHeader, RedoRing, TablespaceFlags
+from binhub.innodb import LogHeader, RedoRing, TablespaceFlags, crc32c
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import START_TIMEOUT, MariadbFactory, in_ci
 from tests.integration.workload import q, table_checksums, wait_until
@@ -236,6 +236,9 @@ def test_backup_under_writes_prepares_and_matches_a_replica_at_the_recorded_gtid
     assert (target / "xtrabackup_binlog_info").read_text().split() == [
         manifest.binlog_file, str(manifest.binlog_position), manifest.gtid]
     copied = {f["relpath"] for f in manifest.files}
+    ibdata1 = next(f for f in manifest.files if f["relpath"] == "ibdata1")
+    assert ibdata1["crc32c"] == f"{crc32c((target / 'ibdata1').read_bytes()):08x}"
+    assert ibdata1["size"] == (target / "ibdata1").stat().st_size
     assert {"ibdata1", f"{DB}/orders.ibd", f"{DB}/audit_aria.MAD", f"{DB}/counters_myisam.MYD",
             f"{DB}/orders.frm", "aria_log_control"} <= copied
     # ROW_FORMAT=COMPRESSED pages were validated with their own checksum.
