@@ -27,7 +27,11 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
-    └── SandboxError                       the local sandbox server cannot be started
+    ├── SandboxError                       the local sandbox server cannot be started
+    ├── InnodbFormatError                  an InnoDB page or redo log is not in a format we read
+    └── BackupError                        a physical backup cannot be taken
+        ├── RedoOverrun                    the server overwrote redo log not yet copied
+        └── PageCorrupted                  a data page stays corrupt after re-reads (file, page)
 """
 
 from __future__ import annotations
@@ -175,3 +179,25 @@ class SandboxError(BinhubError):
 
 class EndOfDump(BinhubError):
     """The upstream ended a binlog dump (EOF after a NON_BLOCK dump, or the server stopped sending)."""
+
+
+class InnodbFormatError(BinhubError):
+    """An InnoDB page, tablespace header or redo log header is not in a format binhub reads."""
+
+
+class BackupError(BinhubError):
+    """A physical backup cannot be taken (or finished); the output is marked incomplete."""
+
+
+class RedoOverrun(BackupError):
+    """The server wrapped its circular redo log over records the backup had not copied yet."""
+
+
+class PageCorrupted(BackupError):
+    """A data page failed its checksum on every re-read: really corrupt, not torn by a concurrent write."""
+
+    def __init__(self, file: str, page_no: int, reason: str) -> None:
+        super().__init__(f"{file}: page {page_no} is corrupted ({reason}) and stayed so after re-reads",
+                         hint="check the source server with CHECK TABLE; the backup is marked incomplete")
+        self.file = file
+        self.page_no = page_no

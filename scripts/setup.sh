@@ -31,6 +31,10 @@ apt_packages=()
 if ! have_sbin mariadbd || ! have mariadb-install-db || ! have mariadb; then
     apt_packages+=(mariadb-server mariadb-client)
 fi
+# The physical backup tests prepare binhub's output with the server's own mariadb-backup.
+if ! have mariadb-backup; then
+    apt_packages+=(mariadb-backup)
+fi
 if ! have python3; then
     apt_packages+=(python3 python3-venv)
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

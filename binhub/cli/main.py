@@ -21,6 +21,7 @@ COMMANDS = {
     "binlog": "binhub.cli.binlog:binlog",
     "serve": "binhub.cli.serve:serve",
     "user": "binhub.cli.user:user",
+    "backup": "binhub.cli.backup:backup",
     "schema": "binhub.cli.schema:schema",
 }
 

@@ -1,0 +1,128 @@
+"""The SQL side of a physical backup: server facts, BACKUP STAGE, the binlog position and the LSN.
+
+One :class:`ServerSession` per thread that talks to the server (PyMySQL connections are not shared
+between threads): the coordinator holds the backup locks, the redo copier asks for the current LSN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pymysql  # type: ignore[import-untyped, unused-ignore]
+
+from binhub.backup.config import ServerAddress
+from binhub.errors import BackupError, ConnectionFailed, UpstreamError
+
+# What the backup reads once at the start (get_mysql_vars() in mariadb-backup's backup_mysql.cc).
+VARIABLES = (
+    "version", "version_comment", "datadir", "innodb_page_size", "innodb_log_file_size",
+    "innodb_data_file_path", "innodb_data_home_dir", "innodb_log_group_home_dir", "innodb_undo_directory",
+    "innodb_undo_tablespaces", "innodb_checksum_algorithm", "innodb_compression_level", "innodb_encrypt_log",
+    "log_bin", "server_id",
+)
+STAGES = ("START", "FLUSH", "BLOCK_DDL", "BLOCK_COMMIT", "END")
+
+
+@dataclass(frozen=True, slots=True)
+class BinlogPosition:
+    """Where the server's binlog stood at the consistent point (BACKUP STAGE BLOCK_COMMIT)."""
+
+    file: str
+    position: int
+    gtid: str  # @@gtid_binlog_pos: the GTID of every domain's last change in the binlog
+
+
+class ServerSession:
+    """A connection to the server being backed up, with the statements a backup needs."""
+
+    def __init__(self, address: ServerAddress, *, lock_wait_timeout: int = 60) -> None:
+        self.address = address
+        try:
+            self._conn = pymysql.connect(
+                host=address.host, port=address.port, user=address.user, password=address.password,
+                unix_socket=str(address.unix_socket) if address.unix_socket else None,
+                autocommit=True, connect_timeout=10, charset="utf8mb4",
+            )
+        except pymysql.err.OperationalError as exc:
+            code = exc.args[0] if exc.args else 0
+            if code in (1044, 1045):
+                raise UpstreamError(code, "28000", str(exc.args[1]) if len(exc.args) > 1 else str(exc),
+                                    hint="the backup user needs RELOAD, PROCESS and BINLOG MONITOR") from exc
+            raise ConnectionFailed(f"cannot connect to {address}: {exc}") from exc
+        self.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_timeout)}")
+
+    def __enter__(self) -> ServerSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        except pymysql.err.MySQLError as exc:
+            raise self._error(sql, exc) from exc
+
+    def execute(self, sql: str) -> None:
+        self.query(sql)
+
+    def _error(self, sql: str, exc: Exception) -> Exception:
+        if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (2006, 2013):
+            return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}")
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        return UpstreamError(code, "HY000", f"{message} (during {sql!r})")
+
+    # --- facts -----------------------------------------------------------------------------------------
+
+    def variables(self) -> dict[str, str]:
+        names = ", ".join(f"'{name}'" for name in VARIABLES)
+        rows = self.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})")
+        return {str(name).lower(): "" if value is None else str(value) for name, value in rows}
+
+    def current_lsn(self) -> int:
+        """``Innodb_lsn_current``: the LSN of the newest mini-transaction (in memory, maybe not yet written)."""
+        rows = self.query("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")
+        if not rows:
+            raise BackupError("the server does not report Innodb_lsn_current; is InnoDB enabled?")
+        return int(rows[0][1])
+
+    def tablespace_flags(self) -> dict[str, int]:
+        """InnoDB's own flags of every tablespace by name (``db/table``), for files whose page 0 is not on disk yet."""
+        rows = self.query("SELECT NAME, FLAG FROM information_schema.INNODB_SYS_TABLESPACES")
+        return {str(name): int(flag) for name, flag in rows}
+
+    def binlog_position(self) -> BinlogPosition | None:
+        """The binlog file:pos and GTID position, or None when the binlog is off."""
+        rows = self.query("SHOW MASTER STATUS")
+        if not rows:
+            return None
+        gtid = self.query("SELECT @@GLOBAL.gtid_binlog_pos")[0][0]
+        return BinlogPosition(str(rows[0][0]), int(rows[0][1]), str(gtid or ""))
+
+    # --- locks -----------------------------------------------------------------------------------------
+
+    def backup_stage(self, stage: str) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown BACKUP STAGE {stage}")
+        try:
+            self.execute(f"BACKUP STAGE {stage}")
+        except UpstreamError as exc:
+            if exc.code == 1205:  # ER_LOCK_WAIT_TIMEOUT
+                raise BackupError(f"BACKUP STAGE {stage} waited too long for running DDL or commits",
+                                  hint="retry when no long ALTER TABLE runs, or raise --lock-wait-timeout") from exc
+            raise
+
+    def flush_engine_logs(self) -> None:
+        """Make InnoDB's redo and Aria's log durable up to now (what mariadb-backup runs under BLOCK_COMMIT)."""
+        self.execute("FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS")
