@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from binhub.binlog.changes import RowChange, RowChangeDecoder, SchemaLookup
 from binhub.binlog.checksum import verify_checksum
 from binhub.binlog.constants import BINLOG_MAGIC, CHECKSUM_SIZE, HEADER_SIZE, ChecksumAlg, EventType
 from binhub.binlog.decode import decode_format_description
@@ -160,3 +161,14 @@ def read_events(path: str | Path, *, start: int = 4, verify_checksums: bool = Tr
     """Open ``path`` and yield its events (see BinlogFileReader)."""
     with open(path, "rb") as f:
         yield from BinlogFileReader(f, str(path), start=start, verify_checksums=verify_checksums)
+
+
+def row_changes(path: str | Path, *, start: int = 4, schemas: SchemaLookup | None = None,
+                verify_checksums: bool = True) -> Iterator[RowChange]:
+    """Open ``path`` and yield the row changes of its events (see binhub.binlog.changes)."""
+    name = Path(path).name
+    with open(path, "rb") as f:
+        reader = BinlogFileReader(f, name, start=start, verify_checksums=verify_checksums)
+        decoder = RowChangeDecoder(name, schemas=schemas)
+        for event in reader:
+            yield from decoder.feed(event.data, event.offset, reader.fde)

@@ -1,0 +1,147 @@
+"""Row changes out of a sequence of binlog events: which table, which operation, the images, and
+where and when they were committed.
+
+:class:`RowChangeDecoder` is fed raw events in file order (sans-I/O; ``binhub binlog show --rows``
+feeds it from files, the stream service will feed it from the store) and keeps what a row change
+needs from earlier events: the current GTID and commit time, and the TABLE_MAPs by table id. Rows
+events inside a TRANSACTION_PAYLOAD (MySQL's binlog_transaction_compression) are unpacked and carry
+the payload's position. Column descriptions come from the TABLE_MAP's optional metadata, or from
+``schemas`` (the schema history: ``(db, table) -> TableSchema | None``) when the event lacks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from binhub.binlog.columns import TableSchema
+from binhub.binlog.constants import ROWS_EVENT_TYPES, EventType
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import (
+    FormatDescriptionEvent,
+    GtidEvent,
+    MariadbGtidEvent,
+    RowsEvent,
+    TableMapEvent,
+    TransactionPayloadEvent,
+)
+from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
+from binhub.binlog.table_map import parse_table_map
+from binhub.errors import BinlogError, InvalidEvent
+
+__all__ = ["RowChange", "RowChangeDecoder", "SchemaLookup"]
+
+SchemaLookup = Callable[[str, str], TableSchema | None]
+
+_GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
+
+
+@dataclass(slots=True)
+class RowChange:
+    """One row inserted, updated or deleted.
+
+    ``before``/``after`` map column names (``@N`` where unknown) to values in binhub form
+    (:mod:`binhub.binlog.column_values`). With MINIMAL or NOBLOB images they hold only the columns
+    the event carries (``complete`` is False). ``primary_key`` names the key columns; () when the
+    table has none (the whole row identifies it); None when unknown."""
+
+    op: str
+    db: str
+    table: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    primary_key: tuple[str, ...] | None
+    gtid: str | None
+    file: str
+    pos: int
+    commit_us: int  # commit time, microseconds since the epoch (UTC)
+    names_known: bool
+    complete: bool
+
+    def pk(self) -> dict[str, Any] | None:
+        row = self.after if self.after is not None else self.before
+        if row is None or self.primary_key is None:
+            return None
+        if not self.primary_key:
+            return dict(row)
+        return {name: row.get(name) for name in self.primary_key}
+
+
+class RowChangeDecoder:
+    """Turns raw events (fed in order) into :class:`RowChange` objects."""
+
+    def __init__(self, file: str, *, schemas: SchemaLookup | None = None) -> None:
+        self.file = file
+        self.schemas = schemas
+        self.fde: FormatDescriptionEvent | None = None
+        self.gtid: str | None = None
+        self._commit_us: int | None = None
+        self._tables: dict[int, TableDecoder] = {}
+
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[RowChange]:
+        """The row changes of one complete event (header and CRC included) found at ``offset``."""
+        code = data[4]
+        if code == EventType.FORMAT_DESCRIPTION:
+            self.fde = fde
+            self._tables.clear()
+            return iter(())
+        if code not in _GTID_TYPES and code != EventType.TABLE_MAP and code not in ROWS_EVENT_TYPES \
+                and code != EventType.TRANSACTION_PAYLOAD:
+            return iter(())
+        self.fde = fde
+        try:
+            event = decode_event(data, fde)
+        except BinlogError as exc:
+            raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
+        return self._event(event, offset, fde)
+
+    def _event(self, event: Any, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[RowChange]:
+        if isinstance(event, GtidEvent):
+            gtid = event.gtid
+            self.gtid = None if gtid is None else str(gtid)
+            ts = event.original_commit_timestamp or event.immediate_commit_timestamp
+            self._commit_us = ts if ts else None
+        elif isinstance(event, MariadbGtidEvent):
+            self.gtid = str(event.gtid)
+            self._commit_us = None
+        elif isinstance(event, TableMapEvent):
+            self._table_map(event, offset)
+        elif isinstance(event, RowsEvent):
+            yield from self._rows(event, offset)
+        elif isinstance(event, TransactionPayloadEvent):
+            inner_fde = fde.without_checksum() if fde is not None else None
+            try:
+                inner_events = list(event.decoded_events(inner_fde))
+            except BinlogError as exc:
+                raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
+            for inner in inner_events:
+                yield from self._event(inner, offset, inner_fde)
+
+    def _table_map(self, event: TableMapEvent, offset: int) -> None:
+        mariadb = self.fde is not None and self.fde.flavour == "mariadb"
+        try:
+            table_map = parse_table_map(event, mariadb=mariadb)
+            schema = self.schemas(event.schema, event.table) if self.schemas is not None else None
+            self._tables[event.table_id] = table_decoder(table_map, schema)
+        except BinlogError as exc:
+            raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
+
+    def _rows(self, event: RowsEvent, offset: int) -> Iterator[RowChange]:
+        decoder = self._tables.get(event.table_id)
+        if decoder is None:
+            raise InvalidEvent(f"{event.header.type_name} for table id {event.table_id} comes without its TABLE_MAP",
+                               file=self.file, offset=offset,
+                               hint="start reading at the transaction's first event (its GTID or BEGIN)")
+        op = row_operation(event.header.type_code)
+        table_map = decoder.table_map
+        commit_us = self._commit_us if self._commit_us is not None else event.header.timestamp * 1_000_000
+        images = decoder.decode(event, file=self.file, offset=offset)
+        full = len(table_map.types)
+        for image in images:
+            row = image.after if image.after is not None else image.before
+            complete = (image.before is None or len(image.before) == full) and \
+                (image.after is None or len(image.after) == full)
+            yield RowChange(op, table_map.db, table_map.table, image.before, image.after, decoder.primary_key,
+                            self.gtid, self.file, offset, commit_us, decoder.names_known,
+                            complete and row is not None)
