@@ -122,6 +122,8 @@ def printed_form(value: Any, spec: ColumnSpec) -> bytes:
     if t == ColumnType.GEOMETRY:
         assert isinstance(value, Geometry)
         return _quoted(value.srid.to_bytes(4, "little") + value.wkb)
+    if t == ColumnType.STRING and isinstance(value, bytes):
+        return _quoted(value.rstrip(b"\0"))  # the binlog holds BINARY(n) without its zero padding
     if isinstance(value, list):  # MariaDB VECTOR: a VARBINARY of float32s
         import struct
         return _quoted(struct.pack(f"<{len(value)}f", *value))

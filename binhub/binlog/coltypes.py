@@ -64,11 +64,13 @@ _META_ONE_BYTE = frozenset({
     ColumnType.TIMESTAMP2, ColumnType.DATETIME2, ColumnType.TIME2, ColumnType.VECTOR,
     ColumnType.BLOB_COMPRESSED, ColumnType.TINY_BLOB, ColumnType.MEDIUM_BLOB, ColumnType.LONG_BLOB,
 })
-_META_TWO_BYTES_LE = frozenset({ColumnType.VARCHAR, ColumnType.VAR_STRING, ColumnType.VARCHAR_COMPRESSED})
-# NEWDECIMAL (precision, scale), BIT (bits % 8, bytes), STRING/ENUM/SET (real type, length): the
-# first byte is the high one of ``meta``, as log_event_print_value reads it.
-_META_TWO_BYTES_BE = frozenset({ColumnType.NEWDECIMAL, ColumnType.BIT, ColumnType.STRING, ColumnType.ENUM,
-                                ColumnType.SET})
+# VARCHAR (max length) and BIT (bits % 8, then bytes) are little-endian: for BIT, ``meta >> 8`` is
+# the whole bytes and ``meta & 0xFF`` the extra bits (``table_def::table_def`` in rpl_utility.cc).
+_META_TWO_BYTES_LE = frozenset({ColumnType.VARCHAR, ColumnType.VAR_STRING, ColumnType.VARCHAR_COMPRESSED,
+                                ColumnType.BIT})
+# NEWDECIMAL (precision, scale), STRING/ENUM/SET (real type, length): the first byte is the high
+# one of ``meta``, as log_event_print_value reads it.
+_META_TWO_BYTES_BE = frozenset({ColumnType.NEWDECIMAL, ColumnType.STRING, ColumnType.ENUM, ColumnType.SET})
 
 
 def read_column_metadata(types: bytes, data: bytes, *, where: str = "TABLE_MAP") -> tuple[int, ...]:

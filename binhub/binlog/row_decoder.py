@@ -235,7 +235,12 @@ def _temporal2(spec: ColumnSpec, v: str, ctx: _Context) -> list[str]:
 
 @_snippet(ColumnType.VARCHAR, ColumnType.VAR_STRING, ColumnType.STRING)
 def _varchar(spec: ColumnSpec, v: str, ctx: _Context) -> list[str]:
-    return _bytes_with_length(1 if spec.meta < 256 else 2, v) + _text(spec, v, ctx)
+    lines = _bytes_with_length(1 if spec.meta < 256 else 2, v) + _text(spec, v, ctx)
+    if spec.type == ColumnType.STRING and spec.info.charset == "binary":
+        # BINARY(n) is stored padded with zero bytes, and the binlog drops the padding (as it
+        # drops CHAR's trailing spaces): put it back, so the value is what SELECT returns.
+        lines.append(f"{v} = {v}.ljust({spec.meta}, b'\\0')")
+    return lines
 
 
 @_snippet(ColumnType.BLOB, ColumnType.TINY_BLOB, ColumnType.MEDIUM_BLOB, ColumnType.LONG_BLOB)
