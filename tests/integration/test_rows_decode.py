@@ -135,7 +135,7 @@ def schema_from_information_schema(sb: Sandbox, db: str, table: str) -> TableSch
     finally:
         conn.close()
     columns = []
-    for name, column_type, data_type, charset, nullable, key in rows:
+    for name, column_type, data_type, charset, nullable, _key in rows:
         labels = tuple(x.replace("''", "'") for x in re.findall(r"'((?:[^']|'')*)'", column_type)) \
             if data_type in ("enum", "set") else None
         if charset is None and data_type in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"):
