@@ -130,6 +130,7 @@ class TableDecoder:
         try:
             while p < end:
                 image, p = first(rows, p, 0)
+                after = None
                 if op == "update":
                     pb = 0
                     if partial:
@@ -137,13 +138,14 @@ class TableDecoder:
                     after, p = second(rows, p, pb)
                     if pb:
                         _apply_partial(after, image)
+                if p > end:  # a slice ran past the end without an exception
+                    raise IndexError
+                if op == "update":
                     out.append(RowImages(image, after))
                 elif op == "insert":
                     out.append(RowImages(None, image))
                 else:
                     out.append(RowImages(image, None))
-                if p > end:
-                    raise IndexError
         except (IndexError, struct.error):
             raise TruncatedEvent(f"{event.header.type_name} for {self._label} ends inside row {len(out) + 1}: "
                                  f"the row image needs more bytes than the event holds",
