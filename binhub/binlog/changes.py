@@ -11,9 +11,10 @@ the payload's position. Column descriptions come from the TABLE_MAP's optional m
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from binhub.binlog.columns import TableSchema
 from binhub.binlog.constants import ROWS_EVENT_TYPES, EventType
@@ -30,7 +31,7 @@ from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
 from binhub.binlog.table_map import parse_table_map
 from binhub.errors import BinlogError, InvalidEvent
 
-__all__ = ["RowChange", "RowChangeDecoder", "SchemaLookup"]
+__all__ = ["EventWalker", "RowChange", "RowChangeDecoder", "SchemaLookup"]
 
 SchemaLookup = Callable[[str, str], TableSchema | None]
 
@@ -68,8 +69,12 @@ class RowChange:
         return {name: row.get(name) for name in self.primary_key}
 
 
-class RowChangeDecoder:
-    """Turns raw events (fed in order) into :class:`RowChange` objects."""
+T = TypeVar("T")
+
+
+class EventWalker(ABC, Generic[T]):
+    """Follows the events (fed in order) that row changes depend on; ``_rows`` turns each rows
+    event into what the subclass produces (RowChange objects, or JSON lines)."""
 
     def __init__(self, file: str, *, schemas: SchemaLookup | None = None) -> None:
         self.file = file
@@ -79,7 +84,7 @@ class RowChangeDecoder:
         self._commit_us: int | None = None
         self._tables: dict[int, TableDecoder] = {}
 
-    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[RowChange]:
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[T]:
         """The row changes of one complete event (header and CRC included) found at ``offset``."""
         code = data[4]
         if code == EventType.FORMAT_DESCRIPTION:
@@ -96,7 +101,7 @@ class RowChangeDecoder:
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
         return self._event(event, offset, fde)
 
-    def _event(self, event: Any, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[RowChange]:
+    def _event(self, event: Any, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[T]:
         if isinstance(event, GtidEvent):
             gtid = event.gtid
             self.gtid = None if gtid is None else str(gtid)
@@ -127,21 +132,40 @@ class RowChangeDecoder:
         except BinlogError as exc:
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
 
-    def _rows(self, event: RowsEvent, offset: int) -> Iterator[RowChange]:
+    def _table_for(self, event: RowsEvent, offset: int) -> TableDecoder:
         decoder = self._tables.get(event.table_id)
         if decoder is None:
             raise InvalidEvent(f"{event.header.type_name} for table id {event.table_id} comes without its TABLE_MAP",
                                file=self.file, offset=offset,
                                hint="start reading at the transaction's first event (its GTID or BEGIN)")
+        return decoder
+
+    def commit_us(self, event: RowsEvent) -> int:
+        """The commit time of the current transaction (the event's own time where none was recorded)."""
+        return self._commit_us if self._commit_us is not None else event.header.timestamp * 1_000_000
+
+    @abstractmethod
+    def _rows(self, event: RowsEvent, offset: int) -> Iterator[T]:
+        """What one rows event becomes."""
+
+
+    def row_changes(self, decoder: TableDecoder, event: RowsEvent, offset: int) -> Iterator[RowChange]:
+        """The RowChange objects of one rows event (``decoder`` is its table's)."""
         op = row_operation(event.header.type_code)
         table_map = decoder.table_map
-        commit_us = self._commit_us if self._commit_us is not None else event.header.timestamp * 1_000_000
-        images = decoder.decode(event, file=self.file, offset=offset)
+        commit_us = self.commit_us(event)
         full = len(table_map.types)
-        for image in images:
+        for image in decoder.decode(event, file=self.file, offset=offset):
             row = image.after if image.after is not None else image.before
             complete = (image.before is None or len(image.before) == full) and \
                 (image.after is None or len(image.after) == full)
             yield RowChange(op, table_map.db, table_map.table, image.before, image.after, decoder.primary_key,
                             self.gtid, self.file, offset, commit_us, decoder.names_known,
                             complete and row is not None)
+
+
+class RowChangeDecoder(EventWalker[RowChange]):
+    """Turns raw events (fed in order) into :class:`RowChange` objects."""
+
+    def _rows(self, event: RowsEvent, offset: int) -> Iterator[RowChange]:
+        return self.row_changes(self._table_for(event, offset), event, offset)

@@ -55,10 +55,18 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"binhub JSON has no form for {type(value).__name__}")
 
 
+_last_time: list[Any] = [None, ""]  # every row of a transaction has the same commit time
+
+
 def format_commit_time(commit_us: int) -> str:
+    """ISO-8601 UTC; microseconds when the server recorded them."""
+    if _last_time[0] == commit_us:
+        return str(_last_time[1])
     seconds, micro = divmod(commit_us, 1_000_000)
     text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{micro:06d}Z" if micro else text + "Z"
+    text = f"{text}.{micro:06d}Z" if micro else text + "Z"
+    _last_time[:] = [commit_us, text]
+    return text
 
 
 def change_to_dict(change: RowChange) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.json_binary import parse_json_binary, parse_json_diffs
 from binhub.errors import UnsupportedValue
 
-__all__ = ["ColumnSpec", "ImageDecoder", "PartialJson", "build_image_decoder"]
+__all__ = ["ColumnSpec", "ImageDecoder", "PartialJson", "ValueDecoder", "build_image_decoder", "build_value_decoder"]
 
 ImageDecoder = Callable[[bytes, int, int], tuple[dict[str, Any], int]]
 
@@ -345,4 +345,23 @@ def build_image_decoder(all_columns: list[ColumnSpec], present: list[int], label
     exec(compile(source, f"<binhub row decoder for {label}>", "exec"), namespace)  # noqa: S102
     decoder: ImageDecoder = namespace["decode"]
     decoder.__doc__ = source  # what was generated, for debugging
+    return decoder
+
+
+ValueDecoder = Callable[[bytes, int], tuple[Any, int]]
+
+
+def build_value_decoder(spec: ColumnSpec, label: str) -> ValueDecoder:
+    """``decode(b, p) -> (value, p)`` for one non-NULL value of ``spec`` (the JSON fast path calls
+    it for the columns it leaves to Python)."""
+    snippet = _SNIPPETS.get(spec.type)
+    if snippet is None:
+        raise UnsupportedValue(f"{spec.describe()} in {label}: binhub has no decoder for column type {spec.type}")
+    ctx = _Context()
+    body = ["pb = 0", *snippet(spec, "v", ctx), "return v, p"]
+    source = "def decode(b, p):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(_NAMESPACE)
+    namespace.update(ctx.constants)
+    exec(compile(source, f"<binhub value decoder for {label}.{spec.name}>", "exec"), namespace)  # noqa: S102
+    decoder: ValueDecoder = namespace["decode"]
     return decoder

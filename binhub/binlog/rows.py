@@ -83,11 +83,13 @@ class TableDecoder:
         self.names = tuple(c.name if c.name is not None else f"@{i}" for i, c in enumerate(self.columns, 1))
         self.names_known = all(c.name is not None for c in self.columns)
         pk = table_map.primary_key(schema if schema is not None and schema.known else None)
+        self.primary_key_indexes = pk
         self.primary_key: tuple[str, ...] | None = None if pk is None else tuple(self.names[i] for i in pk)
         self.specs = [ColumnSpec(i, self.names[i], t, m, self.columns[i])
                       for i, (t, m) in enumerate(zip(table_map.types, table_map.metas, strict=True))]
         self.json_columns = sum(1 for t in table_map.types if t == ColumnType.JSON)
         self._label = table_map.qualified_name
+        self.json_plan: tuple[Any, ...] | None = None  # binhub.binlog.row_json's, built on first use
         self._images: dict[bytes, tuple[ImageDecoder, list[int]]] = {}
         self._all_present = b"\xff" * ((table_map.column_count + 7) // 8)
         # Compile the FULL-image decoder now, so a column binhub cannot decode fails at the TABLE_MAP.
@@ -106,21 +108,7 @@ class TableDecoder:
         """Every row change of ``event`` (which must follow this decoder's TABLE_MAP)."""
         code = event.header.type_code
         op = row_operation(code)
-        body = event.body
-        r = ByteReader(body, what=f"{event.header.type_name} for {self._label}")
-        try:
-            ncols = event.column_count if event.column_count is not None else r.lenenc()
-            if ncols != self.table_map.column_count:
-                raise InvalidEvent(f"{event.header.type_name} for {self._label} has {ncols} columns, its "
-                                   f"TABLE_MAP {self.table_map.column_count}")
-            width = (ncols + 7) // 8
-            before_bits = r.take(width)
-            after_bits = r.take(width) if op == "update" else before_bits
-            rows = r.rest()
-            if code in _COMPRESSED:
-                rows = mariadb_uncompress(rows)
-        except BinlogError as exc:
-            raise type(exc)(exc.message, file=file, offset=offset, hint=exc.hint) from None
+        before_bits, after_bits, rows = self.split(event, file=file, offset=offset)
         first, _ = self._image(before_bits)
         second, _ = self._image(after_bits)
         partial = code == EventType.PARTIAL_UPDATE_ROWS
@@ -154,6 +142,26 @@ class TableDecoder:
         except InvalidEvent as exc:
             raise InvalidEvent(f"{self._label} row {len(out) + 1}: {exc.message}", file=file, offset=offset) from None
         return out
+
+    def split(self, event: RowsEvent, *, file: str | None = None, offset: int | None = None,
+              ) -> tuple[bytes, bytes, bytes]:
+        """(before-image bitmap, after-image bitmap, rows) of an event; the rows uncompressed.
+        Events with one image have the same bitmap twice."""
+        r = ByteReader(event.body, what=f"{event.header.type_name} for {self._label}")
+        try:
+            ncols = event.column_count if event.column_count is not None else r.lenenc()
+            if ncols != self.table_map.column_count:
+                raise InvalidEvent(f"{event.header.type_name} for {self._label} has {ncols} columns, its "
+                                   f"TABLE_MAP {self.table_map.column_count}")
+            width = (ncols + 7) // 8
+            before_bits = r.take(width)
+            after_bits = r.take(width) if event.header.type_code in _UPDATE else before_bits
+            rows = r.rest()
+            if event.header.type_code in _COMPRESSED:
+                rows = mariadb_uncompress(rows)
+        except BinlogError as exc:
+            raise type(exc)(exc.message, file=file, offset=offset, hint=exc.hint) from None
+        return before_bits, after_bits, rows
 
     def _value_options(self, rows: bytes, p: int) -> tuple[int, int]:
         r = ByteReader(rows, p, what="PARTIAL_UPDATE_ROWS value options")

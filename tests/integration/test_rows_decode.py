@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from binhub.binlog.changes import RowChange
@@ -267,3 +268,19 @@ def test_schema_with_other_columns_is_refused(workload: tuple[str, Sandbox, Path
     message = str(info.value)
     assert "48 columns (LONG, TINY" in message and "47 columns (id, ti," in message
     assert info.value.file == path.name and info.value.offset is not None
+
+
+def test_json_fast_path_equals_pure(workload: tuple[str, Sandbox, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from binhub.binlog import row_json
+    from binhub.binlog.file import row_json_lines
+
+    mode, sb, path = workload
+    schemas = None if mode == "full-metadata" else _schemas(sb)
+    if row_json.rows_json is None:
+        pytest.skip("the C extension binhub._speedups._rows is not built")
+    fast = [orjson.loads(x) for chunk in row_json_lines(path, schemas=schemas) for x in chunk.splitlines()]
+    monkeypatch.setattr(row_json, "rows_json", None)
+    pure = [orjson.loads(x) for chunk in row_json_lines(path, schemas=schemas) for x in chunk.splitlines()]
+    assert len(fast) == 12
+    for i, (a, b) in enumerate(zip(fast, pure, strict=True)):
+        assert a == b, f"{mode}: line {i + 1}"

@@ -7,11 +7,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 from binhub.binlog.column_values import UndecodedText
 from binhub.binlog.file import row_changes
 from binhub.binlog.json_binary import JsonDiff
+from binhub.binlog.json_form import dumps_change
 from binhub.binlog.row_decoder import PartialJson
 from binhub.errors import TruncatedEvent
 from tests.rowcheck import decoded_rows, parse_verbose, printed_rows, run_mariadb_binlog
@@ -139,3 +141,28 @@ def test_without_metadata_text_is_marked_not_guessed(shared_binlogs: Path) -> No
     change = next(iter(row_changes(shared_binlogs / "flike__kingbus/mysql_bin.000011")))
     assert change.after == {"@1": 10, "@2": UndecodedText(b"hello1", None), "@3": 101}
     assert change.primary_key is None and change.pk() is None
+
+
+def _json_lines(path: Path, monkeypatch: pytest.MonkeyPatch, *, compiled: bool) -> list[object]:
+    from binhub.binlog import row_json
+    from binhub.binlog.file import row_json_lines
+
+    if not compiled:
+        monkeypatch.setattr(row_json, "rows_json", None)
+    try:
+        return [orjson.loads(line) for chunk in row_json_lines(path) for line in chunk.splitlines()]
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("rel", sorted(ROW_COUNTS))
+def test_json_lines_c_and_pure_agree(shared_binlogs: Path, rel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from binhub.binlog import row_json
+
+    if row_json.rows_json is None:
+        pytest.skip("the C extension binhub._speedups._rows is not built")
+    fast = _json_lines(shared_binlogs / rel, monkeypatch, compiled=True)
+    pure = _json_lines(shared_binlogs / rel, monkeypatch, compiled=False)
+    assert len(fast) == len(pure) == ROW_COUNTS[rel]
+    assert fast == pure
+    assert pure == [orjson.loads(dumps_change(c)) for c in row_changes(shared_binlogs / rel)]
