@@ -35,6 +35,7 @@ __all__ = ["EventWalker", "RowChange", "RowChangeDecoder", "SchemaLookup"]
 
 SchemaLookup = Callable[[str, str], TableSchema | None]
 
+_MISSING: Any = object()  # a table id no TABLE_MAP has named (None: a table left out by ``include``)
 _GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
 
 
@@ -76,13 +77,17 @@ class EventWalker(ABC, Generic[T]):
     """Follows the events (fed in order) that row changes depend on; ``_rows`` turns each rows
     event into what the subclass produces (RowChange objects, or JSON lines)."""
 
-    def __init__(self, file: str, *, schemas: SchemaLookup | None = None) -> None:
+    def __init__(self, file: str, *, schemas: SchemaLookup | None = None,
+                 include: Callable[[str, str], bool] | None = None) -> None:
         self.file = file
         self.schemas = schemas
+        # Tables ``include(db, table)`` rejects are never decoded: not their TABLE_MAP's layout,
+        # not their rows (what a stream with --include/--exclude saves).
+        self.include = include
         self.fde: FormatDescriptionEvent | None = None
         self.gtid: str | None = None
         self._commit_us: int | None = None
-        self._tables: dict[int, TableDecoder] = {}
+        self._tables: dict[int, TableDecoder | None] = {}
 
     def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[T]:
         """The row changes of one complete event (header and CRC included) found at ``offset``."""
@@ -113,7 +118,8 @@ class EventWalker(ABC, Generic[T]):
         elif isinstance(event, TableMapEvent):
             self._table_map(event, offset)
         elif isinstance(event, RowsEvent):
-            yield from self._rows(event, offset)
+            if self._tables.get(event.table_id, _MISSING) is not None:
+                yield from self._rows(event, offset)
         elif isinstance(event, TransactionPayloadEvent):
             inner_fde = fde.without_checksum() if fde is not None else None
             try:
@@ -124,6 +130,9 @@ class EventWalker(ABC, Generic[T]):
                 yield from self._event(inner, offset, inner_fde)
 
     def _table_map(self, event: TableMapEvent, offset: int) -> None:
+        if self.include is not None and not self.include(event.schema, event.table):
+            self._tables[event.table_id] = None
+            return
         mariadb = self.fde is not None and self.fde.flavour == "mariadb"
         try:
             table_map = parse_table_map(event, mariadb=mariadb)
@@ -133,8 +142,8 @@ class EventWalker(ABC, Generic[T]):
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
 
     def _table_for(self, event: RowsEvent, offset: int) -> TableDecoder:
-        decoder = self._tables.get(event.table_id)
-        if decoder is None:
+        decoder = self._tables.get(event.table_id, _MISSING)
+        if not isinstance(decoder, TableDecoder):
             raise InvalidEvent(f"{event.header.type_name} for table id {event.table_id} comes without its TABLE_MAP",
                                file=self.file, offset=offset,
                                hint="start reading at the transaction's first event (its GTID or BEGIN)")

@@ -166,3 +166,14 @@ def test_json_lines_c_and_pure_agree(shared_binlogs: Path, rel: str, monkeypatch
     assert len(fast) == len(pure) == ROW_COUNTS[rel]
     assert fast == pure
     assert pure == [orjson.loads(dumps_change(c)) for c in row_changes(shared_binlogs / rel)]
+
+
+def test_included_tables_only(shared_binlogs: Path) -> None:
+    from binhub.binlog.changes import RowChangeDecoder
+    from binhub.binlog.file import _walk
+
+    path = shared_binlogs / "osheroff__mysql-binlog-connector-java/mysql-bin.checksum-crc32"
+    every = list(row_changes(path))
+    wanted = every[0].table
+    kept = list(_walk(path, RowChangeDecoder(path.name, include=lambda db, table: table == wanted), 4, True))
+    assert kept == [c for c in every if c.table == wanted] and 0 < len(kept) < len(every)
