@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from binhub.binlog.buffer import ByteReader
-from binhub.binlog.charsets import charset_of_collation
+from binhub.binlog.charsets import charset_of_collation, text_decoder
 from binhub.binlog.coltypes import (
     ColumnType,
     is_character_type,
@@ -25,7 +25,7 @@ from binhub.binlog.coltypes import (
 )
 from binhub.binlog.columns import ColumnInfo, TableSchema
 from binhub.binlog.events import TableMapEvent
-from binhub.errors import InvalidEvent
+from binhub.errors import InvalidEvent, UnsupportedValue
 
 __all__ = ["OptionalMetadata", "TableMap", "parse_table_map"]
 
@@ -42,8 +42,9 @@ class OptionalMetadata:
     charsets: tuple[int, ...] | None = None           # collation per character column
     enum_set_charsets: tuple[int, ...] | None = None  # collation per ENUM/SET column
     names: tuple[str, ...] | None = None
-    set_values: tuple[tuple[str, ...], ...] | None = None
-    enum_values: tuple[tuple[str, ...], ...] | None = None
+    # ENUM/SET labels as written: in the column's charset (decoded by ``TableMap.columns``).
+    set_values: tuple[tuple[bytes, ...], ...] | None = None
+    enum_values: tuple[tuple[bytes, ...], ...] | None = None
     geometry_types: tuple[int, ...] | None = None
     primary_key: tuple[tuple[int, int], ...] | None = None  # (column index, prefix length or 0)
     visibility: tuple[bool, ...] | None = None
@@ -100,13 +101,15 @@ class TableMap:
             base = from_schema[i] if from_schema is not None else None
             collation = collations[i] if collations[i] is not None else es_collations[i]
             charset = charset_of_collation(collation, mariadb=self.mariadb) if collation is not None else None
+            enum_labels = _labels(enums[i], charset)
+            set_labels = _labels(sets[i], charset)
             out.append(ColumnInfo(
                 name=opt.names[i] if opt.names is not None else (base.name if base else None),
                 unsigned=unsigned[i] if unsigned[i] is not None else (base.unsigned if base else False),
                 charset=charset if charset is not None else (base.charset if base else None),
                 collation_id=collation if collation is not None else (base.collation_id if base else None),
-                enum_values=enums[i] if enums[i] is not None else (base.enum_values if base else None),
-                set_values=sets[i] if sets[i] is not None else (base.set_values if base else None),
+                enum_values=enum_labels if enum_labels is not None else (base.enum_values if base else None),
+                set_values=set_labels if set_labels is not None else (base.set_values if base else None),
                 sql_type=base.sql_type if base else None,
                 nullable=self.nullable[i],
                 visible=opt.visibility[i] if opt.visibility is not None else (base.visible if base else True),
@@ -126,6 +129,19 @@ class TableMap:
         if self.optional.names is not None:
             return ()  # FULL metadata always writes the key when there is one
         return None
+
+
+def _labels(raw: tuple[bytes, ...] | None, charset: str | None) -> tuple[str, ...] | None:
+    """ENUM/SET labels decoded in their column's charset (UTF-8 where the event does not say)."""
+    if raw is None:
+        return None
+    try:
+        decode = text_decoder(charset) if charset not in (None, "binary") else None
+    except UnsupportedValue:
+        decode = None
+    if decode is None:
+        return tuple(x.decode("utf-8", "replace") for x in raw)
+    return tuple(decode(x) for x in raw)
 
 
 def _spread(values: tuple[object, ...] | None, selected: list[bool]) -> list:  # type: ignore[type-arg]
@@ -206,8 +222,7 @@ def _parse_optional(data: bytes, types: list[int], *, mariadb: bool, where: str)
         elif kind in (SET_STR_VALUE, ENUM_STR_VALUE):
             lists = []
             while value.remaining():
-                lists.append(tuple(value.take(value.lenenc()).decode("utf-8", "replace")
-                                   for _ in range(value.lenenc())))
+                lists.append(tuple(value.take(value.lenenc()) for _ in range(value.lenenc())))
             fields["set_values" if kind == SET_STR_VALUE else "enum_values"] = tuple(lists)
         elif kind == GEOMETRY_TYPE:
             geoms = []
