@@ -35,6 +35,12 @@ class PrintedRow:
     after: dict[int, bytes] = field(default_factory=dict)
 
 
+def unquote(printed: bytes) -> bytes:
+    """The bytes my_b_write_quoted printed: control bytes came out as \\xNN, the rest as they are."""
+    body = printed[1:-1]
+    return re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes.fromhex(m[1].decode()), body)
+
+
 def parse_verbose(output: bytes) -> list[PrintedRow]:
     rows: list[PrintedRow] = []
     target: dict[int, bytes] | None = None
@@ -122,6 +128,8 @@ def printed_form(value: Any, spec: ColumnSpec) -> bytes:
     if t == ColumnType.GEOMETRY:
         assert isinstance(value, Geometry)
         return _quoted(value.srid.to_bytes(4, "little") + value.wkb)
+    if t in (ColumnType.VARCHAR_COMPRESSED, ColumnType.BLOB_COMPRESSED):
+        return b"COMPRESSED:" + _text_bytes(value, spec)  # compare_compressed() inflates theirs
     if t == ColumnType.STRING and isinstance(value, bytes):
         return _quoted(value.rstrip(b"\0"))  # the binlog holds BINARY(n) without its zero padding
     if isinstance(value, list):  # MariaDB VECTOR: a VARBINARY of float32s
@@ -153,3 +161,15 @@ def decoded_rows(path: Path, schemas: Any = None) -> list[tuple[str, str, str, d
 
 def printed_rows(rows: list[PrintedRow]) -> list[tuple[str, str, str, dict[int, bytes], dict[int, bytes]]]:
     return [(r.op, r.db, r.table, r.before, r.after) for r in rows]
+
+
+def inflate_compressed(theirs: dict[int, bytes], ours: dict[int, bytes]) -> dict[int, bytes]:
+    """``theirs`` with the MariaDB COMPRESSED columns (which mariadb-binlog prints as stored, i.e.
+    compressed) inflated into the form printed_form gives binhub's values."""
+    from binhub.binlog.column_values import mariadb_column_uncompress
+
+    out = dict(theirs)
+    for index, value in ours.items():
+        if value.startswith(b"COMPRESSED:") and out.get(index, b"NULL") != b"NULL":
+            out[index] = b"COMPRESSED:" + mariadb_column_uncompress(unquote(out[index]))
+    return out

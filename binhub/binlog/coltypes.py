@@ -38,8 +38,8 @@ class ColumnType(IntEnum):
     DATETIME2 = 18
     TIME2 = 19
     TYPED_ARRAY = 20
-    VARCHAR_COMPRESSED = 140  # MariaDB column compression
-    BLOB_COMPRESSED = 141
+    BLOB_COMPRESSED = 140  # MariaDB column compression
+    VARCHAR_COMPRESSED = 141
     VECTOR = 242  # MySQL 9
     INVALID = 243
     BOOL = 244

@@ -21,6 +21,7 @@ Layouts follow MySQL ``mysys/my_time.cc`` (``my_time_packed_from_binary``,
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -228,6 +229,25 @@ def old_datetime(value: int) -> str:
     """DATETIME before 5.6: 8 bytes little-endian YYYYMMDDhhmmss."""
     d, t = divmod(value, 1000000)
     return f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d} {t // 10000:02d}:{t // 100 % 100:02d}:{t % 100:02d}"
+
+
+def mariadb_column_uncompress(data: bytes) -> bytes:
+    """The value of a MariaDB ``COMPRESSED`` column (``Field_longstr::uncompress``, field_comp.cc):
+    empty stays empty; a first byte 0 means the bytes after it, stored as they are; 0x8N means zlib,
+    with N & 7 bytes of big-endian original length and N & 8 set for a raw deflate stream."""
+    if not data:
+        return data
+    head = data[0]
+    if head == 0:
+        return data[1:]
+    if head >> 4 != 8:
+        raise ValueError(f"compressed column uses unknown method {head >> 4}")
+    lenlen = head & 0x07
+    size = int.from_bytes(data[1:1 + lenlen], "big")
+    out = zlib.decompress(data[1 + lenlen:], -zlib.MAX_WBITS if head & 0x08 else zlib.MAX_WBITS)
+    if len(out) != size:
+        raise ValueError(f"compressed column inflated to {len(out)} bytes, its header says {size}")
+    return out
 
 
 def old_decimal(data: bytes) -> str:

@@ -72,7 +72,7 @@ _NAMESPACE: dict[str, Any] = {
     "old_time": cv.old_time, "old_datetime": cv.old_datetime, "vector": cv.vector, "Geometry": cv.Geometry,
     "UndecodedText": cv.UndecodedText, "parse_json_binary": parse_json_binary,
     "parse_json_diffs": parse_json_diffs, "PartialJson": PartialJson, "L1": _LATIN1_TABLE,
-    "from_bytes": int.from_bytes,
+    "from_bytes": int.from_bytes, "mariadb_column_uncompress": cv.mariadb_column_uncompress,
 }
 
 Snippet = Callable[[ColumnSpec, str, "_Context"], list[str]]
@@ -308,8 +308,12 @@ def _set(spec: ColumnSpec, v: str, ctx: _Context) -> list[str]:
 
 @_snippet(ColumnType.VARCHAR_COMPRESSED, ColumnType.BLOB_COMPRESSED)
 def _compressed(spec: ColumnSpec, v: str, ctx: _Context) -> list[str]:
-    raise UnsupportedValue(f"{spec.describe()} is a MariaDB COMPRESSED column, which binhub does not decode yet",
-                           hint="stream the table without its compressed columns, or drop COMPRESSED")
+    """MariaDB's COMPRESSED columns: a VARCHAR/BLOB whose stored bytes are zlib-compressed."""
+    if spec.type == ColumnType.VARCHAR_COMPRESSED:
+        width = 1 if spec.meta < 256 else 2
+    else:
+        width = spec.meta if 1 <= spec.meta <= 4 else 4
+    return _bytes_with_length(width, v) + [f"{v} = mariadb_column_uncompress({v})"] + _text(spec, v, ctx)
 
 
 def build_image_decoder(all_columns: list[ColumnSpec], present: list[int], label: str) -> ImageDecoder:

@@ -17,6 +17,7 @@ image decoders are compiled per columns-present bitmap (see :mod:`binhub.binlog.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,9 @@ class TableDecoder:
                                  hint="the event is corrupt or was cut short; `binhub binlog verify` checks CRCs") from None
         except InvalidEvent as exc:
             raise InvalidEvent(f"{self._label} row {len(out) + 1}: {exc.message}", file=file, offset=offset) from None
+        except (zlib.error, ValueError) as exc:  # a MariaDB COMPRESSED column that does not inflate
+            raise InvalidEvent(f"{self._label} row {len(out) + 1}: a value cannot be decoded: {exc}",
+                               file=file, offset=offset) from None
         return out
 
     def split(self, event: RowsEvent, *, file: str | None = None, offset: int | None = None,
