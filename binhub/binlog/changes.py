@@ -18,14 +18,14 @@ from typing import Any, Generic, TypeVar
 
 from binhub.binlog.columns import TableSchema
 from binhub.binlog.constants import ROWS_EVENT_TYPES, EventType
-from binhub.binlog.decode import decode_event
-from binhub.binlog.events import (
+from binhub.binlog.events import (  # decode_event from here: events and decode import each other
     FormatDescriptionEvent,
     GtidEvent,
     MariadbGtidEvent,
     RowsEvent,
     TableMapEvent,
     TransactionPayloadEvent,
+    decode_event,
 )
 from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
 from binhub.binlog.table_map import parse_table_map

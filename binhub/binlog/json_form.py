@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import decimal
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,18 +56,12 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"binhub JSON has no form for {type(value).__name__}")
 
 
-_last_time: list[Any] = [None, ""]  # every row of a transaction has the same commit time
-
-
+@functools.lru_cache(maxsize=256)  # every row of a transaction has the same commit time
 def format_commit_time(commit_us: int) -> str:
     """ISO-8601 UTC; microseconds when the server recorded them."""
-    if _last_time[0] == commit_us:
-        return str(_last_time[1])
     seconds, micro = divmod(commit_us, 1_000_000)
     text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    text = f"{text}.{micro:06d}Z" if micro else text + "Z"
-    _last_time[:] = [commit_us, text]
-    return text
+    return f"{text}.{micro:06d}Z" if micro else text + "Z"
 
 
 def change_to_dict(change: RowChange) -> dict[str, Any]:
