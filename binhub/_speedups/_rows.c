@@ -468,7 +468,12 @@ static int add_value(Buf *b, Reader *r, const Column *c) {
         return add_double_repr(b, d);
     }
     case K_DECIMAL: {
-        int precision = (int)(c->meta >> 8), scale = (int)(c->meta & 0xFF), size = decimal_size(precision, scale);
+        int precision = (int)(c->meta >> 8), scale = (int)(c->meta & 0xFF);
+        if (precision < 1 || precision > 65 || scale > 30 || scale > precision) {
+            PyErr_Format(PyExc_ValueError, "DECIMAL(%d,%d) is not a valid precision and scale", precision, scale);
+            return -1;
+        }
+        int size = decimal_size(precision, scale);
         if (need(r, size) < 0) return -1;
         r->pos += size;
         return add_decimal(b, r->p + r->pos - size, precision, scale);

@@ -71,7 +71,7 @@ def _column(spec: ColumnSpec, label: str) -> tuple[int, int, Any]:
               ColumnType.NEWDATE: K_DATE, ColumnType.YEAR: K_YEAR, ColumnType.NULL: K_NULL}
     if t in simple:
         return simple[ColumnType(t)], 0, None
-    if t == ColumnType.NEWDECIMAL and 0 < spec.meta >> 8 <= 65 and spec.meta & 0xFF <= 30:
+    if t == ColumnType.NEWDECIMAL and 0 < spec.meta >> 8 <= 65 and spec.meta & 0xFF <= min(30, spec.meta >> 8):
         return K_DECIMAL, spec.meta, None
     if t in _STRINGS and not (info.sql_type or "").lower().startswith("vector"):
         blob = t not in (ColumnType.VARCHAR, ColumnType.VAR_STRING, ColumnType.STRING)
