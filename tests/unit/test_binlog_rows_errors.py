@@ -10,7 +10,7 @@ import pytest
 from binhub.binlog.changes import RowChangeDecoder
 from binhub.binlog.columns import ColumnInfo, TableSchema
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import TableMapEvent
+from binhub.binlog.events import RowsEvent, TableMapEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.header import EventHeader
 from binhub.binlog.rows import TableDecoder
@@ -95,3 +95,29 @@ def test_optional_metadata_is_read() -> None:
     columns = table_map.columns()
     assert [c.name for c in columns] == ["id", "val"] and columns[0].unsigned
     assert columns[1].enum_values == ("a", "b") and table_map.primary_key() == (0,)
+
+
+def _rows_event(type_code: int, body: bytes, ncols: int) -> RowsEvent:
+    header = EventHeader(0, type_code, 1, 0, 0, 0)
+    return RowsEvent(header, b"", 7, 1, b"", ncols, body)
+
+
+def test_vectors_mysql_type_and_mariadb_varbinary() -> None:
+    floats = struct.pack("<3f", 1.5, -2.25, 0.1)
+    # MySQL 9: VECTOR (242) with a 4-byte length; MariaDB 11.7: a VARBINARY the schema calls vector(3).
+    mysql = TableDecoder(parse_table_map(_table_map(bytes([242]), b"\x04"), mariadb=False))
+    row = b"\x01" + b"\x00" + struct.pack("<I", len(floats)) + floats
+    (images,) = mysql.decode(_rows_event(EventType.WRITE_ROWS_V2, row, 1))
+    assert images.after == {"@1": [1.5, -2.25, 0.1]}
+    table_map = parse_table_map(_table_map(bytes([15]), b"\x0c\x00", b"\x03\x01\x3f"), mariadb=True)
+    schema = TableSchema("db", "t", (ColumnInfo("v", charset="binary", sql_type="vector(3)"),))
+    (images,) = TableDecoder(table_map, schema).decode(_rows_event(EventType.WRITE_ROWS_V1,
+                                                                   b"\x01\x00" + bytes([12]) + floats, 1))
+    assert images.after == {"v": [1.5, -2.25, 0.1]}
+
+
+def test_compressed_column_that_does_not_inflate() -> None:
+    table_map = parse_table_map(_table_map(bytes([140]), b"\x02", b"\x03\x01\x3f"), mariadb=True)
+    body = b"\x01\x00" + struct.pack("<H", 4) + b"\x82\x00\x10\xff"  # zlib header, 16 bytes promised, junk
+    with pytest.raises(InvalidEvent, match="db.t row 1: a value cannot be decoded"):
+        TableDecoder(table_map).decode(_rows_event(EventType.WRITE_ROWS_V1, body, 1), file="f", offset=9)
