@@ -6,8 +6,11 @@ the table rebuilt by replaying the decoded changes."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,3 +292,28 @@ def test_json_fast_path_equals_pure(workload: tuple[str, Sandbox, Path], monkeyp
     assert len(fast) == 12
     for i, (a, b) in enumerate(zip(fast, pure, strict=True)):
         assert a == b, f"{mode}: line {i + 1}"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "binhub", "binlog", "show", *args], capture_output=True, timeout=120)
+
+
+def test_cli_show_rows(workload: tuple[str, Sandbox, Path], tmp_path: Path) -> None:
+    mode, sb, path = workload
+    fast = _cli("--rows", "--format", "json", str(path))
+    assert fast.returncode == 0, fast.stderr
+    lines = [orjson.loads(x) for x in fast.stdout.splitlines()]
+    assert len(lines) == 12 and [x["op"] for x in lines[-3:]] == ["delete", "update", "insert"]
+    assert lines[2]["after"]["vc" if mode == "full-metadata" else "@31"] == (
+        "\U0001F600" * 300 if mode == "full-metadata" else
+        {"undecoded": base64.b64encode(("\U0001F600" * 300).encode()).decode(), "charset": None})
+    limited = _cli("--rows", "--format", "json", "--limit", "2", str(path))  # the RowChange path
+    assert [orjson.loads(x) for x in limited.stdout.splitlines()] == lines[:2]
+    text = _cli("--rows", str(path))
+    assert text.returncode == 0 and b"### INSERT INTO `cdc`.`every_type`" in text.stdout
+    # A file cut inside a rows event: a clear error naming the file and where it stops.
+    cut = tmp_path / path.name
+    cut.write_bytes(path.read_bytes()[:lines[2]["pos"] + 100])
+    broken = _cli("--rows", "--format", "json", str(cut))
+    assert broken.returncode != 0
+    assert f"{path.name} at offset {lines[2]['pos']}".encode() in broken.stderr, broken.stderr
