@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from binhub.binlog.columns import TableSchema
-from binhub.binlog.constants import ROWS_EVENT_TYPES, EventType
+from binhub.binlog.constants import (
+    CHECKSUM_SIZE,
+    HEADER_SIZE,
+    ROWS_EVENT_TYPES,
+    ROWS_V2_EVENT_TYPES,
+    EventType,
+)
 from binhub.binlog.events import (  # decode_event from here: events and decode import each other
     FormatDescriptionEvent,
     GtidEvent,
@@ -27,14 +33,19 @@ from binhub.binlog.events import (  # decode_event from here: events and decode 
     TransactionPayloadEvent,
     decode_event,
 )
+from binhub.binlog.header import EventHeader
 from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
-from binhub.binlog.table_map import parse_table_map
+from binhub.binlog.table_map import TableMap, parse_table_map
 from binhub.errors import BinlogError, InvalidEvent
 
 __all__ = ["EventWalker", "RowChange", "RowChangeDecoder", "SchemaLookup"]
 
 SchemaLookup = Callable[[str, str], TableSchema | None]
 
+_LAYOUTS_KEPT = 4096
+_PLAIN_ROWS = frozenset({EventType.WRITE_ROWS_V1, EventType.UPDATE_ROWS_V1, EventType.DELETE_ROWS_V1,
+                         EventType.WRITE_ROWS_V2, EventType.UPDATE_ROWS_V2, EventType.DELETE_ROWS_V2,
+                         EventType.PARTIAL_UPDATE_ROWS})
 _MISSING: Any = object()  # a table id no TABLE_MAP has named (None: a table left out by ``include``)
 _GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
 
@@ -73,6 +84,30 @@ class RowChange:
 T = TypeVar("T")
 
 
+def _rows_event(data: bytes, code: int, fde: FormatDescriptionEvent | None) -> RowsEvent | Any:
+    """decode_event for the common rows events, read in place (the hot path of small transactions):
+    table id, flags, v2 extra data, a column count below 251. Anything else goes to decode_event."""
+    post = fde.post_header_len(code) if fde is not None else None
+    v2 = code in ROWS_V2_EVENT_TYPES
+    if post != (10 if v2 else 8) or code not in _PLAIN_ROWS:
+        return decode_event(data, fde)
+    end = len(data) - (fde.checksum_size if fde is not None else CHECKSUM_SIZE)
+    p = HEADER_SIZE + 8
+    if end < p + 3:
+        return decode_event(data, fde)  # which names the problem
+    extra = b""
+    if v2:
+        extra_len = data[p] | data[p + 1] << 8
+        if extra_len < 2 or p + extra_len >= end:
+            return decode_event(data, fde)
+        extra = data[p + 2:p + extra_len]
+        p += extra_len
+    if p >= end or data[p] >= 251:
+        return decode_event(data, fde)
+    return RowsEvent(EventHeader.unpack(data), data, int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 6], "little"),
+                     data[HEADER_SIZE + 6] | data[HEADER_SIZE + 7] << 8, extra, data[p], data[p + 1:end])
+
+
 class EventWalker(ABC, Generic[T]):
     """Follows the events (fed in order) that row changes depend on; ``_rows`` turns each rows
     event into what the subclass produces (RowChange objects, or JSON lines)."""
@@ -88,6 +123,8 @@ class EventWalker(ABC, Generic[T]):
         self.gtid: str | None = None
         self._commit_us: int | None = None
         self._tables: dict[int, TableDecoder | None] = {}
+        self._layouts: dict[bytes, TableMap] = {}  # TABLE_MAP bytes after table id and flags -> parsed
+        self._next_layout: bytes | None = None
 
     def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[T]:
         """The row changes of one complete event (header and CRC included) found at ``offset``."""
@@ -100,8 +137,29 @@ class EventWalker(ABC, Generic[T]):
                 and code != EventType.TRANSACTION_PAYLOAD:
             return iter(())
         self.fde = fde
+        if code == EventType.MARIA_GTID and len(data) >= HEADER_SIZE + 13:
+            # Gtid_log_event: seq_no u64, domain_id u32 (the server id is the header's); nothing
+            # else of it matters here, so it is read in place (one per transaction).
+            seq_no = int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 8], "little")
+            domain = int.from_bytes(data[HEADER_SIZE + 8:HEADER_SIZE + 12], "little")
+            self.gtid = f"{domain}-{int.from_bytes(data[5:9], 'little')}-{seq_no}"
+            self._commit_us = None
+            return iter(())
+        if code == EventType.TABLE_MAP:
+            # Every transaction repeats its tables' TABLE_MAPs: a layout seen before (the bytes after
+            # table id and flags) is not parsed again.
+            id_len = 4 if fde is not None and fde.post_header_len(EventType.TABLE_MAP) == 6 else 6
+            crc = fde.checksum_size if fde is not None else CHECKSUM_SIZE
+            layout = data[HEADER_SIZE + id_len + 2:len(data) - crc]
+            table_map = self._layouts.get(layout)
+            if table_map is not None:
+                self._use_table(int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + id_len], "little"), table_map, offset)
+                return iter(())
+            if len(self._layouts) >= _LAYOUTS_KEPT:
+                self._layouts.clear()
+            self._next_layout = layout
         try:
-            event = decode_event(data, fde)
+            event = _rows_event(data, code, fde) if code in ROWS_EVENT_TYPES else decode_event(data, fde)
         except BinlogError as exc:
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
         return self._event(event, offset, fde)
@@ -130,14 +188,24 @@ class EventWalker(ABC, Generic[T]):
                 yield from self._event(inner, offset, inner_fde)
 
     def _table_map(self, event: TableMapEvent, offset: int) -> None:
-        if self.include is not None and not self.include(event.schema, event.table):
-            self._tables[event.table_id] = None
-            return
+        layout, self._next_layout = self._next_layout, None
         mariadb = self.fde is not None and self.fde.flavour == "mariadb"
         try:
             table_map = parse_table_map(event, mariadb=mariadb)
-            schema = self.schemas(event.schema, event.table) if self.schemas is not None else None
-            self._tables[event.table_id] = table_decoder(table_map, schema)
+        except BinlogError as exc:
+            raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
+        if layout is not None:
+            self._layouts[layout] = table_map
+        self._use_table(event.table_id, table_map, offset)
+
+    def _use_table(self, table_id: int, table_map: TableMap, offset: int) -> None:
+        """Rows events for ``table_id`` decode with this layout from now on."""
+        if self.include is not None and not self.include(table_map.db, table_map.table):
+            self._tables[table_id] = None
+            return
+        try:
+            schema = self.schemas(table_map.db, table_map.table) if self.schemas is not None else None
+            self._tables[table_id] = table_decoder(table_map, schema)
         except BinlogError as exc:
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
 

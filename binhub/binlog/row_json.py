@@ -117,6 +117,10 @@ def _plan_entry(spec: ColumnSpec, label: str) -> tuple[int, int, bytes, Any]:
 class RowJsonDecoder(EventWalker[bytes]):
     """Turns raw events (fed in order) into binhub JSON lines, one ``bytes`` per rows event."""
 
+    def __init__(self, file: str, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._file_json = orjson.dumps(file)
+
     def _rows(self, event: RowsEvent, offset: int) -> Iterator[bytes]:
         decoder = self._table_for(event, offset)
         code = event.header.type_code
@@ -126,16 +130,14 @@ class RowJsonDecoder(EventWalker[bytes]):
         op = row_operation(code)
         table_map = decoder.table_map
         before_bits, after_bits, rows = decoder.split(event, file=self.file, offset=offset)
-        full = b"\xff" * (table_map.column_count // 8)
-        tail_bits = table_map.column_count % 8
-        complete = all(bits[:len(full)] == full and (not tail_bits or bits[-1] & ((1 << tail_bits) - 1)
-                                                       == (1 << tail_bits) - 1)
-                       for bits in (before_bits, after_bits))
-        head = b'{"op":"%s","db":%s,"table":%s,' % (op.encode(), orjson.dumps(table_map.db),
-                                                     orjson.dumps(table_map.table))
+        head = decoder.json_heads.get(op)
+        if head is None:
+            head = b'{"op":"%s","db":%s,"table":%s,' % (op.encode(), orjson.dumps(table_map.db),
+                                                         orjson.dumps(table_map.table))
+            decoder.json_heads[op] = head
+        complete = decoder.has_every_column(before_bits) and decoder.has_every_column(after_bits)
         tail = b',"gtid":%s,"file":%s,"pos":%d,"ts":"%s"%s%s}\n' % (
-            orjson.dumps(self.gtid), orjson.dumps(self.file), offset,
-            format_commit_time(self.commit_us(event)).encode(),
+            orjson.dumps(self.gtid), self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
             b"" if decoder.names_known else b',"positional":true', b"" if complete else b',"partial":true')
         try:
             yield rows_json(rows, _OPS[op], json_plan(decoder), before_bits, after_bits,

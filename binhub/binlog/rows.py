@@ -91,6 +91,8 @@ class TableDecoder:
         self.json_columns = sum(1 for t in table_map.types if t == ColumnType.JSON)
         self._label = table_map.qualified_name
         self.json_plan: tuple[Any, ...] | None = None  # binhub.binlog.row_json's, built on first use
+        self.json_heads: dict[str, bytes] = {}  # the same module's line starts, per operation
+        self._complete: dict[bytes, bool] = {}
         self._images: dict[bytes, tuple[ImageDecoder, list[int]]] = {}
         self._all_present = b"\xff" * ((table_map.column_count + 7) // 8)
         # Compile the FULL-image decoder now, so a column binhub cannot decode fails at the TABLE_MAP.
@@ -147,10 +149,27 @@ class TableDecoder:
                                file=file, offset=offset) from None
         return out
 
+    def has_every_column(self, bitmap: bytes) -> bool:
+        """Whether a columns-present bitmap names every column (a FULL image)."""
+        found = self._complete.get(bitmap)
+        if found is None:
+            found = len(bitmap) * 8 >= self.table_map.column_count and all(
+                bitmap[i >> 3] >> (i & 7) & 1 for i in range(self.table_map.column_count))
+            self._complete[bitmap] = found
+        return found
+
     def split(self, event: RowsEvent, *, file: str | None = None, offset: int | None = None,
               ) -> tuple[bytes, bytes, bytes]:
         """(before-image bitmap, after-image bitmap, rows) of an event; the rows uncompressed.
         Events with one image have the same bitmap twice."""
+        code = event.header.type_code
+        width = (self.table_map.column_count + 7) // 8
+        body = event.body
+        if event.column_count == self.table_map.column_count and code not in _COMPRESSED and len(body) >= 2 * width:
+            # the common case, read in place
+            if code in _UPDATE:
+                return body[:width], body[width:2 * width], body[2 * width:]
+            return body[:width], body[:width], body[width:]
         r = ByteReader(event.body, what=f"{event.header.type_name} for {self._label}")
         try:
             ncols = event.column_count if event.column_count is not None else r.lenenc()
