@@ -1,10 +1,11 @@
 """Row decoding: ``binhub binlog show --rows --format json`` vs ``mariadb-binlog --base64-output=decode-rows -v``.
 
-    .venv/bin/python bench/rows_bench.py [--small-rows 1000000] [--wide-rows 300000] [--repeat 3]
+    .venv/bin/python bench/rows_bench.py [--oltp-txns 200000] [--small-rows 800000] [--wide-rows 300000] [--repeat 3]
                                          [--keep] [--workdir DIR] [--tools binhub,mariadb-binlog]
 
 1. Starts a sandbox MariaDB (``binlog_row_metadata=FULL``, so binhub knows names and charsets as a
-   CDC pipeline would) and writes a binlog of >= 1 M row changes: sysbench-like small rows
+   CDC pipeline would) and writes a binlog of >= 1 M row changes: single-row OLTP transactions
+   (autocommit INSERT/UPDATE/DELETE from a stored procedure), sysbench-like small rows in bulk
    (INSERT … SELECT batches of 10,000 rows, then range UPDATEs and DELETEs) and wide rows of mixed
    types (26 columns: integers, DECIMAL, FLOAT/DOUBLE, temporals with fractions, utf8mb4 text,
    binary, ENUM/SET/BIT, JSON).
@@ -53,7 +54,18 @@ WIDE_SELECT = """SELECT seq, seq % 127, seq % 65535, CAST(seq AS SIGNED) % 83886
   seq % 2, seq * 99991, ELT(1 + seq % 5, 'Berlin', 'Zürich', '東京', 'São Paulo', 'Kraków')"""
 
 
-def generate(sb: object, small_rows: int, wide_rows: int) -> list[Path]:
+OLTP_PROCEDURE = """CREATE PROCEDURE bench.oltp_txns(n INT) BEGIN
+  DECLARE i INT DEFAULT 1;
+  WHILE i <= n DO
+    INSERT INTO bench.txn VALUES (i, i % 10007, MD5(i), SHA1(i));
+    IF i % 4 = 0 THEN UPDATE bench.txn SET k = k + 1 WHERE id = i - 1; END IF;
+    IF i % 10 = 0 THEN DELETE FROM bench.txn WHERE id = i - 5; END IF;
+    SET i = i + 1;
+  END WHILE;
+END"""
+
+
+def generate(sb: object, small_rows: int, wide_rows: int, oltp_txns: int) -> list[Path]:
     conn = sb.connect()  # type: ignore[attr-defined]
     batch = 10_000
     with conn.cursor() as cur:
@@ -64,7 +76,10 @@ def generate(sb: object, small_rows: int, wide_rows: int) -> list[Path]:
         cur.execute("SHOW MASTER STATUS")
         first = cur.fetchone()[0]
         cur.execute(SMALL_DDL)
+        cur.execute(SMALL_DDL.replace("bench.oltp", "bench.txn"))
         cur.execute(WIDE_DDL)
+        cur.execute(OLTP_PROCEDURE)
+        cur.execute(f"CALL bench.oltp_txns({oltp_txns})")  # autocommit: one transaction per statement
         for lo in range(1, small_rows + 1, batch):
             hi = min(lo + batch - 1, small_rows)
             cur.execute(f"INSERT INTO bench.oltp SELECT seq, seq % 10007, CONCAT_WS('-', MD5(seq), MD5(seq + 1), "
@@ -91,7 +106,9 @@ def count_rows(cmd: list[str], pattern: bytes) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--small-rows", type=int, default=1_000_000)
+    ap.add_argument("--oltp-txns", type=int, default=200_000,
+                    help="single-row autocommit INSERTs (plus an UPDATE every 4th, a DELETE every 10th)")
+    ap.add_argument("--small-rows", type=int, default=800_000)
     ap.add_argument("--wide-rows", type=int, default=300_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the sandbox and its binlog")
@@ -103,7 +120,7 @@ def main() -> int:
     sb = start_primary(workdir, name="rows", max_binlog_size="1G", extra_args=["--binlog-row-metadata=FULL"])
     try:
         began = time.perf_counter()
-        files = generate(sb, args.small_rows, args.wide_rows)
+        files = generate(sb, args.small_rows, args.wide_rows, args.oltp_txns)
         generated_s = time.perf_counter() - began
         size = sum(p.stat().st_size for p in files)
         binhub = [*binhub_command(), "binlog", "show", "--rows", "--format", "json", *map(str, files)]
@@ -141,10 +158,12 @@ def main() -> int:
         rows.append(("binhub, pure Python (1 run)", pure_wall, pure_wall, theirs / pure_wall, pure_cpu))
         lines = [
             SECTION, "",
-            f"Produced by `python bench/rows_bench.py --small-rows {args.small_rows} --wide-rows {args.wide_rows} "
-            f"--repeat {args.repeat}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Both tools read the "
-            f"same {len(files)} binlog file(s) ({size / 2**20:.0f} MiB, {theirs:,} row changes: "
-            f"{args.small_rows:,} small sysbench-like inserts, range updates and deletes, {args.wide_rows:,} wide "
+            f"Produced by `python bench/rows_bench.py --oltp-txns {args.oltp_txns} --small-rows {args.small_rows} "
+            f"--wide-rows {args.wide_rows} --repeat {args.repeat}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Both tools read the "
+            f"same {len(files)} binlog file(s) ({size / 2**20:.0f} MiB, {theirs:,} row changes: {args.oltp_txns:,} "
+            f"single-row autocommit inserts with an update every 4th and a delete every 10th (one transaction each), "
+            f"{args.small_rows:,} small sysbench-like rows inserted in batches, range updates and deletes, "
+            f"{args.wide_rows:,} wide "
             f"26-column mixed-type inserts and updates; binlog_row_metadata=FULL) and write to /dev/null, "
             f"interleaved. Row counts were checked equal. 1-minute load average during the runs: "
             f"{', '.join(f'{x:.2f}' for x in loads)} (2 cores shared with other work).", "",
