@@ -143,7 +143,7 @@ class EventWalker(ABC, Generic[T]):
             seq_no = int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 8], "little")
             domain = int.from_bytes(data[HEADER_SIZE + 8:HEADER_SIZE + 12], "little")
             self.gtid = f"{domain}-{int.from_bytes(data[5:9], 'little')}-{seq_no}"
-            self._commit_us = None
+            self._commit_us = int.from_bytes(data[0:4], "little") * 1_000_000
             return iter(())
         if code == EventType.TABLE_MAP:
             # Every transaction repeats its tables' TABLE_MAPs: a layout seen before (the bytes after
@@ -169,10 +169,10 @@ class EventWalker(ABC, Generic[T]):
             gtid = event.gtid
             self.gtid = None if gtid is None else str(gtid)
             ts = event.original_commit_timestamp or event.immediate_commit_timestamp
-            self._commit_us = ts if ts else None
+            self._commit_us = ts if ts else event.header.timestamp * 1_000_000
         elif isinstance(event, MariadbGtidEvent):
             self.gtid = str(event.gtid)
-            self._commit_us = None
+            self._commit_us = event.header.timestamp * 1_000_000
         elif isinstance(event, TableMapEvent):
             self._table_map(event, offset)
         elif isinstance(event, RowsEvent):
@@ -218,7 +218,9 @@ class EventWalker(ABC, Generic[T]):
         return decoder
 
     def commit_us(self, event: RowsEvent) -> int:
-        """The commit time of the current transaction (the event's own time where none was recorded)."""
+        """The commit time of the current transaction: MySQL 8's commit timestamp (microseconds);
+        otherwise the GTID event's time, which the server stamps when the transaction commits
+        (seconds); the rows event's own time where no GTID event came first."""
         return self._commit_us if self._commit_us is not None else event.header.timestamp * 1_000_000
 
     @abstractmethod

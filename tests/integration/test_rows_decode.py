@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,26 @@ def test_cli_show_rows(workload: tuple[str, Sandbox, Path], tmp_path: Path) -> N
     broken = _cli("--rows", "--format", "json", str(cut))
     assert broken.returncode != 0
     assert f"{path.name} at offset {lines[2]['pos']}".encode() in broken.stderr, broken.stderr
+
+
+def test_ts_is_the_commit_time(workload: tuple[str, Sandbox, Path]) -> None:
+    mode, sb, _ = workload
+    conn = sb.connect(database="cdc")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("FLUSH BINARY LOGS")
+            cur.execute("SHOW MASTER STATUS")
+            binlog_file = cur.fetchone()[0]
+            began = time.time()
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO every_type (id) VALUES (100)")
+            cur.execute("DO SLEEP(2)")
+            cur.execute("COMMIT")
+            cur.execute("DELETE FROM every_type WHERE id = 100")
+            cur.execute("FLUSH BINARY LOGS")
+    finally:
+        conn.close()
+    insert, delete = row_changes(sb.datadir / binlog_file)
+    # The row was written at `began`, the transaction committed two seconds later: ts is the latter.
+    assert insert.commit_us / 1e6 >= int(began) + 2, (mode, insert.commit_us, began)
+    assert delete.commit_us >= insert.commit_us
