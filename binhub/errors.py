@@ -15,7 +15,8 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── BinlogError                        binlog content is not valid
     │   ├── ChecksumMismatch               an event's CRC32 does not match (file, offset)
     │   ├── TruncatedEvent                 a file or stream ends inside an event
-    │   └── InvalidEvent                   an event is structurally wrong
+    │   ├── InvalidEvent                   an event is structurally wrong
+    │   └── UnsupportedValue               a column type or charset binhub cannot decode (named)
     ├── GtidError (ValueError)             a GTID / GTID set string cannot be parsed
     ├── StorageError                       the store cannot be opened / written
     │   ├── StoreLocked                    another writer holds the store
@@ -26,7 +27,7 @@ what failed, why, and (in ``hint``) what to do about it.
     │   └── StoreBehind                    the store has not reached it yet (the relay is behind)
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
-    │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
+    │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named; also a BinlogError)
     ├── SandboxError                       the local sandbox server cannot be started
     ├── InnodbFormatError                  an InnoDB page or redo log is not in a format we read
     └── BackupError                        a physical backup cannot be taken
@@ -123,6 +124,10 @@ class InvalidEvent(BinlogError):
     """An event is structurally invalid (bad length, bad magic, impossible field)."""
 
 
+class UnsupportedValue(BinlogError):
+    """A column whose type or charset binhub has no decoder for (the message names it)."""
+
+
 class GtidError(BinhubError, ValueError):
     """A GTID or GTID set cannot be parsed or combined."""
 
@@ -169,8 +174,10 @@ class SchemaHistoryError(SchemaError):
     """The schema history's files are damaged or cannot be written."""
 
 
-class SchemaMismatch(SchemaError):
-    """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would guess."""
+class SchemaMismatch(SchemaError, BinlogError):
+    """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would put
+    values under the wrong names, so binhub stops instead (the message names both shapes). A binlog
+    error too: the row decoder raises it with the file and offset of the event."""
 
 
 class SandboxError(BinhubError):
