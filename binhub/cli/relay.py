@@ -27,13 +27,15 @@ from binhub.store import BinlogStore
 @click.option("--from-now", is_flag=True, help="Start at the upstream's current position.")
 @click.option("--durability", metavar="txn|interval:MS|rotate", help="When events become durable (default txn).")
 @click.option("--semi-sync", is_flag=True, help="Acknowledge transactions to a semi-sync primary once durable.")
+@click.option("--compress", is_flag=True,
+              help="Use the compressed protocol (zstd, else zlib) if the upstream offers it: for a WAN, not a LAN.")
 @click.option("--until-caught-up", is_flag=True,
               help="Exit 0 once the store holds everything the upstream had when the relay started.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 def relay(source: str, data_dir: Path, server_id: int | None, start_gtid: str | None, start_file: str | None,
-          start_pos: int | None, from_now: bool, durability: str | None, semi_sync: bool, until_caught_up: bool,
-          log_level: str, log_format: str) -> None:
+          start_pos: int | None, from_now: bool, durability: str | None, semi_sync: bool, compress: bool,
+          until_caught_up: bool, log_level: str, log_format: str) -> None:
     """Relay an upstream primary's binlog into a store of real binlog files.
 
     With an empty store and no start option, the relay starts at the oldest file the upstream
@@ -55,6 +57,8 @@ def relay(source: str, data_dir: Path, server_id: int | None, start_gtid: str | 
         overrides["relay.from_now"] = True
     if semi_sync:
         overrides["relay.semi_sync"] = True
+    if compress:
+        overrides["relay.compress"] = True
     config = load_config(None, overrides=overrides)
     setup_logging(config.log.level, config.log.format)
     assert config.relay is not None

@@ -26,6 +26,12 @@ which at fifty replicas costs more than the sends themselves; so on a plain TCP 
 writes go through a :class:`_DirectWriter` that keeps a reference to the shared buffer and
 ``write(2)``s from it when the socket is writable. Once it has started, every later write of the
 connection goes through it too, so the order of bytes on the wire never changes.
+
+Compression (:mod:`binhub.wire.compression`, once the session turned it on after the login's
+OK): received bytes are inflated before the packet parser sees them, and what is written goes out
+as compressed packets. A shared buffer is compressed once for every connection with the same
+codec and level (:class:`SharedPieces`): the bodies do not depend on the connection, only the
+7-byte headers do.
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ import ssl
 from collections.abc import Callable
 
 from binhub.errors import BinhubError, ConnectionFailed, MalformedPacket, ProtocolError
+from binhub.wire.compression import CompressedPacketReader, Compression, Piece, compress_pieces, frame_pieces
 from binhub.wire.handshake import is_ssl_request
-from binhub.wire.packet import PacketReader, frame_many
+from binhub.wire.packet import PacketReader, Payload, frame_many
 
 __all__ = ["READ_HIGH_WATER", "ServerConnection", "ServerProtocol"]
 
@@ -83,6 +90,7 @@ class ServerProtocol(asyncio.Protocol):
         self._first: bytes | None = b""
         self.tls_leftover = b""
         self._broken = False
+        self.inflate: CompressedPacketReader | None = None  # set once the connection is compressed
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -106,7 +114,10 @@ class ServerProtocol(asyncio.Protocol):
         if self._broken:
             return
         try:
-            payloads = self.reader.feed(data)
+            if self.inflate is None:
+                payloads = self.reader.feed(data)
+            else:
+                payloads = [p for piece in self.inflate.feed(data) for p in self.reader.feed(piece)]
         except ProtocolError as exc:
             # An oversized length or garbage framing: nothing after it can be trusted. Reading
             # stops; the session gets the error from read_packet, answers with an ERR and closes.
@@ -231,13 +242,26 @@ class ServerConnection:
     def __init__(self, protocol: ServerProtocol) -> None:
         self._protocol = protocol
         self.peer = protocol.peer
-        #: Sequence id of the next packet written.
-        self.sequence = 0
+        self._sequence = 0
         #: Sequence id that follows the last packet read (what a reply to it must carry).
         self.last_read_next = 0
+        #: The compressed protocol in use (None: plain packets).
+        self.compression: Compression | None = None
+        self._compressed_sequence = 0
         self._direct: _DirectWriter | None = None
         protocol.lost.add_done_callback(lambda _: self._close_direct())
 
+    @property
+    def sequence(self) -> int:
+        """Sequence id of the next packet written."""
+        return self._sequence
+
+    @sequence.setter
+    def sequence(self, value: int) -> None:
+        # A caller restarting the count starts a new exchange (the dump after its command, after a
+        # semi-sync ack request): the compressed packets' counter restarts with it, where the
+        # replica, which reset both when it wrote, expects it.
+        self._sequence = self._compressed_sequence = value & 0xFF
     @property
     def closed(self) -> bool:
         t = self._protocol.transport
@@ -264,21 +288,36 @@ class ServerConnection:
 
     def reply_to_last(self) -> None:
         """Write the next packets as replies to the last one read (its sequence id + 1)."""
-        self.sequence = self.last_read_next
+        self._sequence = self.last_read_next
+        inflate = self._protocol.inflate
+        if inflate is not None:
+            self._compressed_sequence = inflate.seq
 
     def reset_sequence(self) -> None:
         self.sequence = 0
+
+    def start_compression(self, compression: Compression) -> None:
+        """From now on both directions are compressed packets (call right after the login's OK)."""
+        self.compression = compression
+        self._compressed_sequence = self._sequence
+        self._protocol.inflate = CompressedPacketReader(compression, seq=self._sequence)
 
     def write_packets(self, payloads: list[bytes]) -> None:
         """Frame ``payloads`` with the running sequence id (splitting ≥ 0xFFFFFF) and send them."""
         transport = self._protocol.transport
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
-        chunks, self.sequence = frame_many(payloads, self.sequence)
+        chunks, self._sequence = frame_many(payloads, self._sequence)
+        if self.compression is not None:
+            chunks = self._frame_compressed(compress_pieces(b"".join(chunks), self.compression))
         if self._direct is not None:
             self._direct.write_parts(chunks)
         else:
             transport.writelines(chunks)
+
+    def _frame_compressed(self, pieces: list[Piece]) -> list[Payload]:
+        parts, self._compressed_sequence = frame_pieces(pieces, self._compressed_sequence)
+        return parts
 
     def write_shared(self, data: bytes, packets: int) -> None:
         """Send ``data``, ``packets`` packets the caller framed from ``self.sequence`` on.
@@ -289,10 +328,16 @@ class ServerConnection:
         transport = self._protocol.transport
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
-        self.sequence = (self.sequence + packets) & 0xFF
+        self._sequence = (self._sequence + packets) & 0xFF
         if self._direct is None:
             self._direct = _DirectWriter.take_over(transport, self._on_direct_error)
-        if self._direct is not None:
+        if self.compression is not None:
+            parts = self._frame_compressed(SHARED_PIECES.get(data, self.compression))
+            if self._direct is not None:
+                self._direct.write_parts(parts)
+            else:
+                transport.writelines(parts)
+        elif self._direct is not None:
             self._direct.write(data)
         else:
             transport.write(data)
@@ -360,6 +405,41 @@ class ServerConnection:
             await asyncio.wait_for(asyncio.shield(self._protocol.lost), timeout)
         except TimeoutError:
             self.abort()
+
+
+class SharedPieces:
+    """Compressed bodies of shared buffers, made once per buffer and compression (LRU, bounded).
+
+    An entry keeps its buffer referenced, so the ``id`` it is keyed on cannot be reused meanwhile.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: collections.OrderedDict[tuple[int, Compression], tuple[bytes, list[Piece], int]] = \
+            collections.OrderedDict()
+        self._bytes = 0
+
+    def get(self, data: bytes, compression: Compression) -> list[Piece]:
+        key = (id(data), compression)
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[0] is data:
+                self._entries.move_to_end(key)
+                return entry[1]
+            del self._entries[key]
+            self._bytes -= entry[2]
+        pieces = compress_pieces(data, compression)
+        cost = len(data) + sum(len(body) for _, body in pieces)
+        self._entries[key] = (data, pieces, cost)
+        self._bytes += cost
+        while self._bytes > self.limit and len(self._entries) > 1:
+            _, (_, _, old) = self._entries.popitem(last=False)
+            self._bytes -= old
+        return pieces
+
+
+#: One per process: every replica at the same span with the same codec shares its bodies.
+SHARED_PIECES = SharedPieces(64 << 20)
 
 
 class _DirectWriter:

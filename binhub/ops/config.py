@@ -108,6 +108,7 @@ class RelayConfig:
     reconnect_max_backoff: float = DEFAULT_RECONNECT_MAX_BACKOFF
     ssl_mode: SslMode = "preferred"
     ssl_ca: Path | None = None
+    compress: bool = False  # the compressed protocol (zstd, else zlib) if the upstream offers it
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "server_id": "int", "start_gtid": "str", "start_file": "str", "start_pos": "int",
         "from_now": "bool", "semi_sync": "bool", "heartbeat_period": "seconds",
         "connect_timeout": "seconds", "reconnect_max_backoff": "seconds",
-        "ssl_mode": "str", "ssl_ca": "path",
+        "ssl_mode": "str", "ssl_ca": "path", "compress": "bool",
     },
     "serve": {
         "enabled": "bool", "listen": "str", "users_file": "path", "server_id": "int",
@@ -479,6 +480,7 @@ def _relay(v: _Values) -> RelayConfig | None:
         reconnect_max_backoff=v.seconds("relay.reconnect_max_backoff", DEFAULT_RECONNECT_MAX_BACKOFF),
         ssl_mode=ssl_mode,
         ssl_ca=ssl_ca,
+        compress=v.get_bool("relay.compress", False),
     )
 
 
