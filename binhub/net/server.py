@@ -46,7 +46,8 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from binhub.errors import BinhubError, ConnectionFailed, MalformedPacket, ProtocolError
+from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
+from binhub.net.tls import ServerTls, TlsWriter
 from binhub.wire.compression import CompressedPacketReader, Compression, Piece, compress_pieces, frame_pieces
 from binhub.wire.handshake import is_ssl_request
 from binhub.wire.packet import PacketReader, Payload, frame_many
@@ -91,6 +92,9 @@ class ServerProtocol(asyncio.Protocol):
         self.tls_leftover = b""
         self._broken = False
         self.inflate: CompressedPacketReader | None = None  # set once the connection is compressed
+        self.tls: ServerTls | None = None  # set by ServerConnection.start_tls
+        self.tls_writer: TlsWriter | None = None
+        self.tls_handshake: asyncio.Future[None] | None = None
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,6 +117,10 @@ class ServerProtocol(asyncio.Protocol):
                 return
         if self._broken:
             return
+        if self.tls is not None:
+            data = self._decrypt(data)
+            if not data:
+                return
         try:
             if self.inflate is None:
                 payloads = self.reader.feed(data)
@@ -139,6 +147,35 @@ class ServerProtocol(asyncio.Protocol):
         if self.queued_bytes > READ_HIGH_WATER and not self.read_paused and self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _decrypt(self, data: bytes) -> bytes:
+        """TLS: the handshake until it completes, then the plaintext of what arrived."""
+        tls = self.tls
+        assert tls is not None
+        try:
+            if not tls.established:
+                out = tls.handshake(data)
+                if out and self.tls_writer is not None:
+                    self.tls_writer.write_records(out)
+                if not tls.established:
+                    return b""
+                if self.tls_handshake is not None and not self.tls_handshake.done():
+                    self.tls_handshake.set_result(None)
+                data = b""  # the client's first packet may have come with its Finished: read it too
+            plain, out, closed = tls.receive(data)
+        except ssl.SSLError as exc:
+            self._broken = True
+            self._fail(ConnectionFailed(f"TLS with {self.peer} failed: {exc}"))
+            if self.tls_handshake is not None and not self.tls_handshake.done():
+                self.tls_handshake.set_exception(ConnectionFailed(f"TLS handshake with {self.peer} failed: {exc}"))
+            if self.transport is not None:
+                self.transport.abort()
+            return b""
+        if out and self.tls_writer is not None:
+            self.tls_writer.write_records(out)
+        if closed:
+            self._fail(ConnectionFailed(f"connection from {self.peer} closed (TLS close_notify)"))
+        return plain
 
     def _take_first(self, data: bytes) -> bytes:
         """Cut the first packet out of the stream; return the bytes the packet parser should see."""
@@ -175,6 +212,9 @@ class ServerProtocol(asyncio.Protocol):
         self._fail(ConnectionFailed(f"connection from {self.peer} closed{reason}"))
         if not self.lost.done():
             self.lost.set_result(None)
+        if self.tls_handshake is not None and not self.tls_handshake.done():
+            self.tls_handshake.set_exception(ConnectionFailed(f"connection from {self.peer} closed during the "
+                                                              "TLS handshake"))
         self._wake_drain()
 
     def pause_writing(self) -> None:
@@ -269,8 +309,17 @@ class ServerConnection:
 
     @property
     def tls(self) -> bool:
-        t = self._protocol.transport
-        return t is not None and t.get_extra_info("sslcontext") is not None
+        return self._protocol.tls is not None
+
+    @property
+    def tls_cipher(self) -> str:
+        """The negotiated cipher suite ("" without TLS)."""
+        return self._protocol.tls.cipher if self._protocol.tls is not None else ""
+
+    @property
+    def tls_version(self) -> str:
+        """The TLS protocol version, e.g. ``TLSv1.3`` ("" without TLS)."""
+        return self._protocol.tls.version if self._protocol.tls is not None else ""
 
     def set_max_payload(self, limit: int) -> None:
         """Bound one reassembled payload (small before authentication, ``max_allowed_packet`` after)."""
@@ -310,8 +359,9 @@ class ServerConnection:
         chunks, self._sequence = frame_many(payloads, self._sequence)
         if self.compression is not None:
             chunks = self._frame_compressed(compress_pieces(b"".join(chunks), self.compression))
-        if self._direct is not None:
-            self._direct.write_parts(chunks)
+        writer = self._protocol.tls_writer or self._direct
+        if writer is not None:
+            writer.write_parts(chunks)
         else:
             transport.writelines(chunks)
 
@@ -331,14 +381,15 @@ class ServerConnection:
         self._sequence = (self._sequence + packets) & 0xFF
         if self._direct is None:
             self._direct = _DirectWriter.take_over(transport, self._on_direct_error)
+        writer = self._protocol.tls_writer or self._direct
         if self.compression is not None:
             parts = self._frame_compressed(SHARED_PIECES.get(data, self.compression))
-            if self._direct is not None:
-                self._direct.write_parts(parts)
+            if writer is not None:
+                writer.write_parts(parts)
             else:
                 transport.writelines(parts)
-        elif self._direct is not None:
-            self._direct.write(data)
+        elif writer is not None:
+            writer.write(data)
         else:
             transport.write(data)
 
@@ -349,46 +400,58 @@ class ServerConnection:
             t.abort()
 
     def _close_direct(self) -> None:
-        if self._direct is not None:
+        if self._protocol.tls_writer is not None:
+            self._protocol.tls_writer.close()  # closes the direct writer once no job uses it
+        elif self._direct is not None:
             self._direct.close()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark (backpressure)."""
-        if self._direct is not None:
-            await self._direct.drain()  # a failed writer aborts the transport: the line below raises
+        writer = self._protocol.tls_writer or self._direct
+        if writer is not None:
+            await writer.drain()  # a failed writer aborts the transport: the line below raises
         await self._protocol.drain()
 
-    async def start_tls(self, ctx: ssl.SSLContext) -> None:
-        """Upgrade to TLS as the server side (after the client's SSLRequest)."""
+    async def start_tls(self, ctx: ssl.SSLContext, timeout: float = 10.0) -> None:
+        """Upgrade to TLS as the server side (after the client's SSLRequest); see :mod:`binhub.net.tls`.
+
+        From here on every write goes through the connection's :class:`~binhub.net.tls.TlsWriter`
+        and the direct writer under it: the transport only reads.
+        """
         protocol = self._protocol
         transport = protocol.transport
         if transport is None or transport.is_closing():
             raise protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
-        loop = asyncio.get_running_loop()
-        leftover, protocol.tls_leftover = protocol.tls_leftover, b""
-        protocol.read_paused = False
-        new: asyncio.BaseTransport | None
-        try:
-            if leftover:
-                new = await _start_tls_with_data(loop, transport, protocol, ctx, leftover)
-            else:
-                new = await loop.start_tls(transport, protocol, ctx, server_side=True, ssl_handshake_timeout=10.0)
-        except (OSError, ssl.SSLError, ConnectionError, MalformedPacket) as exc:
+        # The greeting, the transport's last write, was read by the client: nothing is buffered.
+        direct = _DirectWriter.take_over(transport, self._on_direct_error)
+        if direct is None:
             transport.abort()
-            raise ConnectionFailed(f"TLS handshake with {self.peer} failed: {exc}") from exc
-        if new is None:
-            raise ConnectionFailed(f"TLS handshake with {self.peer} failed: the connection closed")
-        assert isinstance(new, asyncio.Transport)
-        new.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
-        protocol.transport = new
+            raise ConnectionFailed(f"TLS with {self.peer}: binhub cannot write to this socket directly")
+        self._direct = direct
+        protocol.tls = ServerTls(ctx)
+        protocol.tls_writer = TlsWriter(protocol.tls, direct, self._on_direct_error)
+        protocol.tls_handshake = handshake = asyncio.get_running_loop().create_future()
+        leftover, protocol.tls_leftover = protocol.tls_leftover, b""
+        protocol.data_received(leftover)  # the ClientHello's first bytes, if they came with the SSLRequest
+        protocol._resume_reading()
+        try:
+            async with asyncio.timeout(timeout):
+                await handshake
+        except TimeoutError:
+            self.abort()
+            raise ConnectionFailed(f"TLS handshake with {self.peer} timed out after {timeout:g}s") from None
+        except ConnectionFailed:
+            self.abort()
+            raise
 
     def close(self) -> None:
         """Close after what was written is flushed; safe to call twice."""
         t = self._protocol.transport
         if t is None or t.is_closing():
             return
-        if self._direct is not None and self._direct.pending_bytes:
-            self._direct.close_after_flush(t.close)
+        writer = self._protocol.tls_writer or self._direct
+        if writer is not None and writer.pending_bytes:
+            writer.close_after_flush(t.close)
         else:
             self._close_direct()
             t.close()
@@ -462,10 +525,17 @@ class _DirectWriter:
         self._waiter: asyncio.Future[None] | None = None
         self._then_close: Callable[[], None] | None = None
 
+    @property
+    def fd(self) -> int:
+        return self._fd
+
     @classmethod
     def take_over(cls, transport: asyncio.Transport,
                   on_error: Callable[[OSError], None]) -> _DirectWriter | None:
-        """A writer for ``transport``'s socket, or None where this does not apply (TLS, data buffered)."""
+        """A writer for ``transport``'s socket, or None where this does not apply (data buffered).
+
+        On a TLS connection it carries the records the TLS writer could not send at once.
+        """
         if transport.get_extra_info("sslcontext") is not None or transport.get_write_buffer_size():
             return None
         sock = transport.get_extra_info("socket")
@@ -559,42 +629,6 @@ class _DirectWriter:
         with contextlib.suppress(OSError):
             os.close(self._fd)
         self._wake()
-
-
-async def _start_tls_with_data(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport,
-                               protocol: asyncio.Protocol, ctx: ssl.SSLContext, data: bytes) -> asyncio.Transport:
-    """``loop.start_tls(server_side=True)`` for a client whose first TLS bytes were already read.
-
-    asyncio offers no way to hand bytes already received to the TLS layer, so this follows
-    ``BaseEventLoop.start_tls`` step by step and feeds ``data`` to the SSL protocol before reading
-    resumes.
-    """
-    from asyncio import sslproto
-
-    waiter: asyncio.Future[None] = loop.create_future()
-    ssl_protocol = sslproto.SSLProtocol(loop, protocol, ctx, waiter, server_side=True, call_connection_made=False,
-                                        ssl_handshake_timeout=10)
-    if not hasattr(ssl_protocol, "get_buffer"):  # pragma: no cover - Python < 3.11's SSLProtocol
-        raise MalformedPacket("TLS data arrived with the SSLRequest and this Python cannot replay it")
-    transport.pause_reading()
-    transport.set_protocol(ssl_protocol)
-    ssl_protocol.connection_made(transport)
-    view = memoryview(data)
-    while view:
-        buf = ssl_protocol.get_buffer(len(view))
-        n = min(len(buf), len(view))
-        buf[:n] = view[:n]
-        ssl_protocol.buffer_updated(n)
-        view = view[n:]
-    transport.resume_reading()
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
-    app = ssl_protocol._app_transport  # what loop.start_tls returns too
-    assert isinstance(app, asyncio.Transport)
-    return app
 
 
 # A replica that vanishes without a FIN/RST (host down, network partition) would keep its dump
