@@ -44,7 +44,13 @@ from binhub.wire.commands import (
     ComRegisterSlave,
     SemisyncAck,
 )
-from binhub.wire.compression import CompressedPacketReader, Compression, compress_pieces, frame_pieces
+from binhub.wire.compression import (
+    Algorithm,
+    CompressedPacketReader,
+    Compression,
+    compress_pieces,
+    frame_pieces,
+)
 from binhub.wire.constants import (
     MAX_PACKET_PAYLOAD,
     SEMISYNC_MAGIC,
@@ -306,12 +312,13 @@ class UpstreamConnection:
     @classmethod
     async def connect(cls, host: str, port: int, user: str, password: str, *, database: str | None = None,
                       ssl: ssl_module.SSLContext | None = None, ssl_optional: bool = False,
-                      connect_timeout: float = 10.0, compress: bool = False,
+                      connect_timeout: float = 10.0, compress: bool | Algorithm = False,
                       attrs: dict[str, str] | None = None) -> UpstreamConnection:
         """Connect (TCP, or a unix socket if ``host`` starts with "/"), upgrade to TLS if ``ssl``, authenticate.
 
-        ``compress``: use the compressed protocol (zstd where the server offers it, else zlib) if
-        the server has it; the connection goes on uncompressed if not (see ``compression``).
+        ``compress``: use the compressed protocol, zstd where the server offers it, else zlib (or
+        the given :class:`~binhub.wire.compression.Algorithm` only); the connection goes on
+        uncompressed if the server has none of it (see ``compression``).
         """
         where = host if host.startswith("/") else f"{host}:{port}"
         loop = asyncio.get_running_loop()

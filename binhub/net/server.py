@@ -29,9 +29,12 @@ connection goes through it too, so the order of bytes on the wire never changes.
 
 Compression (:mod:`binhub.wire.compression`, once the session turned it on after the login's
 OK): received bytes are inflated before the packet parser sees them, and what is written goes out
-as compressed packets. A shared buffer is compressed once for every connection with the same
-codec and level (:class:`SharedPieces`): the bodies do not depend on the connection, only the
-7-byte headers do.
+as compressed packets, made in worker threads (:mod:`binhub.net.offload`). A shared buffer is
+compressed once for every connection with the same codec and level: the bodies do not depend on
+the connection, only the 7-byte headers do.
+
+TLS (:mod:`binhub.net.tls`) is done by binhub, not by asyncio's TLS transport, so that encryption
+and sending also run in those threads.
 """
 
 from __future__ import annotations
@@ -47,8 +50,16 @@ import ssl
 from collections.abc import Callable
 
 from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
-from binhub.net.tls import ServerTls, TlsWriter
-from binhub.wire.compression import CompressedPacketReader, Compression, Piece, compress_pieces, frame_pieces
+from binhub.net.offload import SHARED_PIECES, OffloadWriter
+from binhub.net.tls import ServerTls
+from binhub.wire.compression import (
+    CompressedPacketReader,
+    Compression,
+    Piece,
+    compress_pieces,
+    frame_pieces,
+    piece_count,
+)
 from binhub.wire.handshake import is_ssl_request
 from binhub.wire.packet import PacketReader, Payload, frame_many
 
@@ -93,7 +104,8 @@ class ServerProtocol(asyncio.Protocol):
         self._broken = False
         self.inflate: CompressedPacketReader | None = None  # set once the connection is compressed
         self.tls: ServerTls | None = None  # set by ServerConnection.start_tls
-        self.tls_writer: TlsWriter | None = None
+        #: Compresses and/or encrypts in worker threads (binhub.net.offload), once TLS or compression starts.
+        self.writer: OffloadWriter | None = None
         self.tls_handshake: asyncio.Future[None] | None = None
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -155,8 +167,8 @@ class ServerProtocol(asyncio.Protocol):
         try:
             if not tls.established:
                 out = tls.handshake(data)
-                if out and self.tls_writer is not None:
-                    self.tls_writer.write_records(out)
+                if out and self.writer is not None:
+                    self.writer.write_records(out)
                 if not tls.established:
                     return b""
                 if self.tls_handshake is not None and not self.tls_handshake.done():
@@ -171,8 +183,8 @@ class ServerProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             return b""
-        if out and self.tls_writer is not None:
-            self.tls_writer.write_records(out)
+        if out and self.writer is not None:
+            self.writer.write_records(out)
         if closed:
             self._fail(ConnectionFailed(f"connection from {self.peer} closed (TLS close_notify)"))
         return plain
@@ -346,10 +358,26 @@ class ServerConnection:
         self.sequence = 0
 
     def start_compression(self, compression: Compression) -> None:
-        """From now on both directions are compressed packets (call right after the login's OK)."""
+        """From now on both directions are compressed packets (call right after the login's OK).
+
+        Compression runs in the offload writer's threads; a plain TCP connection gets one here
+        (the OK just written is almost always on its way: where it is not, compression stays in the
+        loop thread).
+        """
         self.compression = compression
         self._compressed_sequence = self._sequence
         self._protocol.inflate = CompressedPacketReader(compression, seq=self._sequence)
+        transport = self._protocol.transport
+        if self._protocol.writer is None and self._direct is None and transport is not None:
+            self._direct = _DirectWriter.take_over(transport, self._on_direct_error)
+            if self._direct is not None:
+                self._protocol.writer = OffloadWriter(self._direct, self._on_direct_error)
+
+    def _next_compressed(self, nbytes: int) -> int:
+        """The compressed sequence id of a write of ``nbytes``; advances the count past its pieces."""
+        seq = self._compressed_sequence
+        self._compressed_sequence = (seq + piece_count(nbytes)) & 0xFF
+        return seq
 
     def write_packets(self, payloads: list[bytes]) -> None:
         """Frame ``payloads`` with the running sequence id (splitting ≥ 0xFFFFFF) and send them."""
@@ -357,9 +385,14 @@ class ServerConnection:
         if transport is None or transport.is_closing():
             raise self._protocol.error or ConnectionFailed(f"connection from {self.peer} is closed")
         chunks, self._sequence = frame_many(payloads, self._sequence)
+        offload = self._protocol.writer
         if self.compression is not None:
-            chunks = self._frame_compressed(compress_pieces(b"".join(chunks), self.compression))
-        writer = self._protocol.tls_writer or self._direct
+            data = b"".join(chunks)
+            if offload is not None:
+                offload.write(data, self.compression, self._next_compressed(len(data)))
+                return
+            chunks = self._frame_compressed(compress_pieces(data, self.compression))
+        writer = offload or self._direct
         if writer is not None:
             writer.write_parts(chunks)
         else:
@@ -381,8 +414,10 @@ class ServerConnection:
         self._sequence = (self._sequence + packets) & 0xFF
         if self._direct is None:
             self._direct = _DirectWriter.take_over(transport, self._on_direct_error)
-        writer = self._protocol.tls_writer or self._direct
-        if self.compression is not None:
+        writer = self._protocol.writer or self._direct
+        if self.compression is not None and self._protocol.writer is not None:
+            self._protocol.writer.write(data, self.compression, self._next_compressed(len(data)), shared=True)
+        elif self.compression is not None:
             parts = self._frame_compressed(SHARED_PIECES.get(data, self.compression))
             if writer is not None:
                 writer.write_parts(parts)
@@ -400,14 +435,14 @@ class ServerConnection:
             t.abort()
 
     def _close_direct(self) -> None:
-        if self._protocol.tls_writer is not None:
-            self._protocol.tls_writer.close()  # closes the direct writer once no job uses it
+        if self._protocol.writer is not None:
+            self._protocol.writer.close()  # closes the direct writer once no job uses it
         elif self._direct is not None:
             self._direct.close()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark (backpressure)."""
-        writer = self._protocol.tls_writer or self._direct
+        writer = self._protocol.writer or self._direct
         if writer is not None:
             await writer.drain()  # a failed writer aborts the transport: the line below raises
         await self._protocol.drain()
@@ -415,7 +450,7 @@ class ServerConnection:
     async def start_tls(self, ctx: ssl.SSLContext, timeout: float = 10.0) -> None:
         """Upgrade to TLS as the server side (after the client's SSLRequest); see :mod:`binhub.net.tls`.
 
-        From here on every write goes through the connection's :class:`~binhub.net.tls.TlsWriter`
+        From here on every write goes through the connection's :class:`~binhub.net.offload.OffloadWriter`
         and the direct writer under it: the transport only reads.
         """
         protocol = self._protocol
@@ -429,7 +464,7 @@ class ServerConnection:
             raise ConnectionFailed(f"TLS with {self.peer}: binhub cannot write to this socket directly")
         self._direct = direct
         protocol.tls = ServerTls(ctx)
-        protocol.tls_writer = TlsWriter(protocol.tls, direct, self._on_direct_error)
+        protocol.writer = OffloadWriter(direct, self._on_direct_error, tls=protocol.tls)
         protocol.tls_handshake = handshake = asyncio.get_running_loop().create_future()
         leftover, protocol.tls_leftover = protocol.tls_leftover, b""
         protocol.data_received(leftover)  # the ClientHello's first bytes, if they came with the SSLRequest
@@ -449,7 +484,7 @@ class ServerConnection:
         t = self._protocol.transport
         if t is None or t.is_closing():
             return
-        writer = self._protocol.tls_writer or self._direct
+        writer = self._protocol.writer or self._direct
         if writer is not None and writer.pending_bytes:
             writer.close_after_flush(t.close)
         else:
@@ -468,41 +503,6 @@ class ServerConnection:
             await asyncio.wait_for(asyncio.shield(self._protocol.lost), timeout)
         except TimeoutError:
             self.abort()
-
-
-class SharedPieces:
-    """Compressed bodies of shared buffers, made once per buffer and compression (LRU, bounded).
-
-    An entry keeps its buffer referenced, so the ``id`` it is keyed on cannot be reused meanwhile.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._entries: collections.OrderedDict[tuple[int, Compression], tuple[bytes, list[Piece], int]] = \
-            collections.OrderedDict()
-        self._bytes = 0
-
-    def get(self, data: bytes, compression: Compression) -> list[Piece]:
-        key = (id(data), compression)
-        entry = self._entries.get(key)
-        if entry is not None:
-            if entry[0] is data:
-                self._entries.move_to_end(key)
-                return entry[1]
-            del self._entries[key]
-            self._bytes -= entry[2]
-        pieces = compress_pieces(data, compression)
-        cost = len(data) + sum(len(body) for _, body in pieces)
-        self._entries[key] = (data, pieces, cost)
-        self._bytes += cost
-        while self._bytes > self.limit and len(self._entries) > 1:
-            _, (_, _, old) = self._entries.popitem(last=False)
-            self._bytes -= old
-        return pieces
-
-
-#: One per process: every replica at the same span with the same codec shares its bodies.
-SHARED_PIECES = SharedPieces(64 << 20)
 
 
 class _DirectWriter:

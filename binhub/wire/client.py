@@ -82,7 +82,7 @@ class ClientHandshake:
 
     def __init__(self, user: str, password: str | bytes, database: str | None = None, *,
                  ssl_wanted: bool = False, ssl_optional: bool = False, attrs: Mapping[str, str] | None = None,
-                 charset: int = Charset.UTF8MB4_GENERAL_CI, compress: bool = False) -> None:
+                 charset: int = Charset.UTF8MB4_GENERAL_CI, compress: bool | Algorithm = False) -> None:
         self.user = user
         self.password = password.encode() if isinstance(password, str) else password
         self.database = database
@@ -90,7 +90,9 @@ class ClientHandshake:
         self.ssl_optional = ssl_optional  # "preferred": use TLS when the server offers it, else go on without
         self.attrs = dict(DEFAULT_ATTRS if attrs is None else attrs)
         self.charset = charset
-        self.compress = compress  # ask for zstd where the server offers it, else zlib, else go on without
+        # True: zstd where the server offers it, else zlib; an Algorithm: that one only; either way
+        # the connection goes on uncompressed when the server has none of what is asked.
+        self.compress = compress
         #: What the connection uses once the handshake is done (None: no compression).
         self.compression: Compression | None = None
         self.state = ClientState.AWAIT_GREETING
@@ -139,10 +141,11 @@ class ClientHandshake:
                 raise UpstreamError(2026, "HY000", "TLS was requested but the upstream server does not support it",
                                     hint="start the upstream with ssl enabled or connect without TLS")
             wanted |= Capability.SSL
-        if self.compress:
-            offered = greeting.capabilities
+        if isinstance(self.compress, Algorithm):
+            wanted |= self.compress.capability
+        elif self.compress:
             zstd = Algorithm.ZSTD.capability
-            wanted |= zstd if offered & zstd else Algorithm.ZLIB.capability
+            wanted |= zstd if greeting.capabilities & zstd else Algorithm.ZLIB.capability
         caps = wanted & greeting.capabilities
         if not caps & Capability.PROTOCOL_41:
             raise UnexpectedPacket(f"server {greeting.server_version} does not speak protocol 4.1")

@@ -39,7 +39,7 @@ from binhub.wire.constants import MAX_PACKET_PAYLOAD, Capability
 
 __all__ = [
     "COMPRESSED_HEADER_SIZE", "MIN_COMPRESS_LENGTH", "Algorithm", "CompressedPacketReader", "Compression",
-    "Piece", "compress_pieces", "frame_pieces", "negotiated",
+    "Piece", "compress_pieces", "frame_pieces", "negotiated", "piece_count",
 ]
 
 #: Pieces shorter than this are sent uncompressed (``MIN_COMPRESS_LENGTH`` in both servers).
@@ -153,6 +153,11 @@ def compress_pieces(data: Buffer, compression: Compression, *, piece: int = MAX_
                 continue
         out.append((0, chunk))
     return out
+
+
+def piece_count(nbytes: int) -> int:
+    """How many compressed packets :func:`compress_pieces` makes of ``nbytes`` (it depends on nothing else)."""
+    return -(-nbytes // MAX_PIECE)
 
 
 def frame_pieces(pieces: list[Piece], seq: int) -> tuple[list[bytes | memoryview], int]:

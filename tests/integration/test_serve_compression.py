@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,29 +23,39 @@ from binhub.serve.session import default_dump_handler
 from binhub.store import BinlogStore
 from binhub.store.catalog import identity_from_file
 from binhub.wire.compression import Algorithm
-from binhub.wire.constants import Capability
 from tests.integration.serveutil import PASSWORD, USER, ServerThread
 
 SOURCE = ("blackbeam__rust_mysql_common", "mariadb-bin.000001")
 
 
-@pytest.fixture
-def server(tmp_path: Path, shared_binlogs: Path) -> Iterator[tuple[ServerThread, Path]]:
+@pytest.fixture(params=[False, True], ids=["plain", "tls"])
+def server(request: pytest.FixtureRequest, tmp_path: Path, shared_binlogs: Path) -> Iterator[tuple[ServerThread, Path]]:
+    """binhub serve on an imported MariaDB file; TLS offered or not (compression then runs inside TLS)."""
     source = shared_binlogs.joinpath(*SOURCE)
     store = BinlogStore.open(tmp_path / "store")
     store.set_identity(identity_from_file(source))
     store.import_file(source)
-    st = ServerThread(store, tls=False, key_dir=tmp_path / "keys", dump_handler=default_dump_handler)
+    st = ServerThread(store, tls=request.param, key_dir=tmp_path / "keys", dump_handler=default_dump_handler)
     yield st, source
     st.stop()
     store.close()
 
 
+def _client_tls(st: ServerThread) -> ssl.SSLContext | None:
+    if not st.server.tls_context:
+        return None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def test_mysql_connector_with_compress(server: tuple[ServerThread, Path]) -> None:
     mysql_connector = pytest.importorskip("mysql.connector")
     st, _ = server
+    tls: dict[str, Any] = {"ssl_verify_cert": False} if st.server.tls_context else {"ssl_disabled": True}
     conn = mysql_connector.connect(host="127.0.0.1", port=st.port, user=USER, password=PASSWORD, use_pure=True,
-                                   compress=True, ssl_disabled=True)
+                                   compress=True, **tls)
     try:
         cur = conn.cursor()
         cur.execute("SHOW SESSION STATUS LIKE 'compression%'")
@@ -68,7 +79,8 @@ def test_mysql_connector_with_compress(server: tuple[ServerThread, Path]) -> Non
 def test_mariadb_cli_with_compress(server: tuple[ServerThread, Path]) -> None:
     st, _ = server
     out = subprocess.run(["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{st.port}", f"-u{USER}", f"-p{PASSWORD}",
-                          "--skip-ssl", "--compress", "--batch", "--skip-column-names",
+                          "--ssl" if st.server.tls_context else "--skip-ssl", "--skip-ssl-verify-server-cert",
+                          "--compress", "--batch", "--skip-column-names",
                           "-e", "SHOW STATUS LIKE 'compression'; SHOW BINARY LOGS; SHOW VARIABLES"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -78,17 +90,13 @@ def test_mariadb_cli_with_compress(server: tuple[ServerThread, Path]) -> None:
 
 
 @pytest.mark.parametrize("algorithm", [Algorithm.ZSTD, Algorithm.ZLIB], ids=lambda a: a.value)
-def test_binhub_client_dumps_over_compression(server: tuple[ServerThread, Path], algorithm: Algorithm,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_binhub_client_dumps_over_compression(server: tuple[ServerThread, Path], algorithm: Algorithm) -> None:
     st, source = server
-    if algorithm is Algorithm.ZLIB:  # a server offering only zlib, as mariadbd does
-        import binhub.serve.session as session
-        offered = session.server_capabilities
-        monkeypatch.setattr(session, "server_capabilities",
-                            lambda tls: offered(tls) & ~Capability.ZSTD_COMPRESSION_ALGORITHM)
 
     async def dump() -> tuple[Any, list[bytes], int]:
-        conn = await UpstreamConnection.connect("127.0.0.1", st.port, USER, PASSWORD, compress=True)
+        conn = await UpstreamConnection.connect("127.0.0.1", st.port, USER, PASSWORD, compress=algorithm,
+                                                ssl=_client_tls(st))
+        assert conn.tls == (st.server.tls_context is not None)
         try:
             for stmt in ("SET @master_binlog_checksum=@@global.binlog_checksum", "SET @mariadb_slave_capability=4"):
                 await conn.execute(stmt)
