@@ -96,14 +96,16 @@ class Serve:
     """``binhub serve`` on a store, one process, stopped with SIGTERM."""
 
     def __init__(self, data_dir: Path, user: str, password: str, log_path: Path,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, code: Path | None = None) -> None:
+        """``code``: run the binhub package of another checkout (a baseline) instead of this one."""
         self.port = free_port()
         tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else ["--no-tls"]
         self.cmd = [*binhub_command(), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}",
                     "--user", user, "--password", password, "--server-id", str(SERVE_ID), *tls_args,
                     "--log-level", "warning"]
         self._log = open(log_path, "a")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         wait_port(self.port, proc=self.proc)
 
     def stop(self) -> None:
@@ -491,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
     ap.add_argument("--clients", type=int, default=50, help="fan-out clients (default 50)")
     ap.add_argument("--fanout-timeout", type=float, default=600.0, help="give up a fan-out run after this")
     ap.add_argument("--fanout-runs", type=int, default=2, help="paired fan-out runs; the best of each is kept")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="fan-out: also run `binhub serve` from this checkout (e.g. main), in the same rounds")
     ap.add_argument("--compress-clients", type=int, default=4,
                     help="compressed bench: concurrent readers (binhub's Python client, so few)")
     ap.add_argument("--tls", action="store_true",
@@ -552,7 +556,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
                                                        str(work / "tls"): "TLS"})
             # Paired runs, mariadbd then binhub, best of --fanout-runs: load from other work on the
             # machine hits both alike, and the best run of each is the least disturbed.
-            ref = hub = None
+            base_srv = Serve(store, user, password, work / "serve-baseline.log", tls=tls_pair,
+                             code=args.baseline) if args.baseline else None
+            if base_srv is not None:
+                serves.append(base_srv)
+            ref = hub = base = None
             loads: list[float] = []
             for i in range(args.fanout_runs):
                 loads.append(os.getloadavg()[0])
@@ -567,13 +575,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
                     check_fanout(r, h, files)  # before the next run reuses the output directories
                 log(f"run {i + 1}: binhub {h.wall:.1f}s, {h.mb_per_s:,.0f} MB/s, server CPU {h.server_cpu:.1f}s "
                     f"{'' if h.ok else h.note}")
+                if base_srv is not None:
+                    b, _ = fanout_run("baseline", sb, base_srv.port, base_srv.proc.pid, files, total, args.clients,
+                                      work / "fanout-base", args.fanout_timeout, tls=tls_pair is not None)
+                    log(f"run {i + 1}: baseline binhub {b.wall:.1f}s, {b.mb_per_s:,.0f} MB/s, "
+                        f"server CPU {b.server_cpu:.1f}s")
+                    if base is None or (b.ok and b.mb_per_s > base.mb_per_s) or not base.ok:
+                        base = b
                 if ref is None or (r.ok and r.mb_per_s > ref.mb_per_s) or not ref.ok:
                     ref = r
                 if hub is None or (h.ok and h.mb_per_s > hub.mb_per_s) or not hub.ok:
                     hub = h
             assert ref is not None and hub is not None
-            srv.stop()
-            serves.remove(srv)
+            for done in (srv, base_srv):
+                if done is not None:
+                    done.stop()
+                    serves.remove(done)
             shutil.rmtree(work / "fanout-ref", ignore_errors=True)
             shutil.rmtree(work / "fanout-hub", ignore_errors=True)
             failed |= not (ref.ok and hub.ok)
@@ -581,12 +598,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one linear scrip
             rows: list[tuple[str, ...]] = [("server", "wall s (last client)", "first / median client s",
                                             "aggregate MB/s", "server CPU s", "server CPU s/GB sent",
                                             "server peak RSS MiB", "clients CPU s", "ratio", "identical")]
-            for r in (ref, hub):
+            for r in (ref, hub, *([base] if base is not None else [])):
                 rows.append((r.name, f"{r.wall:.2f}", f"{r.first_done:.2f} / {r.median_done:.2f}",
                              f"{r.mb_per_s:,.0f}", f"{r.server_cpu:.2f}", f"{r.server_cpu / (r.bytes / 1e9):.2f}"
                              if r.bytes else "-", f"{r.server_rss:,.0f}", f"{r.client_cpu:.1f}",
-                             "1.00" if r is ref else f"{ratio:.2f}",
-                             "-" if r is ref else ("yes" if r.ok else "NO")))
+                             "1.00" if r is ref else f"{ratio:.2f}" if r is hub else
+                             f"{r.mb_per_s / ref.mb_per_s if ref.mb_per_s else float('nan'):.2f}",
+                             "-" if r is not hub else ("yes" if r.ok else "NO")))
             print("\n".join(table(rows)))
             over = "over TLS (both servers given the same certificate, clients `--ssl`)" if tls_pair else \
                 "over plain TCP (clients `--skip-ssl`)"

@@ -37,6 +37,8 @@ Buffer = bytes | bytearray | memoryview
 
 #: Threads compressing, encrypting and sending for every connection of the process.
 POOL_THREADS = max(8, 2 * (os.cpu_count() or 1))
+#: Buffers one ``writev`` takes (Linux's IOV_MAX).
+IOV_MAX = 1024
 #: ``drain`` returns once at most this much is queued or in flight, so the next span is queued
 #: before the socket runs dry.
 OFFLOAD_LOW_WATER = 512 * 1024
@@ -180,30 +182,35 @@ class OffloadWriter:
         fut = self._loop.run_in_executor(_executor(), self._job, records, writes, send)
         fut.add_done_callback(lambda f: self._done(f, sum(len(w.data) for w in writes)))
 
-    def _job(self, records: list[bytes], writes: list[_Write], send: bool) -> memoryview:
+    def _job(self, records: list[bytes], writes: list[_Write], send: bool) -> list[memoryview]:
         """In the pool: compress, encrypt, send what the socket takes; returns the rest."""
         parts: list[Buffer] = []
         for w in writes:
             if w.compression is None:
                 parts.append(w.data)
                 continue
+            # A shared span is the dump's ``bytes`` itself (bytes() of bytes is no copy): its id keys the cache.
             pieces = SHARED_PIECES.get(bytes(w.data), w.compression) if w.shared else \
                 compress_pieces(w.data, w.compression)
             parts += frame_pieces(pieces, w.seq)[0]
         if self._tls is not None:
-            parts = [*records, self._tls.encrypt(parts)] if records else [self._tls.encrypt(parts)]
-        view = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+            parts = [*records, self._tls.encrypt(parts)]
+        views = [memoryview(p) for p in parts if p]
         if not send or self._closed:
-            return view
-        sent = 0
+            return views
         try:
-            while sent < len(view):
-                sent += os.write(self._sink.fd, view[sent:])
+            while views:
+                # writev: the shared spans go out from the shared bytes, never joined (zero copy).
+                sent = os.writev(self._sink.fd, views[:IOV_MAX])
+                while views and sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                if sent:
+                    views[0] = views[0][sent:]
         except (BlockingIOError, InterruptedError):
             pass
-        return view[sent:]
+        return views
 
-    def _done(self, fut: asyncio.Future[memoryview], nbytes: int) -> None:
+    def _done(self, fut: asyncio.Future[list[memoryview]], nbytes: int) -> None:
         self._busy = False
         self._queued -= nbytes
         if self._closed:
@@ -218,8 +225,8 @@ class OffloadWriter:
         except (ssl.SSLError, ValueError) as exc:
             self._fail(OSError(f"TLS: {exc}"))
             return
-        if rest:
-            self._sink.write(rest)
+        for part in rest:
+            self._sink.write(part)
         self._kick()
         if self._queued <= OFFLOAD_LOW_WATER:
             self._wake()
