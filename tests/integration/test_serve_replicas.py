@@ -213,6 +213,24 @@ def test_compressed_replica_gets_fewer_bytes(primary_db: PrimaryDb, replicas: li
         stop_relay(relay)
 
 
+def test_semisync_replica_over_compression(primary_db: PrimaryDb, replicas: list[Sandbox], tmp_path: Path) -> None:
+    """A semi-sync replica with slave_compressed_protocol=ON replicates through binhub: its acks come
+    in compressed packets, and the dump restarts its counts after each ack request (the compressed
+    count's restart itself is pinned by test_net_server_writes: MariaDB's replica tolerates either)."""
+    relay, hub = start_binhub(primary_db, tmp_path)
+    try:
+        rep = replicas[0]
+        point_at(rep, hub.port, gtid=primary_db.start_gtid, semisync=True, compressed=True)
+        run_workload(primary_db.conn, primary_db.name, large=False)
+        assert_replicas_match(primary_db, [rep])
+        semi = rep.query("SHOW STATUS LIKE 'Rpl_semi_sync_slave_status'")
+        assert semi and semi[0][1] == "ON", semi
+        assert "compressed zlib" in hub.log.read_text()
+    finally:
+        hub.stop()
+        stop_relay(relay)
+
+
 def _check_binhub_slave_status(primary_db: PrimaryDb, hub: Binhub, relay: subprocess.Popen[str]) -> None:
     """SHOW SLAVE STATUS on binhub shows its own upstream: the primary, and where the store stands."""
     def hub_status() -> dict[str, Any]:
