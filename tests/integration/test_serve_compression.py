@@ -100,6 +100,8 @@ def test_binhub_client_dumps_over_compression(server: tuple[ServerThread, Path],
         try:
             for stmt in ("SET @master_binlog_checksum=@@global.binlog_checksum", "SET @mariadb_slave_capability=4"):
                 await conn.execute(stmt)
+            sessions = st.run(lambda: st.server.status()["sessions"])  # what `binhub status` shows per session
+            assert [(x["compression"], x["tls"]) for x in sessions] == [(str(conn.compression), conn.tls)]
             await conn.start_binlog_dump(SOURCE[1], 4, 555, flags=3)  # NON_BLOCK (EOF at the end), ANNOTATE_ROWS
             events: list[bytes] = []
             with pytest.raises(EndOfDump):
