@@ -22,6 +22,7 @@ FLAG_KEYS = {
     "from_now": "relay.from_now",
     "durability": "store.durability",
     "semi_sync": "relay.semi_sync",
+    "compress": "relay.compress",
     "until_caught_up": "relay.until_caught_up",
 }
 
@@ -38,6 +39,8 @@ FLAG_KEYS = {
 @click.option("--from-now", is_flag=True, default=None, help="Start at the upstream's current position.")
 @click.option("--durability", metavar="txn|interval:MS|rotate", help="When events become durable (default txn).")
 @click.option("--semi-sync", is_flag=True, default=None, help="Acknowledge transactions to a semi-sync primary once durable.")
+@click.option("--compress", is_flag=True, default=None,
+              help="Use the compressed protocol (zstd, else zlib) if the upstream offers it: for a WAN, not a LAN.")
 @click.option("--until-caught-up", is_flag=True, default=None,
               help="Exit 0 once the store holds everything the upstream had when the relay started.")
 @click.pass_context

@@ -10,6 +10,9 @@ make and join than views.
 
 Backpressure: when more than ``HIGH_WATER`` bytes of complete packets wait in the queue, reading
 from the socket pauses until the consumer drains it below ``LOW_WATER``.
+
+Compression (``compress=True``, :mod:`binhub.wire.compression`): once the handshake agreed on it,
+received bytes are inflated before anything else sees them, and commands go out compressed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ from binhub.wire.commands import (
     ComQuit,
     ComRegisterSlave,
     SemisyncAck,
+)
+from binhub.wire.compression import (
+    Algorithm,
+    CompressedPacketReader,
+    Compression,
+    compress_pieces,
+    frame_pieces,
 )
 from binhub.wire.constants import (
     MAX_PACKET_PAYLOAD,
@@ -87,6 +97,7 @@ class _UpstreamProtocol(asyncio.Protocol):
         self._tail = bytearray()  # dump mode: the start of a packet the last chunk did not complete
         self.queued_bytes = 0
         self.received_total = 0  # every byte ever received: proof of life while a huge event trickles in
+        self.inflate: CompressedPacketReader | None = None  # set once the connection is compressed
         self.paused = False
         self.error: BinhubError | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -98,9 +109,31 @@ class _UpstreamProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.received_total += len(data)
+        if self.inflate is None:
+            self._receive(data)
+            return
+        try:
+            pieces = self.inflate.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for piece in pieces:
+            self._receive(piece)
+
+    def start_compression(self, compression: Compression) -> None:
+        """Everything received from now on is compressed packets (the handshake's OK was the last plain one)."""
+        self.inflate = CompressedPacketReader(compression)
+        # Servers renumber the packets inside at every flush (MariaDB's net_flush): only the
+        # compressed packets' own ids count, and those are not checked either.
+        self.reader.check_seq = False
+
+    def _receive(self, data: bytes) -> None:
+        """The packet stream (inflated if compressed): packets or, in a dump, events."""
         reader = self.reader
         received = len(data)
-        self.received_total += received
         before = reader.buffered + len(self._tail)
         try:
             if self.dumping and not self.queue and not reader.buffered:
@@ -269,6 +302,8 @@ class UpstreamConnection:
         self.is_mariadb = greeting.is_mariadb
         self.capabilities = handshake.capabilities
         self.tls = handshake.tls_active
+        #: The compressed protocol in use, or None.
+        self.compression = handshake.compression
         self.semisync = False
         self.last_ack_requested = False
         self._dumping = False
@@ -277,9 +312,14 @@ class UpstreamConnection:
     @classmethod
     async def connect(cls, host: str, port: int, user: str, password: str, *, database: str | None = None,
                       ssl: ssl_module.SSLContext | None = None, ssl_optional: bool = False,
-                      connect_timeout: float = 10.0,
+                      connect_timeout: float = 10.0, compress: bool | Algorithm = False,
                       attrs: dict[str, str] | None = None) -> UpstreamConnection:
-        """Connect (TCP, or a unix socket if ``host`` starts with "/"), upgrade to TLS if ``ssl``, authenticate."""
+        """Connect (TCP, or a unix socket if ``host`` starts with "/"), upgrade to TLS if ``ssl``, authenticate.
+
+        ``compress``: use the compressed protocol, zstd where the server offers it, else zlib (or
+        the given :class:`~binhub.wire.compression.Algorithm` only); the connection goes on
+        uncompressed if the server has none of it (see ``compression``).
+        """
         where = host if host.startswith("/") else f"{host}:{port}"
         loop = asyncio.get_running_loop()
         protocol: _UpstreamProtocol | None = None
@@ -290,7 +330,7 @@ class UpstreamConnection:
                 else:
                     _, protocol = await loop.create_connection(lambda: _UpstreamProtocol(where), host, port)
                 handshake = ClientHandshake(user, password, database, ssl_wanted=ssl is not None,
-                                            ssl_optional=ssl_optional, attrs=attrs)
+                                            ssl_optional=ssl_optional, attrs=attrs, compress=compress)
                 await cls._run_handshake(protocol, handshake, ssl, host)
         except TimeoutError as exc:
             cls._abort(protocol)
@@ -334,6 +374,8 @@ class UpstreamConnection:
                 step = handshake.tls_started()
                 _send_payloads(protocol, step.send)
             if step.done:
+                if handshake.compression is not None:
+                    protocol.start_compression(handshake.compression)
                 return
 
     @staticmethod
@@ -483,7 +525,7 @@ class UpstreamConnection:
         # counter, which is why it bypasses the reader's shared sequence id.
         data, _ = frame(SemisyncAck(file, position).build(), 0)
         assert isinstance(data, bytes)
-        transport.write(data)
+        transport.writelines(_compressed([data], self._protocol.inflate))
 
     # -- teardown ------------------------------------------------------------------------------
     async def close(self) -> None:
@@ -513,4 +555,15 @@ def _send_payloads(protocol: _UpstreamProtocol, payloads: Sequence[bytes]) -> No
         raise protocol.error or ConnectionFailed(f"connection to upstream {protocol.where} is closed")
     reader = protocol.reader
     parts, reader.seq = frame_many(payloads, reader.seq)
-    transport.writelines(parts)
+    transport.writelines(_compressed(parts, protocol.inflate))
+
+
+def _compressed(parts: list[Payload], inflate: CompressedPacketReader | None) -> list[Payload]:
+    """``parts`` as compressed packets if the connection is compressed.
+
+    Every client write opens an exchange (a command, a semi-sync ack), and the client resets both
+    counters for it (``net_clear``), so the compressed sequence ids start at 0.
+    """
+    if inflate is None:
+        return parts
+    return frame_pieces(compress_pieces(b"".join(parts), inflate.compression), 0)[0]

@@ -101,7 +101,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "server_id": "int", "start_gtid": "str", "start_file": "str", "start_pos": "int",
         "from_now": "bool", "semi_sync": "bool", "heartbeat_period": "seconds",
         "connect_timeout": "seconds", "reconnect_max_backoff": "seconds",
-        "ssl_mode": "str", "ssl_ca": "path", "until_caught_up": "bool",
+        "ssl_mode": "str", "ssl_ca": "path", "until_caught_up": "bool", "compress": "bool",
     },
     "serve": {
         "enabled": "bool", "listen": "str", "users_file": "path", "user": "str", "password": "str",
@@ -430,6 +430,7 @@ def _relay(v: _Values, service: ServiceName | None) -> RelayConfig | None:
         ssl_mode=ssl_mode,
         ssl_ca=ssl_ca,
         until_caught_up=v.get_bool("relay.until_caught_up", False),
+        compress=v.get_bool("relay.compress", False),
     )
 
 

@@ -118,3 +118,4 @@ class RelayConfig:
     ssl_mode: SslMode = "preferred"
     ssl_ca: Path | None = None
     until_caught_up: bool = False
+    compress: bool = False  # the compressed protocol (zstd, else zlib) if the upstream offers it

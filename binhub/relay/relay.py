@@ -227,8 +227,11 @@ class Relay:
         src = cfg.source
         self._conn = conn = await UpstreamConnection.connect(
             src.host, src.port, src.user, src.password, ssl=ssl_context(cfg),
-            ssl_optional=cfg.ssl_mode == "preferred",
+            ssl_optional=cfg.ssl_mode == "preferred", compress=cfg.compress,
             connect_timeout=cfg.connect_timeout, attrs={"program_name": "binhub", "_client_role": "binary_log_listener"})
+        if cfg.compress and conn.compression is None:
+            LOG.warning("compress is on but the upstream %s:%d offers no compressed protocol: relaying uncompressed",
+                        src.host, src.port)
         self._info = info = await probe(conn, is_mariadb=conn.is_mariadb, user=src.user)
         if info.binlog_format.upper() != "ROW" and self._sessions == 0:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
@@ -258,8 +261,9 @@ class Relay:
                     f"the binlog (server said: {exc.server_message})",
                     hint=f"GRANT REPLICATION SLAVE ON *.* TO {src.user!r}") from exc
             raise
-        LOG.info("relaying from %s:%d (%s %s), starting at %s:%d", src.host, src.port, info.flavour, info.version,
-                 file, position, extra={"upstream": f"{src.host}:{src.port}", "file": file})
+        LOG.info("relaying from %s:%d (%s %s%s), starting at %s:%d", src.host, src.port, info.flavour, info.version,
+                 f", compressed {conn.compression}" if conn.compression else "", file, position,
+                 extra={"upstream": f"{src.host}:{src.port}", "file": file})
         self._sessions += 1
         self._connected = True
         self.metrics.connected.set(1)

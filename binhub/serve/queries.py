@@ -20,6 +20,7 @@ from binhub.serve.replica_status import column_type, read_replica_status, replic
 from binhub.serve.variables import (
     ServerFacts,
     Value,
+    compression_status,
     global_variables,
     like_to_regex,
     session_defaults,
@@ -409,6 +410,8 @@ class QueryHandler:
     def handle_show_variables(self, stmt: sql.ShowVariables) -> Reply:
         if stmt.status:
             values = status_variables(self.facts)
+            if stmt.scope != "global":
+                values.update(compression_status(self.session.compression))
         else:
             values = dict(global_variables(self.facts))
             if stmt.scope != "global":

@@ -358,5 +358,10 @@ class BinlogServer:
             "failed_logins": self.failed_logins,
             "replicas": [{"server_id": r.server_id, "host": r.host, "port": r.port, "uuid": r.uuid}
                          for r in self.replicas()],
+            # Per connection: how it travels (the compressed protocol and TLS are the client's choice).
+            "sessions": [{"id": s.state.connection_id, "user": s.state.user, "peer": s.state.peer,
+                          "command": s.state.command, "replica_server_id": s.state.replica_server_id,
+                          "tls": s.conn.tls, "compression": str(s.state.compression) if s.state.compression else None}
+                         for s in sorted(self.sessions.values(), key=lambda s: s.state.connection_id)],
             "max_allowed_packet": MAX_ALLOWED_PACKET,
         }

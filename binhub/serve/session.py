@@ -32,6 +32,7 @@ from binhub.serve.login import LoginFailed, authenticate
 from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError, text_value
 from binhub.serve.variables import MAX_ALLOWED_PACKET, Value
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, ComInitDb, ComQuery, ComRegisterSlave
+from binhub.wire.compression import Compression, negotiated
 from binhub.wire.constants import Capability, Charset, Command, ServerStatus
 from binhub.wire.handshake import HandshakeV10
 from binhub.wire.messages import ErrPacket, OkPacket, build_text_result_set
@@ -54,6 +55,7 @@ IDLE_TIMEOUT = 28800.0
 ER_UNKNOWN_COM_ERROR = 1047
 ER_UNKNOWN_ERROR = 1105
 ER_NET_PACKET_TOO_LARGE = 1153
+ER_HANDSHAKE_ERROR = 1043
 
 
 class Phase(enum.Enum):
@@ -85,6 +87,7 @@ class SessionState:
     autocommit: bool = True
     sys_vars: dict[str, Value] = field(default_factory=dict)
     capabilities: int = 0
+    compression: Compression | None = None  # the compressed protocol, once the login turned it on
     reported: bool = False  # sent COM_REGISTER_SLAVE: listed by SHOW SLAVE HOSTS
     greeted_version: str = ""  # the server version the greeting announced (replicas choose their dump by it)
     command: str = "Connect"  # for SHOW PROCESSLIST
@@ -116,7 +119,8 @@ def server_capabilities(tls: bool) -> Capability:
             | Capability.IGNORE_SIGPIPE | Capability.TRANSACTIONS | Capability.SECURE_CONNECTION
             | Capability.MULTI_RESULTS | Capability.PS_MULTI_RESULTS | Capability.PLUGIN_AUTH
             | Capability.CONNECT_ATTRS | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
-            | Capability.CAN_HANDLE_EXPIRED_PASSWORDS | Capability.DEPRECATE_EOF)
+            | Capability.CAN_HANDLE_EXPIRED_PASSWORDS | Capability.DEPRECATE_EOF
+            | Capability.COMPRESS | Capability.ZSTD_COMPRESSION_ALGORITHM)
     return caps | Capability.SSL if tls else caps
 
 
@@ -206,6 +210,11 @@ class Session:
             return Phase.CLOSED
         response = result.response
         self.capabilities = Capability(int(response.capabilities) & int(server_capabilities(server.tls_context is not None)))
+        try:
+            compression = negotiated(self.capabilities, response.zstd_level)
+        except ProtocolError as exc:
+            self._send_error(ER_HANDSHAKE_ERROR, "08S01", f"Bad handshake: {exc}")
+            return Phase.CLOSED
         st = self.state
         st.user = result.user.name
         st.admin = result.user.admin
@@ -215,9 +224,14 @@ class Session:
         self.conn.set_max_payload(MAX_ALLOWED_PACKET)
         self._queries = QueryHandler(server, st)
         self._send_ok()
+        if compression is not None:
+            # The OK goes out plain; the client turns compression on once it has read it.
+            self.conn.start_compression(compression)
+            st.compression = compression
         server.metrics.logins.inc()
-        access.info("%s logged in from %s (%s%s)", st.user, self.conn.peer, result.plugin,
-                    ", tls" if self.conn.tls else "", extra={"connection_id": st.connection_id})
+        access.info("%s logged in from %s (%s%s%s)", st.user, self.conn.peer, result.plugin,
+                    ", tls" if self.conn.tls else "", f", compressed {compression}" if compression else "",
+                    extra={"connection_id": st.connection_id})
         return Phase.COMMAND
 
     # -- COMMAND ------------------------------------------------------------------------------

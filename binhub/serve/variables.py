@@ -17,7 +17,10 @@ import socket
 import time
 from dataclasses import dataclass
 
-__all__ = ["ServerFacts", "Value", "global_variables", "like_to_regex", "session_defaults", "show_value",
+from binhub.wire.compression import Compression
+
+__all__ = ["ServerFacts", "Value", "compression_status", "global_variables", "like_to_regex", "session_defaults",
+           "show_value",
            "status_variables"]
 
 Value = str | int | float | bool | None
@@ -197,6 +200,15 @@ def status_variables(f: ServerFacts) -> dict[str, Value]:
         "rpl_semi_sync_master_clients": f.semi_sync_clients,
         "rpl_semi_sync_source_clients": f.semi_sync_clients,
         "ssl_cipher": "",
+    }
+
+
+def compression_status(compression: Compression | None) -> dict[str, Value]:
+    """The session's ``Compression`` status variables (MySQL 8.0.18+ adds the algorithm and level)."""
+    return {
+        "compression": compression is not None,
+        "compression_algorithm": compression.algorithm.value if compression else "",
+        "compression_level": compression.level if compression else 0,
     }
 
 

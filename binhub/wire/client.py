@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from binhub.errors import AuthenticationFailed, UnexpectedPacket, UpstreamError
 from binhub.wire import auth
 from binhub.wire.codec import Buffer
+from binhub.wire.compression import Algorithm, Compression, negotiated
 from binhub.wire.constants import (
     CACHING_SHA2_PASSWORD,
     CLEAR_PASSWORD,
@@ -81,7 +82,7 @@ class ClientHandshake:
 
     def __init__(self, user: str, password: str | bytes, database: str | None = None, *,
                  ssl_wanted: bool = False, ssl_optional: bool = False, attrs: Mapping[str, str] | None = None,
-                 charset: int = Charset.UTF8MB4_GENERAL_CI) -> None:
+                 charset: int = Charset.UTF8MB4_GENERAL_CI, compress: bool | Algorithm = False) -> None:
         self.user = user
         self.password = password.encode() if isinstance(password, str) else password
         self.database = database
@@ -89,6 +90,11 @@ class ClientHandshake:
         self.ssl_optional = ssl_optional  # "preferred": use TLS when the server offers it, else go on without
         self.attrs = dict(DEFAULT_ATTRS if attrs is None else attrs)
         self.charset = charset
+        # True: zstd where the server offers it, else zlib; an Algorithm: that one only; either way
+        # the connection goes on uncompressed when the server has none of what is asked.
+        self.compress = compress
+        #: What the connection uses once the handshake is done (None: no compression).
+        self.compression: Compression | None = None
         self.state = ClientState.AWAIT_GREETING
         self.greeting: HandshakeV10 | None = None
         self.capabilities = Capability(0)
@@ -135,12 +141,18 @@ class ClientHandshake:
                 raise UpstreamError(2026, "HY000", "TLS was requested but the upstream server does not support it",
                                     hint="start the upstream with ssl enabled or connect without TLS")
             wanted |= Capability.SSL
+        if isinstance(self.compress, Algorithm):
+            wanted |= self.compress.capability
+        elif self.compress:
+            zstd = Algorithm.ZSTD.capability
+            wanted |= zstd if greeting.capabilities & zstd else Algorithm.ZLIB.capability
         caps = wanted & greeting.capabilities
         if not caps & Capability.PROTOCOL_41:
             raise UnexpectedPacket(f"server {greeting.server_version} does not speak protocol 4.1")
         # MariaDB signals extended capabilities by clearing CLIENT_MYSQL; we ask for none of them,
         # so echoing the server's bit 0 keeps both flavours happy.
         self.capabilities = Capability(caps)
+        self.compression = negotiated(caps, None)
         self.plugin = greeting.auth_plugin if greeting.auth_plugin in SUPPORTED_PLUGINS else NATIVE_PASSWORD
         if self.ssl_wanted:
             self.state = ClientState.AWAIT_TLS
@@ -220,9 +232,10 @@ class ClientHandshake:
         raise self._unsupported_plugin(self.plugin)
 
     def _handshake_response(self) -> bytes:
+        level = self.compression.level if self.compression is not None else None
         return HandshakeResponse41(
             self.capabilities, self.user, self._first_auth_response(), self.database, self.plugin,
-            self.attrs, charset=self.charset,
+            self.attrs, charset=self.charset, zstd_level=level,
         ).build()
 
     def _unsupported_plugin(self, plugin: str) -> AuthenticationFailed:

@@ -185,6 +185,8 @@ class HandshakeResponse41:
     attrs: Mapping[str, str] = field(default_factory=dict)
     max_packet: int = DEFAULT_MAX_PACKET
     charset: int = Charset.UTF8MB4_GENERAL_CI
+    #: The zstd level the client wants (CLIENT_ZSTD_COMPRESSION_ALGORITHM: one byte after the attributes).
+    zstd_level: int | None = None
 
     @classmethod
     def parse(cls, payload: Buffer) -> HandshakeResponse41:
@@ -216,7 +218,10 @@ class HandshakeResponse41:
                 attrs[key] = r.lenenc_bytes().decode("utf-8", "replace")
             if r.pos != end:
                 raise MalformedPacket("connect attributes overrun their declared length")
-        return cls(_caps(caps), user, auth, database, plugin, attrs, max_packet, charset)
+        zstd_level = None
+        if caps & Capability.ZSTD_COMPRESSION_ALGORITHM and not r.at_end():
+            zstd_level = r.u8()
+        return cls(_caps(caps), user, auth, database, plugin, attrs, max_packet, charset, zstd_level)
 
     def build(self) -> bytes:
         caps = int(self.capabilities) | Capability.PROTOCOL_41
@@ -240,6 +245,8 @@ class HandshakeResponse41:
         if caps & Capability.CONNECT_ATTRS:
             body = b"".join(lenenc_bytes(k.encode()) + lenenc_bytes(v.encode()) for k, v in self.attrs.items())
             parts.append(lenenc_int(len(body)) + body)
+        if caps & Capability.ZSTD_COMPRESSION_ALGORITHM:
+            parts.append(bytes((self.zstd_level or 3,)))
         return b"".join(parts)
 
 

@@ -1,0 +1,268 @@
+"""Writes that cost CPU (TLS, the compressed protocol) done in worker threads, in order per connection.
+
+The event loop is one thread; mariadbd runs a thread per replica. Encrypting and compressing fifty
+replicas' streams in the loop leaves binhub one core (and, on a loaded machine, one thread's share
+of the CPU). So a connection that encrypts or compresses sends through an :class:`OffloadWriter`:
+
+* what the connection writes is queued (shared spans by reference, not copied);
+* a job in a small shared thread pool compresses it (:mod:`binhub.wire.compression`; a span
+  shared by many replicas once, :class:`SharedPieces`), encrypts it (:class:`~binhub.net.tls.ServerTls`)
+  and sends what the socket takes at once, non-blocking. zlib, zstd, OpenSSL and ``write`` release
+  the GIL, so the jobs of many connections run in parallel;
+* one job at a time per connection, so bytes and TLS records stay in order; what the socket did
+  not take queues in the connection's direct writer (the *sink*), which the loop flushes when the
+  socket is writable, and the next job leaves its bytes behind it.
+
+Compressed packets' sequence ids are assigned by the loop when it queues a write (how many pieces
+a write makes depends only on its length), so a restart of the count lands where the stream is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import os
+import ssl
+import threading
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+from binhub.net.tls import ServerTls
+from binhub.wire.compression import Compression, Piece, compress_pieces, frame_pieces
+
+__all__ = ["POOL_THREADS", "CiphertextSink", "OffloadWriter", "SharedPieces", "SHARED_PIECES"]
+
+Buffer = bytes | bytearray | memoryview
+
+#: Threads compressing, encrypting and sending for every connection of the process.
+POOL_THREADS = max(8, 2 * (os.cpu_count() or 1))
+#: Buffers one ``writev`` takes (Linux's IOV_MAX).
+IOV_MAX = 1024
+#: ``drain`` returns once at most this much is queued or in flight, so the next span is queued
+#: before the socket runs dry.
+OFFLOAD_LOW_WATER = 512 * 1024
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="binhub-write")
+    return _pool
+
+
+class SharedPieces:
+    """Compressed bodies of shared buffers, made once per buffer and compression (LRU, bounded).
+
+    Thread-safe: jobs of replicas at the same span ask at the same time, and the first one
+    compresses while the others wait for it. An entry keeps its buffer referenced, so the ``id`` it
+    is keyed on cannot be reused meanwhile.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: collections.OrderedDict[tuple[int, Compression], tuple[bytes, list[Piece], int]] = \
+            collections.OrderedDict()
+        self._making: dict[tuple[int, Compression], threading.Event] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, data: bytes, compression: Compression) -> list[Piece]:
+        key = (id(data), compression)
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] is data:
+                    self._entries.move_to_end(key)
+                    return entry[1]
+                making = self._making.get(key)
+                if making is None:
+                    self._making[key] = done = threading.Event()
+                    break
+            making.wait()
+        try:
+            pieces = compress_pieces(data, compression)
+            with self._lock:
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self._bytes -= old[2]
+                cost = len(data) + sum(len(body) for _, body in pieces)
+                self._entries[key] = (data, pieces, cost)
+                self._bytes += cost
+                while self._bytes > self.limit and len(self._entries) > 1:
+                    _, (_, _, dropped) = self._entries.popitem(last=False)
+                    self._bytes -= dropped
+            return pieces
+        finally:
+            with self._lock:
+                del self._making[key]
+            done.set()
+
+
+#: One per process: every replica at the same span with the same codec shares its bodies.
+SHARED_PIECES = SharedPieces(64 << 20)
+
+
+class CiphertextSink(Protocol):
+    """Where bytes the socket did not take wait (``binhub.net.server``'s direct writer)."""
+
+    @property
+    def fd(self) -> int: ...
+
+    @property
+    def pending_bytes(self) -> int: ...
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close_after_flush(self, then: Callable[[], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Write(NamedTuple):
+    data: Buffer
+    compression: Compression | None  # None: bytes of the packet stream as they are
+    seq: int  # the first compressed packet's sequence id
+    shared: bool  # shared with other connections: its compressed pieces are too
+
+
+class OffloadWriter:
+    """Compresses, encrypts and sends one connection's writes in the pool, in order (module docstring)."""
+
+    def __init__(self, sink: CiphertextSink, on_error: Callable[[OSError], None], *,
+                 tls: ServerTls | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tls = tls
+        self._sink = sink
+        self._on_error = on_error
+        self._queue: collections.deque[_Write] = collections.deque()
+        self._records: list[bytes] = []  # made by TLS reads: out before anything encrypted after them
+        self._queued = 0  # bytes queued or in the running job
+        self._busy = False
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._then_close: Callable[[], None] | None = None
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._queued + self._sink.pending_bytes
+
+    def write(self, data: Buffer, compression: Compression | None = None, seq: int = 0, *,
+              shared: bool = False) -> None:
+        """Queue ``data`` (kept referenced, not copied, until the job has used it)."""
+        if self._closed or not data:
+            return
+        self._queue.append(_Write(data, compression, seq, shared))
+        self._queued += len(data)
+        self._kick()
+
+    def write_parts(self, parts: list[bytes | memoryview]) -> None:
+        for part in parts:
+            self.write(part)
+
+    def write_records(self, records: bytes) -> None:
+        """TLS records made while reading (already encrypted)."""
+        if records and not self._closed:
+            self._records.append(records)
+            self._kick()
+
+    def _kick(self) -> None:
+        if self._busy or self._closed or not (self._queue or self._records):
+            return
+        writes = list(self._queue)
+        self._queue.clear()
+        records, self._records = self._records, []
+        self._busy = True
+        # Send from the worker only when nothing waits in the sink, so bytes never overtake.
+        send = self._sink.pending_bytes == 0
+        fut = self._loop.run_in_executor(_executor(), self._job, records, writes, send)
+        fut.add_done_callback(lambda f: self._done(f, sum(len(w.data) for w in writes)))
+
+    def _job(self, records: list[bytes], writes: list[_Write], send: bool) -> list[memoryview]:
+        """In the pool: compress, encrypt, send what the socket takes; returns the rest."""
+        parts: list[Buffer] = []
+        for w in writes:
+            if w.compression is None:
+                parts.append(w.data)
+                continue
+            # A shared span is the dump's ``bytes`` itself (bytes() of bytes is no copy): its id keys the cache.
+            pieces = SHARED_PIECES.get(bytes(w.data), w.compression) if w.shared else \
+                compress_pieces(w.data, w.compression)
+            parts += frame_pieces(pieces, w.seq)[0]
+        if self._tls is not None:
+            parts = [*records, self._tls.encrypt(parts)]
+        views = [memoryview(p) for p in parts if p]
+        if not send or self._closed:
+            return views
+        try:
+            while views:
+                # writev: the shared spans go out from the shared bytes, never joined (zero copy).
+                sent = os.writev(self._sink.fd, views[:IOV_MAX])
+                while views and sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                if sent:
+                    views[0] = views[0][sent:]
+        except (BlockingIOError, InterruptedError):
+            pass
+        return views
+
+    def _done(self, fut: asyncio.Future[list[memoryview]], nbytes: int) -> None:
+        self._busy = False
+        self._queued -= nbytes
+        if self._closed:
+            fut.exception()  # a failed send to a client that is gone is no news
+            self._sink.close()  # deferred by close(): the job was writing to the sink's descriptor
+            return
+        try:
+            rest = fut.result()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        except (ssl.SSLError, ValueError) as exc:
+            self._fail(OSError(f"TLS: {exc}"))
+            return
+        for part in rest:
+            self._sink.write(part)
+        self._kick()
+        if self._queued <= OFFLOAD_LOW_WATER:
+            self._wake()
+        if not self._busy and self._then_close is not None:
+            then, self._then_close = self._then_close, None
+            self._sink.close_after_flush(then) if self._sink.pending_bytes else then()
+
+    def _fail(self, exc: OSError) -> None:
+        self.close()
+        self._on_error(exc)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self) -> None:
+        while self._queued > OFFLOAD_LOW_WATER and not self._closed:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        await self._sink.drain()
+
+    def close_after_flush(self, then: Callable[[], None]) -> None:
+        if self._busy or self._queue or self._records:
+            self._then_close = then
+        elif self._sink.pending_bytes:
+            self._sink.close_after_flush(then)
+        else:
+            then()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._records.clear()
+        if not self._busy:
+            self._sink.close()
+        self._wake()
