@@ -14,12 +14,9 @@ from typing import Protocol
 from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
 from binhub.errors import BinhubError, StartPositionError, UpstreamError
 from binhub.store.state import UpstreamIdentity
+from binhub.wire.errors import ErrorCode
 
 LOG = logging.getLogger("binhub.relay")
-
-ER_SPECIFIC_ACCESS_DENIED = 1227
-ER_NO_BINARY_LOGGING = 1381
-ER_UNKNOWN_SYSTEM_VARIABLE = 1193
 
 
 class SqlConnection(Protocol):
@@ -86,7 +83,7 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
         try:
             encrypted = str(await _scalar(conn, "SELECT @@global.encrypt_binlog")) in ("1", "ON")
         except UpstreamError as exc:  # servers without the variable (and binhub when chaining) do not encrypt
-            if exc.code != ER_UNKNOWN_SYSTEM_VARIABLE:
+            if exc.code != ErrorCode.UNKNOWN_SYSTEM_VARIABLE:
                 raise
     else:
         uuid = await _scalar(conn, "SELECT @@server_uuid") or ""
@@ -94,7 +91,7 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
             executed, purged_s = _rows(await conn.query("SELECT @@global.gtid_executed, @@global.gtid_purged"))[0]
             gtid_pos, purged = (executed or "").replace("\n", ""), (purged_s or "").replace("\n", "")
         except UpstreamError as exc:
-            if exc.code != ER_UNKNOWN_SYSTEM_VARIABLE:
+            if exc.code != ErrorCode.UNKNOWN_SYSTEM_VARIABLE:
                 raise
     files = await list_binlogs(conn, flavour=flavour, user=user)
     current_file, current_pos = await master_status(conn, flavour=flavour, user=user)
@@ -114,9 +111,9 @@ async def list_binlogs(conn: SqlConnection, *, flavour: str, user: str) -> list[
     try:
         rows = _rows(await conn.query("SHOW BINARY LOGS"))
     except UpstreamError as exc:
-        if exc.code == ER_SPECIFIC_ACCESS_DENIED:
+        if exc.code == ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR:
             raise _privilege_error(exc, user, flavour, "list the binary logs") from exc
-        if exc.code == ER_NO_BINARY_LOGGING:
+        if exc.code == ErrorCode.NO_BINARY_LOGGING:
             raise BinhubError("binary logging is disabled on the upstream, so there is nothing to relay",
                               hint="restart the upstream with --log-bin") from exc
         raise
@@ -131,7 +128,7 @@ async def master_status(conn: SqlConnection, *, flavour: str, user: str) -> tupl
         try:
             rows = _rows(await conn.query(sql))
         except UpstreamError as exc:
-            if exc.code == ER_SPECIFIC_ACCESS_DENIED:
+            if exc.code == ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR:
                 raise _privilege_error(exc, user, flavour, "read the binlog position") from exc
             last = exc
             continue

@@ -31,6 +31,7 @@ from binhub.errors import BinhubError
 from binhub.store import BinlogStore
 from binhub.store.index import file_seq
 from binhub.store.recovery import mariadb_position
+from binhub.wire.errors import ErrorCode, MysqlError
 
 __all__ = ["binlog_event_rows", "checksum_name", "durable_files", "gtid_position_at"]
 
@@ -61,17 +62,6 @@ _TYPE_NAMES: dict[int, str] = {
 }
 
 
-class BinlogQueryError(BinhubError):
-    """A SHOW BINLOG EVENTS / binlog_gtid_pos request names something the store does not have."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-ER_UNKNOWN_TARGET_BINLOG = 1373
-ER_ERROR_WHEN_EXECUTING_COMMAND = 1220
-
 
 def durable_files(store: BinlogStore) -> list[tuple[str, int]]:
     """(name, durable size) of every file readers may see, oldest first."""
@@ -98,7 +88,7 @@ def _limit_of(store: BinlogStore, name: str) -> int:
     for n, size in durable_files(store):
         if n == name:
             return size
-    raise BinlogQueryError(ER_UNKNOWN_TARGET_BINLOG, f"Could not find target log {name!r} in the binlog index")
+    raise MysqlError(ErrorCode.UNKNOWN_TARGET_BINLOG, f"Could not find target log {name!r} in the binlog index")
 
 
 def _durable_events(path: Path, name: str, limit: int, start: int = 4) -> Iterator[tuple[RawEvent, BinlogFileReader]]:
@@ -162,16 +152,14 @@ def binlog_event_rows(store: BinlogStore, file: str | None, position: int | None
     size = _limit_of(store, name)
     start = position if position is not None else 4
     if start < 4:
-        raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND,
-                               "Error when executing command SHOW BINLOG EVENTS: Invalid log position")
+        raise MysqlError(ErrorCode.ERROR_WHEN_EXECUTING_COMMAND, "Error when executing command SHOW BINLOG EVENTS: Invalid log position")
     rows: list[tuple[str, int, str, int, int, str]] = []
     skipped = 0
     if start > 4:
         # FROM must land on an event boundary; check by walking from the file's start.
         boundaries = {ev.offset for ev, _ in _durable_events(store.file_path(name), name, size)}
         if start not in boundaries and start < size:
-            raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND,
-                                   "Error when executing command SHOW BINLOG EVENTS: Wrong offset or I/O error")
+            raise MysqlError(ErrorCode.ERROR_WHEN_EXECUTING_COMMAND, "Error when executing command SHOW BINLOG EVENTS: Wrong offset or I/O error")
     for ev, reader in _durable_events(store.file_path(name), name, size, start):
         if skipped < offset:
             skipped += 1
@@ -188,7 +176,7 @@ def gtid_position_at(store: BinlogStore, file: str, position: int) -> str:
     """MariaDB ``binlog_gtid_pos(file, pos)``: the GTID position of a replica stopped at (file, pos)."""
     size = _limit_of(store, file)
     if position < 4 or position > size:
-        raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND, f"position {position} is outside {file}")
+        raise MysqlError(ErrorCode.ERROR_WHEN_EXECUTING_COMMAND, f"position {position} is outside {file}")
     state = MariadbGtidList()
     tracker = TransactionTracker()
     for ev, reader in _durable_events(store.file_path(file), file, size):

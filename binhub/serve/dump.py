@@ -38,7 +38,6 @@ from binhub.serve.follower import StoreFollower, hub_for
 from binhub.serve.metrics import inc_if_registered
 from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
 from binhub.serve.start import (
-    ER_MASTER_FATAL_ERROR_READING_BINLOG,
     DumpError,
     StartPlan,
     StoreBehind,
@@ -50,7 +49,8 @@ from binhub.serve.start import (
 from binhub.store.store import BinlogStore
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
-from binhub.wire.messages import EofPacket, ErrPacket
+from binhub.wire.errors import MysqlError
+from binhub.wire.messages import EofPacket
 
 LOG = logging.getLogger("binhub.serve.dump")
 
@@ -191,23 +191,23 @@ class DumpSession:
     async def _run_stream(self) -> None:
         try:
             await self._stream()
-        except DumpError as exc:
-            await self._send_error(exc.code, exc.text)
+        except MysqlError as exc:
+            await self._send_error(exc)
         except StorageError as exc:
-            await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, f"binhub could not read its store: {exc}")
+            await self._send_error(DumpError(f"binhub could not read its store: {exc}"))
         except (ConnectionError, OSError) as exc:
             LOG.info("replica %s disconnected: %s", self.replica_id, exc)
         except BinhubError as exc:
             if not self.conn.closed:
-                await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, str(exc))
+                await self._send_error(DumpError(str(exc)))
 
-    async def _send_error(self, code: int, message: str) -> None:
-        LOG.warning("dump of replica %s refused: %s", self.replica_id, message)
+    async def _send_error(self, error: MysqlError) -> None:
+        LOG.warning("dump of replica %s refused: %s", self.replica_id, error)
         inc_if_registered(self.metrics, "serve_dump_errors")
         if self.conn.closed:
             return
         with contextlib.suppress(Exception):
-            self.conn.write_packets([ErrPacket(code, "HY000", message).build()])
+            self.conn.write_packets([error.packet()])
             await self.conn.drain()
 
     async def _read_replica(self) -> None:

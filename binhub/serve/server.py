@@ -39,7 +39,7 @@ from binhub.serve.keys import (
 )
 from binhub.serve.login import FULL_AUTH_CONCURRENCY, Sha2Cache
 from binhub.serve.metrics import ServeMetrics
-from binhub.serve.queries import ProcessEntry, ReplicaEntry, SqlError
+from binhub.serve.queries import ProcessEntry, ReplicaEntry
 from binhub.serve.session import PRE_AUTH_MAX_PAYLOAD, DumpHandler, Session, default_dump_handler
 from binhub.serve.users import UserDirectory
 from binhub.serve.variables import MAX_ALLOWED_PACKET, ServerFacts
@@ -48,6 +48,7 @@ from binhub.store.catalog import identity_from_file
 from binhub.store.retention import PurgeRules, live_leases, plan_purge
 from binhub.store.state import StoreState, UpstreamIdentity
 from binhub.wire.constants import CACHING_SHA2_PASSWORD, NATIVE_PASSWORD
+from binhub.wire.errors import ErrorCode, MysqlError
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
 
@@ -58,13 +59,6 @@ STATE_REFRESH = 0.2
 STOP_GRACE = 5.0
 DEFAULT_VERSION = "8.0.40"
 VERSION_SUFFIX = "-binhub"
-
-ER_CON_COUNT_ERROR = 1040
-ER_NO_SUCH_THREAD = 1094
-ER_KILL_DENIED_ERROR = 1095
-ER_UNKNOWN_TARGET_BINLOG = 1373
-ER_LOG_IN_USE = 1378
-ER_UNKNOWN_ERROR = 1105
 
 
 class BinlogServer:
@@ -169,10 +163,8 @@ class BinlogServer:
         self.metrics.connections.inc()
         self.connections_total += 1
         if len(self.sessions) >= self.max_connections:
-            from binhub.wire.messages import ErrPacket
-
             self.metrics.connections_refused.inc()
-            conn.write_packets([ErrPacket(ER_CON_COUNT_ERROR, "08004", "Too many connections").build()])
+            conn.write_packets([MysqlError(ErrorCode.CON_COUNT_ERROR, "Too many connections").packet()])
             conn.close()
             return
         session = Session(self, conn, next(self._ids) & 0xFFFFFFFF)
@@ -234,9 +226,9 @@ class BinlogServer:
     def kill(self, connection_id: int, *, by_user: str, admin: bool) -> None:
         session = self.sessions.get(connection_id)
         if session is None:
-            raise SqlError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {connection_id}")
+            raise MysqlError(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
         if not admin and session.state.user != by_user:
-            raise SqlError(ER_KILL_DENIED_ERROR, "HY000", f"You are not owner of thread {connection_id}")
+            raise MysqlError(ErrorCode.KILL_DENIED_ERROR, f"You are not owner of thread {connection_id}")
         self._end(session)
 
     # -- what sessions ask --------------------------------------------------------------------
@@ -340,20 +332,19 @@ class BinlogServer:
         """PURGE BINARY LOGS: refused (naming the reader) if a reader holds a file it would remove."""
         store = self.store
         if store.readonly:
-            raise SqlError(ER_UNKNOWN_ERROR, "HY000",
-                           "this binhub serves the store read-only (its writer runs in another process), so it "
+            raise MysqlError(ErrorCode.UNKNOWN_ERROR, "this binhub serves the store read-only (its writer runs in another process), so it "
                            "cannot purge; use `binhub binlog purge` or the [store.retention] settings")
         rules = PurgeRules(to=to, before=before)
         names = store.files
         if to is not None and to not in names:
-            raise SqlError(ER_UNKNOWN_TARGET_BINLOG, "HY000", f"Target log {to!r} not found in binlog index")
+            raise MysqlError(ErrorCode.UNKNOWN_TARGET_BINLOG, f"Target log {to!r} not found in binlog index")
         paths = {n: store.file_path(n) for n in names}
         sizes = {n: p.stat().st_size for n, p in paths.items()}
         mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
         _, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(store.data_dir),
                                 active=store.current_file)
         if blocked:
-            raise SqlError(ER_LOG_IN_USE, "HY000", f"A purgeable log is in use, will not purge: {blocked}")
+            raise MysqlError(ErrorCode.LOG_IN_USE, f"A purgeable log is in use, will not purge: {blocked}")
         removed, _ = store.purge(rules)
         return removed
 

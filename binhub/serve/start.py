@@ -32,9 +32,8 @@ from binhub.errors import BinhubError, GtidError
 from binhub.serve.preamble import fde_checksum
 from binhub.store.index import GtidIndexEntry
 from binhub.store.store import BinlogStore, file_seq
+from binhub.wire.errors import ErrorCode, MysqlError
 
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
-ER_UNKNOWN_ERROR = 1105
 HEAD_READ = 64 * 1024
 
 _HEAD_TYPES = frozenset(int(t) for t in (
@@ -43,14 +42,11 @@ _HEAD_TYPES = frozenset(int(t) for t in (
 ))
 
 
-class DumpError(BinhubError):
-    """A dump that cannot start or continue: sent to the replica as an ERR packet."""
+class DumpError(MysqlError):
+    """A dump that cannot start or go on: error 1236, which makes a replica stop, not retry."""
 
-    def __init__(self, message: str, code: int = ER_MASTER_FATAL_ERROR_READING_BINLOG, sqlstate: str = "HY000") -> None:
-        super().__init__(message)
-        self.code = code
-        self.sqlstate = sqlstate
-        self.text = message
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.MASTER_FATAL_ERROR_READING_BINLOG, message)
 
 
 class StoreBehind(DumpError):
@@ -339,8 +335,8 @@ def plan_mariadb_gtid(store: BinlogStore, connect_state: str, *, strict: bool, i
     try:
         wanted = MariadbGtidList.parse(connect_state)
     except GtidError as exc:
-        raise DumpError(f"Out of memory or malformed slave request when obtaining start position from GTID "
-                        f"state ({exc})", code=ER_UNKNOWN_ERROR) from None
+        raise MysqlError(ErrorCode.UNKNOWN_ERROR, "Out of memory or malformed slave request when obtaining start "
+                         f"position from GTID state ({exc})") from None
     have = binlog_state(store)
     for g in wanted:
         mine = have.get(g.domain_id)
