@@ -248,6 +248,13 @@ class ServerConnection:
         t = self._protocol.transport
         return t is not None and t.get_extra_info("sslcontext") is not None
 
+    @property
+    def tls_cipher(self) -> tuple[str, str] | None:
+        """(cipher, protocol version) of the TLS session, e.g. ("TLS_AES_256_GCM_SHA384", "TLSv1.3")."""
+        t = self._protocol.transport
+        info = t.get_extra_info("cipher") if t is not None else None
+        return (str(info[0]), str(info[1])) if info else None
+
     def set_max_payload(self, limit: int) -> None:
         """Bound one reassembled payload (small before authentication, ``max_allowed_packet`` after)."""
         self._protocol.reader.max_payload = limit

@@ -386,6 +386,8 @@ class QueryHandler:
     def handle_show_variables(self, stmt: sql.ShowVariables) -> Reply:
         if stmt.status:
             values = status_variables(self.facts)
+            if stmt.scope != "global":  # the TLS session is the connection's (global: empty, as mysqld)
+                values.update(ssl_cipher=self.session.tls_cipher, ssl_version=self.session.tls_version)
         else:
             values = dict(global_variables(self.facts))
             if stmt.scope != "global":
@@ -400,7 +402,8 @@ class QueryHandler:
             if stmt.where is not None and not _truthy(
                     self.eval(stmt.where, {"variable_name": name, "value": shown})):
                 continue
-            rows.append((name, shown))
+            # Status variables are shown capitalised (Uptime, Ssl_cipher), system variables not.
+            rows.append((name[:1].upper() + name[1:] if stmt.status else name, shown))
         return RowsReply([_string_column("Variable_name"), _string_column("Value")], rows)
 
     def handle_show(self, stmt: sql.ShowSimple) -> Reply:

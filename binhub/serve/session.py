@@ -82,6 +82,8 @@ class SessionState:
     autocommit: bool = True
     sys_vars: dict[str, Value] = field(default_factory=dict)
     capabilities: int = 0
+    tls_cipher: str = ""  # Ssl_cipher / Ssl_version of this connection ("" without TLS)
+    tls_version: str = ""
     reported: bool = False  # sent COM_REGISTER_SLAVE: listed by SHOW SLAVE HOSTS
     command: str = "Connect"  # for SHOW PROCESSLIST
     since: float = field(default_factory=time.monotonic)
@@ -207,6 +209,7 @@ class Session:
         st.admin = result.user.admin
         st.database = response.database or None
         st.capabilities = int(self.capabilities)
+        st.tls_cipher, st.tls_version = self.conn.tls_cipher or ("", "")
         st.command = "Sleep"
         self.conn.set_max_payload(MAX_ALLOWED_PACKET)
         self._queries = QueryHandler(server, st)

@@ -197,6 +197,7 @@ def status_variables(f: ServerFacts) -> dict[str, Value]:
         "rpl_semi_sync_master_clients": f.semi_sync_clients,
         "rpl_semi_sync_source_clients": f.semi_sync_clients,
         "ssl_cipher": "",
+        "ssl_version": "",
     }
 
 
