@@ -434,7 +434,13 @@ class QueryHandler:
             return _rows(["Server_id", "Host", "Port", "Master_id"],
                          [(r.server_id, r.host, r.port, r.master_id) for r in reps])
         if what in ("slave status", "replica status", "all slaves status"):
-            # binhub's own upstream connection (its relay), as MaxScale's binlog router answers it.
+            # binhub's own upstream connection (its relay), as MaxScale's binlog router answers it:
+            # it is the default channel (MySQL) / the unnamed connection (MariaDB), the only one.
+            if stmt.channel:
+                if mysql:
+                    raise MysqlError(ErrorCode.REPLICA_CHANNEL_DOES_NOT_EXIST,
+                                     f"Replication channel '{stmt.channel}' does not exist.")
+                raise MysqlError(ErrorCode.WARN_NO_MASTER_INFO, f"There is no master connection '{stmt.channel}'")
             status = read_replica_status(self.server.store, mariadb=not mysql, gtid_executed=f.gtid_executed)
             names, rows = replica_status_rows(status, mariadb=not mysql, spelling=what)
             return RowsReply([_typed_column(n, column_type(n)) for n in names], rows)

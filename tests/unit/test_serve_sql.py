@@ -517,3 +517,23 @@ def test_mysql_replica_status_shows_gtid_sets_and_the_source_uuid(mysql_store: B
     assert (new["Replica_IO_Running"], new["Replica_SQL_Running"], new["Auto_Position"]) == ("Yes", "Yes", 0)
     assert new["Replica_IO_State"] == "Waiting for source to send event" and new["Seconds_Behind_Source"] == 0
     assert old["Master_UUID"] == UUID and old["Slave_IO_Running"] == "Yes"
+
+
+@pytest.mark.parametrize("fixture, code, message", [
+    ("empty_store", 1617, "There is no master connection 'x'"),
+    ("mysql_store", 3074, "Replication channel 'x' does not exist."),
+], ids=["mariadb", "mysql"])
+def test_named_replication_channels(request: pytest.FixtureRequest, fixture: str, code: int, message: str) -> None:
+    """The default channel is binhub's upstream; any other name is unknown, with each flavour's error."""
+    h = _handler(_server(request.getfixturevalue(fixture)))
+    plain = run(h, "SHOW REPLICA STATUS")
+    assert run(h, "SHOW REPLICA STATUS FOR CHANNEL ''") == plain
+    assert run(h, "show slave status for channel ''") == run(h, "SHOW SLAVE STATUS")
+    assert run(h, "SHOW SLAVE '' STATUS") == run(h, "SHOW SLAVE STATUS")
+    for statement in ("SHOW REPLICA STATUS FOR CHANNEL 'x'", "SHOW SLAVE 'x' STATUS", "SHOW REPLICA 'x' STATUS"):
+        with pytest.raises(MysqlError) as info:
+            h.execute(statement)
+        assert (int(info.value.code), str(info.value)) == (code, message)
+    assert sql.parse("SHOW SLAVE STATUS FOR CHANNEL 'a'") == sql.ShowSimple("slave status", None, "a")
+    with pytest.raises(sql.SqlSyntaxError):
+        sql.parse("SHOW SLAVE HOSTS FOR CHANNEL 'a'")
