@@ -236,6 +236,14 @@ class DumpSession:
                 exclude = MysqlGtidSet.decode(cmd.gtid_data) if cmd.gtid_data else MysqlGtidSet()
             except GtidError as exc:
                 raise DumpError(f"malformed GTID set in COM_BINLOG_DUMP_GTID: {exc}") from None
+            if cmd.position < 4:  # mysqld checks it whether or not a file is named
+                raise DumpError("Client requested master to start replication from position < 4")
+            if cmd.filename:
+                # mysqld (check_start_file): a named file is where the dump starts, GTIDs or not;
+                # the set's transactions are still skipped (``mysqlbinlog --exclude-gtids``).
+                plan = plan_file_position(self.store, cmd.filename, cmd.position)
+                plan.mysql_exclude = exclude
+                return plan
             return plan_mysql_gtid(self.store, exclude)
         connect_state = self.vars.get("slave_connect_state")
         if self.flavour == "mariadb" and connect_state is not None:

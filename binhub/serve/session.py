@@ -252,18 +252,22 @@ class Session:
                     self.handle_com_register_slave(ComRegisterSlave.parse(payload))
                 case Command.BINLOG_DUMP:
                     return await self.handle_com_binlog_dump(ComBinlogDump.parse(payload))
-                case Command.BINLOG_DUMP_GTID:
+                case Command.BINLOG_DUMP_GTID if self.server.flavour == "mysql":  # mariadbd knows no such command
                     return await self.handle_com_binlog_dump(ComBinlogDumpGtid.parse(payload))
                 case Command.RESET_CONNECTION:
                     self.state.user_vars.clear()
                     self.state.sys_vars.clear()
                     self._send_ok()
+                case Command.BINLOG_DUMP_GTID:
+                    self._send_error(ErrorCode.UNKNOWN_COM_ERROR, "Unknown command COM_BINLOG_DUMP_GTID: it is "
+                                     "MySQL's, and this binhub serves a MariaDB binlog (MariaDB replicas send "
+                                     "COM_BINLOG_DUMP, with @slave_connect_state for GTIDs)")
                 case _:
                     name = Command(code).name if code in Command._value2member_map_ else f"0x{code:02x}"
                     self._send_error(ErrorCode.UNKNOWN_COM_ERROR, f"Unknown command {name}: binhub does not "
                                      "support it")
         except ProtocolError as exc:
-            self._send_error(ErrorCode.UNKNOWN_COM_ERROR, f"Malformed command packet: {exc}")
+            self._send_error(ErrorCode.MALFORMED_PACKET, f"Malformed communication packet ({exc})")
         except (ConnectionFailed, asyncio.CancelledError):
             raise
         except MysqlError as exc:

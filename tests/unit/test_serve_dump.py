@@ -600,3 +600,34 @@ def test_large_event_crosses_chunks(tmp_path: Path) -> None:
         assert max(len(e) for e in evs) + 1 > 0xFFFFFF
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- how the request is read
+
+def test_nul_padded_file_name_starts_at_the_first_file(mariadb_store: BinlogStore) -> None:
+    """mysql-replication's MariaDB mode sends "\\0\\0\\0\\0": an empty C string, the first file (as mariadbd)."""
+    raw = b"\x12" + struct.pack("<IHI", 4, int(BinlogDumpFlag.NON_BLOCK), 7) + b"\0\0\0\0"
+    evs = events(dump(mariadb_store, ComBinlogDump.parse(raw)))
+    assert evs == events(dump(mariadb_store, nb("mariadb-bin.000001")))
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mariadb-bin.000001"
+
+
+def test_mysql_gtid_dump_naming_a_file_starts_there_and_skips_the_set(mysql_store: BinlogStore) -> None:
+    """mysqld's check_start_file: a named file is the start even in GTID mode (mysqlbinlog --exclude-gtids)."""
+    data = MysqlGtidSet.parse(f"{U1}:1-15").encode()
+    cmd = ComBinlogDumpGtid(7, data, "mysql-bin.000001", 4, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK)
+    evs = events(dump(mysql_store, cmd, {"master_binlog_checksum": "CRC32"}))
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mysql-bin.000001"
+    everything = mysql_gnos(events(dump(mysql_store, nb("mysql-bin.000001"), {"master_binlog_checksum": "CRC32"})))
+    assert f"{U1}:3" in everything
+    assert mysql_gnos(evs) == [g for g in everything if g not in {f"{U1}:{n}" for n in range(1, 16)}]
+
+
+def test_mysql_gtid_dump_below_position_4_is_refused(mysql_store: BinlogStore) -> None:
+    data = MysqlGtidSet.parse(f"{U1}:1-15").encode()
+    conn = dump(mysql_store, ComBinlogDumpGtid(7, data, "", 0, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK),
+                {"master_binlog_checksum": "CRC32"})
+    err = ErrPacket.parse(last_packet(conn))
+    assert err.code == 1236 and "position < 4" in err.message
