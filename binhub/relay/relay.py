@@ -32,7 +32,14 @@ from binhub.errors import (
 )
 from binhub.net.client import UpstreamConnection
 from binhub.relay.ingest import EventBatch, Ingest
-from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
+from binhub.relay.start import (
+    check_identity,
+    prepare_dump,
+    record_source,
+    record_variables,
+    ssl_context,
+    start_position,
+)
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
 from binhub.wire.errors import ErrorCode
@@ -234,6 +241,7 @@ class Relay:
                         info.binlog_format)
         check_identity(self.store, info)
         record_source(self.store, cfg, tls=conn.tls)
+        record_variables(self.store, info)
         if info.encrypted and not self.store.state.encrypted_upstream:
             LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
                         "so the stored files are not byte-identical to the upstream's encrypted files")

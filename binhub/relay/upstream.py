@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
@@ -17,6 +17,20 @@ from binhub.store.state import UpstreamIdentity
 from binhub.wire.errors import ErrorCode
 
 LOG = logging.getLogger("binhub.relay")
+
+#: The upstream's global variables that describe its binlog and its data, recorded with the store
+#: so that binhub's server answers them as the upstream does: what replicas, CDC tools (Debezium,
+#: Maxwell, Canal, mysql-replication) and monitors probe before they trust the events.
+RECORDED_VARIABLES = (
+    "version", "version_comment", "server_id", "server_uuid", "log_bin", "log_bin_basename", "log_bin_index",
+    "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_row_value_options",
+    "binlog_rows_query_log_events", "binlog_annotate_row_events", "binlog_checksum",
+    "binlog_transaction_compression", "binlog_encryption", "encrypt_binlog", "max_binlog_size",
+    "binlog_expire_logs_seconds", "expire_logs_days", "log_slave_updates", "log_replica_updates",
+    "gtid_mode", "enforce_gtid_consistency", "gtid_domain_id", "gtid_strict_mode", "gtid_ignore_duplicates",
+    "character_set_server", "collation_server", "lower_case_table_names", "time_zone", "system_time_zone",
+    "explicit_defaults_for_timestamp", "sql_mode", "default_storage_engine",
+)
 
 
 class SqlConnection(Protocol):
@@ -46,6 +60,7 @@ class UpstreamInfo:
     gtid_position: str  # gtid_binlog_pos (MariaDB) or gtid_executed (MySQL)
     gtid_purged: str  # MySQL only
     encrypted: bool = False  # MariaDB encrypt_binlog: events arrive decrypted, so files are not byte-identical
+    variables: dict[str, str] = field(default_factory=dict)  # RECORDED_VARIABLES the upstream has
 
     @property
     def base_name(self) -> str:
@@ -97,7 +112,14 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
     current_file, current_pos = await master_status(conn, flavour=flavour, user=user)
     return UpstreamInfo(flavour, str(version), int(server_id or 0), uuid, domain, str(binlog_format or ""),
                         str(checksum or "NONE").upper(), files, current_file, current_pos, gtid_pos, purged,
-                        encrypted)
+                        encrypted, await global_variables(conn))
+
+
+async def global_variables(conn: SqlConnection) -> dict[str, str]:
+    """The upstream's RECORDED_VARIABLES, as ``SHOW GLOBAL VARIABLES`` prints them (a flavour lacks some)."""
+    names = ", ".join(f"'{n}'" for n in RECORDED_VARIABLES)
+    rows = _rows(await conn.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"))
+    return {str(r[0]).lower(): "" if r[1] is None else str(r[1]) for r in rows}
 
 
 def _privilege_error(exc: UpstreamError, user: str, flavour: str, what: str) -> BinhubError:

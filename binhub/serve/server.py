@@ -322,7 +322,7 @@ class BinlogServer:
             gtid_purged=self.store.state.purged_gtids.replace("\n", ""), gtid_domain_id=domain,
             tls=self.tls_context is not None, semi_sync=self.semi_sync, started_at=self._started_at,
             connections=len(self.sessions), connections_total=self.connections_total,
-            failed_logins=self.failed_logins,
+            failed_logins=self.failed_logins, upstream_variables=self.store.state.upstream_variables,
             semi_sync_clients=sum(1 for s in self.sessions.values()
                                   if s.state.user_vars.get("rpl_semi_sync_slave") == "1"
                                   or s.state.user_vars.get("rpl_semi_sync_replica") == "1"),

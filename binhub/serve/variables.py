@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 __all__ = ["ServerFacts", "Value", "global_variables", "like_to_regex", "session_defaults", "show_value",
            "status_variables"]
@@ -47,6 +48,8 @@ class ServerFacts:
     failed_logins: int = 0
     semi_sync_clients: int = 0
     hostname: str = ""
+    #: The upstream's replication-relevant variables, recorded by the relay (``StoreState``).
+    upstream_variables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_mariadb(self) -> bool:
@@ -54,6 +57,23 @@ class ServerFacts:
 
 
 _HOSTNAME = socket.gethostname()
+
+#: Variables that are binhub's own whatever its upstream says: its identity towards replicas (a
+#: replica checks the primary's server_id against its own), what the stored files are (log_bin,
+#: their checksum) and the live GTID positions of the store.
+BINHUB_OWN = frozenset((
+    "server_id", "server_uuid", "version", "version_comment", "log_bin", "binlog_checksum",
+    "gtid_executed", "gtid_purged", "gtid_binlog_pos", "gtid_current_pos", "gtid_binlog_state", "gtid_slave_pos",
+))
+
+
+def _as_catalogued(text: str, like: Value) -> Value:
+    """A recorded variable's text, typed as binhub's catalogue types that variable (ON → True, "5" → 5)."""
+    if isinstance(like, bool) and text.upper() in ("ON", "OFF"):
+        return text.upper() == "ON"
+    if isinstance(like, int | type(None)) and not isinstance(like, bool) and text.lstrip("-").isdigit():
+        return int(text)
+    return text
 
 
 def global_variables(f: ServerFacts) -> dict[str, Value]:
@@ -163,6 +183,10 @@ def global_variables(f: ServerFacts) -> dict[str, Value]:
         "max_execution_time": 0,
         "innodb_read_only": True,
     }
+    # As the upstream answers them (binlog_row_metadata, binlog_row_image, log_bin_basename, ...).
+    for name, text in f.upstream_variables.items():
+        if name not in BINHUB_OWN:
+            v[name] = _as_catalogued(text, v.get(name))
     return v
 
 

@@ -1,12 +1,14 @@
 """binhub's server answering as its upstream does, checked against the upstream's own answers.
 
-The shared MariaDB primary is the oracle: the same statement goes to it and to binhub (serving a
-store relayed from it), and the answers must match: columns, values, error numbers and messages.
+A MariaDB primary is the oracle: the same statement, or the same independent client (PyPI
+``mysql-replication``), goes to it and to binhub serving a store relayed from it, and the answers
+must match: columns, values, error numbers and messages, decoded rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,99 @@ import pymysql
 import pytest
 
 from binhub.sandbox import Sandbox
+from binhub.serve.session import default_dump_handler
+from binhub.store import BinlogStore
 from binhub.store.state import UpstreamSource
+from tests.integration.conftest import MariadbFactory
+from tests.integration.relayutil import run_relay
 from tests.integration.serveutil import PASSWORD, USER, ServerThread, mariadb_store
+
+
+@dataclass
+class Relayed:
+    """A primary with ``binlog_row_metadata=FULL``, a workload on it, and binhub serving its relayed store."""
+
+    primary: Sandbox
+    hub: ServerThread
+    schema: str
+
+
+@pytest.fixture(scope="module")
+def relayed(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relayed]:
+    primary = mariadb_factory("full_metadata", server_id=41, extra_args=["--binlog-row-metadata=FULL"])
+    schema = "cdc"
+    conn = primary.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {schema}")
+            cur.execute(f"CREATE TABLE {schema}.t (id INT PRIMARY KEY, s VARCHAR(32), b BLOB, d DECIMAL(8,2))")
+            cur.execute(f"INSERT INTO {schema}.t VALUES (1, 'one', x'00ff10', 1.50), (2, 'two', NULL, NULL)")
+            cur.execute(f"UPDATE {schema}.t SET s = 'deux', b = x'c3a9' WHERE id = 2")
+            cur.execute(f"DELETE FROM {schema}.t WHERE id = 1")
+    finally:
+        conn.close()
+    data_dir = tmp_path_factory.mktemp("relayed") / "store"
+    done = run_relay(primary.dsn, data_dir)
+    assert done.returncode == 0, done.stderr
+    store = BinlogStore.open_readonly(data_dir)
+    hub = ServerThread(store, tls=False, dump_handler=default_dump_handler)
+    try:
+        yield Relayed(primary, hub, schema)
+    finally:
+        hub.stop()
+
+
+def replication_rows(port: int, user: str, password: str, schema: str) -> list[tuple[str, str, list[Any]]]:
+    """What PyPI mysql-replication decodes, in MariaDB mode by file/position from the first file."""
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    stream = BinLogStreamReader(
+        connection_settings={"host": "127.0.0.1", "port": port, "user": user, "passwd": password},
+        server_id=4242, is_mariadb=True, blocking=False, only_schemas=[schema],
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent])
+    try:
+        return [(type(ev).__name__, ev.table, ev.rows) for ev in stream]
+    finally:
+        stream.close()
+
+
+def test_mysql_replication_reads_the_same_rows_through_binhub(relayed: Relayed) -> None:
+    """mysql-replication (MariaDB mode, no GTID: file name "\\0\\0\\0\\0") gets the primary's rows.
+
+    It asks ``SHOW VARIABLES LIKE 'BINLOG_ROW_METADATA'`` before it trusts the TABLE_MAP metadata:
+    binhub must answer the upstream's FULL, or every column is UNKNOWN_COLn and BLOBs are text.
+    """
+    primary = relayed.primary
+    expected = replication_rows(primary.port, primary.repl_user, primary.repl_password, relayed.schema)
+    got = replication_rows(relayed.hub.port, USER, PASSWORD, relayed.schema)
+    assert [k for k, _, _ in expected] == ["WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent"]
+    first = expected[0][2][0]["values"]
+    assert set(first) == {"id", "s", "b", "d"} and first["b"] == b"\x00\xff\x10"
+    assert got == expected
+
+
+VARIABLES = ("binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_annotate_row_events",
+             "gtid_domain_id", "gtid_strict_mode", "log_bin_basename", "binlog_checksum", "log_slave_updates",
+             "max_binlog_size", "character_set_server", "collation_server", "lower_case_table_names")
+
+
+@pytest.mark.parametrize("statement", [
+    "SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})", "SHOW VARIABLES WHERE Variable_name IN ({names})",
+    "SELECT {selects}", "SELECT {global_selects}",
+])
+def test_replication_variables_are_the_upstreams(relayed: Relayed, statement: str) -> None:
+    """What CDC tools and replicas probe is what the upstream says (recorded by the relay on connect)."""
+    sql = statement.format(names=", ".join(f"'{v}'" for v in VARIABLES),
+                           selects=", ".join(f"@@{v}" for v in VARIABLES),
+                           global_selects=", ".join(f"@@GLOBAL.{v.upper()}" for v in VARIABLES))
+    mine = relayed.primary.connect()
+    hub = hub_connect(relayed.hub.port)
+    try:
+        assert answer(hub, sql) == answer(mine, sql)
+    finally:
+        mine.close()
+        hub.close()
 
 
 @pytest.fixture
