@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BinhubError, ConfigError, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
 from binhub.serve.dump import REPLICA_AHEAD_WAIT
+from binhub.serve.gtid_state import LiveGtidState
 from binhub.serve.keys import (
     RsaKeys,
     load_or_create_rsa_keys,
@@ -99,6 +99,7 @@ class BinlogServer:
         self._refreshed = 0.0
         self._checksum: tuple[str, str] = ("", "CRC32")  # (newest file, its checksum)
         self._file_identity: tuple[str, UpstreamIdentity] | None = None  # (first file, what its FDE says)
+        self._gtids = LiveGtidState(store)  # @@gtid_binlog_pos & co., at the durable position
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -282,11 +283,6 @@ class BinlogServer:
         except StorageError as exc:
             log.debug("cannot refresh the store's state: %s", exc)
 
-    def gtid_executed(self) -> str:
-        self._refresh()
-        executed = None if self.store.readonly else self.store.executed_gtids
-        text = str(executed) if executed is not None else self.store.state.executed_gtids
-        return text.replace("\n", "")
 
     def checksum(self) -> str:
         files = durable_files(self.store)
@@ -311,14 +307,15 @@ class BinlogServer:
         self._refresh()
         up = self.identity()
         flavour = up.flavour if up is not None else "mysql"
-        executed = self.gtid_executed()
+        gtids = self._gtids.snapshot()
+        if flavour == "mariadb":
+            executed, binlog_state = str(gtids.binlog_pos), gtids.binlog_state
+        else:
+            executed, binlog_state = str(gtids.mysql or "").replace("\n", ""), ""
         domain = up.gtid_domain_id if up is not None and up.gtid_domain_id is not None else 0
-        if flavour == "mariadb" and executed:
-            with contextlib.suppress(ValueError):
-                executed = str(MariadbGtidList.parse(executed))
         return ServerFacts(
             flavour=flavour, version=self.version_string, server_id=self.server_id, server_uuid=self.server_uuid,
-            port=self.port, checksum=self.checksum(), gtid_executed=executed,
+            port=self.port, checksum=self.checksum(), gtid_executed=executed, gtid_binlog_state=binlog_state,
             gtid_purged=self.store.state.purged_gtids.replace("\n", ""), gtid_domain_id=domain,
             tls=self.tls_context is not None, semi_sync=self.semi_sync, started_at=self._started_at,
             connections=len(self.sessions), connections_total=self.connections_total,

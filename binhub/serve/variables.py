@@ -37,7 +37,8 @@ class ServerFacts:
     server_uuid: str
     port: int
     checksum: str  # "CRC32" | "NONE"
-    gtid_executed: str  # MySQL set, or MariaDB binlog position
+    gtid_executed: str  # MySQL set, or MariaDB binlog position (@@gtid_binlog_pos), at the durable position
+    gtid_binlog_state: str  # MariaDB: the last GTID of each (domain, server)
     gtid_purged: str
     gtid_domain_id: int
     tls: bool
@@ -121,7 +122,7 @@ def global_variables(f: ServerFacts) -> dict[str, Value]:
         "gtid_domain_id": f.gtid_domain_id,
         "gtid_binlog_pos": f.gtid_executed if f.is_mariadb else "",
         "gtid_current_pos": f.gtid_executed if f.is_mariadb else "",
-        "gtid_binlog_state": f.gtid_executed if f.is_mariadb else "",
+        "gtid_binlog_state": f.gtid_binlog_state,
         "gtid_slave_pos": "",
         "gtid_strict_mode": False,
         "gtid_ignore_duplicates": False,

@@ -19,9 +19,10 @@ from binhub.sandbox import Sandbox
 from binhub.serve.session import default_dump_handler
 from binhub.store import BinlogStore
 from binhub.store.state import UpstreamSource
-from tests.integration.conftest import MariadbFactory
-from tests.integration.relayutil import run_relay
+from tests.integration.conftest import MariadbFactory, PrimaryDb
+from tests.integration.relayutil import run_relay, start_relay, stop_relay
 from tests.integration.serveutil import PASSWORD, USER, ServerThread, mariadb_store
+from tests.integration.workload import wait_until
 
 
 @dataclass
@@ -158,3 +159,63 @@ def test_show_slave_status_of_a_named_connection(primary: Sandbox, empty_hub: Se
         # The primary replicates from no one (no row); binhub shows its relay's row, same columns.
         assert isinstance(got[0], list) and got[0] == expected[0], got
         assert got == default and len(got[1]) == 1
+
+
+# ------------------------------------------------------------------------------ GTID variables, live
+
+GTID_QUERIES = [
+    "SELECT @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state",
+    "SELECT @@GLOBAL.gtid_binlog_pos, @@global.gtid_current_pos, @@global.gtid_binlog_state",
+    "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('gtid_binlog_pos', 'gtid_current_pos', 'gtid_binlog_state')",
+]
+
+
+def test_gtid_variables_follow_the_store_live(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """After a burst of transactions, binhub (read-only beside a running relay, as ``binhub serve``)
+    answers the GTID variables and BINLOG_GTID_POS() as the primary does, as soon as it has stored
+    them: not the executed set the state file held at its last write."""
+    data_dir = tmp_path / "store"
+    relay = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, log=tmp_path / "relay.log")
+    hub: ServerThread | None = None
+    try:
+        wait_until(lambda: (data_dir / "state.json").exists() and (data_dir / "durable").exists(), timeout=30,
+                   message="the relay stored nothing")
+        hub = ServerThread(BinlogStore.open_readonly(data_dir), tls=False)
+        with primary_db.conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+            for i in range(235):  # autocommit: a transaction each
+                cur.execute("INSERT INTO t VALUES (%s, 'x')", (i,))
+        file, position, gtid_pos = primary_db.position()
+        port = hub.port
+        conn = hub_connect(port)
+        try:
+            wait_until(lambda: answer(conn, "SHOW MASTER STATUS")[1][:1] == [(file, position, "", "")], timeout=60,
+                       message="binhub's store did not reach the primary's position")
+            # At once: the relay, idle now, may not write its state file for a long while.
+            got = {q: answer(conn, q) for q in GTID_QUERIES}
+        finally:
+            conn.close()
+        mine = primary_db.connect()
+        try:
+            expected = {q: answer(mine, q) for q in GTID_QUERIES}
+            stored = [name for name, _ in answer(mine, "SHOW BINARY LOGS")[1]]
+            stored = stored[stored.index(primary_db.start_file):]
+            positions = [(name, int(row[1])) for name in stored for row in answer(mine, f"SHOW BINLOG EVENTS IN '{name}'")[1]]
+            positions += [(stored[-1], position), (stored[0], 0), (stored[0], positions[1][1] + 1),
+                          (stored[0], 10 ** 9), ("nosuch-bin.000001", 4)]
+            expected_pos = [answer(mine, f"SELECT BINLOG_GTID_POS('{f}', {p})")[1] for f, p in positions]
+        finally:
+            mine.close()
+        assert got == expected
+        assert expected[GTID_QUERIES[0]][1][0][0] == gtid_pos and gtid_pos.endswith(
+            f"-{int(primary_db.start_gtid.rsplit('-', 1)[1]) + 237}")
+        conn = hub_connect(port)
+        try:
+            got_pos = [answer(conn, f"SELECT BINLOG_GTID_POS('{f}', {p})")[1] for f, p in positions]
+        finally:
+            conn.close()
+        assert got_pos == expected_pos
+    finally:
+        if hub is not None:
+            hub.stop()
+        stop_relay(relay)

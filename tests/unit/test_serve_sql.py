@@ -494,12 +494,12 @@ def test_slave_io_running_follows_the_writer_lock(mariadb_store: BinlogStore) ->
 def test_mariadb_gtid_io_pos_is_taken_at_the_stored_position(mariadb_store: BinlogStore) -> None:
     mariadb_store.update_state(source=SOURCE)
     # A serve-only process reads state.json, which the relay writes at most once a second: here
-    # it is behind, and Gtid_IO_Pos still matches Read_Master_Log_Pos.
+    # it is behind, and both @@gtid_binlog_pos and Gtid_IO_Pos still match Read_Master_Log_Pos.
     stale = json.loads(mariadb_store.state_path.read_bytes())
     stale.update(executed_gtids="", last_position=4)
     mariadb_store.state_path.write_text(json.dumps(stale))
     h = _handler(_server(BinlogStore.open_readonly(mariadb_store.data_dir)))
-    assert run(h, "SELECT @@gtid_binlog_pos") == [("",)]
+    assert run(h, "SELECT @@gtid_binlog_pos") == [("0-1-2",)]
     st = status(h, "SHOW SLAVE STATUS")
     assert (st["Read_Master_Log_Pos"], st["Gtid_IO_Pos"]) == (1074, "0-1-2")
 
