@@ -14,7 +14,9 @@ untouched from a :class:`~binhub.serve.follower.StoreFollower`:
   :class:`~binhub.serve.selector.EventSelector`;
 * heartbeats (v1, or v2 when a MySQL replica sets dump flag bit 1) after ``@master_heartbeat_period``
   without events, naming the file and position the replica has reached;
-* ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent.
+* ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent;
+* MariaDB's ``@slave_until_gtid`` (``START SLAVE UNTIL master_gtid_pos``): an EOF packet after the
+  stop position's artificial GTID_LIST (:mod:`binhub.serve.until`).
 
 The session ends when the replica goes (its socket reader task sees the close), on an error
 (sent as an ERR packet first), or at the NON_BLOCK end.
@@ -31,7 +33,7 @@ from typing import Any, Protocol
 
 from binhub._speedups import frame_events
 from binhub.binlog.constants import HEADER_SIZE
-from binhub.binlog.gtid import MysqlGtidSet
+from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
 from binhub.serve.follower import StoreFollower, hub_for
@@ -46,10 +48,11 @@ from binhub.serve.start import (
     plan_mysql_gtid,
     read_head,
 )
+from binhub.serve.until import UntilGtid
 from binhub.store.store import BinlogStore
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
-from binhub.wire.errors import MysqlError
+from binhub.wire.errors import ErrorCode, MysqlError
 from binhub.wire.messages import EofPacket
 
 LOG = logging.getLogger("binhub.serve.dump")
@@ -288,14 +291,30 @@ class DumpSession:
                                 self.replica_id, exc, wait)
                 await hub_for(self.store).wait(min(remaining, 1.0))
 
+    def _until(self, plan: StartPlan) -> UntilGtid | None:
+        """A MariaDB GTID dump's ``@slave_until_gtid`` (mariadbd ignores it in a file/position dump)."""
+        text = self.vars.get("slave_until_gtid")
+        if text is None:
+            return None
+        try:
+            until = MariadbGtidList.parse(text.strip("'\""))
+        except GtidError as exc:  # mariadbd's GTID list parser answers this before the dump's own message
+            raise MysqlError(ErrorCode.INCORRECT_GTID_STATE, "Could not parse GTID list",
+                             hint=f"@slave_until_gtid: {exc}") from None
+        # mariadbd reads every transaction from the start file's head on: an index jump would hide
+        # GTIDs that count for the stop (a stop before the start ends the dump at once).
+        plan.position = 4
+        return UntilGtid(until)
+
     async def _stream(self) -> None:
         plan = await self._plan()
         self._check_replica(plan)
         head = read_head(self.store, plan.file)
+        until = self._until(plan) if plan.gtid_mode and self.flavour == "mariadb" else None
         selector = EventSelector(plan, flavour=self.flavour, server_id=self.server_id,
                                  crc=head.crc if plan.mid_file else self.rotate_crc,
                                  send_annotate=self.send_annotate, capability=self.capability,
-                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics)
+                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics, until=until)
         # The dump command opened the exchange with sequence id 0: the stream continues from 1.
         self.conn.sequence = 1
         out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]
@@ -334,6 +353,12 @@ class DumpSession:
                 follower.seek(plan.position)
                 selector.jumped(plan.position)
             await self._write(events)
+            if selector.until_reached:
+                LOG.info("dump to replica %s reached its UNTIL position %s", self.replica_id,
+                         self.vars.get("slave_until_gtid"))
+                self.conn.write_packets([EofPacket().build()])
+                await self.conn.drain()
+                return
 
     # -- the plain path: a replica past its start gets every event as it is ------------------------
     async def _write_plain(self, follower: StoreFollower, selector: EventSelector) -> bool:

@@ -335,8 +335,9 @@ def plan_mariadb_gtid(store: BinlogStore, connect_state: str, *, strict: bool, i
     try:
         wanted = MariadbGtidList.parse(connect_state)
     except GtidError as exc:
-        raise MysqlError(ErrorCode.UNKNOWN_ERROR, "Out of memory or malformed slave request when obtaining start "
-                         f"position from GTID state ({exc})") from None
+        # mariadbd's GTID list parser answers this before the dump's own "malformed slave request".
+        raise MysqlError(ErrorCode.INCORRECT_GTID_STATE, "Could not parse GTID list",
+                         hint=f"@slave_connect_state: {exc}") from None
     have = binlog_state(store)
     for g in wanted:
         mine = have.get(g.domain_id)

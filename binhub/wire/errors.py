@@ -61,6 +61,8 @@ class ErrorCode(IntEnum):
     WARN_NO_MASTER_INFO = 1617
     ACCESS_DENIED_NO_PASSWORD_ERROR = 1698, "28000"
     MALFORMED_PACKET = 1835
+    #: MariaDB: "Could not parse GTID list" (a malformed @slave_connect_state / @slave_until_gtid).
+    INCORRECT_GTID_STATE = 1941
     #: MySQL 8.0: "Replication channel '%s' does not exist." (5.7: ER_SLAVE_CHANNEL_DOES_NOT_EXIST).
     REPLICA_CHANNEL_DOES_NOT_EXIST = 3074
     #: MariaDB: another replica connected with this server_id.

@@ -631,3 +631,35 @@ def test_mysql_gtid_dump_below_position_4_is_refused(mysql_store: BinlogStore) -
                 {"master_binlog_checksum": "CRC32"})
     err = ErrPacket.parse(last_packet(conn))
     assert err.code == 1236 and "position < 4" in err.message
+
+
+# --------------------------------------------------------------------------- START SLAVE UNTIL master_gtid_pos
+
+def test_until_gtid_ends_with_a_flagged_gtid_list_and_eof(mariadb_store: BinlogStore) -> None:
+    """What mariadbd sends at the stop: the stop group, a GTID_LIST with FLAG_UNTIL_REACHED, then EOF.
+
+    Blocking dump (no NON_BLOCK): the EOF is the UNTIL stop's, not the end of the store's.
+    """
+    conn = dump(mariadb_store, ComBinlogDump(4, 7, "", BinlogDumpFlag(0)),
+                gtid_vars("0-1-5", slave_until_gtid="0-1-13"))
+    evs = events(conn)
+    assert sent_gtids(evs) == list(range(6, 14))
+    last = decode_event(evs[-1])
+    assert isinstance(last, MariadbGtidListEvent) and last.header.flags & 0x20  # artificial
+    count_word = struct.unpack_from("<I", evs[-1], 19)[0]
+    assert count_word >> 28 == 1  # Gtid_list_log_event::FLAG_UNTIL_REACHED
+    assert [str(g) for g in last.gtids] == ["0-1-13"]
+    assert evs[-2][4] == EventType.XID  # right after the stop transaction's end
+    assert last_packet(conn)[0] == 0xFE
+
+
+def test_until_gtid_already_reached_at_the_start(mariadb_store: BinlogStore) -> None:
+    """A stop the start file's GTID_LIST covers: the head, the flagged GTID_LIST, EOF; no transaction."""
+    conn = dump(mariadb_store, ComBinlogDump(4, 7, "", BinlogDumpFlag(0)),
+                gtid_vars("0-1-12", slave_until_gtid="0-1-3"))
+    evs = events(conn)
+    assert sent_gtids(evs) == []
+    assert [e[4] for e in evs] == [EventType.ROTATE, EventType.FORMAT_DESCRIPTION, EventType.MARIA_GTID_LIST,
+                                   EventType.MARIA_GTID_LIST]
+    assert struct.unpack_from("<I", evs[-1], 19)[0] >> 28 == 1
+    assert last_packet(conn)[0] == 0xFE
