@@ -22,7 +22,11 @@ what failed, why, and (in ``hint``) what to do about it.
     │   ├── IdentityMismatch               the store belongs to another upstream
     │   └── DiskFull
     ├── StartPositionError                 the requested start cannot be served (purged, unknown)
-    └── SandboxError                       the local sandbox server cannot be started
+    ├── SandboxError                       the local sandbox server cannot be started
+    └── MysqlError (binhub.wire.errors)    what binhub's server refuses: an ERR packet (ErrorCode, message)
+        ├── LoginFailed (serve.login)
+        └── DumpError (serve.start)        error 1236: the replica stops instead of retrying
+            └── StoreBehind                the replica is ahead of the store (it waits for the relay first)
 """
 
 from __future__ import annotations
