@@ -234,13 +234,15 @@ class DumpSession:
     # -- start ----------------------------------------------------------------------------------
     def _make_plan(self) -> StartPlan:
         cmd = self.command
+        if self.flavour == "mysql" and cmd.position < 4:
+            # mysqld's check_start_file, for both dump commands, a file named or not (mariadbd says
+            # "impossible position" for a file/position dump and ignores the position in GTID mode).
+            raise DumpError("Client requested master to start replication from position < 4")
         if isinstance(cmd, ComBinlogDumpGtid):
             try:
                 exclude = MysqlGtidSet.decode(cmd.gtid_data) if cmd.gtid_data else MysqlGtidSet()
             except GtidError as exc:
                 raise DumpError(f"malformed GTID set in COM_BINLOG_DUMP_GTID: {exc}") from None
-            if cmd.position < 4:  # mysqld checks it whether or not a file is named
-                raise DumpError("Client requested master to start replication from position < 4")
             if cmd.filename:
                 # mysqld (check_start_file): a named file is where the dump starts, GTIDs or not;
                 # the set's transactions are still skipped (``mysqlbinlog --exclude-gtids``).

@@ -625,12 +625,20 @@ def test_mysql_gtid_dump_naming_a_file_starts_there_and_skips_the_set(mysql_stor
     assert mysql_gnos(evs) == [g for g in everything if g not in {f"{U1}:{n}" for n in range(1, 16)}]
 
 
-def test_mysql_gtid_dump_below_position_4_is_refused(mysql_store: BinlogStore) -> None:
+def test_mysql_dumps_below_position_4_are_refused(mysql_store: BinlogStore) -> None:
     data = MysqlGtidSet.parse(f"{U1}:1-15").encode()
-    conn = dump(mysql_store, ComBinlogDumpGtid(7, data, "", 0, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK),
-                {"master_binlog_checksum": "CRC32"})
-    err = ErrPacket.parse(last_packet(conn))
-    assert err.code == 1236 and "position < 4" in err.message
+    for cmd in (ComBinlogDumpGtid(7, data, "", 0, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK),
+                nb("mysql-bin.000001", pos=3), nb("", pos=0)):
+        err = ErrPacket.parse(last_packet(dump(mysql_store, cmd, {"master_binlog_checksum": "CRC32"})))
+        assert (err.code, err.message) == (1236, "Client requested master to start replication from position < 4")
+
+
+def test_mariadb_positions_below_4(mariadb_store: BinlogStore) -> None:
+    """mariadbd: "impossible position" by file/position; in GTID mode the position is not read at all."""
+    err = ErrPacket.parse(last_packet(dump(mariadb_store, nb("mariadb-bin.000001", pos=0))))
+    assert err.code == 1236 and err.message.startswith("Client requested master to start replication from impossible")
+    evs = events(dump(mariadb_store, ComBinlogDump(0, 7, "", BinlogDumpFlag.NON_BLOCK), gtid_vars("0-1-5")))
+    assert sent_gtids(evs) == list(range(6, 21))
 
 
 # --------------------------------------------------------------------------- START SLAVE UNTIL master_gtid_pos
