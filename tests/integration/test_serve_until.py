@@ -89,8 +89,9 @@ def setup(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFact
         hub.stop()
 
 
-def _replicate_until(replica: Sandbox, port: int, user: str, password: str, start: str, until: str) -> None:
-    replica.execute("STOP SLAVE", f"SET GLOBAL gtid_slave_pos = '{start}'",
+def _replicate_until(replica: Sandbox, port: int, user: str, password: str, start: str, until: str,
+                     strict: bool) -> None:
+    replica.execute("STOP SLAVE", f"SET GLOBAL gtid_strict_mode = {int(strict)}", f"SET GLOBAL gtid_slave_pos = '{start}'",
                     f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='{user}', "
                     f"MASTER_PASSWORD='{password}', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos",
                     f"START SLAVE UNTIL master_gtid_pos = '{until}'")
@@ -122,7 +123,10 @@ def _outcome(replica: Sandbox) -> tuple[str, dict[str, int | None]]:
         conn.close()
 
 
-@pytest.mark.parametrize("case", ["both-domains", "missing-gtid-one-domain", "before-start"])
+CASES = ["both-domains", "missing-gtid-one-domain", "missing-gtid-strict-mode", "before-start"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_until_master_gtid_pos_stops_where_mariadbd_stops(setup: UntilSetup, mariadb_factory: MariadbFactory,
                                                           case: str) -> None:
     until, start = {
@@ -130,16 +134,19 @@ def test_until_master_gtid_pos_stops_where_mariadbd_stops(setup: UntilSetup, mar
         "both-domains": (setup.mid, setup.start_gtid),
         # Domain 0's stop GTID falls in the gap (the next one is not sent); domain 1 is not named.
         "missing-gtid-one-domain": (setup.hole, setup.start_gtid),
+        # The same with gtid_strict_mode on the replicas (sent as @slave_gtid_strict_mode).
+        "missing-gtid-strict-mode": (setup.hole, setup.start_gtid),
         # A stop the start position is already past: nothing more is applied.
         "before-start": (setup.start_gtid, setup.mid),
     }[case]
-    base = 200 + 10 * ["both-domains", "missing-gtid-one-domain", "before-start"].index(case)
+    base = 200 + 10 * CASES.index(case)
+    strict = case.endswith("strict-mode")
     direct = mariadb_factory(f"until_direct_{base}", server_id=base + 1)
     through = mariadb_factory(f"until_hub_{base}", server_id=base + 2)
     try:
         _replicate_until(direct, setup.primary.port, setup.primary.repl_user, setup.primary.repl_password, start,
-                         until)
-        _replicate_until(through, setup.hub.port, USER, PASSWORD, start, until)
+                         until, strict)
+        _replicate_until(through, setup.hub.port, USER, PASSWORD, start, until, strict)
         statuses = [wait_until(lambda r=r: _stopped(r), timeout=60, message=f"{r.name} did not stop at {until}")
                     for r in (direct, through)]
         for st in statuses:
