@@ -18,7 +18,7 @@ import pytest
 from binhub.sandbox import Sandbox
 from binhub.serve.session import default_dump_handler
 from binhub.store import BinlogStore
-from binhub.store.state import UpstreamSource
+from binhub.store.state import StoreState, UpstreamSource
 from tests.integration.conftest import MariadbFactory, PrimaryDb
 from tests.integration.relayutil import run_relay, start_relay, stop_relay
 from tests.integration.serveutil import PASSWORD, USER, ServerThread, mariadb_store
@@ -87,6 +87,20 @@ def test_mysql_replication_reads_the_same_rows_through_binhub(relayed: Relayed) 
     first = expected[0][2][0]["values"]
     assert set(first) == {"id", "s", "b", "d"} and first["b"] == b"\x00\xff\x10"
     assert got == expected
+
+
+def test_the_relay_keeps_the_upstreams_variables_with_the_store(relayed: Relayed) -> None:
+    """state.json holds what the primary says of its binlog, recorded when the relay connected."""
+    store = relayed.hub.server.store
+    recorded = StoreState.load(store.state_path).upstream_variables
+    mine = relayed.primary.connect()
+    try:
+        _, rows = answer(mine, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_row_metadata', "
+                               "'log_bin_basename', 'gtid_strict_mode', 'server_id', 'version')")
+    finally:
+        mine.close()
+    assert rows and {name: recorded.get(name) for name, _ in rows} == dict(rows)
+    assert recorded["binlog_row_metadata"] == "FULL"
 
 
 VARIABLES = ("binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_annotate_row_events",
