@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from binhub._speedups import frame_events
 from binhub.binlog.constants import HEADER_SIZE
-from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StorageError
 from binhub.serve import preamble
 from binhub.serve.follower import StoreFollower, hub_for
@@ -43,6 +43,7 @@ from binhub.serve.start import (
     DumpError,
     StartPlan,
     StoreBehind,
+    binlog_state,
     plan_file_position,
     plan_mariadb_gtid,
     plan_mysql_gtid,
@@ -125,6 +126,29 @@ def _frame_span(data: bytes, seq: int, drop: int, file: str, start: int) -> tupl
         raise StorageError(f"{file} (from offset {start}): {exc}", hint="run `binhub binlog verify` on the store") from None
 
 
+def _stop_before_missing_start(store: BinlogStore, start: str, until: dict[int, MariadbGtid]) -> bool:
+    """mariadbd's check_slave_start_position with an UNTIL: a start GTID past the binlog is no error
+    when the domain's stop is in the binlog (or not named): the stop is before the start, so that
+    domain has stopped already. True (and those domains taken out of ``until``) when every start
+    GTID past the binlog is such a one; the start may then go past the binlog, as with
+    ``gtid_ignore_duplicates``.
+    """
+    try:
+        wanted = MariadbGtidList.parse(start)
+    except GtidError:
+        return False  # plan_mariadb_gtid gives mariadbd's error
+    have = binlog_state(store)
+    ahead = [g.domain_id for g in wanted if (mine := have.get(g.domain_id)) is not None and mine.seq_no < g.seq_no]
+    for domain in ahead:
+        stop, mine = until.get(domain), have.get(domain)
+        if stop is not None and not (mine is not None and mine.server_id == stop.server_id
+                                     and mine.seq_no >= stop.seq_no):
+            return False
+    for domain in ahead:
+        until.pop(domain, None)
+    return bool(ahead)
+
+
 # --------------------------------------------------------------------------- the session
 
 class DumpSession:
@@ -159,6 +183,7 @@ class DumpSession:
         self.rotate_crc = (declared or "").strip("'\"").upper() == "CRC32"
         self.holder = f"dump of replica {self.replica_id} (connection {ctx.state.connection_id})"
         self.follower: StoreFollower | None = None
+        self.until: UntilGtid | None = None  # @slave_until_gtid of a MariaDB GTID dump (``_make_plan``)
         self.acks = 0
         self.events = 0
         self.bytes = 0
@@ -252,9 +277,19 @@ class DumpSession:
             return plan_mysql_gtid(self.store, exclude)
         connect_state = self.vars.get("slave_connect_state")
         if self.flavour == "mariadb" and connect_state is not None:
-            return plan_mariadb_gtid(self.store, connect_state.strip("'\""),
-                                     strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
-                                     ignore_duplicates=_truthy(self.vars.get("slave_gtid_ignore_duplicates")))
+            start = connect_state.strip("'\"")
+            until = self._parse_until()
+            ignore_duplicates = _truthy(self.vars.get("slave_gtid_ignore_duplicates"))
+            if until is not None and not ignore_duplicates:
+                ignore_duplicates = _stop_before_missing_start(self.store, start, until)
+            plan = plan_mariadb_gtid(self.store, start, strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
+                                     ignore_duplicates=ignore_duplicates)
+            if until is not None:
+                # mariadbd reads every transaction from the start file's head on: an index jump
+                # would hide GTIDs that count for the stop.
+                plan.position = 4
+                self.until = UntilGtid(until.values())
+            return plan
         return plan_file_position(self.store, cmd.filename, cmd.position)
 
     def _check_replica(self, plan: StartPlan) -> None:
@@ -293,30 +328,25 @@ class DumpSession:
                                 self.replica_id, exc, wait)
                 await hub_for(self.store).wait(min(remaining, 1.0))
 
-    def _until(self, plan: StartPlan) -> UntilGtid | None:
-        """A MariaDB GTID dump's ``@slave_until_gtid`` (mariadbd ignores it in a file/position dump)."""
+    def _parse_until(self) -> dict[int, MariadbGtid] | None:
+        """A MariaDB GTID dump's ``@slave_until_gtid``, by domain (mariadbd ignores it by file/position)."""
         text = self.vars.get("slave_until_gtid")
         if text is None:
             return None
         try:
-            until = MariadbGtidList.parse(text.strip("'\""))
+            return {g.domain_id: g for g in MariadbGtidList.parse(text.strip("'\""))}
         except GtidError as exc:  # mariadbd's GTID list parser answers this before the dump's own message
             raise MysqlError(ErrorCode.INCORRECT_GTID_STATE, "Could not parse GTID list",
                              hint=f"@slave_until_gtid: {exc}") from None
-        # mariadbd reads every transaction from the start file's head on: an index jump would hide
-        # GTIDs that count for the stop (a stop before the start ends the dump at once).
-        plan.position = 4
-        return UntilGtid(until)
 
     async def _stream(self) -> None:
         plan = await self._plan()
         self._check_replica(plan)
         head = read_head(self.store, plan.file)
-        until = self._until(plan) if plan.gtid_mode and self.flavour == "mariadb" else None
         selector = EventSelector(plan, flavour=self.flavour, server_id=self.server_id,
                                  crc=head.crc if plan.mid_file else self.rotate_crc,
                                  send_annotate=self.send_annotate, capability=self.capability,
-                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics, until=until)
+                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics, until=self.until)
         # The dump command opened the exchange with sequence id 0: the stream continues from 1.
         self.conn.sequence = 1
         out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterable
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
+from binhub.binlog.gtid import MariadbGtid
 
 __all__ = ["FLAG_UNTIL_REACHED", "UntilGtid"]
 
@@ -57,7 +58,7 @@ def _is_commit_or_rollback(ev: bytes | memoryview, checksum_size: int) -> bool:
 class UntilGtid:
     """The stop position of one dump, and whether the dump has reached it."""
 
-    def __init__(self, until: MariadbGtidList) -> None:
+    def __init__(self, until: Iterable[MariadbGtid]) -> None:
         self.pending: dict[int, MariadbGtid] = {g.domain_id: g for g in until}
         self._stop_after = _StopAfter.NOT_YET
         self._start_file_seen = False

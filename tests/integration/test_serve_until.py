@@ -14,13 +14,18 @@ inside the start file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pymysql
 import pytest
 
+from binhub.binlog.constants import EventType
+from binhub.errors import EndOfDump, UpstreamError
+from binhub.net.client import UpstreamConnection
 from binhub.sandbox import Sandbox
 from binhub.serve.session import default_dump_handler
 from binhub.store import BinlogStore
@@ -89,6 +94,13 @@ def setup(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFact
         hub.stop()
 
 
+def _ahead(position: str) -> str:
+    """``position`` with domain 0 five transactions further than the binlog goes."""
+    first, _, rest = position.partition(",")
+    domain, server, seq = first.split("-")
+    return ",".join(filter(None, [f"{domain}-{server}-{int(seq) + 5}", rest]))
+
+
 def _replicate_until(replica: Sandbox, port: int, user: str, password: str, start: str, until: str,
                      strict: bool) -> None:
     replica.execute("STOP SLAVE", f"SET GLOBAL gtid_strict_mode = {int(strict)}", f"SET GLOBAL gtid_slave_pos = '{start}'",
@@ -123,7 +135,8 @@ def _outcome(replica: Sandbox) -> tuple[str, dict[str, int | None]]:
         conn.close()
 
 
-CASES = ["both-domains", "missing-gtid-one-domain", "missing-gtid-strict-mode", "before-start"]
+CASES = ["both-domains", "missing-gtid-one-domain", "missing-gtid-strict-mode", "before-start",
+         "ahead-of-the-binlog"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -138,6 +151,9 @@ def test_until_master_gtid_pos_stops_where_mariadbd_stops(setup: UntilSetup, mar
         "missing-gtid-strict-mode": (setup.hole, setup.start_gtid),
         # A stop the start position is already past: nothing more is applied.
         "before-start": (setup.start_gtid, setup.mid),
+        # A replica ahead of everything the primary has in domain 0, with a stop before its start:
+        # no error (check_slave_start_position), nothing applied.
+        "ahead-of-the-binlog": (setup.mid, _ahead(setup.end)),
     }[case]
     base = 200 + 10 * CASES.index(case)
     strict = case.endswith("strict-mode")
@@ -160,6 +176,45 @@ def test_until_master_gtid_pos_stops_where_mariadbd_stops(setup: UntilSetup, mar
         for sb in (direct, through):
             with contextlib.suppress(Exception):
                 sb.kill()
+
+
+async def _until_dump(port: int, user: str, password: str, start: str, until: str) -> tuple[list[int], str]:
+    """A GTID dump with @slave_until_gtid: the types of the events sent, and how the dump ended."""
+    conn = await UpstreamConnection.connect("127.0.0.1", port, user, password)
+    kinds: list[int] = []
+    try:
+        for statement in ("SET @master_binlog_checksum = 'CRC32'", "SET @mariadb_slave_capability = 4",
+                          f"SET @slave_connect_state = '{start}'", "SET @slave_gtid_strict_mode = 0",
+                          "SET @slave_gtid_ignore_duplicates = 0", f"SET @slave_until_gtid = '{until}'"):
+            await conn.execute(statement)
+        await conn.start_binlog_dump("", 4, 778, 0)  # blocking: only the UNTIL stop ends it
+        while True:
+            try:
+                events = await asyncio.wait_for(conn.read_events(), 10)
+            except EndOfDump:
+                return kinds, "EOF"
+            except UpstreamError as exc:
+                return kinds, f"ERR {exc.code}"
+            kinds += [bytes(e[4:5])[0] for e in events]
+            if len(kinds) > 10_000:
+                return kinds, "runs on"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("case", ["before-start", "ahead-of-the-binlog", "both-domains"])
+def test_until_dump_ends_as_mariadbds(setup: UntilSetup, case: str) -> None:
+    """The dump itself, as a replica's IO thread sees it: what is sent, then the UNTIL stop's EOF.
+
+    (A replica checks a stop its own position is past before it connects; the primary's side of
+    those cases is only visible here.)"""
+    start, until = {"before-start": (setup.mid, setup.start_gtid), "ahead-of-the-binlog": (_ahead(setup.end), setup.mid),
+                    "both-domains": (setup.start_gtid, setup.mid)}[case]
+    primary = setup.primary
+    expected = asyncio.run(_until_dump(primary.port, primary.repl_user, primary.repl_password, start, until))
+    got = asyncio.run(_until_dump(setup.hub.port, USER, PASSWORD, start, until))
+    assert expected[1] == "EOF" and expected[0][-1] == EventType.MARIA_GTID_LIST
+    assert got == expected
 
 
 @pytest.mark.parametrize("variable", ["slave_until_gtid", "slave_connect_state"])
@@ -191,3 +246,19 @@ def test_malformed_gtid_positions_are_refused_as_mariadbd_does(setup: UntilSetup
     got = asyncio.run(ask(setup.hub.port, USER, PASSWORD))
     assert got[0] == expected[0] == 1941
     assert got[1].startswith(expected[1])
+
+
+def test_two_domain_gtid_variables_are_the_primarys(setup: UntilSetup) -> None:
+    """With two domains and a gap in one, binhub's GTID variables still say what the primary says."""
+    statement = "SELECT @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state"
+    answers = []
+    for port, user, password in ((setup.primary.port, setup.primary.repl_user, setup.primary.repl_password),
+                                 (setup.hub.port, USER, PASSWORD)):
+        conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=10)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                answers.append(cur.fetchall())
+        finally:
+            conn.close()
+    assert answers[0] == answers[1] and answers[0][0][0] == setup.end
