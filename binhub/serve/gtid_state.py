@@ -105,13 +105,20 @@ class LiveGtidState:
         if state.last_file == name and head.end < state.last_position <= upto and state.executed_gtids:
             # The state file's executed set is the one at its last position (the writer folds GTIDs in
             # as they become durable), so reading can start there.
+            # It is checked against the head (a state never loses what came before the file), so
+            # a state file written wrong (an older binhub's) costs a longer read, not a wrong answer.
             snap = self._from_state_file()
             if snap.mysql is not None and head.previous_gtids is not None:
-                cursor.mysql, cursor.offset = snap.mysql, state.last_position
+                if head.previous_gtids.issubset(snap.mysql):
+                    cursor.mysql, cursor.offset = snap.mysql, state.last_position
             elif snap.mariadb and head.previous_gtids is None:
-                for g in snap.mariadb:  # the newest per domain; other servers' entries stay from the head
-                    cursor.fold_mariadb(g)
-                cursor.offset = state.last_position
+                position = snap.binlog_pos
+                if all((p := position.get(g.domain_id)) is not None and (p.server_id != g.server_id or
+                                                                       p.seq_no >= g.seq_no)
+                       for g in head.gtid_list or ()):
+                    for g in snap.mariadb:  # the newest per domain; other servers' entries stay from the head
+                        cursor.fold_mariadb(g)
+                    cursor.offset = state.last_position
         return cursor
 
     def _read(self, cursor: _Cursor, upto: int) -> None:

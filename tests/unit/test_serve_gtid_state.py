@@ -13,13 +13,14 @@ from pathlib import Path
 
 from binhub.binlog.events import PreviousGtidsEvent, decode_event
 from binhub.binlog.file import BinlogFileReader
-from binhub.binlog.gtid import MysqlGtidSet
+from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.serve.queries import QueryHandler
 from binhub.serve.server import BinlogServer
 from binhub.serve.session import SessionState
 from binhub.serve.users import UserDirectory, make_user
 from binhub.store.state import StoreState
 from binhub.store.store import BinlogStore
+from tests.binlog_factory import BinlogFileBuilder
 from tests.unit.test_serve_dump import U1, make_store, mariadb_files, mysql_files
 
 
@@ -61,3 +62,27 @@ def test_mariadb_positions_are_the_files_not_the_state_files(tmp_path: Path) -> 
     reader = BinlogStore.open_readonly(tmp_path / "store")
     assert _ask(reader, "SELECT @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state") == [
         ("0-1-20", "0-1-20", "0-1-20")]
+
+
+def test_a_state_file_that_lost_a_domain_is_not_trusted(tmp_path: Path) -> None:
+    """Older relays wrote only the last domain to state.json: the file's own GTID_LIST shows it, and
+    the answer comes from reading the file instead."""
+    src = tmp_path / "src"
+    src.mkdir()
+    first = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    first.gtid_list([])
+    for seq in range(1, 4):
+        first.maria_txn(0, seq)
+        first.maria_txn(1, seq)
+    first.rotate("mariadb-bin.000002")
+    second = BinlogFileBuilder("mariadb-bin.000002", "mariadb")
+    second.gtid_list([MariadbGtid(0, 1, 3), MariadbGtid(1, 1, 3)])
+    second.maria_txn(0, 4)
+    second.maria_txn(1, 4)
+    store = make_store(tmp_path, [first.save(src), second.save(src)])
+    end = store.durable_position
+    store.close()
+    assert end is not None
+    _stale(tmp_path / "store", "1-1-4", "mariadb-bin.000002", end.position)
+    reader = BinlogStore.open_readonly(tmp_path / "store")
+    assert _ask(reader, "SELECT @@gtid_binlog_pos") == [("0-1-4,1-1-4",)]
