@@ -49,7 +49,7 @@ from binhub.serve.start import (
     plan_mysql_gtid,
     read_head,
 )
-from binhub.serve.until import UntilGtid
+from binhub.serve.until import UntilGtid, stopped_before_start
 from binhub.store.store import BinlogStore
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
@@ -124,29 +124,6 @@ def _frame_span(data: bytes, seq: int, drop: int, file: str, start: int) -> tupl
         return frame_events(data, seq, drop)
     except ValueError as exc:
         raise StorageError(f"{file} (from offset {start}): {exc}", hint="run `binhub binlog verify` on the store") from None
-
-
-def _stop_before_missing_start(store: BinlogStore, start: str, until: dict[int, MariadbGtid]) -> bool:
-    """mariadbd's check_slave_start_position with an UNTIL: a start GTID past the binlog is no error
-    when the domain's stop is in the binlog (or not named): the stop is before the start, so that
-    domain has stopped already. True (and those domains taken out of ``until``) when every start
-    GTID past the binlog is such a one; the start may then go past the binlog, as with
-    ``gtid_ignore_duplicates``.
-    """
-    try:
-        wanted = MariadbGtidList.parse(start)
-    except GtidError:
-        return False  # plan_mariadb_gtid gives mariadbd's error
-    have = binlog_state(store)
-    ahead = [g.domain_id for g in wanted if (mine := have.get(g.domain_id)) is not None and mine.seq_no < g.seq_no]
-    for domain in ahead:
-        stop, mine = until.get(domain), have.get(domain)
-        if stop is not None and not (mine is not None and mine.server_id == stop.server_id
-                                     and mine.seq_no >= stop.seq_no):
-            return False
-    for domain in ahead:
-        until.pop(domain, None)
-    return bool(ahead)
 
 
 # --------------------------------------------------------------------------- the session
@@ -281,7 +258,9 @@ class DumpSession:
             until = self._parse_until()
             ignore_duplicates = _truthy(self.vars.get("slave_gtid_ignore_duplicates"))
             if until is not None and not ignore_duplicates:
-                ignore_duplicates = _stop_before_missing_start(self.store, start, until)
+                with contextlib.suppress(GtidError):  # (plan_mariadb_gtid answers a malformed start)
+                    ignore_duplicates = stopped_before_start(binlog_state(self.store),
+                                                             MariadbGtidList.parse(start), until)
             plan = plan_mariadb_gtid(self.store, start, strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
                                      ignore_duplicates=ignore_duplicates)
             if until is not None:

@@ -12,6 +12,8 @@ GTID dump; the primary's dump thread stops there (MariaDB ``sql/sql_repl.cc``: `
 * domains whose stop lies before the start (the start file's GTID_LIST is at or past it) have
   left the set before anything is sent; once the set is empty, at a file's start, the dump stops
   after the first stand-alone event;
+* a start GTID the binlog has not reached is no error when its domain's stop is in the binlog (or
+  not named): that domain has stopped before the start (:func:`stopped_before_start`);
 * when the last domain leaves, the dump stops after the group that made it leave ends (its XID or
   COMMIT/ROLLBACK, or for a stand-alone group the first event that is not part of a group), with an
   artificial GTID_LIST flagged ``FLAG_UNTIL_REACHED`` and then an EOF packet: the replica's IO and
@@ -25,9 +27,9 @@ import struct
 from collections.abc import Iterable
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.gtid import MariadbGtid
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
 
-__all__ = ["FLAG_UNTIL_REACHED", "UntilGtid"]
+__all__ = ["FLAG_UNTIL_REACHED", "UntilGtid", "stopped_before_start"]
 
 #: Gtid_list_log_event::FLAG_UNTIL_REACHED (1 << 28 of the count word), as ``preamble.gtid_list``'s flags.
 FLAG_UNTIL_REACHED = 1
@@ -100,3 +102,22 @@ class UntilGtid:
                 return kind not in _PART_OF_GROUP
             case _StopAfter.TRANSACTION:
                 return kind in _ENDS_TRANSACTION or (kind == _QUERY and _is_commit_or_rollback(ev, checksum_size))
+
+
+def stopped_before_start(have: MariadbGtidList, start: MariadbGtidList, until: dict[int, MariadbGtid]) -> bool:
+    """mariadbd's check_slave_start_position with an UNTIL, given the binlog's position ``have``.
+
+    A start GTID past the binlog is an error, unless the domain's stop is in the binlog (or the
+    stop does not name the domain): the stop is then before the start, and that domain has already
+    stopped. True, and those domains taken out of ``until``, when every start GTID past the binlog
+    is such a one: the start may then lie past the binlog, as with ``gtid_ignore_duplicates``.
+    """
+    ahead = [g.domain_id for g in start if (mine := have.get(g.domain_id)) is not None and mine.seq_no < g.seq_no]
+    for domain in ahead:
+        stop, mine = until.get(domain), have.get(domain)
+        if stop is not None and not (mine is not None and mine.server_id == stop.server_id
+                                     and mine.seq_no >= stop.seq_no):
+            return False
+    for domain in ahead:
+        until.pop(domain, None)
+    return bool(ahead)
