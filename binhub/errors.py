@@ -30,9 +30,12 @@ what failed, why, and (in ``hint``) what to do about it.
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named; also a BinlogError)
     ├── SandboxError                       the local sandbox server cannot be started
     ├── InnodbFormatError                  an InnoDB page or redo log is not in a format we read
-    └── BackupError                        a physical backup cannot be taken
-        ├── RedoOverrun                    the server overwrote redo log not yet copied
-        └── PageCorrupted                  a data page stays corrupt after re-reads (file, page)
+    ├── BackupError                        a physical backup cannot be taken
+    │   ├── RedoOverrun                    the server overwrote redo log not yet copied
+    │   └── PageCorrupted                  a data page stays corrupt after re-reads (file, page)
+    └── MysqlError (binhub.wire.errors)    what binhub's server refuses: an ERR packet (ErrorCode, message)
+        ├── LoginFailed (serve.login)
+        └── DumpError (serve.dump_error)   error 1236: the replica stops instead of retrying
 """
 
 from __future__ import annotations

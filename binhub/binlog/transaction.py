@@ -213,7 +213,7 @@ def decode_gtid_event(event: GtidEvent) -> MysqlGtid | MariadbGtid | None:
 
 def gtid_event_domain(event: GtidEvent) -> int | None:
     """The domain of a MariaDB GTID event without decoding the rest; None for MySQL's."""
-    return _MARIA_DOMAIN(event[1], HEADER_SIZE + 9)[0] if event[0] == _MARIA_GTID else None
+    return _MARIA_DOMAIN(event[1], HEADER_SIZE + 8)[0] if event[0] == _MARIA_GTID else None  # after seq_no u64
 
 
 def _decode_gtid(type_code: int, raw: bytes, checksum_size: int) -> MysqlGtid | MariadbGtid | None:

@@ -38,11 +38,13 @@ from binhub.relay.session_setup import (
     check_identity,
     prepare_dump,
     record_source,
+    record_variables,
     ssl_context,
     start_position,
 )
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
+from binhub.wire.errors import ErrorCode
 
 LOG = logging.getLogger("binhub.relay")
 
@@ -51,9 +53,10 @@ LOG = logging.getLogger("binhub.relay")
 WRITE_BEHIND_BYTES = 32 * 1024 * 1024
 
 # Upstream errors that no reconnect can fix.
-ER_SLAVE_SAME_ID = 4052  # MariaDB: another replica registered with our server_id
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
-FATAL_CODES = {1045, 1044, 1227, 1142, 1381, ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_SLAVE_SAME_ID}
+FATAL_CODES = frozenset((ErrorCode.ACCESS_DENIED_ERROR, ErrorCode.DBACCESS_DENIED_ERROR,
+                         ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR, ErrorCode.TABLEACCESS_DENIED_ERROR,
+                         ErrorCode.NO_BINARY_LOGGING, ErrorCode.MASTER_FATAL_ERROR_READING_BINLOG,
+                         ErrorCode.SLAVE_SAME_ID))
 MYSQL_DUP_SERVER_ID_TEXT = "same server_uuid/server_id"
 
 # How long a relay on a full disk waits at most between attempts: the operator frees space and
@@ -62,8 +65,6 @@ DISK_FULL_MAX_BACKOFF = 5.0
 # The shortest silence (no event, no heartbeat, no byte) after which the upstream counts as gone.
 MIN_SILENCE_LIMIT = 3.0
 
-ER_ACCESS_DENIED = 1045
-ER_SPECIFIC_ACCESS_DENIED = 1227
 MARIADB_SEND_ANNOTATE_ROWS = 2
 
 
@@ -197,7 +198,7 @@ class Relay:
         if isinstance(exc, AuthenticationFailed):
             return exc
         if isinstance(exc, UpstreamError):
-            if exc.code == ER_SLAVE_SAME_ID or MYSQL_DUP_SERVER_ID_TEXT in exc.server_message:
+            if exc.code == ErrorCode.SLAVE_SAME_ID or MYSQL_DUP_SERVER_ID_TEXT in exc.server_message:
                 return RelayFatal(
                     f"another replica connected to the upstream with binhub's server_id "
                     f"{self.config.server_id}, and the upstream ended binhub's dump (error {exc.code}: "
@@ -238,6 +239,7 @@ class Relay:
                         info.binlog_format)
         check_identity(self.store, info)
         record_source(self.store, cfg, tls=conn.tls)
+        record_variables(self.store, info)
         if info.encrypted and not self.store.state.encrypted_upstream:
             LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
                         "so the stored files are not byte-identical to the upstream's encrypted files")
@@ -255,7 +257,7 @@ class Relay:
             await conn.start_binlog_dump(file, position, cfg.server_id, flags)
         except UpstreamError as exc:
             # Already authenticated: "access denied" here means a missing privilege, not a password.
-            if exc.code in (ER_ACCESS_DENIED, ER_SPECIFIC_ACCESS_DENIED):
+            if exc.code in (ErrorCode.ACCESS_DENIED_ERROR, ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR):
                 raise RelayFatal(
                     f"the upstream user {src.user!r} lacks the REPLICATION SLAVE privilege needed to read "
                     f"the binlog (server said: {exc.server_message})",

@@ -44,6 +44,12 @@ def check_identity(store: BinlogStore, info: UpstreamInfo) -> None:
         if completed != stored:
             store.set_identity(completed)
 
+def record_variables(store: BinlogStore, info: UpstreamInfo) -> None:
+    """Keep the upstream's replication-relevant variables with the store (serve answers them); written on change."""
+    if info.variables and store.state.upstream_variables != info.variables:
+        store.update_state(upstream_variables=info.variables)
+
+
 def record_source(store: BinlogStore, config: RelayConfig, *, tls: bool) -> None:
     """Remember where the relay connects (SHOW SLAVE STATUS on binhub shows it); written only on change."""
     src = config.source

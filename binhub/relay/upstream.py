@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
 from binhub.errors import BinhubError, StartPositionError, UpstreamError
 from binhub.store.state import UpstreamIdentity
+from binhub.wire.errors import ErrorCode
 
 LOG = logging.getLogger("binhub.relay")
 
-ER_SPECIFIC_ACCESS_DENIED = 1227
-ER_NO_BINARY_LOGGING = 1381
-ER_UNKNOWN_SYSTEM_VARIABLE = 1193
+#: The upstream's global variables that describe its binlog and its data, recorded with the store
+#: so that binhub's server answers them as the upstream does: what replicas, CDC tools (Debezium,
+#: Maxwell, Canal, mysql-replication) and monitors probe before they trust the events.
+RECORDED_VARIABLES = (
+    "version", "version_comment", "server_id", "server_uuid", "log_bin", "log_bin_basename", "log_bin_index",
+    "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_row_value_options",
+    "binlog_rows_query_log_events", "binlog_annotate_row_events", "binlog_checksum",
+    "binlog_transaction_compression", "binlog_encryption", "encrypt_binlog", "max_binlog_size",
+    "binlog_expire_logs_seconds", "expire_logs_days", "log_slave_updates", "log_replica_updates",
+    "gtid_mode", "enforce_gtid_consistency", "gtid_domain_id", "gtid_strict_mode", "gtid_ignore_duplicates",
+    "character_set_server", "collation_server", "lower_case_table_names", "time_zone", "system_time_zone",
+    "explicit_defaults_for_timestamp", "sql_mode", "default_storage_engine",
+)
 
 
 class SqlConnection(Protocol):
@@ -49,6 +60,7 @@ class UpstreamInfo:
     gtid_position: str  # gtid_binlog_pos (MariaDB) or gtid_executed (MySQL)
     gtid_purged: str  # MySQL only
     encrypted: bool = False  # MariaDB encrypt_binlog: events arrive decrypted, so files are not byte-identical
+    variables: dict[str, str] = field(default_factory=dict)  # RECORDED_VARIABLES the upstream has
 
     @property
     def base_name(self) -> str:
@@ -86,7 +98,7 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
         try:
             encrypted = str(await _scalar(conn, "SELECT @@global.encrypt_binlog")) in ("1", "ON")
         except UpstreamError as exc:  # servers without the variable (and binhub when chaining) do not encrypt
-            if exc.code != ER_UNKNOWN_SYSTEM_VARIABLE:
+            if exc.code != ErrorCode.UNKNOWN_SYSTEM_VARIABLE:
                 raise
     else:
         uuid = await _scalar(conn, "SELECT @@server_uuid") or ""
@@ -94,13 +106,20 @@ async def probe(conn: SqlConnection, *, is_mariadb: bool, user: str) -> Upstream
             executed, purged_s = _rows(await conn.query("SELECT @@global.gtid_executed, @@global.gtid_purged"))[0]
             gtid_pos, purged = (executed or "").replace("\n", ""), (purged_s or "").replace("\n", "")
         except UpstreamError as exc:
-            if exc.code != ER_UNKNOWN_SYSTEM_VARIABLE:
+            if exc.code != ErrorCode.UNKNOWN_SYSTEM_VARIABLE:
                 raise
     files = await list_binlogs(conn, flavour=flavour, user=user)
     current_file, current_pos = await master_status(conn, flavour=flavour, user=user)
     return UpstreamInfo(flavour, str(version), int(server_id or 0), uuid, domain, str(binlog_format or ""),
                         str(checksum or "NONE").upper(), files, current_file, current_pos, gtid_pos, purged,
-                        encrypted)
+                        encrypted, await global_variables(conn))
+
+
+async def global_variables(conn: SqlConnection) -> dict[str, str]:
+    """The upstream's RECORDED_VARIABLES, as ``SHOW GLOBAL VARIABLES`` prints them (a flavour lacks some)."""
+    names = ", ".join(f"'{n}'" for n in RECORDED_VARIABLES)
+    rows = _rows(await conn.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"))
+    return {str(r[0]).lower(): "" if r[1] is None else str(r[1]) for r in rows}
 
 
 def _privilege_error(exc: UpstreamError, user: str, flavour: str, what: str) -> BinhubError:
@@ -114,9 +133,9 @@ async def list_binlogs(conn: SqlConnection, *, flavour: str, user: str) -> list[
     try:
         rows = _rows(await conn.query("SHOW BINARY LOGS"))
     except UpstreamError as exc:
-        if exc.code == ER_SPECIFIC_ACCESS_DENIED:
+        if exc.code == ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR:
             raise _privilege_error(exc, user, flavour, "list the binary logs") from exc
-        if exc.code == ER_NO_BINARY_LOGGING:
+        if exc.code == ErrorCode.NO_BINARY_LOGGING:
             raise BinhubError("binary logging is disabled on the upstream, so there is nothing to relay",
                               hint="restart the upstream with --log-bin") from exc
         raise
@@ -131,7 +150,7 @@ async def master_status(conn: SqlConnection, *, flavour: str, user: str) -> tupl
         try:
             rows = _rows(await conn.query(sql))
         except UpstreamError as exc:
-            if exc.code == ER_SPECIFIC_ACCESS_DENIED:
+            if exc.code == ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR:
                 raise _privilege_error(exc, user, flavour, "read the binlog position") from exc
             last = exc
             continue

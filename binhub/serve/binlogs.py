@@ -26,10 +26,10 @@ from binhub.binlog.events import (
 )
 from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
-from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError
 from binhub.store import StoreReader
 from binhub.store.recovery import mariadb_position
+from binhub.wire.errors import ErrorCode, MysqlError
 
 __all__ = ["binlog_event_rows", "checksum_name", "durable_files", "gtid_position_at"]
 
@@ -60,17 +60,6 @@ _TYPE_NAMES: dict[int, str] = {
 }
 
 
-class BinlogQueryError(BinhubError):
-    """A SHOW BINLOG EVENTS / binlog_gtid_pos request names something the store does not have."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-ER_UNKNOWN_TARGET_BINLOG = 1373
-ER_ERROR_WHEN_EXECUTING_COMMAND = 1220
-
 
 def durable_files(store: StoreReader) -> list[tuple[str, int]]:
     """(name, durable size) of every file readers may see, oldest first."""
@@ -81,7 +70,7 @@ def _limit_of(store: StoreReader, name: str) -> int:
     for n, size in durable_files(store):
         if n == name:
             return size
-    raise BinlogQueryError(ER_UNKNOWN_TARGET_BINLOG, f"Could not find target log {name!r} in the binlog index")
+    raise MysqlError(ErrorCode.UNKNOWN_TARGET_BINLOG, f"Could not find target log {name!r} in the binlog index")
 
 
 def _durable_events(path: Path, name: str, limit: int, start: int = 4) -> Iterator[tuple[RawEvent, BinlogFileReader]]:
@@ -145,16 +134,14 @@ def binlog_event_rows(store: StoreReader, file: str | None, position: int | None
     size = _limit_of(store, name)
     start = position if position is not None else 4
     if start < 4:
-        raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND,
-                               "Error when executing command SHOW BINLOG EVENTS: Invalid log position")
+        raise MysqlError(ErrorCode.ERROR_WHEN_EXECUTING_COMMAND, "Error when executing command SHOW BINLOG EVENTS: Invalid log position")
     rows: list[tuple[str, int, str, int, int, str]] = []
     skipped = 0
     if start > 4:
         # FROM must land on an event boundary; check by walking from the file's start.
         boundaries = {ev.offset for ev, _ in _durable_events(store.file_path(name), name, size)}
         if start not in boundaries and start < size:
-            raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND,
-                                   "Error when executing command SHOW BINLOG EVENTS: Wrong offset or I/O error")
+            raise MysqlError(ErrorCode.ERROR_WHEN_EXECUTING_COMMAND, "Error when executing command SHOW BINLOG EVENTS: Wrong offset or I/O error")
     for ev, reader in _durable_events(store.file_path(name), name, size, start):
         if skipped < offset:
             skipped += 1
@@ -167,26 +154,39 @@ def binlog_event_rows(store: StoreReader, file: str | None, position: int | None
     return rows
 
 
-def gtid_position_at(store: StoreReader, file: str, position: int) -> str:
-    """MariaDB ``binlog_gtid_pos(file, pos)``: the GTID position of a replica stopped at (file, pos)."""
-    size = _limit_of(store, file)
-    if position < 4 or position > size:
-        raise BinlogQueryError(ER_ERROR_WHEN_EXECUTING_COMMAND, f"position {position} is outside {file}")
+#: Events mariadbd reads past, at the start of a file, while it looks for the GTID_LIST.
+_BEFORE_GTID_LIST = frozenset((EventType.FORMAT_DESCRIPTION, EventType.ROTATE, EventType.STOP,
+                               EventType.MARIA_BINLOG_CHECKPOINT, EventType.MARIA_START_ENCRYPTION))
+
+
+def gtid_position_at(store: StoreReader, file: str, position: int) -> str | None:
+    """MariaDB ``BINLOG_GTID_POS(file, pos)``: the GTID position of a replica stopped at (file, pos).
+
+    As mariadbd's ``gtid_state_from_binlog_pos``: an empty name is the first file and a position
+    below 4 is 4; the file's GTID_LIST is always read (so ``(file, 4)`` is the state before the
+    file), then every GTID event that starts before ``pos``. An unknown file, or a position that is
+    not where an event starts (or the durable end), gives NULL, not an error.
+    """
+    files = dict(durable_files(store))
+    name = file or next(iter(files), "")
+    if name not in files:
+        return None
+    size = files[name]
+    position = max(position, 4)
     state = MariadbGtidList()
-    tracker = TransactionTracker()
-    for ev, reader in _durable_events(store.file_path(file), file, size):
-        if ev.offset >= position:
-            break
-        if ev.header.type_code == EventType.MARIA_GTID_LIST:
+    boundary, listed = position in (4, size), False
+    for ev, reader in _durable_events(store.file_path(name), name, size):
+        boundary = boundary or ev.offset == position
+        kind = ev.header.type_code
+        if kind == EventType.MARIA_GTID_LIST:
             decoded = decode_event(ev.data, reader.fde)
             if isinstance(decoded, MariadbGtidListEvent):
-                state = mariadb_position(decoded.gtids)
-            continue
-        crc = reader.fde.checksum_size if reader.fde else 4
-        done = tracker.transactions
-        if tracker.feed(ev.data, crc) and tracker.transactions != done and ev.end <= position:
-            gtid = tracker.last_gtid
-            if isinstance(gtid, MariadbGtid):
-                state = state.union(MariadbGtidList([gtid]))
-    return str(state)
+                state, listed = mariadb_position(decoded.gtids), True
+        elif ev.offset >= position and (listed or kind not in _BEFORE_GTID_LIST):
+            break
+        elif kind == EventType.MARIA_GTID:
+            server = int.from_bytes(ev.data[5:9], "little")
+            seq_no, domain = int.from_bytes(ev.data[19:27], "little"), int.from_bytes(ev.data[27:31], "little")
+            state = state.update(MariadbGtid(domain, server, seq_no))
+    return str(state) if boundary else None
 

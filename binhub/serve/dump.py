@@ -14,7 +14,9 @@ untouched from a :class:`~binhub.store.follower.StoreFollower`:
   :class:`~binhub.serve.selector.EventSelector`;
 * heartbeats (v1, or v2 when a MySQL replica sets dump flag bit 1) after ``@master_heartbeat_period``
   without events, naming the file and position the replica has reached;
-* ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent.
+* ``BINLOG_DUMP_NON_BLOCK`` (or server_id 0): an EOF packet once everything durable was sent;
+* MariaDB's ``@slave_until_gtid`` (``START SLAVE UNTIL master_gtid_pos``): an EOF packet after the
+  stop position's artificial GTID_LIST (:mod:`binhub.serve.until`).
 
 The session ends when the replica goes (its socket reader task sees the close), on an error
 (sent as an ERR packet first), or at the NON_BLOCK end.
@@ -31,18 +33,20 @@ from typing import Protocol
 
 from binhub._speedups import frame_events
 from binhub.binlog.constants import HEADER_SIZE
-from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtidSet
 from binhub.errors import BinhubError, GtidError, StartPositionError, StorageError, StoreBehind
 from binhub.serve import preamble
-from binhub.serve.dump_error import ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_UNKNOWN_ERROR, DumpError
+from binhub.serve.dump_error import DumpError
 from binhub.serve.metrics import ServeMetrics
 from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
+from binhub.serve.until import UntilGtid, stopped_before_start
 from binhub.store import StoreReader
 from binhub.store.follower import StoreFollower
 from binhub.store.seek import StartPlan, plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
-from binhub.wire.messages import EofPacket, ErrPacket
+from binhub.wire.errors import ErrorCode, MysqlError
+from binhub.wire.messages import EofPacket
 
 LOG = logging.getLogger("binhub.serve.dump")
 
@@ -148,6 +152,7 @@ class DumpSession:
         self.holder = f"dump of replica {self.replica_id} (connection {ctx.state.connection_id})"
         self.greeted_version = ctx.state.greeted_version
         self.follower: StoreFollower | None = None
+        self.until: UntilGtid | None = None  # @slave_until_gtid of a MariaDB GTID dump (``_make_plan``)
         self.acks = 0
         self.events = 0
         self.bytes = 0
@@ -188,25 +193,25 @@ class DumpSession:
     async def _run_stream(self) -> None:
         try:
             await self._stream()
-        except DumpError as exc:
-            await self._send_error(exc.code, exc.text)
+        except MysqlError as exc:
+            await self._send_error(exc)
         except StartPositionError as exc:  # the store cannot serve the start (purged, unknown, not reached)
-            await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, str(exc))
+            await self._send_error(DumpError(str(exc)))
         except StorageError as exc:
-            await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, f"binhub could not read its store: {exc}")
+            await self._send_error(DumpError(f"binhub could not read its store: {exc}"))
         except (ConnectionError, OSError) as exc:
             LOG.info("replica %s disconnected: %s", self.replica_id, exc)
         except BinhubError as exc:
             if not self.conn.closed:
-                await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, str(exc))
+                await self._send_error(DumpError(str(exc)))
 
-    async def _send_error(self, code: int, message: str) -> None:
-        LOG.warning("dump of replica %s refused: %s", self.replica_id, message)
+    async def _send_error(self, error: MysqlError) -> None:
+        LOG.warning("dump of replica %s refused: %s", self.replica_id, error)
         self.metrics.dump_errors.inc()
         if self.conn.closed:
             return
         with contextlib.suppress(Exception):
-            self.conn.write_packets([ErrPacket(code, "HY000", message).build()])
+            self.conn.write_packets([error.packet()])
             await self.conn.drain()
 
     async def _read_replica(self) -> None:
@@ -230,22 +235,42 @@ class DumpSession:
     # -- start ----------------------------------------------------------------------------------
     def _make_plan(self) -> StartPlan:
         cmd = self.command
+        if self.flavour == "mysql" and cmd.position < 4:
+            # mysqld's check_start_file, for both dump commands, a file named or not (mariadbd says
+            # "impossible position" for a file/position dump and ignores the position in GTID mode).
+            raise DumpError("Client requested master to start replication from position < 4")
         if isinstance(cmd, ComBinlogDumpGtid):
             try:
                 exclude = MysqlGtidSet.decode(cmd.gtid_data) if cmd.gtid_data else MysqlGtidSet()
             except GtidError as exc:
                 raise DumpError(f"malformed GTID set in COM_BINLOG_DUMP_GTID: {exc}") from None
+            if cmd.filename:
+                # mysqld (check_start_file): a named file is where the dump starts, GTIDs or not;
+                # the set's transactions are still skipped (``mysqlbinlog --exclude-gtids``).
+                plan = plan_file_position(self.store, cmd.filename, cmd.position)
+                plan.mysql_exclude = exclude
+                return plan
             return plan_mysql_gtid(self.store, exclude)
         connect_state = self.vars.get("slave_connect_state")
         if self.flavour == "mariadb" and connect_state is not None:
             try:
                 wanted = MariadbGtidList.parse(connect_state.strip("'\""))
             except GtidError as exc:
-                raise DumpError(f"Out of memory or malformed slave request when obtaining start position from "
-                                f"GTID state ({exc})", code=ER_UNKNOWN_ERROR) from None
-            return plan_mariadb_gtid(self.store, wanted,
-                                     strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
-                                     ignore_duplicates=_truthy(self.vars.get("slave_gtid_ignore_duplicates")))
+                # mariadbd's GTID list parser answers this before the dump's own "malformed slave request".
+                raise MysqlError(ErrorCode.INCORRECT_GTID_STATE, "Could not parse GTID list",
+                                 hint=f"@slave_connect_state: {exc}") from None
+            until = self._parse_until()
+            ignore_duplicates = _truthy(self.vars.get("slave_gtid_ignore_duplicates"))
+            if until is not None and not ignore_duplicates:
+                ignore_duplicates = stopped_before_start(self.store.mariadb_state(), wanted, until)
+            plan = plan_mariadb_gtid(self.store, wanted, strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
+                                     ignore_duplicates=ignore_duplicates)
+            if until is not None:
+                # mariadbd reads every transaction from the start file's head on: an index jump
+                # would hide GTIDs that count for the stop.
+                plan.position = 4
+                self.until = UntilGtid(until.values())
+            return plan
         return plan_file_position(self.store, cmd.filename, cmd.position)
 
     def _check_replica(self, plan: StartPlan) -> None:
@@ -294,9 +319,21 @@ class DumpSession:
         """
         greeted_mariadb = "mariadb" in self.greeted_version.lower()
         if self.greeted_version and greeted_mariadb != (self.flavour == "mariadb"):
-            raise DumpError(f"binhub knew nothing of its upstream yet when this replica connected (it was greeted "
-                            f"as {self.greeted_version}, the upstream is {self.server.version_string}); "
-                            "reconnect to replicate from it", code=ER_UNKNOWN_ERROR)
+            raise MysqlError(ErrorCode.UNKNOWN_ERROR,
+                             f"binhub knew nothing of its upstream yet when this replica connected (it was greeted "
+                             f"as {self.greeted_version}, the upstream is {self.server.version_string}); "
+                             "reconnect to replicate from it")
+
+    def _parse_until(self) -> dict[int, MariadbGtid] | None:
+        """A MariaDB GTID dump's ``@slave_until_gtid``, by domain (mariadbd ignores it by file/position)."""
+        text = self.vars.get("slave_until_gtid")
+        if text is None:
+            return None
+        try:
+            return {g.domain_id: g for g in MariadbGtidList.parse(text.strip("'\""))}
+        except GtidError as exc:  # mariadbd's GTID list parser answers this before the dump's own message
+            raise MysqlError(ErrorCode.INCORRECT_GTID_STATE, "Could not parse GTID list",
+                             hint=f"@slave_until_gtid: {exc}") from None
 
     async def _stream(self) -> None:
         plan = await self._plan()
@@ -307,7 +344,7 @@ class DumpSession:
         selector = EventSelector(plan, flavour=self.flavour, server_id=self.server_id,
                                  crc=head.crc if plan.mid_file else self.rotate_crc,
                                  send_annotate=self.send_annotate, capability=self.capability,
-                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics)
+                                 heartbeat_v2=self.heartbeat_v2, metrics=self.metrics, until=self.until)
         # The dump command opened the exchange with sequence id 0: the stream continues from 1.
         self.conn.sequence = 1
         out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]
@@ -346,6 +383,12 @@ class DumpSession:
                 follower.seek(plan.position)
                 selector.jumped(plan.position)
             await self._write(events)
+            if selector.until_reached:
+                LOG.info("dump to replica %s reached its UNTIL position %s", self.replica_id,
+                         self.vars.get("slave_until_gtid"))
+                self.conn.write_packets([EofPacket().build()])
+                await self.conn.drain()
+                return
 
     # -- the plain path: a replica past its start gets every event as it is ------------------------
     async def _write_plain(self, follower: StoreFollower, selector: EventSelector) -> bool:

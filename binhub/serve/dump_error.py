@@ -7,20 +7,13 @@ serve); the dump session turns those into this, with the code a primary would se
 
 from __future__ import annotations
 
-from binhub.errors import BinhubError
+from binhub.wire.errors import ErrorCode, MysqlError
 
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
-ER_UNKNOWN_ERROR = 1105
-
-
-class DumpError(BinhubError):
-    """A dump that cannot start or continue: sent to the replica as an ERR packet."""
-
-    def __init__(self, message: str, code: int = ER_MASTER_FATAL_ERROR_READING_BINLOG, sqlstate: str = "HY000") -> None:
-        super().__init__(message)
-        self.code = code
-        self.sqlstate = sqlstate
-        self.text = message
+__all__ = ["DumpError"]
 
 
-__all__ = ["ER_MASTER_FATAL_ERROR_READING_BINLOG", "ER_UNKNOWN_ERROR", "DumpError"]
+class DumpError(MysqlError):
+    """A dump that cannot start or go on: error 1236, which makes a replica stop, not retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.MASTER_FATAL_ERROR_READING_BINLOG, message)

@@ -7,13 +7,13 @@
   server's public key (``caching_sha2_password_auto_generate_rsa_keys``); the pair is generated
   once and kept, so clients that pinned the public key keep working across restarts.
 
-Private keys are written with mode 0600 through :func:`binhub.store.fsutil.atomic_write`.
+Private keys are created with mode 0600 (:func:`binhub.store.fsutil.atomic_write` with ``mode``):
+never readable by others, not even for a moment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 import ssl
 import uuid
@@ -40,8 +40,7 @@ _OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, data)
-    os.chmod(path, 0o600)
+    atomic_write(path, data, mode=0o600)
 
 
 def _new_key() -> rsa.RSAPrivateKey:

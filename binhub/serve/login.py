@@ -30,11 +30,11 @@ from binhub.wire import auth
 from binhub.wire.constants import (
     CACHING_SHA2_PASSWORD,
     CLEAR_PASSWORD,
-    ER_ACCESS_DENIED_ERROR,
     NATIVE_PASSWORD,
     SHA256_PASSWORD,
     Capability,
 )
+from binhub.wire.errors import ErrorCode, MysqlError
 from binhub.wire.handshake import (
     AuthMoreData,
     AuthSwitchRequest,
@@ -47,20 +47,16 @@ __all__ = ["AuthResult", "LoginFailed", "Sha2Cache", "authenticate"]
 
 log = logging.getLogger("binhub.serve")
 
-ER_HANDSHAKE_ERROR = 1043
 #: At most this many SHA-256 crypts (≈3 ms of CPU each) run at once, so a flood of bad logins
 #: queues up instead of starving the dumps.
 FULL_AUTH_CONCURRENCY = 2
 
 
-class LoginFailed(Exception):
-    """The login failed; ``code``/``sqlstate``/``message`` go into the ERR packet."""
+class LoginFailed(MysqlError):
+    """The login failed: sent as an ERR packet, then the connection closes."""
 
-    def __init__(self, code: int, sqlstate: str, message: str, *, counted: bool = True) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sqlstate = sqlstate
-        self.message = message
+    def __init__(self, code: ErrorCode, message: str, *, counted: bool = True) -> None:
+        super().__init__(code, message)
         self.counted = counted  # a bad password counts as a failed login; a broken packet does not
 
 
@@ -96,13 +92,13 @@ async def authenticate(conn: ServerConnection, scramble: bytes, *, users: UserDi
         payload = await _read(conn)
         if is_ssl_request(payload):
             if tls is None:
-                raise LoginFailed(ER_HANDSHAKE_ERROR, "08S01", "Bad handshake: TLS was not offered", counted=False)
+                raise LoginFailed(ErrorCode.HANDSHAKE_ERROR, "Bad handshake: TLS was not offered", counted=False)
             SSLRequest.parse(payload)
             await conn.start_tls(tls)
             payload = await _read(conn)
         response = HandshakeResponse41.parse(payload)
     except (MalformedPacket, UnexpectedPacket) as exc:
-        raise LoginFailed(ER_HANDSHAKE_ERROR, "08S01", f"Bad handshake: {exc}", counted=False) from None
+        raise LoginFailed(ErrorCode.HANDSHAKE_ERROR, f"Bad handshake: {exc}", counted=False) from None
     using_pw = "YES" if response.auth_response else "NO"
     user = users.get(response.user)
     # A client that names no plugin (or lacks PLUGIN_AUTH) speaks mysql_native_password, as in mysqld.
@@ -121,8 +117,7 @@ async def authenticate(conn: ServerConnection, scramble: bytes, *, users: UserDi
         conn.write_packets([AuthSwitchRequest(plugin, scramble + b"\x00").build()])
         data = await _read(conn)
         using_pw = "YES" if data else "NO"
-    fail = LoginFailed(ER_ACCESS_DENIED_ERROR, "28000",
-                       f"Access denied for user '{response.user}'@'{client_host}' (using password: {using_pw})")
+    fail = LoginFailed(ErrorCode.ACCESS_DENIED_ERROR, f"Access denied for user '{response.user}'@'{client_host}' (using password: {using_pw})")
     if user is None:
         raise fail
     if plugin == NATIVE_PASSWORD:
@@ -153,7 +148,7 @@ async def _read(conn: ServerConnection) -> bytes:
     try:
         payload = await conn.read_packet()
     except ProtocolError as exc:
-        raise LoginFailed(ER_HANDSHAKE_ERROR, "08S01", f"Bad handshake: {exc}", counted=False) from None
+        raise LoginFailed(ErrorCode.HANDSHAKE_ERROR, f"Bad handshake: {exc}", counted=False) from None
     conn.reply_to_last()
     return payload
 

@@ -1,8 +1,8 @@
 """Answering parsed statements: SET, SELECT, SHOW, PURGE, KILL, USE, as a primary would.
 
 :class:`QueryHandler` turns a :mod:`binhub.serve.sql` statement into a reply (:class:`OkReply` or
-:class:`RowsReply`) or raises :class:`SqlError` (code, SQLSTATE, message) for the session to send
-as an ERR packet; the connection always survives. It reads the server through the small
+:class:`RowsReply`) or raises :class:`~binhub.wire.errors.MysqlError` (code, message) for the session to
+send as an ERR packet; the connection always survives. It reads the server through the small
 :class:`ServerView` protocol, so the unit tests answer whole replica conversations with a fake.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from binhub.serve import sql
-from binhub.serve.binlogs import BinlogQueryError, binlog_event_rows, durable_files, gtid_position_at
+from binhub.serve.binlogs import binlog_event_rows, durable_files, gtid_position_at
 from binhub.serve.replica_status import column_type, read_replica_status, replica_status_rows
 from binhub.serve.variables import (
     ServerFacts,
@@ -28,36 +28,17 @@ from binhub.serve.variables import (
     status_variables,
 )
 from binhub.wire.constants import Charset, ColumnType
+from binhub.wire.errors import ErrorCode, MysqlError
 from binhub.wire.messages import ColumnDefinition
 
 if TYPE_CHECKING:
     from binhub.serve.session import SessionState
     from binhub.store import StoreReader
 
-__all__ = ["OkReply", "QueryHandler", "ReplicaEntry", "RowsReply", "ServerView", "SqlError", "parse_datetime"]
-
-ER_PARSE_ERROR = 1064
-ER_UNKNOWN_SYSTEM_VARIABLE = 1193
-ER_SPECIFIC_ACCESS_DENIED = 1227
-ER_NO_SUCH_THREAD = 1094
-ER_SP_DOES_NOT_EXIST = 1305
-ER_BAD_FIELD_ERROR = 1054
-ER_NO_SUCH_TABLE = 1146
-ER_WRONG_VALUE = 1525
-ER_UNKNOWN_ERROR = 1105
+__all__ = ["OkReply", "QueryHandler", "ReplicaEntry", "RowsReply", "ServerView", "parse_datetime"]
 
 #: Schemas whose tables binhub "has" (empty): tools query them on connect and must not fail.
 _SYSTEM_SCHEMAS = ("information_schema.", "performance_schema.", "mysql.", "sys.")
-
-
-class SqlError(Exception):
-    """An error reply: becomes an ERR packet; the session carries on."""
-
-    def __init__(self, code: int, sqlstate: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sqlstate = sqlstate
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +152,7 @@ def parse_datetime(text: str) -> float:
             return dt.datetime.strptime(text.strip(), fmt).timestamp()
         except ValueError:
             continue
-    raise SqlError(ER_WRONG_VALUE, "HY000", f"Incorrect DATETIME value: '{text}'")
+    raise MysqlError(ErrorCode.WRONG_VALUE, f"Incorrect DATETIME value: '{text}'")
 
 
 class QueryHandler:
@@ -216,13 +197,10 @@ class QueryHandler:
         try:
             stmt = sql.parse(text)
         except sql.SqlSyntaxError as exc:
-            raise SqlError(ER_PARSE_ERROR, "42000", f"You have an error in your SQL syntax: {exc} "
+            raise MysqlError(ErrorCode.PARSE_ERROR, f"You have an error in your SQL syntax: {exc} "
                            f"(binhub answers replication and monitoring statements only; "
                            f"statement: {exc.statement.strip()[:80]!r})") from None
-        try:
-            return self._dispatch(stmt)
-        except BinlogQueryError as exc:
-            raise SqlError(exc.code, "HY000", exc.message) from None
+        return self._dispatch(stmt)
 
     def _dispatch(self, stmt: sql.Statement) -> Reply:
         match stmt:
@@ -249,7 +227,7 @@ class QueryHandler:
                 return OkReply()
             case sql.TxnStmt():
                 return OkReply()
-        raise SqlError(ER_PARSE_ERROR, "42000", "unsupported statement")  # pragma: no cover
+        raise MysqlError(ErrorCode.PARSE_ERROR, "unsupported statement")  # pragma: no cover
 
     # -- SET ----------------------------------------------------------------------------------
     def handle_set(self, stmt: sql.SetStmt) -> Reply:
@@ -276,10 +254,9 @@ class QueryHandler:
             return
         known = var.name in global_variables(self.facts) or var.name in session_defaults(self.facts, 0)
         if not known:
-            raise SqlError(ER_UNKNOWN_SYSTEM_VARIABLE, "HY000", f"Unknown system variable '{var.name}'")
+            raise MysqlError(ErrorCode.UNKNOWN_SYSTEM_VARIABLE, f"Unknown system variable '{var.name}'")
         if var.scope in ("global", "persist", "persist_only"):
-            raise SqlError(ER_SPECIFIC_ACCESS_DENIED, "42000",
-                           f"Access denied; binhub's global variables are read-only (SET GLOBAL {var.name}): "
+            raise MysqlError(ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR, f"Access denied; binhub's global variables are read-only (SET GLOBAL {var.name}): "
                            "change binhub's configuration instead")
 
     def _set_system(self, name: str, value: Value) -> None:
@@ -305,9 +282,9 @@ class QueryHandler:
         if stmt.table is not None:
             if stmt.table.startswith(_SYSTEM_SCHEMAS):
                 return RowsReply([_string_column(n) for n in names])  # binhub has no tables
-            raise SqlError(ER_NO_SUCH_TABLE, "42S02", f"Table '{stmt.table}' doesn't exist (binhub has no tables)")
+            raise MysqlError(ErrorCode.NO_SUCH_TABLE, f"Table '{stmt.table}' doesn't exist (binhub has no tables)")
         if any(item.expr is None for item in stmt.items):
-            raise SqlError(1096, "HY000", "No tables used")
+            raise MysqlError(ErrorCode.NO_TABLES_USED, "No tables used")
         if stmt.limit == 0 or (stmt.where is not None and not _truthy(self.eval(stmt.where))):
             return RowsReply([_string_column(n) for n in names])
         row = tuple(self.eval(item.expr) for item in stmt.items if item.expr is not None)
@@ -327,11 +304,11 @@ class QueryHandler:
                     return columns[e.name.lower()]
                 if set_value:
                     return e.name  # SET x = ON / OFF / DEFAULT / utf8mb4: identifiers are values
-                raise SqlError(ER_BAD_FIELD_ERROR, "42S22", f"Unknown column '{e.name}' in 'field list'")
+                raise MysqlError(ErrorCode.BAD_FIELD_ERROR, f"Unknown column '{e.name}' in 'field list'")
             case sql.Call():
                 fn = self._functions.get(e.name)
                 if fn is None:
-                    raise SqlError(ER_SP_DOES_NOT_EXIST, "42000", f"FUNCTION {e.name.upper()} does not exist in binhub")
+                    raise MysqlError(ErrorCode.SP_DOES_NOT_EXIST, f"FUNCTION {e.name.upper()} does not exist in binhub")
                 return fn([self.eval(a, columns) for a in e.args])
             case sql.Unary():
                 v = self.eval(e.operand, columns, set_value=set_value)
@@ -357,7 +334,7 @@ class QueryHandler:
                 if v is None or p is None:
                     return None
                 return int((like_to_regex(str(text_value(p))).fullmatch(str(text_value(v))) is not None) != e.negated)
-        raise SqlError(ER_UNKNOWN_ERROR, "HY000", "unsupported expression")  # pragma: no cover
+        raise MysqlError(ErrorCode.UNKNOWN_ERROR, "unsupported expression")  # pragma: no cover
 
     def _binary(self, e: sql.Binary, columns: dict[str, Value] | None) -> Value:
         left = self.eval(e.left, columns)
@@ -397,7 +374,7 @@ class QueryHandler:
             d = session_defaults(self.facts, s.connection_id)
             if name in d:
                 return d[name]
-        raise SqlError(ER_UNKNOWN_SYSTEM_VARIABLE, "HY000", f"Unknown system variable '{name}'")
+        raise MysqlError(ErrorCode.UNKNOWN_SYSTEM_VARIABLE, f"Unknown system variable '{name}'")
 
     def _binlog_gtid_pos(self, args: list[Value]) -> Value:
         _arity(args, 2, "binlog_gtid_pos")
@@ -410,8 +387,9 @@ class QueryHandler:
     def handle_show_variables(self, stmt: sql.ShowVariables) -> Reply:
         if stmt.status:
             values = status_variables(self.facts)
-            if stmt.scope != "global":
+            if stmt.scope != "global":  # the TLS session is the connection's (global: empty, as mysqld)
                 values.update(compression_status(self.session.compression))
+                values.update(ssl_cipher=self.session.tls_cipher, ssl_version=self.session.tls_version)
         else:
             values = dict(global_variables(self.facts))
             if stmt.scope != "global":
@@ -426,7 +404,8 @@ class QueryHandler:
             if stmt.where is not None and not _truthy(
                     self.eval(stmt.where, {"variable_name": name, "value": shown})):
                 continue
-            rows.append((name, shown))
+            # Status variables are shown capitalised (Uptime, Ssl_cipher), system variables not.
+            rows.append((name[:1].upper() + name[1:] if stmt.status else name, shown))
         return RowsReply([_string_column("Variable_name"), _string_column("Value")], rows)
 
     def handle_show(self, stmt: sql.ShowSimple) -> Reply:
@@ -457,7 +436,13 @@ class QueryHandler:
             return _rows(["Server_id", "Host", "Port", "Master_id"],
                          [(r.server_id, r.host, r.port, r.master_id) for r in reps])
         if what in ("slave status", "replica status", "all slaves status"):
-            # binhub's own upstream connection (its relay), as MaxScale's binlog router answers it.
+            # binhub's own upstream connection (its relay), as MaxScale's binlog router answers it:
+            # it is the default channel (MySQL) / the unnamed connection (MariaDB), the only one.
+            if stmt.channel:
+                if mysql:
+                    raise MysqlError(ErrorCode.REPLICA_CHANNEL_DOES_NOT_EXIST,
+                                     f"Replication channel '{stmt.channel}' does not exist.")
+                raise MysqlError(ErrorCode.WARN_NO_MASTER_INFO, f"There is no master connection '{stmt.channel}'")
             status = read_replica_status(self.server.store, mariadb=not mysql, gtid_executed=f.gtid_executed)
             names, rows = replica_status_rows(status, mariadb=not mysql, spelling=what)
             return RowsReply([_typed_column(n, column_type(n)) for n in names], rows)
@@ -483,8 +468,7 @@ class QueryHandler:
     # -- PURGE --------------------------------------------------------------------------------
     def handle_purge(self, stmt: sql.PurgeStmt) -> Reply:
         if not self.session.admin:
-            raise SqlError(ER_SPECIFIC_ACCESS_DENIED, "42000",
-                           "Access denied; you need the admin flag (binhub user add --admin) for PURGE BINARY LOGS")
+            raise MysqlError(ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR, "Access denied; you need the admin flag (binhub user add --admin) for PURGE BINARY LOGS")
         before = None
         if stmt.before is not None:
             value = self.eval(stmt.before)
@@ -510,7 +494,7 @@ def _on(value: Value) -> bool:
 
 def _arity(args: list[Value], n: int, name: str) -> list[Value]:
     if len(args) != n:
-        raise SqlError(1582, "42000", f"Incorrect parameter count in the call to native function '{name.upper()}'")
+        raise MysqlError(ErrorCode.WRONG_PARAMCOUNT_TO_NATIVE_FCT, f"Incorrect parameter count in the call to native function '{name.upper()}'")
     return args
 
 

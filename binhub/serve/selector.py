@@ -10,7 +10,10 @@ batches of file events into what goes on the wire and keeps what the replica has
   naming every GTID seen so far, as the primaries do;
 * each file's FORMAT_DESCRIPTION as the primary sends it, after a fake ROTATE at a file switch;
 * ANNOTATE_ROWS only to a replica that asked for it or cannot tolerate the hole;
-* heartbeats (v1, or v2 for a MySQL replica that asked) naming where the replica stands.
+* heartbeats (v1, or v2 for a MySQL replica that asked) naming where the replica stands;
+* MariaDB's ``START SLAVE UNTIL master_gtid_pos`` (:mod:`binhub.serve.until`): nothing past the stop
+  position is sent, and at the stop an artificial GTID_LIST flagged ``FLAG_UNTIL_REACHED``
+  (:attr:`EventSelector.until_reached` then tells the session to end the dump).
 
 It is apart from the session (``dump.py``) because these are the decisions, with their state,
 while the session owns the socket, the start and the framing; the session's shared-span fast
@@ -23,12 +26,13 @@ import struct
 
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
-from binhub.binlog.events import GtidEvent
+from binhub.binlog.events import GtidEvent, MariadbGtidListEvent
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble
 from binhub.serve.dump_error import DumpError
 from binhub.serve.metrics import ServeMetrics
+from binhub.serve.until import FLAG_UNTIL_REACHED, UntilGtid
 from binhub.store.follower import Batch
 from binhub.store.seek import StartPlan
 
@@ -39,6 +43,8 @@ MARIA_SLAVE_CAPABILITY_GTID = 4
 _FDE = int(EventType.FORMAT_DESCRIPTION)
 _ANNOTATE = int(EventType.MARIA_ANNOTATE_ROWS)
 _MARIA_GTID = int(EventType.MARIA_GTID)
+_MARIA_GTID_LIST = int(EventType.MARIA_GTID_LIST)
+_MARIA_FLAGS2 = 19 + 12  # flags2 follows the body's seq_no u64 and domain_id u32
 _MYSQL_GTIDS = frozenset((int(EventType.GTID), int(EventType.GTID_TAGGED), int(EventType.ANONYMOUS_GTID)))
 _MARIA_GTID_BODY = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
@@ -51,7 +57,7 @@ class EventSelector:
     """The events one replica gets, from its start plan on; tracks the file and position it has reached."""
 
     def __init__(self, plan: StartPlan, *, flavour: str, server_id: int, crc: bool, send_annotate: bool,
-                 capability: int, heartbeat_v2: bool, metrics: ServeMetrics) -> None:
+                 capability: int, heartbeat_v2: bool, metrics: ServeMetrics, until: UntilGtid | None = None) -> None:
         self.plan = plan
         self.flavour = flavour
         self.server_id = server_id
@@ -72,6 +78,8 @@ class EventSelector:
         # GTID mode: until the replica's position is reached, an FDE goes out with ``created`` zeroed.
         self.reached = not plan.gtid_mode or (plan.mysql_exclude is None and not plan.mariadb_pending)
         self.fake_gtid_list = False
+        self.until = until  # a MariaDB GTID dump's stop position (START SLAVE UNTIL master_gtid_pos)
+        self.until_reached = False
 
     def passes_span(self, file: str, position: int) -> bool:
         """Whether the events of ``file`` from ``position`` on can go out as they are, none decided.
@@ -81,7 +89,7 @@ class EventSelector:
         """
         plan = self.plan
         return not (self.skipping or self.fake_gtid_list or self.skipped_end or plan.mysql_exclude is not None
-                    or plan.mariadb_pending or file != self.file or position == 4)
+                    or plan.mariadb_pending or self.until is not None or file != self.file or position == 4)
 
     def jumped(self, position: int) -> None:
         """The dump jumped over transactions to ``position`` (the GTID index): MySQL announces the run."""
@@ -111,6 +119,8 @@ class EventSelector:
                 out.append((preamble.dump_fde(ev, zero_log_pos=False, zero_created=zero_created, crc=self.crc),
                             False))
                 self.pos = end
+                if self.until is not None:
+                    self.until.file_started()
                 continue
             self.file = batch.file
             send = self._filter(kind, ev)
@@ -127,16 +137,19 @@ class EventSelector:
                         out.append((self._gtid_list_event(end), False))
                 if self.flavour == "mysql":
                     self.skipped_end = end
-                continue
-            if not send:
-                continue
-            if self.skipped_end:
-                out.extend((p, False) for p in self.announce_skipped())
-            out.append((ev, ends_txn))
-            if self.fake_gtid_list:
-                # mariadbd: right after the first event past the requested GTID (a gap before it).
-                self.fake_gtid_list = False
-                out.append((self._gtid_list_event(end), False))
+            elif send:
+                if self.skipped_end:
+                    out.extend((p, False) for p in self.announce_skipped())
+                out.append((ev, ends_txn))
+                if self.fake_gtid_list:
+                    # mariadbd: right after the first event past the requested GTID (a gap before it).
+                    self.fake_gtid_list = False
+                    out.append((self._gtid_list_event(end), False))
+            if self.until is not None and self.until.reached_after(kind, ev, 4 if self.crc else 0):
+                # mariadbd's is_until_reached: after the event (sent or skipped) that completes the stop.
+                out.append((self._gtid_list_event(end, flags=FLAG_UNTIL_REACHED), False))
+                self.until_reached = True
+                return out, False
         return out, False
 
     def announce_skipped(self) -> list[bytes]:
@@ -167,6 +180,13 @@ class EventSelector:
                 return False
             self.reached = True
             return True
+        if kind == _MARIA_GTID_LIST and plan.gtid_mode and self.until is not None:
+            listed = decode_event(bytes(ev), None, checksum_size=4 if self.crc else 0)
+            if isinstance(listed, MariadbGtidListEvent):
+                # mariadbd loads its binlog state from each GTID_LIST when it has an UNTIL to stop at.
+                plan.mariadb_state = {(g.domain_id, g.server_id): g.seq_no for g in listed.gtids}
+                self.until.gtid_list(listed.gtids)
+            return True
         if kind == _ANNOTATE and not self.send_annotate:
             # mariadbd: a replica that tolerates holes gets none; one that only knows the event gets it.
             return self.capability < MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES
@@ -178,26 +198,28 @@ class EventSelector:
         server = _U32.unpack_from(ev, 5)[0]
         plan.mariadb_state[(domain, server)] = seq_no
         req = plan.mariadb_pending.get(domain)
-        if req is None:
-            return True
-        skip = server != req.server_id or seq_no <= req.seq_no
-        if server == req.server_id and seq_no >= req.seq_no:
-            if plan.strict and seq_no > req.seq_no:
-                raise DumpError(f"The binlog on the master is missing the GTID {req} requested by the slave (even "
-                                "though both a prior and a subsequent sequence number does exist), and GTID "
-                                "strict mode is enabled")
-            self.fake_gtid_list = True
-            del plan.mariadb_pending[domain]
-            self.reached = not plan.mariadb_pending
+        skip = False
+        if req is not None:
+            skip = server != req.server_id or seq_no <= req.seq_no
+            if server == req.server_id and seq_no >= req.seq_no:
+                if plan.strict and seq_no > req.seq_no:
+                    raise DumpError(f"The binlog on the master is missing the GTID {req} requested by the slave "
+                                    "(even though both a prior and a subsequent sequence number does exist), and "
+                                    "GTID strict mode is enabled")
+                self.fake_gtid_list = True
+                del plan.mariadb_pending[domain]
+                self.reached = not plan.mariadb_pending
+        if self.until is not None and self.until.skips(MariadbGtid(domain, server, seq_no), ev[_MARIA_FLAGS2]):
+            skip = True
         if skip:
             self.skipping = True
             return False
         return True
 
-    def _gtid_list_event(self, log_pos: int) -> bytes:
-        """The artificial GTID_LIST MariaDB sends once the requested position is reached."""
+    def _gtid_list_event(self, log_pos: int, flags: int = 0) -> bytes:
+        """The artificial GTID_LIST MariaDB sends once the requested position (or the UNTIL stop) is reached."""
         gtids = [MariadbGtid(d, s, n) for (d, s), n in sorted(self.plan.mariadb_state.items())]
-        return preamble.gtid_list(gtids, self.server_id, log_pos=log_pos, crc=self.crc)
+        return preamble.gtid_list(gtids, self.server_id, log_pos=log_pos, crc=self.crc, flags=flags)
 
 
 __all__ = ["MARIA_SLAVE_CAPABILITY_ANNOTATE", "MARIA_SLAVE_CAPABILITY_GTID", "MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES",

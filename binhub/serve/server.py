@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BinhubError, ConfigError, FileInUse, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
 from binhub.serve.config import REPLICA_AHEAD_WAIT
+from binhub.serve.gtid_state import LiveGtidState
 from binhub.serve.keys import (
     RsaKeys,
     load_or_create_rsa_keys,
@@ -42,7 +42,7 @@ from binhub.serve.keys import (
 )
 from binhub.serve.login import FULL_AUTH_CONCURRENCY, Sha2Cache
 from binhub.serve.metrics import ServeMetrics
-from binhub.serve.queries import ProcessEntry, ReplicaEntry, SqlError
+from binhub.serve.queries import ProcessEntry, ReplicaEntry
 from binhub.serve.session import PRE_AUTH_MAX_PAYLOAD, DumpHandler, Session, default_dump_handler
 from binhub.serve.users import UserDirectory
 from binhub.serve.variables import MAX_ALLOWED_PACKET, ServerFacts
@@ -51,6 +51,7 @@ from binhub.store.catalog import identity_from_file
 from binhub.store.retention import PurgeRules
 from binhub.store.state import UpstreamIdentity
 from binhub.wire.constants import CACHING_SHA2_PASSWORD, NATIVE_PASSWORD
+from binhub.wire.errors import ErrorCode, MysqlError
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
 
@@ -69,13 +70,6 @@ DEFAULT_VERSION = "8.0.40"
 #: named the upstream (``DumpSession._check_greeting``).
 UNKNOWN_UPSTREAM_VERSION = "5.5.5-10.11.0-MariaDB"
 VERSION_SUFFIX = "-binhub"
-
-ER_CON_COUNT_ERROR = 1040
-ER_NO_SUCH_THREAD = 1094
-ER_KILL_DENIED_ERROR = 1095
-ER_UNKNOWN_TARGET_BINLOG = 1373
-ER_LOG_IN_USE = 1378
-ER_UNKNOWN_ERROR = 1105
 
 
 class BinlogServer:
@@ -116,6 +110,7 @@ class BinlogServer:
         self._started_at = time.time()
         self._checksum: tuple[str, str] = ("", "CRC32")  # (newest file, its checksum)
         self._file_identity: tuple[str, UpstreamIdentity] | None = None  # (first file, what its FDE says)
+        self._gtids = LiveGtidState(store)  # @@gtid_binlog_pos & co., at the durable position
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -180,10 +175,8 @@ class BinlogServer:
         self.metrics.connections.inc()
         self.connections_total += 1
         if len(self.sessions) >= self.max_connections:
-            from binhub.wire.messages import ErrPacket
-
             self.metrics.connections_refused.inc()
-            conn.write_packets([ErrPacket(ER_CON_COUNT_ERROR, "08004", "Too many connections").build()])
+            conn.write_packets([MysqlError(ErrorCode.CON_COUNT_ERROR, "Too many connections").packet()])
             conn.close()
             return
         session = Session(self, conn, next(self._ids) & 0xFFFFFFFF)
@@ -245,9 +238,9 @@ class BinlogServer:
     def kill(self, connection_id: int, *, by_user: str, admin: bool) -> None:
         session = self.sessions.get(connection_id)
         if session is None:
-            raise SqlError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {connection_id}")
+            raise MysqlError(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
         if not admin and session.state.user != by_user:
-            raise SqlError(ER_KILL_DENIED_ERROR, "HY000", f"You are not owner of thread {connection_id}")
+            raise MysqlError(ErrorCode.KILL_DENIED_ERROR, f"You are not owner of thread {connection_id}")
         self._end(session)
 
     # -- what sessions ask --------------------------------------------------------------------
@@ -289,9 +282,11 @@ class BinlogServer:
         return version + VERSION_SUFFIX
 
     def gtid_executed(self) -> str:
-        """The store's executed GTIDs at its durable position ("" for an empty store)."""
-        executed = self.store.executed_gtids()
-        return str(executed).replace("\n", "") if executed is not None else ""
+        """The store's executed GTIDs at its durable position ("" for an empty store), live."""
+        gtids = self._gtids.snapshot()
+        if self.flavour == "mariadb":
+            return str(gtids.binlog_pos)
+        return str(gtids.mysql or "").replace("\n", "")
 
     def checksum(self) -> str:
         files = durable_files(self.store)
@@ -315,18 +310,19 @@ class BinlogServer:
     def facts(self) -> ServerFacts:
         up = self.identity()
         flavour = self.flavour
-        executed = self.gtid_executed()
+        gtids = self._gtids.snapshot()
+        if flavour == "mariadb":
+            executed, binlog_state = str(gtids.binlog_pos), gtids.binlog_state
+        else:
+            executed, binlog_state = str(gtids.mysql or "").replace("\n", ""), ""
         domain = up.gtid_domain_id if up is not None and up.gtid_domain_id is not None else 0
-        if flavour == "mariadb" and executed:
-            with contextlib.suppress(ValueError):
-                executed = str(MariadbGtidList.parse(executed))
         return ServerFacts(
             flavour=flavour, version=self.version_string, server_id=self.server_id, server_uuid=self.server_uuid,
-            port=self.port, checksum=self.checksum(), gtid_executed=executed,
+            port=self.port, checksum=self.checksum(), gtid_executed=executed, gtid_binlog_state=binlog_state,
             gtid_purged=self.store.state.purged_gtids.replace("\n", ""), gtid_domain_id=domain,
             tls=self.tls_context is not None, semi_sync=self.semi_sync, started_at=self._started_at,
             connections=len(self.sessions), connections_total=self.connections_total,
-            failed_logins=self.failed_logins,
+            failed_logins=self.failed_logins, upstream_variables=self.store.state.upstream_variables,
             semi_sync_clients=sum(1 for s in self.sessions.values()
                                   if s.state.user_vars.get("rpl_semi_sync_slave") == "1"
                                   or s.state.user_vars.get("rpl_semi_sync_replica") == "1"),
@@ -336,15 +332,15 @@ class BinlogServer:
         """PURGE BINARY LOGS: refused (naming the reader) if a reader holds a file it would remove."""
         writer = self.writer
         if writer is None:
-            raise SqlError(ER_UNKNOWN_ERROR, "HY000",
-                           "this binhub serves the store read-only (its writer runs in another process), so it "
+            raise MysqlError(ErrorCode.UNKNOWN_ERROR,
+                             "this binhub serves the store read-only (its writer runs in another process), so it "
                            "cannot purge; use `binhub binlog purge` or the [store.retention] settings")
         if to is not None and to not in writer.files:
-            raise SqlError(ER_UNKNOWN_TARGET_BINLOG, "HY000", f"Target log {to!r} not found in binlog index")
+            raise MysqlError(ErrorCode.UNKNOWN_TARGET_BINLOG, f"Target log {to!r} not found in binlog index")
         try:
             removed, _ = writer.purge(PurgeRules(to=to, before=before), all_or_nothing=True)
         except FileInUse as exc:
-            raise SqlError(ER_LOG_IN_USE, "HY000", f"A purgeable log is in use, will not purge: {exc}") from None
+            raise MysqlError(ErrorCode.LOG_IN_USE, f"A purgeable log is in use, will not purge: {exc}") from None
         return removed
 
     def status(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ The session is an explicit state machine, one enum and one dispatch loop (asyncp
 Nothing is served before AUTH succeeds. In the command phase an error (bad SQL, an unknown
 command, a malformed packet for a known command) becomes an ERR packet and the session carries on;
 only a broken connection, COM_QUIT or the end of a dump ends it. An unexpected exception is logged
-with its traceback and answered with ER_UNKNOWN_ERROR, as STYLE.md asks.
+with its traceback and answered with ``ErrorCode.UNKNOWN_ERROR``, as STYLE.md asks.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
 from binhub.net.server import ServerConnection
 from binhub.serve.dump import DumpContext, serve_dump
 from binhub.serve.login import LoginFailed, authenticate
-from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError, text_value
+from binhub.serve.queries import OkReply, QueryHandler, RowsReply, text_value
 from binhub.serve.variables import MAX_ALLOWED_PACKET, Value
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, ComInitDb, ComQuery, ComRegisterSlave
 from binhub.wire.compression import Compression, negotiated
 from binhub.wire.constants import Capability, Charset, Command, ServerStatus
+from binhub.wire.errors import ErrorCode, MysqlError
 from binhub.wire.handshake import HandshakeV10
 from binhub.wire.messages import ErrPacket, OkPacket, build_text_result_set
 
@@ -51,11 +52,6 @@ PRE_AUTH_MAX_PAYLOAD = 64 * 1024
 LOGIN_TIMEOUT = 10.0
 #: ``wait_timeout``: an idle command-phase connection is closed after this.
 IDLE_TIMEOUT = 28800.0
-
-ER_UNKNOWN_COM_ERROR = 1047
-ER_UNKNOWN_ERROR = 1105
-ER_NET_PACKET_TOO_LARGE = 1153
-ER_HANDSHAKE_ERROR = 1043
 
 
 class Phase(enum.Enum):
@@ -88,6 +84,8 @@ class SessionState:
     sys_vars: dict[str, Value] = field(default_factory=dict)
     capabilities: int = 0
     compression: Compression | None = None  # the compressed protocol, once the login turned it on
+    tls_cipher: str = ""  # Ssl_cipher / Ssl_version of this connection ("" without TLS)
+    tls_version: str = ""
     reported: bool = False  # sent COM_REGISTER_SLAVE: listed by SHOW SLAVE HOSTS
     greeted_version: str = ""  # the server version the greeting announced (replicas choose their dump by it)
     command: str = "Connect"  # for SHOW PROCESSLIST
@@ -203,7 +201,7 @@ class Session:
                 server.failed_logins += 1
             access.info("login failed from %s: %s", self.conn.peer, exc.message,
                         extra={"connection_id": self.state.connection_id})
-            self._send_error(exc.code, exc.sqlstate, exc.message)
+            self._send_error(exc.code, str(exc))
             return Phase.CLOSED
         except TimeoutError:
             access.info("login from %s timed out", self.conn.peer)
@@ -213,13 +211,14 @@ class Session:
         try:
             compression = negotiated(self.capabilities, response.zstd_level)
         except ProtocolError as exc:
-            self._send_error(ER_HANDSHAKE_ERROR, "08S01", f"Bad handshake: {exc}")
+            self._send_error(ErrorCode.HANDSHAKE_ERROR, f"Bad handshake: {exc}")
             return Phase.CLOSED
         st = self.state
         st.user = result.user.name
         st.admin = result.user.admin
         st.database = response.database or None
         st.capabilities = int(self.capabilities)
+        st.tls_cipher, st.tls_version = self.conn.tls_cipher, self.conn.tls_version
         st.command = "Sleep"
         self.conn.set_max_payload(MAX_ALLOWED_PACKET)
         self._queries = QueryHandler(server, st)
@@ -244,11 +243,11 @@ class Session:
             return Phase.CLOSED
         except ProtocolError as exc:
             # Framing is lost (e.g. a packet above max_allowed_packet): say why, then close.
-            self._send_error(ER_NET_PACKET_TOO_LARGE, "08S01", str(exc), reply=True)
+            self._send_error(ErrorCode.NET_PACKET_TOO_LARGE, str(exc), reply=True)
             return Phase.CLOSED
         self.conn.reply_to_last()
         if not payload:
-            self._send_error(ER_UNKNOWN_COM_ERROR, "08S01", "Unknown command: empty packet")
+            self._send_error(ErrorCode.UNKNOWN_COM_ERROR, "Unknown command: empty packet")
             return Phase.COMMAND
         code = payload[0]
         self.server.metrics.commands.inc()
@@ -267,27 +266,31 @@ class Session:
                     self.handle_com_register_slave(ComRegisterSlave.parse(payload))
                 case Command.BINLOG_DUMP:
                     return await self.handle_com_binlog_dump(ComBinlogDump.parse(payload))
-                case Command.BINLOG_DUMP_GTID:
+                case Command.BINLOG_DUMP_GTID if self.server.flavour == "mysql":  # mariadbd knows no such command
                     return await self.handle_com_binlog_dump(ComBinlogDumpGtid.parse(payload))
                 case Command.RESET_CONNECTION:
                     self.state.user_vars.clear()
                     self.state.sys_vars.clear()
                     self._send_ok()
+                case Command.BINLOG_DUMP_GTID:
+                    self._send_error(ErrorCode.UNKNOWN_COM_ERROR, "Unknown command COM_BINLOG_DUMP_GTID: it is "
+                                     "MySQL's, and this binhub serves a MariaDB binlog (MariaDB replicas send "
+                                     "COM_BINLOG_DUMP, with @slave_connect_state for GTIDs)")
                 case _:
                     name = Command(code).name if code in Command._value2member_map_ else f"0x{code:02x}"
-                    self._send_error(ER_UNKNOWN_COM_ERROR, "08S01", f"Unknown command {name}: binhub does not "
+                    self._send_error(ErrorCode.UNKNOWN_COM_ERROR, f"Unknown command {name}: binhub does not "
                                      "support it")
         except ProtocolError as exc:
-            self._send_error(ER_UNKNOWN_COM_ERROR, "08S01", f"Malformed command packet: {exc}")
+            self._send_error(ErrorCode.MALFORMED_PACKET, f"Malformed communication packet ({exc})")
         except (ConnectionFailed, asyncio.CancelledError):
             raise
-        except SqlError as exc:
-            self._send_error(exc.code, exc.sqlstate, exc.message)
+        except MysqlError as exc:
+            self._send_error(exc.code, str(exc))
         except BinhubError as exc:
-            self._send_error(ER_UNKNOWN_ERROR, "HY000", str(exc))
+            self._send_error(ErrorCode.UNKNOWN_ERROR, str(exc))
         except Exception as exc:
             log.exception("command 0x%02x on connection %d failed", code, self.state.connection_id)
-            self._send_error(ER_UNKNOWN_ERROR, "HY000", f"binhub internal error: {exc.__class__.__name__}: {exc}")
+            self._send_error(ErrorCode.UNKNOWN_ERROR, f"binhub internal error: {exc.__class__.__name__}: {exc}")
         return Phase.COMMAND
 
     def handle_com_query(self, query: ComQuery) -> None:
@@ -308,10 +311,10 @@ class Session:
     def handle_com_register_slave(self, cmd: ComRegisterSlave) -> None:
         st = self.state
         if cmd.server_id == 0:
-            raise SqlError(ER_UNKNOWN_ERROR, "HY000", "COM_REGISTER_SLAVE with server_id 0 is not allowed")
+            raise MysqlError(ErrorCode.UNKNOWN_ERROR, "COM_REGISTER_SLAVE with server_id 0 is not allowed")
         if cmd.server_id == self.server.server_id:
             # A replica with the primary's own id would skip every event as its own.
-            raise SqlError(ER_UNKNOWN_ERROR, "HY000", f"the replica's server_id {cmd.server_id} equals binhub's own "
+            raise MysqlError(ErrorCode.UNKNOWN_ERROR, f"the replica's server_id {cmd.server_id} equals binhub's own "
                            "server_id; give the replica another one")
         st.replica_server_id = cmd.server_id
         st.replica_host = cmd.host or st.client_host
@@ -343,9 +346,9 @@ class Session:
         caps = int(self.capabilities) or int(Capability.PROTOCOL_41)
         self.conn.write_packets([OkPacket(status=self.state.status, info=info).build(caps)])
 
-    def _send_error(self, code: int, sqlstate: str, message: str, *, reply: bool = False) -> None:
+    def _send_error(self, code: ErrorCode, message: str, *, reply: bool = False) -> None:
         if self.conn.closed:
             return
         if reply:
             self.conn.reply_to_last()
-        self.conn.write_packets([ErrPacket(code, sqlstate, message[:500]).build(Capability.PROTOCOL_41)])
+        self.conn.write_packets([ErrPacket(code, code.sqlstate, message[:500]).build(Capability.PROTOCOL_41)])

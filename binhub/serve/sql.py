@@ -235,6 +235,9 @@ class ShowSimple:
 
     what: str  # e.g. "binary logs", "master status", "slave hosts", "replicas", "slave status", "all slaves status"
     like: str | None = None
+    #: SHOW SLAVE|REPLICA STATUS FOR CHANNEL 'x' (MySQL; MariaDB ≥ 10.7 too) or MariaDB's SHOW SLAVE 'x' STATUS:
+    #: the channel / connection name ("" is the default one); None when not named.
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,16 +487,24 @@ class _Parser:
             self.expect_kw("events")
             return self.binlog_events()
         words: list[str] = []
+        channel: str | None = None
         while self.tok.kind == "word" and not self.is_kw("like", "where", "for") and len(words) < 4:
             words.append(self.tok.value.lower())
             self.i += 1
+            if words in (["slave"], ["replica"]) and self.tok.kind == "string":
+                channel = self.string()  # MariaDB's SHOW SLAVE 'connection_name' STATUS
         what = _SHOW_PHRASES.get(tuple(words))
         if what is None:
             raise SqlSyntaxError(f"binhub does not support SHOW {' '.join(words).upper()}", self.sql)
+        if channel is not None and what not in ("slave status", "replica status"):
+            raise self.error(f"a connection name only goes with SHOW {words[0].upper()} STATUS")
         if what == "grants" and self.accept_kw("for"):
             self._skip_rest()
+        if what in ("slave status", "replica status") and channel is None and self.accept_kw("for"):
+            self.expect_kw("channel")
+            channel = self.string()
         like, _ = self.like_or_where()
-        return ShowSimple(what, like)
+        return ShowSimple(what, like, channel)
 
     def like_or_where(self) -> tuple[str | None, Expr | None]:
         if self.accept_kw("like"):

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import string
 from dataclasses import dataclass
@@ -190,9 +189,8 @@ class UsersFile:
     def save(self, users: dict[str, User]) -> None:
         doc = {"format": USERS_FORMAT, "users": {n: users[n].to_json() for n in sorted(users)}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, (json.dumps(doc, indent=2) + "\n").encode())
-        # atomic_write creates 0644: hashes are not passwords, but still no one else's business.
-        os.chmod(self.path, 0o600)
+        # Hashes are not passwords, but still no one else's business.
+        atomic_write(self.path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o600)
 
     def add(self, user: User, *, replace: bool = True) -> bool:
         """Add or replace ``user``; returns True if it replaced an existing one."""

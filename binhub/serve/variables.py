@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from binhub.wire.compression import Compression
 
@@ -39,7 +40,8 @@ class ServerFacts:
     server_uuid: str
     port: int
     checksum: str  # "CRC32" | "NONE"
-    gtid_executed: str  # MySQL set, or MariaDB binlog position
+    gtid_executed: str  # MySQL set, or MariaDB binlog position (@@gtid_binlog_pos), at the durable position
+    gtid_binlog_state: str  # MariaDB: the last GTID of each (domain, server)
     gtid_purged: str
     gtid_domain_id: int
     tls: bool
@@ -50,6 +52,8 @@ class ServerFacts:
     failed_logins: int = 0
     semi_sync_clients: int = 0
     hostname: str = ""
+    #: The upstream's replication-relevant variables, recorded by the relay (``StoreState``).
+    upstream_variables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_mariadb(self) -> bool:
@@ -57,6 +61,23 @@ class ServerFacts:
 
 
 _HOSTNAME = socket.gethostname()
+
+#: Variables that are binhub's own whatever its upstream says: its identity towards replicas (a
+#: replica checks the primary's server_id against its own), what the stored files are (log_bin,
+#: their checksum) and the live GTID positions of the store.
+BINHUB_OWN = frozenset((
+    "server_id", "server_uuid", "version", "version_comment", "log_bin", "binlog_checksum",
+    "gtid_executed", "gtid_purged", "gtid_binlog_pos", "gtid_current_pos", "gtid_binlog_state", "gtid_slave_pos",
+))
+
+
+def _as_catalogued(text: str, like: Value) -> Value:
+    """A recorded variable's text, typed as binhub's catalogue types that variable (ON → True, "5" → 5)."""
+    if isinstance(like, bool) and text.upper() in ("ON", "OFF"):
+        return text.upper() == "ON"
+    if isinstance(like, int | type(None)) and not isinstance(like, bool) and text.lstrip("-").isdigit():
+        return int(text)
+    return text
 
 
 def global_variables(f: ServerFacts) -> dict[str, Value]:
@@ -104,7 +125,7 @@ def global_variables(f: ServerFacts) -> dict[str, Value]:
         "gtid_domain_id": f.gtid_domain_id,
         "gtid_binlog_pos": f.gtid_executed if f.is_mariadb else "",
         "gtid_current_pos": f.gtid_executed if f.is_mariadb else "",
-        "gtid_binlog_state": f.gtid_executed if f.is_mariadb else "",
+        "gtid_binlog_state": f.gtid_binlog_state,
         "gtid_slave_pos": "",
         "gtid_strict_mode": False,
         "gtid_ignore_duplicates": False,
@@ -166,6 +187,10 @@ def global_variables(f: ServerFacts) -> dict[str, Value]:
         "max_execution_time": 0,
         "innodb_read_only": True,
     }
+    # As the upstream answers them (binlog_row_metadata, binlog_row_image, log_bin_basename, ...).
+    for name, text in f.upstream_variables.items():
+        if name not in BINHUB_OWN:
+            v[name] = _as_catalogued(text, v.get(name))
     return v
 
 
@@ -200,6 +225,7 @@ def status_variables(f: ServerFacts) -> dict[str, Value]:
         "rpl_semi_sync_master_clients": f.semi_sync_clients,
         "rpl_semi_sync_source_clients": f.semi_sync_clients,
         "ssl_cipher": "",
+        "ssl_version": "",
     }
 
 

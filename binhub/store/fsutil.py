@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -18,14 +19,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``path`` so that readers and crashes see either the old or the new content, never half.
 
-    tmp file → fsync → rename → fsync the directory (litestream's WriteLTXFile pattern).
+    tmp file → fsync → rename → fsync the directory (litestream's WriteLTXFile pattern). The file
+    has ``mode`` (less the umask) from its creation on, so a private file (``mode=0o600``) is never
+    readable by others, not even as the temporary file: a leftover temporary file is removed
+    first rather than reused, because reusing it would keep its old mode.
     """
     tmp = path.with_name(path.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             view = memoryview(data)
             while view:

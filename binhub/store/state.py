@@ -100,6 +100,9 @@ class StoreState:
     purged_gtids: str = ""  # the GTID state before the first stored file
     replica_uuid: str = ""  # binhub's own identity towards a MySQL upstream (@replica_uuid)
     encrypted_upstream: bool = False
+    #: The upstream's replication-relevant global variables as ``SHOW GLOBAL VARIABLES`` printed them
+    #: (lower-case names), recorded on each relay connect: serve answers them as the upstream would.
+    upstream_variables: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> StoreState:

@@ -19,13 +19,12 @@ from binhub.wire.compression import Algorithm, Compression, negotiated
 from binhub.wire.constants import (
     CACHING_SHA2_PASSWORD,
     CLEAR_PASSWORD,
-    CR_AUTH_PLUGIN_CANNOT_LOAD,
-    ER_ACCESS_DENIED_ERROR,
     NATIVE_PASSWORD,
     SHA256_PASSWORD,
     Capability,
     Charset,
 )
+from binhub.wire.errors import ClientErrorCode, ErrorCode
 from binhub.wire.handshake import (
     AUTH_MORE_DATA_HEADER,
     AUTH_SWITCH_HEADER,
@@ -65,12 +64,18 @@ class HandshakeStep:
     done: bool = False
 
 
+#: Errors that mean "this user may not log in" when they answer the handshake.
+_LOGIN_REFUSED = frozenset((ErrorCode.ACCESS_DENIED_ERROR, ErrorCode.DBACCESS_DENIED_ERROR,
+                            ErrorCode.NOT_SUPPORTED_AUTH_MODE, ErrorCode.SERVER_IS_IN_SECURE_AUTH_MODE,
+                            ErrorCode.ACCESS_DENIED_NO_PASSWORD_ERROR))
+
+
 def raise_for_err(payload: Buffer, *, user: str = "", during_auth: bool = False) -> None:
     """Raise the binhub error for an ERR payload (AuthenticationFailed for access denied)."""
     err = ErrPacket.parse(payload)
     # After authentication "access denied" (e.g. COM_REGISTER_SLAVE without REPLICATION SLAVE) is a
     # missing privilege, not a bad password: only the handshake turns it into AuthenticationFailed.
-    if during_auth and err.code in (ER_ACCESS_DENIED_ERROR, 1044, 1251, 1275, 1698):
+    if during_auth and err.code in _LOGIN_REFUSED:
         raise AuthenticationFailed(
             err.code, err.sqlstate, err.message,
             hint=f"check the user name and password binhub uses for the upstream (user {user!r})")
@@ -138,7 +143,7 @@ class ClientHandshake:
             self.ssl_wanted = False
         if self.ssl_wanted:
             if not greeting.capabilities & Capability.SSL:
-                raise UpstreamError(2026, "HY000", "TLS was requested but the upstream server does not support it",
+                raise UpstreamError(ClientErrorCode.SSL_CONNECTION_ERROR, "HY000", "TLS was requested but the upstream server does not support it",
                                     hint="start the upstream with ssl enabled or connect without TLS")
             wanted |= Capability.SSL
         if isinstance(self.compress, Algorithm):
@@ -225,7 +230,7 @@ class ClientHandshake:
         if self.plugin == CLEAR_PASSWORD:
             if not self.tls_active:
                 raise AuthenticationFailed(
-                    CR_AUTH_PLUGIN_CANNOT_LOAD, "HY000",
+                    ClientErrorCode.AUTH_PLUGIN_CANNOT_LOAD, "HY000",
                     "the upstream asks for mysql_clear_password, which binhub only sends over TLS",
                     hint="connect with TLS or give the user a hashed password plugin")
             return self.password + b"\x00"
@@ -240,7 +245,7 @@ class ClientHandshake:
 
     def _unsupported_plugin(self, plugin: str) -> AuthenticationFailed:
         return AuthenticationFailed(
-            CR_AUTH_PLUGIN_CANNOT_LOAD, "HY000",
+            ClientErrorCode.AUTH_PLUGIN_CANNOT_LOAD, "HY000",
             f"the upstream asks for authentication plugin {plugin!r} for user {self.user!r}, "
             f"which binhub does not support",
             hint="give the replication user mysql_native_password or caching_sha2_password, e.g. "

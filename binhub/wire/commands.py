@@ -23,6 +23,20 @@ def command_of(payload: Buffer) -> Command:
         raise MalformedPacket(f"unknown command 0x{payload[0]:02x}") from exc
 
 
+#: FN_REFLEN: a binlog file name the servers accept is shorter than this.
+MAX_BINLOG_NAME = 512
+
+
+def _c_string(raw: bytes) -> str:
+    """A file name as the servers read it from a dump request: a C string, ending at the first NUL.
+
+    Clients pad the name with NULs to mean "none" (PyPI mysql-replication sends ``"\\0\\0\\0\\0"``
+    in COM_BINLOG_DUMP and a 3-byte ``"\\0\\0\\0"`` in COM_BINLOG_DUMP_GTID): mariadbd's
+    ``strlen(packet + 10)`` and mysqld's ``mem_strdup`` both see an empty name, so the first file.
+    """
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
 def _expect(r: Reader, command: Command) -> None:
     got = r.u8()
     if got != command:
@@ -116,7 +130,10 @@ class ComRegisterSlave:
 
 @dataclass(frozen=True)
 class ComBinlogDump:
-    """COM_BINLOG_DUMP: stream from (file, position); an empty file means "continue" / MariaDB GTID mode."""
+    """COM_BINLOG_DUMP: stream from (file, position); an empty name means the first file / MariaDB GTID mode.
+
+    The name is the rest of the packet read as a C string (see :func:`_c_string`).
+    """
 
     position: int
     server_id: int
@@ -136,12 +153,17 @@ class ComBinlogDump:
         position = r.u32()
         flags = r.u16()
         server_id = r.u32()
-        return cls(position, server_id, r.rest().decode("utf-8", "replace"), BinlogDumpFlag(flags))
+        return cls(position, server_id, _c_string(r.rest()), BinlogDumpFlag(flags))
 
 
 @dataclass(frozen=True)
 class ComBinlogDumpGtid:
-    """COM_BINLOG_DUMP_GTID (MySQL): stream everything not in ``gtid_data`` (an encoded GTID set)."""
+    """COM_BINLOG_DUMP_GTID (MySQL): stream everything not in ``gtid_data`` (an encoded GTID set).
+
+    With a file name, from that file and position (``mysqlbinlog --exclude-gtids`` does this), still
+    skipping the set; without one, from the first file the set does not cover. As mysqld reads it:
+    the name is a C string, at most 512 bytes, and the GTID data size is read whenever it is there.
+    """
 
     server_id: int
     gtid_data: bytes = b""
@@ -166,12 +188,14 @@ class ComBinlogDumpGtid:
         _expect(r, Command.BINLOG_DUMP_GTID)
         flags = r.u16()
         server_id = r.u32()
-        name = r.fixed(r.u32()).decode("utf-8", "replace")
+        name_size = r.u32()
+        if name_size >= MAX_BINLOG_NAME + 1:
+            raise MalformedPacket(f"COM_BINLOG_DUMP_GTID names a file of {name_size} bytes")
+        name = _c_string(r.fixed(name_size))
         position = r.u64()
         data = b""
-        if flags & BinlogDumpFlag.THROUGH_GTID:
-            size = r.u32()
-            data = r.fixed(size)
+        if flags & BinlogDumpFlag.THROUGH_GTID or r.remaining:
+            data = r.fixed(r.u32())
         return cls(server_id, data, name, position, BinlogDumpFlag(flags))
 
 

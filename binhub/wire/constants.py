@@ -195,13 +195,6 @@ class ColumnType(IntEnum):
     GEOMETRY = 0xFF
 
 
-# Error codes binhub reacts to (server ``ER_*`` and client ``CR_*`` numbers).
-ER_ACCESS_DENIED_ERROR = 1045
-ER_UNKNOWN_SYSTEM_VARIABLE = 1193
-ER_NOT_SUPPORTED_AUTH_MODE = 1251
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
-CR_AUTH_PLUGIN_CANNOT_LOAD = 2059
-
 # Authentication plugin names.
 NATIVE_PASSWORD = "mysql_native_password"
 CACHING_SHA2_PASSWORD = "caching_sha2_password"

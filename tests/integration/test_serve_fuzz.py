@@ -20,7 +20,7 @@ import pytest
 
 from binhub.sandbox.binhub_process import BinhubProcess
 from binhub.wire import auth
-from binhub.wire.commands import ComBinlogDump, ComQuery, ComRegisterSlave
+from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, ComQuery, ComRegisterSlave
 from binhub.wire.constants import Capability
 from binhub.wire.handshake import HandshakeResponse41, HandshakeV10
 from binhub.wire.messages import ErrPacket
@@ -82,8 +82,10 @@ def still_serves(port: int) -> None:
 def test_unknown_and_malformed_commands_keep_the_connection(server: ServerThread) -> None:
     s = login(server.port)
     for payload, code in [(b"\x1b\x00\x00", 1047), (b"\x99junk", 1047), (b"\x04table", 1047),
-                          (b"\x15\x01", 1047), (ComRegisterSlave(5).build()[:8], 1047),
-                          (b"\x12\x04", 1047), (b"\x1e\x00", 1047), (b"", 1047)]:
+                          (b"\x15\x01", 1835), (ComRegisterSlave(5).build()[:8], 1835),
+                          (b"\x12\x04", 1835), (b"", 1047),
+                          # COM_BINLOG_DUMP_GTID is MySQL's: a MariaDB-flavour server does not know it.
+                          (b"\x1e\x00", 1047), (ComBinlogDumpGtid(5).build(), 1047)]:
         reply = command(s, payload)
         assert ErrPacket.parse(reply).code == code, payload
         assert command(s, b"\x0e")[0] == 0  # COM_PING still answered

@@ -186,3 +186,26 @@ def test_feed_is_fast(shared_binlogs: Path, n: int) -> None:
         feed(raw)
     rate = n / (time.perf_counter() - start)
     assert rate > 150_000, f"{rate:,.0f} events/s"
+
+
+def test_gtid_event_domain_reads_the_domain_id(tmp_path: Path) -> None:
+    """The store folds one GTID per domain by this: reading the wrong bytes merged domains (and lost one)."""
+    from binhub.binlog.file import BinlogFileReader
+    from binhub.binlog.transaction import TransactionTracker, gtid_event_domain
+    from tests.binlog_factory import BinlogFileBuilder
+
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    b.gtid_list([])
+    for domain, seq in ((0, 5), (1, 7), (70000, 9), (0, 6)):
+        b.maria_txn(domain, seq)
+    path = b.save(tmp_path)
+    tracker = TransactionTracker()
+    seen = []
+    with open(path, "rb") as f:
+        for ev in BinlogFileReader(f, path.name):
+            event = tracker.last_gtid_event
+            if tracker.feed(ev.data, 4) and tracker.last_gtid_event is not event:
+                gtid, raw = tracker.last_gtid, tracker.last_gtid_event
+                assert isinstance(gtid, MariadbGtid) and raw is not None
+                seen.append((gtid.domain_id, gtid_event_domain(raw)))
+    assert seen == [(0, 0), (1, 1), (70000, 70000), (0, 0)]

@@ -678,3 +678,74 @@ def test_large_event_crosses_chunks(tmp_path: Path) -> None:
         assert max(len(e) for e in evs) + 1 > 0xFFFFFF
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- how the request is read
+
+def test_nul_padded_file_name_starts_at_the_first_file(mariadb_store: BinlogStore) -> None:
+    """mysql-replication's MariaDB mode sends "\\0\\0\\0\\0": an empty C string, the first file (as mariadbd)."""
+    raw = b"\x12" + struct.pack("<IHI", 4, int(BinlogDumpFlag.NON_BLOCK), 7) + b"\0\0\0\0"
+    evs = events(dump(mariadb_store, ComBinlogDump.parse(raw)))
+    assert evs == events(dump(mariadb_store, nb("mariadb-bin.000001")))
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mariadb-bin.000001"
+
+
+def test_mysql_gtid_dump_naming_a_file_starts_there_and_skips_the_set(mysql_store: BinlogStore) -> None:
+    """mysqld's check_start_file: a named file is the start even in GTID mode (mysqlbinlog --exclude-gtids)."""
+    data = MysqlGtidSet.parse(f"{U1}:1-15").encode()
+    cmd = ComBinlogDumpGtid(7, data, "mysql-bin.000001", 4, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK)
+    evs = events(dump(mysql_store, cmd, {"master_binlog_checksum": "CRC32"}))
+    rot = decode_event(evs[0])
+    assert isinstance(rot, RotateEvent) and rot.next_file == "mysql-bin.000001"
+    everything = mysql_gnos(events(dump(mysql_store, nb("mysql-bin.000001"), {"master_binlog_checksum": "CRC32"})))
+    assert f"{U1}:3" in everything
+    assert mysql_gnos(evs) == [g for g in everything if g not in {f"{U1}:{n}" for n in range(1, 16)}]
+
+
+def test_mysql_dumps_below_position_4_are_refused(mysql_store: BinlogStore) -> None:
+    data = MysqlGtidSet.parse(f"{U1}:1-15").encode()
+    for cmd in (ComBinlogDumpGtid(7, data, "", 0, BinlogDumpFlag.THROUGH_GTID | BinlogDumpFlag.NON_BLOCK),
+                nb("mysql-bin.000001", pos=3), nb("", pos=0)):
+        err = ErrPacket.parse(last_packet(dump(mysql_store, cmd, {"master_binlog_checksum": "CRC32"})))
+        assert (err.code, err.message) == (1236, "Client requested master to start replication from position < 4")
+
+
+def test_mariadb_positions_below_4(mariadb_store: BinlogStore) -> None:
+    """mariadbd: "impossible position" by file/position; in GTID mode the position is not read at all."""
+    err = ErrPacket.parse(last_packet(dump(mariadb_store, nb("mariadb-bin.000001", pos=0))))
+    assert err.code == 1236 and err.message.startswith("Client requested master to start replication from impossible")
+    evs = events(dump(mariadb_store, ComBinlogDump(0, 7, "", BinlogDumpFlag.NON_BLOCK), gtid_vars("0-1-5")))
+    assert sent_gtids(evs) == list(range(6, 21))
+
+
+# --------------------------------------------------------------------------- START SLAVE UNTIL master_gtid_pos
+
+def test_until_gtid_ends_with_a_flagged_gtid_list_and_eof(mariadb_store: BinlogStore) -> None:
+    """What mariadbd sends at the stop: the stop group, a GTID_LIST with FLAG_UNTIL_REACHED, then EOF.
+
+    Blocking dump (no NON_BLOCK): the EOF is the UNTIL stop's, not the end of the store's.
+    """
+    conn = dump(mariadb_store, ComBinlogDump(4, 7, "", BinlogDumpFlag(0)),
+                gtid_vars("0-1-5", slave_until_gtid="0-1-13"))
+    evs = events(conn)
+    assert sent_gtids(evs) == list(range(6, 14))
+    last = decode_event(evs[-1])
+    assert isinstance(last, MariadbGtidListEvent) and last.header.flags & 0x20  # artificial
+    count_word = struct.unpack_from("<I", evs[-1], 19)[0]
+    assert count_word >> 28 == 1  # Gtid_list_log_event::FLAG_UNTIL_REACHED
+    assert [str(g) for g in last.gtids] == ["0-1-13"]
+    assert evs[-2][4] == EventType.XID  # right after the stop transaction's end
+    assert last_packet(conn)[0] == 0xFE
+
+
+def test_until_gtid_already_reached_at_the_start(mariadb_store: BinlogStore) -> None:
+    """A stop the start file's GTID_LIST covers: the head, the flagged GTID_LIST, EOF; no transaction."""
+    conn = dump(mariadb_store, ComBinlogDump(4, 7, "", BinlogDumpFlag(0)),
+                gtid_vars("0-1-12", slave_until_gtid="0-1-3"))
+    evs = events(conn)
+    assert sent_gtids(evs) == []
+    assert [e[4] for e in evs] == [EventType.ROTATE, EventType.FORMAT_DESCRIPTION, EventType.MARIA_GTID_LIST,
+                                   EventType.MARIA_GTID_LIST]
+    assert struct.unpack_from("<I", evs[-1], 19)[0] >> 28 == 1
+    assert last_packet(conn)[0] == 0xFE

@@ -18,7 +18,7 @@ from typing import cast
 import pytest
 
 from binhub.serve import sql
-from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError
+from binhub.serve.queries import OkReply, QueryHandler, RowsReply
 from binhub.serve.server import BinlogServer
 from binhub.serve.session import SessionState
 from binhub.serve.users import UserDirectory, make_user
@@ -26,6 +26,7 @@ from binhub.store import BinlogStore, StoreReader
 from binhub.store.catalog import identity_from_file
 from binhub.store.state import UpstreamIdentity, UpstreamSource
 from binhub.wire.constants import ColumnType
+from binhub.wire.errors import MysqlError
 
 MARIADB_FILE = "blackbeam__rust_mysql_common/mariadb-bin.000001"
 MYSQL_FILE = "zendesk__maxwell/binlog.000004"
@@ -233,7 +234,7 @@ def test_corpus_is_answered(empty_store: BinlogStore, name: str, sequence: list[
     for statement in sequence:
         try:
             h.execute(statement)
-        except SqlError as exc:  # pragma: no cover - the message says which statement failed
+        except MysqlError as exc:  # pragma: no cover - the message says which statement failed
             pytest.fail(f"{name}: {statement!r} failed with {exc.code}: {exc.message}")
 
 
@@ -304,17 +305,17 @@ def test_errors_name_the_problem_and_keep_codes(empty_store: BinlogStore) -> Non
                             ("SET @@session.no_such = 1", 1193), ("SELECT * FROM mydb.t", 1146),
                             ("SHOW BINLOG EVENTS IN 'nope.000001'", 1373), ("KILL 999", 1094),
                             ("SELECT IFNULL(1)", 1582)]:
-        with pytest.raises(SqlError) as info:
+        with pytest.raises(MysqlError) as info:
             h.execute(statement)
         assert info.value.code == code, statement
-    with pytest.raises(SqlError) as info:
+    with pytest.raises(MysqlError) as info:
         h.execute("FLUSH LOGS")
     assert "FLUSH LOGS" in info.value.message
 
 
 def test_failed_set_changes_nothing(empty_store: BinlogStore) -> None:
     h = _handler(_server(empty_store))
-    with pytest.raises(SqlError):
+    with pytest.raises(MysqlError):
         h.execute("SET @a = 1, @@session.no_such = 2")
     assert "a" not in h.session.user_vars
 
@@ -322,14 +323,14 @@ def test_failed_set_changes_nothing(empty_store: BinlogStore) -> None:
 def test_purge_on_a_read_only_store_says_what_to_use(mariadb_store: BinlogStore, tmp_path: Path) -> None:
     readonly = StoreReader.open(mariadb_store.data_dir)
     h = _handler(_server(readonly))
-    with pytest.raises(SqlError) as info:
+    with pytest.raises(MysqlError) as info:
         h.execute("PURGE BINARY LOGS TO 'mariadb-bin.000001'")
     assert "binhub binlog purge" in info.value.message
 
 
 def test_purge_needs_admin(empty_store: BinlogStore) -> None:
     h = QueryHandler(_server(empty_store), SessionState(user="repl", connection_id=5))
-    with pytest.raises(SqlError) as info:
+    with pytest.raises(MysqlError) as info:
         h.execute("PURGE BINARY LOGS BEFORE '2020-01-01 00:00:00'")
     assert info.value.code == 1227
 
@@ -352,7 +353,7 @@ def test_mariadb_store_answers(mariadb_store: BinlogStore) -> None:
     assert run(h, "SELECT binlog_gtid_pos('mariadb-bin.000001', 1074)") == [("0-1-2",)]
     offset_rows = run(h, f"SHOW BINLOG EVENTS IN 'mariadb-bin.000001' FROM {events[1][1]} LIMIT 1, 1")
     assert offset_rows == [events[2]]
-    with pytest.raises(SqlError):
+    with pytest.raises(MysqlError):
         h.execute("SHOW BINLOG EVENTS IN 'mariadb-bin.000001' FROM 5")
 
 
@@ -519,3 +520,23 @@ def test_mysql_replica_status_shows_gtid_sets_and_the_source_uuid(mysql_store: B
     assert (new["Replica_IO_Running"], new["Replica_SQL_Running"], new["Auto_Position"]) == ("Yes", "Yes", 0)
     assert new["Replica_IO_State"] == "Waiting for source to send event" and new["Seconds_Behind_Source"] == 0
     assert old["Master_UUID"] == UUID and old["Slave_IO_Running"] == "Yes"
+
+
+@pytest.mark.parametrize("fixture, code, message", [
+    ("empty_store", 1617, "There is no master connection 'x'"),
+    ("mysql_store", 3074, "Replication channel 'x' does not exist."),
+], ids=["mariadb", "mysql"])
+def test_named_replication_channels(request: pytest.FixtureRequest, fixture: str, code: int, message: str) -> None:
+    """The default channel is binhub's upstream; any other name is unknown, with each flavour's error."""
+    h = _handler(_server(request.getfixturevalue(fixture)))
+    plain = run(h, "SHOW REPLICA STATUS")
+    assert run(h, "SHOW REPLICA STATUS FOR CHANNEL ''") == plain
+    assert run(h, "show slave status for channel ''") == run(h, "SHOW SLAVE STATUS")
+    assert run(h, "SHOW SLAVE '' STATUS") == run(h, "SHOW SLAVE STATUS")
+    for statement in ("SHOW REPLICA STATUS FOR CHANNEL 'x'", "SHOW SLAVE 'x' STATUS", "SHOW REPLICA 'x' STATUS"):
+        with pytest.raises(MysqlError) as info:
+            h.execute(statement)
+        assert (int(info.value.code), str(info.value)) == (code, message)
+    assert sql.parse("SHOW SLAVE STATUS FOR CHANNEL 'a'") == sql.ShowSimple("slave status", None, "a")
+    with pytest.raises(sql.SqlSyntaxError):
+        sql.parse("SHOW SLAVE HOSTS FOR CHANNEL 'a'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from binhub.errors import MalformedPacket, UnexpectedPacket
@@ -109,3 +111,22 @@ def test_unknown_command() -> None:
         command_of(b"\x99")
     with pytest.raises(MalformedPacket):
         command_of(b"")
+
+
+def test_dump_file_names_are_c_strings() -> None:
+    """mariadbd (strlen) and mysqld (mem_strdup) read the name up to its first NUL."""
+    raw = b"\x12" + struct.pack("<IHI", 4, 0, 9) + b"\0\0\0\0"  # PyPI mysql-replication, MariaDB mode
+    assert ComBinlogDump.parse(raw) == ComBinlogDump(4, 9, "")
+    assert ComBinlogDump.parse(raw[:-4] + b"mysql-bin.000002\0junk").filename == "mysql-bin.000002"
+    # mysql-replication's COM_BINLOG_DUMP_GTID: a 3-byte name of NULs, then position 4 and the set.
+    gtid = b"\x1e" + struct.pack("<HII", 4, 9, 3) + b"\0\0\0" + struct.pack("<QI", 4, 8) + bytes(8)
+    assert ComBinlogDumpGtid.parse(gtid) == ComBinlogDumpGtid(9, bytes(8), "", 4, BinlogDumpFlag.THROUGH_GTID)
+    # mysqld reads the GTID data size whatever the flags say.
+    assert ComBinlogDumpGtid.parse(gtid[:1] + b"\0\0" + gtid[3:]).gtid_data == bytes(8)
+
+
+def test_dump_gtid_name_longer_than_fn_reflen_is_malformed() -> None:
+    ok = ComBinlogDumpGtid(5, b"", "b" * 512, 4, BinlogDumpFlag(0)).build()
+    assert ComBinlogDumpGtid.parse(ok).filename == "b" * 512
+    with pytest.raises(MalformedPacket):
+        ComBinlogDumpGtid.parse(ComBinlogDumpGtid(5, b"", "b" * 513, 4, BinlogDumpFlag(0)).build())
