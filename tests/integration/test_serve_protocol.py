@@ -17,7 +17,7 @@ import pytest
 
 from binhub.sandbox import Sandbox
 from binhub.serve.session import default_dump_handler
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from binhub.store.state import StoreState, UpstreamSource
 from tests.integration.conftest import MariadbFactory, PrimaryDb
 from tests.integration.relayutil import run_relay, start_relay, stop_relay
@@ -51,7 +51,7 @@ def relayed(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFa
     data_dir = tmp_path_factory.mktemp("relayed") / "store"
     done = run_relay(primary.dsn, data_dir)
     assert done.returncode == 0, done.stderr
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     hub = ServerThread(store, tls=False, dump_handler=default_dump_handler)
     try:
         yield Relayed(primary, hub, schema)
@@ -194,7 +194,7 @@ def test_gtid_variables_follow_the_store_live(primary_db: PrimaryDb, tmp_path: P
     try:
         wait_until(lambda: (data_dir / "state.json").exists() and (data_dir / "durable").exists(), timeout=30,
                    message="the relay stored nothing")
-        hub = ServerThread(BinlogStore.open_readonly(data_dir), tls=False)
+        hub = ServerThread(StoreReader.open(data_dir), tls=False)
         with primary_db.conn.cursor() as cur:
             cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
             for i in range(235):  # autocommit: a transaction each

@@ -28,7 +28,7 @@ from binhub.errors import EndOfDump, UpstreamError
 from binhub.net.client import UpstreamConnection
 from binhub.sandbox import Sandbox
 from binhub.serve.session import default_dump_handler
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from tests.integration.conftest import MariadbFactory
 from tests.integration.relayutil import run_relay
 from tests.integration.serveutil import PASSWORD, USER, ServerThread
@@ -87,7 +87,7 @@ def setup(mariadb_factory: MariadbFactory, tmp_path_factory: pytest.TempPathFact
     data_dir = tmp_path_factory.mktemp("until") / "store"
     done = run_relay(primary.dsn, data_dir)
     assert done.returncode == 0, done.stderr
-    hub = ServerThread(BinlogStore.open_readonly(data_dir), tls=False, dump_handler=default_dump_handler)
+    hub = ServerThread(StoreReader.open(data_dir), tls=False, dump_handler=default_dump_handler)
     try:
         yield UntilSetup(primary, hub, start, mid, f"0-{PRIMARY_ID}-{seq0 + 5}", end)
     finally:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from binhub.binlog.events import PreviousGtidsEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import PreviousGtidsEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.serve.queries import QueryHandler
 from binhub.serve.server import BinlogServer
 from binhub.serve.session import SessionState
 from binhub.serve.users import UserDirectory, make_user
+from binhub.store import StoreReader
 from binhub.store.state import StoreState
-from binhub.store.store import BinlogStore
 from tests.binlog_factory import BinlogFileBuilder
 from tests.unit.test_serve_dump import U1, make_store, mariadb_files, mysql_files
 
 
-def _ask(store: BinlogStore, sql: str) -> list[tuple[object, ...]]:
+def _ask(store: StoreReader, sql: str) -> list[tuple[object, ...]]:
     server = BinlogServer(store, users=UserDirectory(users=[make_user("repl", "pw")]), server_id=77, port=3307)
     reply = QueryHandler(server, SessionState(user="repl", connection_id=1)).execute(sql)
     return list(getattr(reply, "rows", []))
@@ -43,7 +44,7 @@ def test_mysql_gtid_executed_is_the_files_not_the_state_files(tmp_path: Path) ->
     store = make_store(tmp_path, paths[:2])  # the third file's PREVIOUS_GTIDS is the oracle
     store.close()
     _stale(tmp_path / "store", f"{U1}:1-3", "mysql-bin.000002", 4)
-    reader = BinlogStore.open_readonly(tmp_path / "store")
+    reader = StoreReader.open(tmp_path / "store")
     with open(paths[2], "rb") as f:
         expected = next(ev for ev in (decode_event(e.data, None) for e in BinlogFileReader(f, paths[2].name))
                         if isinstance(ev, PreviousGtidsEvent)).gtid_set
@@ -59,7 +60,7 @@ def test_mariadb_positions_are_the_files_not_the_state_files(tmp_path: Path) -> 
     store = make_store(tmp_path, mariadb_files(src, txns=10, files=2))
     store.close()
     _stale(tmp_path / "store", "0-1-1", "mariadb-bin.000002", 4)
-    reader = BinlogStore.open_readonly(tmp_path / "store")
+    reader = StoreReader.open(tmp_path / "store")
     assert _ask(reader, "SELECT @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state") == [
         ("0-1-20", "0-1-20", "0-1-20")]
 
@@ -84,5 +85,5 @@ def test_a_state_file_that_lost_a_domain_is_not_trusted(tmp_path: Path) -> None:
     store.close()
     assert end is not None
     _stale(tmp_path / "store", "1-1-4", "mariadb-bin.000002", end.position)
-    reader = BinlogStore.open_readonly(tmp_path / "store")
+    reader = StoreReader.open(tmp_path / "store")
     assert _ask(reader, "SELECT @@gtid_binlog_pos") == [("0-1-4,1-1-4",)]
