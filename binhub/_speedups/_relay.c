@@ -1,6 +1,8 @@
 /* The relay's per-event loops in C: the twin of binhub/_speedups/pure.py (same arguments, same
- * results, same tests). Plain CPython C API, no other library: the CRC32 is a slicing-by-8 table
- * (zlib's polynomial), so the build needs nothing but a compiler and the Python headers.
+ * results, same tests). Plain CPython C API, no other library, so the build needs nothing but a
+ * compiler and the Python headers. The CRC32 (zlib's polynomial) folds with carry-less
+ * multiplication (PCLMULQDQ) on x86-64 and falls back to a slicing-by-8 table elsewhere: the relay
+ * checks every event's CRC, and this keeps that below 0.1 s per GB on the default install.
  *
  * frame_dump: frame binlog dump packets out of a received chunk (the protocol's hot path).
  * frame_events: frame a span of a binlog file as dump packets (the binlog server's hot path).
@@ -21,10 +23,6 @@
 /* Events at least this long are copied into a bytes object of their own only below this size:
  * larger ones stay zero-copy memoryview slices (a 40 MiB row event must not be copied twice). */
 #define COPY_LIMIT 16384
-/* Events at least this long go to the caller's crc32 (ISA-L when installed: it folds with
- * PCLMUL, ~10x faster than this table on long data, zlib's ~1.7x); shorter ones use the table
- * here, which saves a Python call (~70 ns) per event. */
-#define CALL_CRC_LIMIT 512
 
 static uint32_t crc_table[8][256];
 
@@ -44,9 +42,9 @@ static void crc_init(void) {
     }
 }
 
-/* zlib-compatible crc32(data) (initial value 0). Little-endian loads: the targets are x86/ARM. */
-static uint32_t crc32_bytes(const unsigned char *p, Py_ssize_t n) {
-    uint32_t c = 0xFFFFFFFFu;
+/* Slicing-by-8 over the raw CRC register (not inverted): short events, and the tails the
+ * folding loop leaves. Little-endian loads: the targets are x86 and ARM. */
+static uint32_t crc32_table_update(uint32_t c, const unsigned char *p, size_t n) {
     while (n && ((uintptr_t)p & 7)) {
         c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
         n--;
@@ -64,7 +62,92 @@ static uint32_t crc32_bytes(const unsigned char *p, Py_ssize_t n) {
     }
     while (n--)
         c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+    return c;
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_CLMUL_PATH 1
+/* Carry-less multiplication folding (Intel, "Fast CRC Computation for Generic Polynomials Using
+ * PCLMULQDQ", 2009; the constants are those of the bit-reflected CRC-32 of zlib): four 128-bit
+ * lanes fold 64 bytes per round, then Barrett reduction. About 10x the table's speed; used when
+ * the CPU has PCLMULQDQ (every x86-64 since 2010), checked once at import. n >= 64, n % 16 == 0;
+ * c is the raw register. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_clmul_update(uint32_t c, const unsigned char *p,
+                                                                               size_t n) {
+    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+    const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+    const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124);
+    const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+    __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8;
+
+    x1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 0x00)), _mm_cvtsi32_si128((int)c));
+    x2 = _mm_loadu_si128((const __m128i *)(p + 0x10));
+    x3 = _mm_loadu_si128((const __m128i *)(p + 0x20));
+    x4 = _mm_loadu_si128((const __m128i *)(p + 0x30));
+    p += 64;
+    n -= 64;
+    while (n >= 64) {
+        x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+        x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+        x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)(p + 0x00)));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), _mm_loadu_si128((const __m128i *)(p + 0x10)));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), _mm_loadu_si128((const __m128i *)(p + 0x20)));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), _mm_loadu_si128((const __m128i *)(p + 0x30)));
+        p += 64;
+        n -= 64;
+    }
+    /* Fold the four lanes into one, then any 16-byte blocks left. */
+    x0 = k3k4;
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), x2), x5);
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), x3), x5);
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), x4), x5);
+    while (n >= 16) {
+        x2 = _mm_loadu_si128((const __m128i *)p);
+        x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), x2), x5);
+        p += 16;
+        n -= 16;
+    }
+    /* 128 bits to 64, then Barrett reduction to 32. */
+    x2 = _mm_clmulepi64_si128(x1, x0, 0x10);
+    x3 = _mm_setr_epi32(~0, 0, ~0, 0);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, x3), k5k0, 0x00), x2);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, x3), poly, 0x10);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, x3), poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+static int have_clmul;
+/* Below this the table is as fast: the folding has a fixed cost (the reductions). */
+#define CLMUL_MIN 128
+
+/* zlib-compatible crc32(data) (initial value 0). */
+static uint32_t crc32_bytes(const unsigned char *p, Py_ssize_t len) {
+    uint32_t c = 0xFFFFFFFFu;
+    size_t n = (size_t)len;
+#ifdef HAVE_CLMUL_PATH
+    if (have_clmul && n >= CLMUL_MIN) {
+        size_t folded = n & ~(size_t)15;
+        c = crc32_clmul_update(c, p, folded);
+        p += folded;
+        n -= folded;
+    }
+#endif
+    return crc32_table_update(c, p, n) ^ 0xFFFFFFFFu;
 }
 
 static PyObject *py_crc32(PyObject *self, PyObject *arg) {
@@ -215,20 +298,23 @@ static PyObject *frame_events(PyObject *self, PyObject *const *args, Py_ssize_t 
     return Py_BuildValue("(Nnnnn)", out, packets, events, consumed, nbytes);
 }
 
-/* scan_batch(batch, slow_table, crc32) -> (types, marks, crc_ok)
+/* scan_batch(batch, slow_table, check_crc) -> (types, marks, crc_ok)
  * types: each event's type byte; marks: 1 where slow_table marks the type or the event is
- * artificial; crc_ok: every event followed by its own valid CRC32 (crc32 None: not checked,
+ * artificial; crc_ok: every event followed by its own valid CRC32 (check_crc false: not checked,
  * False). An event too short for its type or flags byte raises IndexError, as indexing would. */
 static PyObject *scan_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "scan_batch() takes 3 arguments");
         return NULL;
     }
-    PyObject *batch = args[0], *crc_fn = args[2];
+    PyObject *batch = args[0];
     if (!PyList_Check(batch)) {
         PyErr_SetString(PyExc_TypeError, "scan_batch() needs a list");
         return NULL;
     }
+    int check = PyObject_IsTrue(args[2]);
+    if (check < 0)
+        return NULL;
     Py_buffer tb;
     if (PyObject_GetBuffer(args[1], &tb, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -245,41 +331,35 @@ static PyObject *scan_batch(PyObject *self, PyObject *const *args, Py_ssize_t na
         goto fail;
     unsigned char *t = (unsigned char *)PyBytes_AS_STRING(types);
     unsigned char *m = (unsigned char *)PyBytes_AS_STRING(marks);
-    int check = crc_fn != Py_None;
     int crc_ok = check;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *ev = PyList_GET_ITEM(batch, i);
+        const unsigned char *e;
+        Py_ssize_t n;
         Py_buffer eb;
-        if (PyObject_GetBuffer(ev, &eb, PyBUF_SIMPLE) < 0)
-            goto fail;
-        const unsigned char *e = eb.buf;
-        Py_ssize_t n = eb.len;
+        int release = 0;
+        if (PyBytes_CheckExact(ev)) { /* most events: no buffer protocol round trip */
+            e = (const unsigned char *)PyBytes_AS_STRING(ev);
+            n = PyBytes_GET_SIZE(ev);
+        } else {
+            if (PyObject_GetBuffer(ev, &eb, PyBUF_SIMPLE) < 0)
+                goto fail;
+            e = eb.buf;
+            n = eb.len;
+            release = 1;
+        }
         if (n < 18) {
-            PyBuffer_Release(&eb);
+            if (release)
+                PyBuffer_Release(&eb);
             PyErr_SetString(PyExc_IndexError, "index out of range");
             goto fail;
         }
         t[i] = e[4];
         m[i] = table[e[4]] || (e[17] & ARTIFICIAL);
-        if (crc_ok) {
-            if (n >= CALL_CRC_LIMIT) {
-                PyBuffer_Release(&eb);
-                /* Hold our own reference: the item is borrowed from a list Python code could touch. */
-                Py_INCREF(ev);
-                PyObject *r = PyObject_CallOneArg(crc_fn, ev);
-                Py_DECREF(ev);
-                if (r == NULL)
-                    goto fail;
-                unsigned long v = PyLong_AsUnsignedLong(r);
-                Py_DECREF(r);
-                if (v == (unsigned long)-1 && PyErr_Occurred())
-                    goto fail;
-                crc_ok = v == CRC32_RESIDUE;
-                continue;
-            }
+        if (crc_ok)
             crc_ok = n >= 4 && crc32_bytes(e, n - 4) == u32le(e + n - 4);
-        }
-        PyBuffer_Release(&eb);
+        if (release)
+            PyBuffer_Release(&eb);
     }
     PyBuffer_Release(&tb);
     return Py_BuildValue("(NNO)", types, marks, crc_ok ? Py_True : Py_False);
@@ -294,7 +374,7 @@ static PyMethodDef methods[] = {
     {"frame_dump", (PyCFunction)(void (*)(void))frame_dump, METH_FASTCALL, "Frame dump packets (see pure.py)."},
     {"frame_events", (PyCFunction)(void (*)(void))frame_events, METH_FASTCALL, "Frame binlog events (see pure.py)."},
     {"scan_batch", (PyCFunction)(void (*)(void))scan_batch, METH_FASTCALL, "Scan a batch (see pure.py)."},
-    {"crc32", py_crc32, METH_O, "zlib.crc32(data) with a slicing-by-8 table."},
+    {"crc32", py_crc32, METH_O, "zlib.crc32(data): carry-less multiplication where the CPU has it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -302,5 +382,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "binhub._speedups._re
 
 PyMODINIT_FUNC PyInit__relay(void) {
     crc_init();
-    return PyModule_Create(&module);
+#ifdef HAVE_CLMUL_PATH
+    __builtin_cpu_init();
+    have_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "CRC32_METHOD", have_clmul ? "pclmulqdq" : "slicing-by-8") < 0)
+        Py_CLEAR(m);
+    return m;
 }
