@@ -23,7 +23,7 @@ from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
 from binhub.relay.ingest import _SLOW_TYPE_TABLE
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
-from binhub.wire.packet import frame_many
+from binhub.wire.packet import PacketReader, frame_many
 
 from ..conftest import TEST_DATA
 
@@ -115,6 +115,28 @@ async def test_real_files_framed_through_random_chunks(impl: Any, real_events: l
     assert proto.error is None
     assert got == events
     assert [bytes(p) for p in proto.take_all()] == [eof]
+
+
+async def test_the_fast_path_resumes_after_a_16_mib_event(impl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event of 16 MiB or more goes through the PacketReader; the small events after it must go back
+    to the framing loop, not stay on the reader's per-event Python path for the rest of the dump."""
+    rng = random.Random(7)
+    small = [rng.randbytes(rng.randint(19, 9000)) for _ in range(400)]
+    events = [small[0], rng.randbytes(MAX_PACKET_PAYLOAD + 1000), *small]
+    stream = _stream([b"\x00" + e for e in events])
+    proto = _UpstreamProtocol("test")
+    proto.reader.seq = 1
+    proto.dumping = True
+    fed: list[int] = []
+    reader_feed = PacketReader.feed
+    monkeypatch.setattr(PacketReader, "feed", lambda self, data: fed.append(len(data)) or reader_feed(self, data))
+    chunk = 65536
+    for pos in range(0, len(stream), chunk):
+        proto.data_received(stream[pos:pos + chunk])
+    got, _ = proto.take_events()
+    assert [bytes(e) for e in got] == events
+    big_chunks = (MAX_PACKET_PAYLOAD + 1005) // chunk + 2
+    assert len(fed) <= big_chunks, f"{len(fed)} chunks went to the reader, the big event spans {big_chunks}"
 
 
 async def test_semisync_real_files(impl: Any, real_events: list[list[bytes]]) -> None:
