@@ -33,6 +33,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from bench.common import (  # noqa: E402
     start_primary,
 )
 from binhub.sandbox import Sandbox  # noqa: E402
+from binhub.store.durable import read_durable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -145,14 +147,49 @@ def run_mariadb_binlog(sb: Sandbox, out: Path, total: int, events: int, first: s
     return m, redact(cmd, sb, replace={str(out): "OUT"})
 
 
-def run_binhub(sb: Sandbox, data_dir: Path, total: int, events: int, durability: str) -> tuple[Measured, str]:
+class DurableWatch:
+    """When binhub's durable marker first says the whole binlog is durable (polled every 2 ms)."""
+
+    def __init__(self, data_dir: Path, end: tuple[str, int]) -> None:
+        self.path = data_dir / "durable"
+        self.end = end
+        self.began = time.perf_counter()
+        self.at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            pos = read_durable(self.path)
+            if pos is not None and (pos.file, pos.position) >= self.end:
+                self.at = time.perf_counter() - self.began
+                return
+            time.sleep(0.002)
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return self.at
+
+
+def run_binhub(sb: Sandbox, data_dir: Path, total: int, events: int, durability: str,
+               end: tuple[str, int]) -> tuple[Measured, str]:
     shutil.rmtree(data_dir, ignore_errors=True)
     cmd = [*binhub_command(), "relay", "--source", sb.dsn, "--data-dir", str(data_dir), "--server-id", "9002",
            "--until-caught-up", "--durability", durability, "--log-level", "warning"]
     server = ProcCpu(sb.pid)
-    wall, cpu, rc, err, user, system = timed(lambda: measure(cmd))
+    watch = DurableWatch(data_dir, end)
+    wall_exit, cpu, rc, err, user, system = timed(lambda: measure(cmd))
+    durable_at = watch.stop()
+    # The clock stops when every byte is durable (mariadb-binlog's stops when every byte is written,
+    # never fsynced, and it is then killed); the process exit, with the interpreter's teardown, is kept apart.
+    wall = durable_at if durable_at is not None else wall_exit
     m = Measured(f"binhub-{durability}", wall, cpu, total, events, server_cpu=server.since_start(),
-                 extra={"user": user, "sys": system})
+                 extra={"user": user, "sys": system, "exit": wall_exit})
+    if durable_at is None and rc == 0:
+        m.ok = False
+        m.note = f"the durable marker never reached {end[0]}:{end[1]}"
     if rc != 0:
         m.ok = False
         m.note = f"exit {rc}: {err}"
@@ -171,10 +208,15 @@ class Summary:
     median: Measured
     walls: list[float]
     ratios: list[float] = field(default_factory=list)  # per round: reference wall / this wall
+    exit_ratios: list[float] = field(default_factory=list)  # per round: reference wall / this process's exit
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.ratios) if self.ratios else float("nan")
+
+    @property
+    def exit_ratio(self) -> float:
+        return statistics.median(self.exit_ratios) if self.exit_ratios else float("nan")
 
 
 def summarize(rounds: list[dict[str, Measured]], tools: list[str]) -> dict[str, Summary]:
@@ -183,15 +225,16 @@ def summarize(rounds: list[dict[str, Measured]], tools: list[str]) -> dict[str, 
         runs = [r[tool] for r in rounds if tool in r]
         ok = [r for r in runs if r.ok] or runs
         median = sorted(ok, key=lambda r: r.wall)[len(ok) // 2]
-        ratios = [r[REFERENCE].wall / r[tool].wall for r in rounds
+        paired = [(r[REFERENCE], r[tool]) for r in rounds
                   if REFERENCE in r and tool in r and r[REFERENCE].ok and r[tool].ok and r[tool].wall]
-        out[tool] = Summary(median, [round(r.wall, 3) for r in runs], ratios)
+        out[tool] = Summary(median, [round(r.wall, 3) for r in runs], [ref.wall / m.wall for ref, m in paired],
+                            [ref.wall / m.extra.get("exit", m.wall) for ref, m in paired])
     return out
 
 
 def table(results: dict[str, Summary]) -> list[str]:
     head = ("tool", "wall s", "MB/s", "events/s", "CPU s (user+sys)", "CPU s/GB", "server CPU s",
-            "ratio (median of rounds)", "ratio range", "identical")
+            "ratio (median of rounds)", "ratio range", "exit s", "ratio at exit", "identical")
     rows = [head]
     for name in TOOLS:
         s = results.get(name)
@@ -200,14 +243,15 @@ def table(results: dict[str, Summary]) -> list[str]:
         m = s.median
         user, system = m.extra.get("user", 0.0), m.extra.get("sys", 0.0)
         if name == REFERENCE:
-            ratio, spread, ident = "1.00", "-", "-"
+            ratio, spread, exit_wall, exit_ratio, ident = "1.00", "-", "-", "-", "-"
         else:
             ratio = f"{s.ratio:.2f}"
             spread = f"{min(s.ratios):.2f}–{max(s.ratios):.2f}" if s.ratios else "-"
+            exit_wall, exit_ratio = f"{m.extra.get('exit', m.wall):.2f}", f"{s.exit_ratio:.2f}"
             ident = "yes" if m.ok else "NO"
         rows.append((name, f"{m.wall:.2f}", f"{m.mb_per_s:,.0f}", f"{m.events_per_s:,.0f}",
                      f"{m.cpu:.2f} ({user:.2f}+{system:.2f})", f"{m.cpu_per_gb:.2f}", f"{m.server_cpu:.2f}",
-                     ratio, spread, ident))
+                     ratio, spread, exit_wall, exit_ratio, ident))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
@@ -249,9 +293,11 @@ def report(runs: list[WorkloadRun], facts: dict[str, str], args: argparse.Namesp
                   f"{fmt(run.load_after)} after.", "", *table(run.results), "",
                   "All walls (s): " + "; ".join(f"{k} {v.walls}" for k, v in run.results.items()) + "."]
     lines += ["",
-              "wall: from starting the tool to the last byte on disk (binhub: process exit, including interpreter "
-              "start-up, the final fsync and state writes; mariadb-binlog: until its files hold as many bytes as "
-              "the primary's, polled every 5 ms, then killed). CPU: user+sys of the tool's process "
+              "wall: from starting the tool (interpreter start-up included) until the copy is complete: for "
+              "mariadb-binlog until its files hold as many bytes as the primary's (written, never fsynced; polled "
+              "every 5 ms, then it is killed), for binhub until its durable marker says every byte is fsynced "
+              "(polled every 2 ms). binhub then exits by itself: exit s is that moment (the interpreter's teardown, "
+              "~0.1 s, included) and ratio at exit the rounds' median on it. CPU: user+sys of the tool's process "
               "(RUSAGE_CHILDREN). server CPU: the mariadbd process meanwhile (mostly its dump thread). The "
               "figures of a tool are those of its median run.", "",
               "mariadb-binlog never fsyncs; binhub's `rotate` fsyncs every file when complete and `txn` after "
@@ -286,8 +332,8 @@ def bench_workload(w: Workload, work: Path, size: int, tools: list[str], repeat:
             f"ends at {status[0]}:{status[1]}")
         jobs: dict[str, Callable[[], tuple[Measured, str]]] = {
             REFERENCE: lambda: run_mariadb_binlog(sb, work / "mariadb-binlog-out", total, events, files[0].name),
-            "binhub-rotate": lambda: run_binhub(sb, work / "store-rotate", total, events, "rotate"),
-            "binhub-txn": lambda: run_binhub(sb, work / "store-txn", total, events, "txn"),
+            "binhub-rotate": lambda: run_binhub(sb, work / "store-rotate", total, events, "rotate", status),
+            "binhub-txn": lambda: run_binhub(sb, work / "store-txn", total, events, "txn", status),
         }
         commands: dict[str, str] = {}
         rounds: list[dict[str, Measured]] = []

@@ -38,7 +38,7 @@ from binhub.store import maintenance
 from binhub.store.active_file import ActiveFile
 from binhub.store.durability import Durability
 from binhub.store.durable import DurableMarker, DurablePosition, read_durable
-from binhub.store.fsutil import fsync_dir, storage_error
+from binhub.store.fsutil import storage_error
 from binhub.store.index import (
     GTID_INDEX_BYTES,
     GTID_INDEX_EVERY,
@@ -242,8 +242,7 @@ class BinlogStore:
         path = self.binlog_dir / name
         try:
             active = ActiveFile.create(name, path)
-            self.index.append(name)
-            fsync_dir(self.binlog_dir)
+            self.index.append(name)  # its atomic write fsyncs binlog/, which holds the new file's entry too
         except OSError as exc:
             raise storage_error(exc, f"cannot create {path}") from exc
         self._active = active
