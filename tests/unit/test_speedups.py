@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,28 @@ def test_crc32_is_zlibs(impl: Any) -> None:
             chunk = memoryview(data)[start:start + n]
             assert impl.crc32(chunk) == zlib.crc32(chunk)
     assert impl.crc32(bytearray(data)) == zlib.crc32(data)
+
+
+@pytest.mark.skipif("c" not in IMPLEMENTATIONS, reason="the C extension is not built")
+@pytest.mark.parametrize("allow_avx512", [True, False])
+def test_every_crc32_method_of_this_cpu_is_zlibs(allow_avx512: bool) -> None:
+    """The C CRC picks its method at import (AVX-512 folding, 128-bit folding, table): each one the CPU
+    has is checked, in an interpreter of its own, on every length and alignment around its thresholds."""
+    script = (
+        "import random, zlib; from binhub._speedups import _relay\n"
+        "data = random.Random(5).randbytes(40_000)\n"
+        "for start in range(0, 33, 3):\n"
+        "    for n in [*range(0, 1100, 5), 4095, 8192, 33_333]:\n"
+        "        view = memoryview(data)[start:start + n]\n"
+        "        assert _relay.crc32(view) == zlib.crc32(view), (start, n)\n"
+        "print(_relay.CRC32_METHOD)\n")
+    env = {k: v for k, v in os.environ.items() if k != "BINHUB_NO_AVX512"}
+    if not allow_avx512:
+        env["BINHUB_NO_AVX512"] = "1"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ({"vpclmulqdq-avx512", "pclmulqdq", "slicing-by-8"} if allow_avx512
+                                  else {"pclmulqdq", "slicing-by-8"})
 
 
 def _ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
