@@ -313,6 +313,18 @@ def report(runs: list[WorkloadRun], facts: dict[str, str], args: argparse.Namesp
     return lines
 
 
+def shown_args(argv: list[str]) -> list[str]:
+    """The bench's own arguments fit for the report: no path of this machine."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--workdir", "--results"):
+            arg = "DIR" if out[-1] == "--workdir" else "FILE"
+        elif arg.startswith(("--workdir=", "--results=")):
+            arg = arg.split("=", 1)[0] + "=" + ("DIR" if arg.startswith("--workdir") else "FILE")
+        out.append(arg)
+    return out
+
+
 def bench_workload(w: Workload, work: Path, size: int, tools: list[str], repeat: int) -> WorkloadRun:
     log(f"[{w.name}] starting the sandbox primary in {work}")
     sb = start_primary(work / "sandboxes", max_binlog_size=w.file_size)
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{s.median.name}: {s.median.note}")
         if not args.no_results:
             facts = machine_facts()
-            lines = report(runs, facts, args, fsync_throughput(work), list(argv if argv is not None else sys.argv[1:]))
+            lines = report(runs, facts, args, fsync_throughput(work), shown_args(argv if argv is not None else sys.argv[1:]))
             replace_section(args.results, SECTION_START, SECTION_END, lines)
             log(f"wrote the relay section of {args.results.name}")
         return 1 if bad else 0
