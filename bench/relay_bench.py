@@ -303,7 +303,7 @@ def report(runs: list[WorkloadRun], facts: dict[str, str], args: argparse.Namesp
               "mariadb-binlog never fsyncs; binhub's `rotate` fsyncs every file when complete and `txn` after "
               f"every group commit. This machine's disk: {fsync_mbs:,.0f} MB/s write+fsync (256 MiB probe).", "",
               "### Commands", "",
-              f"- the bench: `python bench/relay_bench.py {' '.join(argv)}`".replace(" `", "`")]
+              "- the bench: `" + " ".join(["python bench/relay_bench.py", *argv]) + "`"]
     for run in runs[:1]:
         for name, cmd in run.commands.items():
             lines.append(f"- {name}: `{cmd}`")
