@@ -26,6 +26,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -418,10 +419,100 @@ def generate_binlog(sb: Sandbox, size: int, *, small_share: float = 0.3, connect
             result.small_calls += 1
             result.small_transactions += _oltp_transactions(oltp_round)
     admin.close()
-    # MariaDB writes a BINLOG_CHECKPOINT event a moment after the last commit: wait until the
-    # binlog stops growing, or a copy started now would come out short of the final size.
+    return _settled(sb, result, began)
+
+
+MIXED_ROWS_PER_INSERT = 50
+MIXED_HUGE_ROW_BYTES = 20 * MIB
+MIXED_SCHEMA = (
+    f"CREATE DATABASE IF NOT EXISTS {BENCH_DB}",
+    # The types whose row images the relay copies but never decodes: DECIMAL, DATETIME(6), JSON, BLOB.
+    f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.mixed (
+        id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+        account INT NOT NULL,
+        amount DECIMAL(14,4) NOT NULL,
+        created DATETIME(6) NOT NULL,
+        doc JSON NOT NULL,
+        payload BLOB NOT NULL) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {BENCH_DB}.mixed_large (
+        id INT NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL) ENGINE=InnoDB""",
+    f"DROP PROCEDURE IF EXISTS {BENCH_DB}.mixed_rounds",
+    # Round r: one INSERT of 50 rows (ids r*50 ..); every 10th round an UPDATE of 50 older rows,
+    # every 20th a DELETE of 100. Every value derives from the id: the same rounds give the same rows.
+    f"""CREATE PROCEDURE {BENCH_DB}.mixed_rounds(IN first_round INT, IN rounds INT)
+    BEGIN
+      DECLARE r INT DEFAULT first_round;
+      DECLARE base BIGINT;
+      WHILE r < first_round + rounds DO
+        SET base = r * {MIXED_ROWS_PER_INSERT};
+        INSERT INTO {BENCH_DB}.mixed (id, account, amount, created, doc, payload)
+          SELECT base + seq, (base + seq) % 1000, (base + seq) * 1.2345 / 7,
+                 TIMESTAMP'2026-01-01 00:00:00' + INTERVAL (base + seq) * 1000003 MICROSECOND,
+                 JSON_OBJECT('id', base + seq, 'tags', JSON_ARRAY('a', 'b', seq % 7), 'ref', MD5(base + seq)),
+                 LEFT(REPEAT(SHA2(base + seq, 256), 64), 200 + (base + seq) * 37 % 2400)
+          FROM seq_0_to_{MIXED_ROWS_PER_INSERT - 1};
+        IF r % 10 = 9 AND r >= 20 THEN
+          UPDATE {BENCH_DB}.mixed SET amount = amount + 1, created = created + INTERVAL 1 SECOND,
+                 doc = JSON_SET(doc, '$.updated', r)
+            WHERE id BETWEEN base - 900 AND base - 851;
+        END IF;
+        IF r % 20 = 19 AND r >= 40 THEN
+          DELETE FROM {BENCH_DB}.mixed WHERE id BETWEEN base - 1900 AND base - 1801;
+        END IF;
+        SET r = r + 1;
+      END WHILE;
+    END""",
+)
+
+
+def generate_mixed_binlog(sb: Sandbox, size: int, *, chunk_rounds: int = 200,
+                          progress: Callable[[str], None] | None = None) -> Generated:
+    """Write at least ``size`` bytes of binlog on ``sb`` with the mixed workload, deterministically.
+
+    One connection calls ``mixed_rounds`` (multi-row INSERTs of 50 rows with DECIMAL, DATETIME(6),
+    JSON and BLOB columns, a range UPDATE every 10 rounds, a range DELETE every 20), each statement
+    its own transaction of tens to hundreds of KB in row events of up to 8 KiB; halfway an ALTER
+    TABLE adds a column (the table map changes mid-stream) and one 20 MiB row is inserted (an
+    event that spans two protocol packets). The rows depend only on the round number.
+    """
+    say = progress or (lambda _msg: None)
+    began = time.perf_counter()
+    result = Generated(0.0, 0, 0)
+    conn = sb.connect()
+    try:
+        with conn.cursor() as cur:
+            for stmt in MIXED_SCHEMA:
+                cur.execute(stmt)
+            cur.execute(f"USE {BENCH_DB}")  # the seq_N_to_M tables of the SEQUENCE engine need one
+            cur.execute(f"SELECT COALESCE(MAX(id), -1) FROM {BENCH_DB}.mixed")
+            next_round = (int(cur.fetchone()[0]) + 1) // MIXED_ROWS_PER_INSERT
+            start = binlog_total(sb)
+            altered = huge = False
+            while binlog_total(sb) < size:
+                cur.execute(f"CALL {BENCH_DB}.mixed_rounds(%s, %s)", (next_round, chunk_rounds))
+                next_round += chunk_rounds
+                result.small_calls += 1
+                result.large_transactions += chunk_rounds + chunk_rounds // 10 + chunk_rounds // 20
+                if not altered and binlog_total(sb) - start >= (size - start) // 2:
+                    cur.execute(f"ALTER TABLE {BENCH_DB}.mixed ADD COLUMN IF NOT EXISTS note VARCHAR(32) NULL")
+                    altered = True
+                if not huge and binlog_total(sb) - start >= (size - start) * 3 // 5:
+                    cur.execute(f"REPLACE INTO {BENCH_DB}.mixed_large VALUES (1, REPEAT(SHA2('huge', 256), %s))",
+                                (MIXED_HUGE_ROW_BYTES // 64,))
+                    result.huge_events += 1
+                    huge = True
+                if result.small_calls % 10 == 0:
+                    say(f"generated {binlog_total(sb) / MIB:,.0f} MiB of {size / MIB:,.0f} MiB")
+    finally:
+        conn.close()
+    return _settled(sb, result, began)
+
+
+def _settled(sb: Sandbox, result: Generated, began: float, quiet: float = 2.0) -> Generated:
+    """``result`` completed once the binlog stops growing: MariaDB writes a BINLOG_CHECKPOINT event a
+    moment after the last commit, and a copy started before it would come out short of the final size."""
     settled, last = time.monotonic(), binlog_total(sb)
-    while time.monotonic() - settled < 2.0:
+    while time.monotonic() - settled < quiet:
         time.sleep(0.2)
         now = binlog_total(sb)
         if now != last:
@@ -433,6 +524,16 @@ def generate_binlog(sb: Sandbox, size: int, *, small_share: float = 0.3, connect
 
 
 # ---------------------------------------------------------------------------------------- commands
+
+
+def binhub_python() -> str:
+    """The interpreter that runs :func:`binhub_command`."""
+    script = Path(sys.executable).with_name("binhub")
+    return str(script.with_name("python")) if script.exists() else sys.executable
+
+
+SPEEDUPS_PROBE = ("import binhub._speedups as s; "
+                  "print('C extension' if s.NAME == 'c' else 'pure Python (no C extension)', f'(CRC32: {s.CRC32_METHOD})')")
 
 
 def mariadb_binlog_binary() -> str:
@@ -497,11 +598,8 @@ def machine_facts(sb: Sandbox | None = None) -> dict[str, str]:
             os.path.dirname(mariadb_binlog_binary()) + "/", ""),
         "load average (1/5/15 min) when written": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    with contextlib.suppress(ImportError):
-        import isal  # type: ignore[import-untyped, unused-ignore]
-
-        facts["crc32"] = f"isal {isal.__version__} (binhub[fast])"
-    facts.setdefault("crc32", "zlib (binhub without the fast extra)")
+    # What the binhub that runs has (its own virtualenv: e.g. a default install without extras).
+    facts["binhub speedups"] = _first_line([binhub_python(), "-c", SPEEDUPS_PROBE]) or "not importable"
     if sb is not None:
         conn = sb.connect()
         try:
@@ -511,6 +609,18 @@ def machine_facts(sb: Sandbox | None = None) -> dict[str, str]:
         finally:
             conn.close()
     return facts
+
+
+def replace_section(path: Path, start: str, end: str, lines: Sequence[str]) -> None:
+    """Put ``lines`` between the ``start`` and ``end`` markers of ``path`` (appended if absent), nothing else."""
+    text = path.read_text() if path.exists() else ""
+    section = "\n".join([start, *lines, end])
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + section + "\n"
+    path.write_text(text)
 
 
 def fsync_throughput(directory: Path, size: int = 256 * MIB) -> float:

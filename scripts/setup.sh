@@ -66,7 +66,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     || ! .venv/bin/python -c 'import binhub, pytest' >/dev/null 2>&1 \
     || [ ! -x .venv/bin/binhub ]; then
     say "installing binhub (editable) with test extras into .venv"
-    .venv/bin/python -m pip install -q -e '.[test,fast]'
+    .venv/bin/python -m pip install -q -e '.[test]'
     printf '%s\n' "$want" > "$stamp"
 fi
 

@@ -27,6 +27,8 @@ if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
 frame_dump = impl.frame_dump
 frame_events: Callable[[bytes | memoryview, int, int], tuple[bytes, int, int, int, int]] = impl.frame_events
 scan_batch = impl.scan_batch
+crc32: Callable[[bytes | bytearray | memoryview], int] = impl.crc32
 NAME = "c" if impl is not pure else "pure"
+CRC32_METHOD: str = impl.CRC32_METHOD  # how crc32 computes: pclmulqdq, slicing-by-8 or zlib
 
-__all__ = ["IMPLEMENTATIONS", "NAME", "frame_dump", "frame_events", "scan_batch"]
+__all__ = ["CRC32_METHOD", "IMPLEMENTATIONS", "NAME", "crc32", "frame_dump", "frame_events", "scan_batch"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Callable
+import zlib
 
 MAX_PACKET_PAYLOAD = 0xFFFFFF
 OK_HEADER = 0x00
@@ -23,6 +23,8 @@ _FLAGS_BYTE = operator.itemgetter(17)
 _unpack_header = struct.Struct("<I").unpack_from  # 3-byte length + 1-byte sequence id in one call
 
 Event = memoryview | bytes
+crc32 = zlib.crc32
+CRC32_METHOD = "zlib"
 
 
 def frame_dump(view: memoryview, pos: int, seq: int, check_seq: bool, limit: int, semisync: bool,
@@ -103,11 +105,10 @@ def frame_events(data: bytes | memoryview, seq: int, drop_type: int) -> tuple[by
     return b"".join(pieces), packets, events, pos, nbytes
 
 
-def scan_batch(batch: list[Event], slow_table: bytes,
-               crc32: Callable[[Event], int] | None) -> tuple[bytes, bytes, bool]:
+def scan_batch(batch: list[Event], slow_table: bytes, check_crc: bool) -> tuple[bytes, bytes, bool]:
     """Each event's type byte; 1 where ``slow_table`` marks its type or it is artificial; CRCs all good.
 
-    ``crc32`` None means the events carry no checksum (``crc_ok`` is then False). The CRCs of
+    ``check_crc`` False means the events carry no checksum (``crc_ok`` is then False). The CRCs of
     the whole batch are checked in one pass: an event followed by its own CRC32 always hashes
     to the same residue.
     """
@@ -117,5 +118,5 @@ def scan_batch(batch: list[Event], slow_table: bytes,
     artificial = bytes(map(_FLAGS_BYTE, batch)).translate(_ARTIFICIAL_TABLE)
     # OR of the two byte strings as two big integers: C-speed, no per-event Python.
     marks = (int.from_bytes(slow, "little") | int.from_bytes(artificial, "little")).to_bytes(count, "little")
-    crc_ok = crc32 is not None and list(map(crc32, batch)).count(CRC32_RESIDUE) == count
+    crc_ok = check_crc and list(map(crc32, batch)).count(CRC32_RESIDUE) == count
     return types, marks, crc_ok

@@ -143,6 +143,10 @@ class _UpstreamProtocol(asyncio.Protocol):
                     data = bytes(self._tail) + data
                     self._tail = bytearray()
                 self._add_payloads(reader.feed(data))
+                if self.dumping and not self.queue:
+                    # An ordinary packet cut off by this chunk's end (after a 16 MiB+ event) is completed
+                    # by the fast path: without this every later chunk would stay on the reader's path.
+                    self._tail = reader.take_partial(self._dump_limit())
         except ProtocolError as exc:
             self._fail(exc)
             if self.transport is not None:
@@ -191,7 +195,7 @@ class _UpstreamProtocol(asyncio.Protocol):
     def _frame_dump(self, view: memoryview, pos: int) -> None:
         """Complete small OK packets from ``pos`` on become events; the loop is ``binhub._speedups.frame_dump``."""
         reader = self.reader
-        limit = min(MAX_PACKET_PAYLOAD, reader.max_payload + 1)
+        limit = self._dump_limit()
         pos, reader.seq, ack = frame_dump(view, pos, reader.seq, reader.check_seq, limit, self.semisync, self.events)
         if ack:
             self.ack = True
@@ -206,6 +210,10 @@ class _UpstreamProtocol(asyncio.Protocol):
             else:
                 # 16 MiB+, ERR/EOF, empty or a bad sequence id: the reader and the slow path deal with it
                 self._add_payloads(reader.feed(view[pos:]))
+
+    def _dump_limit(self) -> int:
+        """Payloads from this size on are left to the reader (16 MiB+ ones span several packets)."""
+        return min(MAX_PACKET_PAYLOAD, self.reader.max_payload + 1)
 
     def _add_payloads(self, payloads: list[Payload]) -> None:
         """Payloads from the reader: in dump mode OK packets become events until anything else is queued."""

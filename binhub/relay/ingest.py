@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import logging
 import struct
-import zlib
 
-from binhub._speedups import scan_batch
+from binhub._speedups import crc32, scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
 from binhub.binlog.constants import EventType
 from binhub.binlog.events import fde_checksum_size
@@ -39,10 +38,6 @@ _ARTIFICIAL = 0x20
 _SLOW_TYPES = frozenset({_FDE, _ROTATE, _STOP, *_HEARTBEATS})
 # zlib.crc32 over data followed by its own little-endian CRC32 always gives this value.
 _CRC32_RESIDUE = CRC32_RESIDUE
-try:  # ISA-L's CRC32 (zlib's polynomial) takes ~80 ns per event where zlib's takes ~250 (bench/README.md)
-    from isal.isal_zlib import crc32
-except ImportError:  # the optional "fast" extra is not installed
-    crc32 = zlib.crc32
 # Lookup tables over a batch's type bytes: 1 marks what to find.
 _SLOW_TYPE_TABLE = bytes(1 if t in _SLOW_TYPES else 0 for t in range(256))
 _NOT_INERT_TABLE = bytes(0 if t in INERT_IN_EXPLICIT else 1 for t in range(256))
@@ -83,7 +78,7 @@ class Ingest:
         # One C-level pass (binhub._speedups) gives the type bytes, where the rare events are (a
         # slow type, or the artificial flag) and the CRCs of the whole batch: only a batch with a
         # mismatch (or without CRCs) is checked event by event.
-        types, marks, crc_ok = scan_batch(batch, _SLOW_TYPE_TABLE, crc32 if self.checksum_size else None)
+        types, marks, crc_ok = scan_batch(batch, _SLOW_TYPE_TABLE, self.checksum_size != 0)
         i = 0
         while i < count:
             slow = marks.find(1, i)
@@ -120,9 +115,8 @@ class Ingest:
         feed = tracker.feed
         marks = types.translate(_NOT_INERT_TABLE)
         unpack = _U32.unpack_from
-        append = store.append
+        append = store.append_events
         mark_boundary = store.mark_boundary
-        join = b"".join
         done = tracker.transactions
         txns = 0
         flushed = k = 0  # events before ``flushed`` are appended to the store
@@ -135,7 +129,7 @@ class Ingest:
             ev = run[k]
             k += 1
             if feed(ev, crc):
-                append(join(run[flushed:k]))  # one append per transaction, not per event
+                append(run[flushed:k])  # one append per transaction, not per event (no copy)
                 flushed = k
                 self._check_position(ev, store.position)
                 ts = unpack(ev, 0)[0]
@@ -146,7 +140,7 @@ class Ingest:
                 else:
                     mark_boundary(None, ts)  # a control event: a boundary, but no transaction
         if flushed < count:
-            append(join(run[flushed:]))
+            append(run[flushed:])
             self._check_position(run[-1], store.position)
         nbytes = store.position - position
         self.last_event_ts = unpack(run[-1], 0)[0]
@@ -231,9 +225,9 @@ class Ingest:
         if fde and ev[17] & _IN_USE:
             data = bytearray(body)
             data[17] &= ~_IN_USE
-            actual = zlib.crc32(data)
+            actual = crc32(data)
         else:
-            actual = zlib.crc32(body)
+            actual = crc32(body)
         if actual != expected:
             raise ChecksumMismatch(
                 f"event of type {ev[4]} received with a bad CRC32 (expected {expected:#010x}, got {actual:#010x})",

@@ -340,11 +340,20 @@ class Relay:
                         hint="the network or the upstream hangs; binhub reconnects by itself") from None
 
     async def _close_finished_file(self) -> None:
+        store = self.store
+        closed, next_file = store.current_file, store.next_file
         async with self._sync_lock:
             # In a worker thread: the final fsync and the state write must not stop the loop from
             # draining the socket meanwhile (the pump itself waits here, the protocol keeps reading).
-            await asyncio.to_thread(self.store.close_file)
-            LOG.info("binlog file complete: %s", self.store.files[-1], extra={"file": self.store.files[-1]})
+            # The file the ROTATE names is created there too (its index update fsyncs twice): the
+            # upstream's next file starts with it, and the ingest then finds it open already.
+            await asyncio.to_thread(self._close_and_begin, next_file)
+            LOG.info("binlog file complete: %s", closed, extra={"file": closed})
+
+    def _close_and_begin(self, next_file: str) -> None:
+        self.store.close_file()
+        if next_file:  # empty after a STOP event: the upstream shut down, its next file is unknown
+            self.store.begin_file(next_file)
 
     # ------------------------------------------------------------------ group commit
 

@@ -10,7 +10,7 @@ Layout (see DESIGN.md)::
     DATA_DIR/readers/             a lease per live reader; purge never removes a leased file
 
 The writer appends whole events and marks transaction boundaries. ``flush`` hands the bytes to the
-kernel with one ``write`` per batch; ``fsync`` makes them durable; only then does ``publish`` move
+kernel with one ``pwritev`` per batch (the events themselves, uncopied); ``fsync`` makes them durable; only then does ``publish`` move
 the durable position that readers (and semi-sync acks) may use. On open, a torn or partial last
 transaction is truncated, so the store always ends at a transaction boundary. The file being
 written, and every write to it, is :class:`~binhub.store.active_file.ActiveFile`.
@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ from binhub.store import maintenance
 from binhub.store.active_file import ActiveFile
 from binhub.store.durability_policy import Durability
 from binhub.store.durable_position import DurableMarker, DurablePosition
-from binhub.store.fsutil import fsync_dir, storage_error
+from binhub.store.fsutil import storage_error
 from binhub.store.index import (
     GTID_INDEX_BYTES,
     GTID_INDEX_EVERY,
@@ -231,8 +232,7 @@ class BinlogStore:
         path = self.binlog_dir / name
         try:
             active = ActiveFile.create(name, path)
-            self.index.append(name)
-            fsync_dir(self.binlog_dir)
+            self.index.append(name)  # its atomic write fsyncs binlog/, which holds the new file's entry too
         except OSError as exc:
             raise storage_error(exc, f"cannot create {path}") from exc
         self._active = active
@@ -241,11 +241,15 @@ class BinlogStore:
         LOG.info("new binlog file %s", name, extra={"file": name})
 
     def append(self, event: bytes | memoryview) -> None:
-        """Append one whole event (header..CRC). Cheap: bytes are only copied into the batch buffer."""
+        """Append one whole event (header..CRC), kept by reference until :meth:`flush`: it must not change."""
+        self.append_events((event,))
+
+    def append_events(self, events: Sequence[bytes | memoryview]) -> None:
+        """Append whole events, by reference (no copy) until :meth:`flush` writes them: they must not change."""
         active = self._active
         if active is None:
             raise StorageError("no binlog file is open for writing (the upstream sent an event before any file)")
-        active.pending += event
+        active.add(events, sum(map(len, events)))
 
     def append_fde(self, fde: bytes | memoryview) -> None:
         """Append the file's FORMAT_DESCRIPTION with the in-use flag set, as the upstream has it on disk."""
@@ -263,7 +267,7 @@ class BinlogStore:
         """
         active = self._active
         assert active is not None
-        end = active.written + len(active.pending)  # active.position, without a property call per transaction
+        end = active.written + active.pending_bytes  # active.position, without a property call per transaction
         if gtid is not None:
             self._unsynced.append((end, gtid))
             self._txn_since_index += 1
@@ -376,13 +380,10 @@ class BinlogStore:
         self._unsynced = [(end, g) for end, g in self._unsynced if end <= active.boundary]
         LOG.info("dropping %d bytes of an incomplete transaction in %s", active.position - active.boundary,
                  active.name, extra={"file": active.name})
-        del active.pending[:]
-        if active.written > active.boundary:
-            try:
-                os.ftruncate(active.fd, active.boundary)
-            except OSError as exc:
-                raise storage_error(exc, f"cannot truncate {active.path}") from exc
-            active.written = active.boundary
+        try:
+            active.cut(active.boundary)  # complete transactions still pending stay
+        except OSError as exc:
+            raise storage_error(exc, f"cannot truncate {active.path}") from exc
 
     def _rollback_after_error(self, before: int) -> None:
         """After a failed write: cut the file back to the last boundary that was on disk before it.
@@ -394,7 +395,6 @@ class BinlogStore:
         active = self._active
         if active is None:
             return
-        active.pending.clear()
         known = [active.synced, len(BINLOG_MAGIC)] + [end for end, _ in self._unsynced if end <= before]
         if active.boundary <= before:
             known.append(active.boundary)

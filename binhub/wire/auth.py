@@ -13,13 +13,15 @@ every function against PyMySQL's independent implementation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing import TYPE_CHECKING
 
 from binhub.wire.constants import SCRAMBLE_LENGTH
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import padding
 
 #: caching_sha2_password AuthMoreData status bytes.
 SHA2_REQUEST_PUBLIC_KEY = 0x02
@@ -28,8 +30,18 @@ SHA2_PERFORM_FULL_AUTH = 0x04
 #: sha256_password: the client's "send me your public key" byte.
 SHA256_REQUEST_PUBLIC_KEY = 0x01
 
-# MySQL's servers use RSA_PKCS1_OAEP_PADDING, which is OAEP with SHA-1 for both the hash and MGF1.
-_OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
+@functools.cache
+def _oaep() -> padding.OAEP:
+    """MySQL's servers use RSA_PKCS1_OAEP_PADDING: OAEP with SHA-1 for both the hash and MGF1.
+
+    cryptography is imported only here and in the RSA functions below: full authentication without
+    TLS is rare, and importing it costs every process (a relay's start-up included) ~30 ms of CPU.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -107,24 +119,33 @@ def _xor_repeat(data: bytes, key: bytes) -> bytes:
 
 def rsa_encrypt_password(password: bytes, scramble: bytes, public_key_pem: bytes) -> bytes:
     """Full auth without TLS: RSA-OAEP(SHA1) of (pw + NUL) XOR scramble, as sha2_password.cc expects."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = serialization.load_pem_public_key(public_key_pem)
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("the server's public key is not an RSA key")
     message = _xor_repeat(password + b"\x00", scramble[:SCRAMBLE_LENGTH])
-    return key.encrypt(message, _OAEP)
+    return key.encrypt(message, _oaep())
 
 
 def rsa_decrypt_password(private_key_pem: bytes, ciphertext: bytes, scramble: bytes) -> bytes:
     """Server side of :func:`rsa_encrypt_password`: the clear password (without the NUL)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("not an RSA private key")
-    clear = _xor_repeat(key.decrypt(ciphertext, _OAEP), scramble[:SCRAMBLE_LENGTH])
+    clear = _xor_repeat(key.decrypt(ciphertext, _oaep()), scramble[:SCRAMBLE_LENGTH])
     return clear[:-1] if clear.endswith(b"\x00") else clear
 
 
 def generate_rsa_key_pair(bits: int = 2048) -> tuple[bytes, bytes]:
     """(private PEM, public PEM) for a server that offers caching_sha2 full auth without TLS."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

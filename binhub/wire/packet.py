@@ -88,6 +88,17 @@ class PacketReader:
     def reset(self, seq: int = 0) -> None:
         self.seq = seq
 
+    def take_partial(self, limit: int) -> bytearray:
+        """Hand back (and forget) the start of a packet cut off by the end of what was fed, if it is an
+        ordinary one: not part of a payload of 16 MiB or more, its payload below ``limit``."""
+        partial = self._partial
+        if not partial or self._large is not None:
+            return bytearray()
+        if len(partial) >= 4 and _unpack_header(partial, 0)[0] & MAX_PACKET_PAYLOAD >= limit:
+            return bytearray()
+        self._partial = bytearray()
+        return partial
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Payload]:
         """Consume ``data``; return every payload completed by it, in order."""
         out: list[Payload] = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from binhub.net import client as client_module
 from binhub.net.client import _UpstreamProtocol
 from binhub.relay.ingest import _SLOW_TYPE_TABLE
 from binhub.wire.constants import MAX_PACKET_PAYLOAD, SEMISYNC_MAGIC
-from binhub.wire.packet import frame_many
+from binhub.wire.packet import PacketReader, frame_many
 
 from ..conftest import TEST_DATA
 
@@ -117,6 +119,28 @@ async def test_real_files_framed_through_random_chunks(impl: Any, real_events: l
     assert [bytes(p) for p in proto.take_all()] == [eof]
 
 
+async def test_the_fast_path_resumes_after_a_16_mib_event(impl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event of 16 MiB or more goes through the PacketReader; the small events after it must go back
+    to the framing loop, not stay on the reader's per-event Python path for the rest of the dump."""
+    rng = random.Random(7)
+    small = [rng.randbytes(rng.randint(19, 9000)) for _ in range(400)]
+    events = [small[0], rng.randbytes(MAX_PACKET_PAYLOAD + 1000), *small]
+    stream = _stream([b"\x00" + e for e in events])
+    proto = _UpstreamProtocol("test")
+    proto.reader.seq = 1
+    proto.dumping = True
+    fed: list[int] = []
+    reader_feed = PacketReader.feed
+    monkeypatch.setattr(PacketReader, "feed", lambda self, data: fed.append(len(data)) or reader_feed(self, data))
+    chunk = 65536
+    for pos in range(0, len(stream), chunk):
+        proto.data_received(stream[pos:pos + chunk])
+    got, _ = proto.take_events()
+    assert [bytes(e) for e in got] == events
+    big_chunks = (MAX_PACKET_PAYLOAD + 1005) // chunk + 2
+    assert len(fed) <= big_chunks, f"{len(fed)} chunks went to the reader, the big event spans {big_chunks}"
+
+
 async def test_semisync_real_files(impl: Any, real_events: list[list[bytes]]) -> None:
     rng = random.Random(5)
     events = real_events[0]
@@ -149,46 +173,37 @@ def test_frame_dump_stops_where_python_must_take_over(impl: Any) -> None:
     assert (pos, seq) == (40_005, 2) and [bytes(e) for e in events] == [big]
 
 
-def _crcs() -> list[Any]:
-    fns: list[Any] = [zlib.crc32]
-    try:
-        from isal.isal_zlib import crc32
-    except ImportError:
-        pass
-    else:
-        fns.append(crc32)
-    return fns
-
-
-@pytest.mark.parametrize("crc", _crcs(), ids=lambda f: f.__module__)
-def test_scan_batch_matches_pure_on_real_files(impl: Any, real_events: list[list[bytes]], crc: Any) -> None:
+def test_scan_batch_matches_pure_on_real_files(impl: Any, real_events: list[list[bytes]]) -> None:
     rng = random.Random(11)
     for events in real_events:
         batch: list[Any] = [memoryview(e) if rng.random() < 0.5 else e for e in events]
-        for want_crc in (crc, None):
-            assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, want_crc) == pure.scan_batch(batch, _SLOW_TYPE_TABLE, want_crc)
-        types, marks, _ = impl.scan_batch(batch, _SLOW_TYPE_TABLE, crc)
+        for check in (True, False):
+            assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, check) == pure.scan_batch(batch, _SLOW_TYPE_TABLE, check)
+        types, marks, _ = impl.scan_batch(batch, _SLOW_TYPE_TABLE, True)
         assert types == bytes(e[4] for e in events)
         slow = {EventType.FORMAT_DESCRIPTION, EventType.ROTATE, EventType.STOP, EventType.HEARTBEAT,
                 EventType.HEARTBEAT_V2}
         assert marks == bytes(int(e[4] in slow or bool(e[17] & 0x20)) for e in events)
 
 
+def _with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
 def test_scan_batch_catches_every_corrupted_crc(impl: Any, real_events: list[list[bytes]]) -> None:
     rng = random.Random(3)
-    crc = _crcs()[-1]
     # Only events that carry a valid CRC (files without checksums, and FDEs, whose CRC skips a flag bit, do not).
-    good = [e for evs in real_events for e in evs if crc(e) == pure.CRC32_RESIDUE]
-    good.append(rng.randbytes(5000))
-    good[-1] += zlib.crc32(good[-1]).to_bytes(4, "little")  # above the length where C hands over to crc()
+    good = [e for evs in real_events for e in evs if zlib.crc32(e) == pure.CRC32_RESIDUE]
+    # Every length around the C code's switch from the table to the folding loop, and large ones.
+    good += [_with_crc(rng.randbytes(n)) for n in (*range(100, 180), 1000, 5000, 8187, 70_001)]
     assert len(good) > 100
-    assert impl.scan_batch(good, _SLOW_TYPE_TABLE, crc)[2] is True
-    for _ in range(200):
+    assert impl.scan_batch(good, _SLOW_TYPE_TABLE, True)[2] is True
+    for _ in range(400):
         i = rng.randrange(len(good))
         bad = bytearray(good[i])
         bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
-        batch = [*good[:i], bytes(bad), *good[i + 1:]]
-        assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, crc)[2] is False
+        batch = [*good[:i], bytes(bad) if rng.random() < 0.5 else memoryview(bad), *good[i + 1:]]
+        assert impl.scan_batch(batch, _SLOW_TYPE_TABLE, True)[2] is False
 
 
 def test_scan_batch_short_event_raises_like_indexing(impl: Any) -> None:
@@ -196,16 +211,36 @@ def test_scan_batch_short_event_raises_like_indexing(impl: Any) -> None:
         impl.scan_batch([b"\x00" * 19, b"\x00" * 10], _SLOW_TYPE_TABLE, None)
 
 
-def test_c_crc32_is_zlibs() -> None:
-    if "c" not in IMPLEMENTATIONS:
-        pytest.skip("the C extension is not built")
+def test_crc32_is_zlibs(impl: Any) -> None:
     rng = random.Random(1)
     data = rng.randbytes(70_000)
-    c_crc32 = IMPLEMENTATIONS["c"].crc32
-    for start in range(9):
-        for n in (0, 1, 7, 8, 9, 63, 64, 1000, 65_000):
+    for start in range(17):
+        for n in (0, 1, 7, 8, 9, 15, 16, 63, 64, 65, 127, 128, 129, 143, 144, 1000, 4095, 65_000):
             chunk = memoryview(data)[start:start + n]
-            assert c_crc32(chunk) == zlib.crc32(chunk)
+            assert impl.crc32(chunk) == zlib.crc32(chunk)
+    assert impl.crc32(bytearray(data)) == zlib.crc32(data)
+
+
+@pytest.mark.skipif("c" not in IMPLEMENTATIONS, reason="the C extension is not built")
+@pytest.mark.parametrize("allow_avx512", [True, False])
+def test_every_crc32_method_of_this_cpu_is_zlibs(allow_avx512: bool) -> None:
+    """The C CRC picks its method at import (AVX-512 folding, 128-bit folding, table): each one the CPU
+    has is checked, in an interpreter of its own, on every length and alignment around its thresholds."""
+    script = (
+        "import random, zlib; from binhub._speedups import _relay\n"
+        "data = random.Random(5).randbytes(40_000)\n"
+        "for start in range(0, 33, 3):\n"
+        "    for n in [*range(0, 1100, 5), 4095, 8192, 33_333]:\n"
+        "        view = memoryview(data)[start:start + n]\n"
+        "        assert _relay.crc32(view) == zlib.crc32(view), (start, n)\n"
+        "print(_relay.CRC32_METHOD)\n")
+    env = {k: v for k, v in os.environ.items() if k != "BINHUB_NO_AVX512"}
+    if not allow_avx512:
+        env["BINHUB_NO_AVX512"] = "1"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ({"vpclmulqdq-avx512", "pclmulqdq", "slicing-by-8"} if allow_avx512
+                                  else {"pclmulqdq", "slicing-by-8"})
 
 
 def _ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
@@ -215,6 +250,7 @@ def _ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impl: Any) -> Any:
     from binhub.store.store import BinlogStore
 
     monkeypatch.setattr(ingest_module, "scan_batch", impl.scan_batch)
+    monkeypatch.setattr(ingest_module, "crc32", impl.crc32)
     store = BinlogStore.open(tmp_path / "store")
     return ingest_module.Ingest(store, RelayMetrics())
 

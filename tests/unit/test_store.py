@@ -501,24 +501,26 @@ def test_import_real_files(tmp_path: Path, shared_binlogs: Path) -> None:
 
 
 class FlakyDisk:
-    """os.pwrite that runs out of space on its ``fail_at``-th call (after writing part of the data)."""
+    """os.pwritev (the store's writes of events) that runs out of space on its ``fail_at``-th call
+    (after writing part of the data)."""
 
     def __init__(self, fail_at: int, rng: random.Random) -> None:
         self.calls = 0
         self.fail_at = fail_at
         self.rng = rng
-        self.real = os.pwrite
+        self.real = os.pwritev
 
-    def __call__(self, fd: int, data: Any, offset: int) -> int:
+    def __call__(self, fd: int, buffers: Any, offset: int) -> int:
         self.calls += 1
+        data = b"".join(buffers)
         if self.calls == self.fail_at:
             part = self.rng.randint(0, max(0, len(data) - 1))
             if part:
-                self.real(fd, bytes(data[:part]), offset)
+                self.real(fd, [data[:part]], offset)
                 return part  # a short write: the retry of the rest then fails
         if self.calls == self.fail_at + 1 and self.fail_at:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return self.real(fd, data, offset)
+        return self.real(fd, buffers, offset)
 
 
 def test_a_full_disk_never_leaves_a_partial_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -530,7 +532,7 @@ def test_a_full_disk_never_leaves_a_partial_transaction(tmp_path: Path, monkeypa
     for fail_at in range(1, total_writes + 1, 3):
         d = tmp_path / str(fail_at)
         disk = FlakyDisk(fail_at, rng)
-        monkeypatch.setattr(os, "pwrite", disk)
+        monkeypatch.setattr(os, "pwritev", disk)
         store = BinlogStore.open(d)
         failures = 0
         try:
@@ -557,12 +559,44 @@ def test_a_full_disk_never_leaves_a_partial_transaction(tmp_path: Path, monkeypa
             store.commit()
         finally:
             store.close()
-            monkeypatch.setattr(os, "pwrite", disk.real)
+            monkeypatch.setattr(os, "pwritev", disk.real)
         assert failures == 1, fail_at
         assert (d / "binlog" / FILE2).read_bytes() == raw(FILE2), fail_at
         assert (d / "binlog" / FILE3).read_bytes() == raw(FILE3), fail_at
         gtids = [g for _, g in w2.gtids + w3.gtids]
         assert [e.gtid for e in StoreReader.open(d).gtid_index.entries()][0] == gtids[0]
+
+
+@pytest.mark.parametrize("written_events", [0, 3])
+def test_a_rollback_keeps_the_complete_transactions_not_yet_written(tmp_path: Path, written_events: int) -> None:
+    """A session that breaks in the middle of a batch: the transactions that completed earlier in that
+    batch (appended, not yet flushed) stay; only the incomplete one after the last boundary goes."""
+    w2 = walk(raw(FILE2), FILE2)
+    store = BinlogStore.open(tmp_path)
+    try:
+        store.begin_file(FILE2)
+        tracker = TransactionTracker()
+        boundaries = 0
+        for i, ev in enumerate(w2.events):
+            if i == written_events:
+                store.flush()
+            if ev.header.type_code == EventType.FORMAT_DESCRIPTION:
+                store.append_fde(ev.data)
+            else:
+                store.append(memoryview(ev.data))
+            done = tracker.transactions
+            if tracker.feed(ev.data, 4):
+                store.mark_boundary(tracker.last_gtid if tracker.transactions != done else None, ev.header.timestamp)
+                boundaries += 1
+            elif boundaries >= 3 and store.position not in w2.boundaries:
+                break  # inside a transaction, with complete ones before it in the same unwritten batch
+        boundary = max(b for b in w2.boundaries if b < store.position)
+        store.rollback_to_boundary()
+        assert store.position == boundary and store.at_boundary
+        store.commit()
+        assert _without_flag((tmp_path / "binlog" / FILE2).read_bytes()) == _without_flag(raw(FILE2)[:boundary])
+    finally:
+        store.close()
 
 
 def _without_flag(data: bytes) -> bytes:
