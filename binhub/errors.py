@@ -15,7 +15,9 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── BinlogError                        binlog content is not valid
     │   ├── ChecksumMismatch               an event's CRC32 does not match (file, offset)
     │   ├── TruncatedEvent                 a file or stream ends inside an event
-    │   └── InvalidEvent                   an event is structurally wrong
+    │   ├── InvalidEvent                   an event is structurally wrong
+    │   ├── SchemaMismatch                 a TABLE_MAP and the table's known schema disagree (both shapes named)
+    │   └── UnsupportedValue               a column type or charset binhub cannot decode (named)
     ├── GtidError (ValueError)             a GTID / GTID set string cannot be parsed
     ├── StorageError                       the store cannot be opened / written
     │   ├── StoreLocked                    another writer holds the store
@@ -115,6 +117,15 @@ class TruncatedEvent(BinlogError):
 
 class InvalidEvent(BinlogError):
     """An event is structurally invalid (bad length, bad magic, impossible field)."""
+
+
+class SchemaMismatch(BinlogError):
+    """A TABLE_MAP does not have the columns the schema history says the table had: decoding would
+    put values under the wrong names, so binhub stops instead."""
+
+
+class UnsupportedValue(BinlogError):
+    """A column whose type or charset binhub has no decoder for (the message names it)."""
 
 
 class GtidError(BinhubError, ValueError):

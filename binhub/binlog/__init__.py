@@ -1,9 +1,12 @@
-"""The binlog codec: event header, checksums, events, GTIDs, file reader and transaction boundaries.
+"""The binlog codec: event header, checksums, events, GTIDs, file reader, transaction boundaries, and
+the row decoder (row changes with their values, see ``changes``, ``rows`` and ``json_form``).
 
 Sans-I/O: everything here works on bytes (or a file object handed in); nothing imports asyncio.
 """
 
+from binhub.binlog.changes import RowChange, RowChangeDecoder
 from binhub.binlog.checksum import event_crc, recompute_crc, set_in_use_flag, verify_checksum, with_crc
+from binhub.binlog.columns import ColumnInfo, TableSchema
 from binhub.binlog.constants import (
     BINLOG_MAGIC,
     CHECKSUM_SIZE,
@@ -14,7 +17,7 @@ from binhub.binlog.constants import (
     event_type_name,
 )
 from binhub.binlog.events import Event, FormatDescriptionEvent, decode_event
-from binhub.binlog.file import BinlogFileReader, RawEvent, read_events
+from binhub.binlog.file import BinlogFileReader, RawEvent, read_events, row_changes, row_json_lines
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
 from binhub.binlog.header import HEADER_STRUCT, EventHeader
 from binhub.binlog.transaction import TransactionTracker
@@ -26,6 +29,7 @@ __all__ = [
     "HEADER_STRUCT",
     "BinlogFileReader",
     "ChecksumAlg",
+    "ColumnInfo",
     "Event",
     "EventFlag",
     "EventHeader",
@@ -36,6 +40,9 @@ __all__ = [
     "MysqlGtid",
     "MysqlGtidSet",
     "RawEvent",
+    "RowChange",
+    "RowChangeDecoder",
+    "TableSchema",
     "TransactionTracker",
     "decode_event",
     "event_crc",
@@ -43,6 +50,8 @@ __all__ = [
     "parse_gtid_set",
     "read_events",
     "recompute_crc",
+    "row_changes",
+    "row_json_lines",
     "set_in_use_flag",
     "verify_checksum",
     "with_crc",

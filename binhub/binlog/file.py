@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
+from binhub.binlog.changes import EventWalker, RowChange, RowChangeDecoder, SchemaLookup
 from binhub.binlog.checksum import verify_checksum
 from binhub.binlog.constants import BINLOG_MAGIC, CHECKSUM_SIZE, HEADER_SIZE, ChecksumAlg, EventType
 from binhub.binlog.decode import decode_format_description
@@ -24,6 +25,7 @@ from binhub.binlog.header import EventHeader
 from binhub.errors import InvalidEvent, TruncatedEvent
 
 CHUNK_SIZE = 1 << 20
+T = TypeVar("T")
 _FDE = EventType.FORMAT_DESCRIPTION
 
 
@@ -160,3 +162,25 @@ def read_events(path: str | Path, *, start: int = 4, verify_checksums: bool = Tr
     """Open ``path`` and yield its events (see BinlogFileReader)."""
     with open(path, "rb") as f:
         yield from BinlogFileReader(f, str(path), start=start, verify_checksums=verify_checksums)
+
+
+
+def _walk(path: str | Path, walker: EventWalker[T], start: int, verify_checksums: bool) -> Iterator[T]:
+    with open(path, "rb") as f:
+        reader = BinlogFileReader(f, Path(path).name, start=start, verify_checksums=verify_checksums)
+        for event in reader:
+            yield from walker.feed(event.data, event.offset, reader.fde)
+
+
+def row_changes(path: str | Path, *, start: int = 4, schemas: SchemaLookup | None = None,
+                verify_checksums: bool = True) -> Iterator[RowChange]:
+    """Open ``path`` and yield the row changes of its events (see binhub.binlog.changes)."""
+    return _walk(path, RowChangeDecoder(Path(path).name, schemas=schemas), start, verify_checksums)
+
+
+def row_json_lines(path: str | Path, *, start: int = 4, schemas: SchemaLookup | None = None,
+                   verify_checksums: bool = True) -> Iterator[bytes]:
+    """Open ``path`` and yield binhub JSON lines, one chunk per rows event (see binhub.binlog.row_json)."""
+    from binhub.binlog.row_json import RowJsonDecoder  # imports orjson and the C extension
+
+    return _walk(path, RowJsonDecoder(Path(path).name, schemas=schemas), start, verify_checksums)
