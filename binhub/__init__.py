@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "binhub.binlog.events": ["decode_event"],
+    "binhub.binlog.decode": ["decode_event"],
     "binhub.binlog.file": ["BinlogFileReader", "RawEvent"],
     "binhub.binlog.gtid": ["MariadbGtid", "MariadbGtidList", "MysqlGtid", "MysqlGtidSet", "parse_gtid_set"],
     "binhub.binlog.transaction": ["TransactionTracker"],
@@ -22,7 +22,7 @@ _EXPORTS = {
                       "StorageError", "StoreLocked", "TruncatedEvent", "UpstreamError"],
     "binhub.relay": ["Relay"],
     "binhub.serve.server": ["BinlogServer"],
-    "binhub.store": ["BinlogStore", "Durability", "DurablePosition"],
+    "binhub.store": ["BinlogStore", "Durability", "DurablePosition", "StoreReader"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -50,6 +50,7 @@ __all__ = [
     "StartPositionError",
     "StorageError",
     "StoreLocked",
+    "StoreReader",
     "TransactionTracker",
     "TruncatedEvent",
     "UpstreamError",
@@ -73,7 +74,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from binhub.binlog.events import decode_event
+    from binhub.binlog.decode import decode_event
     from binhub.binlog.file import BinlogFileReader, RawEvent
     from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
     from binhub.binlog.transaction import TransactionTracker
@@ -95,4 +96,4 @@ if TYPE_CHECKING:
     )
     from binhub.relay import Relay
     from binhub.serve.server import BinlogServer
-    from binhub.store import BinlogStore, Durability, DurablePosition
+    from binhub.store import BinlogStore, Durability, DurablePosition, StoreReader

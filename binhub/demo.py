@@ -27,7 +27,7 @@ from binhub.errors import BinhubError
 from binhub.sandbox import Sandbox, SandboxSpec
 from binhub.sandbox.binhub_process import BinhubProcess
 from binhub.sandbox.process import free_port
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from binhub.store.catalog import summarize, verify_files
 
 LARGE_BLOB = 17 * 1024 * 1024  # one row event over 16 MiB: exercises split packets end to end
@@ -177,7 +177,7 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 def check_store(data_dir: Path, primary_binlog_dir: Path, relay_seconds: float) -> DemoResult:
     """Compare each stored file with the primary's, byte for byte, and verify every CRC."""
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     paths = [store.file_path(n) for n in store.files]
     files = []
     for path in paths:

@@ -16,14 +16,15 @@ what failed, why, and (in ``hint``) what to do about it.
     │   ├── ChecksumMismatch               an event's CRC32 does not match (file, offset)
     │   ├── TruncatedEvent                 a file or stream ends inside an event
     │   ├── InvalidEvent                   an event is structurally wrong
-    │   ├── SchemaMismatch                 a TABLE_MAP and the table's known schema disagree (both shapes named)
     │   └── UnsupportedValue               a column type or charset binhub cannot decode (named)
     ├── GtidError (ValueError)             a GTID / GTID set string cannot be parsed
     ├── StorageError                       the store cannot be opened / written
     │   ├── StoreLocked                    another writer holds the store
     │   ├── IdentityMismatch               the store belongs to another upstream
-    │   └── DiskFull
+    │   ├── DiskFull
+    │   └── FileInUse                      a purge would remove a file a reader holds
     ├── StartPositionError                 the requested start cannot be served (purged, unknown)
+    │   └── StoreBehind                    the store has not reached it yet (the relay is behind)
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
@@ -119,11 +120,6 @@ class InvalidEvent(BinlogError):
     """An event is structurally invalid (bad length, bad magic, impossible field)."""
 
 
-class SchemaMismatch(BinlogError):
-    """A TABLE_MAP does not have the columns the schema history says the table had: decoding would
-    put values under the wrong names, so binhub stops instead."""
-
-
 class UnsupportedValue(BinlogError):
     """A column whose type or charset binhub has no decoder for (the message names it)."""
 
@@ -150,6 +146,10 @@ class DiskFull(StorageError):
     retryable = True
 
 
+class FileInUse(StorageError):
+    """A purge would remove a file that a reader (a replica's dump, a stream) holds a lease on."""
+
+
 class StartPositionError(BinhubError):
     """The requested start position cannot be served (purged or unknown)."""
 
@@ -163,7 +163,16 @@ class SchemaHistoryError(SchemaError):
 
 
 class SchemaMismatch(SchemaError):
-    """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would guess."""
+    """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would put
+    values under the wrong names, so binhub stops instead."""
+
+
+class StoreBehind(StartPositionError):
+    """The requested start lies past what the store holds (an empty store too): the relay has not reached it.
+
+    A primary refuses such a request; binhub is often just a moment behind the primary a replica
+    came from, or started before its relay, so a reader may wait for the relay and ask again.
+    """
 
 
 class SandboxError(BinhubError):

@@ -16,7 +16,8 @@ from binhub.binlog.constants import (
     EventType,
     event_type_name,
 )
-from binhub.binlog.events import Event, FormatDescriptionEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import Event, FormatDescriptionEvent
 from binhub.binlog.file import BinlogFileReader, RawEvent, read_events, row_changes, row_json_lines
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
 from binhub.binlog.header import HEADER_STRUCT, EventHeader

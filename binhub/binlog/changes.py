@@ -24,14 +24,14 @@ from binhub.binlog.constants import (
     ROWS_V2_EVENT_TYPES,
     EventType,
 )
-from binhub.binlog.events import (  # decode_event from here: events and decode import each other
+from binhub.binlog.decode import decode_event, payload_events
+from binhub.binlog.events import (
     FormatDescriptionEvent,
     GtidEvent,
     MariadbGtidEvent,
     RowsEvent,
     TableMapEvent,
     TransactionPayloadEvent,
-    decode_event,
 )
 from binhub.binlog.header import EventHeader
 from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
@@ -181,7 +181,7 @@ class EventWalker(ABC, Generic[T]):
         elif isinstance(event, TransactionPayloadEvent):
             inner_fde = fde.without_checksum() if fde is not None else None
             try:
-                inner_events = list(event.decoded_events(inner_fde))
+                inner_events = list(payload_events(event, inner_fde))
             except BinlogError as exc:
                 raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
             for inner in inner_events:

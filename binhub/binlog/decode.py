@@ -1,6 +1,7 @@
 """Body decoders for every modelled event type, registered by type code, and ``decode_event``.
 
-Import ``decode_event`` from ``binhub.binlog.events``; this module holds the layouts. Each decoder
+``decode_event`` is the entry point (the event classes are in ``events.py``); :func:`payload_events`
+decodes the inner events of a MySQL TRANSACTION_PAYLOAD. Each decoder
 names the source definition it follows. A decoder gets a ByteReader bounded by the body (header
 and CRC excluded), so reading past the body raises InvalidEvent.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from binhub.binlog.buffer import ByteReader
 from binhub.binlog.checksum import verify_checksum
@@ -159,6 +160,12 @@ def decode_event(raw: bytes | bytearray | memoryview, fde: FormatDescriptionEven
         return UnknownEvent(header, data)
     r = ByteReader(data, HEADER_SIZE, header.event_size - crc, what=header.type_name)
     return decoder(header, data, r, fde)
+
+
+def payload_events(payload: TransactionPayloadEvent, fde: FormatDescriptionEvent | None = None) -> Iterator[Event]:
+    """The inner events of a TRANSACTION_PAYLOAD, decoded; ``fde`` (the file's) supplies post-header lengths."""
+    for raw in payload.events():
+        yield decode_event(raw, fde, checksum_size=0)
 
 
 @_decoder(EventType.ROTATE)

@@ -1,4 +1,4 @@
-"""One frozen dataclass per binlog event type, and ``decode_event`` to build them from raw bytes.
+"""One frozen dataclass per binlog event type; ``binhub.binlog.decode.decode_event`` builds them from bytes.
 
 Every event keeps ``header`` and ``raw`` (the complete event, header and CRC included), so a
 decoded event can always be written back byte for byte. Body layouts follow MySQL's
@@ -9,8 +9,8 @@ such as Aurora's 100) become :class:`UnknownEvent` and pass through untouched.
 MySQL anonymous GTIDs decode to :class:`AnonymousGtidEvent`, a subclass of :class:`GtidEvent`
 with ``gno == 0``: ``isinstance(ev, GtidEvent)`` covers GTID, ANONYMOUS_GTID and GTID_TAGGED.
 
-``decode_event`` (the decoders live in ``decode.py``) does not verify CRCs unless asked: the file
-reader and the relay do that once, on arrival.
+``decode_event`` does not verify CRCs unless asked: the file reader and the relay do that once,
+on arrival. This module imports nothing of the decoders (they import it).
 """
 
 from __future__ import annotations
@@ -314,11 +314,6 @@ class TransactionPayloadEvent(Event):
             yield data[pos:pos + inner.event_size]
             pos += inner.event_size
 
-    def decoded_events(self, fde: FormatDescriptionEvent | None = None) -> Iterator[Event]:
-        """The inner events decoded; ``fde`` (the file's) supplies post-header lengths."""
-        for raw in self.events():
-            yield decode_event(raw, fde, checksum_size=0)
-
     def _uncompressed(self) -> bytes:
         if self.compression_type == self.NONE:
             return self.payload
@@ -376,14 +371,11 @@ class StartEncryptionEvent(Event):
     nonce: bytes
 
 
-# The decoders need the classes above; re-export the entry point so callers import it from here.
-from binhub.binlog.decode import decode_event, decode_format_description  # noqa: E402
-
 __all__ = [
     "AnnotateRowsEvent", "AnonymousGtidEvent", "AppendBlockEvent", "BinlogCheckpointEvent", "Event",
     "ExecuteLoadQueryEvent", "FormatDescriptionEvent", "GtidEvent", "HeartbeatEvent", "IncidentEvent",
     "IntvarEvent", "MariadbGtidEvent", "MariadbGtidFlag", "MariadbGtidListEvent", "PreviousGtidsEvent",
     "QueryEvent", "RandEvent", "RotateEvent", "RowsEvent", "RowsQueryEvent", "StartEncryptionEvent",
     "StopEvent", "TableMapEvent", "TransactionPayloadEvent", "UnknownEvent", "UserVarEvent", "XaPrepareEvent",
-    "XidEvent", "decode_event", "decode_format_description", "version_tuple",
+    "XidEvent", "version_tuple",
 ]

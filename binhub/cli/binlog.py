@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from binhub.binlog.changes import RowChange
-from binhub.binlog.events import decode_event
+from binhub.binlog.decode import decode_event
 from binhub.binlog.file import BinlogFileReader, row_changes, row_json_lines
 from binhub.binlog.json_form import dumps_change, format_commit_time, json_default
 from binhub.errors import BinlogError
 from binhub.ops.parsers import parse_duration, parse_size
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.archive import SUFFIX as ARCHIVE_SUFFIX
 from binhub.store.archive import open_binlog
 from binhub.store.catalog import identity_from_file, summarize, verify_files
@@ -43,7 +43,7 @@ def binlog() -> None:
 def _resolve(data_dir: Path | None, files: tuple[str, ...]) -> list[Path]:
     """Paths given directly, or names inside the store, or (none given) every file of the store."""
     out: list[Path] = []
-    store = BinlogStore.open_readonly(data_dir) if data_dir is not None else None
+    store = StoreReader.open(data_dir) if data_dir is not None else None
     if not files:
         if store is None:
             raise click.UsageError("give binlog file paths, or --data-dir for a store")
@@ -73,7 +73,7 @@ def ls(data_dir: Path | None, as_json: bool) -> None:
     """List the store's files: size, events, transactions, first/last GTID and time."""
     if data_dir is None:
         raise click.UsageError("--data-dir is required")
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     summaries = [summarize(store.file_path(n)) for n in store.files]
     if as_json:
         for s in summaries:

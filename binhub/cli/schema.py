@@ -18,7 +18,7 @@ from binhub.ops.schema_seed import fetch_seed
 from binhub.ops.schema_sync import find_gtid_end, open_history, update_history
 from binhub.relay.config import parse_source_dsn
 from binhub.schema import Position, SchemaHistory, SchemaProblem, TableName
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[A-Za-z_][\w]*)?")
 DATA_DIR = click.option("--data-dir", required=True, type=click.Path(path_type=Path), help="The store directory.")
@@ -42,7 +42,7 @@ def _parse_table(text: str) -> TableName:
     return TableName(db, table)
 
 
-def _parse_at(store: BinlogStore, at: str | None) -> tuple[Position | None, str]:
+def _parse_at(store: StoreReader, at: str | None) -> tuple[Position | None, str]:
     """``FILE:POS`` or a GTID → the position to answer for, and how to describe it."""
     if at is None:
         return None, "the end of the store"
@@ -54,7 +54,7 @@ def _parse_at(store: BinlogStore, at: str | None) -> tuple[Position | None, str]
 
 
 def _sync(data_dir: Path, source: str | None) -> SchemaHistory:
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     with open_history(data_dir) as history:
         update_history(store, history)
         if source is not None and not any(e.kind == "seed" for e in history.entries):
@@ -62,7 +62,7 @@ def _sync(data_dir: Path, source: str | None) -> SchemaHistory:
         return history
 
 
-def _seed_into(store: BinlogStore, history: SchemaHistory, source: str) -> None:
+def _seed_into(store: StoreReader, history: SchemaHistory, source: str) -> None:
     seed = fetch_seed(parse_source_dsn(source, key="--source"))
     upstream = store.state.upstream
     if upstream is not None and upstream.server_id != seed.server_id:
@@ -91,7 +91,7 @@ def show(table: str, data_dir: Path, at: str | None, fmt: str, source: str | Non
     """Print TABLE's columns as the schema history knows them at a position."""
     name = _parse_table(table)
     history = _sync(data_dir, source)
-    position, where = _parse_at(BinlogStore.open_readonly(data_dir), at)
+    position, where = _parse_at(StoreReader.open(data_dir), at)
     catalog, problems = history.catalog_at(position)
     found = catalog.table(name)
     mine = [p for p in problems if name in p.tables or not p.tables]
@@ -145,7 +145,7 @@ def _json(name: TableName, table: TableSchema | None, position: Position | None,
 @click.option("--source", required=True, metavar="DSN", help=SOURCE_HELP)
 def seed(data_dir: Path, source: str) -> None:
     """Record the upstream's information_schema in the history (for tables older than the store)."""
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     with open_history(data_dir) as history:
         update_history(store, history)
         _seed_into(store, history, source)
@@ -155,7 +155,7 @@ def seed(data_dir: Path, source: str) -> None:
 @DATA_DIR
 def rebuild(data_dir: Path) -> None:
     """Rebuild the history from the store's QUERY events (keeps the seeds), e.g. after damage."""
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     with open_history(data_dir, salvage=True) as history:
         history.reset()
         count = update_history(store, history)

@@ -2,8 +2,11 @@
 
 The daemon of ``binhub run`` with only the server: the same config loader (flags over
 ``BINHUB_*`` environment variables over an optional ``--config`` file) and the same lifecycle.
-The store is opened read-only, so a relay may keep writing it from another process; readers
-follow it. For a relay and a server in one process, use ``binhub run`` with a ``[serve]`` section.
+The store is read through a reader view, so a relay may keep writing it from another process;
+readers follow it. The store need not exist yet: started before its relay, the server listens,
+answers as a server with no binlog yet, and replicas wait (``--replica-ahead-wait``) for the
+relay's first durable file. For a relay and a server in one process, use ``binhub run`` with a
+``[serve]`` section.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from binhub.relay.config import (
 from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
 from binhub.serve.users import User, make_user
 from binhub.store.config import RetentionConfig, StoreConfig
-from binhub.store.durability import Durability
+from binhub.store.durability_policy import Durability
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
            "load_config"]

@@ -108,10 +108,13 @@ def open_store(config: StoreConfig, registry: CollectorRegistry) -> Store:
 
 
 def open_store_readonly(config: StoreConfig, registry: CollectorRegistry) -> Store:
-    """A store another process writes (a daemon that only serves): no lock, no recovery."""
-    from binhub.store import BinlogStore
+    """A store another process writes (a daemon that only serves): no lock, no recovery.
 
-    return BinlogStore.open_readonly(config.data_dir)
+    The store need not exist yet: the relay may start after this daemon.
+    """
+    from binhub.store import StoreReader
+
+    return StoreReader.open(config.data_dir, must_exist=False)
 
 
 def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -> Service:
@@ -126,15 +129,17 @@ def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -
 def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) -> Service:
     """Create (not start) the binlog server over ``store``.
 
-    With a relay in the same daemon, ``store`` is the relay's writer store, so the server's dumps
-    are woken in-process by the store's listeners instead of polling the files.
+    With a relay in the same daemon, ``store`` is the relay's writer store: the server reads its
+    reader view, whose dumps are woken in-process by the writer's publishes, and may purge.
     """
     from binhub.serve.metrics import ServeMetrics
     from binhub.serve.server import BinlogServer
     from binhub.serve.users import UserDirectory
-    from binhub.store import BinlogStore
+    from binhub.store import BinlogStore, StoreReader
 
-    return BinlogServer(cast(BinlogStore, store), users=UserDirectory(config.users_file, list(config.users)),
+    writer = store if isinstance(store, BinlogStore) else None
+    reader = writer.reader if writer is not None else cast(StoreReader, store)
+    return BinlogServer(reader, writer=writer, users=UserDirectory(config.users_file, list(config.users)),
                         server_id=config.server_id, host=config.host, port=config.port, tls=config.tls,
                         tls_cert=config.tls_cert, tls_key=config.tls_key, metrics=ServeMetrics(registry),
                         default_auth=config.default_auth, replica_ahead_wait=config.replica_ahead_wait)

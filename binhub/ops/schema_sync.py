@@ -22,7 +22,7 @@ from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import SchemaHistoryError, StartPositionError
 from binhub.schema import Position, QueryScanner, SchemaHistory
 from binhub.schema.scan import file_sequence
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 
 __all__ = ["find_gtid_end", "history_dir", "open_history", "update_history"]
 
@@ -59,7 +59,7 @@ def open_history(data_dir: Path, *, salvage: bool = False) -> Iterator[SchemaHis
         os.close(fd)
 
 
-def _durable_files(store: BinlogStore) -> Iterator[tuple[str, Path, int | None]]:
+def _durable_files(store: StoreReader) -> Iterator[tuple[str, Path, int | None]]:
     """(name, path, end) of each stored file; ``end`` bounds the file still being written."""
     durable = store.durable_position
     for name in store.files:
@@ -69,7 +69,7 @@ def _durable_files(store: BinlogStore) -> Iterator[tuple[str, Path, int | None]]
         yield name, store.file_path(name), end
 
 
-def update_history(store: BinlogStore, history: SchemaHistory) -> int:
+def update_history(store: StoreReader, history: SchemaHistory) -> int:
     """Scan what the history has not seen yet; returns the number of QUERY events read."""
     start = history.scanned
     seen = 0
@@ -95,7 +95,7 @@ def update_history(store: BinlogStore, history: SchemaHistory) -> int:
     return seen
 
 
-def find_gtid_end(store: BinlogStore, gtid: str) -> Position:
+def find_gtid_end(store: StoreReader, gtid: str) -> Position:
     """The position just after the transaction ``gtid`` (``0-1-42``, ``uuid:42``) in the store."""
     wanted = gtid.strip()
     for name, path, end in _durable_files(store):

@@ -34,7 +34,13 @@ from binhub.net.client import UpstreamConnection
 from binhub.relay.config import RelayConfig
 from binhub.relay.ingest import EventBatch, Ingest
 from binhub.relay.metrics import RelayMetrics
-from binhub.relay.start import check_identity, prepare_dump, record_source, ssl_context, start_position
+from binhub.relay.session_setup import (
+    check_identity,
+    prepare_dump,
+    record_source,
+    ssl_context,
+    start_position,
+)
 from binhub.relay.upstream import UpstreamInfo, probe
 from binhub.store.store import BinlogStore, file_seq
 

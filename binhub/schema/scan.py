@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, QueryEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, QueryEvent
 from binhub.binlog.file import RawEvent
 from binhub.binlog.query_status import QueryStatus, decode_query_status
 from binhub.schema.charsets import charset_of_collation, collation_by_id, python_codec

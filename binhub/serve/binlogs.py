@@ -2,7 +2,7 @@
 
 Only *durable* bytes are ever shown (DESIGN.md, "durability and visibility"): the active file is
 cut at the durable position, and a file the writer has begun but not yet made durable is hidden.
-The store may belong to a relay in another process, so every call asks the store afresh.
+The store's reader view answers afresh on every call, whichever process writes the store.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from binhub.binlog.constants import ChecksumAlg, EventType
+from binhub.binlog.decode import decode_event
 from binhub.binlog.events import (
     BinlogCheckpointEvent,
     FormatDescriptionEvent,
@@ -22,14 +23,12 @@ from binhub.binlog.events import (
     QueryEvent,
     RotateEvent,
     XidEvent,
-    decode_event,
 )
 from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinhubError
-from binhub.store import BinlogStore
-from binhub.store.index import file_seq
+from binhub.store import StoreReader
 from binhub.store.recovery import mariadb_position
 
 __all__ = ["binlog_event_rows", "checksum_name", "durable_files", "gtid_position_at"]
@@ -73,28 +72,12 @@ ER_UNKNOWN_TARGET_BINLOG = 1373
 ER_ERROR_WHEN_EXECUTING_COMMAND = 1220
 
 
-def durable_files(store: BinlogStore) -> list[tuple[str, int]]:
+def durable_files(store: StoreReader) -> list[tuple[str, int]]:
     """(name, durable size) of every file readers may see, oldest first."""
-    names = store.files
-    durable = store.durable_position
-    out: list[tuple[str, int]] = []
-    for name in names:
-        path = store.file_path(name)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            continue  # purged between listing and stat
-        if durable is not None:
-            seq = file_seq(name)
-            if seq > durable.file_seq:
-                break
-            if seq == durable.file_seq:
-                size = min(size, durable.position)
-        out.append((name, size))
-    return out
+    return store.durable_files()
 
 
-def _limit_of(store: BinlogStore, name: str) -> int:
+def _limit_of(store: StoreReader, name: str) -> int:
     for n, size in durable_files(store):
         if n == name:
             return size
@@ -111,7 +94,7 @@ def _durable_events(path: Path, name: str, limit: int, start: int = 4) -> Iterat
                 yield ev, reader
 
 
-def checksum_name(store: BinlogStore) -> str:
+def checksum_name(store: StoreReader) -> str:
     """``CRC32`` or ``NONE``: the checksum of the newest file's FDE (what ``@@binlog_checksum`` says)."""
     files = durable_files(store)
     for name, _ in reversed(files[-1:]):
@@ -152,7 +135,7 @@ def _info(ev: RawEvent, reader: BinlogFileReader) -> str:
     return ""
 
 
-def binlog_event_rows(store: BinlogStore, file: str | None, position: int | None, offset: int,
+def binlog_event_rows(store: StoreReader, file: str | None, position: int | None, offset: int,
                       limit: int | None) -> list[tuple[str, int, str, int, int, str]]:
     """Rows of ``SHOW BINLOG EVENTS [IN file] [FROM position] [LIMIT offset, limit]``."""
     files = durable_files(store)
@@ -184,7 +167,7 @@ def binlog_event_rows(store: BinlogStore, file: str | None, position: int | None
     return rows
 
 
-def gtid_position_at(store: BinlogStore, file: str, position: int) -> str:
+def gtid_position_at(store: StoreReader, file: str, position: int) -> str:
     """MariaDB ``binlog_gtid_pos(file, pos)``: the GTID position of a replica stopped at (file, pos)."""
     size = _limit_of(store, file)
     if position < 4 or position > size:

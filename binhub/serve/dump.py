@@ -1,8 +1,8 @@
 """The binlog dump: what binhub sends after COM_BINLOG_DUMP / COM_BINLOG_DUMP_GTID, until it ends.
 
-One :class:`DumpSession` per replica connection. It resolves the start (``start.py``), sends the
+One :class:`DumpSession` per replica connection. It resolves the start (:mod:`binhub.store.seek`), sends the
 per-flavour preamble as a real primary does (``preamble.py``), then streams the store's events
-untouched from a :class:`~binhub.serve.follower.StoreFollower`:
+untouched from a :class:`~binhub.store.follower.StoreFollower`:
 
 * every event goes out as ``0x00`` + event (``0x00 0xEF flag`` + event with semi-sync); the
   connection frames payloads and splits those of 0xFFFFFF bytes or more;
@@ -31,23 +31,15 @@ from typing import Protocol
 
 from binhub._speedups import frame_events
 from binhub.binlog.constants import HEADER_SIZE
-from binhub.binlog.gtid import MysqlGtidSet
-from binhub.errors import BinhubError, GtidError, StorageError
+from binhub.binlog.gtid import MariadbGtidList, MysqlGtidSet
+from binhub.errors import BinhubError, GtidError, StartPositionError, StorageError, StoreBehind
 from binhub.serve import preamble
-from binhub.serve.follower import StoreFollower, hub_for
+from binhub.serve.dump_error import ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_UNKNOWN_ERROR, DumpError
 from binhub.serve.metrics import ServeMetrics
 from binhub.serve.selector import MARIA_SLAVE_CAPABILITY_GTID, EventSelector, Selected
-from binhub.serve.start import (
-    ER_MASTER_FATAL_ERROR_READING_BINLOG,
-    DumpError,
-    StartPlan,
-    StoreBehind,
-    plan_file_position,
-    plan_mariadb_gtid,
-    plan_mysql_gtid,
-    read_head,
-)
-from binhub.store.store import BinlogStore
+from binhub.store import StoreReader
+from binhub.store.follower import StoreFollower
+from binhub.store.seek import StartPlan, plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import SEMISYNC_MAGIC, SEMISYNC_NEED_ACK
 from binhub.wire.messages import EofPacket, ErrPacket
@@ -87,13 +79,17 @@ class DumpSessionState(Protocol):
     # falls back to the server_id of the dump command.
     replica_server_id: int | None
     connection_id: int
+    greeted_version: str  # what the greeting announced ("": not known)
 
 
 class DumpServer(Protocol):
-    store: BinlogStore
+    store: StoreReader
     server_id: int
     metrics: ServeMetrics
     replica_ahead_wait: float  # how long a replica ahead of the store waits for the relay (``StoreBehind``)
+
+    @property
+    def version_string(self) -> str: ...
 
 
 @dataclass
@@ -134,7 +130,7 @@ class DumpSession:
         uv = {k.lower().lstrip("@"): v for k, v in ctx.state.user_vars.items()}
         self.vars = uv
         self.flags = int(ctx.command.flags)
-        self.flavour = self._flavour()
+        self._set_flavour(self._flavour())
         self.non_block = bool(self.flags & NON_BLOCK) or ctx.command.server_id == 0
         self.semisync = _truthy(uv.get("rpl_semi_sync_slave")) or _truthy(uv.get("rpl_semi_sync_replica"))
         period_ns = uv.get("master_heartbeat_period") or uv.get("source_heartbeat_period") or "0"
@@ -142,9 +138,6 @@ class DumpSession:
             self.heartbeat_period = max(0.0, float(period_ns.strip("'\"")) / 1e9)
         except ValueError:
             self.heartbeat_period = 0.0
-        self.heartbeat_v2 = self.flavour == "mysql" and bool(self.flags & FLAG_BIT1)
-        self.send_annotate = (self.flavour == "mariadb" and isinstance(ctx.command, ComBinlogDump)
-                              and bool(self.flags & FLAG_BIT1))
         try:
             self.capability = int((uv.get("mariadb_slave_capability") or "0").strip("'\""))
         except ValueError:
@@ -153,10 +146,16 @@ class DumpSession:
         self.checksum_aware = declared is not None
         self.rotate_crc = (declared or "").strip("'\"").upper() == "CRC32"
         self.holder = f"dump of replica {self.replica_id} (connection {ctx.state.connection_id})"
+        self.greeted_version = ctx.state.greeted_version
         self.follower: StoreFollower | None = None
         self.acks = 0
         self.events = 0
         self.bytes = 0
+
+    def _set_flavour(self, flavour: str) -> None:
+        self.flavour = flavour
+        self.heartbeat_v2 = flavour == "mysql" and bool(self.flags & FLAG_BIT1)
+        self.send_annotate = flavour == "mariadb" and isinstance(self.command, ComBinlogDump) and bool(self.flags & FLAG_BIT1)
 
     def _flavour(self) -> str:
         up = self.store.state.upstream
@@ -165,7 +164,7 @@ class DumpSession:
         files = self.store.files
         if files:
             with contextlib.suppress(BinhubError, OSError):
-                return "mariadb" if b"MariaDB" in read_head(self.store, files[0]).fde[21:71] else "mysql"
+                return "mariadb" if self.store.file_head(files[0]).is_mariadb else "mysql"
         return "mariadb"
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -191,6 +190,8 @@ class DumpSession:
             await self._stream()
         except DumpError as exc:
             await self._send_error(exc.code, exc.text)
+        except StartPositionError as exc:  # the store cannot serve the start (purged, unknown, not reached)
+            await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, str(exc))
         except StorageError as exc:
             await self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, f"binhub could not read its store: {exc}")
         except (ConnectionError, OSError) as exc:
@@ -237,13 +238,18 @@ class DumpSession:
             return plan_mysql_gtid(self.store, exclude)
         connect_state = self.vars.get("slave_connect_state")
         if self.flavour == "mariadb" and connect_state is not None:
-            return plan_mariadb_gtid(self.store, connect_state.strip("'\""),
+            try:
+                wanted = MariadbGtidList.parse(connect_state.strip("'\""))
+            except GtidError as exc:
+                raise DumpError(f"Out of memory or malformed slave request when obtaining start position from "
+                                f"GTID state ({exc})", code=ER_UNKNOWN_ERROR) from None
+            return plan_mariadb_gtid(self.store, wanted,
                                      strict=_truthy(self.vars.get("slave_gtid_strict_mode")),
                                      ignore_duplicates=_truthy(self.vars.get("slave_gtid_ignore_duplicates")))
         return plan_file_position(self.store, cmd.filename, cmd.position)
 
     def _check_replica(self, plan: StartPlan) -> None:
-        head = read_head(self.store, plan.file)
+        head = self.store.file_head(plan.file)
         if head.crc and not self.checksum_aware:
             raise DumpError("Slave can not handle replication events with the checksum that master is "
                             "configured to log")
@@ -276,12 +282,28 @@ class DumpSession:
                     announced = True
                     LOG.warning("replica %s is ahead of binhub's store (%s); waiting up to %.0f s for the relay",
                                 self.replica_id, exc, wait)
-                await hub_for(self.store).wait(min(remaining, 1.0))
+                await self.store.wait(min(remaining, 1.0))
+
+    def _check_greeting(self) -> None:
+        """A replica greeted as the wrong flavour (before binhub knew its upstream) must reconnect.
+
+        Started before its relay, binhub greets as a MariaDB server (``UNKNOWN_UPSTREAM_VERSION``
+        in ``server.py``): a replica chooses its dump by that greeting. Once the store names a
+        MySQL upstream, a replica greeted so is let go with an error other than 1236, which makes
+        it reconnect at once (rather than stop) and be greeted as what the upstream is.
+        """
+        greeted_mariadb = "mariadb" in self.greeted_version.lower()
+        if self.greeted_version and greeted_mariadb != (self.flavour == "mariadb"):
+            raise DumpError(f"binhub knew nothing of its upstream yet when this replica connected (it was greeted "
+                            f"as {self.greeted_version}, the upstream is {self.server.version_string}); "
+                            "reconnect to replicate from it", code=ER_UNKNOWN_ERROR)
 
     async def _stream(self) -> None:
         plan = await self._plan()
+        self._set_flavour(self._flavour())  # the store may have been empty when the session began
+        self._check_greeting()
         self._check_replica(plan)
-        head = read_head(self.store, plan.file)
+        head = self.store.file_head(plan.file)
         selector = EventSelector(plan, flavour=self.flavour, server_id=self.server_id,
                                  crc=head.crc if plan.mid_file else self.rotate_crc,
                                  send_annotate=self.send_annotate, capability=self.capability,

@@ -31,7 +31,7 @@ from binhub.wire.messages import ColumnDefinition
 
 if TYPE_CHECKING:
     from binhub.serve.session import SessionState
-    from binhub.store import BinlogStore
+    from binhub.store import StoreReader
 
 __all__ = ["OkReply", "QueryHandler", "ReplicaEntry", "RowsReply", "ServerView", "SqlError", "parse_datetime"]
 
@@ -99,7 +99,7 @@ class ServerView(Protocol):
     """What the SQL front end needs of the server."""
 
     @property
-    def store(self) -> BinlogStore: ...
+    def store(self) -> StoreReader: ...
 
     def facts(self) -> ServerFacts: ...
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from binhub.serve.binlogs import durable_files
-from binhub.serve.start import binlog_state
 from binhub.serve.variables import Value
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from binhub.store.state import UpstreamIdentity, UpstreamSource
 from binhub.wire.constants import ColumnType
 
@@ -111,18 +110,16 @@ class ReplicaStatus:
     info_file: str  # where the source is recorded: state.json in the data dir (no server path is shown)
 
 
-def read_replica_status(store: BinlogStore, *, mariadb: bool, gtid_executed: str) -> ReplicaStatus | None:
+def read_replica_status(store: StoreReader, *, mariadb: bool, gtid_executed: str) -> ReplicaStatus | None:
     """The store's view, or None when no relay ever connected (then binhub is no replica).
 
     ``gtid_executed`` is what binhub answers for @@gtid_executed (MySQL). For MariaDB the GTID
-    position is taken at the durable offset itself, so that it matches the row's position:
-    state.json, which @@gtid_binlog_pos reads in a serve-only process, is written at most once a
-    second and may lag it.
+    position is the store's binlog state at the durable offset, the row's position.
     """
     source = store.state.source
     if source is None:
         return None
-    gtid_position = str(binlog_state(store)) if mariadb else gtid_executed
+    gtid_position = str(store.mariadb_state()) if mariadb else gtid_executed
     files = durable_files(store)
     durable = store.durable_position
     if durable is not None:

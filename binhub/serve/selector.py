@@ -1,6 +1,6 @@
 """What a replica gets of the store's events, given where it started: the dump's per-event decisions.
 
-One :class:`EventSelector` per dump, made once the start is planned (``start.py``). It turns
+One :class:`EventSelector` per dump, made once the start is planned (``binhub.store.seek``). It turns
 batches of file events into what goes on the wire and keeps what the replica has been told
 (file, position, checksum setting), as a primary's dump thread does:
 
@@ -22,13 +22,15 @@ from __future__ import annotations
 import struct
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import GtidEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import GtidEvent
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.serve import preamble
-from binhub.serve.follower import Batch
+from binhub.serve.dump_error import DumpError
 from binhub.serve.metrics import ServeMetrics
-from binhub.serve.start import DumpError, StartPlan
+from binhub.store.follower import Batch
+from binhub.store.seek import StartPlan
 
 MARIA_SLAVE_CAPABILITY_ANNOTATE = 1
 MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES = 2

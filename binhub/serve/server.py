@@ -6,9 +6,12 @@ server_id, a server_uuid generated once and kept), the users, the caching_sha2 f
 key material, the registry of replicas and the metrics. A session that crashes ends its own
 connection only.
 
-The store is either opened read-only (``binhub serve`` beside a relay in another process; every
-question re-reads the state file, at most every ``STATE_REFRESH`` seconds) or the relay's own
-writer store (``binhub run``), whose in-process listeners wake the dumps.
+The server reads the store through a :class:`~binhub.store.reader.StoreReader`, which answers the
+same whether the relay runs in this process (``binhub run``: the writer's own view, whose publishes
+wake the dumps directly) or in another one (``binhub serve``: a view that follows the files), and
+whether the store exists yet: a server started before its relay listens, answers as a server with
+no binlog yet, and lets replicas wait for the relay. Only PURGE BINARY LOGS needs the writer itself
+(``writer``); without it in this process, the purge is refused.
 
 Shutdown (``stop``) is staged: stop accepting, cancel the sessions (each dump releases its reader
 lease on the way out), give them ``STOP_GRACE`` seconds, then abort whatever is left.
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.binlog.gtid import MariadbGtidList
-from binhub.errors import BinhubError, ConfigError, StorageError
+from binhub.errors import BinhubError, ConfigError, FileInUse, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name, durable_files
 from binhub.serve.config import REPLICA_AHEAD_WAIT
@@ -43,10 +46,10 @@ from binhub.serve.queries import ProcessEntry, ReplicaEntry, SqlError
 from binhub.serve.session import PRE_AUTH_MAX_PAYLOAD, DumpHandler, Session, default_dump_handler
 from binhub.serve.users import UserDirectory
 from binhub.serve.variables import MAX_ALLOWED_PACKET, ServerFacts
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.catalog import identity_from_file
-from binhub.store.retention import PurgeRules, live_leases, plan_purge
-from binhub.store.state import StoreState, UpstreamIdentity
+from binhub.store.retention import PurgeRules
+from binhub.store.state import UpstreamIdentity
 from binhub.wire.constants import CACHING_SHA2_PASSWORD, NATIVE_PASSWORD
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
@@ -54,9 +57,17 @@ __all__ = ["DEFAULT_MAX_CONNECTIONS", "BinlogServer"]
 log = logging.getLogger("binhub.serve")
 
 DEFAULT_MAX_CONNECTIONS = 4096
-STATE_REFRESH = 0.2
 STOP_GRACE = 5.0
 DEFAULT_VERSION = "8.0.40"
+#: The greeting while no upstream is known (an empty store: the server started before its relay).
+#: Replicas choose their dump by the version they are greeted with: a MariaDB replica asks by GTID
+#: only of a server whose version is 10 or more (else it switches to file/position for good), and
+#: a MySQL replica refuses a version starting with "1". MariaDB's own answer to that is the
+#: "5.5.5-" prefix (``RPL_VERSION_HACK``), which MariaDB clients strip and MySQL ones read as
+#: 5.5.5 (a version without GTIDs: an auto-position MySQL replica should connect once the relay
+#: has). A replica greeted with the wrong flavour is sent away to reconnect once the relay has
+#: named the upstream (``DumpSession._check_greeting``).
+UNKNOWN_UPSTREAM_VERSION = "5.5.5-10.11.0-MariaDB"
 VERSION_SUFFIX = "-binhub"
 
 ER_CON_COUNT_ERROR = 1040
@@ -70,13 +81,14 @@ ER_UNKNOWN_ERROR = 1105
 class BinlogServer:
     """The listener, the sessions and what they share. ``start()``/``stop()``; ``wait()`` for the daemon."""
 
-    def __init__(self, store: BinlogStore, *, users: UserDirectory, server_id: int, host: str = "127.0.0.1",
+    def __init__(self, store: StoreReader, *, users: UserDirectory, server_id: int, host: str = "127.0.0.1",
                  port: int = 3307, key_dir: Path | None = None, tls: bool = True, tls_cert: Path | None = None,
                  tls_key: Path | None = None, metrics: ServeMetrics | None = None,
                  dump_handler: DumpHandler | None = None, semi_sync: bool = True,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, default_auth: str | None = None,
-                 replica_ahead_wait: float = REPLICA_AHEAD_WAIT) -> None:
+                 replica_ahead_wait: float = REPLICA_AHEAD_WAIT, writer: BinlogStore | None = None) -> None:
         self.store = store
+        self.writer = writer  # the store's writer, when the relay runs in this process (PURGE needs it)
         self.default_auth = default_auth  # None: as the upstream's flavour does (see greeting_plugin)
         self.replica_ahead_wait = replica_ahead_wait  # see DumpSession._plan
         self.users = users
@@ -102,7 +114,6 @@ class BinlogServer:
         self._listener: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._started_at = time.time()
-        self._refreshed = 0.0
         self._checksum: tuple[str, str] = ("", "CRC32")  # (newest file, its checksum)
         self._file_identity: tuple[str, UpstreamIdentity] | None = None  # (first file, what its FDE says)
 
@@ -264,37 +275,23 @@ class BinlogServer:
 
     @property
     def flavour(self) -> str:
-        self._refresh()
         up = self.identity()
-        return up.flavour if up is not None else "mysql"
+        return up.flavour if up is not None else "mariadb"  # see UNKNOWN_UPSTREAM_VERSION
 
     @property
     def version_string(self) -> str:
         up = self.identity()
-        version = (up.version if up is not None and up.version else DEFAULT_VERSION)
+        if up is None:
+            return UNKNOWN_UPSTREAM_VERSION + VERSION_SUFFIX
+        version = up.version or DEFAULT_VERSION
         if up is not None and up.flavour == "mariadb" and "mariadb" not in version.lower():
             version += "-MariaDB"  # clients tell the flavours apart by this word
         return version + VERSION_SUFFIX
 
-    def _refresh(self) -> None:
-        """Re-read a read-only store's index and state (another process writes them)."""
-        if not self.store.readonly:
-            return
-        now = time.monotonic()
-        if now - self._refreshed < STATE_REFRESH:
-            return
-        self._refreshed = now
-        try:
-            self.store.index.load()
-            self.store.state = StoreState.load(self.store.state_path)
-        except StorageError as exc:
-            log.debug("cannot refresh the store's state: %s", exc)
-
     def gtid_executed(self) -> str:
-        self._refresh()
-        executed = None if self.store.readonly else self.store.executed_gtids
-        text = str(executed) if executed is not None else self.store.state.executed_gtids
-        return text.replace("\n", "")
+        """The store's executed GTIDs at its durable position ("" for an empty store)."""
+        executed = self.store.executed_gtids()
+        return str(executed).replace("\n", "") if executed is not None else ""
 
     def checksum(self) -> str:
         files = durable_files(self.store)
@@ -316,9 +313,8 @@ class BinlogServer:
         return NATIVE_PASSWORD
 
     def facts(self) -> ServerFacts:
-        self._refresh()
         up = self.identity()
-        flavour = up.flavour if up is not None else "mysql"
+        flavour = self.flavour
         executed = self.gtid_executed()
         domain = up.gtid_domain_id if up is not None and up.gtid_domain_id is not None else 0
         if flavour == "mariadb" and executed:
@@ -338,23 +334,17 @@ class BinlogServer:
 
     def purge(self, to: str | None, before: float | None) -> list[str]:
         """PURGE BINARY LOGS: refused (naming the reader) if a reader holds a file it would remove."""
-        store = self.store
-        if store.readonly:
+        writer = self.writer
+        if writer is None:
             raise SqlError(ER_UNKNOWN_ERROR, "HY000",
                            "this binhub serves the store read-only (its writer runs in another process), so it "
                            "cannot purge; use `binhub binlog purge` or the [store.retention] settings")
-        rules = PurgeRules(to=to, before=before)
-        names = store.files
-        if to is not None and to not in names:
+        if to is not None and to not in writer.files:
             raise SqlError(ER_UNKNOWN_TARGET_BINLOG, "HY000", f"Target log {to!r} not found in binlog index")
-        paths = {n: store.file_path(n) for n in names}
-        sizes = {n: p.stat().st_size for n, p in paths.items()}
-        mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
-        _, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(store.data_dir),
-                                active=store.current_file)
-        if blocked:
-            raise SqlError(ER_LOG_IN_USE, "HY000", f"A purgeable log is in use, will not purge: {blocked}")
-        removed, _ = store.purge(rules)
+        try:
+            removed, _ = writer.purge(PurgeRules(to=to, before=before), all_or_nothing=True)
+        except FileInUse as exc:
+            raise SqlError(ER_LOG_IN_USE, "HY000", f"A purgeable log is in use, will not purge: {exc}") from None
         return removed
 
     def status(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import importlib
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
 from binhub.net.server import ServerConnection
+from binhub.serve.dump import DumpContext, serve_dump
 from binhub.serve.login import LoginFailed, authenticate
 from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError, text_value
 from binhub.serve.variables import MAX_ALLOWED_PACKET, Value
@@ -53,7 +53,6 @@ IDLE_TIMEOUT = 28800.0
 
 ER_UNKNOWN_COM_ERROR = 1047
 ER_UNKNOWN_ERROR = 1105
-ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
 ER_NET_PACKET_TOO_LARGE = 1153
 
 
@@ -87,6 +86,7 @@ class SessionState:
     sys_vars: dict[str, Value] = field(default_factory=dict)
     capabilities: int = 0
     reported: bool = False  # sent COM_REGISTER_SLAVE: listed by SHOW SLAVE HOSTS
+    greeted_version: str = ""  # the server version the greeting announced (replicas choose their dump by it)
     command: str = "Connect"  # for SHOW PROCESSLIST
     since: float = field(default_factory=time.monotonic)
 
@@ -106,9 +106,8 @@ DumpHandler = Callable[[ServerConnection, SessionState, DumpCommand, "BinlogServ
 
 async def default_dump_handler(conn: ServerConnection, state: SessionState, command: DumpCommand,
                                server: BinlogServer) -> None:
-    """Hand the connection to ``binhub.serve.dump.serve_dump`` (imported on first dump)."""
-    dump = importlib.import_module("binhub.serve.dump")
-    await dump.serve_dump(dump.DumpContext(conn=conn, state=state, command=command, server=server))
+    """Hand the connection to :func:`binhub.serve.dump.serve_dump`."""
+    await serve_dump(DumpContext(conn=conn, state=state, command=command, server=server))
 
 
 def server_capabilities(tls: bool) -> Capability:
@@ -170,8 +169,9 @@ class Session:
     # -- GREETING -----------------------------------------------------------------------------
     def _send_greeting(self) -> Phase:
         server = self.server
+        self.state.greeted_version = server.version_string
         greeting = HandshakeV10(
-            server_version=server.version_string,
+            server_version=self.state.greeted_version,
             connection_id=self.state.connection_id,
             scramble=self._scramble,
             capabilities=server_capabilities(server.tls_context is not None),
@@ -319,12 +319,7 @@ class Session:
         self.server.metrics.dumps.inc()
         access.info("dump for server_id %s from %s (%s)", cmd.server_id, self.conn.peer, type(cmd).__name__,
                     extra={"connection_id": st.connection_id, "replica_id": cmd.server_id})
-        try:
-            await self.server.dump_handler(self.conn, st, cmd, self.server)
-        except ModuleNotFoundError as exc:
-            if exc.name != "binhub.serve.dump":
-                raise
-            self._send_error(ER_MASTER_FATAL_ERROR_READING_BINLOG, "HY000", "this binhub build cannot dump binlogs")
+        await self.server.dump_handler(self.conn, st, cmd, self.server)
         return Phase.CLOSED
 
     # -- replies ------------------------------------------------------------------------------

@@ -1,7 +1,13 @@
-"""The binlog store: real binlog files, a GTID index, crash-safe state."""
+"""The binlog store: real binlog files, a GTID index, crash-safe state; its writer and its readers.
 
-from binhub.store.durability import Durability
-from binhub.store.durable import DurablePosition
+:class:`BinlogStore` is the writer (the relay's); :class:`StoreReader` the read-only view that
+serve, stream, apply and backup use, in the writer's process (``store.reader``) or any other
+(``StoreReader.open``).
+"""
+
+from binhub.store.durability_policy import Durability
+from binhub.store.durable_position import DurablePosition
+from binhub.store.reader import StoreReader
 from binhub.store.store import BinlogStore
 
-__all__ = ["BinlogStore", "Durability", "DurablePosition"]
+__all__ = ["BinlogStore", "Durability", "DurablePosition", "StoreReader"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binhub.binlog.constants import BINLOG_MAGIC, HEADER_SIZE, EventType
-from binhub.binlog.events import FormatDescriptionEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import FormatDescriptionEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinlogError, InvalidEvent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from binhub.store.durability import Durability
+from binhub.store.durability_policy import Durability
 from binhub.store.retention import PurgeRules
 
 __all__ = ["RetentionConfig", "StoreConfig"]

@@ -1,7 +1,8 @@
-"""Store maintenance: purging old files (retention, PURGE, CLI) and importing binlog files.
+"""Store maintenance: purging old files (retention, PURGE BINARY LOGS, the CLI) and importing binlog files.
 
-Functions over a writable :class:`~binhub.store.store.BinlogStore`; the store's ``purge`` and
-``import_file`` methods delegate here.
+Functions over the writer, :class:`~binhub.store.store.BinlogStore`, through its public methods;
+its ``purge`` and ``import_file`` delegate here. Every purge, whoever asks for it, is planned
+here once (:func:`~binhub.store.retention.plan_purge`) against the reader leases of that moment.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import TYPE_CHECKING
 from binhub.binlog.constants import EventType
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import StorageError
-from binhub.store.active_file import ActiveFile
+from binhub.errors import FileInUse, StorageError
 from binhub.store.archive import archive_file
-from binhub.store.durable import DurablePosition
 from binhub.store.fsutil import fsync_dir, storage_error
 from binhub.store.index import GTID_INDEX_BYTES, GTID_INDEX_EVERY, file_seq
-from binhub.store.recovery import GtidSet, add_gtid, header_gtid_set, scan_tail
+from binhub.store.recovery import GtidSet, header_gtid_set, scan_tail
 from binhub.store.retention import PurgeRules, live_leases, plan_purge
 
 if TYPE_CHECKING:
@@ -29,13 +28,14 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("binhub.store")
 
 
-def purge(store: BinlogStore, rules: PurgeRules) -> tuple[list[str], str]:
+def purge(store: BinlogStore, rules: PurgeRules, *, all_or_nothing: bool = False) -> tuple[list[str], str]:
     """Remove the oldest files the rules allow (never the active or a leased one).
 
-    Returns the removed names and, if a reader lease stopped the purge early, why.
+    Returns the removed names and, if a reader lease stopped the purge early, why. With
+    ``all_or_nothing`` (PURGE BINARY LOGS, as the servers do), a lease in the way removes nothing
+    and raises :class:`~binhub.errors.FileInUse` instead.
     """
-    store._writable()
-    names = store.index.names
+    names = store.files
     if not names:
         return [], ""
     paths = {n: store.binlog_dir / n for n in names}
@@ -43,6 +43,8 @@ def purge(store: BinlogStore, rules: PurgeRules) -> tuple[list[str], str]:
     mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
     victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(store.data_dir),
                                   active=store.current_file)
+    if blocked and all_or_nothing:
+        raise FileInUse(blocked)
     if not victims:
         return [], blocked
     if store.archive_dir is not None:
@@ -51,8 +53,7 @@ def purge(store: BinlogStore, rules: PurgeRules) -> tuple[list[str], str]:
     gone = set(victims)
     store.index.remove(gone)
     purged = header_set_of(store, store.index.names[0]) if store.index.names else None
-    store.state = store.state.with_(purged_gtids=str(purged) if purged is not None else "")
-    store._save_state(force=True)
+    store.update_state(purged_gtids=str(purged) if purged is not None else "")
     store.gtid_index.flush()
     store.gtid_index.rewrite([e for e in store.gtid_index.entries() if e.file not in gone])
     for name in victims:
@@ -78,12 +79,11 @@ def import_file(store: BinlogStore, source: Path) -> str:
 
     The caller verifies the file first; here it is copied durably, scanned for GTIDs and indexed.
     """
-    store._writable()
     name = source.name
     file_seq(name)
-    if store._active is not None:
-        if not store._active.finished and store.index.names:
-            LOG.info("%s did not end with ROTATE or STOP; importing %s after it", store._active.name, name)
+    if store.current_file is not None:
+        if not store.current_finished:
+            LOG.info("%s did not end with ROTATE or STOP; importing %s after it", store.current_file, name)
         store.close_file()
     if name in store.index.names:
         raise StorageError(f"{name} is already in the store")
@@ -106,19 +106,9 @@ def import_file(store: BinlogStore, source: Path) -> str:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise storage_error(exc, f"cannot import {source}") from exc
-    size = target.stat().st_size
-    boundary, finished, next_name, gtids, header_set = scan_tail(target, 4, size)
-    if store._executed is None:
-        store._executed = header_set
-        if header_set is not None and not store.state.purged_gtids:
-            store.state = store.state.with_(purged_gtids=str(header_set))
+    tail = scan_tail(target, 4, target.stat().st_size)
     index_file_gtids(store, target)
-    for gtid in gtids:
-        store._executed = add_gtid(store._executed, gtid)
-    fd = os.open(target, os.O_RDWR)
-    store._active = ActiveFile(name, target, fd, size, boundary, size, finished=finished, next_name=next_name)
-    store._publish(DurablePosition(file_seq(name), name, boundary))
-    store._save_state(force=True)
+    store.adopt_file(name, tail)
     return name
 
 def index_file_gtids(store: BinlogStore, path: Path) -> None:

@@ -156,7 +156,8 @@ def ends_with_rotate_or_stop(f: Any, name: str, end: int) -> tuple[bool, str]:
 
 
 def header_gtid_set(data: bytes, reader: BinlogFileReader) -> GtidSet | None:
-    from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, decode_event
+    from binhub.binlog.decode import decode_event
+    from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent
 
     event = decode_event(data, reader.fde)
     if isinstance(event, PreviousGtidsEvent):

@@ -14,6 +14,10 @@ kernel with one ``write`` per batch; ``fsync`` makes them durable; only then doe
 the durable position that readers (and semi-sync acks) may use. On open, a torn or partial last
 transaction is truncated, so the store always ends at a transaction boundary. The file being
 written, and every write to it, is :class:`~binhub.store.active_file.ActiveFile`.
+
+:class:`BinlogStore` is the writer (one per store, the relay's). Readers, in this process or
+another, use a :class:`~binhub.store.reader.StoreReader`: ``store.reader`` is the writer's own
+view, ``StoreReader.open(data_dir)`` the view from anywhere else.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from binhub.binlog.transaction import GtidEvent, decode_gtid_event, gtid_event_d
 from binhub.errors import StorageError
 from binhub.store import maintenance
 from binhub.store.active_file import ActiveFile
-from binhub.store.durability import Durability
-from binhub.store.durable import DurableMarker, DurablePosition, read_durable
+from binhub.store.durability_policy import Durability
+from binhub.store.durable_position import DurableMarker, DurablePosition
 from binhub.store.fsutil import fsync_dir, storage_error
 from binhub.store.index import (
     GTID_INDEX_BYTES,
@@ -46,8 +50,9 @@ from binhub.store.index import (
     GtidIndexEntry,
     file_seq,
 )
-from binhub.store.lock import StoreLock, writer_holds
-from binhub.store.recovery import Gtid, GtidSet, add_gtid, recover_tail
+from binhub.store.lock import StoreLock
+from binhub.store.reader import StoreReader, WriterView
+from binhub.store.recovery import Gtid, GtidSet, TailScan, add_gtid, recover_tail
 from binhub.store.retention import PurgeRules
 from binhub.store.state import StoreState, UpstreamIdentity
 
@@ -66,9 +71,9 @@ def fde_fingerprint(fde: bytes) -> str:
 
 
 class BinlogStore:
-    """One store directory. Use :meth:`open` for the single writer, :meth:`open_readonly` for readers."""
+    """The writer of one store directory (open with :meth:`open`); :attr:`reader` is its reader view."""
 
-    def __init__(self, data_dir: Path, durability: Durability, metrics: StoreMetrics | None, readonly: bool,
+    def __init__(self, data_dir: Path, durability: Durability, metrics: StoreMetrics | None,
                  retention: PurgeRules | None = None, archive_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.archive_dir = archive_dir
@@ -79,7 +84,6 @@ class BinlogStore:
         self.state_path = data_dir / "state.json"
         self.durability = durability
         self.metrics = metrics
-        self.readonly = readonly
         self.index = BinlogIndex(self.binlog_dir)
         self.gtid_index = GtidIndex(data_dir / "gtid.index")
         self.state = StoreState()
@@ -95,6 +99,7 @@ class BinlogStore:
         self._last_state_save = 0.0
         self._fsync_lock = threading.Lock()
         self._listeners: list[Any] = []
+        self._reader: WriterView | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -112,8 +117,7 @@ class BinlogStore:
             if not create:
                 raise StorageError(f"no store at {data_dir}", hint="check --data-dir")
             data_dir.mkdir(parents=True)
-        store = cls(data_dir, durability or Durability(), metrics, readonly=False, retention=retention,
-                    archive_dir=archive_dir)
+        store = cls(data_dir, durability or Durability(), metrics, retention=retention, archive_dir=archive_dir)
         try:
             store.binlog_dir.mkdir(exist_ok=True)
             store.readers_dir.mkdir(exist_ok=True)
@@ -131,18 +135,6 @@ class BinlogStore:
         except BaseException:
             store._lock.release()
             raise
-        return store
-
-    @classmethod
-    def open_readonly(cls, data_dir: Path) -> BinlogStore:
-        """Open for reading only (ls/show/verify/serve): no lock, no recovery, durable view only."""
-        data_dir = Path(data_dir)
-        if not (data_dir / "binlog").is_dir():
-            raise StorageError(f"no store at {data_dir} (no binlog/ folder)", hint="check --data-dir")
-        store = cls(data_dir, Durability(), None, readonly=True)
-        store.state = StoreState.load(store.state_path)
-        store.index.load()
-        store._durable = read_durable(data_dir / "durable")
         return store
 
     def _recover(self) -> None:
@@ -183,6 +175,13 @@ class BinlogStore:
     # ------------------------------------------------------------------ read side
 
     @property
+    def reader(self) -> StoreReader:
+        """The reader view of this store (serve and streams in this process read through it)."""
+        if self._reader is None:
+            self._reader = WriterView(self)
+        return self._reader
+
+    @property
     def files(self) -> list[str]:
         return list(self.index.names)
 
@@ -191,20 +190,12 @@ class BinlogStore:
 
     @property
     def durable_position(self) -> DurablePosition | None:
-        if self.readonly:
-            self._durable = read_durable(self.data_dir / "durable")
         return self._durable
 
     @property
     def executed_gtids(self) -> GtidSet | None:
         """Every GTID up to the durable position (plus what came before the first file)."""
         return self._executed
-
-    def has_writer(self) -> bool:
-        """Whether a writer (a relay) has the store open now: this object, or another process."""
-        if not self.readonly:
-            return self._lock is not None
-        return writer_holds(self.data_dir / "LOCK")
 
     # ------------------------------------------------------------------ write side
 
@@ -231,7 +222,6 @@ class BinlogStore:
 
     def begin_file(self, name: str) -> None:
         """Start a new binlog file (magic only); the previous one must have been finished."""
-        self._writable()
         file_seq(name)
         if name in self.index.names:
             raise StorageError(f"{name} is already in the store", hint="the upstream's binlog numbering went back; "
@@ -428,8 +418,8 @@ class BinlogStore:
 
     def close(self) -> None:
         """Flush, fsync, write the state; release the lock."""
-        if self.readonly:
-            return
+        if self._reader is not None:
+            self._reader.close()
         try:
             if self._active is not None:
                 self.flush()
@@ -448,13 +438,36 @@ class BinlogStore:
 
     # ------------------------------------------------------------------ retention and import
 
-    def purge(self, rules: PurgeRules) -> tuple[list[str], str]:
+    def purge(self, rules: PurgeRules, *, all_or_nothing: bool = False) -> tuple[list[str], str]:
         """Remove the oldest files the rules allow (never the active or a leased one); see maintenance.purge."""
-        return maintenance.purge(self, rules)
+        return maintenance.purge(self, rules, all_or_nothing=all_or_nothing)
 
     def import_file(self, source: Path) -> str:
         """Copy a binlog file into the store after its last one; see maintenance.import_file."""
         return maintenance.import_file(self, source)
+
+    def adopt_file(self, name: str, tail: TailScan) -> None:
+        """Make ``name`` the current file: a whole file just placed in ``binlog/`` and listed in the index.
+
+        ``tail`` is its scan from offset 4: its GTIDs join the executed set (its header gives the set
+        before it, in an empty store) and it is durable up to its last transaction boundary.
+        """
+        path = self.binlog_dir / name
+        if self._executed is None:
+            self._executed = tail.header_set
+            if tail.header_set is not None and not self.state.purged_gtids:
+                self.state = self.state.with_(purged_gtids=str(tail.header_set))
+        for gtid in tail.gtids:
+            self._executed = add_gtid(self._executed, gtid)
+        try:
+            size = path.stat().st_size
+            fd = os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise storage_error(exc, f"cannot open {path}") from exc
+        self._active = ActiveFile(name, path, fd, size, tail.boundary, size, finished=tail.finished,
+                                  next_name=tail.next_name)
+        self._publish(DurablePosition(file_seq(name), name, tail.boundary))
+        self._save_state(force=True)
 
     # ------------------------------------------------------------------ readers
 
@@ -481,10 +494,6 @@ class BinlogStore:
         }
 
     # ------------------------------------------------------------------ internals
-
-    def _writable(self) -> None:
-        if self.readonly:
-            raise StorageError("the store was opened read-only")
 
     def _publish(self, pos: DurablePosition) -> None:
         self._durable = pos

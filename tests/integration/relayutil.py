@@ -11,7 +11,7 @@ from pathlib import Path
 from binhub.sandbox import Sandbox
 from binhub.sandbox.binhub_process import BinhubProcess, binhub_command
 from binhub.sandbox.process import free_port
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from binhub.store.catalog import verify_files
 from tests.integration.workload import wait_until
 
@@ -53,7 +53,7 @@ def same_bytes(a: Path, b: Path) -> bool:
 
 
 def stored_files(data_dir: Path) -> list[Path]:
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     return [store.file_path(n) for n in store.files]
 
 

@@ -16,7 +16,7 @@ from binhub.net.server import ServerConnection
 from binhub.serve.server import BinlogServer
 from binhub.serve.session import DumpCommand, SessionState
 from binhub.serve.users import UserDirectory, make_user
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.state import UpstreamIdentity
 from binhub.wire.messages import ErrPacket
 
@@ -34,7 +34,7 @@ async def stub_dump(conn: ServerConnection, state: SessionState, command: DumpCo
 class ServerThread:
     """A BinlogServer on 127.0.0.1, port 0, in its own event loop thread."""
 
-    def __init__(self, store: BinlogStore, *, users: UserDirectory | None = None, tls: bool = True,
+    def __init__(self, store: BinlogStore | StoreReader, *, users: UserDirectory | None = None, tls: bool = True,
                  key_dir: Path | None = None, **kwargs: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="binhub-test-server", daemon=True)
@@ -43,9 +43,11 @@ class ServerThread:
         self.server = self.call(self._make(store, users, tls, key_dir, kwargs))
         self.port = self.server.port
 
-    async def _make(self, store: BinlogStore, users: UserDirectory, tls: bool, key_dir: Path | None,
+    async def _make(self, store: BinlogStore | StoreReader, users: UserDirectory, tls: bool, key_dir: Path | None,
                     kwargs: dict[str, Any]) -> BinlogServer:
-        server = BinlogServer(store, users=users, server_id=77, port=0, tls=tls, key_dir=key_dir,
+        writer = store if isinstance(store, BinlogStore) else None
+        reader = writer.reader if writer is not None else store
+        server = BinlogServer(reader, writer=writer, users=users, server_id=77, port=0, tls=tls, key_dir=key_dir,
                               dump_handler=kwargs.pop("dump_handler", stub_dump), **kwargs)
         await server.start()
         return server

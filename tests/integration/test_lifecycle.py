@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from binhub.serve.users import UsersFile, make_user
-from binhub.store import BinlogStore
+from binhub.store import StoreReader
 from tests.integration.conftest import PrimaryDb
 from tests.integration.serveutil import mariadb_store
 from tests.integration.test_serve_replicas import free_port
@@ -97,7 +97,7 @@ def test_sigterm_stops_every_command_the_same_way(command: str, primary_db: Prim
             file, position, _ = primary_db.position()
 
             def stored() -> bool:
-                durable = BinlogStore.open_readonly(store_dir).durable_position
+                durable = StoreReader.open(store_dir).durable_position
                 return durable is not None and (durable.file, durable.position) == (file, position)
             wait_until(stored, timeout=30, message=f"{file}:{position} was not stored")
     finally:
@@ -109,7 +109,7 @@ def test_sigterm_stops_every_command_the_same_way(command: str, primary_db: Prim
     assert "Traceback" not in text, text
     if command != "serve":
         # Stopped gracefully: the store ends where it is durable, at a transaction boundary, nothing torn.
-        store = BinlogStore.open_readonly(store_dir)
+        store = StoreReader.open(store_dir)
         durable = store.durable_position
         assert durable is not None and durable.file == store.files[-1]
         assert store.file_path(durable.file).stat().st_size == durable.position

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from tests.integration.conftest import MariadbFactory, PrimaryDb
 from tests.integration.relayutil import (
     assert_store_matches,
@@ -69,7 +69,7 @@ def test_start_gtid_fetches_the_whole_file_that_holds_it(primary_db: PrimaryDb, 
     assert proc.returncode == 0, proc.stderr
     files = assert_store_matches(store, primary_db.sandbox, from_file=primary_db.start_file)
     assert files[0].name == primary_db.start_file  # whole file, from position 4
-    start = BinlogStore.open_readonly(store).state.requested_start
+    start = StoreReader.open(store).state.requested_start
     assert start is not None and start.kind == "gtid" and start.gtid == mid_gtid
 
 
@@ -80,7 +80,7 @@ def test_from_now_starts_at_the_current_file(primary_db: PrimaryDb, tmp_path: Pa
     proc = run_relay(primary_db.dsn, store, "--from-now")
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in stored_files(store)] == [current]
-    start = BinlogStore.open_readonly(store).state.requested_start
+    start = StoreReader.open(store).state.requested_start
     assert start is not None and start.kind == "now" and start.gtid == gtid
 
 

@@ -22,7 +22,7 @@ from prometheus_client import generate_latest
 from binhub.net.client import UpstreamConnection
 from binhub.relay.upstream import file_header_gtids, probe
 from binhub.serve.users import UserDirectory, UsersFile, make_user
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.catalog import identity_from_file
 from binhub.wire import auth
 from binhub.wire.constants import CACHING_SHA2_PASSWORD, Capability
@@ -316,7 +316,7 @@ def test_serves_a_relayed_store_to_binhubs_relay_probes(primary_db: Any, tmp_pat
     data_dir = tmp_path / "relayed"
     done = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file)
     assert done.returncode == 0, done.stderr
-    store = BinlogStore.open_readonly(data_dir)
+    store = StoreReader.open(data_dir)
     st = ServerThread(store, key_dir=tmp_path / "keys")
     try:
         async def chain_probe() -> tuple[Any, str, str]:

@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import GtidEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import GtidEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MysqlGtid, MysqlGtidSet
 from binhub.errors import EndOfDump, UpstreamError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import zstandard
 
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.archive import archive_file
 from binhub.store.retention import PurgeRules
 
@@ -48,7 +48,7 @@ def test_purge_archives_before_removing(shared_binlogs: Path, tmp_path: Path) ->
     assert not (store_dir / "binlog" / "mysql_bin.000011").exists()
     archived = tmp_path / "archive" / "mysql_bin.000011.zst"
     assert zstandard.ZstdDecompressor().decompress(archived.read_bytes()) == original
-    assert BinlogStore.open_readonly(store_dir).files == ["mysql_bin.000012"]
+    assert StoreReader.open(store_dir).files == ["mysql_bin.000012"]
 
 
 def test_import_of_an_archived_file_restores_the_original_bytes(shared_binlogs: Path, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from binhub.binlog.constants import (
     EventType,
     event_type_name,
 )
-from binhub.binlog.events import FormatDescriptionEvent, QueryEvent, UnknownEvent, decode_event
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import FormatDescriptionEvent, QueryEvent, UnknownEvent
 from binhub.binlog.file import read_events
 from binhub.binlog.header import HEADER_STRUCT, EventHeader
 from binhub.errors import ChecksumMismatch, InvalidEvent, TruncatedEvent

@@ -13,6 +13,7 @@ import pytest
 
 from binhub.binlog.checksum import event_crc, verify_checksum
 from binhub.binlog.constants import ChecksumAlg
+from binhub.binlog.decode import decode_event, payload_events
 from binhub.binlog.events import (
     AnnotateRowsEvent,
     BinlogCheckpointEvent,
@@ -30,7 +31,6 @@ from binhub.binlog.events import (
     UnknownEvent,
     UserVarEvent,
     XidEvent,
-    decode_event,
 )
 from binhub.binlog.file import BinlogFileReader, RawEvent, read_events
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid, MysqlGtidSet
@@ -210,7 +210,7 @@ def test_compressed_transaction_payload(shared_binlogs: Path) -> None:
     payload = next(ev for ev in events if isinstance(ev, TransactionPayloadEvent))
     assert payload.header.server_id == 223344
     assert payload.compression_type == TransactionPayloadEvent.ZSTD
-    inner = list(payload.decoded_events(reader.fde))
+    inner = list(payload_events(payload, reader.fde))
     assert [ev.header.type_name for ev in inner] == ["QUERY", "TABLE_MAP", "UPDATE_ROWS_V2", "XID"]
     assert sum(len(raw) for raw in payload.events()) == payload.uncompressed_size
     assert isinstance(inner[0], QueryEvent) and inner[0].query == b"BEGIN"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from binhub.binlog.checksum import verify_checksum, with_crc
+from binhub.binlog.decode import decode_event, payload_events
 from binhub.binlog.events import (
     GtidEvent,
     HeartbeatEvent,
@@ -19,7 +20,6 @@ from binhub.binlog.events import (
     TransactionPayloadEvent,
     XaPrepareEvent,
     XidEvent,
-    decode_event,
 )
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid, MysqlGtidSet
 
@@ -114,7 +114,7 @@ def test_uncompressed_transaction_payload() -> None:
     ev = decode_event(raw)
     assert isinstance(ev, TransactionPayloadEvent)
     assert (ev.compression_type, ev.payload_size) == (TransactionPayloadEvent.NONE, 65)
-    inner = list(ev.decoded_events())
+    inner = list(payload_events(ev))
     assert isinstance(inner[0], QueryEvent) and inner[0].query == b"BEGIN"
     assert isinstance(inner[1], XidEvent) and inner[1].xid == 77
 

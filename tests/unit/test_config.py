@@ -11,7 +11,7 @@ from binhub.errors import ConfigError
 from binhub.ops.config import Config, env_name, load_config
 from binhub.ops.parsers import parse_duration, parse_listen, parse_size
 from binhub.relay.config import DEFAULT_SERVER_ID, SourceDSN, parse_source_dsn
-from binhub.store.durability import Durability
+from binhub.store.durability_policy import Durability
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "binhub.toml"
 

@@ -20,13 +20,14 @@ import pytest
 import binhub.store.maintenance as maintenance_mod
 import binhub.store.store as store_mod
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent, decode_event
-from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import HeartbeatEvent, MariadbGtidListEvent, RotateEvent
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtidSet
 from binhub.serve.dump import DumpContext, serve_dump
 from binhub.serve.metrics import ServeMetrics
 from binhub.serve.preamble import FDE_CREATED_OFFSET
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.retention import live_leases
-from binhub.store.store import BinlogStore
 from binhub.wire.commands import ComBinlogDump, ComBinlogDumpGtid, SemisyncAck
 from binhub.wire.constants import BinlogDumpFlag
 from binhub.wire.messages import ErrPacket
@@ -103,14 +104,16 @@ class FakeState:
     user_vars: dict[str, str] = field(default_factory=lambda: dict(CRC_VARS))
     replica_server_id: int = 7
     connection_id: int = 1
+    greeted_version: str = ""  # "": the test does not say what the greeting announced
 
 
 @dataclass
 class FakeServer:
-    store: BinlogStore
+    store: StoreReader
     server_id: int = 99
     metrics: ServeMetrics = field(default_factory=ServeMetrics)
     replica_ahead_wait: float = 0.0  # refuse at once, as a primary does (the tests of waiting set it)
+    version_string: str = "10.11.0-MariaDB-binhub"
 
 
 def events(conn: FakeConnection, semisync: bool = False) -> list[bytes]:
@@ -185,12 +188,29 @@ def mysql_store(tmp_path: Path) -> Iterator[BinlogStore]:
     store.close()
 
 
+@pytest.fixture(autouse=True, params=["writer's view", "another process's view"])
+def view(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every dump runs twice: over the writer's own reader view (``binhub run``) and over a view
+    opened as another process opens it (``binhub serve`` beside ``binhub relay``)."""
+    global VIEW
+    VIEW = request.param
+    yield VIEW
+    VIEW = "writer's view"
+
+
+VIEW = "writer's view"
+
+
+def reader_of(store: BinlogStore) -> StoreReader:
+    return store.reader if VIEW == "writer's view" else StoreReader.open(store.data_dir)
+
+
 def dump(store: BinlogStore, command: ComBinlogDump | ComBinlogDumpGtid, user_vars: dict[str, str] | None = None,
          conn: FakeConnection | None = None, timeout: float = 5.0) -> FakeConnection:
     async def go() -> FakeConnection:
         c = conn or SharingConnection()
         state = FakeState(user_vars=dict(CRC_VARS if user_vars is None else user_vars))
-        await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(store))), timeout)
+        await asyncio.wait_for(serve_dump(DumpContext(c, state, command, FakeServer(reader_of(store)))), timeout)
         return c
     return asyncio.run(go())
 
@@ -388,13 +408,13 @@ def test_gtid_index_jump_sends_the_same_stream(tmp_path: Path, monkeypatch: pyte
     src.mkdir()
     store = make_store(tmp_path, mariadb_files(src, txns=60, files=2))
     try:
-        from binhub.serve.start import plan_mariadb_gtid
+        from binhub.store.seek import plan_mariadb_gtid
 
-        plan = plan_mariadb_gtid(store, "0-1-100", strict=False, ignore_duplicates=False)
+        plan = plan_mariadb_gtid(reader_of(store), MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
         assert plan.jumps and plan.file == "mariadb-bin.000002"
         jumped = events(dump(store, nb(), gtid_vars("0-1-100")))
         store.gtid_index.rewrite([])
-        plan = plan_mariadb_gtid(store, "0-1-100", strict=False, ignore_duplicates=False)
+        plan = plan_mariadb_gtid(reader_of(store), MariadbGtidList.parse("0-1-100"), strict=False, ignore_duplicates=False)
         assert not plan.jumps
         scanned = events(dump(store, nb(), gtid_vars("0-1-100")))
         assert jumped == scanned
@@ -499,7 +519,7 @@ def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogSto
     async def go() -> None:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "", BinlogDumpFlag(0))
-        server = FakeServer(mariadb_store, replica_ahead_wait=10.0)
+        server = FakeServer(reader_of(mariadb_store), replica_ahead_wait=10.0)
         task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=gtid_vars("0-1-22")), cmd, server)))
         await until(lambda: "ahead of binhub's store" in caplog.text, "the dump to start waiting for the relay")
         assert not conn.sent and not task.done(), "nothing is sent while the store is behind the replica"
@@ -517,7 +537,7 @@ def test_replica_ahead_of_the_store_waits_for_the_relay(mariadb_store: BinlogSto
 def test_replica_ahead_gets_1236_once_the_wait_is_over(mariadb_store: BinlogStore) -> None:
     async def go(vars_: dict[str, str], cmd: ComBinlogDump) -> FakeConnection:
         conn = SharingConnection()
-        server = FakeServer(mariadb_store, replica_ahead_wait=0.3)
+        server = FakeServer(reader_of(mariadb_store), replica_ahead_wait=0.3)
         t0 = time.monotonic()
         await asyncio.wait_for(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, server)), 5)
         assert time.monotonic() - t0 >= 0.3, "it waited for the relay first"
@@ -532,6 +552,54 @@ def test_replica_ahead_gets_1236_once_the_wait_is_over(mariadb_store: BinlogStor
     assert err.code == 1236 and f"beyond what binhub's store holds ({end})" in err.message
 
 
+def test_a_dump_before_the_relay_waits_for_its_first_file(tmp_path: Path) -> None:
+    """``binhub serve`` started before ``binhub relay``: the store does not even exist when the replica
+    asks; its dump waits, and streams once the relay (here: a writer of the same directory, seen the
+    way another process sees it) has made the first file durable."""
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = mariadb_files(src)
+    data_dir = tmp_path / "later" / "store"
+    reader = StoreReader.open(data_dir, must_exist=False)
+    assert (reader.files, reader.durable_files(), reader.durable_position, reader.executed_gtids()) == ([], [], None, None)
+
+    async def go() -> SharingConnection:
+        conn = SharingConnection()
+        state = FakeState(greeted_version="5.5.5-10.11.0-MariaDB-binhub")
+        cmd = nb(flags=BinlogDumpFlag.SEND_ANNOTATE_ROWS)
+        task = asyncio.create_task(serve_dump(DumpContext(conn, state, cmd, FakeServer(reader, replica_ahead_wait=10))))
+        await asyncio.sleep(0.5)
+        assert not conn.sent and not task.done(), "nothing is sent before the relay stored anything"
+        writer = BinlogStore.open(data_dir)
+        try:
+            for p in paths:
+                writer.import_file(p)
+            await asyncio.wait_for(task, 5)
+        finally:
+            writer.close()
+        return conn
+    conn = asyncio.run(go())
+    sent = events(conn)
+    first, second = file_events(paths[0]), file_events(paths[1])
+    assert sent[2:1 + len(first)] == first[1:] and sent[-(len(second) - 1):] == second[1:]
+    assert last_packet(conn)[0] == 0xFE  # NON_BLOCK: EOF once everything durable was sent
+    assert str(reader.executed_gtids()) == "0-1-20"
+    reader.close()
+
+
+def test_a_replica_greeted_as_mariadb_reconnects_to_a_mysql_store(mysql_store: BinlogStore) -> None:
+    """Greeted before binhub knew its upstream (as MariaDB), a replica of what turns out to be a MySQL
+    store is sent away with an error that makes it reconnect (not 1236, which stops it)."""
+    async def go(greeted: str) -> FakeConnection:
+        conn = SharingConnection()
+        state = FakeState(greeted_version=greeted)
+        await asyncio.wait_for(serve_dump(DumpContext(conn, state, gtid_dump(""), FakeServer(reader_of(mysql_store)))), 5)
+        return conn
+    err = error_of(asyncio.run(go("5.5.5-10.11.0-MariaDB-binhub")))
+    assert err.code == 1105 and "reconnect" in err.message
+    assert mysql_gnos(events(asyncio.run(go("8.0.40-binhub"))))
+
+
 def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -544,7 +612,7 @@ def test_live_follow_heartbeat_and_disconnect(tmp_path: Path) -> None:
     async def go() -> FakeConnection:
         conn = SharingConnection()
         cmd = ComBinlogDump(4, 7, "mariadb-bin.000001", BinlogDumpFlag(0))
-        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(store))))
+        task = asyncio.create_task(serve_dump(DumpContext(conn, FakeState(user_vars=vars_), cmd, FakeServer(reader_of(store)))))
         await until(lambda: any(p[5] == EventType.HEARTBEAT for p in conn.payloads), "a heartbeat (period 50 ms)")
         assert [lease.holder for lease in live_leases(store.data_dir)], "the dump holds a reader lease"
         hbs = [decode_event(p[1:]) for p in conn.payloads if p[5] == EventType.HEARTBEAT]

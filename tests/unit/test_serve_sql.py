@@ -22,7 +22,7 @@ from binhub.serve.queries import OkReply, QueryHandler, RowsReply, SqlError
 from binhub.serve.server import BinlogServer
 from binhub.serve.session import SessionState
 from binhub.serve.users import UserDirectory, make_user
-from binhub.store import BinlogStore
+from binhub.store import BinlogStore, StoreReader
 from binhub.store.catalog import identity_from_file
 from binhub.store.state import UpstreamIdentity, UpstreamSource
 from binhub.wire.constants import ColumnType
@@ -32,9 +32,12 @@ MYSQL_FILE = "zendesk__maxwell/binlog.000004"
 UUID = "7fa7d0c4-3c2b-11ef-9c4b-0242ac120002"
 
 
-def _server(store: BinlogStore) -> BinlogServer:
-    server = BinlogServer(store, users=UserDirectory(users=[make_user("repl", "pw", admin=True)]), server_id=77,
-                          port=3307)
+def _server(store: BinlogStore | StoreReader) -> BinlogServer:
+    """A server over the writer's own store (as in ``binhub run``) or a reader of another process's."""
+    writer = store if isinstance(store, BinlogStore) else None
+    reader = writer.reader if writer is not None else store
+    server = BinlogServer(reader, writer=writer, users=UserDirectory(users=[make_user("repl", "pw", admin=True)]),
+                          server_id=77, port=3307)
     server.server_uuid = "11111111-2222-3333-4444-555555555555"
     return server
 
@@ -317,7 +320,7 @@ def test_failed_set_changes_nothing(empty_store: BinlogStore) -> None:
 
 
 def test_purge_on_a_read_only_store_says_what_to_use(mariadb_store: BinlogStore, tmp_path: Path) -> None:
-    readonly = BinlogStore.open_readonly(mariadb_store.data_dir)
+    readonly = StoreReader.open(mariadb_store.data_dir)
     h = _handler(_server(readonly))
     with pytest.raises(SqlError) as info:
         h.execute("PURGE BINARY LOGS TO 'mariadb-bin.000001'")
@@ -483,7 +486,7 @@ def test_mariadb_slave_status_shows_the_upstream_and_the_stored_position(mariadb
 def test_slave_io_running_follows_the_writer_lock(mariadb_store: BinlogStore) -> None:
     """``binhub serve`` beside a relay in another process: the relay's lock on the store says it runs."""
     mariadb_store.update_state(source=SOURCE)
-    h = _handler(_server(BinlogStore.open_readonly(mariadb_store.data_dir)))
+    h = _handler(_server(StoreReader.open(mariadb_store.data_dir)))
     assert status(h, "SHOW SLAVE STATUS")["Slave_IO_Running"] == "Yes"
     mariadb_store.close()
     st = status(h, "SHOW SLAVE STATUS")
@@ -492,13 +495,13 @@ def test_slave_io_running_follows_the_writer_lock(mariadb_store: BinlogStore) ->
 
 def test_mariadb_gtid_io_pos_is_taken_at_the_stored_position(mariadb_store: BinlogStore) -> None:
     mariadb_store.update_state(source=SOURCE)
-    # A serve-only process reads state.json, which the relay writes at most once a second: here
-    # it is behind, and Gtid_IO_Pos still matches Read_Master_Log_Pos.
+    # A serve-only process cannot rely on state.json, which the relay writes at most once a second:
+    # here it is behind, and both the GTID variables and Gtid_IO_Pos still match Read_Master_Log_Pos.
     stale = json.loads(mariadb_store.state_path.read_bytes())
     stale.update(executed_gtids="", last_position=4)
     mariadb_store.state_path.write_text(json.dumps(stale))
-    h = _handler(_server(BinlogStore.open_readonly(mariadb_store.data_dir)))
-    assert run(h, "SELECT @@gtid_binlog_pos") == [("",)]
+    h = _handler(_server(StoreReader.open(mariadb_store.data_dir)))
+    assert run(h, "SELECT @@gtid_binlog_pos") == [("0-1-2",)]
     st = status(h, "SHOW SLAVE STATUS")
     assert (st["Read_Master_Log_Pos"], st["Gtid_IO_Pos"]) == (1074, "0-1-2")
 

@@ -25,8 +25,8 @@ from binhub.binlog.constants import EventType
 from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import DiskFull, StoreLocked
-from binhub.store import BinlogStore
+from binhub.errors import DiskFull, FileInUse, StoreLocked
+from binhub.store import BinlogStore, StoreReader
 from binhub.store import recovery as store_recovery
 from binhub.store.catalog import verify_files
 from binhub.store.retention import PurgeRules, ReaderLease, live_leases, plan_purge
@@ -78,7 +78,8 @@ def header_position(name: str) -> MariadbGtidList:
     store_walk = walk(raw(name), name)
     for ev in store_walk.events:
         if ev.header.type_code == EventType.MARIA_GTID_LIST:
-            from binhub.binlog.events import MariadbGtidListEvent, decode_event
+            from binhub.binlog.decode import decode_event
+            from binhub.binlog.events import MariadbGtidListEvent
 
             event = decode_event(ev.data, None)
             assert isinstance(event, MariadbGtidListEvent)
@@ -288,7 +289,7 @@ def test_recovery_drops_index_entries_past_the_cut(tmp_path: Path) -> None:
     store.commit()
     store.close()
     # the last file loses everything after its header (FDE, GTID_LIST, BINLOG_CHECKPOINT)
-    first_gtid_at = [e for e in BinlogStore.open_readonly(tmp_path).gtid_index.entries() if e.file == FILE3][0].offset
+    first_gtid_at = [e for e in StoreReader.open(tmp_path).gtid_index.entries() if e.file == FILE3][0].offset
     with open(tmp_path / "binlog" / FILE3, "r+b") as f:
         f.truncate(first_gtid_at + 10)
     store = BinlogStore.open(tmp_path)
@@ -315,7 +316,7 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     try:
         with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
             BinlogStore.open(tmp_path)
-        BinlogStore.open_readonly(tmp_path)  # readers need no lock
+        StoreReader.open(tmp_path)  # readers need no lock
     finally:
         first.close()
     BinlogStore.open(tmp_path).close()  # released on close
@@ -339,7 +340,7 @@ def test_readers_see_whether_a_writer_holds_the_store(tmp_path: Path) -> None:
     code = ("import sys, time; from binhub.store import BinlogStore; BinlogStore.open(sys.argv[1]); "
             "print('locked', flush=True); time.sleep(60)")
     BinlogStore.open(tmp_path).close()
-    reader = BinlogStore.open_readonly(tmp_path)
+    reader = StoreReader.open(tmp_path)
     assert not reader.has_writer()
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -351,7 +352,7 @@ def test_readers_see_whether_a_writer_holds_the_store(tmp_path: Path) -> None:
     assert not reader.has_writer()  # the kernel dropped the dead writer's lock
     writer = BinlogStore.open(tmp_path)
     try:
-        assert writer.has_writer() and reader.has_writer()  # in the same process too
+        assert writer.reader.has_writer() and reader.has_writer()  # in the same process too
     finally:
         writer.close()
     assert not reader.has_writer()
@@ -370,7 +371,7 @@ def test_a_writer_starting_during_a_probe_still_gets_the_lock(tmp_path: Path) ->
 
 def test_the_upstream_source_is_kept_in_the_state_without_a_password(tmp_path: Path) -> None:
     from binhub.relay.config import RelayConfig, parse_source_dsn
-    from binhub.relay.start import record_source
+    from binhub.relay.session_setup import record_source
     from binhub.store.state import StoreState, UpstreamSource
 
     config = RelayConfig(source=parse_source_dsn("mariadb://repl:s3cret@db1.example:3310"), ssl_mode="verify_ca",
@@ -431,6 +432,10 @@ def test_a_live_lease_blocks_purge_and_a_stale_one_does_not(tmp_path: Path) -> N
         for name in NAMES:
             store.begin_file(name)
         lease = ReaderLease(tmp_path, "serve session 7", NAMES[2])
+        # PURGE BINARY LOGS: all or nothing, as the servers do, naming the reader.
+        with pytest.raises(FileInUse, match="serve session 7"):
+            store.purge(PurgeRules(max_files=1), all_or_nothing=True)
+        assert store.files == NAMES
         removed, blocked = store.purge(PurgeRules(max_files=1))
         assert removed == NAMES[:2]
         assert NAMES[2] in blocked and "serve session 7" in blocked and str(os.getpid()) in blocked
@@ -557,7 +562,7 @@ def test_a_full_disk_never_leaves_a_partial_transaction(tmp_path: Path, monkeypa
         assert (d / "binlog" / FILE2).read_bytes() == raw(FILE2), fail_at
         assert (d / "binlog" / FILE3).read_bytes() == raw(FILE3), fail_at
         gtids = [g for _, g in w2.gtids + w3.gtids]
-        assert [e.gtid for e in BinlogStore.open_readonly(d).gtid_index.entries()][0] == gtids[0]
+        assert [e.gtid for e in StoreReader.open(d).gtid_index.entries()][0] == gtids[0]
 
 
 def _without_flag(data: bytes) -> bytes:

@@ -1,21 +1,21 @@
 """Follow a store from (file, position): whole events, only up to the durable position, live.
 
-A :class:`StoreFollower` is what a dump session (or any other reader) iterates: ``read()`` returns
-the next batch of complete events of one file, waiting for the relay to make more durable when it
-has sent everything. It never returns a byte past the durable position, so a replica never sees
-a transaction that a crash could take back.
+A :class:`StoreFollower` is what a dump session, a stream or any other reader iterates: ``read()``
+returns the next batch of complete events of one file, as raw bytes with their offsets, waiting for
+the relay to make more durable when it has sent everything. It never returns a byte past the
+durable position, so nobody downstream sees a transaction that a crash could take back. It reads
+through a :class:`~binhub.store.reader.StoreReader`, so it works the same in the relay's process
+and in another one.
 
-Waking up: a reader in the relay's own process (``binhub run``) is woken by ``store.add_listener``
-within the same loop iteration as the publish; a reader in another process (``binhub serve`` beside
-``binhub relay``) watches the store directory with inotify (the relay ``pwrite``s
-``DATA_DIR/durable`` after every group commit) and falls back to a short poll where inotify is
-missing. One :class:`StoreHub` per store holds that machinery, shared by every follower of it.
+Waking up: the reader's watch (:mod:`binhub.store.watch`) wakes waiting followers when the writer
+publishes, in-process or across processes. One :class:`StoreHub` per reader holds it, shared by
+every follower of that reader.
 
 Fan-out: replicas at the tail are all woken by the same publish and all ask for the same bytes
 ``[old durable, new durable)``. The hub keeps the most recent chunks in one shared window keyed
-by ``(file, start, end)``, so N tail replicas cost one ``pread``, not N. Catch-up reads are MiB
-sized and done in a worker thread, so a cold disk never stalls the event loop (and the other
-sessions on it).
+by ``(file, start, end)``, so N tail replicas cost one ``pread``, not N, and a memo of what was
+derived from a span (its parsed events, a dump's framed packets). Catch-up reads are MiB sized and
+done in a worker thread, so a cold disk never stalls the event loop (and the other sessions on it).
 
 Each follower holds a :class:`~binhub.store.retention.ReaderLease` that moves with it from file
 to file: purge never removes a file it is reading or will read next.
@@ -26,33 +26,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
-import logging
 import os
 import struct
-import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar, cast
 
 from binhub.binlog.constants import HEADER_SIZE
 from binhub.errors import StorageError
-from binhub.store.durable import DurablePosition
+from binhub.store.index import file_seq
+from binhub.store.reader import StoreReader
 from binhub.store.retention import ReaderLease
-from binhub.store.store import BinlogStore, file_seq
-
-LOG = logging.getLogger("binhub.serve.follower")
+from binhub.store.watch import Watch
 
 CHUNK_SIZE = 1 << 20  # catch-up reads: one MiB per pread
 THREAD_READ_MIN = 64 * 1024  # smaller reads (the live tail) are cheaper inline than in a thread
 WINDOW_BYTES = 64 << 20  # the shared window of recent chunks
 WINDOW_CHUNKS = 256
 MEMO_BYTES = 128 << 20  # parsed and framed spans kept for other followers of the same span
-POLL_INTERVAL = 0.005  # without inotify: how often another process's publish is looked for
-INOTIFY_SAFETY_POLL = 0.25  # with inotify: a missed wake-up costs at most this
 
 _SIZE = struct.Struct("<I")
 T = TypeVar("T")
@@ -75,56 +66,16 @@ class _BuilderGone(Exception):
     """A shared build was cancelled with the task running it; whoever waited on it builds again."""
 
 
-# --------------------------------------------------------------------------- inotify (Linux)
-
-_IN_MODIFY = 0x002
-_IN_CLOSE_WRITE = 0x008
-_IN_MOVED_TO = 0x080
-_IN_CREATE = 0x100
-_IN_NONBLOCK = 0o4000
-_IN_CLOEXEC = 0o2000000
-
-
-class _Inotify:
-    """A tiny ctypes wrapper: one watch on the store directory, readable fd for ``loop.add_reader``."""
-
-    def __init__(self, directory: Path) -> None:
-        name = ctypes.util.find_library("c")
-        libc = ctypes.CDLL(name or "libc.so.6", use_errno=True)
-        self._libc = libc
-        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
-        self.fd = int(fd)
-        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
-        if libc.inotify_add_watch(self.fd, os.fsencode(directory), mask) < 0:
-            err = ctypes.get_errno()
-            os.close(self.fd)
-            raise OSError(err, f"inotify_add_watch({directory}) failed")
-
-    def drain(self) -> None:
-        """Consume pending notifications; which file changed does not matter, only that one did."""
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while os.read(self.fd, 65536):
-                pass
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-# --------------------------------------------------------------------------- the per-store hub
+# --------------------------------------------------------------------------- the per-reader hub
 
 class StoreHub:
-    """Wake-ups and the shared window of one store, for every follower of it in this process."""
+    """Wake-ups and the shared window of one reader, for every follower of it in this process."""
 
-    def __init__(self, store: BinlogStore) -> None:
-        self.store = store
+    def __init__(self, reader: StoreReader) -> None:
+        self.reader = reader
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._inotify: _Inotify | None = None
-        self._listening = False
+        self._watch: Watch | None = None
         self._window: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
         self._window_bytes = 0
         self._pending: dict[tuple[object, ...], asyncio.Future[object]] = {}
@@ -140,33 +91,11 @@ class StoreHub:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        if self._watch is not None:
+            self._watch.close()  # a watch of a previous loop (tests run one loop after another)
         self._loop = loop
-        self._waiter = None  # a future of a previous loop (tests run one loop after another)
-        self._loop_thread = threading.get_ident()
-        if not self._listening:
-            # In-process publishes (binhub run); harmless for a read-only store, which never publishes.
-            self.store.add_listener(self._on_publish)
-            self._listening = True
-        if self.store.readonly and self._inotify is None:
-            try:
-                self._inotify = _Inotify(self.store.data_dir)
-                loop.add_reader(self._inotify.fd, self._on_inotify)
-            except (OSError, AttributeError) as exc:
-                LOG.info("inotify unavailable (%s); polling the durable position every %d ms",
-                         exc, int(POLL_INTERVAL * 1000))
-                self._inotify = None
-
-    def _on_publish(self, _pos: DurablePosition) -> None:
-        # The relay publishes from the loop thread, but ``commit()`` may run in a worker thread.
-        if threading.get_ident() == self._loop_thread:
-            self.notify()
-        elif self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.notify)
-
-    def _on_inotify(self) -> None:
-        if self._inotify is not None:
-            self._inotify.drain()
-        self.notify()
+        self._waiter = None
+        self._watch = self.reader.watch(self.notify)
 
     def notify(self) -> None:
         waiter = self._waiter
@@ -177,8 +106,9 @@ class StoreHub:
     async def wait(self, timeout: float | None) -> None:
         """Until the durable position may have moved, or ``timeout`` seconds."""
         self._attach()
-        if self.store.readonly:
-            cap = INOTIFY_SAFETY_POLL if self._inotify is not None else POLL_INTERVAL
+        assert self._watch is not None
+        cap = self._watch.cap()
+        if cap is not None:
             timeout = cap if timeout is None else min(timeout, cap)
         if self._waiter is None or self._waiter.done():
             self._waiter = asyncio.get_running_loop().create_future()
@@ -186,15 +116,9 @@ class StoreHub:
             await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
 
     def close(self) -> None:
-        if self._listening:
-            self.store.remove_listener(self._on_publish)
-            self._listening = False
-        if self._inotify is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                with contextlib.suppress(Exception):
-                    self._loop.remove_reader(self._inotify.fd)
-            self._inotify.close()
-            self._inotify = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         self._loop = None
 
     # -- the shared window ----------------------------------------------------------------------
@@ -288,17 +212,6 @@ class StoreHub:
             self._window_bytes -= len(old)
 
 
-_HUBS: weakref.WeakKeyDictionary[BinlogStore, StoreHub] = weakref.WeakKeyDictionary()
-
-
-def hub_for(store: BinlogStore) -> StoreHub:
-    """The one hub of ``store`` in this process."""
-    hub = _HUBS.get(store)
-    if hub is None:
-        hub = _HUBS[store] = StoreHub(store)
-    return hub
-
-
 def _pread_all(fd: int, size: int, offset: int) -> bytes:
     data = os.pread(fd, size, offset)
     if len(data) == size:
@@ -319,12 +232,11 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
 class StoreFollower:
     """Read a store's events from ``(file, position)`` on, following the durable position live."""
 
-    def __init__(self, store: BinlogStore, file: str, position: int, *, holder: str,
-                 hub: StoreHub | None = None, lease: bool = True) -> None:
+    def __init__(self, reader: StoreReader, file: str, position: int, *, holder: str, lease: bool = True) -> None:
         if position < 4:
             raise ValueError(f"position {position} is inside the binlog magic; use 4 or more")
-        self.store = store
-        self.hub = hub or hub_for(store)
+        self.reader = reader
+        self.hub = reader.hub
         self.file = file
         self.position = position
         self.holder = holder
@@ -335,8 +247,8 @@ class StoreFollower:
         self._lease: ReaderLease | None = None
         if lease:
             with contextlib.suppress(OSError):
-                store.readers_dir.mkdir(exist_ok=True)
-            self._lease = ReaderLease(store.data_dir, holder, file)
+                reader.readers_dir.mkdir(exist_ok=True)
+            self._lease = ReaderLease(reader.data_dir, holder, file)
         self._open(file)
 
     # -- public ---------------------------------------------------------------------------------
@@ -399,7 +311,7 @@ class StoreFollower:
     # -- internals ------------------------------------------------------------------------------
     def _open(self, name: str) -> None:
         try:
-            fd = os.open(self.store.file_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.reader.file_path(name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise StorageError(f"{name} is not in the store (purged, or never stored)") from None
         except OSError as exc:
@@ -412,7 +324,7 @@ class StoreFollower:
 
     def _readable_end(self) -> tuple[int, bool]:
         """(how far this file may be read, whether the file is complete)."""
-        durable = self.store.durable_position
+        durable = self.reader.durable_position
         if durable is None:
             return 0, False
         seq = file_seq(self.file)
@@ -427,11 +339,7 @@ class StoreFollower:
         return 0, False
 
     def _next_name(self) -> str | None:
-        names = self.store.index.names
-        if (self.file not in names or names[-1] == self.file) and self.store.readonly:
-            # A reader in another process has a stale index; the writer's is always current.
-            self.store.index.load()
-            names = self.store.index.names
+        names = self.reader.files
         if self.file in names:
             i = names.index(self.file)
             return names[i + 1] if i + 1 < len(names) else None
@@ -502,4 +410,4 @@ class StoreFollower:
         self.close()
 
 
-__all__ = ["Batch", "FollowerClosed", "StoreFollower", "StoreHub", "hub_for"]
+__all__ = ["Batch", "FollowerClosed", "StoreFollower", "StoreHub"]
