@@ -14,11 +14,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from binhub.sandbox.process import free_port
 from binhub.serve.users import UsersFile, make_user
 from binhub.store import StoreReader
 from tests.integration.conftest import PrimaryDb
 from tests.integration.serveutil import mariadb_store
-from tests.integration.test_serve_replicas import free_port
 from tests.integration.workload import create_tables, insert_rows, wait_until
 
 BINHUB = [sys.executable, "-m", "binhub"]

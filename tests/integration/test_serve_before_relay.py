@@ -21,10 +21,9 @@ from tests.integration.test_serve_daemon import Daemon
 from tests.integration.test_serve_replicas import (
     PASSWORD,
     USER,
-    Binhub,
     assert_replicas_match,
-    free_port,
     point_at,
+    serve,
     slave_status,
 )
 from tests.integration.workload import insert_rows, run_workload, wait_until
@@ -43,8 +42,7 @@ def _probe(port: int, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
 def test_serve_before_the_relay_on_a_missing_store(primary_db: PrimaryDb, mariadb_factory: MariadbFactory,
                                                     tmp_path: Path) -> None:
     data_dir = tmp_path / "not-yet" / "hub"
-    hub = Binhub(data_dir, free_port(), 9011, tmp_path / "serve.log")
-    hub.start()  # fails if serve exits ("no store at ...")
+    hub = serve(data_dir, 9011, tmp_path / "serve.log")  # fails if serve exits ("no store at ...")
     replica: Sandbox | None = None
     relay = None
     try:
