@@ -22,6 +22,7 @@ COMMANDS = {
     "serve": "binhub.cli.serve:serve",
     "user": "binhub.cli.user:user",
     "schema": "binhub.cli.schema:schema",
+    "stream": "binhub.cli.stream:stream",
 }
 
 
