@@ -16,7 +16,7 @@ from typing import Any
 
 from binhub.sandbox.binhub_process import BinhubProcess
 from tests.integration.conftest import PrimaryDb
-from tests.integration.relayutil import BINHUB, run_relay
+from tests.integration.relayutil import BINHUB, run_relay, start_relay, stop_relay
 from tests.integration.workload import wait_until
 
 SCHEMA = """CREATE TABLE orders (
@@ -255,3 +255,69 @@ def test_a_stream_behind_the_store_retention_is_a_clear_error(primary_db: Primar
     assert f"the oldest stored file is {newest}" in resumed.stderr
     fresh = stream(data_dir, tmp_path / "fresh", "--start-file", checkpoint["file"], check=False)
     assert fresh.returncode != 0 and "older than the store's retention" in fresh.stderr, fresh.stderr
+
+
+def test_follows_the_relay_live_and_stops_on_sigterm(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    data_dir, out = tmp_path / "store", tmp_path / "out"
+    relay_proc = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9302")
+    stream_proc = None
+    try:
+        wait_until(lambda: (data_dir / "durable").exists(), timeout=60, message="the relay stored nothing")
+        stream_proc = BinhubProcess(["stream", "--data-dir", str(data_dir), "--to", f"jsonl:{out}"],
+                                    tmp_path / "stream.log").start()
+        for i in range(5):
+            c.execute("INSERT INTO t VALUES (%s, %s)", (i, i))
+            # Each row reaches the output while the stream runs: the relay's publish wakes it.
+            wait_until(lambda n=i: any(ch["op"] == "insert" and ch["after"] == {"id": n, "v": n}
+                                       for ch in _committed_lines(out)), timeout=30,
+                       message=f"row {i} did not reach the stream's output")
+        assert stream_proc.stop() == 0, stream_proc.tail()
+        stream_proc = None
+        checkpoint = json.loads((out / "stream.checkpoint.json").read_text())
+        assert checkpoint["gtid_set"] == primary_db.position()[2], "the GTID set executed through the last line"
+    finally:
+        if stream_proc is not None:
+            stream_proc.kill()
+        stop_relay(relay_proc)
+
+
+def _committed_lines(out: Path) -> list[dict[str, Any]]:
+    """The lines a checkpoint covers (what a consumer of the files may rely on)."""
+    try:
+        checkpoint = json.loads((out / "stream.checkpoint.json").read_text())
+    except FileNotFoundError:
+        return []
+    data = b""
+    for path in sorted(out.glob("stream-*.jsonl")):
+        data += path.read_bytes()[:checkpoint["out_offset"]] if path.name == checkpoint["out_file"] else \
+            path.read_bytes()
+        if path.name == checkpoint["out_file"]:
+            break
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_start_gtid_and_from_now(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    for i in range(10):
+        c.execute("INSERT INTO t VALUES (%s)", (i,))
+    middle_file, middle_pos, middle = primary_db.position()
+    for i in range(10, 20):
+        c.execute("INSERT INTO t VALUES (%s)", (i,))
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    everything = mine(lines_of(_stream_to(data_dir, tmp_path / "all")), primary_db.name)
+    after = lines_of(_stream_to(data_dir, tmp_path / "after", "--start-gtid", middle))
+    assert [ch["after"]["id"] for ch in after] == list(range(10, 20))
+    assert after == everything[-10:]
+    by_file = lines_of(_stream_to(data_dir, tmp_path / "by-file", "--start-file", middle_file,
+                                  "--start-pos", str(middle_pos)))
+    assert by_file == after
+    assert lines_of(_stream_to(data_dir, tmp_path / "now", "--from-now")) == []
+
+
+def _stream_to(data_dir: Path, out: Path, *extra: str) -> Path:
+    stream(data_dir, out, *extra)
+    return out
