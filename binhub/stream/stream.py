@@ -13,12 +13,13 @@ transaction), and always at a transaction boundary (:mod:`binhub.stream.sinks`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
-from binhub.errors import GtidError, StartPositionError
+from binhub.errors import BinhubError, GtidError, StartPositionError
 from binhub.schema import SchemaHistory
 from binhub.store.follower import StoreFollower
 from binhub.store.index import file_seq
@@ -95,14 +96,21 @@ class Stream:
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
-                for offset, event in batch.events:
-                    lines, end = changes.feed(batch.file, offset, bytes(event))
-                    for line in lines:
-                        self.sink.write(line)
-                    self.lines += len(lines)
-                    if end is not None:
-                        self.transactions += 1
-                        self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                try:
+                    for offset, event in batch.events:
+                        lines, end = changes.feed(batch.file, offset, bytes(event))
+                        for line in lines:
+                            self.sink.write(line)
+                        self.lines += len(lines)
+                        if end is not None:
+                            self.transactions += 1
+                            self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                except BinhubError:
+                    # Deliver the transactions completed before the one that cannot be decoded: a
+                    # restart after the fix then begins with that one.
+                    with contextlib.suppress(BinhubError):
+                        self.sink.commit()
+                    raise
                 self.sink.commit()
                 if target is not None and not changes.in_transaction and \
                         (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):

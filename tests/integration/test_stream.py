@@ -321,3 +321,21 @@ def test_start_gtid_and_from_now(primary_db: PrimaryDb, tmp_path: Path) -> None:
 def _stream_to(data_dir: Path, out: Path, *extra: str) -> Path:
     stream(data_dir, out, *extra)
     return out
+
+
+def test_a_table_map_the_history_disagrees_with_stops_the_stream(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    c.execute("INSERT INTO t VALUES (1, 1)")
+    c.execute("SET sql_log_bin = 0")  # a DDL the binlog never sees: the history cannot know it
+    c.execute("ALTER TABLE t ADD COLUMN w VARCHAR(10)")
+    c.execute("SET sql_log_bin = 1")
+    c.execute("INSERT INTO t VALUES (2, 2, 'x')")
+    data_dir, out = tmp_path / "store", tmp_path / "out"
+    relay(primary_db, data_dir)
+    proc = stream(data_dir, out, check=False)
+    assert proc.returncode != 0
+    assert f"the TABLE_MAP of {primary_db.name}.t has 3 columns" in proc.stderr, proc.stderr
+    assert "the schema history has 2 columns (id, v)" in proc.stderr, proc.stderr
+    # Nothing of the transaction it could not decode was committed; the one before it was.
+    assert [ch["after"] for ch in _committed_lines(out) if ch["op"] == "insert"] == [{"id": 1, "v": 1}]
