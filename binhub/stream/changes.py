@@ -100,7 +100,8 @@ class ChangeReader:
                  executed: GtidSet | None, emit_from: tuple[str, int] | None = None,
                  skip: GtidSet | None = None) -> None:
         self._refresh_schema = refresh_schema
-        self._cursor: SchemaCursor = refresh_schema().cursor()
+        self._history = refresh_schema()
+        self._cursor: SchemaCursor = self._history.cursor()
         self.filter = table_filter
         self.executed = executed
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
@@ -167,9 +168,13 @@ class ChangeReader:
         parsed = parse_statement(record.sql, record.db, flavour=record.flavour, server_version=record.server_version)
         if parsed.outcome == Outcome.IGNORED:
             return
-        # The history learns this DDL (it reads the store up to what is durable, which includes
-        # it): the TABLE_MAPs that follow must find the columns it made.
-        self._cursor = self._refresh_schema().cursor()
+        # The TABLE_MAPs that follow must find the columns this DDL made: a history that has not
+        # scanned this far yet learns it now (it reads the store up to what is durable, which
+        # includes it). One scanned further already has it, and the cursor applies it in order.
+        scanned = self._history.scanned
+        if scanned is None or scanned <= Position.of(record.file, offset):
+            self._history = self._refresh_schema()
+            self._cursor = self._history.cursor()
         db, table = _ddl_table(parsed, record.db)
         if not self.filter(db, table or ""):
             return

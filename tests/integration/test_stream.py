@@ -273,6 +273,12 @@ def test_follows_the_relay_live_and_stops_on_sigterm(primary_db: PrimaryDb, tmp_
             wait_until(lambda n=i: any(ch["op"] == "insert" and ch["after"] == {"id": n, "v": n}
                                        for ch in _committed_lines(out)), timeout=30,
                        message=f"row {i} did not reach the stream's output")
+        # A DDL that arrives while the stream runs: the history learns it before the next row.
+        c.execute("ALTER TABLE t ADD COLUMN w VARCHAR(5) FIRST")
+        c.execute("INSERT INTO t VALUES ('new', 5, 5)")
+        wait_until(lambda: any(ch["op"] == "insert" and ch["after"] == {"w": "new", "id": 5, "v": 5}
+                               for ch in _committed_lines(out)), timeout=30,
+                   message="the row after the DDL did not reach the output with its new column")
         assert stream_proc.stop() == 0, stream_proc.tail()
         stream_proc = None
         checkpoint = json.loads((out / "stream.checkpoint.json").read_text())
