@@ -56,15 +56,11 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     sink = open_sink(target, name, rotate_bytes=parse_size(rotate_size))
     config = StreamConfig(name=name, include=include, exclude=exclude, until_caught_up=until_caught_up,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
-    runner = Stream(config, reader, sink, lambda: current_history(reader))
-    try:
-        asyncio.run(_run(runner))
-    finally:
-        sink.close()
+    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
 
 
 async def _run(runner: Stream) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.stop)
+        loop.add_signal_handler(sig, runner.request_stop)
     await runner.run()

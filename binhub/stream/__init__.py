@@ -2,6 +2,7 @@
 under, delivered to a sink with a checkpoint committed alongside (``binhub stream``)."""
 
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.metrics import StreamMetrics
 from binhub.stream.sinks import Checkpoint, JsonlSink, Sink, StdoutSink, open_sink
 from binhub.stream.stream import Stream, StreamConfig, StreamStart
 
@@ -13,6 +14,7 @@ __all__ = [
     "StdoutSink",
     "Stream",
     "StreamConfig",
+    "StreamMetrics",
     "StreamStart",
     "TableFilter",
     "TransactionEnd",

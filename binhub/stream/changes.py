@@ -91,6 +91,7 @@ class TransactionEnd:
     pos: int  # where the next transaction starts
     gtid: Gtid | None
     executed: GtidSet | None  # the start set plus every transaction read through this one
+    timestamp: int  # the header time of its last event (seconds since the epoch)
 
 
 class ChangeReader:
@@ -124,7 +125,8 @@ class ChangeReader:
         return self._cursor.table(TableName(db, table), self._position)
 
     def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEnd | None]:
-        """The JSON lines of one complete event, and the transaction end it completes (if any)."""
+        """The JSON lines of one complete event (chunks of whole lines: a rows event's come as one),
+        and the transaction end it completes (if any)."""
         if file != self._file:
             self._file = file
             self._walker = RowJsonDecoder(file, schemas=self._schema, include=self.filter)
@@ -158,7 +160,7 @@ class ChangeReader:
         if gtid is not None:
             self.executed = add_gtid(self.executed, gtid)
         self._skipping = False
-        return lines, TransactionEnd(file, offset + len(data), gtid, self.executed)
+        return lines, TransactionEnd(file, offset + len(data), gtid, self.executed, self._tracker.last_timestamp)
 
     def _query(self, offset: int, data: bytes) -> Iterator[bytes]:
         assert self._scanner is not None

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
 from binhub.errors import BinhubError, GtidError, StartPositionError
@@ -26,7 +28,8 @@ from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
 from binhub.store.recovery import GtidSet
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
-from binhub.stream.changes import ChangeReader, TableFilter
+from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.metrics import StreamMetrics
 from binhub.stream.sinks import Checkpoint, Sink
 
 __all__ = ["Stream", "StreamConfig", "StreamStart"]
@@ -68,19 +71,49 @@ class Stream:
     """One stream: :meth:`run` until caught up (``until_caught_up``) or :meth:`stop`."""
 
     def __init__(self, config: StreamConfig, reader: StoreReader, sink: Sink,
-                 refresh_schema: Callable[[], SchemaHistory]) -> None:
+                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None) -> None:
         self.config = config
         self.reader = reader
         self.sink = sink
         self.refresh_schema = refresh_schema
+        self.metrics = metrics if metrics is not None else StreamMetrics(config.name)
         self.transactions = 0
         self.lines = 0
+        self.position = ""  # file:pos after the last transaction delivered
+        self._counted = self._lines_counted = 0
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    def stop(self) -> None:
+    # -- the daemon's Service protocol ---------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"stream {self.config.name}")
+
+    async def stop(self) -> None:
+        self.request_stop()
+        if self._task is not None:
+            with contextlib.suppress(BinhubError, asyncio.CancelledError):
+                await self._task
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.config.name, "position": self.position, "transactions": self.transactions,
+                "lines": self.lines}
+
+    def request_stop(self) -> None:
+        """Stop after the batch in hand (committed); safe from a signal handler."""
         self._stopping.set()
 
     async def run(self) -> None:
+        """Deliver until caught up (``until_caught_up``) or stopped; the sink is closed at the end."""
+        try:
+            await self._run()
+        finally:
+            self.sink.close()
+
+    async def _run(self) -> None:
         reader = self.reader
         target = reader.durable_position if self.config.until_caught_up else None
         while not reader.files:
@@ -94,17 +127,19 @@ class Stream:
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
+            last: TransactionEnd | None = None
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
                 try:
                     for offset, event in batch.events:
                         lines, end = changes.feed(batch.file, offset, bytes(event))
-                        for line in lines:
-                            self.sink.write(line)
-                        self.lines += len(lines)
+                        for chunk in lines:  # the lines of one rows event, or a DDL's
+                            self.sink.write(chunk)
+                            self.lines += chunk.count(b"\n")
                         if end is not None:
                             self.transactions += 1
                             self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                            last = end
                 except BinhubError:
                     # Deliver the transactions completed before the one that cannot be decoded: a
                     # restart after the fix then begins with that one.
@@ -112,9 +147,21 @@ class Stream:
                         self.sink.commit()
                     raise
                 self.sink.commit()
+                if last is not None:
+                    self._delivered(last)
+                    last = None
                 if target is not None and not changes.in_transaction and \
                         (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
                     return
+
+    def _delivered(self, end: TransactionEnd) -> None:
+        m = self.metrics
+        m.commits.inc()
+        m.transactions.inc(self.transactions - self._counted)
+        m.lines.inc(self.lines - self._lines_counted)
+        self._counted, self._lines_counted = self.transactions, self.lines
+        m.lag.set(max(0.0, time.time() - end.timestamp))
+        self.position = f"{end.file}:{end.pos}"
 
     # -- where to start -------------------------------------------------------------------------
     def _plan(self) -> _Plan:

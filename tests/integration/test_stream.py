@@ -5,6 +5,7 @@ from binhub's schema history)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import decimal
@@ -345,3 +346,28 @@ def test_a_table_map_the_history_disagrees_with_stops_the_stream(primary_db: Pri
     assert "the schema history has 2 columns (id, v)" in proc.stderr, proc.stderr
     # Nothing of the transaction it could not decode was committed; the one before it was.
     assert [ch["after"] for ch in _committed_lines(out) if ch["op"] == "insert"] == [{"id": 1, "v": 1}]
+
+
+def test_the_stream_as_a_daemon_service_counts_what_it_delivers(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    from binhub.ops.schema_sync import current_history
+    from binhub.store import StoreReader
+    from binhub.stream import JsonlSink, Stream, StreamConfig
+
+    write_workload(primary_db)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    reader = StoreReader.open(data_dir)
+    service = Stream(StreamConfig(name="svc", until_caught_up=True), reader, JsonlSink(tmp_path / "out", "svc"),
+                     lambda: current_history(reader))
+
+    async def go() -> None:
+        await service.start()
+        await service.wait()
+        await service.stop()  # safe after it ended by itself
+
+    asyncio.run(go())
+    delivered = raw_lines(tmp_path / "out", "svc")
+    assert service.metrics.lines._value.get() == len(delivered) == service.status()["lines"]
+    assert service.metrics.transactions._value.get() == service.transactions > 0
+    checkpoint = json.loads((tmp_path / "out" / "svc.checkpoint.json").read_text())
+    assert service.status()["position"] == f"{checkpoint['file']}:{checkpoint['pos']}"
