@@ -112,8 +112,7 @@ class ChangeReader:
         self._fde: FormatDescriptionEvent | None = None
         self._walker: RowJsonDecoder | None = None
         self._scanner: QueryScanner | None = None
-        self._position: Position | None = None  # of the event being decoded (for the schema lookup)
-        self._gtid: Gtid | None = None
+        self._event_at = ("", 4)  # file and offset of the event being decoded (for the schema lookup)
         self._skipping = False
 
     @property
@@ -121,8 +120,8 @@ class ChangeReader:
         return self._tracker.in_transaction
 
     def _schema(self, db: str, table: str) -> Any:
-        assert self._position is not None
-        return self._cursor.table(TableName(db, table), self._position)
+        # Asked at a TABLE_MAP only: the position is built here, not for every event.
+        return self._cursor.table(TableName(db, table), Position.of(*self._event_at))
 
     def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEnd | None]:
         """The JSON lines of one complete event (chunks of whole lines: a rows event's come as one),
@@ -141,15 +140,15 @@ class ChangeReader:
             self._scanner.fde = fde
             self._tracker.reset()
             crc = fde.checksum_size
-        elif code in _GTID_TYPES:
-            self._gtid = _gtid_of(data, self._fde)
-            self._skipping = self._gtid is not None and self._skip is not None and self._gtid in self._skip
+        elif code in _GTID_TYPES and self._skip is not None:
+            gtid = _gtid_of(data, self._fde)
+            self._skipping = gtid is not None and gtid in self._skip
         emit = not self._skipping and (self._emit_from is None or (file_seq(file), offset) >= self._emit_from)
         lines: list[bytes] = []
         if emit:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
-            self._position = Position.of(file, offset)
+            self._event_at = (file, offset)
             lines.extend(self._walker.feed(data, offset, self._fde))
         elif code == EventType.FORMAT_DESCRIPTION:
             self._walker.feed(data, offset, self._fde)
@@ -182,7 +181,7 @@ class ChangeReader:
             return
         ts = format_commit_time(int.from_bytes(data[0:4], "little") * 1_000_000)
         yield orjson.dumps({"op": "ddl", "db": db, "table": table, "pk": None, "before": None, "after": None,
-                            "gtid": None if self._gtid is None else str(self._gtid), "file": record.file, "pos": offset, "ts": ts,
+                            "gtid": self._walker.gtid if self._walker is not None else None, "file": record.file, "pos": offset, "ts": ts,
                             "sql": record.sql}) + b"\n"
 
 

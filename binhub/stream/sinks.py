@@ -115,9 +115,9 @@ class JsonlSink:
             self._flush()
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
-        self._flush()
-        self._pending = replace(checkpoint, out_file=self._out_name, out_offset=self._size)
-        if self._size >= self.rotate_bytes:
+        end = self._size + self._buffered  # lines still buffered are written before any commit
+        self._pending = replace(checkpoint, out_file=self._out_name, out_offset=end)
+        if end >= self.rotate_bytes:
             self.commit()
             self._rotate()
 
