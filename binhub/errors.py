@@ -27,7 +27,8 @@ what failed, why, and (in ``hint``) what to do about it.
     │   └── StoreBehind                    the store has not reached it yet (the relay is behind)
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
-    │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named)
+    │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named;
+    │                                      also a BinlogError: file and offset)
     └── SandboxError                       the local sandbox server cannot be started
 """
 
@@ -162,9 +163,10 @@ class SchemaHistoryError(SchemaError):
     """The schema history's files are damaged or cannot be written."""
 
 
-class SchemaMismatch(SchemaError):
+class SchemaMismatch(SchemaError, BinlogError):
     """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would put
-    values under the wrong names, so binhub stops instead."""
+    values under the wrong names, so binhub stops instead. Also a BinlogError: it names the file
+    and offset of the TABLE_MAP."""
 
 
 class StoreBehind(StartPositionError):

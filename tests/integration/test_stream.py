@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import decimal
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -344,6 +345,7 @@ def test_a_table_map_the_history_disagrees_with_stops_the_stream(primary_db: Pri
     assert proc.returncode != 0
     assert f"the TABLE_MAP of {primary_db.name}.t has 3 columns" in proc.stderr, proc.stderr
     assert "the schema history has 2 columns (id, v)" in proc.stderr, proc.stderr
+    assert re.search(r"mysql-bin\.\d+ at offset \d+: ", proc.stderr), "the TABLE_MAP's place is named"
     # Nothing of the transaction it could not decode was committed; the one before it was.
     assert [ch["after"] for ch in _committed_lines(out) if ch["op"] == "insert"] == [{"id": 1, "v": 1}]
 
