@@ -23,6 +23,7 @@ COMMANDS = {
     "user": "binhub.cli.user:user",
     "schema": "binhub.cli.schema:schema",
     "stream": "binhub.cli.stream:stream",
+    "history": "binhub.cli.history:history",
 }
 
 

@@ -373,3 +373,27 @@ def test_the_stream_as_a_daemon_service_counts_what_it_delivers(primary_db: Prim
     assert service.metrics.transactions._value.get() == service.transactions > 0
     checkpoint = json.loads((tmp_path / "out" / "svc.checkpoint.json").read_text())
     assert service.status()["position"] == f"{checkpoint['file']}:{checkpoint['pos']}"
+
+
+def test_history_of_one_row(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    write_workload(primary_db)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    db = primary_db.name
+    everything = mine(lines_of(_stream_to(data_dir, tmp_path / "all")), db)
+
+    def history(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*BINHUB, "history", *args, "--data-dir", str(data_dir)], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    as_json = [json.loads(line) for line in history(f"{db}.orders", "--pk", "5", "--format", "json").stdout.splitlines()]
+    assert as_json == [c for c in everything if c["table"] == "orders" and c["op"] != "ddl"
+                       and 5 in ((c["before"] or {}).get("id"), (c["after"] or {}).get("id"))]
+    assert [c["op"] for c in as_json] == ["insert", "update"]  # price doubled and name cleared; kept after
+    assert as_json[1]["before"] == as_json[0]["after"] and as_json[1]["after"]["name"] is None
+
+    text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()
+    assert [line.split()[3] for line in text] == ["update", "delete"]
+    assert "no change to" in history(f"{db}.orders", "--pk", "999").stderr
