@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from binhub.errors import ConfigError, StorageError
+from binhub.errors import ConfigError, DiskFull, StorageError
 from binhub.store.fsutil import atomic_write, fsync_dir, storage_error
 
 __all__ = ["Checkpoint", "JsonlSink", "Sink", "StdoutSink", "open_sink"]
@@ -30,6 +30,7 @@ __all__ = ["Checkpoint", "JsonlSink", "Sink", "StdoutSink", "open_sink"]
 CHECKPOINT_FORMAT = 1
 DEFAULT_ROTATE_BYTES = 64 << 20
 _WRITE_BUFFER = 1 << 20
+_DISK_FULL_HINT = "free space where the stream writes and start it again: it resumes at its checkpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +70,23 @@ class StdoutSink:
         return None
 
     def write(self, data: bytes) -> None:
-        self.out.write(data)
+        try:
+            self.out.write(data)
+        except BrokenPipeError:
+            raise  # the reader went away (| head): click ends quietly
+        except OSError as exc:
+            raise _output_error(exc, "cannot write to standard output") from exc
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         pass
 
     def commit(self) -> None:
-        self.out.flush()
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc, "cannot write to standard output") from exc
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -129,9 +140,13 @@ class JsonlSink:
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            raise storage_error(exc, f"cannot write {self.directory / self._out_name}") from exc
+            raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
         # Only now, with its lines on disk, may the checkpoint say they are there.
-        atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(pending)}).encode())
+        try:
+            atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(pending)}).encode())
+        except DiskFull as exc:
+            exc.hint = _DISK_FULL_HINT
+            raise
         self._pending = None
 
     def close(self) -> None:
@@ -191,7 +206,7 @@ class JsonlSink:
             os.lseek(self._fd, keep_size, os.SEEK_SET)
             fsync_dir(self.directory)
         except OSError as exc:
-            raise storage_error(exc, f"cannot write {path}") from exc
+            raise _output_error(exc, f"cannot write {path}") from exc
         self._out_seq, self._out_name, self._size = keep_seq, path.name, keep_size
 
     def _rotate(self) -> None:
@@ -201,7 +216,7 @@ class JsonlSink:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             fsync_dir(self.directory)
         except OSError as exc:
-            raise storage_error(exc, f"cannot write {path}") from exc
+            raise _output_error(exc, f"cannot write {path}") from exc
         self._out_seq, self._out_name, self._size = self._out_seq + 1, path.name, 0
 
     def _flush(self) -> None:
@@ -216,8 +231,16 @@ class JsonlSink:
                 n = os.write(self._fd, view)
                 view = view[n:]
         except OSError as exc:
-            raise storage_error(exc, f"cannot write {self.directory / self._out_name}") from exc
+            raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
         self._size += len(data)
+
+
+def _output_error(exc: OSError, what: str) -> StorageError:
+    """The store's translation of an OSError, with what to do when the stream's own disk is full."""
+    error = storage_error(exc, what)
+    if isinstance(error, DiskFull):
+        error.hint = _DISK_FULL_HINT
+    return error
 
 
 def open_sink(target: str, name: str, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES) -> Sink:

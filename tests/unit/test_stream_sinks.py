@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from binhub.errors import ConfigError, StorageError
-from binhub.stream import Checkpoint, JsonlSink, TableFilter, open_sink
+from binhub.errors import ConfigError, DiskFull, StorageError
+from binhub.stream import Checkpoint, JsonlSink, StdoutSink, TableFilter, open_sink
 
 
 def output(directory: Path) -> bytes:
@@ -97,3 +97,10 @@ def test_table_filter() -> None:
     f = TableFilter(include=["shop.*", "*.audit"], exclude=["shop.tmp_*"])
     assert f("shop", "orders") and f("crm", "audit") and f("shop", "")
     assert not f("shop", "tmp_1") and not f("crm", "users")
+
+
+def test_a_full_disk_under_the_output_is_named_with_what_to_do(tmp_path: Path) -> None:
+    with open("/dev/full", "wb", buffering=0) as full:
+        sink = StdoutSink(full)
+        with pytest.raises(DiskFull, match="no space left.*it resumes at its checkpoint"):
+            sink.write(b'{"n":1}\n')
