@@ -53,9 +53,10 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
         raise click.UsageError("--start-pos needs --start-file")
     setup_logging(log_level, "text")
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
-    sink = open_sink(target, name, rotate_bytes=parse_size(rotate_size))
-    config = StreamConfig(name=name, include=include, exclude=exclude, until_caught_up=until_caught_up,
+    config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
+                          exclude=exclude, until_caught_up=until_caught_up,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
 
 

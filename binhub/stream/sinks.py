@@ -24,11 +24,11 @@ from typing import BinaryIO, Protocol
 
 from binhub.errors import ConfigError, DiskFull, StorageError
 from binhub.store.fsutil import atomic_write, fsync_dir, storage_error
+from binhub.stream.config import DEFAULT_ROTATE_BYTES
 
 __all__ = ["Checkpoint", "JsonlSink", "Sink", "StdoutSink", "open_sink"]
 
 CHECKPOINT_FORMAT = 1
-DEFAULT_ROTATE_BYTES = 64 << 20
 _WRITE_BUFFER = 1 << 20
 _DISK_FULL_HINT = "free space where the stream writes and start it again: it resumes at its checkpoint"
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
@@ -29,33 +29,15 @@ from binhub.store.reader import StoreReader
 from binhub.store.recovery import GtidSet
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.config import StreamConfig
 from binhub.stream.metrics import StreamMetrics
 from binhub.stream.sinks import Checkpoint, Sink
 
-__all__ = ["Stream", "StreamConfig", "StreamStart"]
+__all__ = ["Stream"]
 
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between checks for stop() while the store is quiet
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStart:
-    """Where a stream without a checkpoint begins (at most one of these; none: the store's start)."""
-
-    gtid: str | None = None
-    file: str | None = None
-    pos: int | None = None
-    from_now: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    name: str = "stream"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    start: StreamStart = field(default_factory=StreamStart)
-    until_caught_up: bool = False
 
 
 @dataclass(slots=True)

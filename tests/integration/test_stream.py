@@ -273,13 +273,13 @@ def test_follows_the_relay_live_and_stops_on_sigterm(primary_db: PrimaryDb, tmp_
             c.execute("INSERT INTO t VALUES (%s, %s)", (i, i))
             # Each row reaches the output while the stream runs: the relay's publish wakes it.
             wait_until(lambda n=i: any(ch["op"] == "insert" and ch["after"] == {"id": n, "v": n}
-                                       for ch in _committed_lines(out)), timeout=30,
+                                       for ch in _committed(out, "stream")), timeout=30,
                        message=f"row {i} did not reach the stream's output")
         # A DDL that arrives while the stream runs: the history learns it before the next row.
         c.execute("ALTER TABLE t ADD COLUMN w VARCHAR(5) FIRST")
         c.execute("INSERT INTO t VALUES ('new', 5, 5)")
         wait_until(lambda: any(ch["op"] == "insert" and ch["after"] == {"w": "new", "id": 5, "v": 5}
-                               for ch in _committed_lines(out)), timeout=30,
+                               for ch in _committed(out, "stream")), timeout=30,
                    message="the row after the DDL did not reach the output with its new column")
         assert stream_proc.stop() == 0, stream_proc.tail()
         stream_proc = None
@@ -289,21 +289,6 @@ def test_follows_the_relay_live_and_stops_on_sigterm(primary_db: PrimaryDb, tmp_
         if stream_proc is not None:
             stream_proc.kill()
         stop_relay(relay_proc)
-
-
-def _committed_lines(out: Path) -> list[dict[str, Any]]:
-    """The lines a checkpoint covers (what a consumer of the files may rely on)."""
-    try:
-        checkpoint = json.loads((out / "stream.checkpoint.json").read_text())
-    except FileNotFoundError:
-        return []
-    data = b""
-    for path in sorted(out.glob("stream-*.jsonl")):
-        data += path.read_bytes()[:checkpoint["out_offset"]] if path.name == checkpoint["out_file"] else \
-            path.read_bytes()
-        if path.name == checkpoint["out_file"]:
-            break
-    return [json.loads(line) for line in data.splitlines()]
 
 
 def test_start_gtid_and_from_now(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -347,7 +332,7 @@ def test_a_table_map_the_history_disagrees_with_stops_the_stream(primary_db: Pri
     assert "the schema history has 2 columns (id, v)" in proc.stderr, proc.stderr
     assert re.search(r"mysql-bin\.\d+ at offset \d+: ", proc.stderr), "the TABLE_MAP's place is named"
     # Nothing of the transaction it could not decode was committed; the one before it was.
-    assert [ch["after"] for ch in _committed_lines(out) if ch["op"] == "insert"] == [{"id": 1, "v": 1}]
+    assert [ch["after"] for ch in _committed(out, "stream") if ch["op"] == "insert"] == [{"id": 1, "v": 1}]
 
 
 def test_the_stream_as_a_daemon_service_counts_what_it_delivers(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -397,3 +382,57 @@ def test_history_of_one_row(primary_db: PrimaryDb, tmp_path: Path) -> None:
     text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()
     assert [line.split()[3] for line in text] == ["update", "delete"]
     assert "no change to" in history(f"{db}.orders", "--pk", "999").stderr
+
+
+def test_binhub_run_with_a_relay_and_two_streams(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE a (id INT PRIMARY KEY)")
+    c.execute("CREATE TABLE b (id INT PRIMARY KEY)")
+    db = primary_db.name
+    config = tmp_path / "binhub.toml"
+    config.write_text(f"""
+[store]
+data_dir = "{tmp_path / 'store'}"
+
+[relay]
+source = "{primary_db.dsn}"
+server_id = 9303
+start_file = "{primary_db.start_file}"
+
+[http]
+enabled = false
+
+[[stream]]
+name = "only-a"
+to = "jsonl:out"
+include = ["{db}.a"]
+
+[[stream]]
+name = "everything"
+to = "jsonl:out"
+""")
+    daemon = BinhubProcess(["run", "--config", str(config)], tmp_path / "daemon.log").start()
+    try:
+        for i in range(3):
+            c.execute("INSERT INTO a VALUES (%s)", (i,))
+            c.execute("INSERT INTO b VALUES (%s)", (i,))
+        out = tmp_path / "out"
+        wait_until(lambda: len([ch for ch in _committed(out, "everything") if ch["db"] == db and ch["op"] != "ddl"])
+                   == 6, timeout=60, message="the daemon's stream did not deliver the rows")
+        wait_until(lambda: len(_committed(out, "only-a")) == 3 + 1, timeout=60,  # + CREATE TABLE a
+                   message="the filtered stream did not deliver its rows")
+        assert daemon.stop() == 0, daemon.tail()
+    finally:
+        daemon.kill()
+    assert [ch["after"] for ch in _committed(out, "only-a") if ch["op"] == "insert"] == [{"id": i} for i in range(3)]
+
+
+def _committed(out: Path, name: str) -> list[dict[str, Any]]:
+    """The lines a checkpoint covers (what a consumer of the files may rely on)."""
+    try:
+        checkpoint = json.loads((out / f"{name}.checkpoint.json").read_text())
+    except FileNotFoundError:
+        return []
+    data = b"".join(p.read_bytes() for p in sorted(out.glob(f"{name}-*.jsonl")) if p.name < checkpoint["out_file"])
+    data += (out / checkpoint["out_file"]).read_bytes()[:checkpoint["out_offset"]]
+    return [json.loads(line) for line in data.splitlines()]
