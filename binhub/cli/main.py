@@ -23,6 +23,8 @@ COMMANDS = {
     "user": "binhub.cli.user:user",
     "backup": "binhub.cli.backup:backup",
     "schema": "binhub.cli.schema:schema",
+    "stream": "binhub.cli.stream:stream",
+    "history": "binhub.cli.history:history",
 }
 
 

@@ -41,6 +41,7 @@ from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_
 from binhub.serve.users import User, make_user
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
+from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
            "load_config"]
@@ -83,6 +84,7 @@ class Config:
     serve: ServeConfig | None
     http: HttpConfig
     log: LogConfig
+    streams: tuple[StreamConfig, ...] = ()  # the [[stream]] sections, in file order
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,17 +162,19 @@ def _expand_env(key: str, text: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(sub, text)
 
 
-def _file_layer(path: Path, env: Mapping[str, str]) -> _Layer:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError("--config", f"file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-    base = path.resolve().parent
+
+
+def _file_layer(data: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> _Layer:
     out: _Layer = {}
 
     def walk(prefix: str, table: Mapping[str, Any]) -> None:
@@ -188,7 +192,7 @@ def _file_layer(path: Path, env: Mapping[str, str]) -> _Layer:
             _check_known(key)
             out[key] = (_expand_env(key, value, env) if isinstance(value, str) else value, base)
 
-    walk("", data)
+    walk("", {k: v for k, v in data.items() if k != "stream"})  # [[stream]]: see _streams
     # An empty [relay] table still counts as "the section exists" (relay.enabled defaults to true).
     for section in ("relay", "serve"):
         if section in data and not any(k.startswith(section + ".") for k in out):
@@ -509,6 +513,62 @@ def _log(v: _Values) -> LogConfig:
     )
 
 
+_STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
+                          "rotate_size", "until_caught_up"})
+
+
+def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
+    """``[[stream]]`` sections (file only: a list of tables has no flat env names)."""
+    if sections is None:
+        return ()
+    if not isinstance(sections, list) or not all(isinstance(t, dict) for t in sections):
+        raise ConfigError("stream", "must be an array of tables ([[stream]]), one per stream")
+    out: list[StreamConfig] = []
+    for i, table in enumerate(sections, 1):
+        where = f"stream[{i}]"
+        for key in table:
+            if key not in _STREAM_KEYS:
+                raise _unknown(f"{where}.{key}", sorted(_STREAM_KEYS))
+        values = _Values({f"{where}.{k}": (_expand_env(f"{where}.{k}", v, env) if isinstance(v, str) else v, base)
+                          for k, v in table.items()})
+        name = values.required_str(f"{where}.name", "the stream's name (its files, checkpoint and lease)")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ConfigError(f"{where}.name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
+        if any(s.name == name for s in out):
+            raise ConfigError(f"{where}.name", f"{name!r} names two streams; each needs its own")
+        to = values.required_str(f"{where}.to", "where the lines go: jsonl:DIR or -")
+        if to != "-":
+            kind, _, rest = to.partition(":")
+            if kind != "jsonl" or not rest:
+                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR or -")
+            to = f"jsonl:{base / Path(rest).expanduser()}"
+        starts = [k for k in ("start_gtid", "start_file", "from_now") if table.get(k)]
+        if len(starts) > 1:
+            raise ConfigError(f"{where}.{starts[1]}", f"conflicts with {where}.{starts[0]}: give one start")
+        if "start_pos" in table and "start_file" not in table:
+            raise ConfigError(f"{where}.start_pos", f"needs {where}.start_file")
+        rotate = values.get_str(f"{where}.rotate_size")
+        out.append(StreamConfig(
+            name=name, to=to, rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
+            include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
+            until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
+            start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
+                              pos=values.get_int(f"{where}.start_pos", low=4),
+                              from_now=values.get_bool(f"{where}.from_now", False))))
+    return tuple(out)
+
+
+def _str_list(values: _Values, key: str) -> tuple[str, ...]:
+    raw = values._raw(key)
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(key, "must be a list of db.table globs, e.g. [\"shop.*\"]")
+    return tuple(raw)
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -525,8 +585,11 @@ def load_config(
     """
     environ = os.environ if env is None else env
     merged: _Layer = {}
+    data: dict[str, Any] = {}
+    base = Path.cwd()
     if path is not None:
-        merged.update(_file_layer(path, environ))
+        data, base = _read_toml(path), path.resolve().parent
+        merged.update(_file_layer(data, base, environ))
     merged.update(_env_layer(environ))
     merged.update(_flag_layer(overrides or {}))
     values = _Values(merged)
@@ -536,4 +599,5 @@ def load_config(
         serve=_serve(values, service),
         http=_http(values, service),
         log=_log(values),
+        streams=_streams(data.get("stream"), base, environ) if service is None else (),
     )

@@ -42,6 +42,7 @@ from binhub.ops.logging import ROOT, setup_logging
 from binhub.relay.config import RelayConfig
 from binhub.serve.config import ServeConfig
 from binhub.store.config import StoreConfig
+from binhub.stream.config import StreamConfig
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
@@ -93,6 +94,7 @@ class Service(Protocol):
 StoreOpener = Callable[[StoreConfig, CollectorRegistry], Store]
 RelayFactory = Callable[[RelayConfig, Store, CollectorRegistry], Service]
 ServerFactory = Callable[[ServeConfig, Store, CollectorRegistry], Service]
+StreamFactory = Callable[[StreamConfig, Store, CollectorRegistry], Service]
 
 # The factories import their service when called, not at module load: ``binhub status`` and
 # ``--help`` should not pay for the storage stack, and the unit tests replace them with fakes.
@@ -145,6 +147,18 @@ def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) 
                         default_auth=config.default_auth, replica_ahead_wait=config.replica_ahead_wait)
 
 
+def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry) -> Service:
+    """Create (not start) one ``[[stream]]``, reading ``store``'s reader view (woken in-process by the
+    relay's publishes when the daemon also relays)."""
+    from binhub.ops.schema_sync import current_history
+    from binhub.store import BinlogStore, StoreReader
+    from binhub.stream import Stream, StreamMetrics, open_sink
+
+    reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
+    return Stream(config, reader, open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes),
+                  lambda: current_history(reader), metrics=StreamMetrics(config.name, registry))
+
+
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]
 
 
@@ -160,6 +174,7 @@ class Daemon:
         open_store: StoreOpener = open_store,
         make_relay: RelayFactory = make_relay,
         make_server: ServerFactory = make_server,
+        make_stream: StreamFactory = make_stream,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         on_running: Callable[[Daemon], None] | None = None,
     ) -> None:
@@ -171,6 +186,7 @@ class Daemon:
         self._open_store = open_store
         self._make_relay = make_relay
         self._make_server = make_server
+        self._make_stream = make_stream
         self._stop_timeout = stop_timeout
         self.store: Store | None = None
         self.services: dict[str, Service] = {}
@@ -185,9 +201,9 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if self.config.relay is None and self.config.serve is None:
+        if self.config.relay is None and self.config.serve is None and not self.config.streams:
             raise ConfigError("relay", "nothing to run: the config enables no service",
-                              hint="add a [relay] section with a source, or a [serve] section")
+                              hint="add a [relay] section with a source, a [serve] section or a [[stream]]")
         cleanups: list[_Cleanup] = []
         fatal: BaseException | None = None
         try:
@@ -226,6 +242,13 @@ class Daemon:
             self.services["serve"] = server
             cleanups.append(("serve", server.stop))
             await server.start()
+        for stream_config in config.streams:
+            # Stopped first (cleanups run in reverse): each commits its last batch while the store is open.
+            name = f"stream:{stream_config.name}"
+            stream = self._make_stream(stream_config, store, self.registry)
+            self.services[name] = stream
+            cleanups.append((name, stream.stop))
+            await stream.start()
 
         if config.http.enabled:
             http = AdminServer(self.registry, self.status)

@@ -24,7 +24,7 @@ from binhub.schema import Position, QueryScanner, SchemaHistory
 from binhub.schema.scan import file_sequence
 from binhub.store import StoreReader
 
-__all__ = ["find_gtid_end", "history_dir", "open_history", "update_history"]
+__all__ = ["current_history", "find_gtid_end", "history_dir", "open_history", "update_history"]
 
 LOCK_WAIT = 60.0  # seconds to wait for another process updating the same history
 
@@ -93,6 +93,14 @@ def update_history(store: StoreReader, history: SchemaHistory) -> int:
                 last = event.end
         history.flush(Position.of(name, last))
     return seen
+
+
+def current_history(store: StoreReader) -> SchemaHistory:
+    """The history brought up to what the store holds durably now, for a reader (a stream) to
+    consult; the lock is held only while updating, so other processes are not kept waiting."""
+    with open_history(store.data_dir) as history:
+        update_history(store, history)
+    return history
 
 
 def find_gtid_end(store: StoreReader, gtid: str) -> Position:

@@ -21,6 +21,7 @@ _ROW = re.compile(r"^\|\s*`([a-z_.]+)`\s*\|\s*`([A-Z0-9_]+)`\s*\|", re.M)
 # A key in the example, set or commented out: "key = ..." or "#   key = ..."
 _EXAMPLE_KEY = re.compile(r"^#?\s*([a-z_]+)\s*=")
 _SECTION = re.compile(r"^\[([a-z_.]+)\]\s*$")
+_ARRAY_SECTION = re.compile(r"^#?\s*\[\[([a-z_]+)\]\]\s*$")  # [[stream]]: its keys are stream[].KEY
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -47,13 +48,20 @@ def example_keys() -> set[str]:
         line = line.strip()
         if match := _SECTION.match(line):
             section = match.group(1)
+        elif match := _ARRAY_SECTION.match(line):
+            section = match.group(1) + "[]"
         elif section is not None and (match := _EXAMPLE_KEY.match(line)):
             keys.add(f"{section}.{match.group(1)}")
     return keys
 
 
 def test_the_example_config_shows_every_key() -> None:
+    from binhub.ops.config import _STREAM_KEYS
+
     keys = example_keys()
+    stream_keys = {k for k in keys if k.startswith("stream[].")}
+    assert stream_keys and {k.removeprefix("stream[].") for k in stream_keys} <= _STREAM_KEYS
+    keys -= stream_keys
     assert sorted(set(KNOWN_KEYS) - keys) == [], "keys missing from examples/binhub.toml"
     assert sorted(keys - set(KNOWN_KEYS)) == [], "examples/binhub.toml shows keys binhub refuses"
 

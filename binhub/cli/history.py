@@ -1,0 +1,109 @@
+"""``binhub history DB.TABLE --pk V``: every change to one row, oldest first ("who changed this row, and when")."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from binhub.ops.schema_sync import current_history
+from binhub.store import StoreReader
+from binhub.stream import Checkpoint, Stream, StreamConfig
+
+
+class RowHistorySink:
+    """A sink that prints only the changes of one row: those whose before or after image has the key.
+
+    ``key`` is ``{column: value}`` (values as text), or one value for a one-column key, whose column
+    is the one each change's ``pk`` names."""
+
+    def __init__(self, table: str, key: dict[str, str] | str, fmt: str) -> None:
+        self.db, _, self.table = table.partition(".")
+        self.key = key
+        self.fmt = fmt
+        self.found = 0
+
+    def _key_for(self, change: dict[str, Any]) -> dict[str, str]:
+        if isinstance(self.key, dict):
+            return self.key
+        columns = list(change["pk"] or {})
+        if len(columns) != 1:
+            raise click.UsageError(f"{self.db}.{self.table} has a key of {len(columns)} columns "
+                                   f"({', '.join(columns) or 'none: the whole row'}): give --pk as col=value,...")
+        return {columns[0]: self.key}
+
+    def resume_point(self) -> Checkpoint | None:
+        return None
+
+    def write(self, data: bytes) -> None:
+        for line in data.splitlines():
+            change = orjson.loads(line)
+            if change["op"] == "ddl" or change["table"] != self.table:
+                continue
+            key = self._key_for(change)
+            if not (_has_key(change["before"], key) or _has_key(change["after"], key)):
+                continue
+            self.found += 1
+            if self.fmt == "json":
+                sys.stdout.buffer.write(line + b"\n")
+            else:
+                click.echo(f"{change['ts']}  {change['gtid'] or '-'}  {change['file']}:{change['pos']}  "
+                           f"{change['op']:<6}  before={_row(change['before'])}  after={_row(change['after'])}")
+
+    def transaction_end(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def commit(self) -> None:
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def _has_key(row: dict[str, Any] | None, key: dict[str, str]) -> bool:
+    return row is not None and all(name in row and _text(row[name]) == value for name, value in key.items())
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _row(row: dict[str, Any] | None) -> str:
+    return "null" if row is None else orjson.dumps(row).decode()
+
+
+def _parse_key(pk: str) -> dict[str, str] | str:
+    """``42`` (a one-column key: its column is found in the first change) or ``a=1,b=x``."""
+    if "=" not in pk:
+        return pk
+    parts = dict(p.split("=", 1) for p in pk.split(","))
+    return {k.strip(): v for k, v in parts.items()}
+
+
+@click.command("history")
+@click.argument("table", metavar="DB.TABLE")
+@click.option("--pk", required=True, metavar="V|COL=V,...",
+              help="The row's primary key: its value, or col=value pairs for a key of several columns.")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The store.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def history(table: str, pk: str, data_dir: Path, fmt: str) -> None:
+    """Every change to one row of DB.TABLE in the store, oldest first, with its GTID, commit time,
+    file:pos and before/after images (JSON: the binhub JSON lines of those changes).
+
+    The row is followed under the table's name only (not across RENAME TABLE)."""
+    if "." not in table:
+        raise click.UsageError("name the table as DB.TABLE")
+    reader = StoreReader.open(data_dir)
+    sink = RowHistorySink(table, _parse_key(pk), fmt)
+    config = StreamConfig(name="history", include=(_glob_escape(table),), until_caught_up=True)
+    asyncio.run(Stream(config, reader, sink, lambda: current_history(reader)).run())
+    if not sink.found and fmt == "text":
+        click.echo(f"no change to {table} with key {pk} in the store", err=True)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

@@ -1,0 +1,67 @@
+"""``binhub stream``: the store's row changes and DDL as binhub JSON lines, to files or stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+
+from binhub.ops.logging import setup_logging
+from binhub.ops.parsers import parse_size
+from binhub.ops.schema_sync import current_history
+from binhub.store import StoreReader
+from binhub.stream import Stream, StreamConfig, StreamStart, open_sink
+
+
+@click.command("stream")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The store to read (a relay may be writing it).")
+@click.option("--to", "target", required=True, metavar="jsonl:DIR|-",
+              help="jsonl:DIR: rotating NAME-NNNNNN.jsonl files and NAME.checkpoint.json in DIR "
+              "(exactly once across restarts); -: standard output.")
+@click.option("--name", default="stream", show_default=True,
+              help="The stream's name: its files, its checkpoint and its reader lease.")
+@click.option("--include", multiple=True, metavar="DB.TABLE",
+              help="Only tables matching this glob (repeatable; e.g. shop.* or *.orders).")
+@click.option("--exclude", multiple=True, metavar="DB.TABLE", help="Leave out tables matching this glob (repeatable).")
+@click.option("--start-gtid", metavar="SET", help="Start after this GTID set (MySQL) or GTID position (MariaDB).")
+@click.option("--start-file", metavar="FILE", help="Start at this stored binlog file.")
+@click.option("--start-pos", type=click.IntRange(min=4), metavar="N", help="With --start-file: the position in it.")
+@click.option("--from-now", is_flag=True, help="Start at the end of what the store holds now.")
+@click.option("--until-caught-up", is_flag=True,
+              help="Exit 0 once everything durable when the stream started has been delivered.")
+@click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
+              help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
+def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
+           start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
+           until_caught_up: bool, rotate_size: str, log_level: str) -> None:
+    """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
+    lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
+    "sql"). Rows are decoded with the columns their table had when they were written (the schema
+    history, DATA_DIR/schema/).
+
+    Without a start option the stream begins at the store's first file. A jsonl sink with a
+    checkpoint resumes from it (start options then do not apply). Follows the store live until
+    SIGINT/SIGTERM, unless --until-caught-up.
+    """
+    if sum(bool(x) for x in (start_gtid, start_file, from_now)) > 1:
+        raise click.UsageError("use only one of --start-gtid, --start-file, --from-now")
+    if start_pos is not None and not start_file:
+        raise click.UsageError("--start-pos needs --start-file")
+    setup_logging(log_level, "text")
+    reader = StoreReader.open(data_dir, must_exist=until_caught_up)
+    config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
+                          exclude=exclude, until_caught_up=until_caught_up,
+                          start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
+    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
+
+
+async def _run(runner: Stream) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.request_stop)
+    await runner.run()

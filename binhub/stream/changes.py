@@ -1,0 +1,212 @@
+"""The change model of a stream: what one transaction of the store becomes, event by event.
+
+:class:`ChangeReader` is fed the store's events in order (sans-I/O: the stream service reads them
+with a :class:`~binhub.store.follower.StoreFollower`) and turns them into binhub JSON lines:
+
+* row changes, decoded by :mod:`binhub.binlog`'s row decoder with the columns the table had at that
+  position (the schema history's cursor; TABLE_MAP FULL metadata wins where present). A table the
+  history does not know gets positional names (``@1`` …) and ``"positional": true``; a TABLE_MAP
+  whose column count disagrees with the history stops the stream with both shapes named
+  (:class:`~binhub.errors.SchemaMismatch`), never a guess;
+* DDL, as ``{"op": "ddl", …, "sql": …}``, after which the schema history is brought up to date
+  (``refresh_schema``) so the rows that follow decode with the new columns;
+* transaction boundaries: :meth:`ChangeReader.feed` says when a transaction ended, with the
+  position after it and the GTID set executed through it (what a checkpoint records).
+
+Transactions before ``emit_from`` (a checkpoint, a start position) or whose GTID is in ``skip``
+(a start GTID set) are followed but produce nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from binhub.binlog.constants import EventType
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent
+from binhub.binlog.file import RawEvent
+from binhub.binlog.gtid import MariadbGtid, MysqlGtid
+from binhub.binlog.header import EventHeader
+from binhub.binlog.json_form import format_commit_time
+from binhub.binlog.row_json import RowJsonDecoder
+from binhub.binlog.transaction import TransactionTracker
+from binhub.schema import (
+    Outcome,
+    ParsedStatement,
+    Position,
+    QueryScanner,
+    SchemaCursor,
+    SchemaHistory,
+    TableName,
+)
+from binhub.schema.changes import (
+    AlterTable,
+    CreateTable,
+    CreateTableLike,
+    DropTables,
+    RenameTables,
+    TruncateTable,
+)
+from binhub.schema.ddl import parse_statement
+from binhub.store.index import file_seq
+from binhub.store.recovery import Gtid, GtidSet, add_gtid
+
+__all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
+
+_GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
+_QUERY_TYPES = frozenset({EventType.QUERY, EventType.MARIA_QUERY_COMPRESSED})
+
+
+class TableFilter:
+    """``--include``/``--exclude`` globs on ``db.table``: a table passes when it matches an include
+    (every table, with none given) and no exclude. A DDL without a table (``CREATE DATABASE d``) is
+    judged as ``d.`` (so ``d.*`` covers it)."""
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, db: str, table: str) -> bool:
+        key = (db, table)
+        passes = self._seen.get(key)
+        if passes is None:
+            name = f"{db}.{table}"
+            passes = (not self.include or any(fnmatch.fnmatchcase(name, p) for p in self.include)) \
+                and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
+            self._seen[key] = passes
+        return passes
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEnd:
+    """A transaction of the store ended: the stream may checkpoint here."""
+
+    file: str
+    pos: int  # where the next transaction starts
+    gtid: Gtid | None
+    executed: GtidSet | None  # the start set plus every transaction read through this one
+    timestamp: int  # the header time of its last event (seconds since the epoch)
+
+
+class ChangeReader:
+    """Feed the store's events in order (see the module docstring)."""
+
+    def __init__(self, *, refresh_schema: Callable[[], SchemaHistory], table_filter: TableFilter,
+                 executed: GtidSet | None, emit_from: tuple[str, int] | None = None,
+                 skip: GtidSet | None = None) -> None:
+        self._refresh_schema = refresh_schema
+        self._history = refresh_schema()
+        self._cursor: SchemaCursor = self._history.cursor()
+        self.filter = table_filter
+        self.executed = executed
+        self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
+        self._skip = skip
+        self._tracker = TransactionTracker()
+        self._file = ""
+        self._fde: FormatDescriptionEvent | None = None
+        self._walker: RowJsonDecoder | None = None
+        self._scanner: QueryScanner | None = None
+        self._event_at = ("", 4)  # file and offset of the event being decoded (for the schema lookup)
+        self._skipping = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tracker.in_transaction
+
+    def _schema(self, db: str, table: str) -> Any:
+        # Asked at a TABLE_MAP only: the position is built here, not for every event.
+        return self._cursor.table(TableName(db, table), Position.of(*self._event_at))
+
+    def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEnd | None]:
+        """The JSON lines of one complete event (chunks of whole lines: a rows event's come as one),
+        and the transaction end it completes (if any)."""
+        if file != self._file:
+            self._file = file
+            self._walker = RowJsonDecoder(file, schemas=self._schema, include=self.filter)
+            self._scanner = QueryScanner(file)
+        assert self._walker is not None and self._scanner is not None
+        code = data[4]
+        crc = self._fde.checksum_size if self._fde is not None else 4
+        if code == EventType.FORMAT_DESCRIPTION:
+            fde = decode_event(data)
+            assert isinstance(fde, FormatDescriptionEvent)
+            self._fde = fde
+            self._scanner.fde = fde
+            self._tracker.reset()
+            crc = fde.checksum_size
+        elif code in _GTID_TYPES and self._skip is not None:
+            gtid = _gtid_of(data, self._fde)
+            self._skipping = gtid is not None and gtid in self._skip
+        emit = not self._skipping and (self._emit_from is None or (file_seq(file), offset) >= self._emit_from)
+        lines: list[bytes] = []
+        if emit:
+            if code in _QUERY_TYPES:
+                lines.extend(self._query(offset, data))
+            self._event_at = (file, offset)
+            lines.extend(self._walker.feed(data, offset, self._fde))
+        elif code == EventType.FORMAT_DESCRIPTION:
+            self._walker.feed(data, offset, self._fde)
+        ended = self._tracker.feed(data, crc)
+        if not ended:
+            return lines, None
+        gtid = self._tracker.last_gtid
+        if gtid is not None:
+            self.executed = add_gtid(self.executed, gtid)
+        self._skipping = False
+        return lines, TransactionEnd(file, offset + len(data), gtid, self.executed, self._tracker.last_timestamp)
+
+    def _query(self, offset: int, data: bytes) -> Iterator[bytes]:
+        assert self._scanner is not None
+        record = self._scanner.feed(RawEvent(offset, EventHeader.unpack(data), data))
+        if record is None:
+            return
+        parsed = parse_statement(record.sql, record.db, flavour=record.flavour, server_version=record.server_version)
+        if parsed.outcome == Outcome.IGNORED:
+            return
+        # The TABLE_MAPs that follow must find the columns this DDL made: a history that has not
+        # scanned this far yet learns it now (it reads the store up to what is durable, which
+        # includes it). One scanned further already has it, and the cursor applies it in order.
+        scanned = self._history.scanned
+        if scanned is None or scanned <= Position.of(record.file, offset):
+            self._history = self._refresh_schema()
+            self._cursor = self._history.cursor()
+        db, table = _ddl_table(parsed, record.db)
+        if not self.filter(db, table or ""):
+            return
+        ts = format_commit_time(int.from_bytes(data[0:4], "little") * 1_000_000)
+        yield orjson.dumps({"op": "ddl", "db": db, "table": table, "pk": None, "before": None, "after": None,
+                            "gtid": self._walker.gtid if self._walker is not None else None, "file": record.file, "pos": offset, "ts": ts,
+                            "sql": record.sql}) + b"\n"
+
+
+def _gtid_of(data: bytes, fde: FormatDescriptionEvent | None) -> Gtid | None:
+    event = decode_event(data, fde)
+    if isinstance(event, MariadbGtidEvent):
+        gtid: MysqlGtid | MariadbGtid | None = event.gtid
+        return gtid
+    if isinstance(event, GtidEvent):
+        return event.gtid
+    return None
+
+
+def _ddl_table(parsed: ParsedStatement, default_db: str) -> tuple[str, str | None]:
+    """The db and table a DDL line names: the statement's first table (a RENAME's old name)."""
+    for change in parsed.changes:
+        if isinstance(change, CreateTable | CreateTableLike | AlterTable | TruncateTable):
+            return change.name.db, change.name.table
+        if isinstance(change, RenameTables) and change.pairs:
+            return change.pairs[0][0].db, change.pairs[0][0].table
+        if isinstance(change, DropTables) and change.names:
+            return change.names[0].db, change.names[0].table
+        name = getattr(change, "name", None)
+        if isinstance(name, str):
+            return name, None
+    if parsed.tables:
+        return parsed.tables[0].db, parsed.tables[0].table
+    return default_db, None

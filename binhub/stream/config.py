@@ -1,0 +1,33 @@
+"""What a stream is told: ``binhub stream``'s flags, or a ``[[stream]]`` section of ``binhub run``
+(read by :mod:`binhub.ops.config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
+
+DEFAULT_ROTATE_BYTES = 64 << 20  # jsonl: a new output file past this size, at a transaction boundary
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """Where a stream without a checkpoint begins (at most one of these; none: the store's start)."""
+
+    gtid: str | None = None
+    file: str | None = None
+    pos: int | None = None
+    from_now: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """One stream: ``binhub stream``'s flags, or a ``[[stream]]`` section of ``binhub run``."""
+
+    name: str = "stream"
+    to: str = "-"  # the sink: jsonl:DIR or - (stdout)
+    rotate_bytes: int = DEFAULT_ROTATE_BYTES
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    start: StreamStart = field(default_factory=StreamStart)
+    until_caught_up: bool = False

@@ -1,0 +1,253 @@
+"""Where a stream's lines go, and how its position is kept with them.
+
+:class:`JsonlSink` writes rotating files ``NAME-000001.jsonl``, … in a directory, and beside them
+``NAME.checkpoint.json``: the position after the last complete transaction (store file and offset,
+the GTID set executed through it) and the byte offset where its lines end in the output file.
+Lines are appended as they are decoded (a transaction of any size streams through); a commit
+fsyncs them, then atomically replaces the checkpoint. On open, anything past the checkpoint's
+offset (a transaction cut by ``kill -9``, a half-written line) is cut off, so the output always
+ends exactly where the checkpoint says and a restart neither loses nor repeats a line.
+
+:class:`StdoutSink` (``--to -``) writes to standard output and keeps no checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from binhub.errors import ConfigError, DiskFull, StorageError
+from binhub.store.fsutil import atomic_write, fsync_dir, storage_error
+from binhub.stream.config import DEFAULT_ROTATE_BYTES
+
+__all__ = ["Checkpoint", "JsonlSink", "Sink", "StdoutSink", "open_sink"]
+
+CHECKPOINT_FORMAT = 1
+_WRITE_BUFFER = 1 << 20
+_DISK_FULL_HINT = "free space where the stream writes and start it again: it resumes at its checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where the stream stands: after the transaction ending at ``file:pos`` of the store."""
+
+    file: str
+    pos: int
+    gtid_set: str  # executed through that transaction ("" when the store has no GTIDs)
+    out_file: str = ""  # the output file holding the transaction's last line, and where it ends
+    out_offset: int = 0
+
+
+class Sink(Protocol):
+    def resume_point(self) -> Checkpoint | None:
+        """The checkpoint of a previous run (None: start fresh)."""
+
+    def write(self, data: bytes) -> None:
+        """Append lines (each ends with a newline) of the current transaction."""
+
+    def transaction_end(self, checkpoint: Checkpoint) -> None:
+        """Everything written so far belongs to complete transactions, the last ending at ``checkpoint``."""
+
+    def commit(self) -> None:
+        """Make everything up to the last transaction end durable, with its checkpoint."""
+
+    def close(self) -> None: ...
+
+
+class StdoutSink:
+    """``--to -``: lines to standard output, flushed at each commit; no checkpoint."""
+
+    def __init__(self, out: BinaryIO | None = None) -> None:
+        self.out = out if out is not None else sys.stdout.buffer
+
+    def resume_point(self) -> Checkpoint | None:
+        return None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.out.write(data)
+        except BrokenPipeError:
+            raise  # the reader went away (| head): click ends quietly
+        except OSError as exc:
+            raise _output_error(exc, "cannot write to standard output") from exc
+
+    def transaction_end(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def commit(self) -> None:
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc, "cannot write to standard output") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.flush()
+
+
+class JsonlSink:
+    """Rotating JSON-lines files with a checkpoint committed atomically with them (module docstring)."""
+
+    def __init__(self, directory: Path, name: str, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ConfigError("--name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
+        self.directory = directory
+        self.name = name
+        self.rotate_bytes = rotate_bytes
+        self.checkpoint_path = directory / f"{name}.checkpoint.json"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the stream's output directory {directory}: {exc}") from exc
+        self._checkpoint = self._read_checkpoint()
+        self._pending: Checkpoint | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._fd = -1
+        self._size = 0
+        self._open_output()
+
+    # -- Sink -----------------------------------------------------------------------------------
+    def resume_point(self) -> Checkpoint | None:
+        return self._checkpoint
+
+    def write(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered >= _WRITE_BUFFER:
+            self._flush()
+
+    def transaction_end(self, checkpoint: Checkpoint) -> None:
+        end = self._size + self._buffered  # lines still buffered are written before any commit
+        self._pending = replace(checkpoint, out_file=self._out_name, out_offset=end)
+        if end >= self.rotate_bytes:
+            self.commit()
+            self._rotate()
+
+    def commit(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._flush()
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
+        # Only now, with its lines on disk, may the checkpoint say they are there.
+        try:
+            atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(pending)}).encode())
+        except DiskFull as exc:
+            exc.hint = _DISK_FULL_HINT
+            raise
+        self._pending = None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            # Lines past the last transaction end are not committed: a restart cuts them anyway.
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- files ----------------------------------------------------------------------------------
+    def _output_path(self, seq: int) -> Path:
+        return self.directory / f"{self.name}-{seq:06d}.jsonl"
+
+    def _outputs(self) -> list[tuple[int, Path]]:
+        pattern = re.compile(re.escape(self.name) + r"-(\d{6})\.jsonl")
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := pattern.fullmatch(p.name))]
+        return sorted(found)
+
+    def _read_checkpoint(self) -> Checkpoint | None:
+        try:
+            doc = json.loads(self.checkpoint_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"the stream checkpoint {self.checkpoint_path} cannot be read: {exc}",
+                               hint="it is replaced atomically, so this is outside damage; restore it, or "
+                                    "remove the directory's files to start the stream afresh") from exc
+        if not isinstance(doc, dict) or doc.pop("format", None) != CHECKPOINT_FORMAT:
+            raise StorageError(f"the stream checkpoint {self.checkpoint_path} is not in a format binhub knows")
+        try:
+            return Checkpoint(**doc)
+        except TypeError as exc:
+            raise StorageError(f"the stream checkpoint {self.checkpoint_path} lacks fields: {exc}") from exc
+
+    def _open_output(self) -> None:
+        """Open the output file to append to, cutting whatever follows the checkpoint."""
+        outputs = self._outputs()
+        cp = self._checkpoint
+        if cp is None or not cp.out_file:
+            keep_seq, keep_size = 1, 0
+        else:
+            keep_seq = int(cp.out_file.rsplit("-", 1)[1].split(".")[0])
+            keep_size = cp.out_offset
+        for seq, path in outputs:
+            if seq > keep_seq:  # begun after the checkpoint: none of it was committed
+                path.unlink()
+        path = self._output_path(keep_seq)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            size = os.fstat(self._fd).st_size
+            if size < keep_size:
+                raise StorageError(f"{path} holds {size} bytes but the checkpoint says {keep_size} were committed",
+                                   hint="the output was truncated or replaced outside binhub; restore it, or "
+                                        "remove the directory's files to start the stream afresh")
+            if size > keep_size:
+                os.ftruncate(self._fd, keep_size)
+                os.fsync(self._fd)
+            os.lseek(self._fd, keep_size, os.SEEK_SET)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            raise _output_error(exc, f"cannot write {path}") from exc
+        self._out_seq, self._out_name, self._size = keep_seq, path.name, keep_size
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        path = self._output_path(self._out_seq + 1)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            raise _output_error(exc, f"cannot write {path}") from exc
+        self._out_seq, self._out_name, self._size = self._out_seq + 1, path.name, 0
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
+        self._size += len(data)
+
+
+def _output_error(exc: OSError, what: str) -> StorageError:
+    """The store's translation of an OSError, with what to do when the stream's own disk is full."""
+    error = storage_error(exc, what)
+    if isinstance(error, DiskFull):
+        error.hint = _DISK_FULL_HINT
+    return error
+
+
+def open_sink(target: str, name: str, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES) -> Sink:
+    """``jsonl:DIR`` or ``-``."""
+    if target == "-":
+        return StdoutSink()
+    kind, _, rest = target.partition(":")
+    if kind == "jsonl" and rest:
+        return JsonlSink(Path(rest), name, rotate_bytes=rotate_bytes)
+    raise ConfigError("--to", f"{target!r} is not a sink binhub knows: use jsonl:DIR or - (stdout)")

@@ -1,0 +1,201 @@
+"""The stream service: read the store from a start, decode every transaction, deliver it to a sink.
+
+Where it starts, first match wins: the sink's checkpoint (a restart resumes exactly where the
+output ends); ``--start-gtid`` (transactions in the set are skipped); ``--start-file/--start-pos``;
+``--from-now`` (the durable end); otherwise the store's first file. A start the store no longer
+holds (purged by retention while the stream was stopped) is a :class:`StartPositionError` naming
+both; while it runs, the follower's reader lease keeps purge away from the file it reads.
+
+The sink commits after every batch the follower returns (one fsync per batch, not per
+transaction), and always at a transaction boundary (:mod:`binhub.stream.sinks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
+from binhub.errors import BinhubError, GtidError, StartPositionError
+from binhub.schema import SchemaHistory
+from binhub.store.follower import StoreFollower
+from binhub.store.index import file_seq
+from binhub.store.reader import StoreReader
+from binhub.store.recovery import GtidSet
+from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
+from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.config import StreamConfig
+from binhub.stream.metrics import StreamMetrics
+from binhub.stream.sinks import Checkpoint, Sink
+
+__all__ = ["Stream"]
+
+log = logging.getLogger(__name__)
+
+POLL = 0.5  # seconds between checks for stop() while the store is quiet
+
+
+@dataclass(slots=True)
+class _Plan:
+    file: str
+    pos: int  # where the follower starts; past the head, the file's FDE is fed first
+    executed: GtidSet | None
+    emit_from: tuple[str, int] | None = None
+    skip: GtidSet | None = None
+
+
+class Stream:
+    """One stream: :meth:`run` until caught up (``until_caught_up``) or :meth:`stop`."""
+
+    def __init__(self, config: StreamConfig, reader: StoreReader, sink: Sink,
+                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None) -> None:
+        self.config = config
+        self.reader = reader
+        self.sink = sink
+        self.refresh_schema = refresh_schema
+        self.metrics = metrics if metrics is not None else StreamMetrics(config.name)
+        self.transactions = 0
+        self.lines = 0
+        self.position = ""  # file:pos after the last transaction delivered
+        self._counted = self._lines_counted = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the daemon's Service protocol ---------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"stream {self.config.name}")
+
+    async def stop(self) -> None:
+        self.request_stop()
+        if self._task is not None:
+            with contextlib.suppress(BinhubError, asyncio.CancelledError):
+                await self._task
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.config.name, "position": self.position, "transactions": self.transactions,
+                "lines": self.lines}
+
+    def request_stop(self) -> None:
+        """Stop after the batch in hand (committed); safe from a signal handler."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Deliver until caught up (``until_caught_up``) or stopped; the sink is closed at the end."""
+        try:
+            await self._run()
+        finally:
+            self.sink.close()
+
+    async def _run(self) -> None:
+        reader = self.reader
+        target = reader.durable_position if self.config.until_caught_up else None
+        while not reader.files:
+            if self.config.until_caught_up or self._stopping.is_set():
+                return  # an empty store: everything it holds has been delivered
+            await reader.wait(POLL)
+        plan = self._plan()
+        changes = ChangeReader(refresh_schema=self.refresh_schema,
+                               table_filter=TableFilter(self.config.include, self.config.exclude),
+                               executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip)
+        if plan.pos > 4:
+            changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
+        with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
+            last: TransactionEnd | None = None
+            while not self._stopping.is_set():
+                batch = await follower.read(POLL)
+                try:
+                    for offset, event in batch.events:
+                        lines, end = changes.feed(batch.file, offset, bytes(event))
+                        for chunk in lines:  # the lines of one rows event, or a DDL's
+                            self.sink.write(chunk)
+                            self.lines += chunk.count(b"\n")
+                        if end is not None:
+                            self.transactions += 1
+                            self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                            last = end
+                except BinhubError:
+                    # Deliver the transactions completed before the one that cannot be decoded: a
+                    # restart after the fix then begins with that one.
+                    with contextlib.suppress(BinhubError):
+                        self.sink.commit()
+                    raise
+                self.sink.commit()
+                if last is not None:
+                    self._delivered(last)
+                    last = None
+                if target is not None and not changes.in_transaction and \
+                        (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
+                    return
+
+    def _delivered(self, end: TransactionEnd) -> None:
+        m = self.metrics
+        m.commits.inc()
+        m.transactions.inc(self.transactions - self._counted)
+        m.lines.inc(self.lines - self._lines_counted)
+        self._counted, self._lines_counted = self.transactions, self.lines
+        m.lag.set(max(0.0, time.time() - end.timestamp))
+        self.position = f"{end.file}:{end.pos}"
+
+    # -- where to start -------------------------------------------------------------------------
+    def _plan(self) -> _Plan:
+        reader = self.reader
+        names = reader.files
+        checkpoint = self.sink.resume_point()
+        start = self.config.start
+        if checkpoint is not None:
+            self._must_hold(checkpoint.file, f"the stream {self.config.name!r}'s checkpoint "
+                                              f"{checkpoint.file}:{checkpoint.pos}")
+            return _Plan(checkpoint.file, checkpoint.pos, _parse_set(checkpoint.gtid_set))
+        if start.gtid is not None:
+            wanted = _parse_set(start.gtid)
+            if isinstance(wanted, MariadbGtidList):
+                file = plan_mariadb_gtid(reader, wanted, strict=False, ignore_duplicates=False).file
+            else:
+                assert wanted is not None
+                file = plan_mysql_gtid(reader, wanted).file
+            return _Plan(file, 4, wanted, skip=wanted)
+        if start.file is not None:
+            self._must_hold(start.file, f"--start-file {start.file}")
+            pos = start.pos if start.pos is not None else 4
+            plan_file_position(reader, start.file, pos)  # an event boundary within what is durable
+            return _Plan(start.file, 4, self._head_set(start.file), emit_from=(start.file, pos))
+        if start.from_now:
+            durable, executed = reader.executed_snapshot()
+            assert durable is not None
+            return _Plan(durable.file, durable.position, executed)
+        return _Plan(names[0], 4, self._head_set(names[0]))
+
+    def _must_hold(self, file: str, what: str) -> None:
+        names = self.reader.files
+        if file in names:
+            return
+        if file_seq(file) < file_seq(names[0]):
+            raise StartPositionError(
+                f"{what} is older than the store's retention: {file} was purged, the oldest stored file is "
+                f"{names[0]}", hint="the changes in between are gone from this store; start the stream afresh "
+                "(a new --to directory) from a position the store holds, e.g. its first file")
+        raise StartPositionError(f"{what}: {file} is not in the store, which holds {names[0]} … {names[-1]}")
+
+    def _head_set(self, file: str) -> GtidSet | None:
+        head = self.reader.file_head(file)
+        if head.gtid_list is not None:
+            return MariadbGtidList(head.gtid_list)
+        return head.previous_gtids
+
+
+def _parse_set(text: str) -> GtidSet | None:
+    if not text:
+        return None
+    try:
+        return parse_gtid_set(text)
+    except GtidError as exc:
+        raise StartPositionError(f"{text!r} is not a GTID set: {exc}") from exc

@@ -1,0 +1,65 @@
+"""``[[stream]]`` sections of ``binhub run``: each becomes a StreamConfig, or a ConfigError naming
+the section and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from binhub.errors import ConfigError
+from binhub.ops.config import load_config
+from binhub.stream import StreamConfig, StreamStart
+
+STORE = '[store]\ndata_dir = "/srv/binhub"\n'
+
+
+def load(tmp_path: Path, text: str) -> tuple[StreamConfig, ...]:
+    path = tmp_path / "binhub.toml"
+    path.write_text(STORE + text)
+    return load_config(path, env={"OUT": "/data/out"}).streams
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert info.value.key in str(info.value)
+    return str(info.value)
+
+
+def test_streams_in_file_order(tmp_path: Path) -> None:
+    streams = load(tmp_path, """
+[[stream]]
+name = "orders"
+to = "jsonl:out/orders"
+include = ["shop.orders*"]
+exclude = "shop.orders_tmp"
+rotate_size = "1MiB"
+start_gtid = "0-1-100"
+
+[[stream]]
+name = "all"
+to = "jsonl:${OUT}/all"
+from_now = true
+""")
+    assert streams == (
+        StreamConfig(name="orders", to=f"jsonl:{tmp_path / 'out/orders'}", rotate_bytes=1 << 20,
+                     include=("shop.orders*",), exclude=("shop.orders_tmp",), start=StreamStart(gtid="0-1-100")),
+        StreamConfig(name="all", to="jsonl:/data/out/all", start=StreamStart(from_now=True)),
+    )
+    assert load(tmp_path, "") == ()
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[[stream]]\nto = "-"', "stream[1].name: is required"),
+    ('[[stream]]\nname = "a"\nto = "-"\n[[stream]]\nname = "a"\nto = "-"', "stream[2].name: 'a' names two streams"),
+    ('[[stream]]\nname = "../a"\nto = "-"', "stream[1].name"),
+    ('[[stream]]\nname = "a"\nto = "kafka://h/t"', "stream[1].to: 'kafka://h/t' is not a sink"),
+    ('[[stream]]\nname = "a"\nto = "-"\ntopic = "x"', "stream[1].topic"),
+    ('[[stream]]\nname = "a"\nto = "-"\nstart_gtid = "0-1-1"\nfrom_now = true', "stream[1].from_now: conflicts"),
+    ('[[stream]]\nname = "a"\nto = "-"\nstart_pos = 4', "stream[1].start_pos: needs stream[1].start_file"),
+    ('[[stream]]\nname = "a"\nto = "-"\ninclude = [1]', "stream[1].include: must be a list"),
+    ('[stream]\nname = "a"', "stream: must be an array of tables"),
+])
+def test_bad_streams_are_named(tmp_path: Path, text: str, words: str) -> None:
+    assert words in refused(tmp_path, text)
