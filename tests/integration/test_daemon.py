@@ -89,7 +89,13 @@ def test_demo_command(tmp_path: Path) -> None:
     stored = next(line for line in lines if "files identical" in line)
     n = stored.split()[0]
     assert stored == f"{n} of {n} files identical to the primary's, every CRC valid" and int(n) >= 3
-    m = lines[-1].split(": ")[1].split()[0]
-    assert lines[-1] == f"replica through binhub serve: {m} of {m} tables have the primary's CHECKSUM TABLE"
+    replica = next(line for line in lines if line.startswith("replica through binhub serve:"))
+    m = replica.split(": ")[1].split()[0]
+    assert replica == f"replica through binhub serve: {m} of {m} tables have the primary's CHECKSUM TABLE"
     assert int(m) >= 9
+    # The last step: the tables rebuilt from binhub stream's JSON lines alone equal the primary's rows.
+    streamed = lines[-1].split("; ")[1].split()[0]
+    assert lines[-1].startswith("binhub stream: ") and int(lines[-1].split()[2].replace(",", "")) > 5000, lines[-1]
+    assert lines[-1].endswith(f"{streamed} of {streamed} tables rebuilt from them alone hold exactly the primary's rows")
+    assert int(streamed) == 8
     assert not (tmp_path / "demo").exists()  # cleaned up without --keep
