@@ -59,8 +59,8 @@ def test_mysql_connector_with_compress(server: tuple[ServerThread, Path]) -> Non
     try:
         cur = conn.cursor()
         cur.execute("SHOW SESSION STATUS LIKE 'compression%'")
-        assert dict(cur.fetchall()) == {"compression": "ON", "compression_algorithm": "zlib",
-                                        "compression_level": "6"}
+        assert dict(cur.fetchall()) == {"Compression": "ON", "Compression_algorithm": "zlib",
+                                        "Compression_level": "6"}
         cur.execute("SHOW VARIABLES")  # a result set of many KiB: compressed pieces of many packets
         assert len(cur.fetchall()) > 50
     finally:
@@ -70,7 +70,7 @@ def test_mysql_connector_with_compress(server: tuple[ServerThread, Path]) -> Non
     try:
         cur = plain.cursor()
         cur.execute("SHOW STATUS LIKE 'compression'")
-        assert cur.fetchall() == [("compression", "OFF")]
+        assert cur.fetchall() == [("Compression", "OFF")]
     finally:
         plain.close()
 
@@ -85,7 +85,7 @@ def test_mariadb_cli_with_compress(server: tuple[ServerThread, Path]) -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "compression\tON"
+    assert lines[0] == "Compression\tON"
     assert lines[1].startswith("mariadb-bin.000001\t")
 
 
