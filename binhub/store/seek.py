@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from binhub.binlog.constants import HEADER_SIZE
+from binhub.binlog.constants import HEADER_SIZE, ROWS_EVENT_TYPES, ROWS_STMT_END_F
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet
 from binhub.errors import GtidError, StartPositionError, StoreBehind
 from binhub.store.file_head import FileHead
@@ -47,6 +47,9 @@ class StartPlan:
     position: int  # where reading starts; an event boundary
     rotate_position: int  # named by the first artificial ROTATE
     mid_file: bool = False  # file/position start past the file's start
+    # File/position start between two row events of one statement (the one before lacks STMT_END_F):
+    # a replica reconnecting there already has the statement's first row events.
+    mid_statement: bool = False
     gtid_mode: bool = False
     head_end: int = 4  # with a GTID-index jump: events before this offset are sent, then ``position``
     mysql_exclude: MysqlGtidSet | None = None
@@ -87,9 +90,8 @@ def plan_file_position(reader: StoreReader, filename: str, position: int) -> Sta
         raise StartPositionError(f"Client requested master to start replication from impossible position; the first "
                                  f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
                                  f"read from '{name}' at 4.")
-    if position > 4:
-        _check_boundary(reader, name, position)
-    return StartPlan(name, position, position, mid_file=position > 4)
+    mid_statement = position > 4 and _check_boundary(reader, name, position)
+    return StartPlan(name, position, position, mid_file=position > 4, mid_statement=mid_statement)
 
 
 def _same_series(a: str, b: str) -> bool:
@@ -97,13 +99,20 @@ def _same_series(a: str, b: str) -> bool:
     return a.rpartition(".")[0] == b.rpartition(".")[0] and a.rpartition(".")[2].isdigit()
 
 
-def _check_boundary(reader: StoreReader, name: str, position: int) -> None:
-    """Walk event headers from the nearest known boundary (a gtid.index entry) to ``position``."""
+def _check_boundary(reader: StoreReader, name: str, position: int) -> bool:
+    """Walk event headers from the nearest known boundary (a gtid.index entry) to ``position``.
+
+    True if ``position`` is inside a statement: the event before it is a row event without
+    STMT_END_F (a gtid.index entry starts a transaction, so a walk of no event means False).
+    """
     starts = [e.offset for e in reader.gtid_index.entries() if e.file == name and e.offset <= position]
     pos = max(starts, default=4)
+    head = b""
     with open(reader.file_path(name), "rb") as f:
         while pos < position:
-            head = os.pread(f.fileno(), HEADER_SIZE, pos)
+            # The header and the row event's flags (after its 6-byte table id); a shorter event
+            # is no row event, and its type alone tells.
+            head = os.pread(f.fileno(), HEADER_SIZE + 8, pos)
             if len(head) < HEADER_SIZE:
                 break
             size = int.from_bytes(head[9:13], "little")
@@ -113,6 +122,8 @@ def _check_boundary(reader: StoreReader, name: str, position: int) -> None:
     if pos != position:
         raise StartPositionError(f"Client requested master to start replication from position {position} in "
                                  f"'{name}', which is not the start of an event (the nearest event starts at {pos})")
+    return (len(head) == HEADER_SIZE + 8 and head[4] in ROWS_EVENT_TYPES
+            and not int.from_bytes(head[HEADER_SIZE + 6:HEADER_SIZE + 8], "little") & ROWS_STMT_END_F)
 
 
 # --------------------------------------------------------------------------- MySQL GTID
