@@ -90,8 +90,8 @@ def plan_file_position(reader: StoreReader, filename: str, position: int) -> Sta
         raise StartPositionError(f"Client requested master to start replication from impossible position; the first "
                                  f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
                                  f"read from '{name}' at 4.")
-    mid_statement = position > 4 and _check_boundary(reader, name, position)
-    return StartPlan(name, position, position, mid_file=position > 4, mid_statement=mid_statement)
+    before = _event_before(reader, name, position) if position > 4 else b""
+    return StartPlan(name, position, position, mid_file=position > 4, mid_statement=_unfinished_statement(before))
 
 
 def _same_series(a: str, b: str) -> bool:
@@ -99,19 +99,17 @@ def _same_series(a: str, b: str) -> bool:
     return a.rpartition(".")[0] == b.rpartition(".")[0] and a.rpartition(".")[2].isdigit()
 
 
-def _check_boundary(reader: StoreReader, name: str, position: int) -> bool:
-    """Walk event headers from the nearest known boundary (a gtid.index entry) to ``position``.
-
-    True if ``position`` is inside a statement: the event before it is a row event without
-    STMT_END_F (a gtid.index entry starts a transaction, so a walk of no event means False).
+def _event_before(reader: StoreReader, name: str, position: int) -> bytes:
+    """Check that ``position`` is an event boundary, walking event headers from the nearest known
+    one (a gtid.index entry); returns the start of the event that ends there (b"" if the walk
+    started there: a gtid.index entry begins a transaction).
     """
     starts = [e.offset for e in reader.gtid_index.entries() if e.file == name and e.offset <= position]
     pos = max(starts, default=4)
     head = b""
     with open(reader.file_path(name), "rb") as f:
         while pos < position:
-            # The header and the row event's flags (after its 6-byte table id); a shorter event
-            # is no row event, and its type alone tells.
+            # The header and, for a row event, its flags (after the 6-byte table id).
             head = os.pread(f.fileno(), HEADER_SIZE + 8, pos)
             if len(head) < HEADER_SIZE:
                 break
@@ -122,8 +120,13 @@ def _check_boundary(reader: StoreReader, name: str, position: int) -> bool:
     if pos != position:
         raise StartPositionError(f"Client requested master to start replication from position {position} in "
                                  f"'{name}', which is not the start of an event (the nearest event starts at {pos})")
-    return (len(head) == HEADER_SIZE + 8 and head[4] in ROWS_EVENT_TYPES
-            and not int.from_bytes(head[HEADER_SIZE + 6:HEADER_SIZE + 8], "little") & ROWS_STMT_END_F)
+    return head
+
+
+def _unfinished_statement(event: bytes) -> bool:
+    """A row event whose statement goes on in the next event (no STMT_END_F in its flags)."""
+    return (len(event) >= HEADER_SIZE + 8 and event[4] in ROWS_EVENT_TYPES
+            and not int.from_bytes(event[HEADER_SIZE + 6:HEADER_SIZE + 8], "little") & ROWS_STMT_END_F)
 
 
 # --------------------------------------------------------------------------- MySQL GTID
