@@ -349,7 +349,16 @@ class DumpSession:
         self.conn.sequence = 1
         out = [preamble.fake_rotate(plan.file, plan.rotate_position, self.server_id, crc=self.rotate_crc)]
         start = plan.position
-        if plan.mid_file:
+        if plan.mid_statement and self.flavour == "mariadb":
+            # A MariaDB replica by file/position keeps its check that a statement's row events end
+            # with STMT_END_F across a reconnect (``rows_event_tracker``, reset on reconnect only
+            # in GTID mode): any other event before the statement's last row event, the ROTATE and
+            # FDE mariadbd sends here included, stops it with 1595 ("did not receive an expected
+            # Rows-log end-of-statement"). The replica knows the file and position it asked for and
+            # the checksum (@master_binlog_checksum), so the statement simply goes on; the next
+            # file gets its ROTATE and FDE as usual.
+            out = []
+        elif plan.mid_file:
             out.append(preamble.dump_fde(head.fde, zero_log_pos=True, zero_created=True, crc=head.crc))
         elif plan.jumps:
             start = 4  # the head (FDE, PREVIOUS_GTIDS / GTID_LIST, checkpoints) first, then the jump

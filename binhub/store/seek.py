@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from binhub.binlog.constants import HEADER_SIZE
+from binhub.binlog.constants import HEADER_SIZE, ROWS_EVENT_TYPES, ROWS_STMT_END_F
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet
 from binhub.errors import GtidError, StartPositionError, StoreBehind
 from binhub.store.file_head import FileHead
@@ -47,6 +47,9 @@ class StartPlan:
     position: int  # where reading starts; an event boundary
     rotate_position: int  # named by the first artificial ROTATE
     mid_file: bool = False  # file/position start past the file's start
+    # File/position start between two row events of one statement (the one before lacks STMT_END_F):
+    # a replica reconnecting there already has the statement's first row events.
+    mid_statement: bool = False
     gtid_mode: bool = False
     head_end: int = 4  # with a GTID-index jump: events before this offset are sent, then ``position``
     mysql_exclude: MysqlGtidSet | None = None
@@ -87,9 +90,8 @@ def plan_file_position(reader: StoreReader, filename: str, position: int) -> Sta
         raise StartPositionError(f"Client requested master to start replication from impossible position; the first "
                                  f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
                                  f"read from '{name}' at 4.")
-    if position > 4:
-        _check_boundary(reader, name, position)
-    return StartPlan(name, position, position, mid_file=position > 4)
+    before = _event_before(reader, name, position) if position > 4 else b""
+    return StartPlan(name, position, position, mid_file=position > 4, mid_statement=_unfinished_statement(before))
 
 
 def _same_series(a: str, b: str) -> bool:
@@ -97,13 +99,18 @@ def _same_series(a: str, b: str) -> bool:
     return a.rpartition(".")[0] == b.rpartition(".")[0] and a.rpartition(".")[2].isdigit()
 
 
-def _check_boundary(reader: StoreReader, name: str, position: int) -> None:
-    """Walk event headers from the nearest known boundary (a gtid.index entry) to ``position``."""
+def _event_before(reader: StoreReader, name: str, position: int) -> bytes:
+    """Check that ``position`` is an event boundary, walking event headers from the nearest known
+    one (a gtid.index entry); returns the start of the event that ends there (b"" if the walk
+    started there: a gtid.index entry begins a transaction).
+    """
     starts = [e.offset for e in reader.gtid_index.entries() if e.file == name and e.offset <= position]
     pos = max(starts, default=4)
+    head = b""
     with open(reader.file_path(name), "rb") as f:
         while pos < position:
-            head = os.pread(f.fileno(), HEADER_SIZE, pos)
+            # The header and, for a row event, its flags (after the 6-byte table id).
+            head = os.pread(f.fileno(), HEADER_SIZE + 8, pos)
             if len(head) < HEADER_SIZE:
                 break
             size = int.from_bytes(head[9:13], "little")
@@ -113,6 +120,13 @@ def _check_boundary(reader: StoreReader, name: str, position: int) -> None:
     if pos != position:
         raise StartPositionError(f"Client requested master to start replication from position {position} in "
                                  f"'{name}', which is not the start of an event (the nearest event starts at {pos})")
+    return head
+
+
+def _unfinished_statement(event: bytes) -> bool:
+    """A row event whose statement goes on in the next event (no STMT_END_F in its flags)."""
+    return (len(event) >= HEADER_SIZE + 8 and event[4] in ROWS_EVENT_TYPES
+            and not int.from_bytes(event[HEADER_SIZE + 6:HEADER_SIZE + 8], "little") & ROWS_STMT_END_F)
 
 
 # --------------------------------------------------------------------------- MySQL GTID

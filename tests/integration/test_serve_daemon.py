@@ -7,6 +7,8 @@ the two-process variant in ``test_serve_replicas.py``. The module proves:
 * three replicas (GTID slave_pos, file/position, semi-sync) replicate the workload exactly, and
   the semi-sync acks show in binhub's metrics;
 * a daemon restart while replicas stream: they reconnect and continue, no error, no duplicate;
+  a file/position replica whose connection drops inside a statement (a proxy cuts it there, which
+  a restart does by chance) reconnects there without error 1595;
 * error 1236 with a clear message for an unknown file, an unknown GTID and a purged file, as a
   real replica's Last_IO_Error shows it; PURGE BINARY LOGS of a file a dump reads is refused,
   naming the reader.
@@ -32,10 +34,12 @@ from typing import Any
 import pymysql
 import pytest
 
+from binhub.binlog.constants import HEADER_SIZE, ROWS_EVENT_TYPES, ROWS_STMT_END_F
 from binhub.sandbox import Sandbox
 from binhub.sandbox.binhub_process import BinhubProcess, binhub_command
 from binhub.sandbox.process import free_port
 from binhub.wire.commands import ComBinlogDump
+from binhub.wire.constants import Command
 from tests.integration.conftest import PrimaryDb
 from tests.integration.serveutil import packet
 from tests.integration.test_serve_replicas import (
@@ -206,6 +210,91 @@ def test_restart_while_replicas_stream(primary_db: PrimaryDb, daemon: Daemon, re
         assert sb.query("SELECT @@gtid_slave_pos")[0][0] == want, sb.name
         count = sb.query(f"SELECT COUNT(*), COUNT(DISTINCT id) FROM `{primary_db.name}`.`{table}`")[0]
         assert count[0] == count[1] == inserted[-1] - 1, (sb.name, count, inserted[-1])
+
+
+def test_reconnect_inside_a_statement(primary_db: PrimaryDb, daemon: Daemon, replicas: list[Sandbox]) -> None:
+    """A file/position replica whose connection drops between two row events of one statement
+    (what a restart mid-stream leaves behind) reconnects there and goes on: binhub sends the rest of
+    the statement first, since a ROTATE there would stop it with 1595 (see ``binhub.serve.dump``)."""
+    replica = replicas[1]
+    with _CuttingProxy(daemon.port) as proxy:
+        point_at(replica, proxy.port, file=primary_db.start_file)
+        table = create_tables(primary_db.conn, primary_db.name, 1)[0]
+        # Wide rows, 20 a statement: mariadbd splits each statement into several WRITE_ROWS.
+        insert_rows(primary_db.conn, primary_db.name, table, 200, batch=20)
+        wait_until(lambda: proxy.cut.is_set(), timeout=60, message="the stream had no statement of several row events")
+        assert_replicas_match(primary_db, [replica])
+        _assert_no_errno([replica])  # before the proxy goes, and the replica's connection with it
+
+
+class _CuttingProxy:
+    """A TCP proxy to binhub that cuts its first binlog dump right after a row event without STMT_END_F."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port: int = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, name="cutting-proxy", daemon=True)]
+
+    def __enter__(self) -> _CuttingProxy:
+        self.threads[0].start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.listener.close()
+        for t in self.threads:
+            t.join(10)
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            dumping = threading.Event()
+            for args in ((client, server, dumping, False), (server, client, dumping, True)):
+                t = threading.Thread(target=self._pump, args=args, daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, dumping: threading.Event, from_server: bool) -> None:
+        """Forward packets; the client's COM_BINLOG_DUMP arms the cut, the first unfinished statement fires it."""
+        src.settimeout(0.2)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                try:
+                    data = src.recv(1 << 16)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:3], "little"):
+                    size = 4 + int.from_bytes(buf[:3], "little")
+                    pkt, buf = buf[:size], buf[size:]
+                    dst.sendall(pkt)
+                    if not from_server and pkt[4] == Command.BINLOG_DUMP:
+                        dumping.set()
+                    elif from_server and dumping.is_set() and not self.cut.is_set() and _unfinished_statement(pkt[5:]):
+                        self.cut.set()
+                        return
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                sock.close()
+
+
+def _unfinished_statement(event: bytes) -> bool:
+    """A row event whose flags (after its 6-byte table id) lack STMT_END_F."""
+    return (len(event) > HEADER_SIZE + 8 and event[4] in ROWS_EVENT_TYPES
+            and not int.from_bytes(event[HEADER_SIZE + 6:HEADER_SIZE + 8], "little") & ROWS_STMT_END_F)
 
 
 def _wait_for_rows(inserted: list[int], batches: int) -> None:

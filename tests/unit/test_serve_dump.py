@@ -277,6 +277,65 @@ def test_mid_file_start_zeroes_fde_log_pos_and_created(mariadb_store: BinlogStor
     assert evs[2] == stored[5]
 
 
+def _row_based_file(directory: Path) -> tuple[Path, dict[str, int]]:
+    """One file: a GTID, BEGIN, TABLE_MAP, a statement of two WRITE_ROWS (the first without
+    STMT_END_F, as mariadbd splits a statement past binlog_row_event_max_size), XID; another file."""
+    b = BinlogFileBuilder("mariadb-bin.000001", "mariadb")
+    b.gtid_list([])
+    b.maria_txn(0, 1)
+    at = {"gtid": b.maria_gtid(0, 2), "begin": b.query("BEGIN")}
+    table_id = struct.pack("<Q", 70)[:6]
+    at["table_map"] = b.add(EventType.TABLE_MAP, table_id + b"\1\0" + b"\2db\0" + b"\1t\0" + b"\1\3" + b"\0" + b"\0")
+    for name, stmt_end in (("rows", 0), ("last_rows", 1)):
+        rows = b"".join(b"\0" + struct.pack("<i", n) for n in range(100))  # null bitmap, INT
+        at[name] = b.add(EventType.WRITE_ROWS_V1, table_id + struct.pack("<H", stmt_end) + b"\1\1" + rows)
+    at["xid"] = b.xid(2)
+    b.rotate("mariadb-bin.000002")
+    nxt = BinlogFileBuilder("mariadb-bin.000002", "mariadb")
+    nxt.gtid_list([MariadbGtid(0, 1, 2)])
+    nxt.maria_txn(0, 3)
+    nxt.save(directory)
+    return b.save(directory), at
+
+
+def test_mid_statement_reconnect_gets_the_statement_without_rotate_and_fde(tmp_path: Path) -> None:
+    """A file/position replica reconnecting between two row events of one statement (binhub restarted
+    mid-stream) gets the rest of the statement first: a ROTATE or FDE there, as mariadbd sends, makes
+    a MariaDB replica stop with 1595 (its IO thread's end-of-statement check survives the reconnect)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    path, at = _row_based_file(src)
+    store = make_store(tmp_path, [path, src / "mariadb-bin.000002"])
+    try:
+        stored = {offset: ev for offset, ev in zip(_offsets(path), file_events(path), strict=True)}
+        conn = dump(store, nb(path.name, at["last_rows"]))
+        evs = events(conn)
+        # Exactly the file's events from the requested one on, untouched, then the next file as usual.
+        assert evs[:3] == [stored[at["last_rows"]], stored[at["xid"]], stored[at["xid"] + len(stored[at["xid"]])]]
+        nxt = decode_event(evs[3])
+        assert isinstance(nxt, RotateEvent) and (nxt.next_file, nxt.position) == ("mariadb-bin.000002", 4)
+        assert evs[4][4] == EventType.FORMAT_DESCRIPTION
+        assert [s for s, _ in conn.sent] == list(range(1, len(conn.sent) + 1))
+        # Where the replica's check is satisfied (after a TABLE_MAP, a statement's end, a transaction's
+        # end) the start is mariadbd's: the artificial ROTATE naming the position, the FDE, the event.
+        for name in ("rows", "xid", "gtid"):
+            evs = events(dump(store, nb(path.name, at[name])))
+            rot = decode_event(evs[0])
+            assert isinstance(rot, RotateEvent) and rot.position == at[name], name
+            assert evs[1][4] == EventType.FORMAT_DESCRIPTION and evs[1][13:17] == b"\0\0\0\0", name
+            assert evs[2] == stored[at[name]], name
+    finally:
+        store.close()
+
+
+def _offsets(path: Path) -> list[int]:
+    offsets, pos = [], 4
+    for ev in file_events(path):
+        offsets.append(pos)
+        pos += len(ev)
+    return offsets
+
+
 def test_annotate_rows_only_with_the_dump_flag(mariadb_store: BinlogStore) -> None:
     without = [e[4] for e in events(dump(mariadb_store, nb("mariadb-bin.000001")))]
     with_flag = [e[4] for e in events(dump(mariadb_store, nb("mariadb-bin.000001",
