@@ -31,7 +31,7 @@ from binhub.store import StoreReader
 from binhub.store.recovery import mariadb_position
 from binhub.wire.errors import ErrorCode, MysqlError
 
-__all__ = ["binlog_event_rows", "checksum_name", "durable_files", "gtid_position_at"]
+__all__ = ["binlog_event_rows", "checksum_name", "gtid_position_at"]
 
 # How SHOW BINLOG EVENTS names event types (``Log_event::get_type_str``).
 _TYPE_NAMES: dict[int, str] = {
@@ -61,13 +61,8 @@ _TYPE_NAMES: dict[int, str] = {
 
 
 
-def durable_files(store: StoreReader) -> list[tuple[str, int]]:
-    """(name, durable size) of every file readers may see, oldest first."""
-    return store.durable_files()
-
-
 def _limit_of(store: StoreReader, name: str) -> int:
-    for n, size in durable_files(store):
+    for n, size in store.durable_files():
         if n == name:
             return size
     raise MysqlError(ErrorCode.UNKNOWN_TARGET_BINLOG, f"Could not find target log {name!r} in the binlog index")
@@ -85,7 +80,7 @@ def _durable_events(path: Path, name: str, limit: int, start: int = 4) -> Iterat
 
 def checksum_name(store: StoreReader) -> str:
     """``CRC32`` or ``NONE``: the checksum of the newest file's FDE (what ``@@binlog_checksum`` says)."""
-    files = durable_files(store)
+    files = store.durable_files()
     for name, _ in reversed(files[-1:]):
         with open(store.file_path(name), "rb") as f:
             reader = BinlogFileReader(f, name, verify_checksums=False)
@@ -127,7 +122,7 @@ def _info(ev: RawEvent, reader: BinlogFileReader) -> str:
 def binlog_event_rows(store: StoreReader, file: str | None, position: int | None, offset: int,
                       limit: int | None) -> list[tuple[str, int, str, int, int, str]]:
     """Rows of ``SHOW BINLOG EVENTS [IN file] [FROM position] [LIMIT offset, limit]``."""
-    files = durable_files(store)
+    files = store.durable_files()
     if not files and file is None:
         return []
     name = file if file is not None else files[0][0]
@@ -167,7 +162,7 @@ def gtid_position_at(store: StoreReader, file: str, position: int) -> str | None
     file), then every GTID event that starts before ``pos``. An unknown file, or a position that is
     not where an event starts (or the durable end), gives NULL, not an error.
     """
-    files = dict(durable_files(store))
+    files = dict(store.durable_files())
     name = file or next(iter(files), "")
     if name not in files:
         return None

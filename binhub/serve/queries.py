@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from binhub.serve import sql
-from binhub.serve.binlogs import binlog_event_rows, durable_files, gtid_position_at
+from binhub.serve.binlogs import binlog_event_rows, gtid_position_at
 from binhub.serve.replica_status import column_type, read_replica_status, replica_status_rows
 from binhub.serve.variables import (
     ServerFacts,
@@ -413,12 +413,12 @@ class QueryHandler:
         mysql = not f.is_mariadb
         what = stmt.what
         if what == "binary logs":
-            files = durable_files(self.server.store)
+            files = self.server.store.durable_files()
             if mysql:
                 return _rows(["Log_name", "File_size", "Encrypted"], [(n, s, "No") for n, s in files])
             return _rows(["Log_name", "File_size"], [(n, s) for n, s in files])
         if what == "master status":
-            files = durable_files(self.server.store)
+            files = self.server.store.durable_files()
             cols = ["File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"] + (["Executed_Gtid_Set"] if mysql else [])
             if not files:
                 return RowsReply([_string_column(c) for c in cols])

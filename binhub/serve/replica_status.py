@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from binhub.serve.binlogs import durable_files
 from binhub.serve.variables import Value
 from binhub.store import StoreReader
 from binhub.store.state import UpstreamIdentity, UpstreamSource
@@ -120,7 +119,7 @@ def read_replica_status(store: StoreReader, *, mariadb: bool, gtid_executed: str
     if source is None:
         return None
     gtid_position = str(store.mariadb_state()) if mariadb else gtid_executed
-    files = durable_files(store)
+    files = store.durable_files()
     durable = store.durable_position
     if durable is not None:
         file, position = durable.file, durable.position

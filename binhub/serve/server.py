@@ -30,7 +30,7 @@ from typing import Any
 
 from binhub.errors import BinhubError, ConfigError, FileInUse, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
-from binhub.serve.binlogs import checksum_name, durable_files
+from binhub.serve.binlogs import checksum_name
 from binhub.serve.config import REPLICA_AHEAD_WAIT
 from binhub.serve.gtid_state import LiveGtidState
 from binhub.serve.keys import (
@@ -281,15 +281,8 @@ class BinlogServer:
             version += "-MariaDB"  # clients tell the flavours apart by this word
         return version + VERSION_SUFFIX
 
-    def gtid_executed(self) -> str:
-        """The store's executed GTIDs at its durable position ("" for an empty store), live."""
-        gtids = self._gtids.snapshot()
-        if self.flavour == "mariadb":
-            return str(gtids.binlog_pos)
-        return str(gtids.mysql or "").replace("\n", "")
-
     def checksum(self) -> str:
-        files = durable_files(self.store)
+        files = self.store.durable_files()
         newest = files[-1][0] if files else ""
         if self._checksum[0] != newest:
             self._checksum = (newest, checksum_name(self.store))
