@@ -11,8 +11,9 @@ import click
 import orjson
 
 from binhub.ops.schema_sync import current_history
+from binhub.sinks import Checkpoint
 from binhub.store import StoreReader
-from binhub.stream import Checkpoint, Stream, StreamConfig
+from binhub.stream import Stream, StreamConfig
 
 
 class RowHistorySink:

@@ -11,8 +11,9 @@ import click
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
+from binhub.sinks import open_sink
 from binhub.store import StoreReader
-from binhub.stream import Stream, StreamConfig, StreamStart, open_sink
+from binhub.stream import Stream, StreamConfig, StreamStart
 
 
 @click.command("stream")

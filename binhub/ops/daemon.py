@@ -151,8 +151,9 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
     """Create (not start) one ``[[stream]]``, reading ``store``'s reader view (woken in-process by the
     relay's publishes when the daemon also relays)."""
     from binhub.ops.schema_sync import current_history
+    from binhub.sinks import open_sink
     from binhub.store import BinlogStore, StoreReader
-    from binhub.stream import Stream, StreamMetrics, open_sink
+    from binhub.stream import Stream, StreamMetrics
 
     reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
     return Stream(config, reader, open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes),

@@ -4,20 +4,14 @@ under, delivered to a sink with a checkpoint committed alongside (``binhub strea
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
 from binhub.stream.config import StreamConfig, StreamStart
 from binhub.stream.metrics import StreamMetrics
-from binhub.stream.sinks import Checkpoint, JsonlSink, Sink, StdoutSink, open_sink
 from binhub.stream.stream import Stream
 
 __all__ = [
     "ChangeReader",
-    "Checkpoint",
-    "JsonlSink",
-    "Sink",
-    "StdoutSink",
     "Stream",
     "StreamConfig",
     "StreamMetrics",
     "StreamStart",
     "TableFilter",
     "TransactionEnd",
-    "open_sink",
 ]

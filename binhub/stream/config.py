@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
+from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
 
-DEFAULT_ROTATE_BYTES = 64 << 20  # jsonl: a new output file past this size, at a transaction boundary
+__all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
 
 
 @dataclass(frozen=True, slots=True)

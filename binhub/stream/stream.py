@@ -7,7 +7,7 @@ holds (purged by retention while the stream was stopped) is a :class:`StartPosit
 both; while it runs, the follower's reader lease keeps purge away from the file it reads.
 
 The sink commits after every batch the follower returns (one fsync per batch, not per
-transaction), and always at a transaction boundary (:mod:`binhub.stream.sinks`).
+transaction), and always at a transaction boundary (:mod:`binhub.sinks`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
 from binhub.errors import BinhubError, GtidError, StartPositionError
 from binhub.schema import SchemaHistory
+from binhub.sinks import Checkpoint, Sink
 from binhub.store.follower import StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
@@ -31,7 +32,6 @@ from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
 from binhub.stream.config import StreamConfig
 from binhub.stream.metrics import StreamMetrics
-from binhub.stream.sinks import Checkpoint, Sink
 
 __all__ = ["Stream"]
 

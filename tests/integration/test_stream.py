@@ -337,8 +337,9 @@ def test_a_table_map_the_history_disagrees_with_stops_the_stream(primary_db: Pri
 
 def test_the_stream_as_a_daemon_service_counts_what_it_delivers(primary_db: PrimaryDb, tmp_path: Path) -> None:
     from binhub.ops.schema_sync import current_history
+    from binhub.sinks import JsonlSink
     from binhub.store import StoreReader
-    from binhub.stream import JsonlSink, Stream, StreamConfig
+    from binhub.stream import Stream, StreamConfig
 
     write_workload(primary_db)
     data_dir = tmp_path / "store"

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "binhub"
 
 # Each layer may import itself and what is listed, at run time and under TYPE_CHECKING alike
-# (DESIGN.md: codecs → schema → store → adapters → services → ops → cli). There are no exceptions:
+# (DESIGN.md: codecs → schema → store → adapters → sinks → services → ops → cli). There are no exceptions:
 # what a service counts or is told is its own (RelayMetrics, ServeConfig, ...) and ops composes it.
 # binhub._speedups (the compiled hot loops and their pure twins) sits below everything: a codec.
 BASE = {"errors", "_speedups", "bytefields"}
@@ -31,12 +31,13 @@ ALLOWED = {
     "schema": BASE | {"binlog"},
     "store": BASE | {"binlog"},
     "net": BASE | {"wire", "binlog"},
-    **{service: BELOW_SERVICES for service in SERVICES},  # services never import each other
-    "ops": BELOW_SERVICES | SERVICES,
+    "sinks": BELOW_SERVICES,  # one module per destination, below the services that write through them
+    **{service: BELOW_SERVICES | {"sinks"} for service in SERVICES},  # services never import each other
+    "ops": BELOW_SERVICES | SERVICES | {"sinks"},
     "sandbox": BASE,  # a throwaway mariadbd for the demo and the tests: nothing of binhub's own
-    "demo": BELOW_SERVICES | SERVICES | {"ops", "sandbox"},
-    "cli": BELOW_SERVICES | SERVICES | {"ops", "sandbox", "demo"},
-    "__init__": BELOW_SERVICES | SERVICES,  # the public API re-exports the services, never ops or cli
+    "demo": BELOW_SERVICES | SERVICES | {"sinks", "ops", "sandbox"},
+    "cli": BELOW_SERVICES | SERVICES | {"sinks", "ops", "sandbox", "demo"},
+    "__init__": BELOW_SERVICES | SERVICES | {"sinks"},  # the public API re-exports the services, never ops or cli
     "__main__": {"cli"},
 }
 

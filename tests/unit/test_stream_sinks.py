@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from binhub.errors import ConfigError, DiskFull, StorageError
-from binhub.stream import Checkpoint, JsonlSink, StdoutSink, TableFilter, open_sink
+from binhub.sinks import Checkpoint, JsonlSink, StdoutSink, open_sink
+from binhub.stream import TableFilter
 
 
 def output(directory: Path) -> bytes:
@@ -102,5 +103,5 @@ def test_table_filter() -> None:
 def test_a_full_disk_under_the_output_is_named_with_what_to_do(tmp_path: Path) -> None:
     with open("/dev/full", "wb", buffering=0) as full:
         sink = StdoutSink(full)
-        with pytest.raises(DiskFull, match="no space left.*it resumes at its checkpoint"):
+        with pytest.raises(DiskFull, match="no space left.*start the stream again"):
             sink.write(b'{"n":1}\n')

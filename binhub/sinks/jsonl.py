@@ -1,4 +1,4 @@
-"""Where a stream's lines go, and how its position is kept with them.
+"""``--to jsonl:DIR``: rotating JSON-lines files with the stream's checkpoint committed atomically with them.
 
 :class:`JsonlSink` writes rotating files ``NAME-000001.jsonl``, … in a directory, and beside them
 ``NAME.checkpoint.json``: the position after the last complete transaction (store file and offset,
@@ -7,90 +7,26 @@ Lines are appended as they are decoded (a transaction of any size streams throug
 fsyncs them, then atomically replaces the checkpoint. On open, anything past the checkpoint's
 offset (a transaction cut by ``kill -9``, a half-written line) is cut off, so the output always
 ends exactly where the checkpoint says and a restart neither loses nor repeats a line.
-
-:class:`StdoutSink` (``--to -``) writes to standard output and keeps no checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
 from binhub.errors import ConfigError, DiskFull, StorageError
-from binhub.store.fsutil import atomic_write, fsync_dir, storage_error
-from binhub.stream.config import DEFAULT_ROTATE_BYTES
+from binhub.sinks.base import Checkpoint, output_error
+from binhub.store.fsutil import atomic_write, fsync_dir
 
-__all__ = ["Checkpoint", "JsonlSink", "Sink", "StdoutSink", "open_sink"]
+__all__ = ["DEFAULT_ROTATE_BYTES", "JsonlSink"]
 
+DEFAULT_ROTATE_BYTES = 64 << 20  # a new output file past this size, at a transaction boundary
 CHECKPOINT_FORMAT = 1
 _WRITE_BUFFER = 1 << 20
 _DISK_FULL_HINT = "free space where the stream writes and start it again: it resumes at its checkpoint"
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where the stream stands: after the transaction ending at ``file:pos`` of the store."""
-
-    file: str
-    pos: int
-    gtid_set: str  # executed through that transaction ("" when the store has no GTIDs)
-    out_file: str = ""  # the output file holding the transaction's last line, and where it ends
-    out_offset: int = 0
-
-
-class Sink(Protocol):
-    def resume_point(self) -> Checkpoint | None:
-        """The checkpoint of a previous run (None: start fresh)."""
-
-    def write(self, data: bytes) -> None:
-        """Append lines (each ends with a newline) of the current transaction."""
-
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
-        """Everything written so far belongs to complete transactions, the last ending at ``checkpoint``."""
-
-    def commit(self) -> None:
-        """Make everything up to the last transaction end durable, with its checkpoint."""
-
-    def close(self) -> None: ...
-
-
-class StdoutSink:
-    """``--to -``: lines to standard output, flushed at each commit; no checkpoint."""
-
-    def __init__(self, out: BinaryIO | None = None) -> None:
-        self.out = out if out is not None else sys.stdout.buffer
-
-    def resume_point(self) -> Checkpoint | None:
-        return None
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.out.write(data)
-        except BrokenPipeError:
-            raise  # the reader went away (| head): click ends quietly
-        except OSError as exc:
-            raise _output_error(exc, "cannot write to standard output") from exc
-
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
-        pass
-
-    def commit(self) -> None:
-        try:
-            self.out.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _output_error(exc, "cannot write to standard output") from exc
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.out.flush()
 
 
 class JsonlSink:
@@ -236,18 +172,4 @@ class JsonlSink:
 
 
 def _output_error(exc: OSError, what: str) -> StorageError:
-    """The store's translation of an OSError, with what to do when the stream's own disk is full."""
-    error = storage_error(exc, what)
-    if isinstance(error, DiskFull):
-        error.hint = _DISK_FULL_HINT
-    return error
-
-
-def open_sink(target: str, name: str, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES) -> Sink:
-    """``jsonl:DIR`` or ``-``."""
-    if target == "-":
-        return StdoutSink()
-    kind, _, rest = target.partition(":")
-    if kind == "jsonl" and rest:
-        return JsonlSink(Path(rest), name, rotate_bytes=rotate_bytes)
-    raise ConfigError("--to", f"{target!r} is not a sink binhub knows: use jsonl:DIR or - (stdout)")
+    return output_error(exc, what, disk_full_hint=_DISK_FULL_HINT)
