@@ -526,10 +526,15 @@ class _DirectWriter:
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
         self._then_close: Callable[[], None] | None = None
+        self._on_empty: Callable[[], None] | None = None
 
     @property
     def fd(self) -> int:
         return self._fd
+
+    def on_empty(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever everything queued has been written (the offload writer's cue)."""
+        self._on_empty = callback
 
     @classmethod
     def take_over(cls, transport: asyncio.Transport,
@@ -597,6 +602,8 @@ class _DirectWriter:
                 then, self._then_close = self._then_close, None
                 self.close()
                 then()
+            elif self._on_empty is not None:
+                self._on_empty()
         if self.pending_bytes <= DIRECT_LOW_WATER:
             self._wake()
 
