@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from binhub.net.tls import ServerTls
+from binhub.net.wakeup import Wakeup
 from binhub.wire.compression import Compression, Piece, compress_pieces, frame_pieces
 
 __all__ = ["POOL_THREADS", "CiphertextSink", "OffloadWriter", "SharedPieces", "SHARED_PIECES"]
@@ -158,7 +159,7 @@ class OffloadWriter:
         self._queued = 0  # bytes queued or in the running job
         self._busy = False
         self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._drained = Wakeup()
         self._then_close: Callable[[], None] | None = None
         sink.on_empty(self._kick)
 
@@ -263,7 +264,7 @@ class OffloadWriter:
         self._busy = False
         self._kick()
         if self._queued <= OFFLOAD_LOW_WATER:
-            self._wake()
+            self._drained.wake()
         if self._idle and self._then_close is not None:
             then, self._then_close = self._then_close, None
             self._sink.close_after_flush(then) if self._sink.pending_bytes else then()
@@ -272,15 +273,9 @@ class OffloadWriter:
         self.close()
         self._on_error(exc)
 
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def drain(self) -> None:
         while self._queued > OFFLOAD_LOW_WATER and not self._closed:
-            self._waiter = self._loop.create_future()
-            await self._waiter
+            await self._drained.wait()
         await self._sink.drain()
 
     def close_after_flush(self, then: Callable[[], None]) -> None:
@@ -300,7 +295,7 @@ class OffloadWriter:
         self._records.clear()
         if not self._busy:
             self._sink.close()
-        self._wake()
+        self._drained.wake()
 
 
 def _take(queue: collections.deque[memoryview], limit: int) -> list[memoryview]:
