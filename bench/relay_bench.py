@@ -41,8 +41,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from binhub.store.durable import read_durable  # noqa: E402
-
 from bench.common import (  # noqa: E402
     GIB,
     MIB,
@@ -66,6 +64,7 @@ from bench.common import (  # noqa: E402
     start_primary,
 )
 from binhub.sandbox import Sandbox  # noqa: E402
+from binhub.store.durable_position import read_durable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"

@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from binhub.binlog.changes import EventWalker, RowChange, RowChangeDecoder, SchemaLookup
 from binhub.binlog.checksum import verify_checksum
 from binhub.binlog.constants import BINLOG_MAGIC, CHECKSUM_SIZE, HEADER_SIZE, ChecksumAlg, EventType
 from binhub.binlog.decode import decode_format_description
 from binhub.binlog.events import FormatDescriptionEvent
 from binhub.binlog.header import EventHeader
 from binhub.errors import InvalidEvent, TruncatedEvent
+
+if TYPE_CHECKING:
+    from binhub.binlog.changes import EventWalker, RowChange, SchemaLookup
 
 CHUNK_SIZE = 1 << 20
 T = TypeVar("T")
@@ -175,6 +177,8 @@ def _walk(path: str | Path, walker: EventWalker[T], start: int, verify_checksums
 def row_changes(path: str | Path, *, start: int = 4, schemas: SchemaLookup | None = None,
                 verify_checksums: bool = True) -> Iterator[RowChange]:
     """Open ``path`` and yield the row changes of its events (see binhub.binlog.changes)."""
+    from binhub.binlog.changes import RowChangeDecoder  # the row decoder: readers of raw events skip it
+
     return _walk(path, RowChangeDecoder(Path(path).name, schemas=schemas), start, verify_checksums)
 
 

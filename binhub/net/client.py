@@ -35,6 +35,7 @@ from binhub.errors import (
     UnexpectedPacket,
     UpstreamError,
 )
+from binhub.net.wakeup import Wakeup
 from binhub.wire.client import ClientHandshake, raise_for_err
 from binhub.wire.commands import (
     ComBinlogDump,
@@ -101,7 +102,7 @@ class _UpstreamProtocol(asyncio.Protocol):
         self.paused = False
         self.error: BinhubError | None = None
         self.closed = asyncio.get_running_loop().create_future()
-        self._waiter: asyncio.Future[None] | None = None
+        self._data = Wakeup()  # wait_for_data waits here
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -153,9 +154,7 @@ class _UpstreamProtocol(asyncio.Protocol):
                 self.transport.close()
             return
         if self.queue or self.events:
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._data.wake()
         # Count only bytes of complete packets: a partial 40 MiB event must never pause reading.
         self.queued_bytes += received + before - reader.buffered - len(self._tail)
         if self.queued_bytes > HIGH_WATER and not self.paused and self.transport is not None:
@@ -243,9 +242,7 @@ class _UpstreamProtocol(asyncio.Protocol):
     def _fail(self, exc: BinhubError) -> None:
         if self.error is None:
             self.error = exc
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._data.wake()
 
     # -- consumer side -------------------------------------------------------------------------
     async def wait_for_data(self) -> None:
@@ -255,11 +252,7 @@ class _UpstreamProtocol(asyncio.Protocol):
                 raise self.error
             # An empty queue must never stay paused, whatever the byte count says.
             self._resume()
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._data.wait()
 
     def take_one(self) -> Payload:
         p = self.queue.popleft()

@@ -11,7 +11,13 @@ of the CPU). So a connection that encrypts or compresses sends through an :class
   the GIL, so the jobs of many connections run in parallel;
 * one job at a time per connection, so bytes and TLS records stay in order; what the socket did
   not take queues in the connection's direct writer (the *sink*), which the loop flushes when the
-  socket is writable, and the next job leaves its bytes behind it.
+  socket is writable. No job starts while the sink holds bytes: the sink calls back once empty.
+* TLS encrypts only what the socket takes, ``TLS_CHUNK`` at a time: the plaintext (a shared span is
+  referenced, not copied) waits in the queue until the socket has room, and the ciphertext one
+  connection holds is at most a chunk. Encrypting a whole span ahead (a 17 MiB event) made every
+  slow replica hold its own ciphertext of it, and OpenSSL's memory BIO keeps its largest size: 30
+  TLS replicas grew the server to 1.7 GB. The writer's queue counts as pending for ``drain``, so
+  the dump stops framing for a replica that does not keep up.
 
 Compressed packets' sequence ids are assigned by the loop when it queues a write (how many pieces
 a write makes depends only on its length), so a restart of the count lands where the stream is.
@@ -29,6 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from binhub.net.tls import ServerTls
+from binhub.net.wakeup import Wakeup
 from binhub.wire.compression import Compression, Piece, compress_pieces, frame_pieces
 
 __all__ = ["POOL_THREADS", "CiphertextSink", "OffloadWriter", "SharedPieces", "SHARED_PIECES"]
@@ -42,6 +49,9 @@ IOV_MAX = 1024
 #: ``drain`` returns once at most this much is queued or in flight, so the next span is queued
 #: before the socket runs dry.
 OFFLOAD_LOW_WATER = 512 * 1024
+#: Plaintext encrypted per SSL_write (16 TLS records): small enough to stay in the CPU's cache and
+#: to bound what a connection holds encrypted, large enough for few calls.
+TLS_CHUNK = 256 * 1024
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -116,6 +126,9 @@ class CiphertextSink(Protocol):
 
     def write(self, data: bytes | memoryview) -> None: ...
 
+    def on_empty(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the loop) whenever the sink has written out everything it held."""
+
     async def drain(self) -> None: ...
 
     def close_after_flush(self, then: Callable[[], None]) -> None: ...
@@ -140,12 +153,15 @@ class OffloadWriter:
         self._sink = sink
         self._on_error = on_error
         self._queue: collections.deque[_Write] = collections.deque()
+        #: TLS: packet-stream bytes ready to encrypt, left by a job the socket stopped taking.
+        self._plain: list[memoryview] = []
         self._records: list[bytes] = []  # made by TLS reads: out before anything encrypted after them
         self._queued = 0  # bytes queued or in the running job
         self._busy = False
         self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._drained = Wakeup()
         self._then_close: Callable[[], None] | None = None
+        sink.on_empty(self._kick)
 
     @property
     def pending_bytes(self) -> int:
@@ -170,21 +186,32 @@ class OffloadWriter:
             self._records.append(records)
             self._kick()
 
+    @property
+    def _idle(self) -> bool:
+        return not (self._busy or self._queue or self._plain or self._records)
+
     def _kick(self) -> None:
-        if self._busy or self._closed or not (self._queue or self._records):
+        # Not while the sink holds bytes: a job sends straight to the socket, and must not overtake
+        # them; the sink calls this again once it is empty.
+        if self._idle or self._busy or self._closed or self._sink.pending_bytes:
             return
+        plain, self._plain = self._plain, []
         writes = list(self._queue)
         self._queue.clear()
         records, self._records = self._records, []
         self._busy = True
-        # Send from the worker only when nothing waits in the sink, so bytes never overtake.
-        send = self._sink.pending_bytes == 0
-        fut = self._loop.run_in_executor(_executor(), self._job, records, writes, send)
-        fut.add_done_callback(lambda f: self._done(f, sum(len(w.data) for w in writes)))
+        taken = sum(map(len, plain)) + sum(len(w.data) for w in writes)
+        fut = self._loop.run_in_executor(_executor(), self._job, records, plain, writes)
+        fut.add_done_callback(lambda f: self._done(f, taken))
 
-    def _job(self, records: list[bytes], writes: list[_Write], send: bool) -> list[memoryview]:
-        """In the pool: compress, encrypt, send what the socket takes; returns the rest."""
-        parts: list[Buffer] = []
+    def _job(self, records: list[bytes], plain: list[memoryview],
+             writes: list[_Write]) -> tuple[list[memoryview], list[memoryview]]:
+        """In the pool: compress, encrypt, send what the socket takes.
+
+        Returns the bytes made but not sent (for the sink) and, under TLS, the plaintext not yet
+        encrypted (back to the queue's head).
+        """
+        parts: list[Buffer] = list(plain)
         for w in writes:
             if w.compression is None:
                 parts.append(w.data)
@@ -193,10 +220,17 @@ class OffloadWriter:
             pieces = SHARED_PIECES.get(bytes(w.data), w.compression) if w.shared else \
                 compress_pieces(w.data, w.compression)
             parts += frame_pieces(pieces, w.seq)[0]
-        if self._tls is not None:
-            parts = [*records, self._tls.encrypt(parts)]
-        views = [memoryview(p) for p in parts if p]
-        if not send or self._closed:
+        if self._tls is None:
+            return self._send([memoryview(p) for p in parts if p]), []
+        queue = collections.deque(memoryview(p) for p in parts if p)
+        out = self._send([memoryview(r) for r in records if r])
+        while not out and queue and not self._closed:
+            out = self._send([memoryview(self._tls.encrypt(_take(queue, TLS_CHUNK)))])
+        return out, list(queue)
+
+    def _send(self, views: list[memoryview]) -> list[memoryview]:
+        """writev ``views`` until the socket is full; returns the rest."""
+        if self._closed:
             return views
         try:
             while views:
@@ -210,27 +244,28 @@ class OffloadWriter:
             pass
         return views
 
-    def _done(self, fut: asyncio.Future[list[memoryview]], nbytes: int) -> None:
-        self._busy = False
-        self._queued -= nbytes
+    def _done(self, fut: asyncio.Future[tuple[list[memoryview], list[memoryview]]], taken: int) -> None:
         if self._closed:
+            self._busy = False
             fut.exception()  # a failed send to a client that is gone is no news
             self._sink.close()  # deferred by close(): the job was writing to the sink's descriptor
             return
         try:
-            rest = fut.result()
-        except OSError as exc:
-            self._fail(exc)
+            rest, plain = fut.result()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._busy = False
+            self._fail(exc if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError)
+                       else OSError(f"TLS: {exc}"))
             return
-        except (ssl.SSLError, ValueError) as exc:
-            self._fail(OSError(f"TLS: {exc}"))
-            return
-        for part in rest:
+        self._plain = plain
+        self._queued -= taken - sum(map(len, plain))
+        for part in rest:  # still busy: the sink emptying between two parts must not start a job
             self._sink.write(part)
+        self._busy = False
         self._kick()
         if self._queued <= OFFLOAD_LOW_WATER:
-            self._wake()
-        if not self._busy and self._then_close is not None:
+            self._drained.wake()
+        if self._idle and self._then_close is not None:
             then, self._then_close = self._then_close, None
             self._sink.close_after_flush(then) if self._sink.pending_bytes else then()
 
@@ -238,19 +273,13 @@ class OffloadWriter:
         self.close()
         self._on_error(exc)
 
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def drain(self) -> None:
         while self._queued > OFFLOAD_LOW_WATER and not self._closed:
-            self._waiter = self._loop.create_future()
-            await self._waiter
+            await self._drained.wait()
         await self._sink.drain()
 
     def close_after_flush(self, then: Callable[[], None]) -> None:
-        if self._busy or self._queue or self._records:
+        if not self._idle:
             self._then_close = then
         elif self._sink.pending_bytes:
             self._sink.close_after_flush(then)
@@ -262,7 +291,24 @@ class OffloadWriter:
             return
         self._closed = True
         self._queue.clear()
+        self._plain.clear()
         self._records.clear()
         if not self._busy:
             self._sink.close()
-        self._wake()
+        self._drained.wake()
+
+
+def _take(queue: collections.deque[memoryview], limit: int) -> list[memoryview]:
+    """Up to ``limit`` bytes off the head of ``queue`` (splitting a view where the limit falls)."""
+    out: list[memoryview] = []
+    room = limit
+    while queue and room:
+        head = queue[0]
+        if len(head) <= room:
+            out.append(queue.popleft())
+            room -= len(head)
+        else:
+            out.append(head[:room])
+            queue[0] = head[room:]
+            room = 0
+    return out

@@ -53,6 +53,7 @@ from collections.abc import Callable
 from binhub.errors import BinhubError, ConnectionFailed, ProtocolError
 from binhub.net.offload import SHARED_PIECES, OffloadWriter
 from binhub.net.tls import ServerTls
+from binhub.net.wakeup import Wakeup
 from binhub.wire.compression import (
     CompressedPacketReader,
     Compression,
@@ -93,8 +94,8 @@ class ServerProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.error: BinhubError | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._readable = Wakeup()  # next_payload waits here for a payload
+        self._writable = Wakeup()  # drain waits here for resume_writing
         self.lost = asyncio.get_running_loop().create_future()
         # The first client packet may be an SSLRequest, and a fast client sends its TLS ClientHello
         # right behind it, often in the same read: those bytes must reach the TLS layer, not the
@@ -156,7 +157,7 @@ class ServerProtocol(asyncio.Protocol):
             b = bytes(p)
             self.queue.append((b, seq))
             self.queued_bytes += len(b)
-        self._wake_reader()
+        self._readable.wake()
         if self.queued_bytes > READ_HIGH_WATER and not self.read_paused and self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
@@ -214,7 +215,7 @@ class ServerProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
-        self._wake_reader()
+        self._readable.wake()
         return b""
 
     def eof_received(self) -> bool | None:
@@ -228,41 +229,27 @@ class ServerProtocol(asyncio.Protocol):
         if self.tls_handshake is not None and not self.tls_handshake.done():
             self.tls_handshake.set_exception(ConnectionFailed(f"connection from {self.peer} closed during the "
                                                               "TLS handshake"))
-        self._wake_drain()
+        self._writable.wake()
 
     def pause_writing(self) -> None:
         self.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._wake_drain()
+        self._writable.wake()
 
     # -- helpers ---------------------------------------------------------------------------------
     def _fail(self, exc: BinhubError) -> None:
         if self.error is None:
             self.error = exc
-        self._wake_reader()
-
-    def _wake_reader(self) -> None:
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._readable.wake()
 
     async def next_payload(self) -> tuple[bytes, int]:
         while not self.queue:
             if self.error is not None:
                 raise self.error
             self._resume_reading()
-            self._read_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._read_waiter
-            finally:
-                self._read_waiter = None
+            await self._readable.wait()
         item = self.queue.popleft()
         self.queued_bytes -= len(item[0])
         if self.queued_bytes < READ_HIGH_WATER // 2:
@@ -280,11 +267,7 @@ class ServerProtocol(asyncio.Protocol):
         while self.write_paused:
             if self.error is not None:
                 raise self.error
-            self._drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
+            await self._writable.wait()
         if self.error is not None and (self.transport is None or self.transport.is_closing()):
             raise self.error
 
@@ -524,12 +507,17 @@ class _DirectWriter:
         self.pending_bytes = 0
         self._watching = False
         self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._drained = Wakeup()
         self._then_close: Callable[[], None] | None = None
+        self._on_empty: Callable[[], None] | None = None
 
     @property
     def fd(self) -> int:
         return self._fd
+
+    def on_empty(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever everything queued has been written (the offload writer's cue)."""
+        self._on_empty = callback
 
     @classmethod
     def take_over(cls, transport: asyncio.Transport,
@@ -597,8 +585,10 @@ class _DirectWriter:
                 then, self._then_close = self._then_close, None
                 self.close()
                 then()
+            elif self._on_empty is not None:
+                self._on_empty()
         if self.pending_bytes <= DIRECT_LOW_WATER:
-            self._wake()
+            self._drained.wake()
 
     def _fail(self, exc: OSError) -> None:
         if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
@@ -606,15 +596,9 @@ class _DirectWriter:
         self.close()
         self._on_error(exc)
 
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def drain(self) -> None:
         while self.pending_bytes > DIRECT_LOW_WATER and not self._closed:
-            self._waiter = self._loop.create_future()
-            await self._waiter
+            await self._drained.wait()
 
     def close_after_flush(self, then: Callable[[], None]) -> None:
         self._then_close = then
@@ -630,7 +614,7 @@ class _DirectWriter:
             self._watching = False
         with contextlib.suppress(OSError):
             os.close(self._fd)
-        self._wake()
+        self._drained.wake()
 
 
 # A replica that vanishes without a FIN/RST (host down, network partition) would keep its dump

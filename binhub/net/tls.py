@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Sequence
 
 __all__ = ["ServerTls"]
 
@@ -62,8 +63,12 @@ class ServerTls:
                 chunks.append(chunk)
             return b"".join(chunks), self._outgoing.read(), closed
 
-    def encrypt(self, parts: list[Buffer]) -> bytes:
-        """TLS records carrying ``parts`` in order (the GIL is released while OpenSSL encrypts)."""
+    def encrypt(self, parts: Sequence[Buffer]) -> bytes:
+        """TLS records carrying ``parts`` in order (the GIL is released while OpenSSL encrypts).
+
+        The records are copied once more, out of the memory BIO (``ssl`` offers no other way out of
+        an SSLObject); callers encrypt a cache-sized chunk at a time so that copy stays cheap.
+        """
         with self._lock:
             for part in parts:
                 if part:

@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from binhub.errors import ConfigError
 from binhub.ops.parsers import parse_duration, parse_listen, parse_size
@@ -41,7 +41,9 @@ from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_
 from binhub.serve.users import User, make_user
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
-from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
+
+if TYPE_CHECKING:
+    from binhub.stream.config import StreamConfig
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
            "load_config"]
@@ -521,6 +523,10 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
     """``[[stream]]`` sections (file only: a list of tables has no flat env names)."""
     if sections is None:
         return ()
+    # Here, not at the top: the stream package imports the schema parser (sqlglot), ~0.15 s that a
+    # config without streams (every relay and serve) should not pay.
+    from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
+
     if not isinstance(sections, list) or not all(isinstance(t, dict) for t in sections):
         raise ConfigError("stream", "must be an array of tables ([[stream]]), one per stream")
     out: list[StreamConfig] = []

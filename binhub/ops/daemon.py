@@ -30,19 +30,23 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 from prometheus_client import CollectorRegistry
 
 import binhub
 from binhub.errors import BinhubError, ConfigError
 from binhub.ops.config import Config, ServiceName, load_config
-from binhub.ops.http import AdminServer
 from binhub.ops.logging import ROOT, setup_logging
 from binhub.relay.config import RelayConfig
 from binhub.serve.config import ServeConfig
 from binhub.store.config import StoreConfig
-from binhub.stream.config import StreamConfig
+
+if TYPE_CHECKING:
+    # Imported when used: aiohttp (the admin API) and the stream package (with the schema parser)
+    # cost ~0.35 s of imports, a fifth of a short relay run, and most runs need neither.
+    from binhub.ops.http import AdminServer
+    from binhub.stream.config import StreamConfig
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
@@ -94,7 +98,7 @@ class Service(Protocol):
 StoreOpener = Callable[[StoreConfig, CollectorRegistry], Store]
 RelayFactory = Callable[[RelayConfig, Store, CollectorRegistry], Service]
 ServerFactory = Callable[[ServeConfig, Store, CollectorRegistry], Service]
-StreamFactory = Callable[[StreamConfig, Store, CollectorRegistry], Service]
+StreamFactory: TypeAlias = Callable[["StreamConfig", Store, CollectorRegistry], Service]
 
 # The factories import their service when called, not at module load: ``binhub status`` and
 # ``--help`` should not pay for the storage stack, and the unit tests replace them with fakes.
@@ -252,6 +256,8 @@ class Daemon:
             await stream.start()
 
         if config.http.enabled:
+            from binhub.ops.http import AdminServer
+
             http = AdminServer(self.registry, self.status)
             try:
                 await http.start(config.http.host, config.http.port)

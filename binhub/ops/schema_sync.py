@@ -59,32 +59,22 @@ def open_history(data_dir: Path, *, salvage: bool = False) -> Iterator[SchemaHis
         os.close(fd)
 
 
-def _durable_files(store: StoreReader) -> Iterator[tuple[str, Path, int | None]]:
-    """(name, path, end) of each stored file; ``end`` bounds the file still being written."""
-    durable = store.durable_position
-    for name in store.files:
-        if durable is not None and file_sequence(name) > durable.file_seq:
-            return
-        end = durable.position if durable is not None and durable.file == name else None
-        yield name, store.file_path(name), end
-
-
 def update_history(store: StoreReader, history: SchemaHistory) -> int:
     """Scan what the history has not seen yet; returns the number of QUERY events read."""
     start = history.scanned
     seen = 0
-    for name, path, end in _durable_files(store):
+    for name, end in store.durable_files():  # nothing before the first publish: a torn tail is no DDL
         seq = file_sequence(name)
         if start is not None and seq < start.seq:
             continue
         offset = start.pos if start is not None and seq == start.seq else 4
         last = offset
-        with open(path, "rb") as f:
+        with open(store.file_path(name), "rb") as f:
             reader = BinlogFileReader(f, name, start=offset)
             scanner = QueryScanner(name)
             scanner.fde = reader.fde
             for event in reader:
-                if end is not None and event.end > end:
+                if event.end > end:
                     break
                 record = scanner.feed(event)
                 if record is not None:
@@ -106,12 +96,12 @@ def current_history(store: StoreReader) -> SchemaHistory:
 def find_gtid_end(store: StoreReader, gtid: str) -> Position:
     """The position just after the transaction ``gtid`` (``0-1-42``, ``uuid:42``) in the store."""
     wanted = gtid.strip()
-    for name, path, end in _durable_files(store):
+    for name, end in store.durable_files():
         tracker = TransactionTracker()
-        with open(path, "rb") as f:
+        with open(store.file_path(name), "rb") as f:
             reader = BinlogFileReader(f, name)
             for event in reader:
-                if end is not None and event.end > end:
+                if event.end > end:
                     break
                 crc = reader.fde.checksum_size if reader.fde is not None else 4
                 if tracker.feed(event.data, crc) and str(tracker.last_gtid) == wanted:

@@ -18,6 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from binhub.binlog.charsets import (
+    charset_of_collation_name,
+    default_collation,
+    max_bytes_per_char,
+    normalize_charset,
+    normalize_collation,
+)
 from binhub.binlog.columns import ColumnInfo, TableSchema
 from binhub.schema.changes import (
     AddColumn,
@@ -43,13 +50,6 @@ from binhub.schema.changes import (
     SetTableCharset,
     TableName,
     TruncateTable,
-)
-from binhub.schema.charsets import (
-    charset_of_collation,
-    default_collation,
-    max_bytes_per_char,
-    normalize_charset,
-    normalize_collation,
 )
 from binhub.schema.coldef import BINARY_TYPES, TEXT_TYPES, ColumnSpec, sized_lob
 
@@ -172,7 +172,7 @@ class Catalog:
         """The charset and collation a level gets from what it names, else from the level above."""
         if collation:
             collation = normalize_collation(collation)
-            return Charset(normalize_charset(charset) if charset else charset_of_collation(collation), collation)
+            return Charset(normalize_charset(charset) if charset else charset_of_collation_name(collation), collation)
         if charset:
             if charset.upper() == "DEFAULT":
                 return inherited
@@ -204,7 +204,7 @@ class Catalog:
         elif spec.base in TEXT_TYPES:
             if spec.collation:
                 collation = spec.collation
-                charset = spec.charset or charset_of_collation(collation)
+                charset = spec.charset or charset_of_collation_name(collation)
             elif spec.charset:
                 charset = spec.charset
                 collation = _bin(charset) if spec.binary_collation else default_collation(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from binhub.schema.charsets import max_bytes_per_char, normalize_charset, normalize_collation
+from binhub.binlog.charsets import max_bytes_per_char, normalize_charset, normalize_collation
 from binhub.schema.sqltext import DdlSyntaxError, Token, TokenCursor, split_top_level
 
 __all__ = ["ColumnPosition", "ColumnSpec", "DdlSyntaxError", "parse_column_def", "split_top_level"]

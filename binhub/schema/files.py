@@ -6,8 +6,7 @@ match): :func:`read_log` drops it and cuts the file back to the last whole recor
 anywhere else is not a torn write but damage, and is refused (rebuild the history from the store).
 
 Documents (snapshots, progress) are written tmp → fsync → rename → fsync of the directory, as the
-store writes its own state; :mod:`binhub.store.fsutil` holds the same helper for the store's files,
-but the schema layer sits below the store and may not import it.
+store writes its own state (:func:`binhub.fsutil.atomic_write`).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.errors import SchemaHistoryError
+from binhub.fsutil import atomic_write, write_all
 
 __all__ = ["append_log", "atomic_write_json", "read_json", "read_log"]
 
@@ -39,9 +39,7 @@ def append_log(path: Path, records: list[dict[str, Any]]) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -104,19 +102,9 @@ def _truncate(path: Path, size: int) -> None:
 
 def atomic_write_json(path: Path, doc: dict[str, Any]) -> None:
     """Readers and crashes see the old document or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
     data = (json.dumps(doc, sort_keys=True, ensure_ascii=False) + "\n").encode()
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data)
     except OSError as exc:
         raise SchemaHistoryError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

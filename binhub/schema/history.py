@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binhub.binlog.charsets import charset_of_collation_name, collation_by_id
 from binhub.binlog.columns import TableSchema
 from binhub.errors import SchemaHistoryError
 from binhub.schema.catalog import Catalog, Charset, StatementContext
@@ -49,7 +50,6 @@ from binhub.schema.changes import (
     RenameTables,
     TableName,
 )
-from binhub.schema.charsets import charset_of_collation, collation_by_id
 from binhub.schema.ddl import parse_statement
 from binhub.schema.files import append_log, atomic_write_json, read_json, read_log
 from binhub.schema.scan import Position, QueryRecord
@@ -111,7 +111,7 @@ class HistoryEntry:
         return self._parsed
 
     def context(self) -> StatementContext:
-        server = Charset(charset_of_collation(self.collation_server), self.collation_server) \
+        server = Charset(charset_of_collation_name(self.collation_server), self.collation_server) \
             if self.collation_server else Charset()
         return StatementContext(self.flavour, server, self.utf8mb4_default)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from binhub.binlog.charsets import charset_of_collation_name, collation_by_id, python_codec
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
 from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, QueryEvent
 from binhub.binlog.file import RawEvent
 from binhub.binlog.query_status import QueryStatus, decode_query_status
-from binhub.schema.charsets import charset_of_collation, collation_by_id, python_codec
 
 __all__ = ["Position", "QueryRecord", "QueryScanner", "file_sequence"]
 
@@ -103,4 +103,4 @@ def _client_codec(status: QueryStatus) -> str:
     """The statement is in the session's character_set_client."""
     client = status.character_set_client
     collation = collation_by_id(client) if client is not None else None
-    return python_codec(charset_of_collation(collation) if collation else None)
+    return python_codec(charset_of_collation_name(collation) if collation else None)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from binhub.binlog.charsets import charset_of_collation_name, normalize_charset, normalize_collation
 from binhub.binlog.columns import ColumnInfo
 from binhub.schema.catalog import Catalog, Charset, TableDef
 from binhub.schema.changes import TableName
-from binhub.schema.charsets import charset_of_collation, normalize_charset, normalize_collation
 from binhub.schema.coldef import BINARY_TYPES, DdlSyntaxError, parse_column_def
 from binhub.schema.sqltext import Token, tokenize
 
@@ -51,7 +51,7 @@ def catalog_from_information_schema(
         if name.db.lower() in SYSTEM_SCHEMAS or str(row.get("TABLE_TYPE", "BASE TABLE")) != "BASE TABLE":
             continue
         collation = _opt(row.get("TABLE_COLLATION"), normalize_collation)
-        defaults[name] = Charset(charset_of_collation(collation) if collation else None, collation)
+        defaults[name] = Charset(charset_of_collation_name(collation) if collation else None, collation)
     by_table: dict[TableName, list[tuple[int, ColumnInfo]]] = {name: [] for name in defaults}
     for row in columns:
         name = TableName(str(row["TABLE_SCHEMA"]), str(row["TABLE_NAME"]))

@@ -32,7 +32,6 @@ from binhub.errors import BinhubError, ConfigError, FileInUse, StorageError
 from binhub.net.server import ServerConnection, ServerProtocol
 from binhub.serve.binlogs import checksum_name
 from binhub.serve.config import REPLICA_AHEAD_WAIT
-from binhub.serve.gtid_state import LiveGtidState
 from binhub.serve.keys import (
     RsaKeys,
     load_or_create_rsa_keys,
@@ -110,7 +109,6 @@ class BinlogServer:
         self._started_at = time.time()
         self._checksum: tuple[str, str] = ("", "CRC32")  # (newest file, its checksum)
         self._file_identity: tuple[str, UpstreamIdentity] | None = None  # (first file, what its FDE says)
-        self._gtids = LiveGtidState(store)  # @@gtid_binlog_pos & co., at the durable position
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -303,7 +301,7 @@ class BinlogServer:
     def facts(self) -> ServerFacts:
         up = self.identity()
         flavour = self.flavour
-        gtids = self._gtids.snapshot()
+        gtids = self.store.gtid_snapshot()  # @@gtid_binlog_pos & co., at the durable position
         if flavour == "mariadb":
             executed, binlog_state = str(gtids.binlog_pos), gtids.binlog_state
         else:

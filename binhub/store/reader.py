@@ -33,15 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from binhub.binlog.file import BinlogFileReader
-from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
-from binhub.binlog.transaction import TransactionTracker
-from binhub.errors import BinhubError, GtidError, StorageError
+from binhub.binlog.gtid import MariadbGtidList
+from binhub.errors import StorageError
 from binhub.store.durable_position import DurablePosition, read_durable
 from binhub.store.file_head import FileHead, read_file_head
+from binhub.store.gtid_state import GtidSnapshot, LiveGtidState
 from binhub.store.index import BinlogIndex, GtidIndex, file_seq
 from binhub.store.lock import writer_holds
-from binhub.store.recovery import Gtid, GtidSet, add_gtid, mariadb_position
+from binhub.store.recovery import GtidSet
 from binhub.store.state import StoreState
 from binhub.store.watch import DirectoryWatch, PublishWatch, Watch
 
@@ -76,7 +75,7 @@ class StoreReader:
         self._state = StoreState()
         self._state_stamp: _FileStamp | None = None
         self._heads: dict[str, FileHead] = {}
-        self._executed: tuple[DurablePosition, GtidSet | None] | None = None
+        self._gtids: LiveGtidState | None = None
         self._hub: StoreHub | None = None
 
     @classmethod
@@ -171,49 +170,22 @@ class StoreReader:
         return self.executed_snapshot()[1]
 
     def executed_snapshot(self) -> tuple[DurablePosition | None, GtidSet | None]:
-        """The durable position and the executed GTIDs there, consistent with each other.
+        """The durable position and the executed GTIDs there, consistent with each other."""
+        snapshot = self.gtid_snapshot()
+        return snapshot.durable, snapshot.executed
 
-        Computed from the state file's snapshot (written at most once a second) or the durable
-        file's head, plus the transactions between there and the durable position.
-        """
-        durable = self.durable_position
-        if durable is None:
-            state = self.state
-            return None, _parse_set(state.executed_gtids, state)
-        cached = self._executed
-        if cached is not None and cached[0] == durable:
-            return cached
-        executed, start = self._executed_base(durable)
-        if start < durable.position:
-            for gtid in _transaction_gtids(self.file_path(durable.file), durable.file, start, durable.position):
-                executed = add_gtid(executed, gtid)
-        self._executed = (durable, executed)
-        return self._executed
+    def gtid_snapshot(self) -> GtidSnapshot:
+        """The GTID state at the durable position, with MariaDB's binlog state (one GTID per domain
+        and server): from the state file's snapshot or the durable file's head, plus the GTIDs read
+        since (only those that became durable since the last question)."""
+        if self._gtids is None:
+            self._gtids = LiveGtidState(self)
+        return self._gtids.snapshot()
 
     def mariadb_state(self) -> MariadbGtidList:
-        """The MariaDB binlog state at the durable position (empty for a MySQL or an empty store)."""
+        """The MariaDB binlog position at the durable position (empty for a MySQL or an empty store)."""
         executed = self.executed_gtids()
         return executed if isinstance(executed, MariadbGtidList) else MariadbGtidList()
-
-    def _executed_base(self, durable: DurablePosition) -> tuple[GtidSet | None, int]:
-        """A known (executed set, offset) in the durable file, at or before the durable position."""
-        cached = self._executed
-        if cached is not None and cached[0].file == durable.file and cached[0].position <= durable.position:
-            return cached[1], cached[0].position
-        state = self.state
-        if state.last_file == durable.file and 4 <= state.last_position <= durable.position:
-            snapshot = _parse_set(state.executed_gtids, state)
-            if snapshot is not None:
-                return snapshot, state.last_position
-        try:
-            head = self.file_head(durable.file)
-        except BinhubError:
-            return _parse_set(state.executed_gtids, state), durable.position
-        if head.previous_gtids is not None:
-            return head.previous_gtids, 4
-        if head.gtid_list is not None:
-            return mariadb_position(head.gtid_list), 4
-        return None, 4
 
     # ------------------------------------------------------------------ waiting for the writer
 
@@ -288,34 +260,3 @@ class WriterView(StoreReader):
 
     def watch(self, notify: Callable[[], None]) -> Watch:
         return PublishWatch(self._store, notify)
-
-
-def _parse_set(text: str, state: StoreState) -> GtidSet | None:
-    if not text:
-        return None
-    try:
-        return parse_gtid_set(text, state.upstream.flavour if state.upstream else None)
-    except GtidError:
-        return None
-
-
-def _transaction_gtids(path: Path, name: str, start: int, stop: int) -> list[Gtid]:
-    """GTIDs of the transactions that end in ``[start, stop)`` of ``path`` (``start`` a boundary)."""
-    out: list[Gtid] = []
-    tracker = TransactionTracker()
-    try:
-        with open(path, "rb") as f:
-            reader = BinlogFileReader(f, name, start=max(start, 4), verify_checksums=False)
-            for ev in reader:
-                if ev.offset >= stop:
-                    break
-                done = tracker.transactions
-                if tracker.feed(ev.data, reader.fde.checksum_size if reader.fde else 4) and \
-                        tracker.transactions != done and tracker.last_gtid is not None:
-                    out.append(tracker.last_gtid)
-    except (BinhubError, OSError):
-        pass  # past the durable position (a torn tail), or purged meanwhile: not ours to read
-    return out
-
-
-__all__ = ["StoreReader", "WriterView"]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from binhub import fsutil
 from binhub.serve.keys import load_or_create_rsa_keys, self_signed_pair
 from binhub.serve.users import UsersFile, make_user
-from binhub.store import fsutil
 
 
 @pytest.fixture

@@ -17,13 +17,14 @@ PACKAGE = ROOT / "binhub"
 # (DESIGN.md: codecs → schema → store → adapters → sinks → services → ops → cli). There are no exceptions:
 # what a service counts or is told is its own (RelayMetrics, ServeConfig, ...) and ops composes it.
 # binhub._speedups (the compiled hot loops and their pure twins) sits below everything: a codec.
-BASE = {"errors", "_speedups", "bytefields"}
+BASE = {"errors", "_speedups", "bytefields", "fsutil"}
 CODECS = BASE | {"wire", "binlog", "innodb"}
 BELOW_SERVICES = CODECS | {"schema", "store", "net"}
 SERVICES = {"relay", "serve", "stream", "backup"}
 ALLOWED = {
     "_speedups": set(),
     "bytefields": {"errors"},
+    "fsutil": set(),
     "errors": set(),
     "wire": BASE,
     "binlog": BASE,

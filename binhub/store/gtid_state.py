@@ -1,4 +1,5 @@
-"""The store's GTID state at its durable position, kept current: what binhub reports as a primary.
+"""The store's GTID state at its durable position, kept current: the executed set every reader asks
+for (:meth:`StoreReader.executed_snapshot`) and what binhub reports as a primary.
 
 ``@@gtid_binlog_pos``, ``@@gtid_binlog_state``, ``@@gtid_current_pos`` (MariaDB),
 ``@@global.gtid_executed`` and ``SHOW MASTER STATUS`` (MySQL) must say what the store holds *now*:
@@ -15,7 +16,8 @@ Everything before the durable position is whole transactions, so every GTID read
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
@@ -23,7 +25,10 @@ from binhub.binlog.events import GtidEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
 from binhub.errors import BinhubError, GtidError
-from binhub.store import StoreReader
+from binhub.store.durable_position import DurablePosition
+
+if TYPE_CHECKING:
+    from binhub.store.reader import StoreReader
 
 __all__ = ["GtidSnapshot", "LiveGtidState"]
 
@@ -33,21 +38,28 @@ _MARIA_GTID = int(EventType.MARIA_GTID)
 
 @dataclass(frozen=True, slots=True)
 class GtidSnapshot:
-    """The GTID state at one durable position, in the flavour's terms."""
+    """The GTID state at one durable position (``durable``), in the flavour's terms."""
 
+    durable: DurablePosition | None = None
     mysql: MysqlGtidSet | None = None  # gtid_executed (MySQL)
-    #: The binlog state (MariaDB): the last GTID of each (domain, server), a domain's newest one last.
-    mariadb: tuple[MariadbGtid, ...] = ()
+    #: The binlog state (MariaDB): the last GTID of each (domain, server), a domain's newest one
+    #: last; None where nothing says the store is MariaDB's (no GTID_LIST, no GTID).
+    mariadb: tuple[MariadbGtid, ...] | None = None
+
+    @property
+    def executed(self) -> MysqlGtidSet | MariadbGtidList | None:
+        """Every GTID up to the durable position: MySQL's set, MariaDB's position; None if unknown."""
+        return self.mysql if self.mysql is not None else self.binlog_pos if self.mariadb is not None else None
 
     @property
     def binlog_pos(self) -> MariadbGtidList:
         """``@@gtid_binlog_pos``: the newest GTID of each domain."""
-        return MariadbGtidList(self.mariadb)  # a later entry of a domain replaces an earlier one
+        return MariadbGtidList(self.mariadb or ())  # a later entry of a domain replaces an earlier one
 
     @property
     def binlog_state(self) -> str:
         """``@@gtid_binlog_state``, as mariadbd prints it (by domain, each domain's newest GTID last)."""
-        ordered = sorted(enumerate(self.mariadb), key=lambda item: (item[1].domain_id, item[0]))
+        ordered = sorted(enumerate(self.mariadb or ()), key=lambda item: (item[1].domain_id, item[0]))
         return ",".join(str(g) for _, g in ordered)
 
 
@@ -56,14 +68,16 @@ class _Cursor:
     file: str
     offset: int  # everything before this offset of ``file`` is folded in
     mysql: MysqlGtidSet | None
-    mariadb: dict[tuple[int, int], MariadbGtid] = field(default_factory=dict)  # insertion order = recency
+    mariadb: dict[tuple[int, int], MariadbGtid] | None = None  # insertion order = recency
 
     def fold_mariadb(self, gtid: MariadbGtid) -> None:
+        if self.mariadb is None:
+            self.mariadb = {}
         self.mariadb.pop((gtid.domain_id, gtid.server_id), None)
         self.mariadb[(gtid.domain_id, gtid.server_id)] = gtid
 
-    def snapshot(self) -> GtidSnapshot:
-        return GtidSnapshot(self.mysql, tuple(self.mariadb.values()))
+    def snapshot(self, durable: DurablePosition) -> GtidSnapshot:
+        return GtidSnapshot(durable, self.mysql, None if self.mariadb is None else tuple(self.mariadb.values()))
 
 
 class LiveGtidState:
@@ -77,28 +91,32 @@ class LiveGtidState:
         store = self.store
         durable = store.durable_position
         if durable is None or durable.file not in store.files:
-            return self._from_state_file()  # nothing stored yet: the requested start's state, if any
+            return self._from_state_file(durable)  # nothing stored yet: the requested start's state, if any
         cursor = self._cursor
         if cursor is None or cursor.file != durable.file or cursor.offset > durable.position:
-            cursor = self._cursor = self._base(durable.file, durable.position)
+            try:
+                cursor = self._cursor = self._base(durable.file, durable.position)
+            except BinhubError:  # a head it cannot read (purged meanwhile): the state file's word
+                return self._from_state_file(durable)
         if cursor.offset < durable.position:
             self._read(cursor, durable.position)
-        return cursor.snapshot()
+        return cursor.snapshot(durable)
 
-    def _from_state_file(self) -> GtidSnapshot:
+    def _from_state_file(self, durable: DurablePosition | None = None) -> GtidSnapshot:
         state = self.store.state
         flavour = state.upstream.flavour if state.upstream else None
-        with contextlib.suppress(GtidError):
-            parsed = parse_gtid_set(state.executed_gtids, flavour)
-            if isinstance(parsed, MysqlGtidSet):
-                return GtidSnapshot(mysql=parsed)
-            return GtidSnapshot(mariadb=parsed.gtids)
-        return GtidSnapshot()
+        if state.executed_gtids:
+            with contextlib.suppress(GtidError):
+                parsed = parse_gtid_set(state.executed_gtids, flavour)
+                if isinstance(parsed, MysqlGtidSet):
+                    return GtidSnapshot(durable, mysql=parsed)
+                return GtidSnapshot(durable, mariadb=parsed.gtids)
+        return GtidSnapshot(durable)
 
     def _base(self, name: str, upto: int) -> _Cursor:
         """Where to start reading ``name``: its head, or the state file's snapshot if that is further."""
         head = self.store.file_head(name)
-        cursor = _Cursor(name, head.end, head.previous_gtids)
+        cursor = _Cursor(name, head.end, head.previous_gtids, None if head.gtid_list is None else {})
         for g in head.gtid_list or ():
             cursor.fold_mariadb(g)
         state = self.store.state
