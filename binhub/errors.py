@@ -183,6 +183,16 @@ class SchemaMismatch(SchemaError, BinlogError):
     error too: the row decoder raises it with the file and offset of the event."""
 
 
+class RangeError(BinhubError):
+    """A flashback or replay range the store cannot give: a bound it does not hold, or bounds
+    between which no transaction falls."""
+
+
+class FlashbackRefused(BinhubError):
+    """Flashback will not write what it cannot undo exactly: DDL in the range, a row changed again
+    after the range, images without every column."""
+
+
 class SandboxError(BinhubError):
     """The local sandbox server cannot be started or stopped."""
 
