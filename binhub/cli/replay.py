@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from binhub.cli.binlog import import_binlog_files
 from binhub.cli.range_options import bounds_of, change_decoders, downstream_address, range_options
 from binhub.flashback import (
     Downstream,
@@ -32,7 +34,7 @@ HOLDER = "replay"
 
 
 @click.command("replay")
-@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The store to replay (instead of SOURCE).")
 @click.option("--to", "target", required=True, metavar="mysql://USER:PW@HOST:PORT",
@@ -40,23 +42,35 @@ HOLDER = "replay"
 @range_options
 @click.option("--dry-run", is_flag=True, help="Print the SQL that would run, and run nothing.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
-def replay(source: Path | None, data_dir: Path | None, target: str, dry_run: bool, log_level: str,
+def replay(source: tuple[Path, ...], data_dir: Path | None, target: str, dry_run: bool, log_level: str,
            **options: Any) -> None:
     """Apply a range of row changes and DDL into the database --to, in commit order, one
     transaction per transaction of the range.
 
-    SOURCE is a store directory (or give --data-dir), or a directory of binhub JSON lines written
-    by `binhub stream --to jsonl:DIR` (its transactions are the lines of one GTID). The range
+    SOURCE is a store directory (or give --data-dir), a directory of binhub JSON lines written by
+    `binhub stream --to jsonl:DIR` (its transactions are the lines of one GTID), or binlog files
+    (plain or .zst, imported into a temporary store first). For jsonl and binlog files the column
+    types come from the tables of --to; rows of tables the files do not describe (no CREATE in them,
+    no binlog_row_metadata=FULL) are matched to its columns by position. The range
     options are flashback's: start inclusive, --stop-gtid inclusive (so --stop-gtid G stops where
     START SLAVE UNTIL master_gtid_pos=G stops), --stop-datetime/--stop-file exclusive; bounds that
     match nothing are an error. --dry-run prints the SQL instead of running it.
     """
-    if (source is None) == (data_dir is None):
+    if bool(source) == (data_dir is not None):
         raise click.UsageError("give SOURCE or --data-dir (one of them)")
     setup_logging(log_level, "text")
-    directory = source if source is not None else data_dir
-    assert directory is not None
-    asyncio.run(_run(directory, target, dry_run, bounds_of(options), options["include"], options["exclude"]))
+    bounds = bounds_of(options)
+    if data_dir is not None or (len(source) == 1 and source[0].is_dir()):
+        directory = data_dir if data_dir is not None else source[0]
+        asyncio.run(_run(directory, target, dry_run, bounds, options["include"], options["exclude"]))
+        return
+    if any(p.is_dir() for p in source):
+        raise click.UsageError("SOURCE is one directory (a store or jsonl) or binlog files, not both")
+    with tempfile.TemporaryDirectory(prefix="binhub-replay-") as tmp:
+        for _ in import_binlog_files(Path(tmp), source):
+            pass
+        asyncio.run(_run(Path(tmp), target, dry_run, bounds, options["include"], options["exclude"],
+                         types_from_target=True))
 
 
 def _is_store(directory: Path) -> bool:
@@ -64,7 +78,7 @@ def _is_store(directory: Path) -> bool:
 
 
 async def _run(directory: Path, target: str, dry_run: bool, bounds: RangeBounds, include: tuple[str, ...],
-               exclude: tuple[str, ...]) -> None:
+               exclude: tuple[str, ...], *, types_from_target: bool = False) -> None:
     pieces: AsyncIterator[bytes | TransactionMark]
     downstream: Downstream | None = None
     try:
@@ -75,8 +89,11 @@ async def _run(directory: Path, target: str, dry_run: bool, bounds: RangeBounds,
             flavour = reader.state.upstream.flavour if reader.state.upstream else "mariadb"
             columns: ColumnLookup = HistoryColumns(refresh(), flavour=flavour)
             pieces = read_span(reader, span, change_decoders(refresh)(include, exclude), holder=HOLDER)
-            if not dry_run:
+            if not dry_run or types_from_target:
                 downstream = Downstream(downstream_address(target, "--to"))
+            if types_from_target:
+                assert downstream is not None
+                columns = downstream.columns
         else:
             downstream = Downstream(downstream_address(target, "--to"))
             columns = downstream.columns

@@ -77,6 +77,8 @@ class Replay:
                 continue
             for line in piece.splitlines():
                 change = orjson.loads(line)
+                if change.get("positional"):
+                    change = self._named(change)
                 if change["op"] == "ddl":
                     if open_:  # DDL commits implicitly: what came before it is one transaction
                         self.target.commit()
@@ -97,6 +99,23 @@ class Replay:
 
     def _columns_of(self, change: dict[str, Any]) -> Mapping[str, SqlColumn]:
         return self.columns(change["db"], change["table"], change["file"], change["pos"])
+
+    def _named(self, change: dict[str, Any]) -> dict[str, Any]:
+        """A change of a table whose columns the source does not name (``@1`` …): named by the
+        target's columns in their order, as ``mysqlbinlog | mysql`` would apply it."""
+        names = list(self._columns_of(change))
+
+        def name(key: str) -> str:
+            index = int(key[1:]) - 1
+            if not 0 <= index < len(names):
+                raise RangeError(f"{change['db']}.{change['table']} at {change['file']}:{change['pos']} has a "
+                                 f"column {key}, but the target's table has {len(names)} columns")
+            return names[index]
+
+        def rename(image: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if image is None else {name(k): v for k, v in image.items()}
+        return {**change, "before": rename(change["before"]), "after": rename(change["after"]),
+                "pk": rename(change["pk"])}
 
     def _ddl(self, change: dict[str, Any]) -> None:
         if change["db"] and change["table"]:  # CREATE/DROP DATABASE name a database that may not exist
