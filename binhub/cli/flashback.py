@@ -72,8 +72,9 @@ async def _run(config: FlashbackConfig, reader: StoreReader, refresh: Callable[[
         if apply_to is None:
             runner.write_sql(sys.stdout)
             sys.stdout.flush()
-            click.echo(f"-- {runner.statements} statements undo {span.transactions} transactions "
-                       f"({span.first.gtid} … {span.last.gtid}){spilled}", err=True)
+            click.echo(f"-- {runner.rows} row changes of {span.transactions} transactions "
+                       f"({span.first.gtid} … {span.last.gtid}) undone by {runner.statements} statements{spilled}",
+                       err=True)
             return
         downstream = Downstream(downstream_address(apply_to, "--apply"))
         try:
@@ -81,6 +82,6 @@ async def _run(config: FlashbackConfig, reader: StoreReader, refresh: Callable[[
         finally:
             downstream.close()
         click.echo(f"undid {span.transactions} transactions ({span.first.gtid} … {span.last.gtid}): "
-                   f"{committed} committed, {runner.statements} statements{spilled}", err=True)
+                   f"{committed} committed, {runner.rows} row changes undone{spilled}", err=True)
     finally:
         runner.close()

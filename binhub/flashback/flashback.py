@@ -31,7 +31,7 @@ from binhub.flashback.downstream import SESSION_SQL, Downstream, RowChanged
 from binhub.flashback.reading import DecoderFactory, TransactionMark, read_changes, read_span
 from binhub.flashback.span import Span, locate
 from binhub.flashback.spool import Spool
-from binhub.flashback.statements import ColumnLookup, change_sql, current_row_check, invert
+from binhub.flashback.statements import ColumnLookup, change_sql, current_row_check, insert_rows_sql, invert
 from binhub.sinks.mysql.sql import SqlColumn
 from binhub.store.reader import StoreReader
 
@@ -39,6 +39,10 @@ __all__ = ["DdlInRange", "Flashback", "FlashbackConfig", "UndoTransaction"]
 
 log = logging.getLogger(__name__)
 HOLDER = "flashback"
+# A multi-row INSERT of --sql holds at most this many rows and about this many bytes of values
+# (max_allowed_packet is 16 MiB by default on MariaDB, 64 MiB on MySQL 8).
+INSERT_BATCH = 500
+INSERT_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class Flashback:
         self.ddl: list[DdlInRange] = []
         self.spool = Spool(config.memory_limit, config.temp_dir)
         self.statements = 0
+        self.rows = 0  # row changes undone
 
     async def collect(self) -> Span:
         """Read the range into the spool; refuse DDL (unless skipped) and images flashback cannot undo."""
@@ -142,12 +147,40 @@ class Flashback:
         out.write("".join(setting + ";\n" for setting in SESSION_SQL))
         for undo in self.undo_transactions():
             out.write(undo.comment() + "\nBEGIN;\n")
-            for change in undo.changes:
-                sql = change_sql(invert(change), self._columns_of(change))
-                if sql is not None:
-                    out.write(sql + ";\n")
-                    self.statements += 1
+            for sql in self._statements(undo.changes):
+                out.write(sql + ";\n")
+                self.statements += 1
             out.write("COMMIT;\n")
+
+    def _statements(self, changes: list[dict[str, Any]]) -> Iterator[str]:
+        """The undoing statements of one transaction's changes (newest first); the rows re-inserted
+        into one table one after another go in multi-row INSERTs."""
+        batch: list[dict[str, Any]] = []
+        batch_bytes = 0
+        for change in changes:
+            undo = invert(change)
+            self.rows += 1
+            if undo["op"] == "insert":
+                size = sum(len(v) for v in undo["after"].values() if isinstance(v, str))
+                if batch and (len(batch) >= INSERT_BATCH or batch_bytes + size > INSERT_BYTES
+                              or not _same_shape(batch[0], undo)):
+                    yield self._insert(batch)
+                    batch, batch_bytes = [], 0
+                batch.append(undo)
+                batch_bytes += size
+                continue
+            if batch:
+                yield self._insert(batch)
+                batch, batch_bytes = [], 0
+            sql = change_sql(undo, self._columns_of(change))
+            if sql is not None:
+                yield sql
+        if batch:
+            yield self._insert(batch)
+
+    def _insert(self, batch: list[dict[str, Any]]) -> str:
+        first = batch[0]
+        return insert_rows_sql(first["db"], first["table"], batch, self._columns_of(first))
 
     async def apply(self, downstream: Downstream) -> int:
         """Undo the range in ``downstream``; the number of transactions committed."""
@@ -162,6 +195,7 @@ class Flashback:
                     if not self.config.force:
                         await self._check(downstream, change, columns)
                     sql = change_sql(invert(change), columns)
+                    self.rows += 1
                     if sql is not None:
                         downstream.execute([sql])
                         self.statements += 1
@@ -221,6 +255,11 @@ class Flashback:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def _same_shape(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two inserts of one transaction (one schema) can share one INSERT: one table, the same columns."""
+    return (a["db"], a["table"]) == (b["db"], b["table"]) and a["after"].keys() == b["after"].keys()
 
 
 def _key_text(key: Mapping[str, Any] | None) -> str:

@@ -9,8 +9,7 @@ of identical rows.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from binhub.errors import FlashbackRefused
@@ -27,7 +26,7 @@ from binhub.sinks.mysql.sql import (
     where_literal,
 )
 
-__all__ = ["ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "invert"]
+__all__ = ["ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "insert_rows_sql", "invert"]
 
 # (db, table, file, pos) -> the table's columns by name
 ColumnLookup = Callable[[str, str, str, int], Mapping[str, SqlColumn]]
@@ -36,20 +35,25 @@ ColumnLookup = Callable[[str, str, str, int], Mapping[str, SqlColumn]]
 class HistoryColumns:
     """Column types from the store's schema history, as the table was at a change's position.
 
-    The history changes only at its DDL entries, so a lookup is cached per table and entry count
-    (a flashback asks newest first: a cursor would start over at every step back)."""
+    The history changes only at its DDL entries, so a lookup is cached per table and number of
+    entries before the position (a flashback asks newest first: a cursor would start over at every
+    step back)."""
 
     def __init__(self, history: SchemaHistory, *, flavour: str) -> None:
         self.history = history
         self.mariadb = flavour == "mariadb"
         self._positions = [e.position for e in history.entries]
-        self._at = lru_cache(maxsize=1024)(self._columns)
+        self._cache: dict[tuple[str, str, int], dict[str, SqlColumn]] = {}
 
     def __call__(self, db: str, table: str, file: str, pos: int) -> Mapping[str, SqlColumn]:
         position = Position.of(file, pos)
-        return self._at(db, table, bisect_left(self._positions, position), position)
+        key = (db, table, bisect_left(self._positions, position))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._columns(db, table, position)
+        return found
 
-    def _columns(self, db: str, table: str, _entries: int, position: Position) -> dict[str, SqlColumn]:
+    def _columns(self, db: str, table: str, position: Position) -> dict[str, SqlColumn]:
         schema = self.history.table_at(TableName(db, table), position)
         if schema is None or not schema.known:
             raise FlashbackRefused(f"the schema history does not know the columns of {db}.{table} at "
@@ -70,38 +74,49 @@ def invert(change: dict[str, Any]) -> dict[str, Any]:
     return {**change, "op": undo, "before": change["after"], "after": change["before"]}
 
 
-def _values(change: dict[str, Any], image: str, columns: Mapping[str, SqlColumn]) -> dict[str, Any]:
+def _values(change: dict[str, Any], image: str, columns: Mapping[str, SqlColumn],
+            names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The image's values (only ``names``, if given) in binhub form."""
     row = change[image]
     try:
-        return {name: from_json(columns[name], value) for name, value in row.items()}
+        return {name: from_json(columns[name], row[name]) for name in (row if names is None else names)}
     except KeyError as exc:
         raise FlashbackRefused(f"{change['db']}.{change['table']} has no column {exc.args[0]} in the schema "
                                f"history at {change['file']}:{change['pos']}") from None
 
 
-def _key(change: dict[str, Any], row: dict[str, Any], columns: Mapping[str, SqlColumn],
+def _key(change: dict[str, Any], image: str, columns: Mapping[str, SqlColumn],
          ) -> tuple[list[tuple[SqlColumn, Any]], bool]:
+    """The columns that find the image's row: its primary key, or the whole row where there is none."""
+    row = change[image]
     names = list(change["pk"] or row)
     whole_row = len(names) == len(row)
-    return [(columns[n], row[n]) for n in names], whole_row
+    values = _values(change, image, columns, names)
+    return [(columns[n], values[n]) for n in names], whole_row
 
 
 def change_sql(change: dict[str, Any], columns: Mapping[str, SqlColumn]) -> str | None:
     """The statement applying ``change`` (None for an UPDATE that changes nothing)."""
-    table = quote_table(change["db"], change["table"])
     op = change["op"]
     if op == "insert":
-        after = _values(change, "after", columns)
-        return insert_sql(table, [columns[n] for n in after], [list(after.values())])
-    before = _values(change, "before", columns)
-    key, whole_row = _key(change, before, columns)
+        return insert_rows_sql(change["db"], change["table"], [change], columns)
+    table = quote_table(change["db"], change["table"])
+    key, whole_row = _key(change, "before", columns)
     if op == "delete":
         return delete_sql(table, key, whole_row=whole_row)
-    after = _values(change, "after", columns)
-    changed = [(columns[n], v) for n, v in after.items() if n not in before or before[n] != v]
+    before, after = change["before"], change["after"]
+    changed = [n for n, v in after.items() if n not in before or before[n] != v]  # binhub JSON compares exactly
     if not changed:
         return None
-    return update_sql(table, changed, key, whole_row=whole_row)
+    values = _values(change, "after", columns, changed)
+    return update_sql(table, [(columns[n], values[n]) for n in changed], key, whole_row=whole_row)
+
+
+def insert_rows_sql(db: str, table: str, changes: Sequence[dict[str, Any]], columns: Mapping[str, SqlColumn]) -> str:
+    """One INSERT of the after images of ``changes`` (inserts into one table, with the same columns)."""
+    names = list(changes[0]["after"])
+    return insert_sql(quote_table(db, table), [columns[n] for n in names],
+                      [list(_values(c, "after", columns, names).values()) for c in changes])
 
 
 def current_row_check(change: dict[str, Any], columns: Mapping[str, SqlColumn]) -> str:
@@ -109,9 +124,9 @@ def current_row_check(change: dict[str, Any], columns: Mapping[str, SqlColumn]) 
     change left and answers whether the row with its key
     still hold every value the change wrote (no row: absent). For a DELETE the row must be absent."""
     table = quote_table(change["db"], change["table"])
-    left = change["after"] if change["op"] != "delete" else change["before"]
-    values = _values({**change, "after": left}, "after", columns)
-    key, _ = _key(change, values, columns)
+    image = "after" if change["op"] != "delete" else "before"
+    values = _values(change, image, columns)
+    key, _ = _key(change, image, columns)
     where = " AND ".join(f"{quote_name(c.name)} <=> {where_literal(c, v)}" for c, v in key)
     same = " AND ".join(f"{quote_name(columns[n].name)} <=> {where_literal(columns[n], v)}"
                         for n, v in values.items()) or "TRUE"
