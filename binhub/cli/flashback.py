@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from binhub.cli.range_options import bounds_of, change_decoders, downstream_address, range_options
-from binhub.flashback import Downstream, Flashback, FlashbackConfig, HistoryColumns
+from binhub.cli.range_options import bounds_of, change_decoders, connect_downstream, range_options
+from binhub.flashback import Flashback, FlashbackConfig, HistoryColumns
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
@@ -76,7 +76,7 @@ async def _run(config: FlashbackConfig, reader: StoreReader, refresh: Callable[[
                        f"({span.first.gtid} … {span.last.gtid}) undone by {runner.statements} statements{spilled}",
                        err=True)
             return
-        downstream = Downstream(downstream_address(apply_to, "--apply"))
+        downstream = connect_downstream(apply_to, "--apply")
         try:
             committed = await runner.apply(downstream)
         finally:

@@ -7,12 +7,13 @@ from typing import Any, TypeVar
 
 import click
 
-from binhub.flashback import ChangeDecoder, DownstreamAddress, RangeBounds
-from binhub.relay.config import parse_source_dsn
+from binhub.flashback import ChangeDecoder, RangeBounds
 from binhub.schema import SchemaHistory
+from binhub.sinks.mysql.connection import Downstream
+from binhub.sinks.mysql.dsn import parse_mysql_target
 from binhub.stream import ChangeReader, TableFilter
 
-__all__ = ["bounds_of", "change_decoders", "downstream_address", "range_options"]
+__all__ = ["bounds_of", "change_decoders", "connect_downstream", "range_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +57,8 @@ def change_decoders(refresh_schema: Callable[[], SchemaHistory]) -> Callable[[Se
     return make
 
 
-def downstream_address(url: str, option: str) -> DownstreamAddress:
-    dsn = parse_source_dsn(url, key=option)
-    return DownstreamAddress(dsn.host, dsn.port, dsn.user, dsn.password)
+def connect_downstream(url: str, option: str) -> Downstream:
+    """A connection to ``mysql://USER:PW@HOST:PORT`` in the MySQL sink's session."""
+    downstream = Downstream(parse_mysql_target(url, key=option), label=option)
+    downstream.connect()
+    return downstream

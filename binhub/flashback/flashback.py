@@ -27,15 +27,22 @@ import orjson
 
 from binhub.errors import FlashbackRefused
 from binhub.flashback.bounds import RangeBounds
-from binhub.flashback.downstream import SESSION_SQL, Downstream, RowChanged
 from binhub.flashback.reading import DecoderFactory, TransactionMark, read_changes, read_span
 from binhub.flashback.span import Span, locate
 from binhub.flashback.spool import Spool
-from binhub.flashback.statements import ColumnLookup, change_sql, current_row_check, insert_rows_sql, invert
+from binhub.flashback.statements import (
+    SESSION_SQL,
+    ColumnLookup,
+    change_sql,
+    current_row_check,
+    insert_rows_sql,
+    invert,
+)
+from binhub.sinks.mysql.connection import Downstream
 from binhub.sinks.mysql.sql import SqlColumn
 from binhub.store.reader import StoreReader
 
-__all__ = ["DdlInRange", "Flashback", "FlashbackConfig", "UndoTransaction"]
+__all__ = ["DdlInRange", "Flashback", "FlashbackConfig", "RowChanged", "UndoTransaction"]
 
 log = logging.getLogger(__name__)
 HOLDER = "flashback"
@@ -54,6 +61,14 @@ class FlashbackConfig:
     force: bool = False
     memory_limit: int = 256 << 20
     temp_dir: Path | None = None
+
+
+class RowChanged(FlashbackRefused):
+    """A row no longer holds what the range left in it: undoing the range would lose a later change."""
+
+    def __init__(self, message: str, *, db: str, table: str, key: Mapping[str, Any], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.db, self.table, self.key = db, table, dict(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +203,6 @@ class Flashback:
             await self._check_all(downstream)
         committed = 0
         for undo in self.undo_transactions():
-            downstream.begin()
             try:
                 for change in undo.changes:
                     columns = self._columns_of(change)
@@ -197,7 +211,7 @@ class Flashback:
                     sql = change_sql(invert(change), columns)
                     self.rows += 1
                     if sql is not None:
-                        downstream.execute([sql])
+                        downstream.execute(sql)
                         self.statements += 1
             except BaseException:
                 downstream.rollback()
@@ -220,7 +234,8 @@ class Flashback:
     async def _check(self, downstream: Downstream, change: dict[str, Any], columns: Mapping[str, SqlColumn]) -> None:
         if change["op"] == "delete" and change["pk"] is not None and len(change["pk"]) == len(change["before"]):
             return  # a table without a key: identical rows may remain; nothing says which is whose
-        row = downstream.query_one(current_row_check(change, columns))
+        rows = downstream.fetch(current_row_check(change, columns))
+        row = rows[0] if rows else None
         held = change["op"] != "delete"
         if (row is not None) == held and (row is None or row[0]):
             return

@@ -15,6 +15,7 @@ from typing import Any
 from binhub.errors import FlashbackRefused
 from binhub.schema import Position, SchemaHistory, TableName
 from binhub.sinks.mysql.sql import (
+    SESSION_SETTINGS,
     Kind,
     SqlColumn,
     delete_sql,
@@ -26,7 +27,10 @@ from binhub.sinks.mysql.sql import (
     where_literal,
 )
 
-__all__ = ["ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "insert_rows_sql", "invert"]
+__all__ = ["SESSION_SQL", "ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "insert_rows_sql", "invert"]
+
+# What the SQL text assumes, as the mariadb/mysql client is to run it (the MySQL sink's session).
+SESSION_SQL = ("SET NAMES utf8mb4", SESSION_SETTINGS)
 
 # (db, table, file, pos) -> the table's columns by name
 ColumnLookup = Callable[[str, str, str, int], Mapping[str, SqlColumn]]
