@@ -148,3 +148,16 @@ def test_replay_of_binlog_files_matches_the_store(primary_db: PrimaryDb, replica
                            before_drop], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert checksums(from_files, primary_db.name) == expected
+
+
+def test_a_replay_started_again_resumes_after_what_the_target_holds(
+        primary_db: PrimaryDb, replicas: list[Sandbox], tmp_path: Path) -> None:
+    before_drop = workload_then_bad_drop(primary_db.conn.cursor())
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    target = replicas[0]
+    replay(data_dir, target.root_dsn, "--stop-gtid", before_drop, "--name", "twice")
+    first = checksums(target, primary_db.name)
+    again = replay(data_dir, target.root_dsn, "--name", "twice")
+    assert "already applied by an earlier run" in again.stderr, again.stderr
+    assert checksums(target, primary_db.name) == table_checksums(primary_db.conn, primary_db.name) != first
