@@ -161,7 +161,9 @@ def main() -> int:
             f"{ours[3] / table[1][3]:.2f}× mariadb-binlog's native --flashback (which writes BINLOG base64 "
             f"events, not SQL) and {ours[3] / table[2][3]:.2f}× its -v decode. Published anchors: my2sql turned "
             f"1.1 GB of binlog into rollback SQL in 100 s (about 11 MB/s of binlog); binlog2sql took 65 min. "
-            f"binhub here: {size / 2**20 / ours[2]:.1f} MiB/s of binlog. "
+            f"binhub here: {size / 2**20 / ours[2]:.1f} MiB/s of binlog. By CPU seconds, which the load "
+            f"disturbs least: binhub {rows / ours[4]:,.0f} rows per CPU second ({size / 2**20 / ours[4]:.1f} MiB), "
+            f"{ours[4] / table[1][4]:.1f}× the CPU of mariadb-binlog --flashback. "
             f"All walls: " + "; ".join(f"{t} {[round(w, 2) for w in ws]}" for t, ws in walls.items()) + ".", "",
         ]
         report = "\n".join(lines)
