@@ -205,3 +205,17 @@ def test_bounds_that_match_nothing_are_clear_errors(primary_db: PrimaryDb, tmp_p
     for args, words in cases:
         proc = flashback(data_dir, *args, check=False)
         assert proc.returncode != 0 and words in proc.stderr, (args, proc.stderr)
+
+
+def test_minimal_row_images_are_refused(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    cur = primary_db.conn.cursor()
+    cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)")
+    cur.execute("INSERT INTO t VALUES (1, 1, 1)")
+    cur.execute("SET SESSION binlog_row_image = 'MINIMAL'")
+    cur.execute("UPDATE t SET v = 2")
+    gtid = last_gtid(cur)
+    cur.execute("SET SESSION binlog_row_image = 'FULL'")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    proc = flashback(data_dir, "--start-gtid", gtid, "--stop-gtid", gtid, check=False)
+    assert proc.returncode != 0 and "binlog_row_image MINIMAL or NOBLOB" in proc.stderr and gtid in proc.stderr
