@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import RangeError
 from binhub.flashback.bounds import Bound, RangeBounds, TransactionHead
@@ -75,6 +76,8 @@ async def locate(reader: StoreReader, bounds: RangeBounds, *, holder: str) -> Sp
     file = names[0]
     if start is not None and start.file is not None:
         file = _stored(reader, start.file, "--start-file")
+    elif start is not None:
+        file = _first_file(reader, start)
     if stop is not None and stop.file is not None:
         _stored(reader, stop.file, "--stop-file")
     first: TransactionHead | None = None
@@ -108,6 +111,30 @@ async def locate(reader: StoreReader, bounds: RangeBounds, *, holder: str) -> Sp
         raise RangeError(f"no transaction lies {bounds.describe()}: the first one after the start "
                          f"({first.gtid or f'{first.file}:{first.pos}'}, {_when(first.time)}) is already past the stop")
     return Span(first, last, end[0], end[1], count)
+
+
+def _first_file(reader: StoreReader, start: Bound) -> str:
+    """The newest stored file the start can lie in, from the files' heads (no event read): the GTID
+    state before a file (MariaDB's GTID_LIST, MySQL's PREVIOUS_GTIDS) holds a GTID that lies in an
+    older file; a file begun (its FORMAT_DESCRIPTION's time) after the start time holds only later
+    transactions, save one begun before and committed across the rotation, which the file before
+    it starts earlier still. Where the heads cannot tell, the store's first file."""
+    names = reader.files
+    for name in reversed(names):
+        head = reader.file_head(name)
+        if start.time is not None:
+            if int.from_bytes(head.fde[0:4], "little") < start.time:
+                return name
+        elif start.gtid is not None and ":" not in start.gtid and head.gtid_list is not None:
+            gtid = MariadbGtid.parse(start.gtid)
+            if not any(g.domain_id == gtid.domain_id and g.seq_no >= gtid.seq_no for g in head.gtid_list):
+                return name
+        elif start.gtid is not None and ":" in start.gtid and head.previous_gtids is not None:
+            if MysqlGtid.parse(start.gtid) not in head.previous_gtids:
+                return name
+        else:
+            break
+    return names[0]
 
 
 def _stored(reader: StoreReader, file: str, option: str) -> str:

@@ -5,6 +5,7 @@ oracle is the primary's own ``CHECKSUM TABLE`` from before the mistake."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,20 @@ def test_flashback_undoes_an_update_without_where_and_a_bad_delete(primary_db: P
 def test_sql_names_each_original_transaction_newest_first(primary_db: PrimaryDb, tmp_path: Path) -> None:
     cur = primary_db.conn.cursor()
     cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    cur.execute("FLUSH BINARY LOGS")  # the range starts in the store's second file, and ends in its third
+    time.sleep(1.1)  # the CREATE TABLE is committed a second before --start-datetime
+    cur.execute("SELECT UTC_TIMESTAMP()")
+    started = cur.fetchone()[0]
     cur.execute("INSERT INTO t VALUES (1, 1), (2, 2)")
     a = last_gtid(cur)
+    cur.execute("FLUSH BINARY LOGS")
     cur.execute("UPDATE t SET v = 10 WHERE id = 1")
     b = last_gtid(cur)
     data_dir = tmp_path / "store"
     relay(primary_db, data_dir)
     out = flashback(data_dir, "--start-gtid", a, "--stop-gtid", b).stdout
+    by_time = flashback(data_dir, "--start-datetime", f"{started:%Y-%m-%d %H:%M:%S}", "--tz", "UTC").stdout
+    assert by_time == out
     assert out.index(f"GTID {b} ") < out.index(f"GTID {a} ")
     assert out.count("BEGIN;") == 2 and out.count("COMMIT;") == 2
     table = f"`{primary_db.name}`.`t`"
