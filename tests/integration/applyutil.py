@@ -65,15 +65,6 @@ def assert_same_tables(primary: Sandbox, downstream: Sandbox, db: str) -> None:
     assert checksums(downstream, db) == theirs
 
 
-def drop_database(server: Sandbox, db: str) -> None:
-    conn = server.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
-    finally:
-        conn.close()
-
-
 def query(server: Sandbox, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
     conn = server.connect()
     try:
