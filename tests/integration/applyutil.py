@@ -23,12 +23,13 @@ def relay(primary_db: PrimaryDb, data_dir: Path) -> None:
 
 
 def stream_args(data_dir: Path, server: Sandbox, name: str, *extra: str) -> list[str]:
-    return [*BINHUB, "stream", "--data-dir", str(data_dir), "--to", target(server), "--name", name, *extra]
+    """``binhub stream`` arguments (without the command: BinhubProcess adds it)."""
+    return ["stream", "--data-dir", str(data_dir), "--to", target(server), "--name", name, *extra]
 
 
 def apply(data_dir: Path, server: Sandbox, name: str, *extra: str, check: bool = True,
           timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*stream_args(data_dir, server, name, "--until-caught-up"), *extra],
+    proc = subprocess.run([*BINHUB, *stream_args(data_dir, server, name, "--until-caught-up"), *extra],
                           capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stderr
