@@ -23,12 +23,13 @@ def relay(primary_db: PrimaryDb, data_dir: Path) -> None:
 
 
 def stream_args(data_dir: Path, server: Sandbox, name: str, *extra: str) -> list[str]:
-    return [*BINHUB, "stream", "--data-dir", str(data_dir), "--to", target(server), "--name", name, *extra]
+    """``binhub stream`` arguments (without the command: BinhubProcess adds it)."""
+    return ["stream", "--data-dir", str(data_dir), "--to", target(server), "--name", name, *extra]
 
 
 def apply(data_dir: Path, server: Sandbox, name: str, *extra: str, check: bool = True,
           timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*stream_args(data_dir, server, name, "--until-caught-up"), *extra],
+    proc = subprocess.run([*BINHUB, *stream_args(data_dir, server, name, "--until-caught-up"), *extra],
                           capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -63,15 +64,6 @@ def assert_same_tables(primary: Sandbox, downstream: Sandbox, db: str) -> None:
     theirs = checksums(primary, db)
     assert theirs, "the workload made tables"
     assert checksums(downstream, db) == theirs
-
-
-def drop_database(server: Sandbox, db: str) -> None:
-    conn = server.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
-    finally:
-        conn.close()
 
 
 def query(server: Sandbox, sql: str, args: Any = None) -> list[tuple[Any, ...]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pymysql  # type: ignore[import-untyped, unused-ignore]
+
 from binhub.errors import ApplyError
 from binhub.sinks.mysql.connection import Downstream
 from binhub.sinks.mysql.sql import SqlColumn, quote_table
@@ -38,8 +40,9 @@ class DownstreamTable:
 
 
 class Catalog:
-    def __init__(self, downstream: Downstream) -> None:
+    def __init__(self, downstream: Downstream, *, reconnect_for: float = 300.0) -> None:
         self.downstream = downstream
+        self.reconnect_for = reconnect_for
         self._tables: dict[tuple[str, str], DownstreamTable] = {}
 
     def forget(self) -> None:
@@ -49,7 +52,11 @@ class Catalog:
         key = (db, table)
         found = self._tables.get(key)
         if found is None:
-            found = self._tables[key] = self._read(db, table)
+            try:
+                found = self.downstream.retrying(lambda: self._read(db, table), self.reconnect_for)
+            except pymysql.err.MySQLError as exc:
+                raise ApplyError(f"cannot read the columns of {db}.{table} from the downstream: {exc}") from exc
+            self._tables[key] = found
         return found
 
     def _read(self, db: str, table: str) -> DownstreamTable:

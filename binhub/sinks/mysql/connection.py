@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 from pymysql.constants import CLIENT  # type: ignore[import-untyped, unused-ignore]
@@ -21,9 +22,11 @@ from binhub.errors import DownstreamUnavailable
 from binhub.sinks.mysql.dsn import MysqlTarget
 from binhub.sinks.mysql.sql import SESSION_SETTINGS
 
-__all__ = ["DUPLICATE_KEY", "LOST", "RETRY_TRANSACTION", "Downstream", "error_code"]
+__all__ = ["DUPLICATE_KEY", "LOST", "RETRY_TRANSACTION", "Downstream", "error_code", "is_lost"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOST = frozenset({1053, 1927, 2003, 2006, 2013, 2055, 4031})  # shutdown, killed, gone away, lost
 RETRY_TRANSACTION = frozenset({1205, 1213})  # lock wait timeout, deadlock: the whole transaction again
@@ -104,6 +107,18 @@ class Downstream:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+    def retrying(self, work: Callable[[], T], give_up_after: float) -> T:
+        """``work()``, run again on a new connection if the downstream went away (only for work that
+        is safe to repeat: reads, an idempotent upsert in a transaction of its own)."""
+        try:
+            return work()
+        except pymysql.err.MySQLError as exc:
+            if not is_lost(exc):
+                raise
+            log.warning("lost the downstream %s (%s); reconnecting", self.target, exc)
+        self.reconnect(give_up_after)
+        return work()
 
     def reconnect(self, give_up_after: float, stopping: Any = None) -> None:
         """Connect again, backing off up to ``give_up_after`` seconds (the downstream restarting)."""

@@ -2,7 +2,7 @@
 
 Transactions are numbered in upstream order as they are submitted. Each holds keys (see
 :mod:`~binhub.sinks.mysql.transaction`); a transaction whose keys are free goes to the least busy
-worker; one that shares keys with in-flight transactions of a single worker goes to that worker
+worker (in turns among equals); one that shares keys with in-flight transactions of a single worker goes to that worker
 (its queue keeps them in order); one that shares keys with several workers waits until they have
 committed. So no worker ever waits for another mid-transaction, and two transactions that touch
 the same row are applied in upstream order. DDL and very large transactions :meth:`drain` first.
@@ -14,6 +14,7 @@ which is what they record in their slot of the checkpoint table.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -26,12 +27,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Scheduler"]
 
+log = logging.getLogger(__name__)
+
 
 class Scheduler:
     def __init__(self, workers: Sequence[Worker], mark: Checkpoint | None) -> None:
         self.workers = list(workers)
         self._cond = threading.Condition()
         self._seq = 0
+        self._turn = 0
         self._low = 0  # every transaction numbered <= this has committed
         self._mark = mark  # its checkpoint
         self._checkpoints: dict[int, Checkpoint] = {}  # submitted, not below the mark yet
@@ -62,11 +66,14 @@ class Scheduler:
             if owners:
                 index = owners.pop()
             else:
-                index = min(range(len(self.workers)), key=lambda i: (self.workers[i].load, i))
+                n, turn = len(self.workers), self._turn
+                index = min(range(n), key=lambda i: (self.workers[i].load, (i - turn) % n))
+                self._turn = (index + 1) % n  # equally busy workers take turns
             for key in txn.keys:
                 self._holders[key] = (txn.seq, index)
             self._inflight[txn.seq] = index
             self.workers[index].load += 1
+        log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
         self.workers[index].put(txn)
 
     def skip(self, txn: Transaction) -> None:

@@ -33,7 +33,7 @@ from binhub.sinks.mysql.checkpoint import (
     read_resume,
     slot_sql,
 )
-from binhub.sinks.mysql.connection import Downstream, error_code
+from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
 from binhub.sinks.mysql.options import ApplyOptions, Renames
@@ -64,7 +64,7 @@ class MysqlSink:
                                         "missing row), by kind.", ("stream", "kind"),
                                         registry=registry if registry is not None else CollectorRegistry())
         self.main = Downstream(target, connect_timeout=options.connect_timeout, label="main")
-        self.main.connect()
+        self.main.reconnect(options.reconnect_for)  # the downstream may be (re)starting: wait for it a while
         ensure_checkpoint_table(self.main)
         resume = read_resume(self.main, name)
         if resume is not None:
@@ -72,7 +72,7 @@ class MysqlSink:
         self._resume: Resume | None = resume
         self._already_applied = set(resume.applied) if resume is not None else set()
         self._pending_ddl = resume.pending_ddl if resume is not None else None
-        self.catalog = Catalog(self.main)
+        self.catalog = Catalog(self.main, reconnect_for=options.reconnect_for)
         self.builder = TransactionBuilder(self.catalog, renames=self.renames, safe_mode=options.safe_mode,
                                           max_packet=self.main.max_allowed_packet)
         self.workers = [Worker(i, Downstream(target, connect_timeout=options.connect_timeout, label=f"worker {i}"),
@@ -154,9 +154,7 @@ class MysqlSink:
         mark = self.scheduler.mark
         if mark is None or mark == self._saved_mark:
             return
-        self.main.execute(slot_sql(self.name, 0, mark, []))
-        self.main.commit()
-        self._saved_mark = mark
+        self._commit_slot0(mark)
 
     def _apply_as_it_comes(self, part: Transaction) -> None:
         """A transaction past LARGE_TRANSACTION: everything before it drains, then its statements
@@ -183,9 +181,12 @@ class MysqlSink:
         self.scheduler.skip(txn)
 
     def _commit_slot0(self, mark: Checkpoint | None, pending_ddl: str | None = None) -> None:
-        try:
+        """Slot 0's row in a transaction of its own (the main connection holds nothing else then)."""
+        def upsert() -> None:
             self.main.execute(slot_sql(self.name, 0, mark, [], pending_ddl))
             self.main.commit()
+        try:
+            self.main.retrying(upsert, self.options.reconnect_for)
         except pymysql.err.MySQLError as exc:
             self.main.rollback()
             raise ApplyError(f"cannot write the checkpoint to the downstream {self.target}: {exc}") from exc
@@ -199,7 +200,15 @@ class MysqlSink:
         self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
         default_db = self.renames.database(str(ddl.session.get("db") or ""))
         try:
-            run_ddl(self.main, ddl.sql, ddl.session, default_db)
+            try:
+                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+            except pymysql.err.MySQLError as exc:
+                if not is_lost(exc):
+                    raise
+                # Whether it ran is unknown: it is pending, so run again it may find itself done.
+                self._pending_ddl = ident
+                self.main.reconnect(self.options.reconnect_for)
+                run_ddl(self.main, ddl.sql, ddl.session, default_db)
         except pymysql.err.MySQLError as exc:
             if ident == self._pending_ddl and error_code(exc) in ALREADY_DONE:
                 log.warning("the DDL of %s had already run before the sink stopped (%s): counted as done", ident, exc)

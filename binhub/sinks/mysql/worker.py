@@ -143,6 +143,8 @@ class Worker:
                 if is_lost(exc):
                     if self._stopping:
                         raise DownstreamUnavailable(f"lost the downstream {self.downstream.target}: {exc}") from exc
+                    log.warning("worker %d lost the downstream %s (%s); reconnecting", self.index,
+                                self.downstream.target, exc)
                     self.downstream.reconnect(self.options.reconnect_for, lambda: self._stopping)
                     if self._committed(group):
                         self._remember(group)
