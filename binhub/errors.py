@@ -28,6 +28,10 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named; also a BinlogError)
+    ├── ApplyError                         the MySQL sink cannot apply a change downstream
+    │   ├── ApplyConflict                  a duplicate key or a missing row (row, table and GTID named)
+    │   ├── DdlRejected                    the downstream refused a DDL (statement and GTID named)
+    │   └── DownstreamUnavailable          the downstream cannot be reached (retryable)
     ├── SandboxError                       the local sandbox server cannot be started
     ├── InnodbFormatError                  an InnoDB page or redo log is not in a format we read
     ├── BackupError                        a physical backup cannot be taken
@@ -181,6 +185,34 @@ class SchemaMismatch(SchemaError, BinlogError):
     """A TABLE_MAP event and the schema history disagree on a table's columns: decoding would put
     values under the wrong names, so binhub stops instead (the message names both shapes). A binlog
     error too: the row decoder raises it with the file and offset of the event."""
+
+
+class RangeError(BinhubError):
+    """A flashback or replay range the store cannot give: a bound it does not hold, or bounds
+    between which no transaction falls."""
+
+
+class FlashbackRefused(BinhubError):
+    """Flashback will not write what it cannot undo exactly: DDL in the range, a row changed again
+    after the range, images without every column."""
+
+
+class ApplyError(BinhubError):
+    """The MySQL sink cannot apply a change to the downstream server."""
+
+
+class ApplyConflict(ApplyError):
+    """The downstream already holds a row being inserted, or lacks one being updated or deleted."""
+
+
+class DdlRejected(ApplyError):
+    """The downstream refused a DDL statement of the stream."""
+
+
+class DownstreamUnavailable(ApplyError):
+    """The downstream server cannot be reached (or went away and did not come back in time)."""
+
+    retryable = True
 
 
 class SandboxError(BinhubError):

@@ -17,7 +17,7 @@ from typing import Any
 from binhub.binlog.buffer import ByteReader
 from binhub.errors import InvalidEvent
 
-__all__ = ["QueryStatus", "StatusVar", "decode_query_status"]
+__all__ = ["QueryStatus", "StatusVar", "decode_query_status", "sql_mode_names"]
 
 
 class StatusVar(IntEnum):
@@ -71,6 +71,7 @@ class QueryStatus:
     collation_database: int | None = None
     default_collation_for_utf8mb4: int | None = None  # MySQL 8.0.11+
     sql_mode: int | None = None
+    time_zone: str | None = None  # only when the session's differed from the server's default
     updated_db_names: tuple[str, ...] | None = None
     complete: bool = True  # False: an unknown code stopped the walk; later variables are missing
 
@@ -93,7 +94,9 @@ def decode_query_status(status_vars: bytes) -> QueryStatus:
                 found["sql_mode"] = r.u64()
             elif code in _FIXED:
                 r.skip(_FIXED[StatusVar(code)])
-            elif code in (StatusVar.CATALOG_NZ, StatusVar.TIME_ZONE):
+            elif code == StatusVar.TIME_ZONE:
+                found["time_zone"] = r.take(r.u8()).decode("ascii", "replace")
+            elif code == StatusVar.CATALOG_NZ:
                 r.skip(r.u8())
             elif code == StatusVar.CATALOG:
                 r.skip(r.u8() + 1)  # length, name, NUL (servers before 5.0.4)
@@ -122,4 +125,31 @@ def _db_names(r: ByteReader) -> tuple[str, ...]:
             raise InvalidEvent("QUERY status variables: a database name is not NUL-terminated")
         names.append(r.take(length).decode("utf-8", "replace"))
         r.skip(1)
+    return tuple(names)
+
+
+# sql_mode bits as both servers number them (sql_class.h / sql_mode.h); bit 4 and the bits above 31
+# differ between the flavours.
+_SQL_MODES = ("REAL_AS_FLOAT", "PIPES_AS_CONCAT", "ANSI_QUOTES", "IGNORE_SPACE", "", "ONLY_FULL_GROUP_BY",
+              "NO_UNSIGNED_SUBTRACTION", "NO_DIR_IN_CREATE", "POSTGRESQL", "ORACLE", "MSSQL", "DB2", "MAXDB",
+              "NO_KEY_OPTIONS", "NO_TABLE_OPTIONS", "NO_FIELD_OPTIONS", "MYSQL323", "MYSQL40", "ANSI",
+              "NO_AUTO_VALUE_ON_ZERO", "NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES",
+              "NO_ZERO_IN_DATE", "NO_ZERO_DATE", "ALLOW_INVALID_DATES", "ERROR_FOR_DIVISION_BY_ZERO",
+              "TRADITIONAL", "NO_AUTO_CREATE_USER", "HIGH_NOT_PRECEDENCE", "NO_ENGINE_SUBSTITUTION",
+              "PAD_CHAR_TO_FULL_LENGTH")
+_MARIADB_SQL_MODES = {4: "IGNORE_BAD_TABLE_OPTIONS", 32: "EMPTY_STRING_IS_NULL", 33: "SIMULTANEOUS_ASSIGNMENT",
+                      34: "TIME_ROUND_FRACTIONAL"}
+_MYSQL_SQL_MODES = {32: "TIME_TRUNCATE_FRACTIONAL"}
+
+
+def sql_mode_names(bits: int, flavour: str) -> tuple[str, ...]:
+    """The names of a Q_SQL_MODE_CODE bitmask (``flavour``: ``mysql`` or ``mariadb``), as
+    ``SET sql_mode`` takes them; bits neither server defines are left out."""
+    extra = _MARIADB_SQL_MODES if flavour == "mariadb" else _MYSQL_SQL_MODES
+    names = []
+    for bit in range(max(len(_SQL_MODES), 35)):
+        if bits >> bit & 1:
+            name = extra.get(bit) or (_SQL_MODES[bit] if bit < len(_SQL_MODES) else "")
+            if name:
+                names.append(name)
     return tuple(names)

@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +269,13 @@ def purge(data_dir: Path | None, to_file: str | None, before: str | None, max_ag
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(data_dir: Path, files: tuple[Path, ...]) -> None:
     """Import binlog files (e.g. an archive of a primary's binlogs, plain or .zst) into a store, oldest first."""
+    for path in import_binlog_files(data_dir, files):
+        click.echo(f"imported {path.name} ({path.stat().st_size:,} bytes)")
+
+
+def import_binlog_files(data_dir: Path, files: Sequence[Path]) -> Iterator[Path]:
+    """Verify binlog files and import them into the store at ``data_dir`` (created if need be), oldest
+    first; yields each file once imported (``binhub replay`` of loose files uses it too)."""
     with tempfile.TemporaryDirectory(prefix="binhub-import-") as tmp:
         paths = sorted((_plain_copy(p, Path(tmp)) for p in files), key=lambda p: p.name)
         report = verify_files(paths)
@@ -281,7 +288,7 @@ def import_(data_dir: Path, files: tuple[Path, ...]) -> None:
                 store.update_state(requested_start=RequestedStart("import", file=paths[0].name))
             for path in paths:
                 store.import_file(path)
-                click.echo(f"imported {path.name} ({path.stat().st_size:,} bytes)")
+                yield path
         finally:
             store.close()
 

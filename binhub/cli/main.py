@@ -25,6 +25,8 @@ COMMANDS = {
     "schema": "binhub.cli.schema:schema",
     "stream": "binhub.cli.stream:stream",
     "history": "binhub.cli.history:history",
+    "flashback": "binhub.cli.flashback:flashback",
+    "replay": "binhub.cli.replay:replay",
 }
 
 

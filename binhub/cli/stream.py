@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
+from binhub.cli.apply_options import apply_config, apply_options
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
@@ -19,9 +21,10 @@ from binhub.stream import Stream, StreamConfig, StreamStart
 @click.command("stream")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The store to read (a relay may be writing it).")
-@click.option("--to", "target", required=True, metavar="jsonl:DIR|-",
+@click.option("--to", "target", required=True, metavar="jsonl:DIR|-|mysql://…",
               help="jsonl:DIR: rotating NAME-NNNNNN.jsonl files and NAME.checkpoint.json in DIR "
-              "(exactly once across restarts); -: standard output.")
+              "(exactly once across restarts); -: standard output; mysql://USER:PW@HOST:PORT: apply the changes "
+              "to that server, exactly once (checkpoint in its binhub.stream_checkpoint table).")
 @click.option("--name", default="stream", show_default=True,
               help="The stream's name: its files, its checkpoint and its reader lease.")
 @click.option("--include", multiple=True, metavar="DB.TABLE",
@@ -35,10 +38,11 @@ from binhub.stream import Stream, StreamConfig, StreamStart
               help="Exit 0 once everything durable when the stream started has been delivered.")
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
+@apply_options
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
-           until_caught_up: bool, rotate_size: str, log_level: str) -> None:
+           until_caught_up: bool, rotate_size: str, log_level: str, **apply: Any) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
     "sql"). Rows are decoded with the columns their table had when they were written (the schema
@@ -56,8 +60,9 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
     config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
                           exclude=exclude, until_caught_up=until_caught_up,
-                          start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
-    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
+                          start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),
+                          apply=apply_config(**apply))
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, apply=config.apply)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
 
 

@@ -39,6 +39,8 @@ from binhub.relay.config import (
 )
 from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
 from binhub.serve.users import User, make_user
+from binhub.sinks.mysql.dsn import parse_mysql_target
+from binhub.sinks.mysql.options import ApplyOptions, OnConflict
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
 
@@ -516,7 +518,8 @@ def _log(v: _Values) -> LogConfig:
 
 
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up"})
+                          "rotate_size", "until_caught_up", "workers", "ordered", "on_conflict", "safe_mode",
+                          "rename", "skip_gtids"})
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -542,11 +545,14 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             raise ConfigError(f"{where}.name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
         if any(s.name == name for s in out):
             raise ConfigError(f"{where}.name", f"{name!r} names two streams; each needs its own")
-        to = values.required_str(f"{where}.to", "where the lines go: jsonl:DIR or -")
-        if to != "-":
-            kind, _, rest = to.partition(":")
+        to = values.required_str(f"{where}.to", "where the lines go: jsonl:DIR, - or mysql://USER:PW@HOST:PORT")
+        kind, _, rest = to.partition(":")
+        if kind in ("mysql", "mariadb"):
+            parse_mysql_target(to, key=f"{where}.to")
+        elif to != "-":
             if kind != "jsonl" or not rest:
-                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR or -")
+                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR, - or "
+                                                 "mysql://USER:PW@HOST:PORT")
             to = f"jsonl:{base / Path(rest).expanduser()}"
         starts = [k for k in ("start_gtid", "start_file", "from_now") if table.get(k)]
         if len(starts) > 1:
@@ -560,8 +566,20 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
-                              from_now=values.get_bool(f"{where}.from_now", False))))
+                              from_now=values.get_bool(f"{where}.from_now", False)),
+            apply=_apply_options(values, where)))
     return tuple(out)
+
+
+def _apply_options(values: _Values, where: str) -> ApplyOptions:
+    """The mysql:// sink's keys of a ``[[stream]]``."""
+    conflict = values.get_str(f"{where}.on_conflict") or OnConflict.STOP.value
+    if conflict not in {c.value for c in OnConflict}:
+        raise ConfigError(f"{where}.on_conflict", f"{conflict!r}: use stop, overwrite or skip")
+    return ApplyOptions(workers=values.get_int(f"{where}.workers", 1, low=1, high=256) or 1,
+                        ordered=values.get_bool(f"{where}.ordered", False), on_conflict=OnConflict(conflict),
+                        safe_mode=values.get_bool(f"{where}.safe_mode", False),
+                        rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"))
 
 
 def _str_list(values: _Values, key: str) -> tuple[str, ...]:

@@ -33,12 +33,14 @@ from binhub.binlog.file import RawEvent
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.header import EventHeader
 from binhub.binlog.json_form import format_commit_time
+from binhub.binlog.query_status import sql_mode_names
 from binhub.binlog.row_json import RowJsonDecoder
 from binhub.binlog.transaction import TransactionTracker
 from binhub.schema import (
     Outcome,
     ParsedStatement,
     Position,
+    QueryRecord,
     QueryScanner,
     SchemaCursor,
     SchemaHistory,
@@ -52,6 +54,7 @@ from binhub.schema.changes import (
     RenameTables,
     TruncateTable,
 )
+from binhub.schema.charsets import collation_by_id
 from binhub.schema.ddl import parse_statement
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
@@ -182,7 +185,19 @@ class ChangeReader:
         ts = format_commit_time(int.from_bytes(data[0:4], "little") * 1_000_000)
         yield orjson.dumps({"op": "ddl", "db": db, "table": table, "pk": None, "before": None, "after": None,
                             "gtid": self._walker.gtid if self._walker is not None else None, "file": record.file, "pos": offset, "ts": ts,
-                            "sql": record.sql}) + b"\n"
+                            "sql": record.sql, "session": _ddl_session(record)}) + b"\n"
+
+
+def _ddl_session(record: QueryRecord) -> dict[str, Any]:
+    """What the DDL ran under on the primary, for a sink that runs it again: the default database,
+    sql_mode (names), the connection's and the server's collations, and the time zone (null: the
+    server's default)."""
+    status = record.status
+    collation = collation_by_id(status.collation_connection) if status.collation_connection else None
+    server = collation_by_id(status.collation_server) if status.collation_server else None
+    sql_mode = None if status.sql_mode is None else ",".join(sql_mode_names(status.sql_mode, record.flavour))
+    return {"db": record.db, "sql_mode": sql_mode, "collation_connection": collation, "collation_server": server,
+            "time_zone": status.time_zone}
 
 
 def _gtid_of(data: bytes, fde: FormatDescriptionEvent | None) -> Gtid | None:

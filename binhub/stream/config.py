@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
+from binhub.sinks.mysql.options import ApplyOptions
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
 
@@ -25,9 +26,10 @@ class StreamConfig:
     """One stream: ``binhub stream``'s flags, or a ``[[stream]]`` section of ``binhub run``."""
 
     name: str = "stream"
-    to: str = "-"  # the sink: jsonl:DIR or - (stdout)
+    to: str = "-"  # the sink: jsonl:DIR, - (stdout) or mysql://USER:PW@HOST:PORT
     rotate_bytes: int = DEFAULT_ROTATE_BYTES
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     start: StreamStart = field(default_factory=StreamStart)
     until_caught_up: bool = False
+    apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's

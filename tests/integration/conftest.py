@@ -8,6 +8,8 @@
     primary_db         function  PrimaryDb: a fresh database on ``primary`` for this test only
     replica_pool       session   three servers (server_id 301-303) that tests point at binhub
     replicas           function  the pool, replication stopped and reset (RESET SLAVE ALL) for this test
+    downstream         session   an empty server the MySQL sink applies to (tests may restart it)
+    fresh_downstream   function  ``downstream`` without this test's database, before and after
 
 Why a shared primary with a database per test, not a fresh server per test: a server costs ~1 s
 to bootstrap and start, and ~120 MB of disk; a few hundred tests would spend minutes on that alone.
@@ -229,3 +231,26 @@ def replicas(replica_pool: list[Sandbox]) -> Iterator[list[Sandbox]]:
     for sb in replica_pool:
         with contextlib.suppress(Exception):
             sb.query("STOP SLAVE")
+
+
+@pytest.fixture(scope="session")
+def downstream(mariadb_factory: MariadbFactory) -> Sandbox:
+    """The server ``binhub stream --to mysql://`` applies to (tests may restart it, not reconfigure it)."""
+    return mariadb_factory("apply_downstream", server_id=51)
+
+
+@pytest.fixture
+def fresh_downstream(downstream: Sandbox, primary_db: PrimaryDb) -> Iterator[Sandbox]:
+    """``downstream`` without this test's database (``primary_db.name``), before and after the test."""
+    def drop() -> None:
+        if not downstream.is_running():
+            downstream.start(timeout=START_TIMEOUT)
+        conn = downstream.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {q(primary_db.name)}")
+        finally:
+            conn.close()
+    drop()
+    yield downstream
+    drop()

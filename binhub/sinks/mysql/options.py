@@ -1,0 +1,65 @@
+"""How the MySQL sink applies: workers, conflicts, safe mode, renames, transactions to skip."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from binhub.errors import ConfigError
+
+__all__ = ["ApplyOptions", "OnConflict", "Renames"]
+
+
+class OnConflict(enum.Enum):
+    STOP = "stop"  # name the row, the table and the GTID, and stop (the default)
+    OVERWRITE = "overwrite"  # make the downstream row what the upstream says
+    SKIP = "skip"  # leave the downstream row as it is
+
+
+class Renames:
+    """``db.t=db2.t2`` (one table) and ``db=db2`` (a whole database); a table rule wins."""
+
+    def __init__(self, rules: Iterable[str] = ()) -> None:
+        self.rules = tuple(rules)
+        self.tables: dict[tuple[str, str], tuple[str, str]] = {}
+        self.databases: dict[str, str] = {}
+        for rule in self.rules:
+            source, sep, target = rule.partition("=")
+            if not sep or not source or not target or source.count(".") != target.count(".") \
+                    or source.count(".") > 1:
+                raise ConfigError("--rename", f"{rule!r}: use DB.TABLE=DB2.TABLE2 or DB=DB2")
+            if "." in source:
+                (db, _, table), (db2, _, table2) = source.partition("."), target.partition(".")
+                self.tables[(db, table)] = (db2, table2)
+            else:
+                self.databases[source] = target
+
+    def __call__(self, db: str, table: str) -> tuple[str, str]:
+        found = self.tables.get((db, table))
+        if found is not None:
+            return found
+        return self.databases.get(db, db), table
+
+    def database(self, db: str) -> str:
+        return self.databases.get(db, db)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    workers: int = 1
+    ordered: bool = False  # commit in the upstream's order even with several workers
+    on_conflict: OnConflict = OnConflict.STOP
+    safe_mode: bool = False  # INSERT -> REPLACE, UPDATE -> DELETE + REPLACE: for a target that holds some rows
+    rename: tuple[str, ...] = ()
+    skip_gtids: tuple[str, ...] = ()  # transactions never applied (e.g. a DDL the downstream cannot run)
+    connect_timeout: float = 10.0
+    reconnect_for: float = 300.0  # how long a lost downstream is retried before the stream stops
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 256:
+            raise ConfigError("workers", f"{self.workers}: use 1 to 256")
+        Renames(self.rename)  # the rules are checked here, once

@@ -1,0 +1,241 @@
+"""``--to mysql://USER:PW@HOST:PORT``: the stream's changes applied to a MySQL/MariaDB server, exactly once.
+
+:class:`MysqlSink` reads the stream's binhub JSON lines back (``orjson``), builds each upstream
+transaction's statements (:mod:`~binhub.sinks.mysql.transaction`) against the downstream's own
+tables (:mod:`~binhub.sinks.mysql.catalog`) and hands the transaction to the workers through the
+causality scheduler (:mod:`~binhub.sinks.mysql.scheduler`); each worker commits what it applies
+together with its row of ``binhub.stream_checkpoint`` (:mod:`~binhub.sinks.mysql.checkpoint`), so a
+restart resumes exactly after what the downstream holds, whatever moment it was killed at.
+
+In the stream's own thread, on a connection of its own, the sink runs what must not overlap
+anything: DDL (after every worker has drained; see :mod:`~binhub.sinks.mysql.ddl`) and
+transactions too large to hold in memory (statements executed as they come, committed at the end
+with slot 0 of the checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+import pymysql  # type: ignore[import-untyped, unused-ignore]
+from prometheus_client import CollectorRegistry, Counter
+
+from binhub.errors import ApplyError, DdlRejected
+from binhub.sinks.base import Checkpoint
+from binhub.sinks.mysql.catalog import Catalog
+from binhub.sinks.mysql.checkpoint import (
+    Resume,
+    ensure_checkpoint_table,
+    fold_checkpoints,
+    read_resume,
+    slot_sql,
+)
+from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
+from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
+from binhub.sinks.mysql.dsn import MysqlTarget
+from binhub.sinks.mysql.options import ApplyOptions, Renames
+from binhub.sinks.mysql.scheduler import Scheduler
+from binhub.sinks.mysql.transaction import Ddl, Transaction, TransactionBuilder
+from binhub.sinks.mysql.worker import Worker, run_statement
+
+__all__ = ["MysqlSink"]
+
+log = logging.getLogger(__name__)
+
+LARGE_TRANSACTION = 32 << 20  # bytes of SQL held before a transaction is applied as it comes
+_IDLE_MARK_EVERY = 1.0  # seconds: how often a mark moved by transactions with nothing to apply is saved
+
+
+class MysqlSink:
+    """Apply a stream to a MySQL/MariaDB server (module docstring)."""
+
+    def __init__(self, target: MysqlTarget, name: str, options: ApplyOptions | None = None, *,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.target = target
+        self.name = name
+        self.options = options = options if options is not None else ApplyOptions()
+        self.renames = Renames(options.rename)
+        self.skip_gtids = frozenset(options.skip_gtids)
+        self.conflicts: dict[str, int] = {}
+        self._conflict_metric = Counter("binhub_apply_conflicts", "Conflicts the MySQL sink met (duplicate key, "
+                                        "missing row), by kind.", ("stream", "kind"),
+                                        registry=registry if registry is not None else CollectorRegistry())
+        self.main = Downstream(target, connect_timeout=options.connect_timeout, label="main")
+        self.main.reconnect(options.reconnect_for)  # the downstream may be (re)starting: wait for it a while
+        ensure_checkpoint_table(self.main)
+        resume = read_resume(self.main, name)
+        if resume is not None:
+            fold_checkpoints(self.main, name, resume)
+        self._resume: Resume | None = resume
+        self._already_applied = set(resume.applied) if resume is not None else set()
+        self._pending_ddl = resume.pending_ddl if resume is not None else None
+        self.catalog = Catalog(self.main, reconnect_for=options.reconnect_for)
+        self.builder = TransactionBuilder(self.catalog, renames=self.renames, safe_mode=options.safe_mode,
+                                          max_packet=self.main.max_allowed_packet)
+        self.workers = [Worker(i, Downstream(target, connect_timeout=options.connect_timeout, label=f"worker {i}"),
+                               options, name, self._count_conflict) for i in range(options.workers)]
+        self.scheduler = Scheduler(self.workers, resume.checkpoint if resume is not None else None)
+        for worker in self.workers:
+            worker.start(self.scheduler)
+        self._skipping = False
+        self._large = False  # the current transaction is being applied as it comes
+        self._saved_mark = self.scheduler.mark
+        self._saved_at = time.monotonic()
+        self.transactions = 0
+
+    def _count_conflict(self, kind: str) -> None:
+        self.conflicts[kind] = self.conflicts.get(kind, 0) + 1
+        self._conflict_metric.labels(self.name, kind).inc()
+
+    # -- Sink ---------------------------------------------------------------------------------------
+    def resume_point(self) -> Checkpoint | None:
+        return self._resume.checkpoint if self._resume is not None else None
+
+    def write(self, data: bytes) -> None:
+        self.scheduler.check()
+        builder = self.builder
+        for line in data.splitlines():
+            doc = orjson.loads(line)
+            if not builder.txn.statements and builder.txn.ddl is None and not self._large and not self._skipping:
+                gtid = doc.get("gtid")
+                self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
+            if self._skipping:
+                continue
+            builder.add(doc)
+        if builder.txn.size > LARGE_TRANSACTION:
+            self._apply_as_it_comes(builder.take())
+
+    def transaction_end(self, checkpoint: Checkpoint) -> None:
+        txn = self.builder.take()
+        self.builder.reset()
+        txn.checkpoint = checkpoint
+        self.scheduler.number(txn)
+        self.transactions += 1
+        skipping, self._skipping = self._skipping, False
+        if self._large:
+            self._large = False
+            self._finish_large(txn)
+        elif skipping or txn.ident in self._already_applied or txn.ident in self.skip_gtids:
+            self._already_applied.discard(txn.ident)
+            self.scheduler.skip(txn)
+        elif txn.ddl is not None:
+            self._run_ddl(txn, txn.ddl)
+        elif not txn.statements:
+            self.scheduler.skip(txn)
+        else:
+            self.scheduler.submit(txn)
+
+    def commit(self) -> None:
+        """Workers commit as they go; here their errors surface, and a mark moved only by
+        transactions with nothing to apply is saved now and then."""
+        self.scheduler.check()
+        if time.monotonic() - self._saved_at >= _IDLE_MARK_EVERY:
+            self._save_idle_mark()
+
+    def close(self) -> None:
+        try:
+            if self.scheduler.error is None:
+                self.scheduler.drain()
+                self._save_idle_mark()
+        finally:
+            for worker in self.workers:
+                worker.stop()
+            self.main.rollback()
+            self.main.close()
+
+    # -- what runs in the stream's thread -------------------------------------------------------------
+    def _save_idle_mark(self) -> None:
+        self._saved_at = time.monotonic()
+        if any(w.load for w in self.workers):
+            return
+        mark = self.scheduler.mark
+        if mark is None or mark == self._saved_mark:
+            return
+        self._commit_slot0(mark)
+
+    def _apply_as_it_comes(self, part: Transaction) -> None:
+        """A transaction past LARGE_TRANSACTION: everything before it drains, then its statements
+        run here as they are built; it commits at its end (``_finish_large``)."""
+        if not self._large:
+            self.scheduler.drain()
+            self._large = True
+            log.info("a transaction of more than %d MiB (GTID %s): applied as it is read", LARGE_TRANSACTION >> 20,
+                     part.gtid)
+        self._run_here(part)
+
+    def _run_here(self, txn: Transaction) -> None:
+        try:
+            for st in txn.statements:
+                run_statement(self.main, st, self.options.on_conflict, self._count_conflict)
+        except pymysql.err.MySQLError as exc:
+            self.main.rollback()
+            raise ApplyError(f"the downstream refused a change of GTID {txn.gtid}: {exc}",
+                             hint="the stream resumes from the downstream's checkpoint when started again") from exc
+
+    def _finish_large(self, txn: Transaction) -> None:
+        self._run_here(txn)
+        self._commit_slot0(txn.checkpoint)
+        self.scheduler.skip(txn)
+
+    def _commit_slot0(self, mark: Checkpoint | None, pending_ddl: str | None = None) -> None:
+        """Slot 0's row in a transaction of its own (the main connection holds nothing else then)."""
+        def upsert() -> None:
+            self.main.execute(slot_sql(self.name, 0, mark, [], pending_ddl))
+            self.main.commit()
+        try:
+            self.main.retrying(upsert, self.options.reconnect_for)
+        except pymysql.err.MySQLError as exc:
+            self.main.rollback()
+            raise ApplyError(f"cannot write the checkpoint to the downstream {self.target}: {exc}") from exc
+        if pending_ddl is None:
+            self._saved_mark = mark
+
+    def _run_ddl(self, txn: Transaction, ddl: Ddl) -> None:
+        self.scheduler.drain()
+        ident = txn.ident
+        self._check_renames(ddl, ident)
+        self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
+        default_db = self.renames.database(str(ddl.session.get("db") or ""))
+        try:
+            try:
+                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+            except pymysql.err.MySQLError as exc:
+                if not is_lost(exc):
+                    raise
+                # Whether it ran is unknown: it is pending, so run again it may find itself done.
+                self._pending_ddl = ident
+                self.main.reconnect(self.options.reconnect_for)
+                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+        except pymysql.err.MySQLError as exc:
+            if ident == self._pending_ddl and error_code(exc) in ALREADY_DONE:
+                log.warning("the DDL of %s had already run before the sink stopped (%s): counted as done", ident, exc)
+            else:
+                raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {ddl.sql}",
+                                  hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
+                                       f"or skip the transaction with --skip-gtid {ident}") from exc
+        finally:
+            self.catalog.forget()
+        self._pending_ddl = None
+        self._commit_slot0(txn.checkpoint)
+        self.scheduler.skip(txn)
+
+    def _check_renames(self, ddl: Ddl, ident: str) -> None:
+        """DDL text is run as written: a rename it would need inside the statement is refused."""
+        if not self.renames:
+            return
+        for db, table in self.renames.tables:
+            if ddl.db == db and ddl.table == table:
+                raise DdlRejected(f"the DDL of {ident} changes {db}.{table}, which --rename maps to another table; "
+                                  f"binhub does not rewrite DDL text: {ddl.sql}",
+                                  hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid {ident}")
+        for db in self.renames.databases:
+            if f"{db}." in ddl.sql or f"`{db}`." in ddl.sql:
+                raise DdlRejected(f"the DDL of {ident} names the database {db} (renamed by --rename) in its text: "
+                                  f"{ddl.sql}", hint=f"run the equivalent DDL downstream by hand, then restart "
+                                                    f"with --skip-gtid {ident}")
+
+    def stats(self) -> dict[str, Any]:
+        return {"transactions": self.transactions, "conflicts": dict(self.conflicts)}

@@ -1,0 +1,141 @@
+"""The MySQL sink under faults, with real servers: ``kill -9`` of the stream again and again while
+the primary's workload runs (inside large transactions and DDL too), and the downstream restarted
+under a live stream. The oracle is the primary's CHECKSUM TABLE of every table."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from binhub.sandbox import Sandbox
+from binhub.sandbox.binhub_process import BinhubProcess
+from tests.integration.applyutil import apply, assert_same_tables, checksums, query, stream_args
+from tests.integration.conftest import PrimaryDb
+from tests.integration.relayutil import run_relay, start_relay, stop_relay
+from tests.integration.test_apply_mysql import _ddl_gtids, hot_workload, more_workload
+from tests.integration.test_stream import write_workload
+from tests.integration.workload import wait_until
+
+
+class Workload(threading.Thread):
+    """The primary's workload, in the background (its own connection's errors fail the test)."""
+
+    def __init__(self, primary_db: PrimaryDb, *, big: bool = True) -> None:
+        super().__init__(daemon=True)
+        self.primary_db, self.big = primary_db, big
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            write_workload(self.primary_db)
+            hot_workload(self.primary_db, 300)
+            if self.big:
+                more_workload(self.primary_db)
+        except BaseException as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def finish(self) -> None:
+        self.join(timeout=300)
+        assert not self.is_alive() and self.error is None, self.error
+
+
+def _catch_up(primary_db: PrimaryDb, data_dir: Path, relay: BinhubProcess) -> None:
+    assert stop_relay(relay) == 0, relay.tail()
+    proc = run_relay(primary_db.dsn, data_dir, "--server-id", "9312")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_workload_loses_and_repeats_nothing(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    relay = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9312")
+    workload = Workload(primary_db)
+    workload.start()
+    rng = random.Random(7)
+    for i in range(10):
+        workers = "1" if i % 2 else "4"  # a restart with other workers folds the slots
+        proc = BinhubProcess(stream_args(data_dir, fresh_downstream, primary_db.name, "--workers", workers),
+                             tmp_path / f"stream{i}.log").start()
+        time.sleep(rng.uniform(1.0, 3.5))
+        assert proc.poll() is None, proc.tail()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    workload.finish()
+    _catch_up(primary_db, data_dir, relay)
+    apply(data_dir, fresh_downstream, primary_db.name, "--workers", "4")
+    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+def test_the_downstream_restarting_under_a_live_stream(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    relay = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9313")
+    stream = BinhubProcess(stream_args(data_dir, fresh_downstream, primary_db.name, "--workers", "4"),
+                           tmp_path / "stream.log").start()
+    workload = Workload(primary_db, big=False)
+    workload.start()
+    try:
+        for pause in (1.5, 3.0):
+            time.sleep(pause)
+            fresh_downstream.restart(timeout=90)
+            assert stream.poll() is None, stream.tail()
+        workload.finish()
+        _catch_up(primary_db, data_dir, relay)
+        theirs = checksums(primary_db.sandbox, primary_db.name)
+        wait_until(lambda: checksums(fresh_downstream, primary_db.name) == theirs or stream.poll() is not None,
+                   timeout=120, interval=0.5, message="the stream did not catch up after the restarts")
+        assert stream.poll() is None, stream.tail()
+    finally:
+        stream.send_signal(signal.SIGTERM)
+        code = stream.wait(timeout=60)
+    assert code == 0, stream.tail()
+    assert "reconnecting" in stream.tail(100_000), "the stream saw the downstream go away"
+    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+@pytest.mark.parametrize("ordered", [False, True], ids=["out-of-order", "ordered"])
+def test_kill_9_with_workers_committed_out_of_order_resumes_exactly(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path, ordered: bool) -> None:
+    """Transaction 1 is held back downstream (a lock), 2…6 commit on other workers past it, the stream
+    is killed: the restart must apply 1 and skip 2…6 (per-worker slots and the low-water mark)."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    for i in range(1, 7):
+        c.execute("INSERT INTO t VALUES (%s, %s)", (i, i * 10))
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9314")
+    assert proc.returncode == 0, proc.stderr
+    db = primary_db.name
+    query(fresh_downstream, f"CREATE DATABASE `{db}`")
+    query(fresh_downstream, f"CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)")
+    locker = fresh_downstream.connect()
+    try:
+        with locker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT INTO `{db}`.t VALUES (1, -1)")  # transaction 1 waits for this lock
+        skips = [a for g in _ddl_gtids(primary_db) for a in ("--skip-gtid", g)]  # the tables exist already
+        extra = ["--workers", "4", *(["--ordered"] if ordered else []), *skips]
+        stream = BinhubProcess(stream_args(data_dir, fresh_downstream, db, *extra), tmp_path / "stream.log").start()
+        count = f"SELECT COUNT(*) FROM `{db}`.t"
+        if ordered:
+            time.sleep(8)  # time enough for 2…6 to be applied (and held before COMMIT)
+        else:  # the workers other than transaction 1's commit theirs (one may queue behind it)
+            wait_until(lambda: query(fresh_downstream, count)[0][0] >= 3 or stream.poll() is not None,
+                       timeout=60, message="transactions 2-6 did not commit")
+            time.sleep(1)
+        assert stream.poll() is None, stream.tail()
+        committed = query(fresh_downstream, count)[0][0]
+        assert committed == 0 if ordered else committed >= 3, "ordered: nothing commits past transaction 1"
+        stream.send_signal(signal.SIGKILL)
+        stream.wait(timeout=30)
+    finally:
+        locker.rollback()
+        locker.close()
+    apply(data_dir, fresh_downstream, db, *extra)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)

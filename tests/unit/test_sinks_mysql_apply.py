@@ -1,0 +1,123 @@
+"""The MySQL sink's pure parts: the target URL, renames, options, and the scheduler's causality and
+low-water mark (workers stubbed: they only record what they are handed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from binhub.errors import ApplyConflict, ConfigError
+from binhub.sinks.base import Checkpoint
+from binhub.sinks.mysql.dsn import MysqlTarget, parse_mysql_target
+from binhub.sinks.mysql.options import ApplyOptions, Renames
+from binhub.sinks.mysql.scheduler import Scheduler
+from binhub.sinks.mysql.transaction import Transaction
+
+
+def test_target_url() -> None:
+    t = parse_mysql_target("mysql://app:p%40ss@db2:3307")
+    assert t == MysqlTarget("db2", 3307, "app", "p@ss")
+    assert str(t) == "mysql://app@db2:3307" and "p@ss" not in repr(t)
+    assert parse_mysql_target("mysql://root@h").port == 3306
+    for bad in ("http://h", "mysql://h/db", "mysql://h:x", "mysql://h?x=1"):
+        with pytest.raises(ConfigError) as info:
+            parse_mysql_target(bad)
+        assert "p%40ss" not in str(info.value)
+
+
+def test_renames() -> None:
+    r = Renames(["shop.orders=archive.orders_old", "shop=shop2"])
+    assert r("shop", "orders") == ("archive", "orders_old")
+    assert r("shop", "items") == ("shop2", "items")
+    assert r("other", "t") == ("other", "t")
+    assert r.database("shop") == "shop2" and bool(r) and not Renames()
+    for bad in ("shop", "a.b=c", "a.b.c=d.e.f", "=x"):
+        with pytest.raises(ConfigError, match="--rename"):
+            Renames([bad])
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        ApplyOptions(workers=0)
+    with pytest.raises(ConfigError, match="--rename"):
+        ApplyOptions(rename=("nonsense",))
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.load = 0
+        self.got: list[int] = []
+
+    def put(self, txn: Transaction) -> None:
+        self.got.append(txn.seq)
+
+
+def _txn(scheduler: Scheduler, pos: int, *keys: str) -> Transaction:
+    txn = Transaction(gtid=f"0-1-{pos}", keys=set(keys), checkpoint=Checkpoint("b.000001", pos, f"0-1-{pos}"))
+    scheduler.number(txn)
+    return txn
+
+
+def _scheduler(n: int, mark: Checkpoint | None = None) -> tuple[Scheduler, list[_Worker]]:
+    workers = [_Worker() for _ in range(n)]
+    return Scheduler(workers, mark), workers  # type: ignore[arg-type]
+
+
+def test_free_transactions_spread_and_dependent_ones_follow_their_key() -> None:
+    s, w = _scheduler(3)
+    for pos, key in enumerate(["a", "b", "c", "a", "d", "b"], 1):
+        s.submit(_txn(s, pos, key))
+    # 4 follows 1 (key a), 6 follows 2 (key b); 5 is free and goes to a least busy worker
+    assert w[0].got == [1, 4] and w[1].got == [2, 5, 6] and w[2].got == [3]
+
+
+def test_a_transaction_on_keys_of_two_workers_waits_for_them() -> None:
+    s, w = _scheduler(2)
+    s.submit(_txn(s, 1, "a"))
+    s.submit(_txn(s, 2, "b"))
+    both = _txn(s, 3, "a", "b")
+    import threading
+
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (s.submit(both), done.set()))
+    thread.start()
+    assert not done.wait(0.3), "it must wait while 1 and 2 are in flight"
+    s.committed([1])  # now only 2's worker holds one of its keys: it queues behind 2 there
+    assert done.wait(5)
+    thread.join()
+    assert w[1].got == [2, 3]
+
+
+def test_the_low_water_mark_and_marks_with_a_group() -> None:
+    start = Checkpoint("b.000001", 0, "")
+    s, _ = _scheduler(2, start)
+    t1, t2, t3 = (_txn(s, p, k) for p, k in ((10, "a"), (20, "b"), (30, "c")))
+    for t in (t1, t2, t3):
+        s.submit(t)
+    assert s.mark_with([2]) == (0, start), "2 commits past 1: the mark stays before 1"
+    s.committed([2])
+    assert s.mark == start
+    assert s.mark_with([1]) == (2, t2.checkpoint), "once 1 commits, everything through 2 has"
+    s.committed([1])
+    assert s.mark == t2.checkpoint
+    skipped = _txn(s, 40, "d")
+    s.skip(skipped)  # nothing to apply: it does not hold the mark back once 3 commits
+    s.committed([3])
+    assert s.mark == skipped.checkpoint
+
+
+def test_a_worker_error_reaches_the_stream() -> None:
+    s, _ = _scheduler(1)
+    s.submit(_txn(s, 1, "a"))
+    s.failed(ApplyConflict("boom"))
+    with pytest.raises(ApplyConflict):
+        s.drain()
+    with pytest.raises(ApplyConflict):
+        s.check()
+
+
+def test_transaction_ident_is_its_gtid_or_its_end() -> None:
+    assert Transaction(gtid="0-1-5").ident == "0-1-5"
+    anonymous: Any = Transaction(checkpoint=Checkpoint("b.000002", 77, ""))
+    assert anonymous.ident == "b.000002:77"
