@@ -135,6 +135,16 @@ def sync_to_disk(files: list[Path], threads: int = 4) -> None:
         fsync(directory)
 
 
+def describe_file(root: Path, relpath: str) -> CopiedFile:
+    """Size and CRC-32C of a file already in the backup (the redo log its copier wrote)."""
+    crc = size = 0
+    with open(root / relpath, "rb") as f:
+        while chunk := f.read(CHUNK):
+            crc = crc32c(chunk, crc)
+            size += len(chunk)
+    return CopiedFile(relpath, size, f"{crc:08x}")
+
+
 def copy_plain_file(src: Path, dst: Path, relpath: str, on_bytes: Callable[[int], None]) -> CopiedFile:
     """Copy a file as it is (the caller holds the backup stage that keeps it still)."""
     crc = 0

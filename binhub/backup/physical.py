@@ -36,6 +36,7 @@ from binhub.backup.datafiles import (
     DatadirFile,
     TablespaceCopier,
     copy_plain_file,
+    describe_file,
     sync_to_disk,
     take_inventory,
 )
@@ -201,6 +202,7 @@ class PhysicalBackup:
         # Durable before "complete": every copied file, then the directories that name them.
         sync_to_disk([config.target / f["relpath"] for f in manifest.files] + [config.target / REDO_LOG],
                      threads=max(4, config.parallel))
+        manifest.add_files([describe_file(config.target, REDO_LOG)])  # so that a restore can check it too
         manifest.set_binlog(position)
         manifest.end_lsn = end_lsn
         manifest.last_lsn = copier.copied_lsn
