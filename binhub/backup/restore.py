@@ -29,7 +29,9 @@ from typing import Any
 
 from binhub.backup.datafiles import CHUNK
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
+from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
+from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BackupDamaged, RecoveryFailed, RestoreError
 from binhub.innodb import crc32c
 
@@ -53,6 +55,7 @@ class RestoreConfig:
     owner: ServerOwner | None = None  # None: the target directory's owner
     parallel: int = 4
     start_timeout: float = 1800.0
+    replay: ReplayPlan | None = None  # point-in-time: replicate from the backup's GTID up to a target
 
 
 @dataclass(slots=True)
@@ -66,6 +69,7 @@ class RestoreReport:
     unverified: list[str] = field(default_factory=list)  # files the manifest has no checksum for
     prepared_xa: list[str] = field(default_factory=list)  # XIDs of XA transactions left prepared
     owner: str = ""
+    reached: MariadbGtidList | None = None  # after a point-in-time replay: the restored server's gtid_slave_pos
 
 
 def read_manifest(backup: Path) -> dict[str, Any]:
@@ -144,8 +148,8 @@ class PhysicalRestore:
             self._copy(manifest, report)
             if config.prepare_with == "mariadb-backup":
                 self._prepare_with_mariadb_backup()
-            else:
-                report.prepared_xa = self._prepare_with_mariadbd(owner)
+            if config.prepare_with == "mariadbd" or config.replay is not None:
+                self._boot(owner, report)
             if os.geteuid() == 0:
                 give_to(config.target, owner)
         except BaseException:
@@ -174,16 +178,22 @@ class PhysicalRestore:
 
     # --- prepare ------------------------------------------------------------------------------------
 
-    def _prepare_with_mariadbd(self, owner: ServerOwner) -> list[str]:
+    def _boot(self, owner: ServerOwner, report: RestoreReport) -> None:
+        """Start a throwaway mariadbd on the copy (crash recovery), replay to the target if asked,
+        note the XA transactions left prepared, shut down slowly."""
         config = self.config
         if os.geteuid() == 0:
             give_to(config.target, owner)  # the server runs as the owner and must write its files
+        plan = config.replay
+        server_id = replica_server_id(plan.start, plan.until) if plan is not None else 1
         server = RecoveryServer(config.mariadbd, config.target, innodb_settings(config.backup / BACKUP_MY_CNF),
-                                owner=owner, start_timeout=config.start_timeout)
+                                owner=owner, server_id=server_id, start_timeout=config.start_timeout)
         with server:
-            xids = prepared_xa(server)
+            if plan is not None:
+                log.info("replaying from %s until %s", plan.start, plan.until)
+                report.reached = replay(server, plan)
+            report.prepared_xa = prepared_xa(server)
             server.shutdown()
-        return xids
 
     def _prepare_with_mariadb_backup(self) -> None:
         config = self.config
