@@ -10,6 +10,7 @@ is there. Targets the store cannot reach are refused before anything is written.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from binhub.errors import RestoreError
 from binhub.ops.pitr import PitrSource, PitrTarget, point_in_time_restore
 from binhub.sandbox import Sandbox, find_server_binary
 from tests.integration.conftest import MariadbFactory
-from tests.integration.relayutil import run_relay
+from tests.integration.relayutil import run_relay, start_serve
 from tests.integration.test_backup_physical import (
     DB,
     Workload,
@@ -158,3 +159,31 @@ def test_targets_the_store_cannot_reach_are_refused_before_anything_is_written(s
         point_in_time_restore(config, PitrTarget(until_before_gtid=f"{domain}-{server}-{int(seq) + 10_000}"),
                               PitrSource(story.store))
     assert not (tmp_path / "datadir").exists()
+
+
+def test_a_store_that_begins_after_the_backup_is_refused(story: Story, mariadb_factory: MariadbFactory,
+                                                         tmp_path: Path) -> None:
+    source = next(sb for sb in mariadb_factory.sandboxes if sb.name == "pitr_source")
+    late = tmp_path / "late-store"
+    source.execute("FLUSH BINARY LOGS")
+    relayed = run_relay(source.dsn, late, "--start-file", source.binlog_files()[-1].name)
+    assert relayed.returncode == 0, relayed.stderr
+    config = RestoreConfig(backup=story.backup, target=tmp_path / "datadir", mariadbd=find_server_binary())
+    with pytest.raises(RestoreError, match="oldest file begins after the backup"):
+        point_in_time_restore(config, PitrTarget(until_gtid=story.before_drop), PitrSource(late))
+    assert not (tmp_path / "datadir").exists()
+
+
+def test_restore_from_a_running_serve(story: Story, mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    serve = start_serve(story.store, tmp_path / "serve.log", user="pitr", password="pitr-secret", server_id=900)
+    try:
+        target = tmp_path / "datadir"
+        proc = subprocess.run([BINHUB, "restore", str(story.backup), "--to", str(target), "--serve",
+                               f"127.0.0.1:{serve.port}", "--serve-user", "pitr", "--until-gtid", story.before_drop],
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "BINHUB_RESTORE_SERVE_PASSWORD": "pitr-secret"})
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        serve.stop()
+    restored = _start_on(mariadb_factory, "pitr_restored_serve", target)
+    assert table_checksums(restored.connect(), DB) == story.expected
