@@ -98,7 +98,8 @@ class PhysicalBackup:
         with ServerSession(config.source, lock_wait_timeout=config.lock_wait_timeout) as session:
             variables = session.variables()
             version = self._check_server(variables)
-            manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now())
+            manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now(),
+                                compression=config.compress)
             manifest.write(config.target)
             try:
                 self._copy(session, variables, version, manifest)
@@ -199,10 +200,11 @@ class PhysicalBackup:
                 copier.close()
             finally:
                 probe.close()
+        # The redo log gets its checksum (a restore checks it too), and is compressed when asked.
+        manifest.add_files([describe_file(config.target, REDO_LOG, config.compress)])
         # Durable before "complete": every copied file, then the directories that name them.
-        sync_to_disk([config.target / f["relpath"] for f in manifest.files] + [config.target / REDO_LOG],
+        sync_to_disk([config.target / (f["stored"] or f["relpath"]) for f in manifest.files],
                      threads=max(4, config.parallel))
-        manifest.add_files([describe_file(config.target, REDO_LOG)])  # so that a restore can check it too
         manifest.set_binlog(position)
         manifest.end_lsn = end_lsn
         manifest.last_lsn = copier.copied_lsn
@@ -217,7 +219,7 @@ class PhysicalBackup:
     def _copy_innodb(self, files: list[DatadirFile], flags: dict[str, int], page_size: int,
                      redo_ok: Callable[[], None]) -> list[CopiedFile]:
         copier = TablespaceCopier(default_page_size=page_size, retries=self.config.page_retries,
-                                  retry_delay=self.config.page_retry_delay)
+                                  retry_delay=self.config.page_retry_delay, compression=self.config.compress)
 
         def one(item: DatadirFile) -> CopiedFile:
             redo_ok()  # a failed redo copy fails the backup now, not after every file is copied
@@ -229,7 +231,7 @@ class PhysicalBackup:
 
     def _copy_plain(self, files: list[DatadirFile]) -> list[CopiedFile]:
         return [copy_plain_file(self.config.datadir / f.relpath, self.config.target / f.relpath, f.relpath,
-                                self.progress.advance) for f in files]
+                                self.progress.advance, self.config.compress) for f in files]
 
     def _in_threads(self, work: Callable[[DatadirFile], CopiedFile], files: list[DatadirFile]) -> list[CopiedFile]:
         if self.config.parallel == 1 or len(files) < 2:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binhub.backup.compression import open_stored
 from binhub.backup.datafiles import CHUNK
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
 from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
@@ -167,9 +168,8 @@ class PhysicalRestore:
             report.unverified.append(REDO_LOG)
 
         def one(relpath: str) -> int:
-            entry = listed.get(relpath)
-            return copy_verified(self.config.backup / relpath, self.config.target / relpath, relpath,
-                                 None if entry is None else (int(entry["size"]), str(entry["crc32c"])), self._on_bytes)
+            return copy_verified(self.config.backup, listed.get(relpath, {"relpath": relpath}),
+                                 self.config.target / relpath, self._on_bytes)
 
         with ThreadPoolExecutor(max(1, self.config.parallel), thread_name_prefix="binhub-restore") as pool:
             sizes = list(pool.map(one, sorted(work, key=lambda r: -int(listed.get(r, {}).get("size", 0)))))
@@ -215,14 +215,15 @@ def prepared_xa(server: RecoveryServer) -> list[str]:
     return [f"formatID={row[0]} data={row[3]!r}" for row in rows]
 
 
-def copy_verified(src: Path, dst: Path, relpath: str, expected: tuple[int, str] | None,
-                  on_bytes: Callable[[int], None]) -> int:
-    """Copy ``src`` to ``dst``, checking it against the manifest's (size, crc32c) as it is read."""
+def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Callable[[int], None]) -> int:
+    """Copy the manifest ``entry``'s file of ``backup`` to ``dst`` (decompressed), checking it against
+    the entry's size and CRC-32C as it is read (an entry without them is copied unchecked)."""
+    relpath = str(entry["relpath"])
     dst.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     crc = size = 0
-    if not src.is_file():
+    if not (backup / str(entry.get("stored") or relpath)).is_file():
         raise BackupDamaged(relpath, "it is missing from the backup")
-    with open(src, "rb") as fin, os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
+    with open_stored(backup, entry) as fin, os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
             crc = crc32c(chunk, crc)
@@ -230,8 +231,8 @@ def copy_verified(src: Path, dst: Path, relpath: str, expected: tuple[int, str] 
             on_bytes(len(chunk))
         fout.flush()
         os.fsync(fout.fileno())
-    if expected is not None:
-        want_size, want_crc = expected
+    if "crc32c" in entry:
+        want_size, want_crc = int(entry["size"]), str(entry["crc32c"])
         if size != want_size:
             raise BackupDamaged(relpath, f"{size} bytes, the manifest says {want_size}")
         if f"{crc:08x}" != want_crc:

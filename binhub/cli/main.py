@@ -21,7 +21,7 @@ COMMANDS = {
     "binlog": "binhub.cli.binlog:binlog",
     "serve": "binhub.cli.serve:serve",
     "user": "binhub.cli.user:user",
-    "backup": "binhub.cli.backup:backup",
+    "backup": "binhub.cli.backup_catalog:backup",
     "restore": "binhub.cli.restore:restore",
     "schema": "binhub.cli.schema:schema",
     "stream": "binhub.cli.stream:stream",
