@@ -201,7 +201,11 @@ class PhysicalBackup:
             finally:
                 probe.close()
         # The redo log gets its checksum (a restore checks it too), and is compressed when asked.
-        manifest.add_files([describe_file(config.target, REDO_LOG, config.compress)])
+        if config.compress is None:
+            size, crc = copier.written
+            manifest.add_files([CopiedFile(REDO_LOG, size, f"{crc:08x}")])
+        else:
+            manifest.add_files([describe_file(config.target, REDO_LOG, config.compress)])
         # Durable before "complete": every copied file, then the directories that name them.
         sync_to_disk([config.target / (f["stored"] or f["relpath"]) for f in manifest.files],
                      threads=max(4, config.parallel))
