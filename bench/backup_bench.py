@@ -68,18 +68,8 @@ def populate(sb: Sandbox, size: int) -> None:
 
 
 def checksums(sb: Sandbox) -> dict[str, object]:
-    conn = sb.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{DB}'")
-            names = sorted(str(r[0]) for r in cur.fetchall())
-            out: dict[str, object] = {}
-            for name in names:
-                cur.execute(f"CHECKSUM TABLE {DB}.{name}")
-                out[name] = cur.fetchone()[1]
-            return out
-    finally:
-        conn.close()
+    names = [str(r[0]) for r in sb.query(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{DB}'")]
+    return {name: sb.query(f"CHECKSUM TABLE {DB}.{name}")[0][1] for name in sorted(names)}
 
 
 def run(label: str, cmd: list[str], results: dict[str, list[float]], cpu: dict[str, list[float]],

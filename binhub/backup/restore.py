@@ -21,10 +21,12 @@ import os
 import pwd
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from binhub.backup.compression import open_stored
@@ -146,11 +148,13 @@ class PhysicalRestore:
         config.target.mkdir(mode=0o750, parents=True, exist_ok=True)
         report = RestoreReport(config.target, manifest, owner=owner.name)
         try:
-            self._copy(manifest, report)
-            if config.prepare_with == "mariadb-backup":
-                self._prepare_with_mariadb_backup()
-            if config.prepare_with == "mariadbd" or config.replay is not None:
-                self._boot(owner, report)
+            copied = self._copy(manifest, report)
+            # The copies reach the disk while the server prepares them (it syncs what it changes itself).
+            with BackgroundSync(copied, self.config.parallel):
+                if config.prepare_with == "mariadb-backup":
+                    self._prepare_with_mariadb_backup()
+                if config.prepare_with == "mariadbd" or config.replay is not None:
+                    self._boot(owner, report)
             if os.geteuid() == 0:
                 give_to(config.target, owner)
         except BaseException:
@@ -160,7 +164,7 @@ class PhysicalRestore:
 
     # --- the copy -----------------------------------------------------------------------------------
 
-    def _copy(self, manifest: Manifest, report: RestoreReport) -> None:
+    def _copy(self, manifest: Manifest, report: RestoreReport) -> list[Path]:
         listed = {str(f["relpath"]): f for f in manifest.files}
         work = list(listed)
         if REDO_LOG not in listed:  # manifests written before the redo log had a checksum
@@ -175,6 +179,7 @@ class PhysicalRestore:
             sizes = list(pool.map(one, sorted(work, key=lambda r: -int(listed.get(r, {}).get("size", 0)))))
         report.files = len(sizes)
         report.bytes = sum(sizes)
+        return [self.config.target / relpath for relpath in work]
 
     # --- prepare ------------------------------------------------------------------------------------
 
@@ -229,8 +234,6 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
             crc = crc32c(chunk, crc)
             size += len(chunk)
             on_bytes(len(chunk))
-        fout.flush()
-        os.fsync(fout.fileno())
     if "crc32c" in entry:
         want_size, want_crc = int(entry["size"]), str(entry["crc32c"])
         if size != want_size:
@@ -238,6 +241,48 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
         if f"{crc:08x}" != want_crc:
             raise BackupDamaged(relpath, f"CRC-32C {crc:08x}, the manifest says {want_crc}")
     return size
+
+
+class BackgroundSync:
+    """``with BackgroundSync(paths, threads):`` fsyncs ``paths`` (then their directories) in a thread
+    while the body runs, and waits for it on the way out; a file the body replaced or removed (the
+    server resizing its redo log) is skipped: the server made its own durable."""
+
+    def __init__(self, paths: list[Path], threads: int) -> None:
+        self._paths = paths
+        self._threads = max(1, threads)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="binhub-restore-sync", daemon=True)
+
+    def __enter__(self) -> BackgroundSync:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._thread.join()
+        if exc is None and self._error is not None:
+            raise RestoreError(f"cannot make the restored files durable: {self._error}") from self._error
+
+    def _run(self) -> None:
+        try:
+            with ThreadPoolExecutor(self._threads, thread_name_prefix="binhub-fsync") as pool:
+                list(pool.map(_fsync_if_there, self._paths))
+            for directory in sorted({p.parent for p in self._paths}, key=lambda p: -len(p.parts)):
+                _fsync_if_there(directory)
+        except BaseException as exc:  # raised by __exit__ in the caller's thread
+            self._error = exc
+
+
+def _fsync_if_there(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def give_to(root: Path, owner: ServerOwner) -> None:
