@@ -44,6 +44,9 @@ REDO_LOG = "ib_logfile0"
 PREPARE_WITH = ("mariadbd", "mariadb-backup")
 FILE_MODE = 0o660
 DIR_MODE = 0o700
+# In the target while a restore runs: a restore killed half-way (kill -9, power loss) leaves it, and
+# the next restore into the same directory starts again from nothing instead of refusing it.
+IN_PROGRESS = ".binhub-restore-in-progress"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +100,16 @@ def check_complete(backup: Path, data: dict[str, Any]) -> None:
                            hint="restore a complete backup; `binhub backup ls` lists them")
 
 
-def check_target_empty(target: Path) -> None:
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+def check_target_empty(target: Path) -> bool:
+    """Refuse a target that holds anything but what an interrupted restore left (True: that is there)."""
+    if not target.exists():
+        return False
+    if target.is_dir() and (target / IN_PROGRESS).is_file():
+        return True  # a restore was killed here: nothing of it is good, it is redone
+    if not target.is_dir() or any(target.iterdir()):
         raise RestoreError(f"{target} is not empty; a backup is restored into a new or empty directory",
                            hint="stop the server and move its old datadir aside first")
+    return False
 
 
 def owner_of(path: Path) -> ServerOwner:
@@ -140,12 +149,17 @@ class PhysicalRestore:
         data = read_manifest(config.backup)
         check_complete(config.backup, data)
         manifest = Manifest.read(config.backup)
-        check_target_empty(config.target)
+        interrupted = check_target_empty(config.target)
         if config.prepare_with == "mariadb-backup" and config.mariadb_backup is None:
             raise RestoreError("--prepare-with mariadb-backup: mariadb-backup is not installed on this host")
         owner = config.owner or owner_of(config.target)
         created = not config.target.exists()
+        if interrupted:
+            log.warning("%s holds a restore that was interrupted; starting it again", config.target)
+            empty_directory(config.target, remove=False)
         config.target.mkdir(mode=0o750, parents=True, exist_ok=True)
+        marker = config.target / IN_PROGRESS
+        marker.write_text("binhub restore of the backup " + str(config.backup) + " is running or was interrupted\n")
         report = RestoreReport(config.target, manifest, owner=owner.name)
         try:
             copied = self._copy(manifest, report)
@@ -157,6 +171,8 @@ class PhysicalRestore:
                     self._boot(owner, report)
             if os.geteuid() == 0:
                 give_to(config.target, owner)
+            marker.unlink()
+            _fsync_if_there(config.target)
         except BaseException:
             empty_directory(config.target, remove=created)
             raise

@@ -173,9 +173,45 @@ def test_cli_refuses_a_non_empty_target_and_names_the_owner(
         shutil.rmtree(outside, ignore_errors=True)
 
 
+def _servers_on(datadir: Path) -> list[str]:
+    """The processes whose command line names ``datadir`` as theirs."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"--datadir={datadir}".encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:  # exited meanwhile
+            continue
+    return found
+
+
 def _user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
         return False
     return True
+
+
+def test_a_restore_killed_half_way_is_marked_and_redone(taken: tuple[Sandbox, Path, dict[str, int | None]],
+                                                        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    _, backup, expected = taken
+    binhub = Path(sys.executable).with_name("binhub")
+    target = tmp_path / "datadir"
+    proc = subprocess.Popen([str(binhub), "restore", str(backup), "--to", str(target)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (target / DB).is_dir(), timeout=120, interval=0.01, message="the restore did not start")
+    finally:
+        proc.kill()  # kill -9: no cleanup runs
+        proc.wait()
+    assert (target / ".binhub-restore-in-progress").is_file()
+    # Its throwaway server, if it had started, died with it (nothing holds the files any more).
+    wait_until(lambda: not _servers_on(target), timeout=30, message="the restore's mariadbd outlived it")
+
+    again = subprocess.run([str(binhub), "restore", str(backup), "--to", str(target)], capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert not (target / ".binhub-restore-in-progress").exists()
+    restored = _start_on(mariadb_factory, "restored_after_kill", target)
+    assert table_checksums(restored.connect(), DB) == expected
