@@ -26,7 +26,9 @@ from typing import Any
 
 from binhub.backup.compression import open_stored
 from binhub.backup.datafiles import CHUNK
-from binhub.backup.metadata import MANIFEST
+from binhub.backup.metadata import BACKUP_MY_CNF, MANIFEST
+from binhub.backup.recovery_server import RecoveryServer, innodb_settings
+from binhub.backup.restore import PhysicalRestore, RestoreConfig, owner_of
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import GtidError, InnodbFormatError
 from binhub.innodb import TablespaceFlags, crc32c, page_corruption
@@ -189,3 +191,27 @@ def remove_backup(entry: BackupEntry) -> None:
         os.fsync(parent)
     finally:
         os.close(parent)
+
+
+def verify_by_restore(path: Path, mariadbd: Path, scratch: Path) -> tuple[int, list[str]]:
+    """The restore test nobody automates: restore the backup at ``path`` into ``scratch`` (a new
+    directory, removed afterwards), start a throwaway server on it and ``CHECK TABLE`` every table.
+    Returns (tables checked, what CHECK TABLE found wrong)."""
+    try:
+        PhysicalRestore(RestoreConfig(backup=path, target=scratch, mariadbd=mariadbd)).run()
+        with RecoveryServer(mariadbd, scratch, innodb_settings(path / BACKUP_MY_CNF),
+                            owner=owner_of(scratch)) as server:
+            tables = server.query(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "AND table_schema NOT IN ('information_schema', 'performance_schema', 'sys')")
+            problems = []
+            for schema, table in tables:
+                name = f"`{str(schema).replace('`', '``')}`.`{str(table).replace('`', '``')}`"
+                for row in server.query(f"CHECK TABLE {name}"):
+                    kind, text = str(row[2]), str(row[3])
+                    if kind == "error" or (kind == "status" and text != "OK"):
+                        problems.append(f"{schema}.{table}: {kind}: {text}")
+            server.shutdown()
+        return len(tables), problems
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

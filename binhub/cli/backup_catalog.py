@@ -4,6 +4,7 @@ root directory (``ls``, ``verify``, ``prune``)."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +13,17 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from binhub.backup.catalog import BackupEntry, list_backups, prune_plan, remove_backup, verify_backup
+from binhub.backup.catalog import (
+    BackupEntry,
+    list_backups,
+    prune_plan,
+    remove_backup,
+    verify_backup,
+    verify_by_restore,
+)
 from binhub.cli.backup import backup as take_backup
 from binhub.ops.parsers import parse_duration
+from binhub.sandbox import find_server_binary
 from binhub.store import StoreReader
 from binhub.store.search import first_file_state
 
@@ -77,10 +86,15 @@ def ls(root: Path, as_json: bool) -> None:
 
 @backup.command("verify")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-def verify(paths: tuple[Path, ...]) -> None:
+@click.option("--restore", "by_restore", is_flag=True,
+              help="Also restore each good physical backup into a scratch directory, start a throwaway server "
+                   "on it and run CHECK TABLE on every table.")
+@click.option("--scratch", type=click.Path(file_okay=False, path_type=Path),
+              help="Where --restore puts its throwaway datadirs (default: the system's temp dir).")
+def verify(paths: tuple[Path, ...], by_restore: bool, scratch: Path | None) -> None:
     """Re-read every file of each backup (a backup directory, or every backup under a root) and
     compare its size and CRC-32C with the manifest; a damaged InnoDB file is named with the offset of
-    its first bad page. Exit status 1 when a backup is damaged or incomplete."""
+    its first bad page. Exit status 1 when a backup is damaged, incomplete or (--restore) fails CHECK TABLE."""
     bad = 0
     for path in paths:
         for entry in list_backups(path):
@@ -95,8 +109,18 @@ def verify(paths: tuple[Path, ...]) -> None:
                 click.echo(f"{entry.path}: DAMAGED")
                 for problem in problems:
                     click.echo(f"  {problem}")
-            else:
-                click.echo(f"{entry.path}: OK ({_size(entry.size)} in {time.monotonic() - started:.1f}s)")
+                continue
+            click.echo(f"{entry.path}: OK ({_size(entry.size)} in {time.monotonic() - started:.1f}s)")
+            if by_restore and entry.kind == "physical":
+                with tempfile.TemporaryDirectory(prefix="binhub-verify-", dir=scratch) as where:
+                    tables, failures = verify_by_restore(entry.path, find_server_binary(), Path(where) / "datadir")
+                if failures:
+                    bad += 1
+                    click.echo(f"{entry.path}: CHECK TABLE failed after restore:")
+                    for failure in failures:
+                        click.echo(f"  {failure}")
+                else:
+                    click.echo(f"{entry.path}: restored, CHECK TABLE OK for {tables} tables")
     if bad:
         raise SystemExit(1)
 

@@ -146,3 +146,10 @@ def test_prune_keeps_the_newest_and_what_the_store_extends(catalogue: Catalogue,
     assert everything.returncode == 0, everything.stderr
     assert sorted(p.name for p in root.iterdir()) == ["b2"]  # never the newest complete backup
     assert table_checksums(source.connect(), DB)  # the source is untouched by all this
+
+
+def test_verify_restore_checks_every_table_of_the_restored_backup(catalogue: Catalogue) -> None:
+    proc = _binhub("backup", "verify", "--restore", str(catalogue.root / "b1"))  # the compressed one
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tables = int(proc.stdout.split("CHECK TABLE OK for ")[1].split()[0])
+    assert tables > 30  # the mysql schema's tables and the two of the test
