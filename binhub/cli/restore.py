@@ -98,6 +98,11 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     from --serve; then replication is reset and the server shut down cleanly. The store must hold
     every transaction from the backup to the target, or nothing is touched.
     """
+    targets = [t for t in (until_time, until_gtid, until_before_gtid) if t is not None]
+    if len(targets) > 1:
+        raise click.UsageError("give one of --until, --until-gtid, --until-before-gtid")
+    if not targets and (data_dir is not None or serve is not None):
+        raise click.UsageError("--data-dir and --serve go with --until, --until-gtid or --until-before-gtid")
     data = read_manifest(backup)
     check_complete(backup, data)
     if data.get("kind", "physical") == "logical":
@@ -111,12 +116,7 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     )
     click.echo(f"binhub restore: copying and checking {backup} into {to}, then preparing it with {prepare_with}",
                err=True)
-    targets = [t for t in (until_time, until_gtid, until_before_gtid) if t is not None]
-    if len(targets) > 1:
-        raise click.UsageError("give one of --until, --until-gtid, --until-before-gtid")
     if not targets:
-        if data_dir is not None or serve is not None:
-            raise click.UsageError("--data-dir and --serve go with --until, --until-gtid or --until-before-gtid")
         report = PhysicalRestore(config).run()
     else:
         target = PitrTarget(until_gtid=until_gtid, until_before_gtid=until_before_gtid,
