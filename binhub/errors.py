@@ -37,6 +37,9 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── BackupError                        a physical backup cannot be taken
     │   ├── RedoOverrun                    the server overwrote redo log not yet copied
     │   └── PageCorrupted                  a data page stays corrupt after re-reads (file, page)
+    ├── RestoreError                       a backup cannot be restored (incomplete, target not empty, ...)
+    │   ├── BackupDamaged                  a backup file differs from its manifest (file; size or checksum)
+    │   └── RecoveryFailed                 the throwaway mariadbd that prepares or replays did not do it
     └── MysqlError (binhub.wire.errors)    what binhub's server refuses: an ERR packet (ErrorCode, message)
         ├── LoginFailed (serve.login)
         └── DumpError (serve.dump_error)   error 1236: the replica stops instead of retrying
@@ -243,3 +246,21 @@ class PageCorrupted(BackupError):
                          hint="check the source server with CHECK TABLE; the backup is marked incomplete")
         self.file = file
         self.page_no = page_no
+
+
+class RestoreError(BinhubError):
+    """A backup cannot be restored: it is incomplete, the target is not empty, the PITR target is
+    outside what the store holds. Nothing in the target is left half-done as if it were good."""
+
+
+class BackupDamaged(RestoreError):
+    """A file of the backup is missing or differs from what manifest.json recorded for it."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"backup file {file} is damaged: {reason}",
+                         hint="restore another backup; `binhub backup verify` checks them all")
+        self.file = file
+
+
+class RecoveryFailed(RestoreError):
+    """The throwaway ``mariadbd`` that prepares a restored datadir (or replays the binlog into it) failed."""

@@ -46,7 +46,10 @@ class PhysicalBackupConfig:
     page_retry_delay: float = DEFAULT_PAGE_RETRY_DELAY
     lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
     redo_catch_up_timeout: float = DEFAULT_REDO_CATCH_UP_TIMEOUT
+    compress: str | None = None  # "zstd": each data file stored as NAME.zst
 
     def __post_init__(self) -> None:
         if self.parallel < 1:
             raise ConfigError("backup.parallel", "must be at least 1")
+        if self.compress not in (None, "zstd"):
+            raise ConfigError("backup.compress", f"unknown compression {self.compress!r}; binhub offers zstd")

@@ -9,6 +9,7 @@ stage that keeps them still. The extensions are mariadb-backup's (``backup_copy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from binhub.backup.compression import compressing_writer, stored_name
 from binhub.errors import PageCorrupted
 from binhub.innodb import TablespaceFlags, crc32c, page_corruption
 
@@ -69,6 +71,7 @@ class CopiedFile:
     size: int
     crc32c: str  # CRC-32C of the whole copy, 8 hex digits: catches bit rot and truncation at ~7 GB/s
     pages_reread: int = 0
+    stored: str | None = None  # the compressed file's name (size and crc32c are of the uncompressed bytes)
 
 
 def _size(path: Path) -> int:
@@ -110,11 +113,14 @@ def take_inventory(datadir: Path) -> DatadirInventory:
     return DatadirInventory(innodb, other, at_commit + aria_logs)
 
 
-def create_backup_file(dst: Path) -> BinaryIO:
+def create_backup_file(dst: Path, compression: str | None = None) -> BinaryIO:
     """A new file of the backup: never over an existing one, readable by its owner and group only
-    (a backup holds all the data, like the datadir it comes from)."""
+    (a backup holds all the data, like the datadir it comes from); compressed when asked, under
+    the compressed name."""
     dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "wb")
+    path = dst.with_name(stored_name(dst.name, compression))
+    return compressing_writer(os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "wb"),
+                              compression)
 
 
 def sync_to_disk(files: list[Path], threads: int = 4) -> None:
@@ -135,17 +141,33 @@ def sync_to_disk(files: list[Path], threads: int = 4) -> None:
         fsync(directory)
 
 
-def copy_plain_file(src: Path, dst: Path, relpath: str, on_bytes: Callable[[int], None]) -> CopiedFile:
+def describe_file(root: Path, relpath: str, compression: str | None = None) -> CopiedFile:
+    """Size and CRC-32C of a file already in the backup (the redo log its copier wrote, by offset),
+    which is then replaced by its compressed copy when asked."""
+    if compression is not None:
+        copied = copy_plain_file(root / relpath, root / relpath, relpath, lambda n: None, compression)
+        os.unlink(root / relpath)
+        return copied
+    crc = size = 0
+    with open(root / relpath, "rb") as f:
+        while chunk := f.read(CHUNK):
+            crc = crc32c(chunk, crc)
+            size += len(chunk)
+    return CopiedFile(relpath, size, f"{crc:08x}")
+
+
+def copy_plain_file(src: Path, dst: Path, relpath: str, on_bytes: Callable[[int], None],
+                    compression: str | None = None) -> CopiedFile:
     """Copy a file as it is (the caller holds the backup stage that keeps it still)."""
     crc = 0
     size = 0
-    with open(src, "rb") as fin, create_backup_file(dst) as fout:
+    with open(src, "rb") as fin, create_backup_file(dst, compression) as fout:
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
             crc = crc32c(chunk, crc)
             size += len(chunk)
             on_bytes(len(chunk))
-    return CopiedFile(relpath, size, f"{crc:08x}")
+    return CopiedFile(relpath, size, f"{crc:08x}", stored=stored_name(relpath, compression) if compression else None)
 
 
 class TablespaceCopier:
@@ -156,7 +178,9 @@ class TablespaceCopier:
     in the buffer pool and the redo log; then the hint says how to check the pages that are there.
     """
 
-    def __init__(self, *, default_page_size: int, retries: int, retry_delay: float) -> None:
+    def __init__(self, *, default_page_size: int, retries: int, retry_delay: float,
+                 compression: str | None = None) -> None:
+        self.compression = compression
         self.default_page_size = default_page_size
         self.retries = retries
         self.retry_delay = retry_delay
@@ -167,8 +191,11 @@ class TablespaceCopier:
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             flags = self._flags(fd, flags_hint)
-            with create_backup_file(dst) as out:
-                return self._copy_pages(fd, out, relpath, flags, on_bytes)
+            with create_backup_file(dst, self.compression) as out:
+                copied = self._copy_pages(fd, out, relpath, flags, on_bytes)
+            if self.compression is None:
+                return copied
+            return dataclasses.replace(copied, stored=stored_name(relpath, self.compression))
         finally:
             os.close(fd)
 

@@ -46,6 +46,7 @@ class Manifest:
     last_lsn: int | None = None  # how far the redo copy went
     total_bytes: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
+    compression: str | None = None  # "zstd": data files stored as NAME.zst (see binhub.backup.compression)
     format: int = MANIFEST_FORMAT
     tool: str = "binhub"
 

@@ -36,6 +36,7 @@ from binhub.backup.datafiles import (
     DatadirFile,
     TablespaceCopier,
     copy_plain_file,
+    describe_file,
     sync_to_disk,
     take_inventory,
 )
@@ -97,7 +98,8 @@ class PhysicalBackup:
         with ServerSession(config.source, lock_wait_timeout=config.lock_wait_timeout) as session:
             variables = session.variables()
             version = self._check_server(variables)
-            manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now())
+            manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now(),
+                                compression=config.compress)
             manifest.write(config.target)
             try:
                 self._copy(session, variables, version, manifest)
@@ -198,8 +200,14 @@ class PhysicalBackup:
                 copier.close()
             finally:
                 probe.close()
+        # The redo log gets its checksum (a restore checks it too), and is compressed when asked.
+        if config.compress is None:
+            size, crc = copier.written
+            manifest.add_files([CopiedFile(REDO_LOG, size, f"{crc:08x}")])
+        else:
+            manifest.add_files([describe_file(config.target, REDO_LOG, config.compress)])
         # Durable before "complete": every copied file, then the directories that name them.
-        sync_to_disk([config.target / f["relpath"] for f in manifest.files] + [config.target / REDO_LOG],
+        sync_to_disk([config.target / (f["stored"] or f["relpath"]) for f in manifest.files],
                      threads=max(4, config.parallel))
         manifest.set_binlog(position)
         manifest.end_lsn = end_lsn
@@ -215,7 +223,7 @@ class PhysicalBackup:
     def _copy_innodb(self, files: list[DatadirFile], flags: dict[str, int], page_size: int,
                      redo_ok: Callable[[], None]) -> list[CopiedFile]:
         copier = TablespaceCopier(default_page_size=page_size, retries=self.config.page_retries,
-                                  retry_delay=self.config.page_retry_delay)
+                                  retry_delay=self.config.page_retry_delay, compression=self.config.compress)
 
         def one(item: DatadirFile) -> CopiedFile:
             redo_ok()  # a failed redo copy fails the backup now, not after every file is copied
@@ -227,7 +235,7 @@ class PhysicalBackup:
 
     def _copy_plain(self, files: list[DatadirFile]) -> list[CopiedFile]:
         return [copy_plain_file(self.config.datadir / f.relpath, self.config.target / f.relpath, f.relpath,
-                                self.progress.advance) for f in files]
+                                self.progress.advance, self.config.compress) for f in files]
 
     def _in_threads(self, work: Callable[[DatadirFile], CopiedFile], files: list[DatadirFile]) -> list[CopiedFile]:
         if self.config.parallel == 1 or len(files) < 2:

@@ -31,11 +31,13 @@ from binhub.innodb import (
     START_OFFSET,
     Checkpoint,
     LogHeader,
+    MtrScan,
     RedoRing,
     ScanStop,
     backup_log_header,
+    crc32c,
     newest_checkpoint,
-    scan_mtrs,
+    scan_ring,
 )
 
 log = logging.getLogger("binhub.backup")
@@ -70,7 +72,10 @@ class RedoCopier:
         except BaseException:
             os.close(self._fd)
             raise
-        os.write(self._out, backup_log_header(self.checkpoint.lsn, self.checkpoint, creator))
+        head = backup_log_header(self.checkpoint.lsn, self.checkpoint, creator)
+        os.write(self._out, head)
+        self._written = len(head)  # what the copy's file holds, and its CRC-32C (for the manifest)
+        self._crc = crc32c(head)
         self.start_lsn = self.checkpoint.lsn
         self._copied = self.start_lsn
         self._stop_at: int | None = None
@@ -79,6 +84,11 @@ class RedoCopier:
         self._wake = threading.Event()  # cuts a poll interval short: a target LSN was set, or close()
         self._advanced = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="binhub-redo-copier", daemon=True)
+
+    @property
+    def written(self) -> tuple[int, int]:
+        """(size, CRC-32C) of the backup's log file as written so far."""
+        return self._written, self._crc
 
     @property
     def copied_lsn(self) -> int:
@@ -94,13 +104,13 @@ class RedoCopier:
             self._check_same_file()
             length = min(READ_SIZE, self.ring.capacity)
             data = b"".join(os.pread(self._fd, n, at) for at, n in self.ring.spans(self._copied, length))
-            scan = scan_mtrs(data, self._copied, self.ring.sequence_bit)
+            scan = scan_ring(data, self._copied, self.ring)
             self._check_not_overrun(scan.length)
             if scan.length:
-                chunk = bytearray(memoryview(data)[:scan.length])
-                for at in scan.sequence_positions:
-                    chunk[at] = 1
+                chunk = self._with_fresh_bits(data, scan)
                 os.write(self._out, chunk)
+                self._crc = crc32c(chunk, self._crc)
+                self._written += len(chunk)
                 self._copied += scan.length
                 added += scan.length
                 with self._advanced:
@@ -109,6 +119,16 @@ class RedoCopier:
                     self._on_progress(self._copied)
             if scan.stop is not ScanStop.INCOMPLETE or not scan.length:
                 return added
+
+    def _with_fresh_bits(self, data: bytes, scan: MtrScan) -> bytes | bytearray:
+        """The scanned mtrs with every end byte 1 (the copy never wraps); as read when all are 1 already."""
+        ring, start, end = self.ring, self._copied, self._copied + scan.length - 1
+        if ring.lap(start) == ring.lap(end) and ring.sequence_bit(start) == 1:
+            return data[:scan.length]
+        chunk = bytearray(memoryview(data)[:scan.length])
+        for at in scan.sequence_positions:
+            chunk[at] = 1
+        return chunk
 
     def _check_not_overrun(self, length: int) -> None:
         """Raise RedoOverrun if the bytes just read from ``copied_lsn`` may already be the next lap's."""

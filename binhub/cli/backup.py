@@ -98,9 +98,12 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
               help="Threads copying InnoDB tablespaces (one file each at a time).")
 @click.option("--lock-wait-timeout", type=click.IntRange(1), default=DEFAULT_LOCK_WAIT_TIMEOUT, show_default=True,
               help="Seconds a BACKUP STAGE may wait for running DDL or commits before the backup gives up.")
+@click.option("--compress", type=click.Choice(["zstd"]),
+              help="Store each data file as NAME.zst (checksums are of the uncompressed data; binhub restore "
+                   "decompresses; mariadb-backup --prepare does not read it).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 def backup(physical: bool, source: str, unix_socket: Path | None, datadir: Path, target: Path, parallel: int,
-           lock_wait_timeout: int, progress: bool | None) -> None:
+           lock_wait_timeout: int, compress: str | None, progress: bool | None) -> None:
     """Take a hot physical backup of a running MariaDB 10.8+ on this host.
 
     The redo log is copied from the last checkpoint while N threads copy the InnoDB tablespaces,
@@ -113,7 +116,8 @@ def backup(physical: bool, source: str, unix_socket: Path | None, datadir: Path,
     dsn = parse_source_dsn(source, key="--source")
     password = dsn.password or os.environ.get(PASSWORD_ENV, "")
     address = ServerAddress(dsn.host, dsn.port, dsn.user, password, unix_socket)
-    config = PhysicalBackupConfig(address, datadir, target, parallel=parallel, lock_wait_timeout=lock_wait_timeout)
+    config = PhysicalBackupConfig(address, datadir, target, parallel=parallel, lock_wait_timeout=lock_wait_timeout,
+                                  compress=compress)
     show_bars = sys.stderr.isatty() if progress is None else progress
     started = time.monotonic()
     if show_bars:

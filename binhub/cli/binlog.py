@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from binhub.store.archive import SUFFIX as ARCHIVE_SUFFIX
 from binhub.store.archive import open_binlog
 from binhub.store.catalog import identity_from_file, summarize, verify_files
 from binhub.store.retention import PurgeRules
+from binhub.store.search import find_events
 from binhub.store.state import RequestedStart
 
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), help="The store directory.")
@@ -302,3 +304,41 @@ def _plain_copy(path: Path, tmp: Path) -> Path:
     with stream as src, open(target, "wb") as dst:  # type: ignore[attr-defined]
         shutil.copyfileobj(src, dst, 1 << 20)
     return target
+
+
+@binlog.command("find")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="The store directory.")
+@click.option("--grep", "pattern", metavar="REGEX",
+              help="Statements matching this regular expression (case-insensitive), e.g. 'DROP TABLE'.")
+@click.option("--table", metavar="DB.TABLE",
+              help="Only events about this table; alone, also its row changes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def find(data_dir: Path, pattern: str | None, table: str | None, fmt: str) -> None:
+    """Find transactions in the store by statement and table: GTID, file:pos, time (UTC) and
+    statement of each matching event, oldest first. The GTID is what `binhub restore
+    --until-before-gtid` takes to stop just before it."""
+    if pattern is None and table is None:
+        raise click.UsageError("give --grep REGEX, --table DB.TABLE or both")
+    try:
+        regex = re.compile(pattern, re.IGNORECASE) if pattern is not None else None
+    except re.error as exc:
+        raise click.BadParameter(f"{pattern!r}: {exc}", param_hint="--grep") from None
+    where: tuple[str, str] | None = None
+    if table is not None:
+        db, dot, name = table.partition(".")
+        if not dot or not db or not name:
+            raise click.BadParameter(f"{table!r}: give DB.TABLE", param_hint="--table")
+        where = (db, name)
+    store = StoreReader.open(data_dir)
+    try:
+        for match in find_events(store, regex, where):
+            gtid = str(match.gtid) if match.gtid is not None else "-"
+            if fmt == "json":
+                click.echo(json.dumps({"gtid": gtid, "file": match.file, "pos": match.pos,
+                                       "timestamp": match.timestamp, "time": _time(match.timestamp),
+                                       "statement": match.statement}))
+            else:
+                click.echo(f"{gtid}  {match.file}:{match.pos}  {_time(match.timestamp)}  "
+                           f"{' '.join(match.statement.split())}")
+    finally:
+        store.close()

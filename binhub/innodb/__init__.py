@@ -21,6 +21,7 @@ from binhub.innodb.redo import (
     backup_log_header,
     newest_checkpoint,
     scan_mtrs,
+    scan_ring,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "newest_checkpoint",
     "page_corruption",
     "scan_mtrs",
+    "scan_ring",
     "space_id_of_page0",
 ]

@@ -21,13 +21,22 @@ checkpoint LSN on at START_OFFSET, so ``first_lsn`` = the checkpoint LSN.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from types import ModuleType
 
 from binhub.errors import InnodbFormatError
 from binhub.innodb.page import crc32c
+
+_redo_c: ModuleType | None = None
+if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
+    try:
+        from binhub._speedups import _redo as _redo_c
+    except ImportError:  # not built (no compiler at install time): scan_mtrs does the same in Python
+        _redo_c = None
 
 START_OFFSET = 12288
 CHECKPOINT_1 = 4096
@@ -144,6 +153,10 @@ class RedoRing:
         if lsn < self.first_lsn:
             raise InnodbFormatError(f"LSN {lsn} is before the log's first LSN {self.first_lsn}")
         return START_OFFSET + (lsn - self.first_lsn) % self.capacity
+
+    def lap(self, lsn: int) -> int:
+        """How many times the ring had filled when ``lsn`` was written."""
+        return (lsn - self.first_lsn) // self.capacity
 
     def sequence_bit(self, lsn: int) -> int:
         """``log_t::get_sequence_bit``: 1 on the first lap, 0 on the second, and so on."""
@@ -301,6 +314,24 @@ def scan_mtrs(buf: Buffer, lsn: int, sequence_bit: Callable[[int], int], *, encr
         ends.append(pos)
         seqs.append(seq)
     return MtrScan(ends, seqs, ScanStop.END_OF_LOG)
+
+
+_STOPS = (ScanStop.END_OF_LOG, ScanStop.INCOMPLETE, ScanStop.BAD_CHECKSUM, ScanStop.MALFORMED)  # the C codes
+
+
+def scan_ring(buf: Buffer, lsn: int, ring: RedoRing | None, *, encrypted: bool = False) -> MtrScan:
+    """:func:`scan_mtrs` over log read from ``ring`` (None: a backup's log, which never wraps), in C
+    when the extension is built (the same checks, ~100 times faster: a busy server writes millions
+    of mini-transactions a minute)."""
+    if _redo_c is not None:
+        first_lsn, capacity = (ring.first_lsn, ring.capacity) if ring is not None else (0, 0)
+        ends, seqs, stop = _redo_c.scan_mtrs(buf, lsn, first_lsn, capacity, 8 if encrypted else 0, -1)
+        return MtrScan(ends, seqs, _STOPS[stop])
+    return scan_mtrs(buf, lsn, ring.sequence_bit if ring is not None else _never_wraps, encrypted=encrypted)
+
+
+def _never_wraps(lsn: int) -> int:
+    return 1
 
 
 def file_checkpoint_mtr(lsn: int, sequence_bit: int = 1) -> bytes:

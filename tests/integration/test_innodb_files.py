@@ -17,6 +17,7 @@ from binhub.innodb import (
     newest_checkpoint,
     page_corruption,
     scan_mtrs,
+    scan_ring,
     space_id_of_page0,
 )
 from binhub.sandbox import Sandbox
@@ -99,6 +100,7 @@ def test_redo_scan_of_the_live_log_ends_at_the_servers_lsn(primary: Sandbox) -> 
     assert checkpoint.lsn <= checkpoint.end_lsn
     scan = scan_mtrs(data, checkpoint.lsn, ring.sequence_bit)
     assert scan.stop is ScanStop.END_OF_LOG
+    assert scan_ring(data, checkpoint.lsn, ring) == scan  # the C scanner (when built) on a real server's log
     assert checkpoint.lsn + scan.length >= lsn_now
     # The checkpoint's mini-transaction starts where the checkpoint block says (end_lsn): FILE_MODIFY
     # records for the tablespaces written since, then the FILE_CHECKPOINT record naming the LSN.

@@ -3,12 +3,14 @@ log0recv.cc). A real server's ib_logfile0 is read in tests/integration/test_inno
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from binhub.errors import InnodbFormatError
-from binhub.innodb import Checkpoint, LogHeader, RedoRing, ScanStop, newest_checkpoint, scan_mtrs
+from binhub.innodb import Checkpoint, LogHeader, RedoRing, ScanStop, crc32c, newest_checkpoint, scan_mtrs
 from binhub.innodb.redo import (
     CHECKPOINT_1,
     CHECKPOINT_2,
@@ -125,3 +127,53 @@ def test_backup_header_matches_mariadb_backup_layout() -> None:
     assert (header.first_lsn, header.creator) == (44894, "Backup 10.11.19")
     assert newest_checkpoint(area) == Checkpoint(44894, 46654)
     assert area[CHECKPOINT_2:CHECKPOINT_2 + 64] == bytes(64)
+
+
+# --- the C scanner (binhub._speedups._redo) against its pure twin -----------------------------------------
+
+def _c_scan(buf: bytes, lsn: int, ring: RedoRing | None, encrypted: bool = False) -> tuple[list[int], list[int], str]:
+    redo_c = pytest.importorskip("binhub._speedups._redo", reason="the C extension is not built")
+    first, capacity = (ring.first_lsn, ring.capacity) if ring is not None else (0, 0)
+    ends, seqs, stop = redo_c.scan_mtrs(buf, lsn, first, capacity, 8 if encrypted else 0, -1)
+    return ends, seqs, ["end of log", "incomplete", "bad checksum", "malformed"][stop]
+
+
+def _pure_scan(buf: bytes, lsn: int, ring: RedoRing | None, encrypted: bool = False) -> tuple[list[int], list[int], str]:
+    scan = scan_mtrs(buf, lsn, ring.sequence_bit if ring is not None else (lambda lsn: 1), encrypted=encrypted)
+    return scan.ends, scan.sequence_positions, str(scan.stop)
+
+
+def _encrypted_mtr(records: list[bytes], nonce: bytes) -> bytes:
+    body = b"".join(records)
+    return body + b"\x01" + nonce + struct.pack(">I", crc32c(nonce, crc32c(body)))
+
+
+@given(payloads=st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=8),
+       cut=st.integers(min_value=0, max_value=4000), flip=st.integers(min_value=-1, max_value=4000),
+       lsn=st.integers(min_value=1000, max_value=1100))
+def test_c_scanner_agrees_with_the_pure_one(payloads: list[bytes], cut: int, flip: int, lsn: int) -> None:
+    ring = RedoRing(START_OFFSET + 700, 1000)
+    data = bytearray()
+    for i, payload in enumerate(payloads):
+        body_len = len(mtr([write_record(1, i, payload)])) - 5
+        data += mtr([write_record(1, i, payload)], ring.sequence_bit(lsn + len(data) + body_len))
+    data += b"\0" * 3
+    if 0 <= flip < len(data):
+        data[flip] ^= 0x10
+    buf = bytes(data[:max(1, len(data) - cut % (len(data) + 1))])
+    assert _c_scan(buf, lsn, ring) == _pure_scan(buf, lsn, ring)
+    assert _c_scan(buf, lsn, None) == _pure_scan(buf, lsn, None)
+
+
+def test_c_scanner_checks_encrypted_mtrs_and_the_examples_above() -> None:
+    nonce = bytes(range(8))
+    log = _encrypted_mtr([write_record(1, 1, b"secret")], nonce) * 3 + b"\0"
+    assert _c_scan(log, 0, None, encrypted=True) == _pure_scan(log, 0, None, encrypted=True)
+    assert len(_c_scan(log, 0, None, encrypted=True)[0]) == 3
+    first = mtr([write_record(5, 3, b"abc"), bytes((0xB0 | 2, 0, 0))])
+    second = mtr([write_record(5, 4, b"x" * 40)])
+    buf = first + second + file_checkpoint_mtr(4242) + b"\0" * 10
+    assert _c_scan(buf, 10000, None) == _pure_scan(buf, 10000, None)
+    assert _c_scan(buf, 10000, None)[0] == [len(first), len(first) + len(second), len(first) + len(second) + 16]
+    long_record = mtr([write_record(5, 4, b"L" * 70000)])  # a 3-byte varint length
+    assert _c_scan(long_record, 0, None) == _pure_scan(long_record, 0, None) == ([len(long_record)], [len(long_record) - 5], "incomplete")

@@ -1,0 +1,124 @@
+"""Finding transactions in a store: by statement text and table (``binhub binlog find``), and the
+walk a point-in-time restore resolves its target with (by time, or "just before" a GTID).
+
+Both read the durable part of the stored files in order, oldest first. A transaction's time is the
+header timestamp of its last event, its commit: the time ``mariadb-binlog --stop-datetime`` compares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from binhub.binlog.constants import EventType
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import MariadbGtidEvent, QueryEvent, TableMapEvent
+from binhub.binlog.file import BinlogFileReader
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
+from binhub.binlog.transaction import TransactionTracker
+from binhub.store.reader import StoreReader
+
+__all__ = ["EventMatch", "StoredTransaction", "find_events", "first_file_state", "transactions"]
+
+_QUERY = int(EventType.QUERY)
+_TABLE_MAP = int(EventType.TABLE_MAP)
+_GTID = int(EventType.MARIA_GTID)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransaction:
+    """One transaction of the store: its GTID (None without one), where it starts and its commit time."""
+
+    gtid: MariadbGtid | None
+    file: str
+    pos: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventMatch:
+    """An event ``binhub binlog find`` matched: the GTID of its transaction, where it is, its statement."""
+
+    gtid: MariadbGtid | None
+    file: str
+    pos: int
+    timestamp: int
+    statement: str
+
+
+def _events(store: StoreReader) -> Iterator[tuple[str, int, bytes, int, BinlogFileReader]]:
+    """(file, offset, raw event, checksum size, reader) of every durable event, oldest first."""
+    for name, end in store.durable_files():
+        with open(store.file_path(name), "rb") as f:
+            reader = BinlogFileReader(f, name, verify_checksums=False)
+            for event in reader:
+                if event.offset >= end:
+                    break
+                yield name, event.offset, event.data, reader.fde.checksum_size if reader.fde else 4, reader
+
+
+def transactions(store: StoreReader) -> Iterator[StoredTransaction]:
+    """Every complete transaction of the store, in binlog order."""
+    tracker = TransactionTracker()
+    start: tuple[str, int] | None = None
+    for name, offset, raw, crc, _ in _events(store):
+        if not tracker.in_transaction:
+            start = (name, offset)
+        done = tracker.transactions
+        if tracker.feed(raw, crc) and tracker.transactions != done:
+            gtid = tracker.last_gtid
+            where = start or (name, offset)
+            yield StoredTransaction(gtid if isinstance(gtid, MariadbGtid) else None, where[0], where[1],
+                                    tracker.last_timestamp)
+            start = None
+
+
+def find_events(store: StoreReader, pattern: re.Pattern[str] | None, table: tuple[str, str] | None
+                ) -> Iterator[EventMatch]:
+    """Statements matching ``pattern`` (QUERY events: DDL, statement-based DML, ...), restricted to
+    ``table`` (db, name) when given; with ``table`` alone, also the row changes of that table (one
+    match per TABLE_MAP, reported as ``(row changes of db.t)``)."""
+    gtid: MariadbGtid | None = None
+    for name, offset, raw, _, reader in _events(store):
+        kind = raw[4]
+        if kind == _GTID:
+            event = decode_event(raw, reader.fde)
+            if isinstance(event, MariadbGtidEvent):
+                gtid = event.gtid
+        elif kind == _QUERY:
+            query = decode_event(raw, reader.fde)
+            if not isinstance(query, QueryEvent):
+                continue
+            text = query.query_text
+            if pattern is not None and not pattern.search(text):
+                continue
+            if table is not None and not _mentions(text, query.schema, table):
+                continue
+            if pattern is None and text.upper() in ("BEGIN", "COMMIT"):
+                continue
+            yield EventMatch(gtid, name, offset, int.from_bytes(raw[0:4], "little"), text)
+        elif kind == _TABLE_MAP and pattern is None and table is not None:
+            tmap = decode_event(raw, reader.fde)
+            if isinstance(tmap, TableMapEvent) and (tmap.schema, tmap.table) == table:
+                yield EventMatch(gtid, name, offset, int.from_bytes(raw[0:4], "little"),
+                                 f"(row changes of {table[0]}.{table[1]})")
+
+
+def _mentions(statement: str, default_schema: str, table: tuple[str, str]) -> bool:
+    """Whether ``statement`` (run in ``default_schema``) names ``table``: as db.t, or as t in db."""
+    db, name = (re.escape(part) for part in table)
+    quoted = rf"`?{name}`?"
+    if re.search(rf"`?{db}`?\s*\.\s*{quoted}(?![\w$])", statement, re.IGNORECASE):
+        return True
+    return default_schema == table[0] and re.search(rf"(?<![\w$.`]){quoted}(?![\w$])", statement,
+                                                   re.IGNORECASE) is not None
+
+
+def first_file_state(store: StoreReader) -> MariadbGtidList | None:
+    """The binlog state before the store's oldest file (its GTID_LIST), None for an empty store."""
+    files = store.files
+    if not files:
+        return None
+    head = store.file_head(files[0])
+    return MariadbGtidList(head.gtid_list or ())
