@@ -22,6 +22,7 @@ COMMANDS = {
     "serve": "binhub.cli.serve:serve",
     "user": "binhub.cli.user:user",
     "backup": "binhub.cli.backup:backup",
+    "restore": "binhub.cli.restore:restore",
     "schema": "binhub.cli.schema:schema",
     "stream": "binhub.cli.stream:stream",
     "history": "binhub.cli.history:history",
