@@ -410,3 +410,23 @@ def test_cli_backs_up_and_restores(source: Sandbox, mariadb_factory: MariadbFact
     assert _rows(restored, "counters") == _rows(source, "counters")
     proc = _cli("backup", "--source", f"mysql://root@127.0.0.1:{source.port}", "--to", str(tmp_path / "c"))
     assert proc.returncode == 2 and "--physical or --logical" in proc.stderr
+
+
+def test_a_row_longer_than_max_allowed_packet_is_read_by_column_and_a_value_that_long_is_named(
+        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    """The server builds a row's literal in one piece only up to max_allowed_packet; past that the
+    table is read column by column (same output), and a single value past it stops the backup."""
+    sb = mariadb_factory("logical_small_packet", server_id=52, extra_args=["--max-allowed-packet=1M"])
+    sb.execute("CREATE DATABASE p", "CREATE TABLE p.t (id INT PRIMARY KEY, a MEDIUMBLOB, b MEDIUMBLOB)",
+               "INSERT INTO p.t VALUES (1, REPEAT(X'0061', 200000), REPEAT(X'FF62', 200000)), (2, 'small', NULL), "
+               "(3, NULL, '')")  # row 1: 800 KB of hex per value, 1.6 MB as one literal
+    manifest = _backup(sb, tmp_path / "b", include=("p.*",), users=False)
+    assert manifest.tables[0].rows == 3
+    target = mariadb_factory("logical_small_packet_target", server_id=53)
+    restore_logical(tmp_path / "b", _address(target))
+    assert table_checksums(target.connect(), "p") == table_checksums(sb.connect(), "p")
+
+    sb.execute("INSERT INTO p.t VALUES (4, REPEAT('x', 600000), NULL)")  # 1.2 MB as hex
+    with pytest.raises(BackupError, match="p.t: a value of column a is too long .* max_allowed_packet"):
+        _backup(sb, tmp_path / "c", include=("p.*",), users=False)
+    assert not LogicalManifest.read(tmp_path / "c").complete

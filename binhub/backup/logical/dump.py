@@ -36,7 +36,7 @@ from binhub.backup.logical.catalog import TableEntry, TableFilter
 from binhub.backup.logical.chunking import Job, KeysetJob, RangeJob, keyset_after, plan
 from binhub.backup.logical.config import LogicalBackupConfig
 from binhub.backup.logical.consistent import consistent_point
-from binhub.backup.logical.literals import insert_head, quote_name, select_list
+from binhub.backup.logical.literals import RowReader, RowTooLong, insert_head, quote_name
 from binhub.backup.logical.manifest import ChunkRecord, LogicalManifest, TableRecord
 from binhub.backup.logical.workers import NoProgress, Progress, run_all
 from binhub.backup.logical.writer import ChunkNumbers, ChunkWriter, chunk_path
@@ -69,10 +69,13 @@ class _Table:
         self.entry = entry
         self.record = record
         self.head = insert_head(entry.name, entry.columns)
-        self.select = select_list(entry.columns)
-        loaded = [c.name for c in entry.columns if not c.generated]
-        self.key_positions = [loaded.index(k) for k in entry.key] if set(entry.key) <= set(loaded) else []
+        self.reader = RowReader.for_table(record.qualified, entry.columns, entry.key, whole_row=True)
         self.numbers = ChunkNumbers()
+
+    def read_by_column(self) -> None:
+        """A row was too long for the server to build as one literal: from now on, read this table's
+        values one column each (Python joins them)."""
+        self.reader = RowReader.for_table(self.record.qualified, self.entry.columns, self.entry.key, whole_row=False)
 
 
 class LogicalBackup:
@@ -175,10 +178,13 @@ class LogicalBackup:
         try:
             session.execute("SAVEPOINT binhub_chunk")
             try:
-                if isinstance(job, KeysetJob):
-                    records = self._keyset(session, job, table)
-                else:
-                    records = self._read(session, table, job.where(), "")[0]
+                try:
+                    records = self._chunks(session, job, table)
+                except RowTooLong:
+                    log.info("%s has a row longer than max_allowed_packet as one literal: reading it by column",
+                             table.record.qualified)
+                    table.read_by_column()
+                    records = self._chunks(session, job, table)
             except UpstreamError as exc:
                 if exc.code in (TABLE_DEF_CHANGED, NO_SUCH_TABLE):
                     raise BackupError(f"{table.record.qualified} was changed by DDL during the backup "
@@ -193,29 +199,43 @@ class LogicalBackup:
             table.record.rows += sum(r.rows for r in records)
             table.record.sql_bytes += sum(r.sql_bytes for r in records)
 
-    def _keyset(self, session: ServerSession, job: KeysetJob, table: _Table) -> list[ChunkRecord]:
-        records: list[ChunkRecord] = []
-        after = ""
-        while not self._abort.is_set():
-            order = ",".join(quote_name(k) for k in table.entry.key)
-            page, last = self._read(session, table, after, f" ORDER BY {order} LIMIT {job.page_rows}")
-            records += page
-            if sum(r.rows for r in page) < job.page_rows or last is None:
-                break
-            after = keyset_after(table.entry.key, [last[i] for i in table.key_positions])
-        return records
+    def _chunks(self, session: ServerSession, job: Job, table: _Table) -> list[ChunkRecord]:
+        """Read ``job``'s rows into chunk files; if a row is too long as one literal, the files of this
+        attempt are removed and RowTooLong raised (the job is read again by column)."""
+        written: list[ChunkRecord] = []
+        try:
+            if isinstance(job, KeysetJob):
+                return self._keyset(session, job, table, written)
+            self._read(session, table, job.where(), "", written)
+            return written
+        except RowTooLong:
+            for record in written:
+                (self.config.target / record.file).unlink(missing_ok=True)
+            raise
 
-    def _read(self, session: ServerSession, table: _Table, where: str,
-              tail: str) -> tuple[list[ChunkRecord], tuple[bytes, ...] | None]:
-        """Stream one SELECT into chunk files (a new file every chunk_rows rows or chunk_bytes bytes);
-        returns the files and the last row's literals."""
+    def _keyset(self, session: ServerSession, job: KeysetJob, table: _Table,
+                written: list[ChunkRecord]) -> list[ChunkRecord]:
+        after = ""
+        order = ",".join(quote_name(k) for k in table.entry.key)
+        while not self._abort.is_set():
+            before = len(written)
+            last = self._read(session, table, after, f" ORDER BY {order} LIMIT {job.page_rows}", written)
+            if sum(r.rows for r in written[before:]) < job.page_rows or last is None:
+                break
+            after = keyset_after(table.entry.key, table.reader.key(last))
+        return written
+
+    def _read(self, session: ServerSession, table: _Table, where: str, tail: str,
+              written: list[ChunkRecord]) -> tuple[bytes | None, ...] | None:
+        """Stream one SELECT into chunk files (a new file every chunk_rows rows or chunk_bytes bytes),
+        appended to ``written``; returns the last row read (None: no row)."""
         config = self.config
         entry = table.entry
-        sql = (f"SELECT {table.select} FROM {quote_name(entry.db, entry.name)}"
+        reader = table.reader
+        sql = (f"SELECT {reader.select} FROM {quote_name(entry.db, entry.name)}"
                + (f" WHERE {where}" if where else "") + tail)
-        records: list[ChunkRecord] = []
         writer: ChunkWriter | None = None
-        last: tuple[bytes, ...] | None = None
+        last: tuple[bytes | None, ...] | None = None
 
         def new_writer() -> ChunkWriter:
             return ChunkWriter(config.target, chunk_path(entry.db, entry.name, table.numbers.take()), table.head,
@@ -227,27 +247,15 @@ class LogicalBackup:
             for row in batch:
                 if writer is None:
                     writer = new_writer()
-                writer.add(_row_literal(row, entry))
+                writer.add(reader.literal(row))
                 if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
-                    records.append(writer.close())
+                    written.append(writer.close())
                     writer = None
             last = batch[-1]
             self.progress.advance(len(batch))
         if writer is not None:
-            records.append(writer.close())
-        return records, last
-
-
-def _row_literal(row: tuple[bytes, ...], entry: TableEntry) -> bytes:
-    try:
-        return b"(" + b",".join(row) + b")"
-    except TypeError:
-        loaded = [c.name for c in entry.columns if not c.generated]
-        column = next(loaded[i] for i, v in enumerate(row) if v is None)
-        raise BackupError(f"{entry.db}.{entry.name}: a value of column {column} is too long for the server to "
-                          "send as a literal (longer than max_allowed_packet)",
-                          hint="raise max_allowed_packet on the source (and on the server you restore to)") \
-            from None
+            written.append(writer.close())
+        return last
 
 
 def _prepare_target(target: Path) -> None:
