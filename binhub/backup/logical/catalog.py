@@ -98,7 +98,9 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
     out = []
     for db, name, _, engine, estimate in wanted:
         cols = columns.get((db, name), [])
-        key = _chunk_key(indexes.get((db, name), {}))
+        generated = {c.name for c in cols if c.generated}
+        key = _chunk_key({index: columns for index, columns in indexes.get((db, name), {}).items()
+                          if not generated & {c for c, _ in columns}})  # a key is read back as the rows' literals
         types = {c.name: c.data_type.lower() for c in cols}
         out.append(TableEntry(db, name, engine, engine.lower() in transactional, estimate, cols, key,
                               len(key) == 1 and types.get(key[0]) in INTEGER_TYPES))
