@@ -14,13 +14,13 @@ from binhub.backup.logical.literals import quote_name
 from binhub.backup.logical.manifest import ColumnRecord, DatabaseRecord, SchemaObject, TableRecord, UserRecord
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, UpstreamError
+from binhub.wire.errors import ErrorCode
 
 log = logging.getLogger("binhub.backup.logical")
 
 # Accounts every server makes for itself at install: the target has its own.
 SYSTEM_ACCOUNTS = frozenset({("root", "localhost"), ("mariadb.sys", "localhost"), ("mysql", "localhost"),
                              ("PUBLIC", "")})
-ER_NONEXISTING_GRANT = 1133
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
 
 
@@ -175,7 +175,7 @@ def users(session: ServerSession) -> list[UserRecord]:
             create = f"CREATE ROLE {quote_name(user)}" if role else \
                 str(session.query(f"SHOW CREATE USER {account}")[0][0])
         except UpstreamError as exc:
-            if exc.code != ER_NONEXISTING_GRANT:
+            if exc.code != ErrorCode.NONEXISTING_GRANT:
                 raise
             # A row of mysql.user the server did not load (a host name under skip-name-resolve): no one
             # can log in as it, and SHOW CREATE USER does not know it.

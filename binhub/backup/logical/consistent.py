@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from binhub.backup.session import BinlogPosition, ServerSession
 from binhub.errors import BackupError, UpstreamError
+from binhub.wire.errors import ErrorCode
 
 BACKUP_STAGE = "BACKUP STAGE BLOCK_COMMIT"
 FTWRL = "FLUSH TABLES WITH READ LOCK"
@@ -71,11 +72,12 @@ def consistent_point(coordinator: ServerSession, workers: list[ServerSession], *
         else:
             coordinator.execute(FTWRL)
     except UpstreamError as exc:
-        if exc.code == 1205:  # ER_LOCK_WAIT_TIMEOUT
+        if exc.code == ErrorCode.LOCK_WAIT_TIMEOUT:
             raise BackupError(f"{lock} waited too long for running DDL or writes",
                               hint="retry when no long ALTER TABLE or MyISAM write runs, "
                                    "or raise --lock-wait-timeout") from exc
-        if exc.code in (1044, 1045, 1227):
+        if exc.code in (ErrorCode.DBACCESS_DENIED_ERROR, ErrorCode.ACCESS_DENIED_ERROR,
+                        ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR):
             raise BackupError(f"{lock} was refused: {exc.server_message}",
                               hint="the backup user needs RELOAD (and BINLOG MONITOR for the binlog position)") \
                 from exc

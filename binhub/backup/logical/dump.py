@@ -42,6 +42,7 @@ from binhub.backup.logical.workers import NoProgress, Progress, run_all
 from binhub.backup.logical.writer import ChunkNumbers, ChunkWriter, chunk_path
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, ConfigError, UpstreamError
+from binhub.wire.errors import ErrorCode
 
 log = logging.getLogger("binhub.backup.logical")
 
@@ -54,8 +55,6 @@ RAW_VALUES: dict[str, Any] = {
 # What the literals are read under (and restored under): UTC, no NO_BACKSLASH_ESCAPES.
 WORKER_SESSION = ("SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
                   "SET SESSION net_write_timeout = 3600", "SET SESSION group_concat_max_len = 1048576")
-TABLE_DEF_CHANGED = 1412
-NO_SUCH_TABLE = 1146
 
 
 def _now() -> str:
@@ -186,7 +185,7 @@ class LogicalBackup:
                     table.read_by_column()
                     records = self._chunks(session, job, table)
             except UpstreamError as exc:
-                if exc.code in (TABLE_DEF_CHANGED, NO_SUCH_TABLE):
+                if exc.code in (ErrorCode.TABLE_DEF_CHANGED, ErrorCode.NO_SUCH_TABLE):
                     raise BackupError(f"{table.record.qualified} was changed by DDL during the backup "
                                       f"({exc.server_message})",
                                       hint="take the backup again when no ALTER/DROP/RENAME runs on it") from exc

@@ -31,11 +31,12 @@ from binhub.backup.logical.writer import STATEMENT_END
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, UpstreamError
 from binhub.innodb import crc32c
+from binhub.wire.errors import ErrorCode
 
 RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 # Secondary index lines of SHOW CREATE TABLE that can be added after the rows (FULLTEXT and SPATIAL stay).
 DEFERRABLE_KEYS = ("  KEY ", "  UNIQUE KEY ")
-VIEW_RETRY_ERRORS = (1146, 1356)  # a view over a view not created yet
+VIEW_RETRY_ERRORS = (ErrorCode.NO_SUCH_TABLE, ErrorCode.VIEW_INVALID)  # a view over a view not created yet
 PYTHON_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii",
                  "binary": "utf-8"}
 
@@ -149,7 +150,8 @@ class LogicalRestore:
             try:
                 session.execute(statement)
             except UpstreamError as exc:
-                if "sql_log_bin" in statement and exc.code in (1227, 1044):
+                if "sql_log_bin" in statement and exc.code in (ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR,
+                                                                ErrorCode.DBACCESS_DENIED_ERROR):
                     raise BackupError("the restore user may not turn the binlog off (SET sql_log_bin needs "
                                       "BINLOG ADMIN or SUPER)", hint="grant it, or restore with --binlog") from exc
                 raise
