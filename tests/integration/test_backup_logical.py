@@ -430,3 +430,25 @@ def test_a_row_longer_than_max_allowed_packet_is_read_by_column_and_a_value_that
     with pytest.raises(BackupError, match="p.t: a value of column a is too long .* max_allowed_packet"):
         _backup(sb, tmp_path / "c", include=("p.*",), users=False)
     assert not LogicalManifest.read(tmp_path / "c").complete
+
+
+class AlterBeforeTheRowsAreRead(NoProgress):
+    """Rebuilds a table after the consistent point, before any worker has read it."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+
+    def phase(self, name: str, total: int) -> None:
+        if name == "tables":
+            self.sb.execute("ALTER TABLE d.t FORCE, ALGORITHM=COPY")
+
+
+def test_ddl_after_the_consistent_point_fails_the_backup_naming_the_table(
+        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    sb = mariadb_factory("logical_ddl", server_id=54)
+    sb.execute("CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY, v INT)", "INSERT INTO d.t VALUES (1, 1)")
+    with pytest.raises(BackupError, match="d.t was changed by DDL during the backup"):
+        LogicalBackup(LogicalBackupConfig(_address(sb), tmp_path / "b", include=("d.*",), users=False),
+                      AlterBeforeTheRowsAreRead(sb)).run()
+    manifest = LogicalManifest.read(tmp_path / "b")
+    assert not manifest.complete and "changed by DDL" in (manifest.error or "")

@@ -53,8 +53,9 @@ RAW_VALUES: dict[str, Any] = {
     "conv": {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)},
 }
 # What the literals are read under (and restored under): UTC, no NO_BACKSLASH_ESCAPES.
+# A long net_write_timeout: the server waits while a worker compresses and writes a finished chunk.
 WORKER_SESSION = ("SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
-                  "SET SESSION net_write_timeout = 3600", "SET SESSION group_concat_max_len = 1048576")
+                  "SET SESSION net_write_timeout = 3600")
 
 
 def _now() -> str:
