@@ -92,10 +92,15 @@ class RowsProgress:
 
 
 class LineProgress:
-    """Without a TTY: one line per phase on stderr."""
+    """Without a TTY: one line per phase on stderr, e.g. ``binhub backup: tables: 1,234 rows to dump``."""
+
+    def __init__(self, command: str = "binhub backup", what: str = "MiB to copy") -> None:
+        self._command = command
+        self._what = what
 
     def phase(self, name: str, total_bytes: int) -> None:
-        click.echo(f"binhub backup: {name}: {total_bytes / 2**20:.1f} MiB to copy", err=True)
+        amount = f"{total_bytes / 2**20:.1f}" if self._what.startswith("MiB") else f"{total_bytes:,}"
+        click.echo(f"{self._command}: {name}: {amount} {self._what}", err=True)
 
     def advance(self, nbytes: int) -> None:
         pass
@@ -188,7 +193,7 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
             with RowsProgress(Console(stderr=True)) as rows_bars:
                 logical = LogicalBackup(config, rows_bars).run()
         else:
-            logical = LogicalBackup(config).run()
+            logical = LogicalBackup(config, LineProgress(what="rows (estimated) to dump")).run()
         click.echo(_logical_summary(logical, target, time.monotonic() - started))
         return
     if datadir is None:

@@ -35,7 +35,7 @@ def restore_logical_backup(backup: Path, to: str, *, parallel: int, indexes_afte
                                      users=users, progress=bars)
     else:
         result = restore_logical(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
-                                 users=users, progress=LineProgress())
+                                 users=users, progress=LineProgress("binhub restore", "MiB of chunks"))
     where = (f"binlog {result.binlog_file}:{result.binlog_position}, GTID {result.gtid or '(empty)'}"
              if result.binlog_file else "no binlog position (the source's binlog was off)")
     skipped = f"; accounts already there, left as they were: {', '.join(result.skipped_users)}" \

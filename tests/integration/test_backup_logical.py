@@ -227,7 +227,7 @@ def test_restore_refuses_a_corrupted_chunk_naming_it_and_touches_nothing(
 
     # A target that already has the backup's tables is refused before anything is written.
     target.execute(f"CREATE DATABASE {ALL}", f"CREATE TABLE {ALL}.counters (id INT)")
-    with pytest.raises(BackupError, match=f"the target already has {ALL} \\(1 tables\\)"):
+    with pytest.raises(BackupError, match=f"the target already has {ALL} \\(1 tables and views\\)"):
         restore_logical(backup, _address(target))
     assert target.query(f"SHOW TABLES FROM {ALL}") == [("counters",)]
 

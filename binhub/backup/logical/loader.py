@@ -171,7 +171,7 @@ class LogicalRestore:
             "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES GROUP BY TABLE_SCHEMA")
             if str(db) in names]
         if busy:
-            listed = ", ".join(f"{db} ({n} tables)" for db, n in busy)
+            listed = ", ".join(f"{db} ({n} tables and views)" for db, n in busy)
             raise BackupError(f"the target already has {listed}: a restore goes into databases that do not exist "
                               "or are empty", hint="drop them or restore into another server")
         longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
