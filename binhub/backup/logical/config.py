@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from binhub.backup.config import DEFAULT_LOCK_WAIT_TIMEOUT, ServerAddress
@@ -63,7 +63,6 @@ class LogicalRestoreConfig:
     binlog: bool = False
     users: bool = True
     lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
-    databases: tuple[str, ...] = field(default=())  # restore only these (default: all in the backup)
 
     def __post_init__(self) -> None:
         if self.parallel < 1:

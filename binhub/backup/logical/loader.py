@@ -99,6 +99,8 @@ def split_secondary_keys(create: str) -> tuple[str, list[str]]:
 
 
 class LogicalRestore:
+    """One run of ``binhub restore`` for a logical backup: :meth:`run` checks, loads and reports."""
+
     def __init__(self, config: LogicalRestoreConfig, progress: Progress | None = None) -> None:
         self.config = config
         self.progress: Progress = progress or NoProgress()  # counts chunk bytes
