@@ -7,6 +7,7 @@ between threads): the coordinator holds the backup locks, the redo copier asks f
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -38,13 +39,14 @@ class BinlogPosition:
 class ServerSession:
     """A connection to the server being backed up, with the statements a backup needs."""
 
-    def __init__(self, address: ServerAddress, *, lock_wait_timeout: int = 60) -> None:
+    def __init__(self, address: ServerAddress, *, lock_wait_timeout: int = 60,
+                 connect_options: dict[str, Any] | None = None) -> None:
         self.address = address
         try:
             self._conn = pymysql.connect(
                 host=address.host, port=address.port, user=address.user, password=address.password,
                 unix_socket=str(address.unix_socket) if address.unix_socket else None,
-                autocommit=True, connect_timeout=10, charset="utf8mb4",
+                autocommit=True, connect_timeout=10, charset="utf8mb4", **(connect_options or {}),
             )
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
@@ -73,10 +75,26 @@ class ServerSession:
         except pymysql.err.MySQLError as exc:
             raise self._error(sql, exc) from exc
 
-    def execute(self, sql: str) -> None:
-        self.query(sql)
+    def execute(self, sql: str | bytes) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(sql)
+        except pymysql.err.MySQLError as exc:
+            raise self._error(sql if isinstance(sql, str) else sql[:200].decode(errors="replace") + "...", exc) from exc
+
+    def stream(self, sql: str, batch: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``sql`` in batches, read as they arrive (unbuffered: a big table needs no memory)."""
+        try:
+            with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
+                cur.execute(sql)
+                while rows := cur.fetchmany(batch):
+                    yield list(rows)
+        except pymysql.err.MySQLError as exc:
+            raise self._error(sql, exc) from exc
 
     def _error(self, sql: str, exc: Exception) -> Exception:
+        if isinstance(exc, pymysql.err.InterfaceError):  # the connection was already gone (PyMySQL closed it)
+            return ConnectionFailed(f"lost the connection to {self.address} before {sql!r}")
         if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (2006, 2013):
             return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}")
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0

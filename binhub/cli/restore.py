@@ -1,17 +1,20 @@
-"""``binhub restore``: a backup into a datadir a server starts from (physical), or into a server (logical)."""
+"""``binhub restore``: a backup into a datadir a server starts from (physical), or into a running
+server (logical): one command that dispatches on the backup's kind (manifest.json)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
+import sys
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from rich.console import Console
 
+from binhub.backup import ServerAddress
+from binhub.backup.logical import LogicalRestoreResult, restore_logical
 from binhub.backup.restore import (
     PREPARE_WITH,
     PhysicalRestore,
@@ -21,21 +24,39 @@ from binhub.backup.restore import (
     parse_owner,
     read_manifest,
 )
-from binhub.errors import ConfigError, RestoreError
+from binhub.cli.backup import LineProgress, TtyProgress
+from binhub.errors import ConfigError
 from binhub.ops.parsers import parse_listen
 from binhub.ops.pitr import RESTORE_USER, PitrSource, PitrTarget, point_in_time_restore
+from binhub.relay.config import parse_source_dsn
 from binhub.sandbox import find_server_binary
 
 SERVE_PASSWORD_ENV = "BINHUB_RESTORE_SERVE_PASSWORD"
+PASSWORD_ENV = "BINHUB_RESTORE_PASSWORD"
 
 
-def restore_logical(backup: Path, to: str, **options: Any) -> None:
-    """The dispatch point for logical backups (``binhub.backup.logical.restore_logical``)."""
-    try:
-        module = importlib.import_module("binhub.backup.logical")
-    except ModuleNotFoundError:
-        raise RestoreError(f"{backup} is a logical backup, and this binhub cannot restore those yet") from None
-    module.restore_logical(backup, to, **options)
+def restore_logical_backup(backup: Path, to: str, *, parallel: int, indexes_after: bool, binlog: bool,
+                           users: bool, progress: bool | None, unix_socket: Path | None = None) -> LogicalRestoreResult:
+    """Load the logical backup ``backup`` into the server ``to`` (a DSN), with a progress bar on a TTY."""
+    dsn = parse_source_dsn(to, key="--to")
+    target = ServerAddress(dsn.host, dsn.port, dsn.user, dsn.password or os.environ.get(PASSWORD_ENV, ""),
+                           unix_socket)
+    show_bars = sys.stderr.isatty() if progress is None else progress
+    if show_bars:
+        with TtyProgress(Console(stderr=True)) as bars:
+            result = restore_logical(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
+                                     users=users, progress=bars)
+    else:
+        result = restore_logical(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
+                                 users=users, progress=LineProgress("binhub restore", "MiB of chunks"))
+    where = (f"binlog {result.binlog_file}:{result.binlog_position}, GTID {result.gtid or '(empty)'}"
+             if result.binlog_file else "no binlog position (the source's binlog was off)")
+    skipped = f"; accounts already there, left as they were: {', '.join(result.skipped_users)}" \
+        if result.skipped_users else ""
+    click.echo(f"restore complete in {result.seconds:.1f}s: {result.tables} tables, {result.rows} rows from "
+               f"{result.chunks} chunks, {result.objects} views/routines/triggers/events, {result.users} accounts; "
+               f"the data is the source's at {where}{skipped}")
+    return result
 
 
 def _summary(report: RestoreReport) -> str:
@@ -57,8 +78,9 @@ def _summary(report: RestoreReport) -> str:
 
 @click.command("restore")
 @click.argument("backup", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--to", "to", required=True, metavar="DATADIR",
-              help="A new or empty directory that becomes the restored server's datadir.")
+@click.option("--to", "to", required=True, metavar="DATADIR|DSN",
+              help=f"Physical: a new or empty directory that becomes the restored server's datadir. Logical: the "
+                   f"server to load into, e.g. mysql://root@127.0.0.1:3306 (password: in the DSN or ${PASSWORD_ENV}).")
 @click.option("--prepare-with", type=click.Choice(PREPARE_WITH), default="mariadbd", show_default=True,
               help="mariadbd: recover the copy by booting a throwaway server on it (no networking), then a "
                    "slow shutdown; mariadb-backup: run `mariadb-backup --prepare` on it.")
@@ -66,7 +88,17 @@ def _summary(report: RestoreReport) -> str:
               help="Owner of the restored files when run as root (default: the owner of DATADIR, or of the "
                    "nearest existing directory above it).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Threads copying and checking the backup's files.")
+              help="Physical: threads copying and checking the backup's files. Logical: sessions loading chunks.")
+@click.option("--socket", "unix_socket", type=click.Path(path_type=Path), metavar="PATH",
+              help="Logical: connect through this unix socket instead of the DSN's host and port.")
+@click.option("--indexes-after", is_flag=True,
+              help="Logical: create InnoDB tables without their secondary indexes and add them once the rows are "
+                   "in (tables with foreign keys keep theirs).")
+@click.option("--binlog/--no-binlog", default=False, show_default=True,
+              help="Logical: write the load to the target's binlog (off: SET sql_log_bin=0, which needs BINLOG ADMIN).")
+@click.option("--users/--no-users", default=True, show_default=True,
+              help="Logical: create the backup's accounts and roles (one the target already has is left as it is).")
+@click.option("--progress/--no-progress", default=None, help="Logical: progress bars (default: when stderr is a terminal).")
 @click.option("--until", "until_time", metavar="'YYYY-MM-DD HH:MM:SS'",
               help="Point in time: replay the store up to the last transaction committed at or before this time.")
 @click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
@@ -81,7 +113,8 @@ def _summary(report: RestoreReport) -> str:
 @click.option("--serve-user", default=RESTORE_USER, show_default=True, help="User of --serve.")
 @click.option("--serve-password", envvar=SERVE_PASSWORD_ENV, default="", show_default=False,
               help=f"Password of --serve-user (or ${SERVE_PASSWORD_ENV}).")
-def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, until_time: str | None,
+def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, unix_socket: Path | None,
+            indexes_after: bool, binlog: bool, users: bool, progress: bool | None, until_time: str | None,
             tz: str, until_gtid: str | None, until_before_gtid: str | None, data_dir: Path | None,
             serve: str | None, serve_user: str, serve_password: str) -> None:
     """Restore BACKUP (a directory written by `binhub backup`).
@@ -97,6 +130,14 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     SLAVE UNTIL master_gtid_pos=TARGET, from a `binhub serve` on --data-dir that binhub starts, or
     from --serve; then replication is reset and the server shut down cleanly. The store must hold
     every transaction from the backup to the target, or nothing is touched.
+
+    A logical backup (binhub backup --logical) is loaded into the running server --to DSN. Refused
+    before anything is touched when the backup is incomplete, a chunk fails its CRC-32C (named), a
+    database of the backup already has tables on the target, or the target's max_allowed_packet is
+    smaller than the longest INSERT. Then: databases and tables, the chunks in parallel (one
+    transaction each; foreign_key_checks, unique_checks and the binlog off), secondary indexes
+    (--indexes-after), accounts, views, routines, triggers and events. The restored data is the
+    source's at the binlog position and GTID printed at the end.
     """
     targets = [t for t in (until_time, until_gtid, until_before_gtid) if t is not None]
     if len(targets) > 1:
@@ -106,7 +147,10 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     data = read_manifest(backup)
     check_complete(backup, data)
     if data.get("kind", "physical") == "logical":
-        restore_logical(backup, to, parallel=parallel)
+        if targets:
+            raise click.UsageError("point-in-time restore is for physical backups; a logical one is loaded as it is")
+        restore_logical_backup(backup, to, parallel=parallel, indexes_after=indexes_after, binlog=binlog, users=users,
+                               progress=progress, unix_socket=unix_socket)
         return
     which = shutil.which("mariadb-backup")
     config = RestoreConfig(

@@ -1,0 +1,69 @@
+"""What a logical backup and its restore are told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from binhub.backup.config import DEFAULT_LOCK_WAIT_TIMEOUT, ServerAddress
+from binhub.errors import ConfigError
+
+DEFAULT_PARALLEL = 4
+DEFAULT_CHUNK_ROWS = 250_000
+# A chunk file is closed at this many bytes of SQL even before chunk_rows: wide rows stay in bounded memory.
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+# One INSERT statement holds rows up to this many bytes (a row bigger than that is a statement of its own):
+# well under the 16 MiB default max_allowed_packet of the server that loads it.
+DEFAULT_STATEMENT_BYTES = 2 * 2**20
+# Tables the backup never takes: the server's own (users come through SHOW CREATE USER / SHOW GRANTS).
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalBackupConfig:
+    """``binhub backup --logical``: the server, the target directory, how to split and how hard to work.
+
+    ``include``/``exclude`` are globs on ``db.table`` (as in ``binhub stream``); a database whose
+    tables are all excluded is still created (empty) on restore when ``include`` names it.
+    """
+
+    source: ServerAddress
+    target: Path
+    parallel: int = DEFAULT_PARALLEL
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    statement_bytes: int = DEFAULT_STATEMENT_BYTES
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    users: bool = True
+    compression_level: int = 3
+    lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise ConfigError("--parallel", "must be at least 1")
+        if self.chunk_rows < 1:
+            raise ConfigError("--chunk-rows", "must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalRestoreConfig:
+    """``binhub restore BACKUP --to mysql://...`` for a logical backup.
+
+    ``indexes_after``: tables are created without their secondary indexes, which are added once the
+    table's rows are in (one sort per index instead of a B-tree insert per row); tables with foreign
+    keys keep theirs, since a foreign key needs its index. ``binlog``: whether the load is written
+    to the target's binlog (off by default, as myloader: a restore is not a change to replicate).
+    """
+
+    backup: Path
+    target: ServerAddress
+    parallel: int = DEFAULT_PARALLEL
+    indexes_after: bool = False
+    binlog: bool = False
+    users: bool = True
+    lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise ConfigError("--parallel", "must be at least 1")

@@ -1,0 +1,290 @@
+"""``binhub restore BACKUP --to mysql://...`` of a logical backup: schema, then the chunks in parallel,
+then (optionally) the secondary indexes, then users, views, routines, triggers and events.
+
+Before anything is touched on the target: the manifest must say ``complete: true``, every chunk
+file must have its recorded size and CRC-32C (a bad one is named), the databases of the backup
+must not exist there with tables in them, and the target's ``max_allowed_packet`` must hold the
+longest INSERT. Each chunk is one transaction in a session with ``foreign_key_checks=0``,
+``unique_checks=0``, ``check_constraint_checks=0``, the binlog off (unless asked), UTC and
+``NO_AUTO_VALUE_ON_ZERO`` (the literals were read under the same settings). Triggers are created
+after the rows are in, so none fires during the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zstandard
+
+from binhub.backup.config import ServerAddress
+from binhub.backup.logical.config import DEFAULT_PARALLEL, LogicalRestoreConfig
+from binhub.backup.logical.literals import quote_name
+from binhub.backup.logical.manifest import ChunkRecord, LogicalManifest, SchemaObject, TableRecord
+from binhub.backup.logical.workers import NoProgress, Progress, run_all
+from binhub.backup.logical.writer import STATEMENT_END
+from binhub.backup.session import ServerSession
+from binhub.errors import BackupError, UpstreamError
+from binhub.innodb import crc32c
+from binhub.wire.errors import ErrorCode
+
+RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+# Secondary index lines of SHOW CREATE TABLE that can be added after the rows (FULLTEXT and SPATIAL stay).
+DEFERRABLE_KEYS = ("  KEY ", "  UNIQUE KEY ")
+VIEW_RETRY_ERRORS = (ErrorCode.NO_SUCH_TABLE, ErrorCode.VIEW_INVALID)  # a view over a view not created yet
+PYTHON_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii",
+                 "binary": "utf-8"}
+
+
+@dataclass(slots=True)
+class LogicalRestoreResult:
+    """What a restore did, and where the restored data stands in the source's binlog."""
+
+    tables: int
+    rows: int
+    chunks: int
+    objects: int
+    users: int
+    seconds: float
+    gtid: str | None
+    binlog_file: str | None
+    binlog_position: int | None
+    skipped_users: list[str] = field(default_factory=list)  # accounts the target already had
+
+
+def restore_logical(backup: Path, target: ServerAddress, *, parallel: int = DEFAULT_PARALLEL,
+                    indexes_after: bool = False, binlog: bool = False, users: bool = True,
+                    progress: Progress | None = None) -> LogicalRestoreResult:
+    """Restore the logical backup in ``backup`` into the server at ``target`` (see the module docstring)."""
+    config = LogicalRestoreConfig(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
+                                  users=users)
+    return LogicalRestore(config, progress).run()
+
+
+def verify_chunks(backup: Path, manifest: LogicalManifest, progress: Progress | None = None) -> None:
+    """Every chunk file has its recorded size and CRC-32C; the first that does not is named."""
+    for table in manifest.tables:
+        for chunk in table.chunks:
+            read_chunk(backup, chunk)
+            if progress is not None:
+                progress.advance(chunk.bytes)
+
+
+def read_chunk(backup: Path, chunk: ChunkRecord) -> bytes:
+    path = backup / chunk.file
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BackupError(f"chunk {chunk.file} is missing from {backup}", hint="the backup is damaged") from None
+    if len(data) != chunk.bytes or f"{crc32c(data):08x}" != chunk.crc32c:
+        raise BackupError(f"chunk {chunk.file} is corrupted: {len(data)} bytes with CRC-32C {crc32c(data):08x}, "
+                          f"the manifest says {chunk.bytes} bytes with {chunk.crc32c}",
+                          hint="the backup is damaged; restore another one")
+    return data
+
+
+def split_secondary_keys(create: str) -> tuple[str, list[str]]:
+    """``CREATE TABLE`` without its plain and unique secondary keys, and those key definitions."""
+    lines = create.split("\n")
+    end = max(i for i, line in enumerate(lines) if line.startswith(")"))
+    body = [line.rstrip(",") for line in lines[1:end]]
+    keys = [line.strip() for line in body if line.startswith(DEFERRABLE_KEYS)]
+    kept = [line for line in body if not line.startswith(DEFERRABLE_KEYS)]
+    return "\n".join([lines[0], ",\n".join(kept), *lines[end:]]), keys
+
+
+class LogicalRestore:
+    """One run of ``binhub restore`` for a logical backup: :meth:`run` checks, loads and reports."""
+
+    def __init__(self, config: LogicalRestoreConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress: Progress = progress or NoProgress()  # counts chunk bytes
+        self._sessions: queue.Queue[ServerSession] = queue.Queue()
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._left: dict[int, int] = {}  # chunks still to load, by id(table)
+        self._deferred: dict[int, list[str]] = {}  # secondary keys to add once the table is loaded
+
+    def run(self) -> LogicalRestoreResult:
+        config = self.config
+        started = time.monotonic()
+        manifest = LogicalManifest.read(config.backup)
+        if not manifest.complete:
+            raise BackupError(f"{config.backup} is an incomplete backup "
+                              f"({manifest.error or 'it never finished'}): it cannot be restored",
+                              hint="restore a complete backup, or take a new one")
+        self.progress.phase("verify", manifest.chunk_bytes)
+        verify_chunks(config.backup, manifest, self.progress)
+        with ServerSession(config.target, lock_wait_timeout=config.lock_wait_timeout) as admin:
+            self._prepare_session(admin)
+            self._check_target(admin, manifest)
+            self._create_schema(admin, manifest)
+            workers = [self._worker_session() for _ in range(config.parallel)]
+            try:
+                for worker in workers:
+                    self._sessions.put(worker)
+                self.progress.phase("load", manifest.chunk_bytes)
+                self._load(manifest)
+            finally:
+                for worker in workers:
+                    worker.close()
+            skipped = self._create_users(admin, manifest) if config.users else []
+            self._create_objects(admin, manifest.objects)
+        return LogicalRestoreResult(
+            tables=len(manifest.tables), rows=manifest.rows, chunks=sum(len(t.chunks) for t in manifest.tables),
+            objects=len(manifest.objects), users=len(manifest.users) - len(skipped) if config.users else 0,
+            seconds=time.monotonic() - started, gtid=manifest.gtid, binlog_file=manifest.binlog_file,
+            binlog_position=manifest.binlog_position, skipped_users=skipped)
+
+    # --- sessions and checks ------------------------------------------------------------------------
+
+    def _prepare_session(self, session: ServerSession) -> None:
+        statements = [f"SET SESSION sql_mode = '{RESTORE_SQL_MODE}'", "SET SESSION time_zone = '+00:00'",
+                      "SET SESSION foreign_key_checks = 0", "SET SESSION unique_checks = 0"]
+        if not self.config.binlog:
+            statements.append("SET SESSION sql_log_bin = 0")
+        for statement in statements:
+            try:
+                session.execute(statement)
+            except UpstreamError as exc:
+                if "sql_log_bin" in statement and exc.code in (ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR,
+                                                                ErrorCode.DBACCESS_DENIED_ERROR):
+                    raise BackupError("the restore user may not turn the binlog off (SET sql_log_bin needs "
+                                      "BINLOG ADMIN or SUPER)", hint="grant it, or restore with --binlog") from exc
+                raise
+        with contextlib.suppress(UpstreamError):  # MariaDB's: the rows passed their CHECKs on the source
+            session.execute("SET SESSION check_constraint_checks = 0")
+
+    def _worker_session(self) -> ServerSession:
+        session = ServerSession(self.config.target, lock_wait_timeout=self.config.lock_wait_timeout,
+                                connect_options={"max_allowed_packet": 2**30})
+        self._prepare_session(session)
+        session.execute("SET SESSION autocommit = 0")
+        return session
+
+    def _check_target(self, admin: ServerSession, manifest: LogicalManifest) -> None:
+        names = [d.name for d in manifest.databases]
+        busy = [(str(db), int(n)) for db, n in admin.query(
+            "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES GROUP BY TABLE_SCHEMA")
+            if str(db) in names]
+        if busy:
+            listed = ", ".join(f"{db} ({n} tables and views)" for db, n in busy)
+            raise BackupError(f"the target already has {listed}: a restore goes into databases that do not exist "
+                              "or are empty", hint="drop them or restore into another server")
+        longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
+        allowed = int(admin.query("SELECT @@GLOBAL.max_allowed_packet")[0][0])
+        if longest > allowed:
+            raise BackupError(f"the backup holds an INSERT of {longest} bytes but the target's max_allowed_packet is "
+                              f"{allowed}", hint=f"SET GLOBAL max_allowed_packet = {longest + 1024} on the target")
+
+    # --- schema -------------------------------------------------------------------------------------
+
+    def _create_schema(self, admin: ServerSession, manifest: LogicalManifest) -> None:
+        for database in manifest.databases:
+            admin.execute(database.create.replace("CREATE DATABASE ", "CREATE DATABASE IF NOT EXISTS ", 1)
+                          if "IF NOT EXISTS" not in database.create else database.create)
+        for table in manifest.tables:
+            create = table.create
+            if self.config.indexes_after and table.chunks and _defers_keys(table):
+                create, keys = split_secondary_keys(create)
+                if keys:
+                    self._deferred[id(table)] = keys
+            admin.execute(f"USE {quote_name(table.db)}")
+            admin.execute(create)
+
+    def _create_objects(self, admin: ServerSession, objects: list[SchemaObject]) -> None:
+        pending = [o for o in objects if o.kind == "VIEW"]
+        while pending:  # views over views: create what can be, until nothing is left or nothing moves
+            failed: list[tuple[SchemaObject, UpstreamError]] = []
+            for view in pending:
+                try:
+                    self._create_object(admin, view)
+                except UpstreamError as exc:
+                    if exc.code not in VIEW_RETRY_ERRORS:
+                        raise
+                    failed.append((view, exc))
+            if len(failed) == len(pending):
+                view, error = failed[0]
+                raise BackupError(f"view {view.db}.{view.name} cannot be created: {error.server_message}")
+            pending = [view for view, _ in failed]
+        for obj in objects:
+            if obj.kind != "VIEW":
+                self._create_object(admin, obj)
+        admin.execute(f"SET SESSION sql_mode = '{RESTORE_SQL_MODE}'")
+        admin.execute("SET NAMES utf8mb4")
+
+    def _create_object(self, admin: ServerSession, obj: SchemaObject) -> None:
+        """Create ``obj`` in the session it was made in: its sql_mode, client charset and (events) time zone."""
+        admin.execute(f"USE {quote_name(obj.db)}")
+        admin.execute("SET SESSION sql_mode = '" + obj.sql_mode.replace("'", "''") + "'")
+        if obj.time_zone is not None:
+            admin.execute("SET SESSION time_zone = '" + obj.time_zone.replace("'", "''") + "'")
+        admin.execute(f"SET SESSION character_set_client = {obj.character_set_client}")
+        admin.execute(f"SET SESSION collation_connection = {obj.collation_connection}")
+        try:
+            admin.execute(obj.create.encode(PYTHON_CODECS.get(obj.character_set_client.lower(), "utf-8")))
+        finally:
+            admin.execute("SET NAMES utf8mb4")
+            admin.execute("SET SESSION time_zone = '+00:00'")
+
+    def _create_users(self, admin: ServerSession, manifest: LogicalManifest) -> list[str]:
+        existing = {(str(u), str(h)) for u, h in admin.query("SELECT User, Host FROM mysql.user")}
+        created = []
+        skipped = []
+        for user in manifest.users:
+            name = user.user if user.is_role else f"'{user.user}'@'{user.host}'"
+            if (user.user, user.host) in existing:
+                skipped.append(name)
+                continue
+            admin.execute(user.create)
+            created.append(user)
+        for user in created:
+            for grant in user.grants:
+                admin.execute(grant)
+        return skipped
+
+    # --- data ---------------------------------------------------------------------------------------
+
+    def _load(self, manifest: LogicalManifest) -> None:
+        jobs = [(table, chunk) for table in manifest.tables for chunk in table.chunks]
+        jobs.sort(key=lambda job: -job[1].sql_bytes)  # the biggest first: the last ones to finish are small
+        self._left = {id(t): len(t.chunks) for t in manifest.tables}
+        run_all([functools.partial(self._load_chunk, table, chunk) for table, chunk in jobs], self.config.parallel,
+                self._abort, "load")
+
+    def _load_chunk(self, table: TableRecord, chunk: ChunkRecord) -> None:
+        if self._abort.is_set():
+            return
+        data = zstandard.ZstdDecompressor().decompress(read_chunk(self.config.backup, chunk))
+        session = self._sessions.get()
+        try:
+            session.execute(f"USE {quote_name(table.db)}")
+            try:
+                for statement in data.split(STATEMENT_END):
+                    if statement:
+                        session.execute(statement)
+                session.execute("COMMIT")
+            except UpstreamError as exc:
+                raise BackupError(f"loading {chunk.file} into {table.qualified} failed: {exc}") from exc
+            with self._lock:
+                self._left[id(table)] -= 1
+                last = self._left[id(table)] == 0
+            keys = self._deferred.get(id(table))
+            if last and keys:
+                session.execute(f"ALTER TABLE {quote_name(table.db, table.name)} "
+                                + ", ".join(f"ADD {key}" for key in keys))
+        finally:
+            self._sessions.put(session)
+        self.progress.advance(chunk.bytes)
+
+
+def _defers_keys(table: TableRecord) -> bool:
+    return table.engine.lower() == "innodb" and "FOREIGN KEY" not in table.create
+
+
+__all__ = ["LogicalRestore", "LogicalRestoreResult", "restore_logical", "verify_chunks"]

@@ -1,0 +1,454 @@
+"""``binhub backup --logical`` and its restore against real servers.
+
+The oracles are the servers themselves: every table's ``CHECKSUM TABLE`` and every object's
+``SHOW CREATE`` on a fresh server loaded from the backup equal the source's (the 52-type table of
+the row-decoder tests among them), and under a concurrent write load equal those of a real replica
+stopped with ``START SLAVE UNTIL master_gtid_pos`` at the GTID the backup recorded. The faults: the
+source killed mid-backup (manifest incomplete, restore refuses), a corrupted chunk (named), a
+target that already has the tables (refused, untouched).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from binhub.backup.config import ServerAddress
+from binhub.backup.logical import (
+    LogicalBackup,
+    LogicalBackupConfig,
+    LogicalManifest,
+    NoProgress,
+    restore_logical,
+)
+from binhub.errors import BackupError, ConfigError, ConnectionFailed
+from binhub.sandbox import Sandbox
+from tests.integration.conftest import MariadbFactory
+from tests.integration.test_backup_physical import _stop_replica_at
+from tests.integration.test_rows_decode import ROWS, TABLE_DDL, _insert
+from tests.integration.workload import q, table_checksums, wait_until
+
+ALL = "alltypes"
+SHOP = "shop"
+
+
+def _address(sb: Sandbox) -> ServerAddress:
+    return ServerAddress("127.0.0.1", sb.port, "root")
+
+
+def _backup(sb: Sandbox, target: Path, **kw: Any) -> LogicalManifest:
+    return LogicalBackup(LogicalBackupConfig(_address(sb), target, **kw)).run()
+
+
+def _all_types_schema(sb: Sandbox) -> None:
+    """Every column type, tables without a key, with a composite VARCHAR key and with a NOT NULL unique
+    key only, generated and invisible columns, MyISAM and Aria, views over views, routines, a
+    trigger, an event, a role and a user."""
+    conn = sb.connect()
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'")
+        cur.execute(f"CREATE DATABASE {ALL} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute(f"USE {ALL}")
+        cur.execute(TABLE_DDL)
+        for row in ROWS:
+            _insert(cur, row)
+        cur.execute("CREATE TABLE no_key (a INT, b TEXT, c DOUBLE) ENGINE=InnoDB")
+        cur.executemany("INSERT INTO no_key VALUES (%s, %s, %s)",
+                        [(1, "dup", 0.1), (1, "dup", 0.1), (None, None, None), (2, "", -0.0)] * 30)
+        cur.execute("CREATE TABLE composite (region VARCHAR(20) CHARACTER SET utf8mb4, n INT, note TEXT, "
+                    "PRIMARY KEY (region, n), KEY by_note (note(10))) ENGINE=InnoDB")
+        regions = ["north", "süd", "東", "emoji \U0001F600", "quote ' and \\ and\nnewline", ""]
+        cur.executemany("INSERT INTO composite VALUES (%s, %s, %s)",
+                        [(regions[i % len(regions)], i, f"note {i}") for i in range(500)])
+        cur.execute("CREATE TABLE unique_only (code CHAR(8) CHARACTER SET latin1 NOT NULL, v INT, "
+                    "UNIQUE KEY (code)) ENGINE=InnoDB")
+        cur.executemany("INSERT INTO unique_only VALUES (%s, %s)", [(f"c{i:05d}é", i) for i in range(300)])
+        cur.execute("CREATE TABLE counters (id INT AUTO_INCREMENT PRIMARY KEY, hits BIGINT NOT NULL, "
+                    "doubled BIGINT AS (hits * 2) VIRTUAL, tripled BIGINT AS (hits * 3) PERSISTENT, "
+                    "secret INT INVISIBLE DEFAULT 7, KEY (hits), UNIQUE KEY (tripled)) ENGINE=InnoDB")
+        cur.execute("INSERT INTO counters (id, hits) VALUES (0, 0)")  # id 0: loads only under NO_AUTO_VALUE_ON_ZERO
+        cur.execute(f"INSERT INTO counters (hits, secret) SELECT seq, seq FROM {ALL}.seq_1_to_3000")
+        cur.execute("DELETE FROM counters WHERE id BETWEEN 1000 AND 1500")  # a hole in the key ranges
+        cur.execute("CREATE TABLE legacy_myisam (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=MyISAM")
+        cur.execute("INSERT INTO legacy_myisam VALUES (1, 'a'), (2, NULL)")
+        cur.execute("CREATE TABLE log_aria (id INT AUTO_INCREMENT PRIMARY KEY, e TEXT) ENGINE=Aria")
+        cur.execute("INSERT INTO log_aria (e) VALUES ('x'), ('ÿ')")
+        cur.execute("CREATE TABLE empty_one (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("CREATE VIEW z_base AS SELECT region, COUNT(*) AS n FROM composite GROUP BY region")
+        cur.execute("CREATE VIEW a_over_view AS SELECT region FROM z_base WHERE n > 1")  # created before z_base
+        cur.execute("CREATE PROCEDURE bump(IN by_n INT) MODIFIES SQL DATA "
+                    "UPDATE counters SET hits = hits + by_n WHERE id = 0")
+        cur.execute("CREATE FUNCTION greet(who VARCHAR(20)) RETURNS VARCHAR(40) DETERMINISTIC "
+                    "RETURN CONCAT('héllo ', who)")
+        cur.execute("CREATE TRIGGER upper_note BEFORE INSERT ON composite FOR EACH ROW SET NEW.note = UPPER(NEW.note)")
+        cur.execute("CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE "
+                    "DO DELETE FROM log_aria WHERE id < 0")
+        cur.execute("CREATE ROLE reader")
+        cur.execute(f"GRANT SELECT ON {ALL}.* TO reader")
+        cur.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'secret-pw'")
+        cur.execute(f"GRANT SELECT, INSERT, EXECUTE ON {ALL}.* TO 'app'@'%'")
+        cur.execute("GRANT reader TO 'app'@'%'")
+        cur.execute("ANALYZE TABLE counters, composite")
+    conn.close()
+
+
+def _rows(sb: Sandbox, table: str) -> list[tuple[Any, ...]]:
+    return sb.query(f"SELECT id, hits, doubled, tripled, secret FROM {q(ALL, table)} ORDER BY id")
+
+
+def _show_creates(sb: Sandbox, db: str) -> dict[str, str]:
+    out = {}
+    conn = sb.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))
+        for name, kind in cur.fetchall():
+            cur.execute(f"SHOW CREATE {'VIEW' if kind == 'VIEW' else 'TABLE'} {q(db, name)}")
+            out[f"table {name}"] = cur.fetchone()[1]
+        for kind in ("PROCEDURE", "FUNCTION"):
+            cur.execute(f"SHOW {kind} STATUS WHERE Db = %s", (db,))
+            for row in cur.fetchall():
+                cur.execute(f"SHOW CREATE {kind} {q(db, row[1])}")
+                out[f"{kind} {row[1]}"] = cur.fetchone()[2]
+        cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (db,))
+        for (name,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE TRIGGER {q(db, name)}")
+            out[f"trigger {name}"] = cur.fetchone()[2]
+        cur.execute("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (db,))
+        for (name,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE EVENT {q(db, name)}")
+            out[f"event {name}"] = cur.fetchone()[3]
+        cur.execute("SHOW CREATE USER 'app'@'%'")
+        out["user app"] = cur.fetchone()[0]
+        cur.execute("SHOW GRANTS FOR 'app'@'%'")
+        out["grants app"] = "\n".join(sorted(r[0] for r in cur.fetchall()))
+        cur.execute("SHOW GRANTS FOR reader")
+        out["grants reader"] = "\n".join(sorted(r[0] for r in cur.fetchall()))
+    conn.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def source(mariadb_factory: MariadbFactory) -> Sandbox:
+    sb = mariadb_factory("logical_source", server_id=31)
+    _all_types_schema(sb)
+    return sb
+
+
+@pytest.fixture(scope="module")
+def good_backup(source: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LogicalManifest]:
+    target = tmp_path_factory.mktemp("logical") / "backup"
+    manifest = _backup(source, target, parallel=3, chunk_rows=200, include=(f"{ALL}.*",))
+    return target, manifest
+
+
+def test_every_type_and_object_round_trips_into_a_fresh_server(
+        source: Sandbox, good_backup: tuple[Path, LogicalManifest], mariadb_factory: MariadbFactory) -> None:
+    backup, manifest = good_backup
+    assert manifest.complete and manifest.kind == "logical" and manifest.flavour == "mariadb"
+    assert manifest.gtid == source.query("SELECT @@gtid_binlog_pos")[0][0]
+    assert (manifest.binlog_file, manifest.binlog_position) == tuple(source.query("SHOW MASTER STATUS")[0][:2])
+    assert manifest.lock == "BACKUP STAGE BLOCK_COMMIT" and manifest.lock_seconds < 5
+    by_name = {t.name: t for t in manifest.tables}
+    assert len(by_name["counters"].chunks) > 5  # integer ranges
+    assert len(by_name["composite"].chunks) == 3  # keyset pages of 200
+    assert len(by_name["unique_only"].chunks) == 2
+    assert by_name["no_key"].rows == 120 and by_name["empty_one"].chunks == []
+    assert not by_name["legacy_myisam"].transactional and not by_name["log_aria"].transactional
+    assert {(o.kind, o.name) for o in manifest.objects} == {
+        ("VIEW", "z_base"), ("VIEW", "a_over_view"), ("PROCEDURE", "bump"), ("FUNCTION", "greet"),
+        ("TRIGGER", "upper_note"), ("EVENT", "nightly")}
+    assert {(u.user, u.is_role) for u in manifest.users} >= {("app", False), ("reader", True)}
+
+    target = mariadb_factory("logical_target", server_id=32)
+    binlog_before = target.query("SHOW MASTER STATUS")
+    result = restore_logical(backup, _address(target), parallel=3, indexes_after=True)
+    assert result.rows == manifest.rows and result.gtid == manifest.gtid
+    expected = table_checksums(source.connect(), ALL)
+    assert len(expected) == 8
+    # CHECKSUM TABLE is no oracle for a table with a VIRTUAL column: two servers (or two copies in one)
+    # with the same rows give different sums. Its rows, the generated and invisible columns included, are.
+    assert _rows(target, "counters") == _rows(source, "counters")
+    expected.pop("counters")
+    assert {k: v for k, v in table_checksums(target.connect(), ALL).items() if k != "counters"} == expected
+    assert _show_creates(target, ALL) == _show_creates(source, ALL)
+    # The restore wrote nothing to the target's binlog (sql_log_bin=0).
+    assert target.query("SHOW MASTER STATUS") == binlog_before
+    # The restored objects work: the trigger fires on new rows (not on the loaded ones), the function runs.
+    conn = target.connect("app", ALL, password="secret-pw")
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO composite VALUES ('new', 1, 'lower')")
+        cur.execute("SELECT note FROM composite WHERE region = 'new'")
+        assert cur.fetchone()[0] == "LOWER"
+        cur.execute("SELECT greet('x')")
+        assert cur.fetchone()[0] == "héllo x"
+
+
+def test_a_chunk_is_plain_sql_the_mariadb_client_loads(source: Sandbox, good_backup: tuple[Path, LogicalManifest],
+                                                       mariadb_factory: MariadbFactory) -> None:
+    """Independent of binhub's loader: zstd -d | mariadb loads the chunk of the 52-type table exactly."""
+    backup, manifest = good_backup
+    table = next(t for t in manifest.tables if t.name == "every_type")
+    target = mariadb_factory("logical_client_target", server_id=33)
+    target.execute("CREATE DATABASE c", "USE c", table.create)
+    sql = b"".join(
+        zstandard.ZstdDecompressor().decompress((backup / c.file).read_bytes()) for c in table.chunks)
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    assert client, "the mariadb client is not installed"
+    subprocess.run([client, "-h127.0.0.1", f"-P{target.port}", "-uroot", "--max-allowed-packet=64M", "c"],
+                   input=sql, check=True, timeout=60)
+    assert table_checksums(target.connect(), "c") == {"every_type": table_checksums(source.connect(), ALL)["every_type"]}
+
+
+def test_restore_refuses_a_corrupted_chunk_naming_it_and_touches_nothing(
+        good_backup: tuple[Path, LogicalManifest], mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    backup, manifest = good_backup
+    damaged = tmp_path / "damaged"
+    shutil.copytree(backup, damaged)
+    chunk = next(t for t in manifest.tables if t.name == "counters").chunks[2]
+    data = bytearray((damaged / chunk.file).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (damaged / chunk.file).write_bytes(bytes(data))
+    target = mariadb_factory("logical_refusing_target", server_id=34)
+    with pytest.raises(BackupError, match=f"chunk {chunk.file} is corrupted"):
+        restore_logical(damaged, _address(target))
+    assert not target.query(f"SHOW DATABASES LIKE '{ALL}'")
+    (damaged / chunk.file).unlink()
+    with pytest.raises(BackupError, match=f"chunk {chunk.file} is missing"):
+        restore_logical(damaged, _address(target))
+
+    # A target that already has the backup's tables is refused before anything is written.
+    target.execute(f"CREATE DATABASE {ALL}", f"CREATE TABLE {ALL}.counters (id INT)")
+    with pytest.raises(BackupError, match=f"the target already has {ALL} \\(1 tables and views\\)"):
+        restore_logical(backup, _address(target))
+    assert target.query(f"SHOW TABLES FROM {ALL}") == [("counters",)]
+
+
+def test_backup_target_must_be_new_or_empty(source: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("")
+    with pytest.raises(ConfigError, match="not empty"):
+        _backup(source, tmp_path)
+
+
+def test_include_and_exclude_take_the_named_tables(source: Sandbox, tmp_path: Path) -> None:
+    manifest = _backup(source, tmp_path / "b", include=(f"{ALL}.c*", f"{ALL}.no_key"), exclude=("*.counters",),
+                       users=False)
+    assert sorted(t.name for t in manifest.tables) == ["composite", "no_key"]
+    assert [d.name for d in manifest.databases] == [ALL] and manifest.users == []
+    assert {o.name for o in manifest.objects} == {"upper_note", "bump", "greet", "nightly"}  # views: not included
+
+
+# --- consistency under writes ---------------------------------------------------------------------
+
+
+class Transfers:
+    """Autocommit writes while the backup runs: InnoDB transactions that move money between accounts
+    (the total never changes), inserts into an InnoDB journal and a MyISAM table. Records the
+    longest a single commit waited."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.commits = 0
+        self.longest_wait = 0.0
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Transfers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        conn = self.sb.connect(database=SHOP)
+        try:
+            with conn.cursor() as cur:
+                i = 0
+                while not self._stop.is_set():
+                    i += 1
+                    started = time.monotonic()
+                    cur.execute("BEGIN")
+                    cur.execute("UPDATE accounts SET balance = balance - 5 WHERE id = %s", (i % 1000 + 1,))
+                    cur.execute("UPDATE accounts SET balance = balance + 5 WHERE id = %s", ((i * 7) % 1000 + 1,))
+                    cur.execute("INSERT INTO journal (account, amount) VALUES (%s, 5)", (i % 1000 + 1,))
+                    cur.execute("COMMIT")
+                    cur.execute("INSERT INTO hits_myisam (n) VALUES (%s)", (i,))
+                    self.longest_wait = max(self.longest_wait, time.monotonic() - started)
+                    self.commits += 1
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def source_and_replica(mariadb_factory: MariadbFactory) -> Iterator[tuple[Sandbox, Sandbox]]:
+    source = mariadb_factory("logical_shop_source", server_id=41)
+    replica = mariadb_factory("logical_shop_replica", server_id=42)
+    gtid = source.query("SELECT @@gtid_binlog_pos")[0][0]
+    replica.execute("STOP SLAVE", f"SET GLOBAL gtid_slave_pos = '{gtid}'",
+                    f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source.port}, "
+                    f"MASTER_USER='{source.repl_user}', MASTER_PASSWORD='{source.repl_password}', "
+                    "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos")
+    source.execute(
+        f"CREATE DATABASE {SHOP}",
+        f"CREATE TABLE {SHOP}.accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL, pad CHAR(200)) ENGINE=InnoDB",
+        f"INSERT INTO {SHOP}.accounts SELECT seq, 1000, REPEAT('p', 200) FROM {SHOP}.seq_1_to_1000",
+        f"CREATE TABLE {SHOP}.journal (id BIGINT AUTO_INCREMENT PRIMARY KEY, account INT, amount INT, "
+        "at DATETIME(6) DEFAULT NOW(6), KEY (account)) ENGINE=InnoDB",
+        f"CREATE TABLE {SHOP}.hits_myisam (id INT AUTO_INCREMENT PRIMARY KEY, n INT) ENGINE=MyISAM",
+        f"CREATE TABLE {SHOP}.bulk (id INT PRIMARY KEY, body VARCHAR(300)) ENGINE=InnoDB",
+        f"INSERT INTO {SHOP}.bulk SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM {SHOP}.seq_1_to_60000",
+        f"ANALYZE TABLE {SHOP}.bulk")
+    yield source, replica
+
+
+class SlowDump(NoProgress):
+    """Makes the dump take a while after the lock is gone (so the writer demonstrably runs during it)."""
+
+    def __init__(self, transfers: Transfers) -> None:
+        self.transfers = transfers
+        self.commits_at_tables: int | None = None
+
+    def phase(self, name: str, total: int) -> None:
+        if name == "tables":
+            self.commits_at_tables = self.transfers.commits
+
+    def advance(self, amount: int) -> None:
+        time.sleep(0.002)
+
+
+def test_backup_under_writes_equals_a_replica_stopped_at_its_gtid(
+        source_and_replica: tuple[Sandbox, Sandbox], mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    source, replica = source_and_replica
+    with Transfers(source) as transfers:
+        wait_until(lambda: transfers.commits > 50, timeout=30, message="the writer did not start")
+        progress = SlowDump(transfers)
+        started = time.monotonic()
+        manifest = LogicalBackup(LogicalBackupConfig(_address(source), tmp_path / "b", parallel=2, chunk_rows=3000,
+                                                     include=(f"{SHOP}.*",), users=False), progress).run()
+        dump_seconds = time.monotonic() - started
+        commits_during_dump = transfers.commits - (progress.commits_at_tables or 0)
+    assert not transfers.errors, transfers.errors
+    # Writers were held off only for the instant of the consistent point, and went on during the dump.
+    assert manifest.lock_seconds < 1.0, manifest.lock_seconds
+    assert commits_during_dump > 20, (commits_during_dump, dump_seconds)
+    assert transfers.longest_wait < 1.0 + manifest.lock_seconds, transfers.longest_wait
+    assert dump_seconds > 3 * transfers.longest_wait
+
+    _stop_replica_at(replica, manifest.gtid or "")
+    expected = table_checksums(replica.connect(), SHOP)
+    assert expected != table_checksums(source.connect(), SHOP), "the writer did not change anything after the backup"
+    restored = mariadb_factory("logical_shop_restored", server_id=43)
+    restore_logical(tmp_path / "b", _address(restored), parallel=2)
+    assert table_checksums(restored.connect(), SHOP) == expected
+    assert restored.query(f"SELECT SUM(balance) FROM {SHOP}.accounts") == [(1_000_000,)]
+
+
+# --- faults and the command line ------------------------------------------------------------------
+
+
+class KillAfterFirstRows(NoProgress):
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.killed = False
+
+    def advance(self, amount: int) -> None:
+        if not self.killed:
+            self.killed = True
+            self.sb.kill()
+
+
+def test_source_killed_mid_backup_leaves_it_incomplete_and_restore_refuses(
+        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    victim = mariadb_factory("logical_victim", server_id=51)
+    victim.execute("CREATE DATABASE v", "CREATE TABLE v.t (id INT PRIMARY KEY, pad CHAR(100))",
+                   "INSERT INTO v.t SELECT seq, 'x' FROM v.seq_1_to_20000", "ANALYZE TABLE v.t")
+    target = tmp_path / "b"
+    with pytest.raises(Exception) as raised:
+        LogicalBackup(LogicalBackupConfig(_address(victim), target, parallel=2, chunk_rows=1000),
+                      KillAfterFirstRows(victim)).run()
+    assert isinstance(raised.value, ConnectionFailed) and "lost the connection" in str(raised.value)
+    manifest = LogicalManifest.read(target)
+    assert not manifest.complete and manifest.error and manifest.finished_at
+    with pytest.raises(BackupError, match="incomplete backup"):
+        restore_logical(target, ServerAddress("127.0.0.1", 1, "root"))
+    # The command line says the same, with exit status 1.
+    proc = _cli("restore", str(target), "--to", "mysql://root@127.0.0.1:1")
+    assert proc.returncode == 1 and "incomplete backup" in proc.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "binhub", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_backs_up_and_restores(source: Sandbox, mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    target = tmp_path / "b"
+    proc = _cli("backup", "--logical", "--source", f"mysql://root@127.0.0.1:{source.port}", "--to", str(target),
+                "--include", f"{ALL}.counters", "--include", f"{ALL}.composite", "--parallel", "2",
+                "--chunk-rows", "500", "--no-users")
+    assert proc.returncode == 0, proc.stderr
+    gtid = source.query("SELECT @@gtid_binlog_pos")[0][0]
+    assert "backup complete" in proc.stdout and f"GTID {gtid}" in proc.stdout and "2 tables" in proc.stdout
+    restored = mariadb_factory("logical_cli_target", server_id=35)
+    proc = _cli("restore", str(target), "--to", f"mysql://root@127.0.0.1:{restored.port}", "--parallel", "2",
+                "--indexes-after")
+    assert proc.returncode == 0, proc.stderr
+    assert "restore complete" in proc.stdout and f"GTID {gtid}" in proc.stdout
+    assert table_checksums(restored.connect(), ALL)["composite"] == table_checksums(source.connect(), ALL)["composite"]
+    assert _rows(restored, "counters") == _rows(source, "counters")
+    proc = _cli("backup", "--source", f"mysql://root@127.0.0.1:{source.port}", "--to", str(tmp_path / "c"))
+    assert proc.returncode == 2 and "--physical or --logical" in proc.stderr
+
+
+def test_a_row_longer_than_max_allowed_packet_is_read_by_column_and_a_value_that_long_is_named(
+        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    """The server builds a row's literal in one piece only up to max_allowed_packet; past that the
+    table is read column by column (same output), and a single value past it stops the backup."""
+    sb = mariadb_factory("logical_small_packet", server_id=52, extra_args=["--max-allowed-packet=1M"])
+    sb.execute("CREATE DATABASE p", "CREATE TABLE p.t (id INT PRIMARY KEY, a MEDIUMBLOB, b MEDIUMBLOB)",
+               "INSERT INTO p.t VALUES (1, REPEAT(X'0061', 200000), REPEAT(X'FF62', 200000)), (2, 'small', NULL), "
+               "(3, NULL, '')")  # row 1: 800 KB of hex per value, 1.6 MB as one literal
+    manifest = _backup(sb, tmp_path / "b", include=("p.*",), users=False)
+    assert manifest.tables[0].rows == 3
+    target = mariadb_factory("logical_small_packet_target", server_id=53)
+    restore_logical(tmp_path / "b", _address(target))
+    assert table_checksums(target.connect(), "p") == table_checksums(sb.connect(), "p")
+
+    sb.execute("INSERT INTO p.t VALUES (4, REPEAT('x', 600000), NULL)")  # 1.2 MB as hex
+    with pytest.raises(BackupError, match="p.t: a value of column a is too long .* max_allowed_packet"):
+        _backup(sb, tmp_path / "c", include=("p.*",), users=False)
+    assert not LogicalManifest.read(tmp_path / "c").complete
+
+
+class AlterBeforeTheRowsAreRead(NoProgress):
+    """Rebuilds a table after the consistent point, before any worker has read it."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+
+    def phase(self, name: str, total: int) -> None:
+        if name == "tables":
+            self.sb.execute("ALTER TABLE d.t FORCE, ALGORITHM=COPY")
+
+
+def test_ddl_after_the_consistent_point_fails_the_backup_naming_the_table(
+        mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    sb = mariadb_factory("logical_ddl", server_id=54)
+    sb.execute("CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY, v INT)", "INSERT INTO d.t VALUES (1, 1)")
+    with pytest.raises(BackupError, match="d.t was changed by DDL during the backup"):
+        LogicalBackup(LogicalBackupConfig(_address(sb), tmp_path / "b", include=("d.*",), users=False),
+                      AlterBeforeTheRowsAreRead(sb)).run()
+    manifest = LogicalManifest.read(tmp_path / "b")
+    assert not manifest.complete and "changed by DDL" in (manifest.error or "")
