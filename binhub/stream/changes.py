@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from binhub.binlog.charsets import collation_by_id
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
 from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent
@@ -54,7 +55,6 @@ from binhub.schema.changes import (
     RenameTables,
     TruncateTable,
 )
-from binhub.schema.charsets import collation_by_id
 from binhub.schema.ddl import parse_statement
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
