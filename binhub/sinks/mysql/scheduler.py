@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -113,11 +114,18 @@ class Scheduler:
                 mark = self._checkpoints.get(low, mark)
             return low, mark
 
-    def wait_turn(self, first: int) -> None:
-        """``--ordered``: wait until everything before ``first`` has committed."""
+    def wait_turn(self, first: int, timeout: float | None = None) -> bool:
+        """``--ordered``: wait until everything before ``first`` has committed (False: not within
+        ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._low < first - 1 and self.error is None:
-                self._cond.wait(0.5)
+            while self._low < first - 1:
+                self._raise()
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def committed(self, seqs: Sequence[int]) -> None:
         with self._cond:
