@@ -102,8 +102,8 @@ def make_range(primary: Sandbox, workdir: Path, name: str, oltp_txns: int, bulk_
                 f"({base + i}, {i}, '{'b' * 110}', 'pad{i}')" for i in range(1, 1001)))
             rows += 1000
             txns += 1
+    end_file, end_pos = master_status(primary)  # the range's end: the replica's SQL thread stops there
     cur.execute("FLUSH BINARY LOGS")
-    end_file, end_pos = master_status(primary)
     conn.close()
     store = workdir / f"store-{name}"
     proc = subprocess.run([*binhub_command(), "relay", "--source", primary.dsn, "--data-dir", str(store),

@@ -5,7 +5,8 @@ Transactions are numbered in upstream order as they are submitted. Each holds ke
 worker (in turns among equals); one that shares keys with in-flight transactions of a single worker goes to that worker
 (its queue keeps them in order); one that shares keys with several workers waits until they have
 committed. So no worker ever waits for another mid-transaction, and two transactions that touch
-the same row are applied in upstream order. DDL and very large transactions :meth:`drain` first.
+the same row are applied in upstream order. DDL and very large transactions :meth:`drain` first. At most
+:data:`MAX_INFLIGHT_BYTES` of SQL is in flight: submitting waits while more is.
 
 The low-water mark is the checkpoint of the last transaction before which everything has
 committed. Workers ask for it (:meth:`mark_with`) as it will be once their own group commits,
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from binhub.sinks.mysql.transaction import Transaction
     from binhub.sinks.mysql.worker import Worker
 
-__all__ = ["Scheduler"]
+__all__ = ["MAX_INFLIGHT_BYTES", "Scheduler"]
+
+MAX_INFLIGHT_BYTES = 256 << 20  # SQL handed to workers and not committed yet: the sink's memory bound
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class Scheduler:
         self._done: set[int] = set()
         self._holders: dict[str, tuple[int, int]] = {}  # key -> (seq, worker index) of its last holder
         self._inflight: dict[int, int] = {}  # seq -> worker index
+        self._sizes: dict[int, int] = {}  # seq -> bytes of SQL, while in flight
+        self._inflight_bytes = 0
         self.error: BaseException | None = None
 
     # -- main thread --------------------------------------------------------------------------------
@@ -61,7 +66,7 @@ class Scheduler:
                 self._raise()
                 inflight = self._inflight
                 owners = {h[1] for k in txn.keys if (h := self._holders.get(k)) is not None and h[0] in inflight}
-                if len(owners) <= 1:
+                if len(owners) <= 1 and (self._inflight_bytes < MAX_INFLIGHT_BYTES or not self._inflight):
                     break
                 self._cond.wait(0.5)
             if owners:
@@ -73,6 +78,8 @@ class Scheduler:
             for key in txn.keys:
                 self._holders[key] = (txn.seq, index)
             self._inflight[txn.seq] = index
+            self._sizes[txn.seq] = txn.size
+            self._inflight_bytes += txn.size
             self.workers[index].load += 1
         log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
         self.workers[index].put(txn)
@@ -133,6 +140,7 @@ class Scheduler:
                 index = self._inflight.pop(seq, None)
                 if index is not None:
                     self.workers[index].load -= 1
+                    self._inflight_bytes -= self._sizes.pop(seq)
             self._complete(seqs)
 
     def failed(self, error: BaseException) -> None:
