@@ -121,3 +121,22 @@ def test_transaction_ident_is_its_gtid_or_its_end() -> None:
     assert Transaction(gtid="0-1-5").ident == "0-1-5"
     anonymous: Any = Transaction(checkpoint=Checkpoint("b.000002", 77, ""))
     assert anonymous.ident == "b.000002:77"
+
+
+def test_sql_in_flight_is_bounded() -> None:
+    import threading
+
+    from binhub.sinks.mysql.scheduler import MAX_INFLIGHT_BYTES
+
+    s, w = _scheduler(2)
+    big = _txn(s, 1, "a")
+    big.size = MAX_INFLIGHT_BYTES
+    s.submit(big)  # alone in flight, it goes whatever its size
+    nxt = _txn(s, 2, "b")
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (s.submit(nxt), done.set()))
+    thread.start()
+    assert not done.wait(0.3), "it waits while the limit is reached"
+    s.committed([1])
+    assert done.wait(5)
+    thread.join()

@@ -13,7 +13,7 @@ import pymysql  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.errors import ApplyError
 from binhub.sinks.mysql.connection import Downstream
-from binhub.sinks.mysql.sql import SqlColumn, quote_table
+from binhub.sinks.mysql.sql import JSON_CONVERTED, SqlColumn, quote_table
 
 __all__ = ["Catalog", "DownstreamTable"]
 
@@ -25,6 +25,9 @@ class DownstreamTable:
     columns: dict[str, SqlColumn]
     primary_key: tuple[str, ...]  # () without one
     unique_keys: tuple[tuple[str, ...], ...]  # every unique key, the primary key first
+    # Columns whose binhub JSON form differs from binhub form (base64, geometry and undecoded
+    # objects): only these are converted when a row is read back.
+    converted: frozenset[str] = frozenset()
 
     @property
     def quoted(self) -> str:
@@ -75,4 +78,5 @@ class Catalog:
                 "SEQ_IN_INDEX", (db, table)):
             keys.setdefault(index, []).append(column)
         primary = tuple(keys.get("PRIMARY", ()))
-        return DownstreamTable(db, table, columns, primary, tuple(tuple(v) for v in keys.values()))
+        converted = frozenset(n for n, c in columns.items() if c.kind in JSON_CONVERTED)
+        return DownstreamTable(db, table, columns, primary, tuple(tuple(v) for v in keys.values()), converted)

@@ -5,7 +5,8 @@ Transactions are numbered in upstream order as they are submitted. Each holds ke
 worker (in turns among equals); one that shares keys with in-flight transactions of a single worker goes to that worker
 (its queue keeps them in order); one that shares keys with several workers waits until they have
 committed. So no worker ever waits for another mid-transaction, and two transactions that touch
-the same row are applied in upstream order. DDL and very large transactions :meth:`drain` first.
+the same row are applied in upstream order. DDL and very large transactions :meth:`drain` first. At most
+:data:`MAX_INFLIGHT_BYTES` of SQL is in flight: submitting waits while more is.
 
 The low-water mark is the checkpoint of the last transaction before which everything has
 committed. Workers ask for it (:meth:`mark_with`) as it will be once their own group commits,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
     from binhub.sinks.mysql.transaction import Transaction
     from binhub.sinks.mysql.worker import Worker
 
-__all__ = ["Scheduler"]
+__all__ = ["MAX_INFLIGHT_BYTES", "Scheduler"]
+
+MAX_INFLIGHT_BYTES = 256 << 20  # SQL handed to workers and not committed yet: the sink's memory bound
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class Scheduler:
         self._done: set[int] = set()
         self._holders: dict[str, tuple[int, int]] = {}  # key -> (seq, worker index) of its last holder
         self._inflight: dict[int, int] = {}  # seq -> worker index
+        self._sizes: dict[int, int] = {}  # seq -> bytes of SQL, while in flight
+        self._inflight_bytes = 0
         self.error: BaseException | None = None
 
     # -- main thread --------------------------------------------------------------------------------
@@ -60,7 +66,7 @@ class Scheduler:
                 self._raise()
                 inflight = self._inflight
                 owners = {h[1] for k in txn.keys if (h := self._holders.get(k)) is not None and h[0] in inflight}
-                if len(owners) <= 1:
+                if len(owners) <= 1 and (self._inflight_bytes < MAX_INFLIGHT_BYTES or not self._inflight):
                     break
                 self._cond.wait(0.5)
             if owners:
@@ -72,6 +78,8 @@ class Scheduler:
             for key in txn.keys:
                 self._holders[key] = (txn.seq, index)
             self._inflight[txn.seq] = index
+            self._sizes[txn.seq] = txn.size
+            self._inflight_bytes += txn.size
             self.workers[index].load += 1
         log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
         self.workers[index].put(txn)
@@ -113,11 +121,18 @@ class Scheduler:
                 mark = self._checkpoints.get(low, mark)
             return low, mark
 
-    def wait_turn(self, first: int) -> None:
-        """``--ordered``: wait until everything before ``first`` has committed."""
+    def wait_turn(self, first: int, timeout: float | None = None) -> bool:
+        """``--ordered``: wait until everything before ``first`` has committed (False: not within
+        ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._low < first - 1 and self.error is None:
-                self._cond.wait(0.5)
+            while self._low < first - 1:
+                self._raise()
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def committed(self, seqs: Sequence[int]) -> None:
         with self._cond:
@@ -125,6 +140,7 @@ class Scheduler:
                 index = self._inflight.pop(seq, None)
                 if index is not None:
                     self.workers[index].load -= 1
+                    self._inflight_bytes -= self._sizes.pop(seq)
             self._complete(seqs)
 
     def failed(self, error: BaseException) -> None:

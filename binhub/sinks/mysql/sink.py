@@ -182,8 +182,11 @@ class MysqlSink:
 
     def _commit_slot0(self, mark: Checkpoint | None, pending_ddl: str | None = None) -> None:
         """Slot 0's row in a transaction of its own (the main connection holds nothing else then)."""
+        # Transactions of the previous run applied past the mark and not reached yet stay listed.
+        applied = sorted(self._already_applied)
+
         def upsert() -> None:
-            self.main.execute(slot_sql(self.name, 0, mark, [], pending_ddl))
+            self.main.execute(slot_sql(self.name, 0, mark, applied, pending_ddl))
             self.main.commit()
         try:
             self.main.retrying(upsert, self.options.reconnect_for)

@@ -43,7 +43,7 @@ from binhub.binlog.json_form import json_default
 from binhub.errors import BinhubError
 
 __all__ = [
-    "SESSION_SETTINGS", "InsertMode", "Kind", "SqlColumn", "SqlError", "column_kind", "delete_sql", "from_json", "insert_sql",
+    "JSON_CONVERTED", "SESSION_SETTINGS", "InsertMode", "Kind", "SqlColumn", "SqlError", "column_kind", "delete_sql", "from_json", "insert_sql",
     "literal", "quote_name", "quote_table", "quote_text", "update_sql", "where_literal",
 ]
 
@@ -281,6 +281,9 @@ def where_literal(column: SqlColumn, value: Any) -> str:
 
 
 # ---- binhub JSON back to binhub form --------------------------------------------------------------
+
+# The kinds whose values binhub JSON writes in another form (the rest read back as they are).
+JSON_CONVERTED = frozenset({Kind.BINARY, Kind.VECTOR, Kind.GEOMETRY, Kind.TEXT})
 
 def from_json(column: SqlColumn, value: Any) -> Any:
     """A value as binhub JSON holds it (read with orjson) in binhub form: base64 back to bytes, a

@@ -150,8 +150,15 @@ class TransactionBuilder:
     def _image(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str, Any] | None:
         if image is None:
             return None
-        column = table.column
-        return {name: from_json(column(name), value) for name, value in image.items()}
+        columns = table.columns
+        if not columns.keys() >= image.keys():
+            for name in image:
+                table.column(name)  # names the one the downstream lacks
+        converted = table.converted
+        if converted:
+            for name in converted.intersection(image):
+                image[name] = from_json(columns[name], image[name])
+        return image
 
     def _keys(self, table: DownstreamTable, *images: dict[str, Any] | None) -> None:
         keys = self.txn.keys
@@ -176,7 +183,7 @@ class TransactionBuilder:
     def _insert(self, table: DownstreamTable, after: dict[str, Any], gtid: str | None) -> None:
         names = tuple(after)
         values = list(after.values())
-        size = sum(len(v) if isinstance(v, str | bytes) else 8 for v in values) * 2 + 8 * len(values)
+        size = sum([len(v) for v in values if isinstance(v, str | bytes)], 8 * len(values)) * 2
         batch = self._batch
         if batch is not None and (batch.table is not table or batch.names != names
                                   or batch.size + size > self.max_batch or batch.gtid != gtid):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _GROUP_TRANSACTIONS = 256
 _GROUP_BYTES = 8 << 20
 _QUEUE_DEPTH = 512
+_TURN_WAIT = 2.0  # seconds an --ordered worker holds its locks waiting for its turn to commit
 _STOP: Any = object()
 
 ConflictCounter = Callable[[str], None]
@@ -171,8 +172,13 @@ class Worker:
         scheduler = self.scheduler
         assert scheduler is not None
         seqs = [t.seq for t in group]
-        if self.options.ordered:
+        if self.options.ordered and not scheduler.wait_turn(seqs[0], _TURN_WAIT):
+            # An earlier transaction may be waiting for a lock this group holds (a gap lock outside
+            # the keys the scheduler knows): give the locks back, wait for the turn, do it again.
+            downstream.rollback()
             scheduler.wait_turn(seqs[0])
+            self._attempt(group)
+            return
         low, mark = scheduler.mark_with(seqs)
         assert mark is not None
         applied = [ident for seq, ident in self._applied if seq > low]
