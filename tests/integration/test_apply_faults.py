@@ -81,7 +81,10 @@ def test_the_downstream_restarting_under_a_live_stream(
     workload = Workload(primary_db, big=False)
     workload.start()
     try:
-        for pause in (1.5, 3.0):
+        applying = f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{primary_db.name}'"
+        wait_until(lambda: query(fresh_downstream, applying)[0][0] > 0 or stream.poll() is not None, timeout=120,
+                   interval=0.2, message="the stream applied nothing")
+        for pause in (0.5, 2.0):
             time.sleep(pause)
             fresh_downstream.restart(timeout=90)
             assert stream.poll() is None, stream.tail()

@@ -140,3 +140,15 @@ def test_sql_in_flight_is_bounded() -> None:
     s.committed([1])
     assert done.wait(5)
     thread.join()
+
+
+def test_listed_transactions_behind_the_mark_are_dropped() -> None:
+    from binhub.sinks.mysql.checkpoint import _covered
+
+    maria = Checkpoint("b.000002", 500, "0-1-10")
+    assert _covered("0-1-9", maria) and not _covered("0-1-11", maria)
+    assert _covered("b.000002:400", maria) and not _covered("b.000002:600", maria)
+    mysql = Checkpoint("b.000002", 500, "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5")
+    assert _covered("3e11fa47-71ca-11e1-9e33-c80aa9429562:3", mysql)
+    assert not _covered("3e11fa47-71ca-11e1-9e33-c80aa9429562:7", mysql)
+    assert not _covered("0-1-1", None)

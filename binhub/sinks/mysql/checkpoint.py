@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, parse_gtid_set
+from binhub.errors import GtidError
 from binhub.sinks.base import Checkpoint
 from binhub.sinks.mysql.connection import Downstream
 from binhub.sinks.mysql.sql import quote_text
@@ -70,7 +72,24 @@ def read_resume(downstream: Downstream, stream: str) -> Resume | None:
         applied.update(orjson.loads(row[3]))
         pending = pending or row[4]
     mark = Checkpoint(file, int(pos), gtid_set) if file else None
-    return Resume(mark, frozenset(applied), pending)
+    return Resume(mark, frozenset(a for a in applied if not _covered(a, mark)), pending)
+
+
+def _covered(ident: str, mark: Checkpoint | None) -> bool:
+    """Whether a listed transaction lies at or before the mark (the stream will not meet it again)."""
+    if mark is None:
+        return False
+    file, sep, pos = ident.rpartition(":")
+    if sep and pos.isdigit() and "." in file:  # FILE:POS of a transaction without a GTID
+        return position_key(file, int(pos)) <= position_key(mark.file, mark.pos)
+    if not mark.gtid_set:
+        return False
+    try:
+        executed = parse_gtid_set(mark.gtid_set)
+        gtid = MariadbGtid.parse(ident) if isinstance(executed, MariadbGtidList) else MysqlGtid.parse(ident)
+    except (GtidError, ValueError):
+        return False
+    return gtid in executed
 
 
 def slot_sql(stream: str, slot: int, mark: Checkpoint | None, applied: list[str], pending_ddl: str | None = None) -> str:
