@@ -155,7 +155,8 @@ class OffloadWriter:
         self._queue: collections.deque[_Write] = collections.deque()
         #: TLS: packet-stream bytes ready to encrypt, left by a job the socket stopped taking.
         self._plain: list[memoryview] = []
-        self._records: list[bytes] = []  # made by TLS reads: out before anything encrypted after them
+        self._records: list[bytes] = []  # the TLS handshake's: out before anything encrypted
+        self._tls_records = False  # a TLS read left records in the BIO: the next encrypt sends them
         self._queued = 0  # bytes queued or in the running job
         self._busy = False
         self._closed = False
@@ -181,14 +182,20 @@ class OffloadWriter:
             self.write(part)
 
     def write_records(self, records: bytes) -> None:
-        """TLS records made while reading (already encrypted)."""
+        """TLS records of the handshake (already encrypted)."""
         if records and not self._closed:
             self._records.append(records)
             self._kick()
 
+    def send_tls_records(self) -> None:
+        """A TLS read made records (they wait in the TLS object: see ServerTls.receive)."""
+        if not self._closed:
+            self._tls_records = True
+            self._kick()
+
     @property
     def _idle(self) -> bool:
-        return not (self._busy or self._queue or self._plain or self._records)
+        return not (self._busy or self._queue or self._plain or self._records or self._tls_records)
 
     def _kick(self) -> None:
         # Not while the sink holds bytes: a job sends straight to the socket, and must not overtake
@@ -199,6 +206,7 @@ class OffloadWriter:
         writes = list(self._queue)
         self._queue.clear()
         records, self._records = self._records, []
+        self._tls_records = False  # the job's first encrypt takes them out of the BIO
         self._busy = True
         taken = sum(map(len, plain)) + sum(len(w.data) for w in writes)
         fut = self._loop.run_in_executor(_executor(), self._job, records, plain, writes)
@@ -224,8 +232,13 @@ class OffloadWriter:
             return self._send([memoryview(p) for p in parts if p]), []
         queue = collections.deque(memoryview(p) for p in parts if p)
         out = self._send([memoryview(r) for r in records if r])
-        while not out and queue and not self._closed:
-            out = self._send([memoryview(self._tls.encrypt(_take(queue, TLS_CHUNK)))])
+        # Each encrypt also returns the records TLS reads made since the last one, in OpenSSL's
+        # order; so at least one runs, even with nothing to write.
+        while not out and not self._closed:
+            records_out = self._tls.encrypt(_take(queue, TLS_CHUNK))
+            out = self._send([memoryview(records_out)] if records_out else [])
+            if not queue:
+                break
         return out, list(queue)
 
     def _send(self, views: list[memoryview]) -> list[memoryview]:

@@ -176,7 +176,7 @@ class ServerProtocol(asyncio.Protocol):
                 if self.tls_handshake is not None and not self.tls_handshake.done():
                     self.tls_handshake.set_result(None)
                 data = b""  # the client's first packet may have come with its Finished: read it too
-            plain, out, closed = tls.receive(data)
+            plain, made_records, closed = tls.receive(data)
         except ssl.SSLError as exc:
             self._broken = True
             self._fail(ConnectionFailed(f"TLS with {self.peer} failed: {exc}"))
@@ -185,8 +185,8 @@ class ServerProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             return b""
-        if out and self.writer is not None:
-            self.writer.write_records(out)
+        if made_records and self.writer is not None:
+            self.writer.send_tls_records()
         if closed:
             self._fail(ConnectionFailed(f"connection from {self.peer} closed (TLS close_notify)"))
         return plain

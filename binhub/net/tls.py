@@ -44,8 +44,14 @@ class ServerTls:
                 pass
             return self._outgoing.read()
 
-    def receive(self, data: Buffer) -> tuple[bytes, bytes, bool]:
-        """Feed bytes from the client: (plaintext, records to send, whether the client closed TLS)."""
+    def receive(self, data: Buffer) -> tuple[bytes, bool, bool]:
+        """Feed bytes from the client: (plaintext, whether records to send were made, whether the
+        client closed TLS).
+
+        Records a read makes (an alert, a key update) stay in the outgoing BIO: the next
+        :meth:`encrypt` returns them ahead of its own, in the order OpenSSL made them, whichever
+        thread encrypts meanwhile.
+        """
         chunks: list[bytes] = []
         closed = False
         with self._lock:
@@ -61,10 +67,11 @@ class ServerTls:
                 if not chunk:
                     break
                 chunks.append(chunk)
-            return b"".join(chunks), self._outgoing.read(), closed
+            return b"".join(chunks), self._outgoing.pending > 0, closed
 
     def encrypt(self, parts: Sequence[Buffer]) -> bytes:
-        """TLS records carrying ``parts`` in order (the GIL is released while OpenSSL encrypts).
+        """TLS records carrying ``parts`` in order (the GIL is released while OpenSSL encrypts),
+        after any records a read made since the last call.
 
         The records are copied once more, out of the memory BIO (``ssl`` offers no other way out of
         an SSLObject); callers encrypt a cache-sized chunk at a time so that copy stays cheap.
