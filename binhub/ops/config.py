@@ -39,9 +39,11 @@ from binhub.relay.config import (
 )
 from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
 from binhub.serve.users import User, make_user
+from binhub.sinks.kafka import KafkaOptions, KafkaTarget
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
 from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
+from binhub.stream.formats import FORMATS
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
            "load_config"]
@@ -513,8 +515,10 @@ def _log(v: _Values) -> LogConfig:
     )
 
 
+_KAFKA_KEYS = frozenset({"kafka_id", "kafka_ddl_topic", "kafka_checkpoint_topic", "kafka_transactions",
+                         "kafka_max_message_size", "kafka_timeout", "kafka_partitions"})
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up"})
+                          "rotate_size", "until_caught_up", "format"}) | _KAFKA_KEYS
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -536,12 +540,17 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             raise ConfigError(f"{where}.name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
         if any(s.name == name for s in out):
             raise ConfigError(f"{where}.name", f"{name!r} names two streams; each needs its own")
-        to = values.required_str(f"{where}.to", "where the lines go: jsonl:DIR or -")
+        to = values.required_str(f"{where}.to", "where the changes go: jsonl:DIR, - or kafka://HOST:PORT/TOPIC")
         if to != "-":
             kind, _, rest = to.partition(":")
-            if kind != "jsonl" or not rest:
-                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR or -")
-            to = f"jsonl:{base / Path(rest).expanduser()}"
+            if kind == "kafka":
+                KafkaTarget.parse(to, f"{where}.to")
+            elif kind != "jsonl" or not rest:
+                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR, - or "
+                                                 "kafka://HOST:PORT/TOPIC")
+            else:
+                to = f"jsonl:{base / Path(rest).expanduser()}"
+        output = values.choice(f"{where}.format", tuple(FORMATS), "binhub")
         starts = [k for k in ("start_gtid", "start_file", "from_now") if table.get(k)]
         if len(starts) > 1:
             raise ConfigError(f"{where}.{starts[1]}", f"conflicts with {where}.{starts[0]}: give one start")
@@ -549,13 +558,27 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             raise ConfigError(f"{where}.start_pos", f"needs {where}.start_file")
         rotate = values.get_str(f"{where}.rotate_size")
         out.append(StreamConfig(
-            name=name, to=to, rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
+            name=name, to=to, format=output, kafka=_kafka(values, where),
+            rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False))))
     return tuple(out)
+
+
+def _kafka(values: _Values, where: str) -> KafkaOptions:
+    defaults = KafkaOptions()
+    size = values.size(f"{where}.kafka_max_message_size")
+    return KafkaOptions(
+        id=values.get_str(f"{where}.kafka_id") or "",
+        ddl_topic=values.get_str(f"{where}.kafka_ddl_topic") or "",
+        checkpoint_topic=values.get_str(f"{where}.kafka_checkpoint_topic") or defaults.checkpoint_topic,
+        transactions=values.choice(f"{where}.kafka_transactions", ("auto", "on", "off"), "auto"),
+        max_message_bytes=size if size is not None else defaults.max_message_bytes,
+        timeout=values.seconds(f"{where}.kafka_timeout", defaults.timeout),
+        partitions=values.get_int(f"{where}.kafka_partitions", defaults.partitions, low=-1) or defaults.partitions)
 
 
 def _str_list(values: _Values, key: str) -> tuple[str, ...]:

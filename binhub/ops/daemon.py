@@ -156,7 +156,7 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
     from binhub.stream import Stream, StreamMetrics
 
     reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
-    return Stream(config, reader, open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes),
+    return Stream(config, reader, open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka),
                   lambda: current_history(reader), metrics=StreamMetrics(config.name, registry))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
+from binhub.sinks.kafka import KafkaOptions
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
 
@@ -25,7 +26,9 @@ class StreamConfig:
     """One stream: ``binhub stream``'s flags, or a ``[[stream]]`` section of ``binhub run``."""
 
     name: str = "stream"
-    to: str = "-"  # the sink: jsonl:DIR or - (stdout)
+    to: str = "-"  # the sink: jsonl:DIR, - (stdout) or kafka://HOST:PORT/TOPIC
+    format: str = "binhub"  # binhub | debezium | canal | maxwell (binhub.stream.formats)
+    kafka: KafkaOptions = field(default_factory=KafkaOptions)
     rotate_bytes: int = DEFAULT_ROTATE_BYTES
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()

@@ -87,8 +87,12 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
 def test_sink_names_and_targets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--name"):
         JsonlSink(tmp_path, "../x")
-    with pytest.raises(ConfigError, match="jsonl:DIR or -"):
-        open_sink("kafka://127.0.0.1:9092/t", "s")
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT/TOPIC"):
+        open_sink("kafkaa://127.0.0.1:9092/t", "s")
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT/TOPIC"):
+        open_sink("kafka://127.0.0.1:9092/", "s")  # no topic
+    with pytest.raises(ConfigError, match="only use {db} and {table}"):
+        open_sink("kafka://127.0.0.1:9092/cdc.{schema}", "s")
     assert isinstance(open_sink(f"jsonl:{tmp_path}", "s"), JsonlSink)
 
 
