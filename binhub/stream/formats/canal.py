@@ -30,9 +30,9 @@ from binhub.binlog.json_form import json_default
 from binhub.sinks import Message
 from binhub.store.index import file_seq
 from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
-from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker
+from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker, changed_before
 
-__all__ = ["CanalFormat", "canal_value", "sql_type"]
+__all__ = ["CanalFormat", "canal_value", "mysql_type", "sql_type"]
 
 # java.sql.Types, as Canal (and TiCDC's canal-json) map MySQL types.
 _TINYINT, _SMALLINT, _INTEGER, _BIGINT, _REAL, _DOUBLE, _DECIMAL, _BIT = -6, 5, 4, -5, 7, 8, 3, -7
@@ -53,6 +53,21 @@ _DDL_TYPES = [
     (re.compile(r"drop\s+index\b"), "DINDEX"),
 ]
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|/\*.*?\*/|#[^\n]*\n|--[^\n]*\n)*", re.S)
+
+
+# SHOW CREATE TABLE's integer display widths on MariaDB and MySQL before 8.0.19 (signed, unsigned),
+# which Canal's mysqlType repeats.
+_WIDTHS = {"tinyint": (4, 3), "smallint": (6, 5), "mediumint": (9, 8), "int": (11, 10), "bigint": (20, 20)}
+
+
+def mysql_type(column: FormatColumn) -> str:
+    """The declared type as Canal's ``mysqlType`` gives it (``bigint(20)``, ``varchar(255)``)."""
+    declared = column.declared
+    if column.kind == Kind.INT and "(" not in declared and column.int_type in _WIDTHS:
+        base, _, rest = declared.partition(" ")
+        width = _WIDTHS[column.int_type][column.unsigned]
+        return f"{base}({width})" + (f" {rest}" if rest else "")
+    return declared
 
 
 def sql_type(column: FormatColumn) -> int:
@@ -104,16 +119,15 @@ class CanalFormat(OutputFormat):
         assert image is not None
         data = {k: canal_value(by_name[k], v) for k, v in image.items()}
         old = None
-        if change.op == "update" and change.before is not None:
-            after = change.after or {}
-            old = [{k: canal_value(by_name[k], v) for k, v in change.before.items() if k in after and after[k] != v}]
+        if change.op == "update":
+            old = [{k: canal_value(by_name[k], v) for k, v in changed_before(change).items()}]
         pk = change.primary_key
         message = {
             "id": file_seq(change.file) << 32 | change.pos, "database": change.db, "table": change.table,
             "pkNames": list(pk) if pk else None, "isDdl": False, "type": _OPS[change.op],
             "es": change.commit_us // 1000, "ts": time.time_ns() // 1_000_000, "sql": "",
             "sqlType": {k: sql_type(by_name[k]) for k in image},
-            "mysqlType": {k: by_name[k].declared for k in image},
+            "mysqlType": {k: mysql_type(by_name[k]) for k in image},
             "data": [data], "old": old, "gtid": change.gtid or ""}
         key = None
         if self.keyed and pk is not None:

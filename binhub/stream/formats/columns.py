@@ -21,7 +21,7 @@ from binhub.binlog.events import RowsEvent
 from binhub.binlog.rows import TableDecoder
 from binhub.sinks import Message
 
-__all__ = ["Columns", "FormatColumn", "Kind", "RowWalker", "table_columns"]
+__all__ = ["Columns", "FormatColumn", "Kind", "RowWalker", "changed_before", "table_columns"]
 
 
 class Kind(StrEnum):
@@ -138,6 +138,12 @@ def _declared(code: int, kind: Kind, int_type: str, info: ColumnInfo, precision:
     if code in (ColumnType.VARCHAR, ColumnType.VAR_STRING):
         return "varbinary" if kind == Kind.BINARY else "varchar"
     return kind.value
+
+
+def changed_before(change: RowChange) -> dict[str, Any]:
+    """An update's previous values of the columns it changed (Canal's and Maxwell's ``old``)."""
+    after = change.after or {}
+    return {k: v for k, v in (change.before or {}).items() if k in after and after[k] != v}
 
 
 Rows = Callable[[RowChange, Columns, int, int], Iterator[Message]]

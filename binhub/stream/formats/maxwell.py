@@ -31,7 +31,7 @@ from binhub.binlog.changes import RowChange
 from binhub.binlog.json_form import json_default
 from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
-from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker
+from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker, changed_before
 
 __all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value"]
 
@@ -95,10 +95,8 @@ class MaxwellFormat(OutputFormat):
             "xid": None, "position": f"{change.file}:{change.pos}", "server_id": server_id,
             "thread_id": self.context.thread_id, "primary_key": [data.get(k) for k in pk],
             "primary_key_columns": list(pk), "data": data}
-        if change.op == "update" and change.before is not None:
-            after = change.after or {}
-            fields["old"] = {k: maxwell_value(by_name[k], v) for k, v in change.before.items()
-                             if k in after and after[k] != v}
+        if change.op == "update":
+            fields["old"] = {k: maxwell_value(by_name[k], v) for k, v in changed_before(change).items()}
         key = None
         if self.keyed:
             key_fields: dict[str, Any] = {"database": change.db, "table": change.table}
