@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT_TOPIC = "binhub.checkpoints"
 CHECKPOINT_FORMAT = 1
 _TOPIC_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_TRANSACTION_TIMEOUT_MS = 900_000
 _QUEUE_WAIT = 0.05  # seconds to let librdkafka drain its queue when it is full
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, getattr(KafkaError, "RECORD_LIST_TOO_LARGE", -10_000)}
 
@@ -144,11 +145,14 @@ class KafkaSink:
         config: dict[str, Any] = {**common, "enable.idempotence": True, "acks": "all",
                   "message.max.bytes": self.options.max_message_bytes,
                   "delivery.timeout.ms": timeout_ms, "linger.ms": 5, "compression.type": "none",
-                  "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1 << 20,
+                  # What librdkafka holds unacknowledged, bounded: a big store transaction streams through.
+                  "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 64 << 10,
                   "batch.size": 1 << 20}
         if transactional:
             config["transactional.id"] = self.id
-            config["transaction.timeout.ms"] = max(timeout_ms, 60_000)
+            # A store transaction is one Kafka transaction: give big ones the broker's default
+            # ceiling (transaction.max.timeout.ms, 15 min) before the broker aborts them.
+            config["transaction.timeout.ms"] = _TRANSACTION_TIMEOUT_MS
         return config
 
     def _want_transactions(self, common: dict[str, Any]) -> bool:

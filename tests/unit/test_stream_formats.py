@@ -66,3 +66,32 @@ def test_kafka_targets_and_topic_names() -> None:
     assert topic_name("cdc.{db}.{table}", "shop", "order$ lines") == "cdc.shop.order__lines"
     with pytest.raises(ConfigError, match="--format"):
         output_format("avro", stream_name="s", keyed=False)
+
+
+def test_maxwell_holds_a_transaction_for_its_xid_and_releases_a_big_one_as_it_goes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import orjson
+
+    from binhub.binlog.changes import RowChange
+    from binhub.stream.formats import maxwell
+
+    monkeypatch.setattr(maxwell, "HOLD_ROWS", 3)
+    fmt = maxwell.MaxwellFormat(stream_name="s", keyed=True)
+    columns = {"id": column(Kind.INT, "int", int_type="int")}
+
+    def rows(n: int) -> list[dict[str, object]]:
+        out = []
+        for i in range(n):
+            change = RowChange("insert", "d", "t", None, {"id": i}, ("id",), "0-1-1", "b.000001", 100 + i,
+                               1_700_000_000_000_000, True, True)
+            out += [orjson.loads(m.value or b"") for m in fmt._encode(change, columns, 0, 1)]
+        fmt.context.xid = 77
+        return out + [orjson.loads(m.value or b"") for m in fmt.transaction_end()]
+
+    small = rows(2)
+    assert [(r["xid"], r.get("commit")) for r in small] == [(77, None), (77, True)]
+    assert "xoffset" not in small[0]
+    big = rows(5)  # three released before the end, without the XID they cannot know yet
+    assert [(r["xid"], r["xoffset"], r.get("commit")) for r in big] == [
+        (None, 0, None), (None, 1, None), (None, 2, None), (None, 3, None), (None, 4, True)]
+    assert rows(1)[0]["xid"] == 77  # the next transaction is held again

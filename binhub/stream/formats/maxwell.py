@@ -10,7 +10,8 @@ digits), YEAR a number, BINARY/BLOB base64, ENUM its label, SET an array, BIT a 
 document itself; GEOMETRY is binhub's ``{"srid", "wkb"}`` (Maxwell prints WKT).
 
 The XID and the last row are only known at the transaction's end, so a transaction's rows are held
-until then (as Maxwell does). A transaction whose rows pass ``HOLD_BYTES`` is released as it goes:
+until then (as Maxwell does). A transaction whose rows pass ``HOLD_BYTES`` or ``HOLD_ROWS`` is
+released as it goes:
 those rows carry ``"xid": null`` and ``"xoffset"`` (their index in the transaction, Maxwell's
 ``output_xoffset``), so memory stays bounded.
 
@@ -35,7 +36,8 @@ from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker
 
 __all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value"]
 
-HOLD_BYTES = 16 << 20  # rows of one transaction held for its XID; past this they go out without it
+HOLD_BYTES = 16 << 20  # rows of one transaction held for its XID; past this (or HOLD_ROWS) they go out without it
+HOLD_ROWS = 20_000
 
 _DDL_TYPES = [
     (re.compile(r"create\s+(?:or\s+replace\s+)?(?:temporary\s+)?table\b"), "table-create"),
@@ -104,7 +106,7 @@ class MaxwellFormat(OutputFormat):
             key = orjson.dumps(key_fields, default=json_default)
         self._held.append(_Held(change.db, change.table, key, fields))
         self._held_bytes += 200 + sum(len(v) for v in image.values() if isinstance(v, str | bytes))
-        if self._held_bytes > HOLD_BYTES:
+        if self._held_bytes > HOLD_BYTES or len(self._held) >= HOLD_ROWS:
             yield from self._release(final=False)
 
     def _release(self, *, final: bool) -> Iterator[Message]:
