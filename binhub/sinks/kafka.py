@@ -129,6 +129,7 @@ class KafkaSink:
         self._too_large: list[str] = []
         self._pending: Checkpoint | None = None
         self._in_transaction = False
+        self._mid_transaction = False  # messages sent since the last store transaction ended
         # librdkafka's own complaints (a broker refusing connections, …) go to logging, not stderr.
         common: dict[str, Any] = {"bootstrap.servers": target.bootstrap, "socket.connection.setup.timeout.ms": 10_000,
                                   "logger": logging.getLogger("binhub.sinks.kafka.librdkafka")}
@@ -244,6 +245,7 @@ class KafkaSink:
         if not messages:
             return
         self._begin()
+        self._mid_transaction = True
         produce = self._producer.produce
         limit = self.options.max_message_bytes
         for message in messages:
@@ -263,12 +265,18 @@ class KafkaSink:
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         self._pending = checkpoint
+        self._mid_transaction = False
 
     def commit(self) -> None:
         pending = self._pending
         if pending is None and not self._in_transaction:
             return
         if self.transactional:
+            if self._mid_transaction:
+                # Part of a store transaction is in the Kafka transaction: committing now would
+                # show consumers half of it. It stays open until the store transaction ends (a
+                # big one streams through one Kafka transaction); a stop in between aborts it.
+                return
             self._begin()
             if pending is not None:
                 self._produce_checkpoint(pending)
