@@ -137,6 +137,8 @@ class KafkaSink:
         self._admin = AdminClient(common)
         self.transactional = self._want_transactions(common)
         self._ensure_topic(options.checkpoint_topic, compacted=True)
+        if not self._templated:
+            self._ensure_topic(target.topic)
         self._checkpoint = self._read_checkpoint()
 
     # -- opening --------------------------------------------------------------------------------
@@ -146,6 +148,9 @@ class KafkaSink:
         config: dict[str, Any] = {**common, "enable.idempotence": True, "acks": "all",
                   "message.max.bytes": self.options.max_message_bytes,
                   "delivery.timeout.ms": timeout_ms, "linger.ms": 5, "compression.type": "none",
+                  # Only failures come back to Python (one callback per message would cost more
+                  # than the rest of the sink): the default on_delivery hook, errors only.
+                  "on_delivery": self._delivered, "delivery.report.only.error": True,
                   # What librdkafka holds unacknowledged, bounded: a big store transaction streams through.
                   "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 64 << 10,
                   "batch.size": 1 << 20}
@@ -248,14 +253,15 @@ class KafkaSink:
         self._mid_transaction = True
         produce = self._producer.produce
         limit = self.options.max_message_bytes
+        single = None if self._templated else self.target.topic
         for message in messages:
-            topic = self._topic(message)
+            topic = single if single is not None and not message.ddl else self._topic(message)
             value = message.value[:-1] if message.value is not None else None  # the line's newline
             if value is not None and len(value) + len(message.key or b"") + 100 > limit:
                 raise self._too_big(topic, message.key, len(value))
             while True:
                 try:
-                    produce(topic, value, message.key, on_delivery=self._delivered)
+                    produce(topic, value, message.key)
                     break
                 except BufferError:  # librdkafka's queue is full: let it send
                     self._producer.poll(_QUEUE_WAIT)
@@ -334,7 +340,7 @@ class KafkaSink:
 
     def _produce_checkpoint(self, checkpoint: Checkpoint) -> None:
         value = orjson.dumps({"format": CHECKPOINT_FORMAT, **asdict(checkpoint)})
-        self._producer.produce(self.options.checkpoint_topic, value, self.id.encode(), on_delivery=self._delivered)
+        self._producer.produce(self.options.checkpoint_topic, value, self.id.encode())
 
     def _flush(self) -> None:
         left = self._producer.flush(self.options.timeout)
