@@ -39,7 +39,7 @@ from binhub.relay.config import (
 )
 from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
 from binhub.serve.users import User, make_user
-from binhub.sinks.kafka import KafkaOptions, KafkaTarget
+from binhub.sinks.kafka_config import KafkaOptions, KafkaTarget
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
 from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart

@@ -3,9 +3,9 @@
 
 from binhub.sinks.base import Checkpoint, KeyedSink, Message, Sink
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES, JsonlSink
-from binhub.sinks.kafka import KafkaOptions, KafkaSink
+from binhub.sinks.kafka_config import KafkaOptions
 from binhub.sinks.stdout import StdoutSink
 from binhub.sinks.target import open_sink
 
-__all__ = ["DEFAULT_ROTATE_BYTES", "Checkpoint", "JsonlSink", "KafkaOptions", "KafkaSink", "KeyedSink", "Message",
+__all__ = ["DEFAULT_ROTATE_BYTES", "Checkpoint", "JsonlSink", "KafkaOptions", "KeyedSink", "Message",
            "Sink", "StdoutSink", "open_sink"]

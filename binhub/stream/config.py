@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
-from binhub.sinks.kafka import KafkaOptions
+from binhub.sinks.kafka_config import KafkaOptions
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
 

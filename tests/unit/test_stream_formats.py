@@ -9,7 +9,7 @@ import base64
 import pytest
 
 from binhub.errors import ConfigError
-from binhub.sinks.kafka import KafkaTarget, topic_name
+from binhub.sinks.kafka_config import KafkaTarget, topic_name
 from binhub.stream.formats import output_format
 from binhub.stream.formats.canal import canal_value, mysql_type
 from binhub.stream.formats.columns import FormatColumn, Kind
