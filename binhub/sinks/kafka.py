@@ -92,18 +92,18 @@ class KafkaSink:
         self._checkpoint = self._read_checkpoint()
 
     # -- opening --------------------------------------------------------------------------------
-    def _producer_config(self, common: dict[str, Any],
-                         transactional: bool) -> dict[str, Any]:
-        timeout_ms = int(self.options.timeout * 1000)
-        config: dict[str, Any] = {**common, "enable.idempotence": True, "acks": "all",
-                  "message.max.bytes": self.options.max_message_bytes,
-                  "delivery.timeout.ms": timeout_ms, "linger.ms": 5, "compression.type": "none",
-                  # Only failures come back to Python (one callback per message would cost more
-                  # than the rest of the sink): the default on_delivery hook, errors only.
-                  "on_delivery": self._delivered, "delivery.report.only.error": True,
-                  # What librdkafka holds unacknowledged, bounded: a big store transaction streams through.
-                  "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 64 << 10,
-                  "batch.size": 1 << 20}
+    def _producer_config(self, common: dict[str, Any], transactional: bool) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            **common, "enable.idempotence": True, "acks": "all",
+            "message.max.bytes": self.options.max_message_bytes,
+            "delivery.timeout.ms": int(self.options.timeout * 1000), "linger.ms": 5, "compression.type": "none",
+            # Only failures come back to Python (one callback per message would cost more than
+            # the rest of the sink): the default on_delivery hook, errors only.
+            "on_delivery": self._delivered, "delivery.report.only.error": True,
+            # What librdkafka holds unacknowledged, bounded: a big store transaction streams through.
+            "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 64 << 10,
+            "batch.size": 1 << 20,
+        }
         if transactional:
             config["transactional.id"] = self.id
             # A store transaction is one Kafka transaction: give big ones the broker's default
