@@ -176,6 +176,18 @@ class StoreBehind(StartPositionError):
     """
 
 
+class SinkError(BinhubError):
+    """A stream's destination refused its output or went away (after its own retries)."""
+
+    retryable = True
+
+
+class MessageTooLarge(SinkError):
+    """A change is bigger than the destination takes in one message; it is never dropped."""
+
+    retryable = False
+
+
 class SchemaError(BinhubError):
     """The schema history cannot say what a table's columns were."""
 

@@ -4,11 +4,12 @@
  * the kinds that need one, an extra (ENUM/SET labels, the pad length of BINARY(n), or a Python
  * callable for what C does not decode: binary JSON, VECTOR, charsets other than utf8/latin1, ...).
  *
- * rows_json(rows, op, plan, before_bits, after_bits, pk, head, tail) -> bytes
+ * rows_json(rows, op, plan, before_bits, after_bits, pk, head, tail[, keys]) -> bytes
  *   rows        the rows part of a rows event (after the columns-present bitmaps), uncompressed
  *   op          0 insert, 1 update, 2 delete
  *   pk          None (unknown: "pk":null), () (no key: the whole row) or column indexes
  *   head, tail  what each line starts and ends with ({"op":...,"table":..., and ,"gtid":...}\n)
+ *   keys        a list (optional): each line's "pk" JSON text is appended to it (a Kafka key)
  * Raises ValueError when a row runs past the end; Python then decodes the event the slow way,
  * which names the file, offset and row.
  */
@@ -619,12 +620,20 @@ static int add_image(Buf *b, Reader *r, const Column *cols, Py_ssize_t ncols, co
 }
 
 static PyObject *rows_json(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *rows, *plan, *pk;
+    PyObject *rows, *plan, *pk, *keys = Py_None;
     int op;
     Py_buffer before_bits, after_bits, head, tail;
-    if (!PyArg_ParseTuple(args, "SiO!y*y*Oy*y*", &rows, &op, &PyTuple_Type, &plan, &before_bits, &after_bits, &pk,
-                          &head, &tail))
+    if (!PyArg_ParseTuple(args, "SiO!y*y*Oy*y*|O", &rows, &op, &PyTuple_Type, &plan, &before_bits, &after_bits, &pk,
+                          &head, &tail, &keys))
         return NULL;
+    if (keys != Py_None && !PyList_Check(keys)) {
+        PyErr_SetString(PyExc_TypeError, "keys must be a list or None");
+        PyBuffer_Release(&before_bits);
+        PyBuffer_Release(&after_bits);
+        PyBuffer_Release(&head);
+        PyBuffer_Release(&tail);
+        return NULL;
+    }
     Py_ssize_t ncols = PyTuple_GET_SIZE(plan);
     Column *cols = PyMem_Calloc((size_t)ncols + 1, sizeof(Column));
     Py_ssize_t *spans = PyMem_Calloc((size_t)ncols * 4 + 1, sizeof(Py_ssize_t));
@@ -669,6 +678,7 @@ static PyObject *rows_json(PyObject *Py_UNUSED(self), PyObject *args) {
         Py_ssize_t *kstart = op == 2 ? bstart : astart, *klen = op == 2 ? blen : alen;
         size_t key_at = op == 2 ? before_at : after_at, key_end = op == 2 ? before_end : after_end;
         if (buf_add(&out, head.buf, (size_t)head.len) < 0 || ADD_LIT(&out, "\"pk\":") < 0) goto done;
+        size_t pk_at = out.len;
         if (pk == Py_None) {
             if (ADD_LIT(&out, "null") < 0) goto done;
         } else if (PyTuple_GET_SIZE(pk) == 0) {
@@ -687,6 +697,14 @@ static PyObject *rows_json(PyObject *Py_UNUSED(self), PyObject *args) {
                     goto done;
             }
             if (ADD_LIT(&out, "}") < 0) goto done;
+        }
+        if (keys != Py_None) {
+            PyObject *key = PyBytes_FromStringAndSize(out.data + pk_at, (Py_ssize_t)(out.len - pk_at));
+            if (!key || PyList_Append(keys, key) < 0) {
+                Py_XDECREF(key);
+                goto done;
+            }
+            Py_DECREF(key);
         }
         if (ADD_LIT(&out, ",\"before\":") < 0 ||
             (op == 0 ? ADD_LIT(&out, "null") : buf_add(&out, row.data + before_at, before_end - before_at)) < 0 ||
@@ -709,7 +727,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"rows_json", rows_json, METH_VARARGS, "rows_json(rows, op, plan, before_bits, after_bits, pk, head, tail) -> bytes"},
+    {"rows_json", rows_json, METH_VARARGS, "rows_json(rows, op, plan, before_bits, after_bits, pk, head, tail[, keys]) -> bytes"},
     {NULL, NULL, 0, NULL},
 };
 

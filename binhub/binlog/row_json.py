@@ -29,7 +29,8 @@ from binhub.binlog.rows import TableDecoder, row_operation
 
 __all__ = ["RowJsonDecoder", "json_plan", "rows_json"]
 
-RowsJson = Callable[[bytes, int, tuple[Any, ...], bytes, bytes, tuple[int, ...] | None, bytes, bytes], bytes]
+RowsJson = Callable[[bytes, int, tuple[Any, ...], bytes, bytes, tuple[int, ...] | None, bytes, bytes,
+                     list[bytes] | None], bytes]
 rows_json: RowsJson | None = None
 if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
     try:
@@ -115,11 +116,15 @@ def _plan_entry(spec: ColumnSpec, label: str) -> tuple[int, int, bytes, Any]:
 
 
 class RowJsonDecoder(EventWalker[bytes]):
-    """Turns raw events (fed in order) into binhub JSON lines, one ``bytes`` per rows event."""
+    """Turns raw events (fed in order) into binhub JSON lines, one ``bytes`` per rows event.
 
-    def __init__(self, file: str, **kwargs: Any) -> None:
+    With ``keys`` a list, each line's ``"pk"`` JSON text is appended to it as well (what a keyed
+    sink such as Kafka uses as the message key), in line order."""
+
+    def __init__(self, file: str, *, keys: list[bytes] | None = None, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self._file_json = orjson.dumps(file)
+        self.keys = keys
 
     def _rows(self, event: RowsEvent, offset: int) -> Iterator[bytes]:
         decoder = self._table_for(event, offset)
@@ -139,11 +144,18 @@ class RowJsonDecoder(EventWalker[bytes]):
         tail = b',"gtid":%s,"file":%s,"pos":%d,"ts":"%s"%s%s}\n' % (
             orjson.dumps(self.gtid), self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
             b"" if decoder.names_known else b',"positional":true', b"" if complete else b',"partial":true')
+        keys = self.keys
+        known = len(keys) if keys is not None else 0
         try:
             yield rows_json(rows, _OPS[op], json_plan(decoder), before_bits, after_bits,
-                            decoder.primary_key_indexes, head, tail)
+                            decoder.primary_key_indexes, head, tail, keys)
         except ValueError:  # malformed: the pure path names file, offset and row
+            if keys is not None:
+                del keys[known:]
             yield self._pure(decoder, event, offset)
 
     def _pure(self, decoder: TableDecoder, event: RowsEvent, offset: int) -> bytes:
-        return b"".join(dumps_change(change) + b"\n" for change in self.row_changes(decoder, event, offset))
+        changes = list(self.row_changes(decoder, event, offset))
+        if self.keys is not None:
+            self.keys.extend(orjson.dumps(change.pk(), default=json_default) for change in changes)
+        return b"".join(dumps_change(change) + b"\n" for change in changes)

@@ -92,6 +92,7 @@ class TableDecoder:
         self._label = table_map.qualified_name
         self.json_plan: tuple[Any, ...] | None = None  # binhub.binlog.row_json's, built on first use
         self.json_heads: dict[str, bytes] = {}  # the same module's line starts, per operation
+        self.format_plans: dict[str, Any] = {}  # a stream output format's per-layout plan, by format name
         self._complete: dict[bytes, bool] = {}
         self._images: dict[bytes, tuple[ImageDecoder, list[int]]] = {}
         self._all_present = b"\xff" * ((table_map.column_count + 7) // 8)

@@ -1,4 +1,5 @@
-"""``binhub stream``: the store's row changes and DDL as binhub JSON lines, to files or stdout."""
+"""``binhub stream``: the store's row changes and DDL as JSON (binhub, Debezium, Canal or Maxwell), to
+files, stdout or Kafka."""
 
 from __future__ import annotations
 
@@ -13,18 +14,23 @@ from binhub.cli.apply_options import apply_config, apply_options
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
-from binhub.sinks import open_sink
+from binhub.sinks import KafkaOptions, open_sink
 from binhub.store import StoreReader
 from binhub.stream import Stream, StreamConfig, StreamStart
+from binhub.stream.formats import FORMATS
 
 
 @click.command("stream")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The store to read (a relay may be writing it).")
-@click.option("--to", "target", required=True, metavar="jsonl:DIR|-|mysql://…",
+@click.option("--to", "target", required=True, metavar="jsonl:DIR|-|kafka://HOST:PORT/TOPIC|mysql://…",
               help="jsonl:DIR: rotating NAME-NNNNNN.jsonl files and NAME.checkpoint.json in DIR "
-              "(exactly once across restarts); -: standard output; mysql://USER:PW@HOST:PORT: apply the changes "
-              "to that server, exactly once (checkpoint in its binhub.stream_checkpoint table).")
+              "(exactly once across restarts); -: standard output; kafka://HOST:PORT/TOPIC: a message "
+              "per change keyed by primary key, {db}/{table} in TOPIC for a topic per table, the "
+              "checkpoint in the same Kafka transaction (docs/stream.md); mysql://USER:PW@HOST:PORT: apply the "
+              "changes to that server, exactly once (checkpoint in its binhub.stream_checkpoint table).")
+@click.option("--format", "output", type=click.Choice(list(FORMATS)), default="binhub", show_default=True,
+              help="binhub JSON lines, or Debezium's, Canal's (FlatMessage) or Maxwell's JSON (not for mysql://).")
 @click.option("--name", default="stream", show_default=True,
               help="The stream's name: its files, its checkpoint and its reader lease.")
 @click.option("--include", multiple=True, metavar="DB.TABLE",
@@ -38,19 +44,31 @@ from binhub.stream import Stream, StreamConfig, StreamStart
               help="Exit 0 once everything durable when the stream started has been delivered.")
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
+@click.option("--kafka-ddl-topic", metavar="TOPIC",
+              help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl).")
+@click.option("--kafka-transactions", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="kafka: exactly once with a transactional producer (auto: when the broker supports it); "
+              "off: at least once, the checkpoint written after delivery.")
+@click.option("--kafka-max-message-size", default="1000000", show_default=True, metavar="SIZE",
+              help="kafka: a change bigger than this stops the stream with an error naming it (never dropped).")
+@click.option("--kafka-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              metavar="SECONDS", help="kafka: how long the broker may be unreachable before the stream stops.")
 @apply_options
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
-           until_caught_up: bool, rotate_size: str, log_level: str, **apply: Any) -> None:
+           until_caught_up: bool, rotate_size: str, output: str, kafka_ddl_topic: str | None,
+           kafka_transactions: str, kafka_max_message_size: str, kafka_timeout: float, log_level: str,
+           **apply: Any) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
-    "sql"). Rows are decoded with the columns their table had when they were written (the schema
+    "sql"), or with --format as Debezium, Canal or Maxwell JSON. Rows are decoded with the columns their table had when they were written (the schema
     history, DATA_DIR/schema/).
 
     Without a start option the stream begins at the store's first file. A jsonl sink with a
     checkpoint resumes from it (start options then do not apply). Follows the store live until
-    SIGINT/SIGTERM, unless --until-caught-up.
+    SIGINT/SIGTERM, unless --until-caught-up. A Kafka sink resumes from its checkpoint in the
+    broker's binhub.checkpoints topic.
     """
     if sum(bool(x) for x in (start_gtid, start_file, from_now)) > 1:
         raise click.UsageError("use only one of --start-gtid, --start-file, --from-now")
@@ -58,11 +76,14 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
         raise click.UsageError("--start-pos needs --start-file")
     setup_logging(log_level, "text")
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
-    config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
+    kafka = KafkaOptions(ddl_topic=kafka_ddl_topic or "", transactions=kafka_transactions,
+                         max_message_bytes=parse_size(kafka_max_message_size), timeout=kafka_timeout)
+    config = StreamConfig(name=name, to=target, format=output, kafka=kafka,
+                          rotate_bytes=parse_size(rotate_size), include=include,
                           exclude=exclude, until_caught_up=until_caught_up,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),
                           apply=apply_config(**apply))
-    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, apply=config.apply)
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
 
 

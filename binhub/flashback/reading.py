@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from binhub.flashback.span import Span, store_events
+from binhub.sinks.base import Message
 from binhub.store.reader import StoreReader
 
 __all__ = ["ChangeDecoder", "DecoderFactory", "TransactionMark", "read_changes", "read_span"]
@@ -27,9 +28,10 @@ class TransactionEndLike(Protocol):
 
 
 class ChangeDecoder(Protocol):
-    """Fed the store's events in order: binhub JSON lines of each, and the transaction end it completes."""
+    """Fed the store's events in order: the binhub-format messages of each (their values are JSON
+    lines), and the transaction end it completes."""
 
-    def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEndLike | None]: ...
+    def feed(self, file: str, offset: int, data: bytes) -> tuple[list[Message], TransactionEndLike | None]: ...
 
 
 # (include globs, exclude globs) -> a fresh decoder
@@ -59,9 +61,10 @@ async def read_changes(reader: StoreReader, decoder: ChangeDecoder, file: str, p
         data = bytes(event)
         if start is None:
             start = (offset, int.from_bytes(data[0:4], "little"))
-        lines, end = decoder.feed(name, offset, data)
-        for chunk in lines:
-            yield chunk
+        messages, end = decoder.feed(name, offset, data)
+        for message in messages:
+            if message.value:
+                yield message.value
         if end is None:
             continue
         gtid = None if end.gtid is None else str(end.gtid).lower()

@@ -39,6 +39,7 @@ from binhub.relay.config import (
 )
 from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_AUTH_CHOICES, ServeConfig
 from binhub.serve.users import User, make_user
+from binhub.sinks.kafka_config import KafkaOptions, KafkaTarget
 from binhub.sinks.mysql.dsn import parse_mysql_target
 from binhub.sinks.mysql.options import ApplyOptions, OnConflict
 from binhub.store.config import RetentionConfig, StoreConfig
@@ -517,9 +518,11 @@ def _log(v: _Values) -> LogConfig:
     )
 
 
+_KAFKA_KEYS = frozenset({"kafka_id", "kafka_ddl_topic", "kafka_checkpoint_topic", "kafka_transactions",
+                         "kafka_max_message_size", "kafka_timeout", "kafka_partitions"})
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up", "workers", "ordered", "on_conflict", "safe_mode",
-                          "rename", "skip_gtids"})
+                          "rotate_size", "until_caught_up", "format", "workers", "ordered", "on_conflict",
+                          "safe_mode", "rename", "skip_gtids"}) | _KAFKA_KEYS
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -529,6 +532,7 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
     # Here, not at the top: the stream package imports the schema parser (sqlglot), ~0.15 s that a
     # config without streams (every relay and serve) should not pay.
     from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
+    from binhub.stream.formats import FORMATS
 
     if not isinstance(sections, list) or not all(isinstance(t, dict) for t in sections):
         raise ConfigError("stream", "must be an array of tables ([[stream]]), one per stream")
@@ -545,15 +549,19 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             raise ConfigError(f"{where}.name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
         if any(s.name == name for s in out):
             raise ConfigError(f"{where}.name", f"{name!r} names two streams; each needs its own")
-        to = values.required_str(f"{where}.to", "where the lines go: jsonl:DIR, - or mysql://USER:PW@HOST:PORT")
+        to = values.required_str(f"{where}.to", "where the changes go: jsonl:DIR, -, kafka://HOST:PORT/TOPIC "
+                                                "or mysql://USER:PW@HOST:PORT")
         kind, _, rest = to.partition(":")
         if kind in ("mysql", "mariadb"):
             parse_mysql_target(to, key=f"{where}.to")
+        elif kind == "kafka":
+            KafkaTarget.parse(to, f"{where}.to")
         elif to != "-":
             if kind != "jsonl" or not rest:
-                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR, - or "
-                                                 "mysql://USER:PW@HOST:PORT")
+                raise ConfigError(f"{where}.to", f"{to!r} is not a sink binhub knows: use jsonl:DIR, -, "
+                                                 "kafka://HOST:PORT/TOPIC or mysql://USER:PW@HOST:PORT")
             to = f"jsonl:{base / Path(rest).expanduser()}"
+        output = values.choice(f"{where}.format", tuple(FORMATS), "binhub")
         starts = [k for k in ("start_gtid", "start_file", "from_now") if table.get(k)]
         if len(starts) > 1:
             raise ConfigError(f"{where}.{starts[1]}", f"conflicts with {where}.{starts[0]}: give one start")
@@ -561,7 +569,8 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             raise ConfigError(f"{where}.start_pos", f"needs {where}.start_file")
         rotate = values.get_str(f"{where}.rotate_size")
         out.append(StreamConfig(
-            name=name, to=to, rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
+            name=name, to=to, format=output, kafka=_kafka(values, where),
+            rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
@@ -580,6 +589,19 @@ def _apply_options(values: _Values, where: str) -> ApplyOptions:
                         ordered=values.get_bool(f"{where}.ordered", False), on_conflict=OnConflict(conflict),
                         safe_mode=values.get_bool(f"{where}.safe_mode", False),
                         rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"))
+
+
+def _kafka(values: _Values, where: str) -> KafkaOptions:
+    defaults = KafkaOptions()
+    size = values.size(f"{where}.kafka_max_message_size")
+    return KafkaOptions(
+        id=values.get_str(f"{where}.kafka_id") or "",
+        ddl_topic=values.get_str(f"{where}.kafka_ddl_topic") or "",
+        checkpoint_topic=values.get_str(f"{where}.kafka_checkpoint_topic") or defaults.checkpoint_topic,
+        transactions=values.choice(f"{where}.kafka_transactions", ("auto", "on", "off"), "auto"),
+        max_message_bytes=size if size is not None else defaults.max_message_bytes,
+        timeout=values.seconds(f"{where}.kafka_timeout", defaults.timeout),
+        partitions=values.get_int(f"{where}.kafka_partitions", defaults.partitions, low=-1) or defaults.partitions)
 
 
 def _str_list(values: _Values, key: str) -> tuple[str, ...]:

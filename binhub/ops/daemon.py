@@ -160,7 +160,8 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
     from binhub.stream import Stream, StreamMetrics
 
     reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
-    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, apply=config.apply, registry=registry)
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply,
+                     registry=registry)
     return Stream(config, reader, sink,
                   lambda: current_history(reader), metrics=StreamMetrics(config.name, registry))
 

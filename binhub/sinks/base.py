@@ -4,17 +4,21 @@ A sink receives the lines of one transaction after another (:meth:`Sink.write`),
 transaction ends in the store (:meth:`Sink.transaction_end`), and makes everything up to the last
 end durable together with that position (:meth:`Sink.commit`): where the output ends and where the
 stream resumes are one fact, so a restart after ``kill -9`` neither loses nor repeats a change.
+
+A destination that routes and keys each change (Kafka: a topic per table, the primary key as the
+message key) is a :class:`KeyedSink`: instead of lines it is sent :class:`Message` objects, one per
+change, with the same ``transaction_end``/``commit`` contract.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from binhub.errors import DiskFull, StorageError
 from binhub.store.fsutil import storage_error
 
-__all__ = ["Checkpoint", "Sink", "output_error"]
+__all__ = ["Checkpoint", "KeyedSink", "Message", "Sink", "output_error"]
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -25,6 +29,23 @@ class Checkpoint:
     gtid_set: str  # executed through that transaction ("" when the store has no GTIDs)
     out_file: str = ""  # the output file holding the transaction's last line, and where it ends
     out_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One change in a stream's output format, with what routes it.
+
+    ``value`` is the text of whole lines, each ending with a newline: exactly one line for a
+    :class:`KeyedSink`; line sinks may be given several at once (a rows event's). ``value`` None is
+    a tombstone (Debezium's after a delete: the key alone, for log compaction), which only keyed
+    sinks deliver. ``key`` is the primary key's JSON (the whole row's for a table without one;
+    None for DDL and when unknown)."""
+
+    db: str
+    table: str  # "" for a statement on a database (CREATE DATABASE …)
+    key: bytes | None
+    value: bytes | None
+    ddl: bool = False
 
 
 class Sink(Protocol):
@@ -41,6 +62,14 @@ class Sink(Protocol):
         """Make everything up to the last transaction end durable, with its checkpoint."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeyedSink(Sink, Protocol):
+    """A sink that takes one :class:`Message` per change (with its table and key) instead of lines."""
+
+    def send(self, messages: list[Message]) -> None:
+        """Deliver the messages (of the current transaction) in order; durable at :meth:`commit`."""
 
 
 def output_error(exc: OSError, what: str, *, disk_full_hint: str) -> StorageError:

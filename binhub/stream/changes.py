@@ -1,14 +1,15 @@
 """The change model of a stream: what one transaction of the store becomes, event by event.
 
 :class:`ChangeReader` is fed the store's events in order (sans-I/O: the stream service reads them
-with a :class:`~binhub.store.follower.StoreFollower`) and turns them into binhub JSON lines:
+with a :class:`~binhub.store.follower.StoreFollower`) and turns them into :class:`~binhub.sinks.Message` objects in its output format
+(:mod:`binhub.stream.formats`: binhub JSON lines by default, or Debezium, Canal or Maxwell JSON):
 
 * row changes, decoded by :mod:`binhub.binlog`'s row decoder with the columns the table had at that
   position (the schema history's cursor; TABLE_MAP FULL metadata wins where present). A table the
   history does not know gets positional names (``@1`` …) and ``"positional": true``; a TABLE_MAP
   whose column count disagrees with the history stops the stream with both shapes named
   (:class:`~binhub.errors.SchemaMismatch`), never a guess;
-* DDL, as ``{"op": "ddl", …, "sql": …}``, after which the schema history is brought up to date
+* DDL (binhub: ``{"op": "ddl", …, "sql": …}``), after which the schema history is brought up to date
   (``refresh_schema``) so the rows that follow decode with the new columns;
 * transaction boundaries: :meth:`ChangeReader.feed` says when a transaction ended, with the
   position after it and the GTID set executed through it (what a checkpoint records).
@@ -24,8 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from binhub.binlog.charsets import collation_by_id
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
@@ -33,9 +32,7 @@ from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidE
 from binhub.binlog.file import RawEvent
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.header import EventHeader
-from binhub.binlog.json_form import format_commit_time
 from binhub.binlog.query_status import sql_mode_names
-from binhub.binlog.row_json import RowJsonDecoder
 from binhub.binlog.transaction import TransactionTracker
 from binhub.schema import (
     Outcome,
@@ -56,13 +53,16 @@ from binhub.schema.changes import (
     TruncateTable,
 )
 from binhub.schema.ddl import parse_statement
+from binhub.sinks import Message
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
+from binhub.stream.formats import BinhubFormat, DdlChange, OutputFormat, Walker
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
 
 _GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
 _QUERY_TYPES = frozenset({EventType.QUERY, EventType.MARIA_QUERY_COMPRESSED})
+_OBSERVED = _GTID_TYPES | {EventType.QUERY, EventType.XID}  # what OutputFormat.observe reads
 
 
 class TableFilter:
@@ -102,7 +102,8 @@ class ChangeReader:
 
     def __init__(self, *, refresh_schema: Callable[[], SchemaHistory], table_filter: TableFilter,
                  executed: GtidSet | None, emit_from: tuple[str, int] | None = None,
-                 skip: GtidSet | None = None) -> None:
+                 skip: GtidSet | None = None, output: OutputFormat | None = None) -> None:
+        self.output = output if output is not None else BinhubFormat(stream_name="stream", keyed=False)
         self._refresh_schema = refresh_schema
         self._history = refresh_schema()
         self._cursor: SchemaCursor = self._history.cursor()
@@ -113,7 +114,7 @@ class ChangeReader:
         self._tracker = TransactionTracker()
         self._file = ""
         self._fde: FormatDescriptionEvent | None = None
-        self._walker: RowJsonDecoder | None = None
+        self._walker: Walker | None = None
         self._scanner: QueryScanner | None = None
         self._event_at = ("", 4)  # file and offset of the event being decoded (for the schema lookup)
         self._skipping = False
@@ -126,12 +127,12 @@ class ChangeReader:
         # Asked at a TABLE_MAP only: the position is built here, not for every event.
         return self._cursor.table(TableName(db, table), Position.of(*self._event_at))
 
-    def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEnd | None]:
-        """The JSON lines of one complete event (chunks of whole lines: a rows event's come as one),
-        and the transaction end it completes (if any)."""
+    def feed(self, file: str, offset: int, data: bytes) -> tuple[list[Message], TransactionEnd | None]:
+        """The messages of one complete event (for a line sink, a rows event's lines may come as
+        one), and the transaction end it completes (if any)."""
         if file != self._file:
             self._file = file
-            self._walker = RowJsonDecoder(file, schemas=self._schema, include=self.filter)
+            self._walker = self.output.walker(file, schemas=self._schema, include=self.filter)
             self._scanner = QueryScanner(file)
         assert self._walker is not None and self._scanner is not None
         code = data[4]
@@ -147,7 +148,9 @@ class ChangeReader:
             gtid = _gtid_of(data, self._fde)
             self._skipping = gtid is not None and gtid in self._skip
         emit = not self._skipping and (self._emit_from is None or (file_seq(file), offset) >= self._emit_from)
-        lines: list[bytes] = []
+        if self.output.observes and code in _OBSERVED:
+            self.output.observe(code, data)
+        lines: list[Message] = []
         if emit:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
@@ -158,13 +161,16 @@ class ChangeReader:
         ended = self._tracker.feed(data, crc)
         if not ended:
             return lines, None
+        held = self.output.transaction_end()
+        if emit:
+            lines.extend(held)
         gtid = self._tracker.last_gtid
         if gtid is not None:
             self.executed = add_gtid(self.executed, gtid)
         self._skipping = False
         return lines, TransactionEnd(file, offset + len(data), gtid, self.executed, self._tracker.last_timestamp)
 
-    def _query(self, offset: int, data: bytes) -> Iterator[bytes]:
+    def _query(self, offset: int, data: bytes) -> Iterator[Message]:
         assert self._scanner is not None
         record = self._scanner.feed(RawEvent(offset, EventHeader.unpack(data), data))
         if record is None:
@@ -182,10 +188,10 @@ class ChangeReader:
         db, table = _ddl_table(parsed, record.db)
         if not self.filter(db, table or ""):
             return
-        ts = format_commit_time(int.from_bytes(data[0:4], "little") * 1_000_000)
-        yield orjson.dumps({"op": "ddl", "db": db, "table": table, "pk": None, "before": None, "after": None,
-                            "gtid": self._walker.gtid if self._walker is not None else None, "file": record.file, "pos": offset, "ts": ts,
-                            "sql": record.sql, "session": _ddl_session(record)}) + b"\n"
+        yield self.output.ddl(DdlChange(
+            db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
+            int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
+            self.output.context.thread_id, record.flavour, _ddl_session(record)))
 
 
 def _ddl_session(record: QueryRecord) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from binhub.errors import ConfigError
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
+from binhub.sinks.kafka_config import KafkaOptions
 from binhub.sinks.mysql.options import ApplyOptions
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "StreamConfig", "StreamStart"]
@@ -26,10 +28,17 @@ class StreamConfig:
     """One stream: ``binhub stream``'s flags, or a ``[[stream]]`` section of ``binhub run``."""
 
     name: str = "stream"
-    to: str = "-"  # the sink: jsonl:DIR, - (stdout) or mysql://USER:PW@HOST:PORT
+    to: str = "-"  # the sink: jsonl:DIR, - (stdout), kafka://HOST:PORT/TOPIC or mysql://USER:PW@HOST:PORT
+    format: str = "binhub"  # binhub | debezium | canal | maxwell (binhub.stream.formats)
+    kafka: KafkaOptions = field(default_factory=KafkaOptions)
     rotate_bytes: int = DEFAULT_ROTATE_BYTES
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     start: StreamStart = field(default_factory=StreamStart)
     until_caught_up: bool = False
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's
+
+    def __post_init__(self) -> None:
+        if self.format != "binhub" and self.to.partition(":")[0] in ("mysql", "mariadb"):
+            raise ConfigError("format", f"a mysql:// sink applies binhub's own change model; --format {self.format} "
+                                        "is for jsonl, stdout and Kafka")

@@ -23,7 +23,7 @@ from typing import Any
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
 from binhub.errors import BinhubError, GtidError, StartPositionError
 from binhub.schema import SchemaHistory
-from binhub.sinks import Checkpoint, Sink
+from binhub.sinks import Checkpoint, KeyedSink, Sink
 from binhub.store.follower import StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
@@ -31,6 +31,7 @@ from binhub.store.recovery import GtidSet
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
 from binhub.stream.config import StreamConfig
+from binhub.stream.formats import output_format
 from binhub.stream.metrics import StreamMetrics
 
 __all__ = ["Stream"]
@@ -103,9 +104,12 @@ class Stream:
                 return  # an empty store: everything it holds has been delivered
             await reader.wait(POLL)
         plan = self._plan()
+        keyed = self.sink if isinstance(self.sink, KeyedSink) else None
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
-                               executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip)
+                               executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
+                               output=output_format(self.config.format, stream_name=self.config.name,
+                                                    keyed=keyed is not None))
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
@@ -114,10 +118,16 @@ class Stream:
                 batch = await follower.read(POLL)
                 try:
                     for offset, event in batch.events:
-                        lines, end = changes.feed(batch.file, offset, bytes(event))
-                        for chunk in lines:  # the lines of one rows event, or a DDL's
-                            self.sink.write(chunk)
-                            self.lines += chunk.count(b"\n")
+                        messages, end = changes.feed(batch.file, offset, bytes(event))
+                        if keyed is not None:
+                            if messages:
+                                keyed.send(messages)
+                                self.lines += sum(m.value is not None for m in messages)
+                        else:
+                            for message in messages:  # the lines of one rows event, or a DDL's
+                                if message.value is not None:
+                                    self.sink.write(message.value)
+                                    self.lines += message.value.count(b"\n")
                         if end is not None:
                             self.transactions += 1
                             self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))

