@@ -13,13 +13,14 @@ from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
 from binhub.sinks import open_sink
 from binhub.store import StoreReader
+from binhub.store.retention import StreamLease
 from binhub.stream import Stream, StreamConfig, StreamStart
 
 
 @click.command("stream")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The store to read (a relay may be writing it).")
-@click.option("--to", "target", required=True, metavar="jsonl:DIR|-",
+@click.option("--to", "target", metavar="jsonl:DIR|-",
               help="jsonl:DIR: rotating NAME-NNNNNN.jsonl files and NAME.checkpoint.json in DIR "
               "(exactly once across restarts); -: standard output.")
 @click.option("--name", default="stream", show_default=True,
@@ -35,10 +36,16 @@ from binhub.stream import Stream, StreamConfig, StreamStart
               help="Exit 0 once everything durable when the stream started has been delivered.")
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
+@click.option("--no-lease", "no_lease", is_flag=True,
+              help="Hold no durable lease: the store may purge files this stream still needs while it is stopped "
+              "(and a lease an earlier run left is removed).")
+@click.option("--forget", metavar="NAME",
+              help="Remove the durable lease of the stream NAME from the store and exit (the stream is gone for "
+              "good: retention may now purge the files it held).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
-           until_caught_up: bool, rotate_size: str, log_level: str) -> None:
+           until_caught_up: bool, rotate_size: str, no_lease: bool, forget: str | None, log_level: str) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
     "sql"). Rows are decoded with the columns their table had when they were written (the schema
@@ -47,7 +54,18 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     Without a start option the stream begins at the store's first file. A jsonl sink with a
     checkpoint resumes from it (start options then do not apply). Follows the store live until
     SIGINT/SIGTERM, unless --until-caught-up.
+
+    A named stream with a checkpoint holds a durable lease in the store (DATA_DIR/readers/stream-NAME.json)
+    on the file its checkpoint is in: retention keeps that file and later ones while the stream is
+    stopped, until `--forget NAME` (or store.retention.stream_lease_max_age passes).
     """
+    if forget is not None:
+        gone = StreamLease(data_dir / "readers", forget).forget()
+        click.echo(f"the lease of stream {forget} was removed" if gone else f"stream {forget} holds no lease "
+                   f"in {data_dir}", err=not gone)
+        return
+    if target is None:
+        raise click.UsageError("--to is required: jsonl:DIR or -")
     if sum(bool(x) for x in (start_gtid, start_file, from_now)) > 1:
         raise click.UsageError("use only one of --start-gtid, --start-file, --from-now")
     if start_pos is not None and not start_file:
@@ -55,7 +73,7 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     setup_logging(log_level, "text")
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
     config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
-                          exclude=exclude, until_caught_up=until_caught_up,
+                          exclude=exclude, until_caught_up=until_caught_up, lease=not no_lease,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))

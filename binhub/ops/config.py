@@ -97,6 +97,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     "store": {
         "data_dir": "path", "durability": "str", "archive_dir": "path",
         "retention.max_age": "duration", "retention.max_size": "size", "retention.max_files": "int",
+        "retention.stream_lease_max_age": "duration",
     },
     "relay": {
         "enabled": "bool", "source": "str", "password": "str", "password_file": "path",
@@ -363,6 +364,7 @@ def _store(v: _Values) -> StoreConfig:
         max_age=v.duration("store.retention.max_age"),
         max_size=v.size("store.retention.max_size"),
         max_files=v.get_int("store.retention.max_files", low=1),
+        stream_lease_max_age=v.duration("store.retention.stream_lease_max_age"),
     )
     return StoreConfig(data_dir, durability, retention, v.path("store.archive_dir"))
 
@@ -514,7 +516,7 @@ def _log(v: _Values) -> LogConfig:
 
 
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up"})
+                          "rotate_size", "until_caught_up", "lease"})
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -552,6 +554,7 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             name=name, to=to, rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
+            lease=values.get_bool(f"{where}.lease", True),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False))))

@@ -31,3 +31,4 @@ class StreamConfig:
     exclude: tuple[str, ...] = ()
     start: StreamStart = field(default_factory=StreamStart)
     until_caught_up: bool = False
+    lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)

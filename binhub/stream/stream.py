@@ -4,7 +4,9 @@ Where it starts, first match wins: the sink's checkpoint (a restart resumes exac
 output ends); ``--start-gtid`` (transactions in the set are skipped); ``--start-file/--start-pos``;
 ``--from-now`` (the durable end); otherwise the store's first file. A start the store no longer
 holds (purged by retention while the stream was stopped) is a :class:`StartPositionError` naming
-both; while it runs, the follower's reader lease keeps purge away from the file it reads.
+both. While it runs, the follower's reader lease keeps purge away from the file it reads; a stream
+whose sink keeps a checkpoint also holds a durable lease on its checkpoint's file
+(:class:`~binhub.store.retention.StreamLease`), so files it needs survive while it is stopped.
 
 The sink commits after every batch the follower returns (one fsync per batch, not per
 transaction), and always at a transaction boundary (:mod:`binhub.sinks`).
@@ -28,6 +30,7 @@ from binhub.store.follower import StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
 from binhub.store.recovery import GtidSet
+from binhub.store.retention import StreamLease
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
 from binhub.stream.config import StreamConfig
@@ -103,6 +106,15 @@ class Stream:
                 return  # an empty store: everything it holds has been delivered
             await reader.wait(POLL)
         plan = self._plan()
+        lease: StreamLease | None = StreamLease(reader.readers_dir, self.config.name)
+        assert lease is not None
+        if not self.config.lease:
+            lease.forget()  # `lease = false`: a lease an earlier run left holds nothing any more
+            lease = None
+        elif self.config.to == "-":
+            lease = None  # stdout keeps no checkpoint to resume from
+        else:
+            lease.hold(plan.file, target=self.config.to)
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
                                executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip)
@@ -110,6 +122,7 @@ class Stream:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
             last: TransactionEnd | None = None
+            held = plan.file
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
                 try:
@@ -131,7 +144,10 @@ class Stream:
                 self.sink.commit()
                 if last is not None:
                     self._delivered(last)
+                    held = last.file
                     last = None
+                if lease is not None:
+                    lease.hold(held, target=self.config.to)  # only after the checkpoint is durable
                 if target is not None and not changes.in_transaction and \
                         (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
                     return

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.sandbox.binhub_process import BinhubProcess
+from binhub.store import StoreReader
 from tests.integration.conftest import PrimaryDb
 from tests.integration.relayutil import BINHUB, run_relay, start_relay, stop_relay
 from tests.integration.workload import wait_until
@@ -235,7 +236,8 @@ def _output_size(out: Path) -> int:
     return sum(p.stat().st_size for p in out.glob("stream-*.jsonl")) if out.exists() else 0
 
 
-def test_a_stream_behind_the_store_retention_is_a_clear_error(primary_db: PrimaryDb, tmp_path: Path) -> None:
+def test_a_stopped_stream_keeps_its_files_until_forgotten_then_is_behind_the_retention(
+        primary_db: PrimaryDb, tmp_path: Path) -> None:
     c = primary_db.conn.cursor()
     c.execute("CREATE TABLE t (id INT PRIMARY KEY)")
     c.execute("INSERT INTO t VALUES (1), (2)")
@@ -247,9 +249,29 @@ def test_a_stream_behind_the_store_retention_is_a_clear_error(primary_db: Primar
     c.execute("INSERT INTO t VALUES (3)")
     relay(primary_db, data_dir)
     newest = primary_db.position()[0]
-    purge = subprocess.run([*BINHUB, "binlog", "purge", "--data-dir", str(data_dir), "--to", newest],
-                           capture_output=True, text=True, timeout=60)
-    assert purge.returncode == 0, purge.stderr
+
+    def purge() -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*BINHUB, "binlog", "purge", "--data-dir", str(data_dir), "--to", newest],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    # The stream is stopped, retention would purge the file its checkpoint is in: its lease keeps it.
+    kept = purge()
+    assert f"kept: {checkpoint['file']} holds the checkpoint of stream stream" in kept.stderr, kept.stderr
+    assert checkpoint["file"] in StoreReader.open(data_dir).files
+    stream(data_dir, out)  # a restart resumes from the checkpoint: only the row written since
+    inserts = [ch["after"] for ch in mine(_committed(out, "stream"), primary_db.name) if ch["op"] == "insert"]
+    assert inserts == [{"id": 1}, {"id": 2}, {"id": 3}], "resumed where it stopped: nothing lost or repeated"
+    moved = json.loads((out / "stream.checkpoint.json").read_text())
+    assert json.loads((data_dir / "readers" / "stream-stream.json").read_text())["file"] == moved["file"] == newest
+
+    # Forgotten, the stream holds nothing: an older checkpoint is then behind the retention.
+    (out / "stream.checkpoint.json").write_text(json.dumps(checkpoint | {"format": 1}))
+    forget = subprocess.run([*BINHUB, "stream", "--data-dir", str(data_dir), "--forget", "stream"],
+                            capture_output=True, text=True, timeout=60)
+    assert forget.returncode == 0 and "removed" in forget.stdout, forget.stderr
+    assert "kept" not in purge().stderr
 
     resumed = stream(data_dir, out, check=False)
     assert resumed.returncode != 0
