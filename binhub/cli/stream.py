@@ -15,6 +15,7 @@ from binhub.sinks import open_sink
 from binhub.store import StoreReader
 from binhub.store.retention import StreamLease
 from binhub.stream import Stream, StreamConfig, StreamStart
+from binhub.stream.columns import ColumnRules
 
 
 @click.command("stream")
@@ -36,6 +37,11 @@ from binhub.stream import Stream, StreamConfig, StreamStart
               help="Exit 0 once everything durable when the stream started has been delivered.")
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
+@click.option("--exclude-column", "exclude_columns", multiple=True, metavar="DB.TABLE.COLUMN",
+              help="Leave this column out of every image and key (repeatable; globs, e.g. shop.*.notes).")
+@click.option("--mask-column", "mask_columns", multiple=True, metavar="DB.TABLE.COLUMN[=hash|null|redact]",
+              help="Replace this column's values (repeatable; globs): hash (the default; sha256 of the value, so equal "
+              "values stay equal), null, or redact (\"[redacted]\"); a masked key column is masked in pk too.")
 @click.option("--no-lease", "no_lease", is_flag=True,
               help="Hold no durable lease: the store may purge files this stream still needs while it is stopped "
               "(and a lease an earlier run left is removed).")
@@ -45,7 +51,8 @@ from binhub.stream import Stream, StreamConfig, StreamStart
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
-           until_caught_up: bool, rotate_size: str, no_lease: bool, forget: str | None, log_level: str) -> None:
+           until_caught_up: bool, rotate_size: str, exclude_columns: tuple[str, ...], mask_columns: tuple[str, ...],
+           no_lease: bool, forget: str | None, log_level: str) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
     "sql"). Rows are decoded with the columns their table had when they were written (the schema
@@ -74,7 +81,9 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
     config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
                           exclude=exclude, until_caught_up=until_caught_up, lease=not no_lease,
+                          exclude_columns=exclude_columns, mask_columns=mask_columns,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
+    ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
 

@@ -41,6 +41,7 @@ from binhub.serve.config import DEFAULT_SERVE_LISTEN, REPLICA_AHEAD_WAIT, SERVE_
 from binhub.serve.users import User, make_user
 from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
+from binhub.stream.columns import ColumnRules
 from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
@@ -516,7 +517,7 @@ def _log(v: _Values) -> LogConfig:
 
 
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up", "lease"})
+                          "rotate_size", "until_caught_up", "lease", "exclude_columns", "mask_columns"})
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -555,20 +556,31 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             lease=values.get_bool(f"{where}.lease", True),
+            exclude_columns=_column_rules(values, f"{where}.exclude_columns", masking=False),
+            mask_columns=_column_rules(values, f"{where}.mask_columns", masking=True),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False))))
     return tuple(out)
 
 
-def _str_list(values: _Values, key: str) -> tuple[str, ...]:
+def _column_rules(values: _Values, key: str, *, masking: bool) -> tuple[str, ...]:
+    rules = _str_list(values, key, what="DB.TABLE.COLUMN globs, e.g. [\"shop.*.email\"]")
+    try:
+        ColumnRules(mask=rules) if masking else ColumnRules(exclude=rules)
+    except ConfigError as exc:
+        raise ConfigError(key, exc.reason) from None
+    return rules
+
+
+def _str_list(values: _Values, key: str, what: str = "db.table globs, e.g. [\"shop.*\"]") -> tuple[str, ...]:
     raw = values._raw(key)
     if raw is None:
         return ()
     if isinstance(raw, str):
         return (raw,)
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise ConfigError(key, "must be a list of db.table globs, e.g. [\"shop.*\"]")
+        raise ConfigError(key, f"must be a list of {what}")
     return tuple(raw)
 
 

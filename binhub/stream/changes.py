@@ -10,6 +10,7 @@ with a :class:`~binhub.store.follower.StoreFollower`) and turns them into binhub
   (:class:`~binhub.errors.SchemaMismatch`), never a guess;
 * DDL, as ``{"op": "ddl", …, "sql": …}``, after which the schema history is brought up to date
   (``refresh_schema``) so the rows that follow decode with the new columns;
+* column exclusion and masking (:mod:`binhub.stream.columns`), on the lines of the tables with rules;
 * transaction boundaries: :meth:`ChangeReader.feed` says when a transaction ended, with the
   position after it and the GTID set executed through it (what a checkpoint records).
 
@@ -55,6 +56,7 @@ from binhub.schema.changes import (
 from binhub.schema.ddl import parse_statement
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
+from binhub.stream.columns import ColumnRules
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
 
@@ -99,7 +101,7 @@ class ChangeReader:
 
     def __init__(self, *, refresh_schema: Callable[[], SchemaHistory], table_filter: TableFilter,
                  executed: GtidSet | None, emit_from: tuple[str, int] | None = None,
-                 skip: GtidSet | None = None) -> None:
+                 skip: GtidSet | None = None, columns: ColumnRules | None = None) -> None:
         self._refresh_schema = refresh_schema
         self._history = refresh_schema()
         self._cursor: SchemaCursor = self._history.cursor()
@@ -107,6 +109,7 @@ class ChangeReader:
         self.executed = executed
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
         self._skip = skip
+        self._columns = columns if columns else None  # no rules: not even a lookup per rows event
         self._tracker = TransactionTracker()
         self._file = ""
         self._fde: FormatDescriptionEvent | None = None
@@ -149,7 +152,10 @@ class ChangeReader:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
             self._event_at = (file, offset)
-            lines.extend(self._walker.feed(data, offset, self._fde))
+            if self._columns is None:
+                lines.extend(self._walker.feed(data, offset, self._fde))
+            else:
+                lines.extend(map(self._columns.apply, self._walker.feed(data, offset, self._fde)))
         elif code == EventType.FORMAT_DESCRIPTION:
             self._walker.feed(data, offset, self._fde)
         ended = self._tracker.feed(data, crc)

@@ -31,4 +31,6 @@ class StreamConfig:
     exclude: tuple[str, ...] = ()
     start: StreamStart = field(default_factory=StreamStart)
     until_caught_up: bool = False
+    exclude_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN globs
+    mask_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN[=hash|null|redact] globs
     lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)

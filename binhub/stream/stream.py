@@ -33,6 +33,7 @@ from binhub.store.recovery import GtidSet
 from binhub.store.retention import StreamLease
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.columns import ColumnRules
 from binhub.stream.config import StreamConfig
 from binhub.stream.metrics import StreamMetrics
 
@@ -117,7 +118,8 @@ class Stream:
             lease.hold(plan.file, target=self.config.to)
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
-                               executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip)
+                               executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
+                               columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns))
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
