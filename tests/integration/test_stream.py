@@ -398,14 +398,54 @@ def test_history_of_one_row(primary_db: PrimaryDb, tmp_path: Path) -> None:
         return proc
 
     as_json = [json.loads(line) for line in history(f"{db}.orders", "--pk", "5", "--format", "json").stdout.splitlines()]
-    assert as_json == [c for c in everything if c["table"] == "orders" and c["op"] != "ddl"
+    # Followed through RENAME TABLE orders TO orders_v2: the changes under both names.
+    assert as_json == [c for c in everything if c["table"] in ("orders", "orders_v2") and c["op"] != "ddl"
                        and 5 in ((c["before"] or {}).get("id"), (c["after"] or {}).get("id"))]
-    assert [c["op"] for c in as_json] == ["insert", "update"]  # price doubled and name cleared; kept after
+    assert [(c["op"], c["table"]) for c in as_json] == [("insert", "orders"), ("update", "orders"),
+                                                        ("update", "orders_v2")]
     assert as_json[1]["before"] == as_json[0]["after"] and as_json[1]["after"]["name"] is None
+    assert as_json[2]["after"]["qty"] == 5
 
-    text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()
-    assert [line.split()[3] for line in text] == ["update", "delete"]
+    text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()  # the new name finds the old too
+    assert [(line.split()[3], line.split()[4]) for line in text] == [
+        ("insert", f"{db}.orders"), ("update", f"{db}.orders_v2"), ("delete", f"{db}.orders_v2")]
     assert "no change to" in history(f"{db}.orders", "--pk", "999").stderr
+
+
+def test_history_follows_renames_and_composite_keys(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    db = primary_db.name
+    c.execute("CREATE TABLE pairs (a INT, b VARCHAR(5), v INT, PRIMARY KEY (a, b))")
+    c.execute("INSERT INTO pairs VALUES (1, 'x', 1), (1, 'y', 2), (2, 'x', 3)")
+    c.execute("UPDATE pairs SET v = 10 WHERE a = 1 AND b = 'x'")
+    c.execute(f"CREATE DATABASE {db}_other")
+    c.execute(f"RENAME TABLE pairs TO {db}_other.moved")  # to another database
+    c.execute(f"ALTER TABLE {db}_other.moved RENAME TO {db}.pairs3")
+    c.execute("UPDATE pairs3 SET v = 11 WHERE a = 1")
+    c.execute("CREATE TABLE pairs (a INT, b VARCHAR(5), v INT, PRIMARY KEY (a, b))")  # another table, same name
+    c.execute("INSERT INTO pairs VALUES (1, 'x', 99)")
+    c.execute("DELETE FROM pairs3 WHERE b = 'x'")
+    c.execute(f"DROP DATABASE {db}_other")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+
+    def history(table: str, pk: str) -> list[tuple[str, str, Any]]:
+        proc = subprocess.run([*BINHUB, "history", f"{db}.{table}", "--pk", pk, "--data-dir", str(data_dir),
+                               "--format", "json"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [(ch["op"], f"{ch['db']}.{ch['table']}", (ch["after"] or ch["before"])["v"])
+                for ch in map(json.loads, proc.stdout.splitlines())]
+
+    old_table = [("insert", f"{db}.pairs", 1), ("update", f"{db}.pairs", 10), ("update", f"{db}.pairs3", 11),
+                 ("delete", f"{db}.pairs3", 11)]
+    assert history("pairs3", "1,x") == old_table
+    assert history("pairs3", "b=x,a=1") == old_table
+    # "pairs" names two tables over time: both are shown, each change under the name it was made.
+    assert history("pairs", "a=1,b=x") == old_table[:3] + [("insert", f"{db}.pairs", 99)] + old_table[3:]
+    assert history("pairs3", "2,x") == [("insert", f"{db}.pairs", 3), ("delete", f"{db}.pairs3", 3)]
+    bad = subprocess.run([*BINHUB, "history", f"{db}.pairs3", "--pk", "1", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "give --pk as a=V,b=V or V,V in key order" in bad.stderr, bad.stderr
 
 
 def test_binhub_run_with_a_relay_and_two_streams(primary_db: PrimaryDb, tmp_path: Path) -> None:
