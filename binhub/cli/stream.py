@@ -10,6 +10,7 @@ import click
 
 from binhub.ops.logging import setup_logging
 from binhub.ops.parsers import parse_size
+from binhub.ops.schema_seed import stream_seeder
 from binhub.ops.schema_sync import current_history
 from binhub.sinks import open_sink
 from binhub.store import StoreReader
@@ -42,6 +43,10 @@ from binhub.stream.columns import ColumnRules
 @click.option("--mask-column", "mask_columns", multiple=True, metavar="DB.TABLE.COLUMN[=hash|null|redact]",
               help="Replace this column's values (repeatable; globs): hash (the default; sha256 of the value, so equal "
               "values stay equal), null, or redact (\"[redacted]\"); a masked key column is masked in pk too.")
+@click.option("--seed-from", metavar="DSN", envvar="BINHUB_STREAM_SEED_FROM",
+              help="The upstream (mysql://user:pw@host:port) whose information_schema seeds the schema history when "
+              "the stream meets a table it does not know (created before the store began); without it such rows "
+              "get positional names @1, @2, … [env BINHUB_STREAM_SEED_FROM]")
 @click.option("--no-lease", "no_lease", is_flag=True,
               help="Hold no durable lease: the store may purge files this stream still needs while it is stopped "
               "(and a lease an earlier run left is removed).")
@@ -52,7 +57,7 @@ from binhub.stream.columns import ColumnRules
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
            until_caught_up: bool, rotate_size: str, exclude_columns: tuple[str, ...], mask_columns: tuple[str, ...],
-           no_lease: bool, forget: str | None, log_level: str) -> None:
+           seed_from: str | None, no_lease: bool, forget: str | None, log_level: str) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
     "sql"). Rows are decoded with the columns their table had when they were written (the schema
@@ -81,11 +86,12 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
     config = StreamConfig(name=name, to=target, rotate_bytes=parse_size(rotate_size), include=include,
                           exclude=exclude, until_caught_up=until_caught_up, lease=not no_lease,
-                          exclude_columns=exclude_columns, mask_columns=mask_columns,
+                          exclude_columns=exclude_columns, mask_columns=mask_columns, seed_from=seed_from,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now))
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
+    seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes)
-    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader))))
+    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed)))
 
 
 async def _run(runner: Stream) -> None:

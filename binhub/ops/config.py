@@ -15,6 +15,7 @@ relative to the working directory.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -517,7 +518,7 @@ def _log(v: _Values) -> LogConfig:
 
 
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
-                          "rotate_size", "until_caught_up", "lease", "exclude_columns", "mask_columns"})
+                          "rotate_size", "until_caught_up", "lease", "exclude_columns", "mask_columns", "seed_from"})
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -556,12 +557,20 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             lease=values.get_bool(f"{where}.lease", True),
+            seed_from=_seed_from(values, f"{where}.seed_from"),
             exclude_columns=_column_rules(values, f"{where}.exclude_columns", masking=False),
             mask_columns=_column_rules(values, f"{where}.mask_columns", masking=True),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False))))
     return tuple(out)
+
+
+def _seed_from(values: _Values, key: str) -> str | None:
+    text = values.get_str(key)
+    if text:
+        parse_source_dsn(text, key=key)  # refused now, not when the stream first needs it
+    return text or None
 
 
 def _column_rules(values: _Values, key: str, *, masking: bool) -> tuple[str, ...]:
@@ -608,11 +617,17 @@ def load_config(
     merged.update(_env_layer(environ))
     merged.update(_flag_layer(overrides or {}))
     values = _Values(merged)
+    relay = _relay(values, service)
+    streams = _streams(data.get("stream"), base, environ) if service is None else ()
+    if relay is not None:
+        # A stream meeting a table its history lacks seeds it from the upstream the relay reads.
+        streams = tuple(s if s.seed_from else dataclasses.replace(s, seed_from=relay.source.secret_url())
+                        for s in streams)
     return Config(
         store=_store(values),
-        relay=_relay(values, service),
+        relay=relay,
         serve=_serve(values, service),
         http=_http(values, service),
         log=_log(values),
-        streams=_streams(data.get("stream"), base, environ) if service is None else (),
+        streams=streams,
     )

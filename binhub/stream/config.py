@@ -33,4 +33,6 @@ class StreamConfig:
     until_caught_up: bool = False
     exclude_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN globs
     mask_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN[=hash|null|redact] globs
+    # The upstream to seed the schema history from when a table is unknown (a DSN, password included).
+    seed_from: str | None = field(default=None, repr=False)
     lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)

@@ -57,11 +57,13 @@ class Stream:
     """One stream: :meth:`run` until caught up (``until_caught_up``) or :meth:`stop`."""
 
     def __init__(self, config: StreamConfig, reader: StoreReader, sink: Sink,
-                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None) -> None:
+                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None,
+                 seed_schema: Callable[[], SchemaHistory] | None = None) -> None:
         self.config = config
         self.reader = reader
         self.sink = sink
         self.refresh_schema = refresh_schema
+        self.seed_schema = seed_schema  # seeds the history from the upstream (see ChangeReader)
         self.metrics = metrics if metrics is not None else StreamMetrics(config.name)
         self.transactions = 0
         self.lines = 0
@@ -119,7 +121,8 @@ class Stream:
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
                                executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
-                               columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns))
+                               columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns),
+                               seed_schema=self.seed_schema)
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:

@@ -542,3 +542,41 @@ def test_excluded_and_masked_columns(primary_db: PrimaryDb, tmp_path: Path) -> N
         assert m["pk"] == {"email": sha(next(r for r in (p["before"], p["after"]) if r)["email"])}
     bad = stream(data_dir, tmp_path / "bad", "--mask-column", f"{db}.users", check=False)
     assert bad.returncode != 0 and "is not DB.TABLE.COLUMN" in bad.stderr
+
+
+def test_a_table_older_than_the_store_is_seeded_from_the_upstream(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    db = primary_db.name
+    c.execute("CREATE TABLE old (id INT PRIMARY KEY, v VARCHAR(10))")
+    c.execute("CREATE TABLE altered (id INT PRIMARY KEY, v INT)")
+    c.execute("FLUSH BINARY LOGS")  # the store begins after both CREATEs
+    start = primary_db.position()[0]
+    c.execute("INSERT INTO old VALUES (1, 'a'), (2, 'b')")
+    c.execute("INSERT INTO altered VALUES (1, 10)")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", start, "--server-id", "9304")
+    assert proc.returncode == 0, proc.stderr
+    # A DDL the store does not hold yet: information_schema now describes a table its rows predate.
+    c.execute("ALTER TABLE altered ADD COLUMN w INT")
+
+    unseeded = mine(lines_of(_stream_to(data_dir, tmp_path / "plain")), db)
+    assert [(ch["table"], ch["after"]["@1"], ch.get("positional")) for ch in unseeded] == [
+        ("old", 1, True), ("old", 2, True), ("altered", 1, True)]  # without a seed: positional, as before
+
+    seeded_run = stream(data_dir, tmp_path / "seeded", "--seed-from", primary_db.sandbox.root_dsn)
+    seeded = mine(lines_of(tmp_path / "seeded"), db)
+    assert [(ch["table"], ch["after"], ch["pk"], ch.get("positional")) for ch in seeded] == [
+        ("old", {"id": 1, "v": "a"}, {"id": 1}, None), ("old", {"id": 2, "v": "b"}, {"id": 2}, None),
+        ("altered", {"@1": 1, "@2": 10}, None, True)]
+    log = seeded_run.stderr
+    assert f"{db}.old at {start}:" in log and "seeded it from the upstream's information_schema" in log, log
+    assert f"the columns of {db}.altered were seeded from information_schema" in log, log
+    assert "a DDL between changed the table" in log and "column count differs" in log, log
+    assert f"{db}.old were seeded" not in log, "a seeded table whose TABLE_MAP has its shape is not an error"
+    # Recorded in the store's history: a second stream needs no upstream, and still checks the shapes.
+    again_run = stream(data_dir, tmp_path / "again")
+    assert mine(lines_of(tmp_path / "again"), db) == seeded
+    assert f"the columns of {db}.altered were seeded" in again_run.stderr
+
+    down = stream(data_dir, tmp_path / "down", "--seed-from", "mysql://root@127.0.0.1:1", check=False)
+    assert down.returncode == 0, down.stderr  # nothing unknown left: the seed is not even tried
