@@ -125,7 +125,9 @@ class Stream:
                                seed_schema=self.seed_schema)
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
-        with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
+        # share=False: a stream's reads are its own; kept in the hub's window they would cost up to
+        # 192 MiB for nothing (and a 1 GiB transaction would fill it).
+        with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}", share=False) as follower:
             last: TransactionEnd | None = None
             held = plan.file
             while not self._stopping.is_set():
