@@ -24,6 +24,7 @@ Transactions before ``emit_from`` (a checkpoint, a start position) or whose GTID
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +68,8 @@ from binhub.store.recovery import Gtid, GtidSet, add_gtid
 from binhub.stream.columns import ColumnRules
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
+
+_END = (1 << 62, 0)  # past every position: no history entry follows
 
 log = logging.getLogger("binhub.stream")
 
@@ -125,6 +128,10 @@ class ChangeReader:
         # Tables the history has from information_schema (a seed: the columns as they were when it was
         # read, not necessarily when the rows were written): each of their TABLE_MAPs is checked.
         self._seeded: dict[TableName, Position] = _seeded_tables(self._history)
+        self._seeded_names = {(t.db, t.table) for t in self._seeded}
+        # (db, table) -> (the position up to which the answer holds, the table's columns)
+        self._known: dict[tuple[str, str], tuple[tuple[int, int], TableSchema | None]] = {}
+        self._seq_file, self._seq = "", 0
         self._checked: dict[tuple[TableSchema, bytes], bool] = {}
         self._told: set[TableName] = set()
         self._event_data = b""
@@ -141,13 +148,30 @@ class ChangeReader:
         return self._tracker.in_transaction
 
     def _schema(self, db: str, table: str) -> Any:
-        # Asked at a TABLE_MAP only: the position is built here, not for every event.
-        name, at = TableName(db, table), Position.of(*self._event_at)
+        # Asked at every TABLE_MAP (each transaction repeats its tables'): the answer for a table
+        # holds until the next history entry, so between DDLs it is found in a dict.
+        file, offset = self._event_at
+        if file != self._seq_file:
+            self._seq_file, self._seq = file, file_seq(file)
+        here = (self._seq, offset)
+        known = self._known.get((db, table))
+        if known is not None and here <= known[0]:
+            schema: TableSchema | None = known[1]
+        else:
+            schema = self._lookup(db, table, Position(self._seq, offset, file))
+        if schema is not None and (db, table) in self._seeded_names:
+            schema = self._check_seeded(TableName(db, table), schema, Position(self._seq, offset, file))
+        return schema
+
+    def _lookup(self, db: str, table: str, at: Position) -> TableSchema | None:
+        name = TableName(db, table)
         schema = self._cursor.table(name, at)
+        entries = self._history.entries
+        i = bisect.bisect_left(entries, at, key=lambda e: e.position)  # the first entry not applied at ``at``
+        until = (entries[i].position.seq, entries[i].position.pos) if i < len(entries) else _END
+        self._known[(db, table)] = (until, schema)
         if schema is None and self._seed_schema is not None:
             schema = self._seed(name, at)
-        if schema is not None and name in self._seeded:
-            schema = self._check_seeded(name, schema, at)
         return schema
 
     def _seed(self, name: TableName, at: Position) -> TableSchema | None:
@@ -201,6 +225,8 @@ class ChangeReader:
         self._history = history
         self._cursor = history.cursor()
         self._seeded = _seeded_tables(history)
+        self._seeded_names = {(t.db, t.table) for t in self._seeded}
+        self._known.clear()
 
     def feed(self, file: str, offset: int, data: bytes) -> tuple[list[bytes], TransactionEnd | None]:
         """The JSON lines of one complete event (chunks of whole lines: a rows event's come as one),
