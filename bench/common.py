@@ -611,6 +611,17 @@ def machine_facts(sb: Sandbox | None = None) -> dict[str, str]:
     return facts
 
 
+def teardown(sb: Sandbox, workdir: Path, *, keep: bool, made_workdir: bool) -> None:
+    """End a bench: keep its sandbox and files (``--keep``), or kill the server and remove the
+    working directory the bench made itself (never one the user named)."""
+    if keep:
+        print(f"kept: {workdir}")
+        return
+    sb.kill()
+    if made_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def replace_section(path: Path, start: str, end: str, lines: Sequence[str]) -> None:
     """Put ``lines`` between the ``start`` and ``end`` markers of ``path`` (appended if absent), nothing else."""
     text = path.read_text() if path.exists() else ""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import binhub_command, mariadb_binlog_binary, measure, start_primary  # noqa: E402
+from bench.common import binhub_command, mariadb_binlog_binary, measure, start_primary, teardown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -190,12 +189,7 @@ def main() -> int:
             RESULTS.write_text(text)
         return 0
     finally:
-        if args.keep:
-            print(f"kept: {workdir}")
-        else:
-            sb.kill()
-            if not args.workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+        teardown(sb, workdir, keep=args.keep, made_workdir=not args.workdir)
 
 
 if __name__ == "__main__":

@@ -11,31 +11,44 @@ import click
 import orjson
 
 from binhub.ops.schema_sync import current_history
+from binhub.schema import Position, TableName
+from binhub.schema.lineage import TableIdentity, TableLineage
 from binhub.sinks import Checkpoint
 from binhub.store import StoreReader
 from binhub.stream import Stream, StreamConfig
 
 
 class RowHistorySink:
-    """A sink that prints only the changes of one row: those whose before or after image has the key.
+    """A sink that prints only the changes of one row: those of the table (under any name it had,
+    see :class:`~binhub.schema.lineage.TableLineage`) whose before or after image has the key.
 
-    ``key`` is ``{column: value}`` (values as text), or one value for a one-column key, whose column
-    is the one each change's ``pk`` names."""
+    ``key`` is ``{column: value}`` (values as text), or the text of ``--pk`` without names: one value
+    for a one-column key, or the values of a key of several columns in key order (``1,x``)."""
 
-    def __init__(self, table: str, key: dict[str, str] | str, fmt: str) -> None:
-        self.db, _, self.table = table.partition(".")
+    def __init__(self, table: str, key: dict[str, str] | str, fmt: str, lineage: TableLineage,
+                 tables: set[TableIdentity]) -> None:
+        self.label = table
         self.key = key
         self.fmt = fmt
+        self.lineage = lineage
+        self.tables = tables
         self.found = 0
 
     def _key_for(self, change: dict[str, Any]) -> dict[str, str]:
         if isinstance(self.key, dict):
             return self.key
         columns = list(change["pk"] or {})
-        if len(columns) != 1:
-            raise click.UsageError(f"{self.db}.{self.table} has a key of {len(columns)} columns "
-                                   f"({', '.join(columns) or 'none: the whole row'}): give --pk as col=value,...")
-        return {columns[0]: self.key}
+        values = [self.key] if len(columns) == 1 else self.key.split(",")
+        if not columns or len(values) != len(columns):
+            raise click.UsageError(f"{self.label} has a key of {len(columns)} columns "
+                                   f"({', '.join(columns) or 'none: the whole row'}): give --pk as "
+                                   f"{','.join(f'{c}=V' for c in columns) or 'col=value,...'}"
+                                   + (f" or {','.join('V' * len(columns))} in key order" if columns else ""))
+        return dict(zip(columns, values, strict=True))
+
+    def _ours(self, change: dict[str, Any]) -> bool:
+        self.lineage.advance(Position.of(change["file"], change["pos"]))
+        return self.lineage.identity(TableName(change["db"], change["table"])) in self.tables
 
     def resume_point(self) -> Checkpoint | None:
         return None
@@ -43,7 +56,7 @@ class RowHistorySink:
     def write(self, data: bytes) -> None:
         for line in data.splitlines():
             change = orjson.loads(line)
-            if change["op"] == "ddl" or change["table"] != self.table:
+            if change["op"] == "ddl" or not self._ours(change):
                 continue
             key = self._key_for(change)
             if not (_has_key(change["before"], key) or _has_key(change["after"], key)):
@@ -53,7 +66,8 @@ class RowHistorySink:
                 sys.stdout.buffer.write(line + b"\n")
             else:
                 click.echo(f"{change['ts']}  {change['gtid'] or '-'}  {change['file']}:{change['pos']}  "
-                           f"{change['op']:<6}  before={_row(change['before'])}  after={_row(change['after'])}")
+                           f"{change['op']:<6}  {change['db']}.{change['table']}  before={_row(change['before'])}  "
+                           f"after={_row(change['after'])}")
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         pass
@@ -78,7 +92,7 @@ def _row(row: dict[str, Any] | None) -> str:
 
 
 def _parse_key(pk: str) -> dict[str, str] | str:
-    """``42`` (a one-column key: its column is found in the first change) or ``a=1,b=x``."""
+    """``42`` or ``42,x`` (the key's values in key order: its columns are found in each change) or ``a=1,b=x``."""
     if "=" not in pk:
         return pk
     parts = dict(p.split("=", 1) for p in pk.split(","))
@@ -87,20 +101,28 @@ def _parse_key(pk: str) -> dict[str, str] | str:
 
 @click.command("history")
 @click.argument("table", metavar="DB.TABLE")
-@click.option("--pk", required=True, metavar="V|COL=V,...",
-              help="The row's primary key: its value, or col=value pairs for a key of several columns.")
+@click.option("--pk", required=True, metavar="V|V,V,...|COL=V,...",
+              help="The row's primary key: its value; for a key of several columns, the values in key order "
+              "(1,x) or col=value pairs (a=1,b=x).")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The store.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def history(table: str, pk: str, data_dir: Path, fmt: str) -> None:
     """Every change to one row of DB.TABLE in the store, oldest first, with its GTID, commit time,
     file:pos and before/after images (JSON: the binhub JSON lines of those changes).
 
-    The row is followed under the table's name only (not across RENAME TABLE)."""
+    The table is followed through RENAME TABLE (and ALTER TABLE ... RENAME): DB.TABLE may be any name
+    it had, and its changes under every name are shown. A table dropped or renamed away and then
+    created again under the name is shown too (each change line names the table it was made under)."""
     if "." not in table:
         raise click.UsageError("name the table as DB.TABLE")
     reader = StoreReader.open(data_dir)
-    sink = RowHistorySink(table, _parse_key(pk), fmt)
-    config = StreamConfig(name="history", include=(_glob_escape(table),), until_caught_up=True)
+    history_now = current_history(reader)
+    lineage = TableLineage((e.position, e.parsed) for e in history_now.entries if e.kind == "ddl")
+    db, _, name = table.partition(".")
+    tables, names = lineage.names_of(TableName(db, name))
+    sink = RowHistorySink(table, _parse_key(pk), fmt, lineage, tables)
+    config = StreamConfig(name="history", include=tuple(sorted(_glob_escape(str(n)) for n in names)),
+                          until_caught_up=True)
     asyncio.run(Stream(config, reader, sink, lambda: current_history(reader)).run())
     if not sink.found and fmt == "text":
         click.echo(f"no change to {table} with key {pk} in the store", err=True)

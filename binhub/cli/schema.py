@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from binhub.binlog.columns import TableSchema
-from binhub.errors import IdentityMismatch
-from binhub.ops.schema_seed import fetch_seed
+from binhub.ops.schema_seed import seed_history
 from binhub.ops.schema_sync import find_gtid_end, open_history, update_history
 from binhub.relay.config import parse_source_dsn
 from binhub.schema import Position, SchemaHistory, SchemaProblem, TableName
@@ -63,15 +62,7 @@ def _sync(data_dir: Path, source: str | None) -> SchemaHistory:
 
 
 def _seed_into(store: StoreReader, history: SchemaHistory, source: str) -> None:
-    seed = fetch_seed(parse_source_dsn(source, key="--source"))
-    upstream = store.state.upstream
-    if upstream is not None and upstream.server_id != seed.server_id:
-        raise IdentityMismatch(
-            f"--source is server_id {seed.server_id}, but the store {store.data_dir} relays server_id "
-            f"{upstream.server_id}: its information_schema does not describe this store's tables",
-            hint="seed from the primary the store relays from")
-    history.record_seed(seed.position, seed.catalog, seed.gtid)
-    history.flush()
+    seed = seed_history(store, history, parse_source_dsn(source, key="--source"))
     click.echo(f"seeded {len(seed.catalog.tables)} tables from information_schema at {seed.position} "
                f"(GTID {seed.gtid or '-'})", err=True)
     if history.scanned is not None and history.scanned < seed.position:

@@ -15,6 +15,7 @@ relative to the working directory.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -102,6 +103,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     "store": {
         "data_dir": "path", "durability": "str", "archive_dir": "path",
         "retention.max_age": "duration", "retention.max_size": "size", "retention.max_files": "int",
+        "retention.stream_lease_max_age": "duration",
     },
     "relay": {
         "enabled": "bool", "source": "str", "password": "str", "password_file": "path",
@@ -368,6 +370,7 @@ def _store(v: _Values) -> StoreConfig:
         max_age=v.duration("store.retention.max_age"),
         max_size=v.size("store.retention.max_size"),
         max_files=v.get_int("store.retention.max_files", low=1),
+        stream_lease_max_age=v.duration("store.retention.stream_lease_max_age"),
     )
     return StoreConfig(data_dir, durability, retention, v.path("store.archive_dir"))
 
@@ -522,7 +525,8 @@ _KAFKA_KEYS = frozenset({"kafka_id", "kafka_ddl_topic", "kafka_checkpoint_topic"
                          "kafka_max_message_size", "kafka_timeout", "kafka_partitions"})
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
                           "rotate_size", "until_caught_up", "format", "workers", "ordered", "on_conflict",
-                          "safe_mode", "rename", "skip_gtids"}) | _KAFKA_KEYS
+                          "safe_mode", "rename", "skip_gtids", "lease", "exclude_columns", "mask_columns",
+                          "seed_from"}) | _KAFKA_KEYS
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -573,6 +577,10 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
             include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
+            lease=values.get_bool(f"{where}.lease", True),
+            seed_from=_seed_from(values, f"{where}.seed_from"),
+            exclude_columns=_column_rules(values, f"{where}.exclude_columns", masking=False),
+            mask_columns=_column_rules(values, f"{where}.mask_columns", masking=True),
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False)),
@@ -604,14 +612,32 @@ def _kafka(values: _Values, where: str) -> KafkaOptions:
         partitions=values.get_int(f"{where}.kafka_partitions", defaults.partitions, low=-1) or defaults.partitions)
 
 
-def _str_list(values: _Values, key: str) -> tuple[str, ...]:
+def _seed_from(values: _Values, key: str) -> str | None:
+    text = values.get_str(key)
+    if text:
+        parse_source_dsn(text, key=key)  # refused now, not when the stream first needs it
+    return text or None
+
+
+def _column_rules(values: _Values, key: str, *, masking: bool) -> tuple[str, ...]:
+    from binhub.stream.columns import ColumnRules  # here: the stream package loads sqlglot (see _streams)
+
+    rules = _str_list(values, key, what="DB.TABLE.COLUMN globs, e.g. [\"shop.*.email\"]")
+    try:
+        ColumnRules(mask=rules) if masking else ColumnRules(exclude=rules)
+    except ConfigError as exc:
+        raise ConfigError(key, exc.reason) from None
+    return rules
+
+
+def _str_list(values: _Values, key: str, what: str = "db.table globs, e.g. [\"shop.*\"]") -> tuple[str, ...]:
     raw = values._raw(key)
     if raw is None:
         return ()
     if isinstance(raw, str):
         return (raw,)
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise ConfigError(key, "must be a list of db.table globs, e.g. [\"shop.*\"]")
+        raise ConfigError(key, f"must be a list of {what}")
     return tuple(raw)
 
 
@@ -639,11 +665,17 @@ def load_config(
     merged.update(_env_layer(environ))
     merged.update(_flag_layer(overrides or {}))
     values = _Values(merged)
+    relay = _relay(values, service)
+    streams = _streams(data.get("stream"), base, environ) if service is None else ()
+    if relay is not None:
+        # A stream meeting a table its history lacks seeds it from the upstream the relay reads.
+        streams = tuple(s if s.seed_from else dataclasses.replace(s, seed_from=relay.source.secret_url())
+                        for s in streams)
     return Config(
         store=_store(values),
-        relay=_relay(values, service),
+        relay=relay,
         serve=_serve(values, service),
         http=_http(values, service),
         log=_log(values),
-        streams=_streams(data.get("stream"), base, environ) if service is None else (),
+        streams=streams,
     )

@@ -154,16 +154,19 @@ def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) 
 def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry) -> Service:
     """Create (not start) one ``[[stream]]``, reading ``store``'s reader view (woken in-process by the
     relay's publishes when the daemon also relays)."""
+    from binhub.ops.schema_seed import stream_seeder
     from binhub.ops.schema_sync import current_history
     from binhub.sinks import open_sink
     from binhub.store import BinlogStore, StoreReader
     from binhub.stream import Stream, StreamMetrics
 
     reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
+    seed = stream_seeder(reader, config.seed_from, key=f"stream {config.name}: seed_from") \
+        if config.seed_from else None
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply,
                      registry=registry)
     return Stream(config, reader, sink,
-                  lambda: current_history(reader), metrics=StreamMetrics(config.name, registry))
+                  lambda: current_history(reader), metrics=StreamMetrics(config.name, registry), seed_schema=seed)
 
 
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]

@@ -8,19 +8,29 @@ happened up to the second, so the catalog describes both).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.cursors  # type: ignore[import-untyped, unused-ignore]
 
-from binhub.errors import ConnectionFailed, SchemaError, UpstreamError
-from binhub.relay.config import SourceDSN
-from binhub.schema import Catalog, Charset, Position, catalog_from_information_schema, parse_statement
+from binhub.errors import ConnectionFailed, IdentityMismatch, SchemaError, UpstreamError
+from binhub.ops.schema_sync import open_history, update_history
+from binhub.relay.config import SourceDSN, parse_source_dsn
+from binhub.schema import (
+    Catalog,
+    Charset,
+    Position,
+    SchemaHistory,
+    catalog_from_information_schema,
+    parse_statement,
+)
 from binhub.schema.changes import Outcome
 from binhub.schema.seed import SYSTEM_SCHEMAS
+from binhub.store import StoreReader
 
-__all__ = ["Seed", "fetch_seed"]
+__all__ = ["Seed", "fetch_seed", "seed_history", "stream_seeder"]
 
 ATTEMPTS = 5
 _SKIP = ", ".join(f"'{s}'" for s in sorted(SYSTEM_SCHEMAS))
@@ -66,6 +76,34 @@ def fetch_seed(dsn: SourceDSN, *, connect_timeout: float = 10.0) -> Seed:
                                  "(BINLOG MONITOR on MariaDB) for the binlog position") from exc
     finally:
         conn.close()
+
+
+def seed_history(store: StoreReader, history: SchemaHistory, dsn: SourceDSN) -> Seed:
+    """Read the upstream's information_schema and record it in the store's history (made durable).
+    An upstream that is not the one the store relays is refused: its tables are not these."""
+    seed = fetch_seed(dsn)
+    upstream = store.state.upstream
+    if upstream is not None and upstream.server_id != seed.server_id:
+        raise IdentityMismatch(
+            f"{dsn} is server_id {seed.server_id}, but the store {store.data_dir} relays server_id "
+            f"{upstream.server_id}: its information_schema does not describe this store's tables",
+            hint="seed from the primary the store relays from")
+    history.record_seed(seed.position, seed.catalog, seed.gtid)
+    history.flush()
+    return seed
+
+
+def stream_seeder(store: StoreReader, dsn_text: str, *, key: str = "--seed-from") -> Callable[[], SchemaHistory]:
+    """What a stream calls when it meets a table its history does not know: the history, brought
+    up to date and seeded from the upstream now (the seed is its last ``seed`` entry)."""
+    dsn = parse_source_dsn(dsn_text, key=key)
+
+    def seed() -> SchemaHistory:
+        with open_history(store.data_dir) as history:
+            update_history(store, history)
+            seed_history(store, history, dsn)
+        return history
+    return seed
 
 
 def _read(conn: Any) -> Seed:

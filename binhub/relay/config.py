@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from binhub.errors import ConfigError
 
@@ -61,6 +61,12 @@ class SourceDSN:
         host = f"[{self.host}]" if ":" in self.host else self.host
         secret = ":***" if self.password else ""
         return f"{self.scheme}://{self.user}{secret}@{host}:{self.port}"
+
+    def secret_url(self) -> str:
+        """The DSN as :func:`parse_source_dsn` reads it, password included: to hand on, never to log."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        query = f"?{urlencode(dict(self.params))}" if self.params else ""
+        return f"{self.scheme}://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{host}:{self.port}{query}"
 
     def with_password(self, password: str) -> SourceDSN:
         return SourceDSN(self.host, self.port, self.user, password, self.params, self.scheme)

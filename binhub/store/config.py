@@ -18,10 +18,12 @@ class RetentionConfig:
     max_age: float | None = None  # seconds
     max_size: int | None = None  # bytes, all files together
     max_files: int | None = None
+    stream_lease_max_age: float | None = None  # seconds; None: a stopped stream's lease holds forever
 
     def rules(self) -> PurgeRules:
         """The purge the store applies whenever a file is complete."""
-        return PurgeRules(max_age=self.max_age, max_size=self.max_size, max_files=self.max_files)
+        return PurgeRules(max_age=self.max_age, max_size=self.max_size, max_files=self.max_files,
+                          stream_lease_max_age=self.stream_lease_max_age)
 
 
 @dataclass(frozen=True, slots=True)

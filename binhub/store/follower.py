@@ -122,17 +122,18 @@ class StoreHub:
         self._loop = None
 
     # -- the shared window ----------------------------------------------------------------------
-    async def read(self, fd: int, file: str, start: int, end: int) -> bytes:
-        """``pread`` of ``[start, end)`` of ``file``, shared with every follower asking for the same span."""
+    async def read(self, fd: int, file: str, start: int, end: int, *, remember: bool = True) -> bytes:
+        """``pread`` of ``[start, end)`` of ``file``, shared with every follower asking for the same span
+        (kept in the window for later ones unless ``remember`` is false)."""
         key = (file, start, end)
         data = self._window.get(key)
         if data is not None:
             self._window.move_to_end(key)
             self.window_hits += 1
             return data
-        return await self._once(("read", *key), lambda: self._load(key, fd))
+        return await self._once(("read", *key), lambda: self._load(key, fd, remember))
 
-    async def _load(self, key: tuple[str, int, int], fd: int) -> bytes:
+    async def _load(self, key: tuple[str, int, int], fd: int, remember: bool) -> bytes:
         self.window_misses += 1
         _, start, end = key
         size = end - start
@@ -140,7 +141,8 @@ class StoreHub:
             data = await asyncio.to_thread(_pread_all, fd, size, start)
         else:
             data = _pread_all(fd, size, start)
-        self._remember(key, data)
+        if remember:
+            self._remember(key, data)
         return data
 
     async def memo_build(self, key: tuple[object, ...], build: Callable[[], Awaitable[tuple[T, int]]]) -> T:
@@ -232,7 +234,8 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
 class StoreFollower:
     """Read a store's events from ``(file, position)`` on, following the durable position live."""
 
-    def __init__(self, reader: StoreReader, file: str, position: int, *, holder: str, lease: bool = True) -> None:
+    def __init__(self, reader: StoreReader, file: str, position: int, *, holder: str, lease: bool = True,
+                 share: bool = True) -> None:
         if position < 4:
             raise ValueError(f"position {position} is inside the binlog magic; use 4 or more")
         self.reader = reader
@@ -240,6 +243,10 @@ class StoreFollower:
         self.file = file
         self.position = position
         self.holder = holder
+        # ``share=False`` (a stream): what it reads is not kept in the hub's window and memo for other
+        # followers. Those exist for replicas reading the same tail together; a reader on its own
+        # would only fill them (up to WINDOW_BYTES + MEMO_BYTES of chunks it never reads again).
+        self.share = share
         self._fd: int | None = None
         self._closed_size: int | None = None  # the size of the current file once it is complete
         self._ready_end = 0  # how far the current file was readable at the last ready()
@@ -361,6 +368,9 @@ class StoreFollower:
         """Whole events in ``[position, stop)``; extends past ``stop`` (up to ``limit``) for a large event."""
         file, start, fd = self.file, self.position, self._fd
         assert fd is not None
+        if not self.share:
+            (events, self.position), _ = await self._parse(fd, file, start, stop, limit)
+            return Batch(file, events, self.position)
         # Followers at the same span share one (immutable) parsed event list.
         events, self.position = await self.hub.memo_build(
             ("events", file, start, stop), lambda: self._parse(fd, file, start, stop, limit))
@@ -369,7 +379,7 @@ class StoreFollower:
     async def _parse(self, fd: int, file: str, start: int, stop: int,
                      limit: int) -> tuple[tuple[list[tuple[int, memoryview]], int], int]:
         """((events, end), bytes pinned) of the span, as ``memo_build`` wants it."""
-        data = await self.hub.read(fd, file, start, stop)
+        data = await self.hub.read(fd, file, start, stop, remember=self.share)
         view = memoryview(data)
         events: list[tuple[int, memoryview]] = []
         pos = 0

@@ -41,8 +41,10 @@ def purge(store: BinlogStore, rules: PurgeRules, *, all_or_nothing: bool = False
     paths = {n: store.binlog_dir / n for n in names}
     sizes = {n: p.stat().st_size for n, p in paths.items()}
     mtimes = {n: p.stat().st_mtime for n, p in paths.items()}
-    victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=live_leases(store.data_dir),
-                                  active=store.current_file)
+    lease_max_age = rules.stream_lease_max_age if rules.stream_lease_max_age is not None \
+        else store.stream_lease_max_age
+    leases = live_leases(store.data_dir, stream_lease_max_age=lease_max_age)
+    victims, blocked = plan_purge(names, sizes, mtimes, rules, leases=leases, active=store.current_file)
     if blocked and all_or_nothing:
         raise FileInUse(blocked)
     if not victims:

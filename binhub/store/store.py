@@ -79,6 +79,8 @@ class BinlogStore:
         self.data_dir = data_dir
         self.archive_dir = archive_dir
         self.retention = retention if retention is not None and not retention.empty else None
+        # Honoured by every purge of this store, explicit ones (PURGE BINARY LOGS) included.
+        self.stream_lease_max_age = retention.stream_lease_max_age if retention is not None else None
         self.last_durable_gtid = ""  # GTID of the last durable transaction
         self.binlog_dir = data_dir / "binlog"
         self.readers_dir = data_dir / "readers"

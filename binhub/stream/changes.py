@@ -11,6 +11,11 @@ with a :class:`~binhub.store.follower.StoreFollower`) and turns them into :class
   (:class:`~binhub.errors.SchemaMismatch`), never a guess;
 * DDL (binhub: ``{"op": "ddl", …, "sql": …}``), after which the schema history is brought up to date
   (``refresh_schema``) so the rows that follow decode with the new columns;
+* a table the history does not know, with an upstream to ask (``seed_schema``): the history is
+  seeded from its information_schema then, once per run. Those columns are the table's current
+  ones: each TABLE_MAP is checked against them, and where a DDL since changed the table its rows
+  get positional names, with an error in the log saying so;
+* column exclusion and masking (:mod:`binhub.stream.columns`), on the lines of the tables with rules;
 * transaction boundaries: :meth:`ChangeReader.feed` says when a transaction ended, with the
   position after it and the GTID set executed through it (what a checkpoint records).
 
@@ -20,20 +25,24 @@ Transactions before ``emit_from`` (a checkpoint, a start position) or whose GTID
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from binhub.binlog.charsets import collation_by_id
-from binhub.binlog.constants import EventType
+from binhub.binlog.columns import TableSchema
+from binhub.binlog.constants import HEADER_SIZE, EventType
 from binhub.binlog.decode import decode_event
-from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent
+from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, TableMapEvent
 from binhub.binlog.file import RawEvent
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.header import EventHeader
 from binhub.binlog.query_status import sql_mode_names
 from binhub.binlog.transaction import TransactionTracker
+from binhub.errors import BinhubError, SchemaMismatch
 from binhub.schema import (
     Outcome,
     ParsedStatement,
@@ -43,6 +52,7 @@ from binhub.schema import (
     SchemaCursor,
     SchemaHistory,
     TableName,
+    check_table_map,
 )
 from binhub.schema.changes import (
     AlterTable,
@@ -56,9 +66,14 @@ from binhub.schema.ddl import parse_statement
 from binhub.sinks import Message
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
+from binhub.stream.columns import ColumnRules
 from binhub.stream.formats import BinhubFormat, DdlChange, OutputFormat, Walker
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
+
+_END = (1 << 62, 0)  # past every position: no history entry follows
+
+log = logging.getLogger("binhub.stream")
 
 _GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
 _QUERY_TYPES = frozenset({EventType.QUERY, EventType.MARIA_QUERY_COMPRESSED})
@@ -102,7 +117,8 @@ class ChangeReader:
 
     def __init__(self, *, refresh_schema: Callable[[], SchemaHistory], table_filter: TableFilter,
                  executed: GtidSet | None, emit_from: tuple[str, int] | None = None,
-                 skip: GtidSet | None = None, output: OutputFormat | None = None) -> None:
+                 skip: GtidSet | None = None, output: OutputFormat | None = None, columns: ColumnRules | None = None,
+                 seed_schema: Callable[[], SchemaHistory] | None = None) -> None:
         self.output = output if output is not None else BinhubFormat(stream_name="stream", keyed=False)
         self._refresh_schema = refresh_schema
         self._history = refresh_schema()
@@ -111,6 +127,18 @@ class ChangeReader:
         self.executed = executed
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
         self._skip = skip
+        self._columns = columns if columns else None  # no rules: not even a lookup per rows event
+        self._seed_schema = seed_schema
+        # Tables the history has from information_schema (a seed: the columns as they were when it was
+        # read, not necessarily when the rows were written): each of their TABLE_MAPs is checked.
+        self._seeded: dict[TableName, Position] = _seeded_tables(self._history)
+        self._seeded_names = {(t.db, t.table) for t in self._seeded}
+        # (db, table) -> (the position up to which the answer holds, the table's columns)
+        self._known: dict[tuple[str, str], tuple[tuple[int, int], TableSchema | None]] = {}
+        self._seq_file, self._seq = "", 0
+        self._checked: dict[tuple[TableSchema, bytes], bool] = {}
+        self._told: set[TableName] = set()
+        self._event_data = b""
         self._tracker = TransactionTracker()
         self._file = ""
         self._fde: FormatDescriptionEvent | None = None
@@ -124,8 +152,85 @@ class ChangeReader:
         return self._tracker.in_transaction
 
     def _schema(self, db: str, table: str) -> Any:
-        # Asked at a TABLE_MAP only: the position is built here, not for every event.
-        return self._cursor.table(TableName(db, table), Position.of(*self._event_at))
+        # Asked at every TABLE_MAP (each transaction repeats its tables'): the answer for a table
+        # holds until the next history entry, so between DDLs it is found in a dict.
+        file, offset = self._event_at
+        if file != self._seq_file:
+            self._seq_file, self._seq = file, file_seq(file)
+        here = (self._seq, offset)
+        known = self._known.get((db, table))
+        if known is not None and here <= known[0]:
+            schema: TableSchema | None = known[1]
+        else:
+            schema = self._lookup(db, table, Position(self._seq, offset, file))
+        if schema is not None and (db, table) in self._seeded_names:
+            schema = self._check_seeded(TableName(db, table), schema, Position(self._seq, offset, file))
+        return schema
+
+    def _lookup(self, db: str, table: str, at: Position) -> TableSchema | None:
+        name = TableName(db, table)
+        schema = self._cursor.table(name, at)
+        entries = self._history.entries
+        i = bisect.bisect_left(entries, at, key=lambda e: e.position)  # the first entry not applied at ``at``
+        until = (entries[i].position.seq, entries[i].position.pos) if i < len(entries) else _END
+        self._known[(db, table)] = (until, schema)
+        if schema is None and self._seed_schema is not None:
+            schema = self._seed(name, at)
+        return schema
+
+    def _seed(self, name: TableName, at: Position) -> TableSchema | None:
+        """Seed the history from the upstream's information_schema (once per run: an unknown table
+        must not cost an upstream round trip per transaction)."""
+        seed, self._seed_schema = self._seed_schema, None
+        assert seed is not None
+        try:
+            self._use_history(seed())
+        except BinhubError as exc:
+            log.warning("%s at %s is not in the schema history, and seeding it from the upstream failed: %s; "
+                        "its rows come with positional names (@1, @2, …)", name, at, exc)
+            return None
+        log.warning("%s at %s is not in the schema history: seeded it from the upstream's information_schema as it "
+                    "is now (upstream %s); a seeded table's columns are its current ones, so each TABLE_MAP is "
+                    "checked against them", name, at, self._seeded.get(name, "-"))
+        schema = self._cursor.table(name, at)
+        if schema is None:
+            log.warning("%s is not in the upstream's information_schema either (dropped since?): its rows come with "
+                        "positional names (@1, @2, …)", name)
+        return schema
+
+    def _check_seeded(self, name: TableName, schema: TableSchema, at: Position) -> TableSchema | None:
+        """A seeded table's columns are the upstream's at the seed: used only where the TABLE_MAP has
+        their shape; where a DDL since changed the table, its rows get positional names (and the log
+        says so, once per table), never a guess."""
+        data = self._event_data
+        if data[4] != EventType.TABLE_MAP:
+            return schema  # inside a TRANSACTION_PAYLOAD: the decoder checks the shape itself
+        crc = self._fde.checksum_size if self._fde is not None else 4
+        key = (schema, data[HEADER_SIZE + 8:len(data) - crc])  # the layout, less table id, flags and CRC
+        fits = self._checked.get(key)
+        if fits is None:
+            event = decode_event(data, self._fde)
+            assert isinstance(event, TableMapEvent)
+            try:
+                check_table_map(schema, event.column_types, str(at))
+                fits = True
+            except SchemaMismatch as exc:
+                fits = False
+                if name not in self._told:
+                    self._told.add(name)
+                    log.error("the columns of %s were seeded from information_schema (read at upstream %s): they "
+                              "are its columns then, not when these rows were written, and a DDL between changed "
+                              "the table: %s. Its rows come with positional names (@1, @2, …) until the history "
+                              "meets that DDL", name, self._seeded[name], exc.message)
+            self._checked[key] = fits
+        return schema if fits else None  # None: the TABLE_MAP alone (positional, or FULL metadata's names)
+
+    def _use_history(self, history: SchemaHistory) -> None:
+        self._history = history
+        self._cursor = history.cursor()
+        self._seeded = _seeded_tables(history)
+        self._seeded_names = {(t.db, t.table) for t in self._seeded}
+        self._known.clear()
 
     def feed(self, file: str, offset: int, data: bytes) -> tuple[list[Message], TransactionEnd | None]:
         """The messages of one complete event (for a line sink, a rows event's lines may come as
@@ -155,7 +260,11 @@ class ChangeReader:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
             self._event_at = (file, offset)
-            lines.extend(self._walker.feed(data, offset, self._fde))
+            self._event_data = data
+            if self._columns is None:
+                lines.extend(self._walker.feed(data, offset, self._fde))
+            else:
+                lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
         elif code == EventType.FORMAT_DESCRIPTION:
             self._walker.feed(data, offset, self._fde)
         ended = self._tracker.feed(data, crc)
@@ -183,8 +292,7 @@ class ChangeReader:
         # includes it). One scanned further already has it, and the cursor applies it in order.
         scanned = self._history.scanned
         if scanned is None or scanned <= Position.of(record.file, offset):
-            self._history = self._refresh_schema()
-            self._cursor = self._history.cursor()
+            self._use_history(self._refresh_schema())
         db, table = _ddl_table(parsed, record.db)
         if not self.filter(db, table or ""):
             return
@@ -204,6 +312,12 @@ def _ddl_session(record: QueryRecord) -> dict[str, Any]:
     sql_mode = None if status.sql_mode is None else ",".join(sql_mode_names(status.sql_mode, record.flavour))
     return {"db": record.db, "sql_mode": sql_mode, "collation_connection": collation, "collation_server": server,
             "time_zone": status.time_zone}
+
+
+def _seeded_tables(history: SchemaHistory) -> dict[TableName, Position]:
+    """Every table a seed of the history describes, with where the (last such) seed was read."""
+    return {name: e.position for e in history.entries if e.kind == "seed" and e.seed is not None
+            for name in e.seed.tables}
 
 
 def _gtid_of(data: bytes, fde: FormatDescriptionEvent | None) -> Gtid | None:

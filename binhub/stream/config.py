@@ -36,9 +36,17 @@ class StreamConfig:
     exclude: tuple[str, ...] = ()
     start: StreamStart = field(default_factory=StreamStart)
     until_caught_up: bool = False
+    exclude_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN globs
+    mask_columns: tuple[str, ...] = ()  # DB.TABLE.COLUMN[=hash|null|redact] globs
+    # The upstream to seed the schema history from when a table is unknown (a DSN, password included).
+    seed_from: str | None = field(default=None, repr=False)
+    lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's
 
     def __post_init__(self) -> None:
+        if self.format != "binhub" and (self.exclude_columns or self.mask_columns):
+            raise ConfigError("format", f"column exclusion and masking work on binhub's change model; with --format "
+                                        f"{self.format} they are not supported yet")
         if self.format != "binhub" and self.to.partition(":")[0] in ("mysql", "mariadb"):
             raise ConfigError("format", f"a mysql:// sink applies binhub's own change model; --format {self.format} "
                                         "is for jsonl, stdout and Kafka")

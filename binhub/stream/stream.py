@@ -4,7 +4,9 @@ Where it starts, first match wins: the sink's checkpoint (a restart resumes exac
 output ends); ``--start-gtid`` (transactions in the set are skipped); ``--start-file/--start-pos``;
 ``--from-now`` (the durable end); otherwise the store's first file. A start the store no longer
 holds (purged by retention while the stream was stopped) is a :class:`StartPositionError` naming
-both; while it runs, the follower's reader lease keeps purge away from the file it reads.
+both. While it runs, the follower's reader lease keeps purge away from the file it reads; a stream
+whose sink keeps a checkpoint also holds a durable lease on its checkpoint's file
+(:class:`~binhub.store.retention.StreamLease`), so files it needs survive while it is stopped.
 
 The sink commits after every batch the follower returns (one fsync per batch, not per
 transaction), and always at a transaction boundary (:mod:`binhub.sinks`).
@@ -28,8 +30,10 @@ from binhub.store.follower import StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
 from binhub.store.recovery import GtidSet
+from binhub.store.retention import StreamLease
 from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_gtid
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
+from binhub.stream.columns import ColumnRules
 from binhub.stream.config import StreamConfig
 from binhub.stream.formats import output_format
 from binhub.stream.metrics import StreamMetrics
@@ -54,11 +58,13 @@ class Stream:
     """One stream: :meth:`run` until caught up (``until_caught_up``) or :meth:`stop`."""
 
     def __init__(self, config: StreamConfig, reader: StoreReader, sink: Sink,
-                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None) -> None:
+                 refresh_schema: Callable[[], SchemaHistory], *, metrics: StreamMetrics | None = None,
+                 seed_schema: Callable[[], SchemaHistory] | None = None) -> None:
         self.config = config
         self.reader = reader
         self.sink = sink
         self.refresh_schema = refresh_schema
+        self.seed_schema = seed_schema  # seeds the history from the upstream (see ChangeReader)
         self.metrics = metrics if metrics is not None else StreamMetrics(config.name)
         self.transactions = 0
         self.lines = 0
@@ -105,15 +111,29 @@ class Stream:
             await reader.wait(POLL)
         plan = self._plan()
         keyed = self.sink if isinstance(self.sink, KeyedSink) else None
+        lease: StreamLease | None = StreamLease(reader.readers_dir, self.config.name)
+        assert lease is not None
+        if not self.config.lease:
+            lease.forget()  # `lease = false`: a lease an earlier run left holds nothing any more
+            lease = None
+        elif self.config.to == "-":
+            lease = None  # stdout keeps no checkpoint to resume from
+        else:
+            lease.hold(plan.file, target=self.config.to)
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
                                executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
                                output=output_format(self.config.format, stream_name=self.config.name,
-                                                    keyed=keyed is not None))
+                                                    keyed=keyed is not None),
+                               columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns),
+                               seed_schema=self.seed_schema)
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
-        with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}") as follower:
+        # share=False: a stream's reads are its own; kept in the hub's window they would cost up to
+        # 192 MiB for nothing (and a 1 GiB transaction would fill it).
+        with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}", share=False) as follower:
             last: TransactionEnd | None = None
+            held = plan.file
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
                 try:
@@ -141,7 +161,10 @@ class Stream:
                 self.sink.commit()
                 if last is not None:
                     self._delivered(last)
+                    held = last.file
                     last = None
+                if lease is not None:
+                    lease.hold(held, target=self.config.to)  # only after the checkpoint is durable
                 if target is not None and not changes.in_transaction and \
                         (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
                     return

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import datetime as dt
 import decimal
+import hashlib
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from binhub.sandbox.binhub_process import BinhubProcess
+from binhub.store import StoreReader
 from tests.integration.conftest import PrimaryDb
 from tests.integration.relayutil import BINHUB, run_relay, start_relay, stop_relay
 from tests.integration.workload import wait_until
@@ -235,7 +237,8 @@ def _output_size(out: Path) -> int:
     return sum(p.stat().st_size for p in out.glob("stream-*.jsonl")) if out.exists() else 0
 
 
-def test_a_stream_behind_the_store_retention_is_a_clear_error(primary_db: PrimaryDb, tmp_path: Path) -> None:
+def test_a_stopped_stream_keeps_its_files_until_forgotten_then_is_behind_the_retention(
+        primary_db: PrimaryDb, tmp_path: Path) -> None:
     c = primary_db.conn.cursor()
     c.execute("CREATE TABLE t (id INT PRIMARY KEY)")
     c.execute("INSERT INTO t VALUES (1), (2)")
@@ -247,9 +250,29 @@ def test_a_stream_behind_the_store_retention_is_a_clear_error(primary_db: Primar
     c.execute("INSERT INTO t VALUES (3)")
     relay(primary_db, data_dir)
     newest = primary_db.position()[0]
-    purge = subprocess.run([*BINHUB, "binlog", "purge", "--data-dir", str(data_dir), "--to", newest],
-                           capture_output=True, text=True, timeout=60)
-    assert purge.returncode == 0, purge.stderr
+
+    def purge() -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*BINHUB, "binlog", "purge", "--data-dir", str(data_dir), "--to", newest],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    # The stream is stopped, retention would purge the file its checkpoint is in: its lease keeps it.
+    kept = purge()
+    assert f"kept: {checkpoint['file']} holds the checkpoint of stream stream" in kept.stderr, kept.stderr
+    assert checkpoint["file"] in StoreReader.open(data_dir).files
+    stream(data_dir, out)  # a restart resumes from the checkpoint: only the row written since
+    inserts = [ch["after"] for ch in mine(_committed(out, "stream"), primary_db.name) if ch["op"] == "insert"]
+    assert inserts == [{"id": 1}, {"id": 2}, {"id": 3}], "resumed where it stopped: nothing lost or repeated"
+    moved = json.loads((out / "stream.checkpoint.json").read_text())
+    assert json.loads((data_dir / "readers" / "stream-stream.json").read_text())["file"] == moved["file"] == newest
+
+    # Forgotten, the stream holds nothing: an older checkpoint is then behind the retention.
+    (out / "stream.checkpoint.json").write_text(json.dumps(checkpoint | {"format": 1}))
+    forget = subprocess.run([*BINHUB, "stream", "--data-dir", str(data_dir), "--forget", "stream"],
+                            capture_output=True, text=True, timeout=60)
+    assert forget.returncode == 0 and "removed" in forget.stdout, forget.stderr
+    assert "kept" not in purge().stderr
 
     resumed = stream(data_dir, out, check=False)
     assert resumed.returncode != 0
@@ -375,14 +398,54 @@ def test_history_of_one_row(primary_db: PrimaryDb, tmp_path: Path) -> None:
         return proc
 
     as_json = [json.loads(line) for line in history(f"{db}.orders", "--pk", "5", "--format", "json").stdout.splitlines()]
-    assert as_json == [c for c in everything if c["table"] == "orders" and c["op"] != "ddl"
+    # Followed through RENAME TABLE orders TO orders_v2: the changes under both names.
+    assert as_json == [c for c in everything if c["table"] in ("orders", "orders_v2") and c["op"] != "ddl"
                        and 5 in ((c["before"] or {}).get("id"), (c["after"] or {}).get("id"))]
-    assert [c["op"] for c in as_json] == ["insert", "update"]  # price doubled and name cleared; kept after
+    assert [(c["op"], c["table"]) for c in as_json] == [("insert", "orders"), ("update", "orders"),
+                                                        ("update", "orders_v2")]
     assert as_json[1]["before"] == as_json[0]["after"] and as_json[1]["after"]["name"] is None
+    assert as_json[2]["after"]["qty"] == 5
 
-    text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()
-    assert [line.split()[3] for line in text] == ["update", "delete"]
+    text = history(f"{db}.orders_v2", "--pk", "id=1").stdout.splitlines()  # the new name finds the old too
+    assert [(line.split()[3], line.split()[4]) for line in text] == [
+        ("insert", f"{db}.orders"), ("update", f"{db}.orders_v2"), ("delete", f"{db}.orders_v2")]
     assert "no change to" in history(f"{db}.orders", "--pk", "999").stderr
+
+
+def test_history_follows_renames_and_composite_keys(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    db = primary_db.name
+    c.execute("CREATE TABLE pairs (a INT, b VARCHAR(5), v INT, PRIMARY KEY (a, b))")
+    c.execute("INSERT INTO pairs VALUES (1, 'x', 1), (1, 'y', 2), (2, 'x', 3)")
+    c.execute("UPDATE pairs SET v = 10 WHERE a = 1 AND b = 'x'")
+    c.execute(f"CREATE DATABASE {db}_other")
+    c.execute(f"RENAME TABLE pairs TO {db}_other.moved")  # to another database
+    c.execute(f"ALTER TABLE {db}_other.moved RENAME TO {db}.pairs3")
+    c.execute("UPDATE pairs3 SET v = 11 WHERE a = 1")
+    c.execute("CREATE TABLE pairs (a INT, b VARCHAR(5), v INT, PRIMARY KEY (a, b))")  # another table, same name
+    c.execute("INSERT INTO pairs VALUES (1, 'x', 99)")
+    c.execute("DELETE FROM pairs3 WHERE b = 'x'")
+    c.execute(f"DROP DATABASE {db}_other")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+
+    def history(table: str, pk: str) -> list[tuple[str, str, Any]]:
+        proc = subprocess.run([*BINHUB, "history", f"{db}.{table}", "--pk", pk, "--data-dir", str(data_dir),
+                               "--format", "json"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [(ch["op"], f"{ch['db']}.{ch['table']}", (ch["after"] or ch["before"])["v"])
+                for ch in map(json.loads, proc.stdout.splitlines())]
+
+    old_table = [("insert", f"{db}.pairs", 1), ("update", f"{db}.pairs", 10), ("update", f"{db}.pairs3", 11),
+                 ("delete", f"{db}.pairs3", 11)]
+    assert history("pairs3", "1,x") == old_table
+    assert history("pairs3", "b=x,a=1") == old_table
+    # "pairs" names two tables over time: both are shown, each change under the name it was made.
+    assert history("pairs", "a=1,b=x") == old_table[:3] + [("insert", f"{db}.pairs", 99)] + old_table[3:]
+    assert history("pairs3", "2,x") == [("insert", f"{db}.pairs", 3), ("delete", f"{db}.pairs3", 3)]
+    bad = subprocess.run([*BINHUB, "history", f"{db}.pairs3", "--pk", "1", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "give --pk as a=V,b=V or V,V in key order" in bad.stderr, bad.stderr
 
 
 def test_binhub_run_with_a_relay_and_two_streams(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -437,3 +500,83 @@ def _committed(out: Path, name: str) -> list[dict[str, Any]]:
     data = b"".join(p.read_bytes() for p in sorted(out.glob(f"{name}-*.jsonl")) if p.name < checkpoint["out_file"])
     data += (out / checkpoint["out_file"]).read_bytes()[:checkpoint["out_offset"]]
     return [json.loads(line) for line in data.splitlines()]
+
+
+def test_excluded_and_masked_columns(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE users (email VARCHAR(40) CHARACTER SET utf8mb4 PRIMARY KEY, name VARCHAR(20), "
+              "ssn CHAR(11), notes TEXT, age INT)")
+    c.execute("CREATE TABLE orders (id INT PRIMARY KEY, email VARCHAR(40), notes TEXT)")
+    c.execute("INSERT INTO users VALUES ('ä@x.org', 'Ann', '123-45-6789', 'vip', 40), ('b@x.org', 'Bo', NULL, "
+              "NULL, 30)")
+    c.execute("UPDATE users SET age = age + 1, ssn = '000-00-0000'")
+    c.execute("DELETE FROM users WHERE email = 'b@x.org'")
+    c.execute("INSERT INTO orders VALUES (1, 'ä@x.org', 'n')")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    db = primary_db.name
+    plain = mine(lines_of(_stream_to(data_dir, tmp_path / "plain")), db)
+    masked = mine(lines_of(_stream_to(data_dir, tmp_path / "masked", "--exclude-column", f"{db}.users.notes",
+                                      "--mask-column", f"{db}.users.email", "--mask-column", f"{db}.u*.ssn=redact",
+                                      "--mask-column", f"{db}.users.name=null")), db)
+
+    def sha(value: Any) -> str:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    def expect(row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        out = {k: v for k, v in row.items() if k != "notes"}
+        for k, mask in (("email", sha), ("ssn", lambda _: "[redacted]"), ("name", lambda _: None)):
+            if k in out and out[k] is not None:
+                out[k] = mask(out[k])
+        return out
+
+    assert len(masked) == len(plain) and [ch["op"] for ch in plain].count("update") == 2
+    for p, m in zip(plain, masked, strict=True):
+        if p["op"] == "ddl" or p["table"] == "orders":
+            assert m == p, "a table without rules comes out as it was"
+            continue
+        assert m == p | {"before": expect(p["before"]), "after": expect(p["after"]), "pk": expect(p["pk"])}
+        assert m["pk"] == {"email": sha(next(r for r in (p["before"], p["after"]) if r)["email"])}
+    bad = stream(data_dir, tmp_path / "bad", "--mask-column", f"{db}.users", check=False)
+    assert bad.returncode != 0 and "is not DB.TABLE.COLUMN" in bad.stderr
+
+
+def test_a_table_older_than_the_store_is_seeded_from_the_upstream(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    db = primary_db.name
+    c.execute("CREATE TABLE old (id INT PRIMARY KEY, v VARCHAR(10))")
+    c.execute("CREATE TABLE altered (id INT PRIMARY KEY, v INT)")
+    c.execute("FLUSH BINARY LOGS")  # the store begins after both CREATEs
+    start = primary_db.position()[0]
+    c.execute("INSERT INTO old VALUES (1, 'a'), (2, 'b')")
+    c.execute("INSERT INTO altered VALUES (1, 10)")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", start, "--server-id", "9304")
+    assert proc.returncode == 0, proc.stderr
+    # A DDL the store does not hold yet: information_schema now describes a table its rows predate.
+    c.execute("ALTER TABLE altered ADD COLUMN w INT")
+
+    unseeded = mine(lines_of(_stream_to(data_dir, tmp_path / "plain")), db)
+    assert [(ch["table"], ch["after"]["@1"], ch.get("positional")) for ch in unseeded] == [
+        ("old", 1, True), ("old", 2, True), ("altered", 1, True)]  # without a seed: positional, as before
+
+    seeded_run = stream(data_dir, tmp_path / "seeded", "--seed-from", primary_db.sandbox.root_dsn)
+    seeded = mine(lines_of(tmp_path / "seeded"), db)
+    assert [(ch["table"], ch["after"], ch["pk"], ch.get("positional")) for ch in seeded] == [
+        ("old", {"id": 1, "v": "a"}, {"id": 1}, None), ("old", {"id": 2, "v": "b"}, {"id": 2}, None),
+        ("altered", {"@1": 1, "@2": 10}, None, True)]
+    log = seeded_run.stderr
+    assert f"{db}.old at {start}:" in log and "seeded it from the upstream's information_schema" in log, log
+    assert f"the columns of {db}.altered were seeded from information_schema" in log, log
+    assert "a DDL between changed the table" in log and "column count differs" in log, log
+    assert f"{db}.old were seeded" not in log, "a seeded table whose TABLE_MAP has its shape is not an error"
+    # Recorded in the store's history: a second stream needs no upstream, and still checks the shapes.
+    again_run = stream(data_dir, tmp_path / "again")
+    assert mine(lines_of(tmp_path / "again"), db) == seeded
+    assert f"the columns of {db}.altered were seeded" in again_run.stderr
+
+    down = stream(data_dir, tmp_path / "down", "--seed-from", "mysql://root@127.0.0.1:1", check=False)
+    assert down.returncode == 0, down.stderr  # nothing unknown left: the seed is not even tried

@@ -86,3 +86,27 @@ kafka_partitions = 12
 ])
 def test_bad_streams_are_named(tmp_path: Path, text: str, words: str) -> None:
     assert words in refused(tmp_path, text)
+
+
+def test_streams_seed_from_the_relays_upstream_unless_told_otherwise(tmp_path: Path) -> None:
+    streams = load(tmp_path, """
+[relay]
+source = "mysql://repl@db1:3307"
+password = "p@ss:w"
+
+[[stream]]
+name = "a"
+to = "-"
+
+[[stream]]
+name = "b"
+to = "-"
+seed_from = "mariadb://reader:x@db2"
+""")
+    from binhub.relay.config import parse_source_dsn
+    seeded = parse_source_dsn(streams[0].seed_from or "")
+    assert (seeded.host, seeded.port, seeded.user, seeded.password) == ("db1", 3307, "repl", "p@ss:w")
+    assert streams[1].seed_from == "mariadb://reader:x@db2"
+    assert "p@ss" not in repr(streams[0]), "the DSN (with its password) stays out of logs"
+    message = refused(tmp_path, '[[stream]]\nname = "c"\nto = "-"\nseed_from = "db3:3306"\n')
+    assert "stream[1].seed_from" in message

@@ -29,7 +29,7 @@ from binhub.errors import DiskFull, FileInUse, StoreLocked
 from binhub.store import BinlogStore, StoreReader
 from binhub.store import recovery as store_recovery
 from binhub.store.catalog import verify_files
-from binhub.store.retention import PurgeRules, ReaderLease, live_leases, plan_purge
+from binhub.store.retention import PurgeRules, ReaderLease, StreamLease, live_leases, plan_purge
 from tests.conftest import TEST_DATA
 
 RECORDED = TEST_DATA / "binlog" / "mariadb-10.11"
@@ -453,6 +453,42 @@ def test_a_live_lease_blocks_purge_and_a_stale_one_does_not(tmp_path: Path) -> N
     finally:
         store.close()
     assert sorted(p.name for p in (tmp_path / "binlog").iterdir() if p.suffix != ".index") == NAMES[5:]
+
+
+def test_a_stopped_streams_durable_lease_blocks_purge_until_forgotten_or_too_old(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = BinlogStore.open(tmp_path, retention=PurgeRules(stream_lease_max_age=3600))
+    try:
+        for name in NAMES:
+            store.begin_file(name)
+        lease = StreamLease(tmp_path / "readers", "orders")
+        lease.hold(NAMES[2], target="jsonl:/out")
+        assert lease.held_file() == NAMES[2]
+        # No pid: it holds while the stream is stopped (a pid-less file is not "stale").
+        assert [(x.holder, x.pid, x.file) for x in live_leases(tmp_path)] == [("stream orders", None, NAMES[2])]
+        with pytest.raises(FileInUse, match="binhub stream --forget orders"):
+            store.purge(PurgeRules(max_files=1), all_or_nothing=True)
+        removed, blocked = store.purge(PurgeRules(max_files=1))
+        assert removed == NAMES[:2] and "checkpoint of stream orders" in blocked
+        # Refreshes within STREAM_LEASE_REFRESH rewrite nothing; a move to another file does.
+        before = lease.path.stat().st_mtime_ns
+        lease.hold(NAMES[2])
+        assert lease.path.stat().st_mtime_ns == before
+        lease.hold(NAMES[3])
+        assert lease.held_file() == NAMES[3]
+        # Older than store.retention.stream_lease_max_age: ignored, loudly, and the file is kept.
+        doc = json.loads(lease.path.read_text())
+        lease.path.write_text(json.dumps({**doc, "since": time.time() - 7200}))
+        with caplog.at_level("ERROR", logger="binhub.store"):
+            removed, blocked = store.purge(PurgeRules(max_files=2))
+        assert removed == NAMES[2:4] and blocked == ""
+        assert "ignoring the lease of stream orders" in caplog.text and "stream_lease_max_age" in caplog.text
+        assert lease.path.exists(), "an expired lease is ignored, not deleted"
+        lease.hold(NAMES[4])
+        assert lease.forget() and not lease.forget()
+        assert live_leases(tmp_path) == []
+    finally:
+        store.close()
 
 
 def test_purge_to_an_unknown_file_is_an_error() -> None:
