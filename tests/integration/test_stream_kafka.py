@@ -135,7 +135,7 @@ def positions(messages: list[tuple[str, bytes | None, bytes | None]]) -> Counter
 @pytest.mark.parametrize("transactions", ["auto", "off"])
 def test_kill_9_mid_stream_and_restart_lose_nothing(primary_db: PrimaryDb, tansu_broker: TansuBroker,
                                                     tmp_path: Path, transactions: str) -> None:
-    big_workload(primary_db)
+    big_workload(primary_db, transactions=1000)
     data_dir = tmp_path / "store"
     relay(primary_db, data_dir)
     prefix = f"k2-{uuid.uuid4().hex[:6]}"
@@ -143,18 +143,19 @@ def test_kill_9_mid_stream_and_restart_lose_nothing(primary_db: PrimaryDb, tansu
     args = ("--include", f"{primary_db.name}.t", "--name", prefix, "--kafka-transactions", transactions)
     killed = 0
     for delay in (1.0, 1.5):  # kill -9 twice at different moments, then finish
-        proc = subprocess.Popen(stream_cmd(data_dir, target, "--until-caught-up", *args),
+        # Following the store (no --until-caught-up), so a fast machine cannot finish before the kill.
+        proc = subprocess.Popen(stream_cmd(data_dir, target, *args),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(delay)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             killed += 1
         proc.wait(30)
-    assert killed, "the stream finished before it could be killed: make the workload bigger"
+    assert killed == 2, "the stream exited by itself before it was killed"
     run_stream(data_dir, target, *args)
 
     seen = positions(consume(tansu_broker, [prefix]))
-    expected = 400 * 50
+    expected = 1000 * 50
     assert {pk for _, _, pk in seen} == {json.dumps({"id": i}) for i in range(expected)}, "nothing lost"
     duplicated = sum(n - 1 for n in seen.values())
     if transactions == "auto" and tansu_broker.transactions_abort():
