@@ -66,9 +66,16 @@ class BackupEntry:
 
 def _entry(path: Path, data: dict[str, Any]) -> BackupEntry:
     binlog = f"{data['binlog_file']}:{data.get('binlog_position')}" if data.get("binlog_file") else None
-    return BackupEntry(path, str(data.get("kind", "physical")), bool(data.get("complete")),
+    kind = str(data.get("kind", "physical"))
+    size = sum(int(c["bytes"]) for c in _chunks(data)) if kind == "logical" else int(data.get("total_bytes", 0))
+    return BackupEntry(path, kind, bool(data.get("complete")),
                        str(data.get("started_at", "")), data.get("finished_at"), data.get("gtid") or None, binlog,
-                       int(data.get("total_bytes", 0)), str(data.get("server_version", "")), data.get("error"))
+                       size, str(data.get("server_version", "")), data.get("error"))
+
+
+def _chunks(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A logical backup's chunk entries (file, bytes, crc32c), from its manifest."""
+    return [c for t in data.get("tables", []) for c in t.get("chunks", [])]
 
 
 def list_backups(root: Path) -> list[BackupEntry]:
@@ -102,6 +109,8 @@ class FileProblem:
 def verify_backup(path: Path, on_bytes: Callable[[int], None] | None = None) -> list[FileProblem]:
     """Re-read every file of the backup at ``path`` and compare it with its manifest entry."""
     data = json.loads((path / MANIFEST).read_text())
+    if data.get("kind") == "logical":
+        return _verify_chunks(path, data, on_bytes)
     problems = []
     for entry in data.get("files", []):
         relpath = str(entry["relpath"])
@@ -115,6 +124,25 @@ def verify_backup(path: Path, on_bytes: Callable[[int], None] | None = None) -> 
         elif crc != entry["crc32c"]:
             problems.append(FileProblem(relpath, f"CRC-32C {crc}, the manifest says {entry['crc32c']}",
                                         _first_bad_page(path, entry)))
+    return problems
+
+
+def _verify_chunks(path: Path, data: dict[str, Any], on_bytes: Callable[[int], None] | None) -> list[FileProblem]:
+    """A logical backup's chunks against the sizes and CRC-32Cs its manifest records."""
+    problems = []
+    for chunk in _chunks(data):
+        name = str(chunk["file"])
+        try:
+            stored = (path / name).read_bytes()
+        except FileNotFoundError:
+            problems.append(FileProblem(name, "missing"))
+            continue
+        if on_bytes is not None:
+            on_bytes(len(stored))
+        crc = f"{crc32c(stored):08x}"
+        if len(stored) != int(chunk["bytes"]) or crc != chunk["crc32c"]:
+            problems.append(FileProblem(name, f"{len(stored)} bytes with CRC-32C {crc}, the manifest says "
+                                              f"{chunk['bytes']} bytes with {chunk['crc32c']}"))
     return problems
 
 

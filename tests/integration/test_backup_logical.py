@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from binhub.backup.catalog import list_backups, verify_backup
 from binhub.backup.config import ServerAddress
 from binhub.backup.logical import (
     LogicalBackup,
@@ -217,6 +218,11 @@ def test_restore_refuses_a_corrupted_chunk_naming_it_and_touches_nothing(
     data = bytearray((damaged / chunk.file).read_bytes())
     data[len(data) // 2] ^= 0x01
     (damaged / chunk.file).write_bytes(bytes(data))
+    # The catalogue reads logical backups too: verify names the damaged chunk, ls sizes the chunks.
+    assert verify_backup(backup) == []
+    assert [p.relpath for p in verify_backup(damaged)] == [chunk.file]
+    (entry,) = list_backups(damaged)
+    assert entry.kind == "logical" and entry.size == manifest.chunk_bytes
     target = mariadb_factory("logical_refusing_target", server_id=34)
     with pytest.raises(BackupError, match=f"chunk {chunk.file} is corrupted"):
         restore_logical(damaged, _address(target))
