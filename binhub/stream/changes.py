@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from binhub.binlog.changes import WALKED_EVENT_TYPES
 from binhub.binlog.charsets import collation_by_id
 from binhub.binlog.columns import TableSchema
 from binhub.binlog.constants import HEADER_SIZE, EventType
@@ -259,12 +260,13 @@ class ChangeReader:
         if emit:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
-            self._event_at = (file, offset)
-            self._event_data = data
-            if self._columns is None:
-                lines.extend(self._walker.feed(data, offset, self._fde))
-            else:
-                lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
+            if code in WALKED_EVENT_TYPES:  # not XID, BEGIN, annotations: they would yield nothing
+                self._event_at = (file, offset)
+                self._event_data = data
+                if self._columns is None:
+                    lines.extend(self._walker.feed(data, offset, self._fde))
+                else:
+                    lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
         elif code == EventType.FORMAT_DESCRIPTION:
             self._walker.feed(data, offset, self._fde)
         ended = self._tracker.feed(data, self._crc)
