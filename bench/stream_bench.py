@@ -1,7 +1,7 @@
 """Streaming row changes: ``binhub stream --to jsonl:`` vs ``mariadb-binlog -v`` vs PyPI ``mysql-replication``.
 
     .venv/bin/python bench/stream_bench.py [--oltp-txns 200000] [--small-rows 800000] [--wide-rows 300000]
-                                           [--repeat 3] [--keep] [--workdir DIR] [--no-write]
+                                           [--repeat 3] [--keep] [--workdir DIR] [--no-write] [--no-mysql-replication]
 
 1. Starts a sandbox MariaDB (``binlog_row_metadata=FULL``, which mysql-replication needs for column
    names) and writes the workload of ``bench/rows_bench.py`` (>= 1 M row changes: single-row OLTP
@@ -101,6 +101,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the sandbox, the store and the output")
     ap.add_argument("--workdir", type=Path, help="where everything lives (default: a temp dir)")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument("--no-mysql-replication", action="store_true",
+                    help="leave mysql-replication out (its runs take minutes: for iterating on binhub)")
     ap.add_argument("--read-mysql-replication", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.read_mysql_replication:  # the child the bench times
@@ -131,13 +133,15 @@ def main() -> int:
         timed(binhub_stream())
         ours = sum(sum(1 for line in p.open("rb") if line.startswith(b'{"op":"') and not
                        line.startswith(b'{"op":"ddl"')) for p in out.glob("stream-*.jsonl"))
-        pyrep = int(timed(replication, stdout=subprocess.PIPE)[3].strip())
+        pyrep = theirs if args.no_mysql_replication else int(timed(replication, stdout=subprocess.PIPE)[3].strip())
         print(f"binlog: {size / 2**20:.0f} MiB in {len(files)} file(s), {theirs:,} row changes "
-              f"(generated in {generated_s:.0f} s); binhub stream wrote {ours:,}, mysql-replication read {pyrep:,}")
+              f"(generated in {generated_s:.0f} s); binhub stream wrote {ours:,}, mysql-replication read "
+              f"{'-' if args.no_mysql_replication else f'{pyrep:,}'}")
         if not ours == theirs == pyrep:
             print("FAIL: the tools disagree on the number of row changes", file=sys.stderr)
             return 1
-        tools = ("binhub stream", "mariadb-binlog", "mysql-replication")
+        tools: tuple[str, ...] = ("binhub stream", "mariadb-binlog") if args.no_mysql_replication else \
+            ("binhub stream", "mariadb-binlog", "mysql-replication")
         walls: dict[str, list[float]] = {t: [] for t in tools}
         cpus: dict[str, list[float]] = {t: [] for t in tools}
         peaks: list[float] = []
@@ -157,26 +161,29 @@ def main() -> int:
         medians = {t: statistics.median(walls[t]) for t in tools}
         cpu_medians = {t: statistics.median(cpus[t]) for t in tools}
         vs_mariadb = medians["mariadb-binlog"] / medians["binhub stream"]
-        vs_pyrep = medians["mysql-replication"] / medians["binhub stream"]
         lines = [
             "# Stream benchmark results", "",
             f"Produced by `python bench/stream_bench.py --oltp-txns {args.oltp_txns} --small-rows {args.small_rows} "
-            f"--wide-rows {args.wide_rows} --repeat {args.repeat}` on "
+            f"--wide-rows {args.wide_rows} --repeat {args.repeat}"
+            f"{' --no-mysql-replication' if args.no_mysql_replication else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The workload of bench/rows_bench.py "
             f"({len(files)} binlog file(s), {size / 2**20:.0f} MiB, {theirs:,} row changes: single-row OLTP "
             f"transactions, small rows in bulk, 26-column mixed-type wide rows; binlog_row_metadata=FULL), "
-            f"imported into a binhub store. Row counts were checked equal for all three. Runs interleaved "
-            f"(binhub, mariadb-binlog, mysql-replication, …); 1-minute load average after each round: "
+            f"imported into a binhub store. Row counts were checked equal for {', '.join(tools)}. Runs interleaved "
+            f"({', '.join(tools)}, …); 1-minute load average after each round: "
             f"{', '.join(f'{x:.2f}' for x in loads)} (2 cores shared with other work).", "",
             "| tool | best wall s | median wall s | rows/s (median) | CPU s (median) |",
             "| ---- | ----------- | ------------- | --------------- | -------------- |",
             *[f"| {t} | {min(walls[t]):.2f} | {medians[t]:.2f} | {theirs / medians[t]:,.0f} | {cpu_medians[t]:.2f} |"
               for t in tools], "",
             f"binhub stream / mariadb-binlog (rows/s, medians): **{vs_mariadb:.2f}** (goal >= 0.6); by CPU seconds: "
-            f"{cpu_medians['mariadb-binlog'] / cpu_medians['binhub stream']:.2f}. binhub stream / mysql-replication: "
-            f"**{vs_pyrep:.1f}x** (goal >= 10x); by CPU seconds: "
-            f"{cpu_medians['mysql-replication'] / cpu_medians['binhub stream']:.1f}x (its CPU is the Python "
-            f"client's only, not the server's). binhub's output: {output_mib:.0f} MiB of JSON lines in rotating "
+            f"{cpu_medians['mariadb-binlog'] / cpu_medians['binhub stream']:.2f}. "
+            + ("" if "mysql-replication" not in medians else
+               f"binhub stream / mysql-replication: **{medians['mysql-replication'] / medians['binhub stream']:.1f}x** "
+               f"(goal >= 10x); by CPU seconds: "
+               f"{cpu_medians['mysql-replication'] / cpu_medians['binhub stream']:.1f}x (its CPU is the Python "
+               f"client's only, not the server's). ")
+            + f"binhub's output: {output_mib:.0f} MiB of JSON lines in rotating "
             f"files with checkpoints; its peak RSS: {max(peaks):.0f} MiB. All walls: "
             + "; ".join(f"{t} {[round(w, 2) for w in ws]}" for t, ws in walls.items()) + ".", "",
             "Commands (FILES: the workload's binlog files; STORE: a store they were imported into):", "",

@@ -38,7 +38,7 @@ from binhub.binlog.rows import TableDecoder, row_operation, table_decoder
 from binhub.binlog.table_map import TableMap, parse_table_map
 from binhub.errors import BinlogError, InvalidEvent
 
-__all__ = ["EventWalker", "RowChange", "RowChangeDecoder", "SchemaLookup"]
+__all__ = ["WALKED_EVENT_TYPES", "EventWalker", "RowChange", "RowChangeDecoder", "SchemaLookup"]
 
 SchemaLookup = Callable[[str, str], TableSchema | None]
 
@@ -48,6 +48,10 @@ _PLAIN_ROWS = frozenset({EventType.WRITE_ROWS_V1, EventType.UPDATE_ROWS_V1, Even
                          EventType.PARTIAL_UPDATE_ROWS})
 _MISSING: Any = object()  # a table id no TABLE_MAP has named (None: a table left out by ``include``)
 _GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
+# The events EventWalker.feed reads: every other one yields nothing and changes nothing, so a caller
+# in a hurry (the stream, at every XID, BEGIN and annotation) may leave them out.
+WALKED_EVENT_TYPES = frozenset({EventType.FORMAT_DESCRIPTION, EventType.TABLE_MAP, EventType.TRANSACTION_PAYLOAD}) \
+    | _GTID_TYPES | ROWS_EVENT_TYPES
 
 
 @dataclass(slots=True)
@@ -133,8 +137,7 @@ class EventWalker(ABC, Generic[T]):
             self.fde = fde
             self._tables.clear()
             return iter(())
-        if code not in _GTID_TYPES and code != EventType.TABLE_MAP and code not in ROWS_EVENT_TYPES \
-                and code != EventType.TRANSACTION_PAYLOAD:
+        if code not in WALKED_EVENT_TYPES:
             return iter(())
         self.fde = fde
         if code == EventType.MARIA_GTID and len(data) >= HEADER_SIZE + 13:

@@ -210,18 +210,30 @@ def _apply_partial(after: dict[str, Any], before: dict[str, Any]) -> None:
 
 _CACHE: OrderedDict[tuple[bytes, TableSchema | None], TableDecoder] = OrderedDict()
 _CACHE_SIZE = 4096
+# The same layout with the same TableSchema *object*: every TABLE_MAP of a table between two DDLs
+# (the schema history hands out one object per table and history entry). Keyed by identity, so a
+# small transaction does not hash a wide table's columns again; the entry holds the schema, which
+# keeps its id from being reused while the entry lives.
+_BY_IDENTITY: dict[tuple[bytes, int], tuple[TableSchema | None, TableDecoder]] = {}
 
 
 def table_decoder(table_map: TableMap, schema: TableSchema | None = None) -> TableDecoder:
     """The decoder of a TABLE_MAP layout with these column descriptions, compiled once and cached."""
+    quick = (table_map.signature, id(schema))
+    seen = _BY_IDENTITY.get(quick)
+    if seen is not None and seen[0] is schema:
+        return seen[1]
     key = (table_map.signature, schema)
     found = _CACHE.get(key)
     if found is not None:
         _CACHE.move_to_end(key)
-        return found
-    decoder = TableDecoder(table_map, schema)
-    _CACHE[key] = decoder
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return decoder
+    else:
+        found = TableDecoder(table_map, schema)
+        _CACHE[key] = found
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    if len(_BY_IDENTITY) >= _CACHE_SIZE:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[quick] = (schema, found)
+    return found
 

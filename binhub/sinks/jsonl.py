@@ -45,6 +45,7 @@ class JsonlSink:
             raise StorageError(f"cannot create the stream's output directory {directory}: {exc}") from exc
         self._checkpoint = self._read_checkpoint()
         self._pending: Checkpoint | None = None
+        self._pending_end = 0  # where the pending checkpoint's lines end in the current output file
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._fd = -1
@@ -62,8 +63,10 @@ class JsonlSink:
             self._flush()
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
-        end = self._size + self._buffered  # lines still buffered are written before any commit
-        self._pending = replace(checkpoint, out_file=self._out_name, out_offset=end)
+        # Called once per transaction, committed once per batch: the checkpoint with its output
+        # position is only put together when it is committed.
+        self._pending = checkpoint
+        self._pending_end = end = self._size + self._buffered  # buffered lines are written before any commit
         if end >= self.rotate_bytes:
             self.commit()
             self._rotate()
@@ -79,7 +82,8 @@ class JsonlSink:
             raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
         # Only now, with its lines on disk, may the checkpoint say they are there.
         try:
-            atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(pending)}).encode())
+            done = replace(pending, out_file=self._out_name, out_offset=self._pending_end)
+            atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(done)}).encode())
         except DiskFull as exc:
             exc.hint = _DISK_FULL_HINT
             raise

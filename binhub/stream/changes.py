@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from binhub.binlog.changes import WALKED_EVENT_TYPES
 from binhub.binlog.charsets import collation_by_id
 from binhub.binlog.columns import TableSchema
 from binhub.binlog.constants import HEADER_SIZE, EventType
@@ -142,6 +143,7 @@ class ChangeReader:
         self._tracker = TransactionTracker()
         self._file = ""
         self._fde: FormatDescriptionEvent | None = None
+        self._crc = 4  # the CRC size of the events under self._fde (a property of it: read once per file)
         self._walker: Walker | None = None
         self._scanner: QueryScanner | None = None
         self._event_at = ("", 4)  # file and offset of the event being decoded (for the schema lookup)
@@ -241,14 +243,13 @@ class ChangeReader:
             self._scanner = QueryScanner(file)
         assert self._walker is not None and self._scanner is not None
         code = data[4]
-        crc = self._fde.checksum_size if self._fde is not None else 4
         if code == EventType.FORMAT_DESCRIPTION:
             fde = decode_event(data)
             assert isinstance(fde, FormatDescriptionEvent)
             self._fde = fde
+            self._crc = fde.checksum_size
             self._scanner.fde = fde
             self._tracker.reset()
-            crc = fde.checksum_size
         elif code in _GTID_TYPES and self._skip is not None:
             gtid = _gtid_of(data, self._fde)
             self._skipping = gtid is not None and gtid in self._skip
@@ -259,15 +260,16 @@ class ChangeReader:
         if emit:
             if code in _QUERY_TYPES:
                 lines.extend(self._query(offset, data))
-            self._event_at = (file, offset)
-            self._event_data = data
-            if self._columns is None:
-                lines.extend(self._walker.feed(data, offset, self._fde))
-            else:
-                lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
+            if code in WALKED_EVENT_TYPES:  # not XID, BEGIN, annotations: they would yield nothing
+                self._event_at = (file, offset)
+                self._event_data = data
+                if self._columns is None:
+                    lines.extend(self._walker.feed(data, offset, self._fde))
+                else:
+                    lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
         elif code == EventType.FORMAT_DESCRIPTION:
             self._walker.feed(data, offset, self._fde)
-        ended = self._tracker.feed(data, crc)
+        ended = self._tracker.feed(data, self._crc)
         if not ended:
             return lines, None
         held = self.output.transaction_end()
