@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from binhub.backup import Manifest
+from binhub.backup import Manifest, PhysicalBackup
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory
-from tests.integration.test_backup_physical import DB
+from tests.integration.test_backup_physical import DB, _config
 
 BINHUB = str(Path(sys.executable).with_name("binhub"))
 SMALL = 8 * 2**20  # smaller than ibdata1 alone (12 MiB)
@@ -95,3 +95,22 @@ def test_disk_full_at_the_target_fails_clearly_and_releases_the_source(source: S
         cur.execute("SET SESSION lock_wait_timeout = 5")
         cur.execute(f"CREATE TABLE {DB}.after_disk_full (id INT PRIMARY KEY) ENGINE=InnoDB")
         cur.execute(f"DROP TABLE {DB}.after_disk_full")
+
+
+@pytest.fixture(scope="module")
+def complete_backup(source: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("faults") / "backup"
+    assert PhysicalBackup(_config(source, target)).run().complete
+    return target
+
+
+def test_restore_into_a_full_disk_fails_clearly_and_leaves_nothing(complete_backup: Path,
+                                                                   small_disk: SmallDisk) -> None:
+    target = small_disk.root / "datadir"
+    proc = _binhub("restore", str(complete_backup), "--to", str(target), preexec=small_disk.limit())
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot write {target / 'ibdata1'}: no space left on its disk" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not target.exists()  # binhub created it, so it removed it again
+    # The backup itself is untouched.
+    assert Manifest.read(complete_backup).complete
