@@ -25,6 +25,7 @@ VARIABLES = (
     "log_bin", "server_id",
 )
 STAGES = ("START", "FLUSH", "BLOCK_DDL", "BLOCK_COMMIT", "END")
+LOST_HINT = "did the server stop or restart? see its error log; the backup is marked incomplete, take it again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,9 @@ class ServerSession:
 
     def _error(self, sql: str, exc: Exception) -> Exception:
         if isinstance(exc, pymysql.err.InterfaceError):  # the connection was already gone (PyMySQL closed it)
-            return ConnectionFailed(f"lost the connection to {self.address} before {sql!r}")
+            return ConnectionFailed(f"lost the connection to {self.address} before {sql!r}", hint=LOST_HINT)
         if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (2006, 2013):
-            return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}")
+            return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}", hint=LOST_HINT)
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
         return UpstreamError(code, "HY000", f"{message} (during {sql!r})")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from binhub.backup import Manifest, PhysicalBackup
+from binhub.backup import Manifest, NoProgress, PhysicalBackup
+from binhub.errors import ConnectionFailed
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory
 from tests.integration.test_backup_physical import DB, _config
@@ -114,3 +115,40 @@ def test_restore_into_a_full_disk_fails_clearly_and_leaves_nothing(complete_back
     assert not target.exists()  # binhub created it, so it removed it again
     # The backup itself is untouched.
     assert Manifest.read(complete_backup).complete
+
+
+class KillAt(NoProgress):
+    """``kill -9`` of the source's mariadbd when the backup enters the phase ``name``."""
+
+    def __init__(self, sb: Sandbox, name: str) -> None:
+        self.sb = sb
+        self.name = name
+        self.killed = False
+
+    def phase(self, name: str, total_bytes: int) -> None:
+        if name == self.name:
+            self.sb.kill()
+            self.killed = True
+
+
+@pytest.mark.parametrize("phase", ["InnoDB", "consistent point"])
+def test_source_killed_mid_backup_fails_clearly_and_the_copy_is_never_restored(
+        mariadb_factory: MariadbFactory, phase: str, tmp_path: Path) -> None:
+    doomed = mariadb_factory(f"faults_killed_{phase.replace(' ', '_')}", server_id=82)
+    doomed.execute(f"CREATE DATABASE {DB}", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB",
+                   f"INSERT INTO {DB}.t SELECT seq FROM {DB}.seq_1_to_1000")
+    target = tmp_path / "backup"
+    killer = KillAt(doomed, phase)
+    with pytest.raises(ConnectionFailed) as caught:
+        PhysicalBackup(_config(doomed, target, parallel=2), killer).run()
+    assert killer.killed
+    assert f"lost the connection to root@{doomed.socket}" in str(caught.value)
+    assert "did the server stop or restart?" in str(caught.value)
+    manifest = Manifest.read(target)
+    assert not manifest.complete and manifest.error == str(caught.value)
+    assert not (target / "xtrabackup_checkpoints").exists()
+
+    proc = _binhub("restore", str(target), "--to", str(tmp_path / "datadir"))
+    assert proc.returncode == 1
+    assert "incomplete backup" in proc.stderr, proc.stderr
+    assert not (tmp_path / "datadir").exists()
