@@ -9,11 +9,14 @@ manifest says the backup is incomplete, and the source server is left as it was.
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from binhub.errors import ConnectionFailed
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory
 from tests.integration.test_backup_physical import DB, _config
+from tests.integration.workload import wait_until
 
 BINHUB = str(Path(sys.executable).with_name("binhub"))
 SMALL = 8 * 2**20  # smaller than ibdata1 alone (12 MiB)
@@ -152,3 +156,56 @@ def test_source_killed_mid_backup_fails_clearly_and_the_copy_is_never_restored(
     assert proc.returncode == 1
     assert "incomplete backup" in proc.stderr, proc.stderr
     assert not (tmp_path / "datadir").exists()
+
+
+def test_a_running_alter_makes_the_backup_give_up_after_the_lock_wait_timeout_and_names_it(
+        source: Sandbox, tmp_path: Path) -> None:
+    """An ALTER TABLE ... ALGORITHM=COPY is running (held at its metadata-lock upgrade by an open
+    transaction on the table) when the backup starts: its backup lock waits, and after
+    --lock-wait-timeout the backup fails naming the stage, the timeout and the ALTER; the ALTER
+    is unharmed and finishes once let go."""
+    source.execute(f"CREATE TABLE {DB}.altered (id INT PRIMARY KEY) ENGINE=InnoDB",
+                   f"INSERT INTO {DB}.altered VALUES (1)")
+    reader = source.connect(database=DB)
+    alter_errors: list[BaseException] = []
+
+    def alter() -> None:
+        conn = source.connect(database=DB)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION lock_wait_timeout = 60")
+                cur.execute("ALTER TABLE altered ADD COLUMN note VARCHAR(20), ALGORITHM=COPY")
+        except BaseException as exc:
+            alter_errors.append(exc)
+        finally:
+            conn.close()
+
+    ddl = threading.Thread(target=alter, daemon=True)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("START TRANSACTION")
+            cur.execute("SELECT * FROM altered")
+        ddl.start()
+        wait_until(lambda: source.query(
+            "SELECT COUNT(*) FROM information_schema.processlist "
+            "WHERE info LIKE 'ALTER TABLE altered%' AND state LIKE 'Waiting for table metadata lock'")[0][0],
+                   timeout=30, message="the ALTER TABLE did not reach its metadata-lock wait")
+        started = time.monotonic()
+        proc = _binhub(*_backup_args(source, tmp_path / "backup", "--lock-wait-timeout", "2"), timeout=60)
+        took = time.monotonic() - started
+        assert proc.returncode == 1, proc.stderr
+        # A copying ALTER holds the server's backup lock against BACKUP STAGE START already.
+        assert "BACKUP STAGE START waited 2s (--lock-wait-timeout) for running DDL or commits" in proc.stderr
+        assert re.search(r"DDL on the server: thread \d+ \(\d+s\): ALTER TABLE altered ADD COLUMN", proc.stderr), \
+            proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert 2 <= took < 30
+        assert not Manifest.read(tmp_path / "backup").complete
+        assert ddl.is_alive(), "the ALTER TABLE did not wait for the reader"
+    finally:
+        with reader.cursor() as cur:
+            cur.execute("COMMIT")
+        reader.close()
+        ddl.join(30)
+    assert not alter_errors, alter_errors
+    assert [row[0] for row in source.query(f"SHOW COLUMNS FROM {DB}.altered")] == ["id", "note"]
