@@ -1,9 +1,11 @@
 """Faults during ``binhub backup --physical`` and ``binhub restore``, against real servers.
 
 The target's disk fills up (a small tmpfs, or a file-size limit where mounting is not allowed);
-the source server is killed with ``kill -9`` half-way; a DDL already running holds BACKUP STAGE
-BLOCK_DDL past ``--lock-wait-timeout``. Each fails with a clear error and exit status 1, the
-manifest says the backup is incomplete, and the source server is left as it was.
+the source server is killed with ``kill -9`` half-way; an ALTER TABLE already running holds the
+backup lock past ``--lock-wait-timeout``. Each fails with a clear error (the file, the server, the
+timeout and the ALTER named) and exit status 1, the manifest says the backup is incomplete, a
+restore of it is refused, and the source server is left as it was. Without the timeout, the
+backup waits for the ALTER and copies its result.
 """
 
 from __future__ import annotations
@@ -158,38 +160,64 @@ def test_source_killed_mid_backup_fails_clearly_and_the_copy_is_never_restored(
     assert not (tmp_path / "datadir").exists()
 
 
-def test_a_running_alter_makes_the_backup_give_up_after_the_lock_wait_timeout_and_names_it(
-        source: Sandbox, tmp_path: Path) -> None:
-    """An ALTER TABLE ... ALGORITHM=COPY is running (held at its metadata-lock upgrade by an open
-    transaction on the table) when the backup starts: its backup lock waits, and after
-    --lock-wait-timeout the backup fails naming the stage, the timeout and the ALTER; the ALTER
-    is unharmed and finishes once let go."""
-    source.execute(f"CREATE TABLE {DB}.altered (id INT PRIMARY KEY) ENGINE=InnoDB",
-                   f"INSERT INTO {DB}.altered VALUES (1)")
-    reader = source.connect(database=DB)
-    alter_errors: list[BaseException] = []
+class HeldAlter:
+    """``with HeldAlter(sb, table) as held:`` an ALTER TABLE ... ALGORITHM=COPY of a new ``table``
+    is running, held at its metadata-lock upgrade by an open transaction that read the table;
+    ``held.release()`` (or leaving the ``with``) commits that transaction and the ALTER finishes."""
 
-    def alter() -> None:
-        conn = source.connect(database=DB)
+    def __init__(self, sb: Sandbox, table: str) -> None:
+        self.sb = sb
+        self.table = table
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._alter, daemon=True)
+        self._reader = sb.connect(database=DB)
+
+    def _alter(self) -> None:
+        conn = self.sb.connect(database=DB)
         try:
             with conn.cursor() as cur:
                 cur.execute("SET SESSION lock_wait_timeout = 60")
-                cur.execute("ALTER TABLE altered ADD COLUMN note VARCHAR(20), ALGORITHM=COPY")
-        except BaseException as exc:
-            alter_errors.append(exc)
+                cur.execute(f"ALTER TABLE {self.table} ADD COLUMN note VARCHAR(20), ALGORITHM=COPY")
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
         finally:
             conn.close()
 
-    ddl = threading.Thread(target=alter, daemon=True)
-    try:
-        with reader.cursor() as cur:
+    def __enter__(self) -> HeldAlter:
+        self.sb.execute(f"CREATE TABLE {DB}.{self.table} (id INT PRIMARY KEY) ENGINE=InnoDB",
+                        f"INSERT INTO {DB}.{self.table} VALUES (1)")
+        with self._reader.cursor() as cur:
             cur.execute("START TRANSACTION")
-            cur.execute("SELECT * FROM altered")
-        ddl.start()
-        wait_until(lambda: source.query(
+            cur.execute(f"SELECT * FROM {self.table}")
+        self._thread.start()
+        wait_until(lambda: self.sb.query(
             "SELECT COUNT(*) FROM information_schema.processlist "
-            "WHERE info LIKE 'ALTER TABLE altered%' AND state LIKE 'Waiting for table metadata lock'")[0][0],
+            f"WHERE info LIKE 'ALTER TABLE {self.table}%' AND state = 'Waiting for table metadata lock'")[0][0],
                    timeout=30, message="the ALTER TABLE did not reach its metadata-lock wait")
+        return self
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def release(self) -> None:
+        with self._reader.cursor() as cur:
+            cur.execute("COMMIT")
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._reader.close()
+        self._thread.join(30)
+
+    def columns(self) -> list[str]:
+        return [str(row[0]) for row in self.sb.query(f"SHOW COLUMNS FROM {DB}.{self.table}")]
+
+
+def test_a_running_alter_makes_the_backup_give_up_after_the_lock_wait_timeout_and_names_it(
+        source: Sandbox, tmp_path: Path) -> None:
+    """A copying ALTER TABLE is running when the backup starts: its backup lock waits, and after
+    --lock-wait-timeout the backup fails naming the stage, the timeout and the ALTER; the ALTER
+    is unharmed and finishes once let go."""
+    with HeldAlter(source, "altered") as held:
         started = time.monotonic()
         proc = _binhub(*_backup_args(source, tmp_path / "backup", "--lock-wait-timeout", "2"), timeout=60)
         took = time.monotonic() - started
@@ -201,11 +229,26 @@ def test_a_running_alter_makes_the_backup_give_up_after_the_lock_wait_timeout_an
         assert "Traceback" not in proc.stderr
         assert 2 <= took < 30
         assert not Manifest.read(tmp_path / "backup").complete
-        assert ddl.is_alive(), "the ALTER TABLE did not wait for the reader"
-    finally:
-        with reader.cursor() as cur:
-            cur.execute("COMMIT")
-        reader.close()
-        ddl.join(30)
-    assert not alter_errors, alter_errors
-    assert [row[0] for row in source.query(f"SHOW COLUMNS FROM {DB}.altered")] == ["id", "note"]
+        assert held.running(), "the ALTER TABLE did not wait for the reader"
+    assert not held.errors, held.errors
+    assert held.columns() == ["id", "note"]
+
+
+def test_a_running_alter_is_waited_for_and_the_backup_has_its_result(source: Sandbox, tmp_path: Path) -> None:
+    with HeldAlter(source, "altered_then_copied") as held:
+        releaser = threading.Timer(1.5, held.release)
+        releaser.start()
+        started = time.monotonic()
+        manifest = PhysicalBackup(_config(source, tmp_path / "backup", lock_wait_timeout=30)).run()
+        took = time.monotonic() - started
+        releaser.join()
+    assert not held.errors, held.errors
+    assert manifest.complete
+    assert took >= 1.5, "the backup did not wait for the running ALTER"
+    copied = {f["relpath"] for f in manifest.files}
+    assert f"{DB}/altered_then_copied.frm" in copied and f"{DB}/altered_then_copied.ibd" in copied
+    assert not any(name.startswith(f"{DB}/#sql") for name in copied), "the ALTER's temporary table was copied"
+    # The table as the ALTER left it (it finished before the backup's locks were granted).
+    assert held.columns() == ["id", "note"]
+    frm = f"{DB}/altered_then_copied.frm"
+    assert (tmp_path / "backup" / frm).read_bytes() == (source.datadir / frm).read_bytes()
