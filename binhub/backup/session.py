@@ -25,7 +25,7 @@ VARIABLES = (
     "log_bin", "server_id",
 )
 STAGES = ("START", "FLUSH", "BLOCK_DDL", "BLOCK_COMMIT", "END")
-LOST_HINT = "did the server stop or restart? see its error log; the backup is marked incomplete, take it again"
+LOST_HINT = "did the server stop or restart? see its error log"  # the backup or the load is then cut short
 
 
 @dataclass(frozen=True, slots=True)
