@@ -37,6 +37,7 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── BackupError                        a physical backup cannot be taken
     │   ├── RedoOverrun                    the server overwrote redo log not yet copied
     │   └── PageCorrupted                  a data page stays corrupt after re-reads (file, page)
+    ├── TargetFull                         the disk a backup or a restore writes to is full (file named)
     ├── RestoreError                       a backup cannot be restored (incomplete, target not empty, ...)
     │   ├── BackupDamaged                  a backup file differs from its manifest (file; size or checksum)
     │   └── RecoveryFailed                 the throwaway mariadbd that prepares or replays did not do it
@@ -258,6 +259,15 @@ class PageCorrupted(BackupError):
                          hint="check the source server with CHECK TABLE; the backup is marked incomplete")
         self.file = file
         self.page_no = page_no
+
+
+class TargetFull(BinhubError):
+    """The disk a backup or a restore writes to ran out of space (or the file outgrew the process's
+    file-size limit). Names the file being written; the output is left marked incomplete or emptied."""
+
+    def __init__(self, path: str, reason: str, *, hint: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}", hint=hint)
+        self.path = path
 
 
 class RestoreError(BinhubError):

@@ -9,18 +9,20 @@ stage that keeps them still. The extensions are mariadb-backup's (``backup_copy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from binhub.backup.compression import compressing_writer, stored_name
-from binhub.errors import PageCorrupted
+from binhub.errors import PageCorrupted, TargetFull
 from binhub.innodb import TablespaceFlags, crc32c, page_corruption
 
 CHUNK = 1 << 20
@@ -111,6 +113,23 @@ def take_inventory(datadir: Path) -> DatadirInventory:
     aria_logs.sort(key=lambda f: (f.relpath != ARIA_LOG_CONTROL, f.relpath))
     innodb.sort(key=lambda f: -f.size)
     return DatadirInventory(innodb, other, at_commit + aria_logs)
+
+
+# ENOSPC and EDQUOT: the disk or the quota is full; EFBIG: the file outgrew RLIMIT_FSIZE (SIGXFSZ ignored).
+OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+BACKUP_DISK_FULL = "free space on the backup's disk or choose another --to; the partial backup is marked incomplete"
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(path: Path, hint: str) -> Iterator[None]:
+    """Turn running out of space while writing ``path`` into a :class:`TargetFull` that names it
+    (a bare OSError from ``write()`` names no file); other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in OUT_OF_SPACE:
+            raise
+        raise TargetFull(str(path), f"no space left on its disk ({exc.strerror})", hint=hint) from exc
 
 
 def create_backup_file(dst: Path, compression: str | None = None) -> BinaryIO:

@@ -32,11 +32,13 @@ from typing import Protocol
 
 from binhub.backup.config import PhysicalBackupConfig
 from binhub.backup.datafiles import (
+    BACKUP_DISK_FULL,
     CopiedFile,
     DatadirFile,
     TablespaceCopier,
     copy_plain_file,
     describe_file,
+    naming_a_full_disk,
     sync_to_disk,
     take_inventory,
 )
@@ -100,15 +102,19 @@ class PhysicalBackup:
             version = self._check_server(variables)
             manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now(),
                                 compression=config.compress)
-            manifest.write(config.target)
             try:
-                self._copy(session, variables, version, manifest)
+                with naming_a_full_disk(config.target, BACKUP_DISK_FULL):
+                    manifest.write(config.target)
+                    self._copy(session, variables, version, manifest)
             except BaseException as exc:
-                manifest.error = str(exc) or type(exc).__name__
-                manifest.finished_at = _now()
-                manifest.write(config.target)
+                # The source first: its backup locks go whatever happened to the target.
                 with contextlib.suppress(Exception):
                     session.backup_stage("END")
+                manifest.error = str(exc) or type(exc).__name__
+                manifest.finished_at = _now()
+                # A full disk may refuse this too; the manifest written at the start says incomplete.
+                with contextlib.suppress(OSError):
+                    manifest.write(config.target)
                 raise
         return manifest
 
@@ -228,14 +234,19 @@ class PhysicalBackup:
         def one(item: DatadirFile) -> CopiedFile:
             redo_ok()  # a failed redo copy fails the backup now, not after every file is copied
             hint = flags.get(item.relpath.removesuffix(".ibd")) if item.relpath.endswith(".ibd") else None
-            return copier.copy(self.config.datadir / item.relpath, self.config.target / item.relpath,
-                               item.relpath, hint, self.progress.advance)
+            with naming_a_full_disk(self.config.target / item.relpath, BACKUP_DISK_FULL):
+                return copier.copy(self.config.datadir / item.relpath, self.config.target / item.relpath,
+                                   item.relpath, hint, self.progress.advance)
 
         return self._in_threads(one, files)
 
     def _copy_plain(self, files: list[DatadirFile]) -> list[CopiedFile]:
-        return [copy_plain_file(self.config.datadir / f.relpath, self.config.target / f.relpath, f.relpath,
-                                self.progress.advance, self.config.compress) for f in files]
+        copied = []
+        for f in files:
+            with naming_a_full_disk(self.config.target / f.relpath, BACKUP_DISK_FULL):
+                copied.append(copy_plain_file(self.config.datadir / f.relpath, self.config.target / f.relpath,
+                                              f.relpath, self.progress.advance, self.config.compress))
+        return copied
 
     def _in_threads(self, work: Callable[[DatadirFile], CopiedFile], files: list[DatadirFile]) -> list[CopiedFile]:
         if self.config.parallel == 1 or len(files) < 2:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from binhub.backup.datafiles import BACKUP_DISK_FULL, naming_a_full_disk
 from binhub.errors import BackupError, BinhubError, RedoOverrun
 from binhub.innodb import (
     START_OFFSET,
@@ -108,7 +109,8 @@ class RedoCopier:
             self._check_not_overrun(scan.length)
             if scan.length:
                 chunk = self._with_fresh_bits(data, scan)
-                os.write(self._out, chunk)
+                with naming_a_full_disk(self.backup_log, BACKUP_DISK_FULL):
+                    os.write(self._out, chunk)
                 self._crc = crc32c(chunk, self._crc)
                 self._written += len(chunk)
                 self._copied += scan.length

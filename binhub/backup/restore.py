@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from binhub.backup.compression import open_stored
-from binhub.backup.datafiles import CHUNK
+from binhub.backup.datafiles import CHUNK, naming_a_full_disk
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
 from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
@@ -47,6 +47,7 @@ DIR_MODE = 0o700
 # In the target while a restore runs: a restore killed half-way (kill -9, power loss) leaves it, and
 # the next restore into the same directory starts again from nothing instead of refusing it.
 IN_PROGRESS = ".binhub-restore-in-progress"
+RESTORE_DISK_FULL = "free space on the target's disk or restore elsewhere; what was copied has been removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,8 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
     crc = size = 0
     if not (backup / str(entry.get("stored") or relpath)).is_file():
         raise BackupDamaged(relpath, "it is missing from the backup")
-    with open_stored(backup, entry) as fin, os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
+    with naming_a_full_disk(dst, RESTORE_DISK_FULL), open_stored(backup, entry) as fin, \
+            os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
             crc = crc32c(chunk, crc)

@@ -15,7 +15,7 @@ from typing import Any
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.backup.config import ServerAddress
-from binhub.errors import BackupError, ConnectionFailed, UpstreamError
+from binhub.errors import BackupError, BinhubError, ConnectionFailed, UpstreamError
 
 # What the backup reads once at the start (get_mysql_vars() in mariadb-backup's backup_mysql.cc).
 VARIABLES = (
@@ -25,6 +25,7 @@ VARIABLES = (
     "log_bin", "server_id",
 )
 STAGES = ("START", "FLUSH", "BLOCK_DDL", "BLOCK_COMMIT", "END")
+LOST_HINT = "did the server stop or restart? see its error log"  # the backup or the load is then cut short
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class ServerSession:
     def __init__(self, address: ServerAddress, *, lock_wait_timeout: int = 60,
                  connect_options: dict[str, Any] | None = None) -> None:
         self.address = address
+        self.lock_wait_timeout = int(lock_wait_timeout)
         try:
             self._conn = pymysql.connect(
                 host=address.host, port=address.port, user=address.user, password=address.password,
@@ -54,7 +56,7 @@ class ServerSession:
                 raise UpstreamError(code, "28000", str(exc.args[1]) if len(exc.args) > 1 else str(exc),
                                     hint="the backup user needs RELOAD, PROCESS and BINLOG MONITOR") from exc
             raise ConnectionFailed(f"cannot connect to {address}: {exc}") from exc
-        self.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_timeout)}")
+        self.execute(f"SET SESSION lock_wait_timeout = {self.lock_wait_timeout}")
 
     def __enter__(self) -> ServerSession:
         return self
@@ -94,9 +96,9 @@ class ServerSession:
 
     def _error(self, sql: str, exc: Exception) -> Exception:
         if isinstance(exc, pymysql.err.InterfaceError):  # the connection was already gone (PyMySQL closed it)
-            return ConnectionFailed(f"lost the connection to {self.address} before {sql!r}")
+            return ConnectionFailed(f"lost the connection to {self.address} before {sql!r}", hint=LOST_HINT)
         if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (2006, 2013):
-            return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}")
+            return ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}", hint=LOST_HINT)
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
         return UpstreamError(code, "HY000", f"{message} (during {sql!r})")
@@ -137,9 +139,22 @@ class ServerSession:
             self.execute(f"BACKUP STAGE {stage}")
         except UpstreamError as exc:
             if exc.code == 1205:  # ER_LOCK_WAIT_TIMEOUT
-                raise BackupError(f"BACKUP STAGE {stage} waited too long for running DDL or commits",
+                blockers = "; ".join(self._running_ddl()) or "none running now"
+                raise BackupError(f"BACKUP STAGE {stage} waited {self.lock_wait_timeout}s (--lock-wait-timeout) "
+                                  f"for running DDL or commits; DDL on the server: {blockers}",
                                   hint="retry when no long ALTER TABLE runs, or raise --lock-wait-timeout") from exc
             raise
+
+    def _running_ddl(self) -> list[str]:
+        """The DDL statements running on the server (what a backup lock waits for), as
+        ``thread N (T s): statement``, so that a DBA sees what to wait for or kill."""
+        with contextlib.suppress(BinhubError):  # a report only: the timeout is the error
+            rows = self.query(
+                "SELECT ID, TIME, LEFT(INFO, 120) FROM information_schema.PROCESSLIST "
+                "WHERE ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO REGEXP "
+                "'^[[:space:]]*(ALTER|CREATE|DROP|RENAME|TRUNCATE|OPTIMIZE|REPAIR|ANALYZE)[[:space:]]' ORDER BY TIME DESC")
+            return [f"thread {thread} ({seconds}s): {info}" for thread, seconds, info in rows]
+        return []
 
     def flush_engine_logs(self) -> None:
         """Make InnoDB's redo and Aria's log durable up to now (what mariadb-backup runs under BLOCK_COMMIT)."""
