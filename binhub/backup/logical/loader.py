@@ -33,6 +33,9 @@ from binhub.errors import BackupError, UpstreamError
 from binhub.innodb import crc32c
 from binhub.wire.errors import ErrorCode
 
+_LOAD_ATTEMPTS = 5  # a chunk a deadlock or lock wait rolled back is loaded again, this many times in all
+_RETRIED = frozenset({ErrorCode.LOCK_DEADLOCK, ErrorCode.LOCK_WAIT_TIMEOUT})
+
 RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 # Secondary index lines of SHOW CREATE TABLE that can be added after the rows (FULLTEXT and SPATIAL stay).
 DEFERRABLE_KEYS = ("  KEY ", "  UNIQUE KEY ")
@@ -264,13 +267,21 @@ class LogicalRestore:
         session = self._sessions.get()
         try:
             session.execute(f"USE {quote_name(table.db)}")
-            try:
-                for statement in data.split(STATEMENT_END):
-                    if statement:
-                        session.execute(statement)
-                session.execute("COMMIT")
-            except UpstreamError as exc:
-                raise BackupError(f"loading {chunk.file} into {table.qualified} failed: {exc}") from exc
+            for attempt in range(1, _LOAD_ATTEMPTS + 1):
+                try:
+                    for statement in data.split(STATEMENT_END):
+                        if statement:
+                            session.execute(statement)
+                    session.execute("COMMIT")
+                    break
+                except UpstreamError as exc:
+                    # Chunks of one table load side by side: InnoDB may pick one as a deadlock victim
+                    # (its next-key locks meet a neighbour's). The chunk is one transaction: roll it
+                    # back whole and load it again.
+                    if exc.code not in _RETRIED or attempt == _LOAD_ATTEMPTS:
+                        raise BackupError(f"loading {chunk.file} into {table.qualified} failed: {exc}") from exc
+                    session.execute("ROLLBACK")
+                    time.sleep(0.05 * attempt)
             with self._lock:
                 self._left[id(table)] -= 1
                 last = self._left[id(table)] == 0

@@ -21,6 +21,7 @@ from pymysql.constants import CLIENT  # type: ignore[import-untyped, unused-igno
 from binhub.errors import DownstreamUnavailable
 from binhub.sinks.mysql.dsn import MysqlTarget
 from binhub.sinks.mysql.sql import SESSION_SETTINGS
+from binhub.wire.errors import ErrorCode
 
 __all__ = ["DUPLICATE_KEY", "LOST", "RETRY_TRANSACTION", "Downstream", "error_code", "is_lost"]
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOST = frozenset({1053, 1927, 2003, 2006, 2013, 2055, 4031})  # shutdown, killed, gone away, lost
-RETRY_TRANSACTION = frozenset({1205, 1213})  # lock wait timeout, deadlock: the whole transaction again
+RETRY_TRANSACTION = frozenset({ErrorCode.LOCK_WAIT_TIMEOUT, ErrorCode.LOCK_DEADLOCK})  # the whole transaction again
 DUPLICATE_KEY = frozenset({1062, 1586})
 _CLIENT_PACKET_LIMIT = 1 << 30
 
