@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -29,8 +29,8 @@ from binhub.binlog.column_values import Geometry, JsonNull, UndecodedText
 from binhub.binlog.json_form import json_default
 from binhub.sinks import Message
 from binhub.store.index import file_seq
-from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
-from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker, changed_before
+from binhub.stream.formats.base import DdlChange
+from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat, changed_before
 
 __all__ = ["CanalFormat", "canal_value", "mysql_type", "sql_type"]
 
@@ -107,12 +107,8 @@ def canal_value(column: FormatColumn, value: Any) -> str | None:
     return orjson.dumps(value, default=json_default).decode()  # JSON documents, VECTOR
 
 
-class CanalFormat(OutputFormat):
+class CanalFormat(RowFormat):
     name = "canal"
-
-    def walker(self, file: str, *, schemas: Callable[[str, str], Any],
-               include: Callable[[str, str], bool]) -> Walker:
-        return RowWalker(file, self._encode, schemas=schemas, include=include)
 
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
         image = change.after if change.after is not None else change.before

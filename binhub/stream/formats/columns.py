@@ -9,6 +9,7 @@ decoder), and :class:`RowWalker` yields each row change with them.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +21,7 @@ from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.events import RowsEvent
 from binhub.binlog.rows import TableDecoder
 from binhub.sinks import Message
+from binhub.stream.formats.base import OutputFormat, Walker
 
 __all__ = ["Columns", "FormatColumn", "Kind", "RowWalker", "changed_before", "table_columns"]
 
@@ -163,3 +165,15 @@ class RowWalker(EventWalker[Message]):
         server_id = event.header.server_id
         for row, change in enumerate(self.row_changes(decoder, event, offset)):
             yield from self._encode(change, columns, row, server_id)
+
+
+class RowFormat(OutputFormat):
+    """A format that encodes each decoded row change in Python (Debezium, Canal, Maxwell)."""
+
+    def walker(self, file: str, *, schemas: Callable[[str, str], Any],
+               include: Callable[[str, str], bool]) -> Walker:
+        return RowWalker(file, self._encode, schemas=schemas, include=include)
+
+    @abstractmethod
+    def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
+        """The messages of one row change (``row``: its index within its rows event)."""

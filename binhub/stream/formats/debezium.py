@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,8 +37,8 @@ from binhub.binlog.changes import RowChange
 from binhub.binlog.column_values import Geometry, JsonNull
 from binhub.binlog.json_form import json_default
 from binhub.sinks import Message
-from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
-from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker
+from binhub.stream.formats.base import DdlChange
+from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat
 
 __all__ = ["DebeziumFormat", "decimal_bytes", "debezium_value"]
 
@@ -112,13 +112,9 @@ def debezium_value(column: FormatColumn, value: Any) -> Any:
     return value  # text, float, YEAR, ENUM label, SET text, VECTOR; bytes go out as base64
 
 
-class DebeziumFormat(OutputFormat):
+class DebeziumFormat(RowFormat):
     name = "debezium"
     observes = True
-
-    def walker(self, file: str, *, schemas: Callable[[str, str], Any],
-               include: Callable[[str, str], bool]) -> Walker:
-        return RowWalker(file, self._encode, schemas=schemas, include=include)
 
     def _source(self, db: str, table: str | None, commit_us: int, server_id: int, gtid: str | None, file: str,
                 pos: int, row: int) -> dict[str, Any]:

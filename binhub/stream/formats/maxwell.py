@@ -23,7 +23,7 @@ for other statements, "ddl"; it does not send Maxwell's ``def``/``old`` table de
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -31,8 +31,8 @@ import orjson
 from binhub.binlog.changes import RowChange
 from binhub.binlog.json_form import json_default
 from binhub.sinks import Message
-from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
-from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowWalker, changed_before
+from binhub.stream.formats.base import DdlChange
+from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat, changed_before
 
 __all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value"]
 
@@ -73,7 +73,7 @@ class _Held:
         self.db, self.table, self.key, self.fields = db, table, key, fields
 
 
-class MaxwellFormat(OutputFormat):
+class MaxwellFormat(RowFormat):
     name = "maxwell"
     observes = True
 
@@ -82,10 +82,6 @@ class MaxwellFormat(OutputFormat):
         self._held: list[_Held] = []
         self._held_bytes = 0
         self._released = 0  # rows of the current transaction already released (without xid)
-
-    def walker(self, file: str, *, schemas: Callable[[str, str], Any],
-               include: Callable[[str, str], bool]) -> Walker:
-        return RowWalker(file, self._encode, schemas=schemas, include=include)
 
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
         image = change.after if change.after is not None else change.before
