@@ -128,7 +128,8 @@ class ChangeReader:
         self.executed = executed
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
         self._skip = skip
-        self._columns = columns if columns else None  # no rules: not even a lookup per rows event
+        # No rules (or a format that applies them as it encodes): not even a lookup per rows event.
+        self._columns = columns if columns and not self.output.take_column_rules(columns) else None
         self._seed_schema = seed_schema
         # Tables the history has from information_schema (a seed: the columns as they were when it was
         # read, not necessarily when the rows were written): each of their TABLE_MAPs is checked.

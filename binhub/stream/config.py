@@ -44,9 +44,6 @@ class StreamConfig:
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's
 
     def __post_init__(self) -> None:
-        if self.format != "binhub" and (self.exclude_columns or self.mask_columns):
-            raise ConfigError("format", f"column exclusion and masking work on binhub's change model; with --format "
-                                        f"{self.format} they are not supported yet")
         if self.format != "binhub" and self.to.partition(":")[0] in ("mysql", "mariadb"):
             raise ConfigError("format", f"a mysql:// sink applies binhub's own change model; --format {self.format} "
                                         "is for jsonl, stdout and Kafka")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from binhub.binlog.constants import HEADER_SIZE, EventType
 from binhub.binlog.events import FormatDescriptionEvent
 from binhub.sinks import Message
+from binhub.stream.columns import ColumnRules
 
 __all__ = ["DdlChange", "OutputFormat", "TransactionContext", "Walker"]
 
@@ -84,6 +85,11 @@ class OutputFormat(ABC):
 
     @abstractmethod
     def ddl(self, change: DdlChange) -> Message: ...
+
+    def take_column_rules(self, rules: ColumnRules) -> bool:
+        """Apply the column exclusions and masks while encoding (True), or leave them to the caller,
+        who applies them to binhub lines (False: :meth:`ColumnRules.apply_message`)."""
+        return False
 
     def observe(self, code: int, data: bytes) -> None:
         """A transaction's GTID/BEGIN/XID event (only called when ``observes``)."""
