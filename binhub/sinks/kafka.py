@@ -205,7 +205,8 @@ class KafkaSink:
         limit = self.options.max_message_bytes
         single = None if self._templated else self.target.topic
         for message in messages:
-            topic = single if single is not None and not message.ddl else self._topic(message)
+            topic = single if single is not None and not message.ddl and message.topic is None else \
+                self._topic(message)
             value = message.value[:-1] if message.value is not None else None  # the line's newline
             if value is not None and len(value) + len(message.key or b"") + 100 > limit:
                 raise self._too_big(topic, message.key, len(value))
@@ -275,7 +276,9 @@ class KafkaSink:
                         "run's producer fences it): %s", exc.args[0].str())
 
     def _topic(self, message: Message) -> str:
-        if message.ddl:
+        if message.topic is not None and not (message.ddl and self.options.ddl_topic):
+            topic = message.topic
+        elif message.ddl:
             topic = self.ddl_topic if self._templated or self.options.ddl_topic else self.target.topic
         elif not self._templated:
             topic = self.target.topic

@@ -17,12 +17,13 @@ from tests.integration.conftest import PrimaryDb
 from tests.integration.test_stream import lines_of, relay, stream
 
 
-def streamed(primary_db: PrimaryDb, tmp_path: Path, output: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def streamed(primary_db: PrimaryDb, tmp_path: Path, output: str,
+             *extra: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the format's lines, binhub's lines) of this test's database."""
     data_dir = tmp_path / "store"
     relay(primary_db, data_dir)
     include = ("--include", f"{primary_db.name}.*")
-    stream(data_dir, tmp_path / output, "--format", output, *include)
+    stream(data_dir, tmp_path / output, "--format", output, *include, *extra)
     stream(data_dir, tmp_path / "binhub", *include)
     return lines_of(tmp_path / output), [c for c in lines_of(tmp_path / "binhub") if c["op"] != "ddl"]
 
@@ -34,7 +35,12 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     c.execute("INSERT INTO customers VALUES (1004, 'Anne', 'Kretchmar', 'annek@noanswer.org')")
     c.execute("UPDATE customers SET first_name='Anne Marie' WHERE id=1004")
     c.execute("DELETE FROM customers WHERE id=1004")
-    lines, binhub = streamed(primary_db, tmp_path, "debezium")
+    c.execute("ALTER TABLE customers ADD middle_name varchar(255) AFTER first_name")
+    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL, "
+              "at DATETIME(6), kind ENUM('a','bc'), tags SET('x','yz'), b BLOB, doc JSON, g POINT, "
+              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1")
+    c.execute("DROP TABLE auto")
+    lines, binhub = streamed(primary_db, tmp_path, "debezium", "--transaction-metadata")
     rows = [x for x in lines if "op" in x]
     assert [x["op"] for x in rows] == ["c", "u", "d"]
     update = rows[1]
@@ -55,9 +61,54 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     assert dt.datetime.fromtimestamp(source["ts_ms"] / 1000, dt.UTC).isoformat()[:19] == binhub[1]["ts"][:19]
     assert update["ts_ms"] >= source["ts_ms"] and isinstance(update["ts_ns"], int)
     assert update["transaction"] == {"id": binhub[1]["gtid"], "total_order": 1, "data_collection_order": 1}
-    # DDL as the schema-change event.
+    # Transaction metadata: each transaction framed by BEGIN and END, the END counting its changes.
+    frames = [x for x in lines if "status" in x]
+    assert [x["status"] for x in frames] == ["BEGIN", "END"] * 3
+    begin, end = frames[2], frames[3]
+    assert begin == {"status": "BEGIN", "id": binhub[1]["gtid"], "ts_ms": source["ts_ms"], "event_count": None,
+                     "data_collections": None}
+    assert end == begin | {"status": "END", "event_count": 1,
+                           "data_collections": [{"data_collection": f"{primary_db.name}.customers", "event_count": 1}]}
+    assert lines.index(begin) < lines.index(update) < lines.index(end)
+    # DDL as the schema-change event, with the table as the connector's tableChanges describe it.
     ddl = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE customers"))
-    assert ddl["databaseName"] == primary_db.name and ddl["schemaName"] is None and ddl["tableChanges"] == []
+    assert ddl["databaseName"] == primary_db.name and ddl["schemaName"] is None
+    db = primary_db.name
+
+    def column(name: str, jdbc: int, type_name: str, position: int, **kw: Any) -> dict[str, Any]:
+        return {"name": name, "jdbcType": jdbc, "nativeType": None, "typeName": type_name, "typeExpression": type_name,
+                "charsetName": None, "length": None, "scale": None, "position": position, "optional": True,
+                "defaultValueExpression": None, "autoIncremented": False, "generated": False, "comment": None,
+                "enumValues": None} | kw
+
+    def varchar(name: str, position: int) -> dict[str, Any]:
+        return column(name, 12, "VARCHAR", position, charsetName="utf8mb4", length=255)
+
+    customers = [column("id", 4, "INT", 1, optional=False), varchar("first_name", 2), varchar("last_name", 3),
+                 varchar("email", 4)]
+    assert ddl["tableChanges"] == [{"type": "CREATE", "id": f'"{db}"."customers"', "table": {
+        "defaultCharsetName": "utf8mb4", "primaryKeyColumnNames": ["id"], "columns": customers, "comment": None,
+        "attributes": []}}]
+    # The documented ALTER, field by field: the table after it, middle_name in its place.
+    alter = next(x for x in lines if "ddl" in x and x["ddl"].startswith("ALTER TABLE customers"))
+    assert alter["tableChanges"][0]["type"] == "ALTER"
+    assert alter["tableChanges"][0]["table"]["columns"] == [
+        customers[0], customers[1], varchar("middle_name", 3), *(c | {"position": c["position"] + 1}
+                                                                 for c in customers[2:])]
+    auto = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE auto"))["tableChanges"][0]
+    assert auto["table"]["defaultCharsetName"] == "latin1"
+    assert auto["table"]["columns"] == [
+        column("id", 4, "INT UNSIGNED", 1, optional=False, autoIncremented=True, generated=True),
+        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2),
+        column("at", 93, "DATETIME", 3, length=6),
+        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"]),
+        column("tags", 1, "SET", 5, charsetName="latin1", length=4, enumValues=["x", "yz"]),
+        column("b", 2004, "BLOB", 6), column("doc", 1111, "JSON", 7) if "JSON" in str(auto) else
+        column("doc", 12, "LONGTEXT", 7, charsetName="utf8mb4"),  # MariaDB's JSON is LONGTEXT
+        column("g", 1111, "POINT", 8),
+        column("full_name", 12, "VARCHAR", 9, charsetName="latin1", length=20, generated=True)]
+    drop = next(x for x in lines if "ddl" in x and x["ddl"].startswith("DROP TABLE"))["tableChanges"]
+    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 9)]
 
 
 def test_debezium_value_encodings(primary_db: PrimaryDb, tmp_path: Path) -> None:

@@ -193,8 +193,8 @@ class RowWalker(EventWalker[Message]):
 class RowFormat(OutputFormat):
     """A format that encodes each decoded row change in Python (Debezium, Canal, Maxwell)."""
 
-    def __init__(self, *, stream_name: str, keyed: bool) -> None:
-        super().__init__(stream_name=stream_name, keyed=keyed)
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         self._rules: ColumnRules | None = None
 
     def take_column_rules(self, rules: ColumnRules) -> bool:

@@ -77,8 +77,8 @@ class MaxwellFormat(RowFormat):
     name = "maxwell"
     observes = True
 
-    def __init__(self, *, stream_name: str, keyed: bool) -> None:
-        super().__init__(stream_name=stream_name, keyed=keyed)
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         self._held: list[_Held] = []
         self._held_bytes = 0
         self._released = 0  # rows of the current transaction already released (without xid)
