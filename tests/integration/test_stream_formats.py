@@ -167,6 +167,8 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     c.execute("UPDATE e SET m = 5 WHERE id = 1")
     c.execute("INSERT INTO e VALUES (2, 1, '2016-10-21 05:33:37', 'two')")
     c.execute("COMMIT")
+    c.execute("ALTER TABLE e ADD tags SET('a','b') CHARACTER SET latin1 AFTER m, MODIFY comment VARCHAR(300), "
+              "ADD at TIMESTAMP(3) NULL, ADD big BIGINT UNSIGNED, ADD blob_col BLOB")
     lines, binhub = streamed(primary_db, tmp_path, "maxwell")
     rows = [x for x in lines if x["type"] in ("insert", "update", "delete")]
     insert = rows[0]
@@ -186,7 +188,23 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     assert update["type"] == "update" and update["old"] == {"m": 4.2341} and "commit" not in update
     assert second["commit"] is True and update["xid"] == second["xid"] != insert["xid"]
     ddl = [x for x in lines if x not in rows]
-    assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e")]
+    assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e"),
+                                                      ("table-alter", "e")]
+    # The table definitions Maxwell's DDL events carry: def on a create, old and def on an alter.
+    create, alter = ddl[1], ddl[2]
+    assert list(create) == ["type", "database", "table", "def", "sql", "position", "ts"]
+    assert list(alter) == ["type", "database", "table", "old", "def", "sql", "position", "ts"]
+    columns = [{"type": "int", "name": "id", "signed": True},
+               {"type": "decimal", "name": "m", "precision": 10, "scale": 4},
+               {"type": "datetime", "name": "c", "column-length": 6},
+               {"type": "varchar", "name": "comment", "charset": "utf8mb4"}]
+    before = {"database": primary_db.name, "charset": "utf8mb4", "table": "e", "primary-key": ["id", "c"],
+              "columns": columns}
+    assert create["def"] == before and alter["old"] == before
+    assert alter["def"] == before | {"columns": [
+        *columns[:2], {"type": "set", "name": "tags", "charset": "latin1", "enum-values": ["a", "b"]}, *columns[2:],
+        {"type": "timestamp", "name": "at", "column-length": 3}, {"type": "bigint", "name": "big", "signed": False},
+        {"type": "blob", "name": "blob_col"}]}
 
 
 def test_every_format_carries_every_change_of_the_full_workload(primary_db: PrimaryDb, tmp_path: Path) -> None:

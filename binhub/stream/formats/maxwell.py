@@ -17,7 +17,8 @@ those rows carry ``"xid": null`` and ``"xoffset"`` (their index in the transacti
 
 DDL: ``{"type": "table-create"|"table-alter"|"table-drop"|"database-create"|"database-alter"|
 "database-drop", "database", "table", "sql", "position", "ts"}`` (binhub adds "table-truncate" and,
-for other statements, "ddl"; it does not send Maxwell's ``def``/``old`` table definitions).
+for other statements, "ddl"); a table-create carries ``def``, a table-alter (and a rename) ``old``
+and ``def``: the table before and after, as Maxwell writes its definitions (:func:`table_def`).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from typing import Any
 import orjson
 
 from binhub.binlog.changes import RowChange
+from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.json_form import json_default
+from binhub.schema import TableDef
 from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange
 from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat, changed_before
 
-__all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value"]
+__all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value", "table_def"]
 
 HOLD_BYTES = 16 << 20  # rows of one transaction held for its XID; past this (or HOLD_ROWS) they go out without it
 HOLD_ROWS = 20_000
@@ -50,6 +53,38 @@ _DDL_TYPES = [
     (re.compile(r"drop\s+(?:database|schema)\b"), "database-drop"),
 ]
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|/\*.*?\*/|#[^\n]*\n|--[^\n]*\n)*", re.S)
+
+
+_INTS = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+_WITH_FSP = frozenset({"time", "datetime", "timestamp"})
+
+
+def _column_def(column: ColumnInfo) -> dict[str, Any]:
+    """One column as Maxwell's schema JSON has it: ``type`` and ``name``, then what its kind of
+    column adds (signed; charset; enum-values; column-length of the fraction; precision and scale)."""
+    sql_type = column.sql_type or ""
+    base, _, rest = sql_type.partition("(")
+    base = base.split(" ")[0]
+    params = [int(p) for p in rest.partition(")")[0].split(",") if p.strip().isdigit()]
+    out: dict[str, Any] = {"type": base, "name": column.name}
+    if base in _INTS:
+        out["signed"] = not column.unsigned
+    elif base in ("enum", "set"):
+        out["charset"] = column.charset
+        out["enum-values"] = list((column.enum_values if base == "enum" else column.set_values) or ())
+    elif base in _WITH_FSP:
+        out["column-length"] = params[0] if params else 0
+    elif base == "decimal":
+        out["precision"], out["scale"] = (params + [10, 0][len(params):])[:2]
+    elif column.charset is not None and column.charset != "binary":
+        out["charset"] = column.charset
+    return out
+
+
+def table_def(table: TableDef) -> dict[str, Any]:
+    """A table as Maxwell's DDL events carry it (``def``, ``old``)."""
+    return {"database": table.name.db, "charset": table.default.charset, "table": table.name.table,
+            "primary-key": list(table.primary_key), "columns": [_column_def(c) for c in table.columns]}
 
 
 def maxwell_value(column: FormatColumn, value: Any) -> Any:
@@ -76,6 +111,7 @@ class _Held:
 class MaxwellFormat(RowFormat):
     name = "maxwell"
     observes = True
+    describes_tables = True
 
     def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
         super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
@@ -128,6 +164,11 @@ class MaxwellFormat(RowFormat):
     def ddl(self, change: DdlChange) -> Message:
         statement = _LEADING_COMMENTS.sub("", change.sql, count=1).lower()
         kind = next((name for pattern, name in _DDL_TYPES if pattern.match(statement)), "ddl")
-        fields = {"type": kind, "database": change.db, "table": change.table, "sql": change.sql,
-                  "position": f"{change.file}:{change.pos}", "ts": change.timestamp * 1000}
+        fields: dict[str, Any] = {"type": kind, "database": change.db, "table": change.table}
+        described = change.tables[0] if change.tables and kind in ("table-create", "table-alter") else None
+        if described is not None and described.after is not None and described.after.known:
+            if kind == "table-alter" and described.before is not None and described.before.known:
+                fields["old"] = table_def(described.before)
+            fields["def"] = table_def(described.after)
+        fields.update(sql=change.sql, position=f"{change.file}:{change.pos}", ts=change.timestamp * 1000)
         return Message(change.db, change.table or "", None, orjson.dumps(fields) + b"\n", ddl=True)
