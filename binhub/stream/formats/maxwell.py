@@ -7,7 +7,8 @@ key is left out elsewhere, as Maxwell does), ``position`` the rows event's ``fil
 (updates only) the changed columns' previous values. Values are typed JSON: integers, DECIMAL as a
 number with its scale, floats, dates and times as MySQL prints them (fractions with the column's
 digits), YEAR a number, BINARY/BLOB base64, ENUM its label, SET an array, BIT a number, JSON the
-document itself; GEOMETRY is binhub's ``{"srid", "wkb"}`` (Maxwell prints WKT).
+document itself, GEOMETRY its WKT as the server's ``ST_AsText`` prints it (:mod:`binhub.binlog.wkt`),
+without the SRID, as Maxwell gives it.
 
 The XID and the last row are only known at the transaction's end, so a transaction's rows are held
 until then (as Maxwell does). A transaction whose rows pass ``HOLD_BYTES`` or ``HOLD_ROWS`` is
@@ -30,8 +31,10 @@ from typing import Any
 import orjson
 
 from binhub.binlog.changes import RowChange
+from binhub.binlog.column_values import Geometry
 from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.json_form import json_default
+from binhub.binlog.wkt import wkt
 from binhub.schema import TableDef
 from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange
@@ -96,6 +99,8 @@ def maxwell_value(column: FormatColumn, value: Any) -> Any:
         return orjson.Fragment(value.encode("ascii"))
     if kind == Kind.SET and isinstance(value, str):
         return value.split(",") if value else []
+    if isinstance(value, Geometry):
+        return wkt(value.wkb)  # as Maxwell: the WKT, without the SRID
     return value
 
 
