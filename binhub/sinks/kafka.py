@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 _TRANSACTION_TIMEOUT_MS = 900_000
 _QUEUE_WAIT = 0.05  # seconds to let librdkafka drain its queue when it is full
+# What a broker without transactions answers InitProducerId with a transactional.id: a Kafka too old
+# for them, ACLs that deny transactional ids, Redpanda with enable_transactions off.
+_NO_TRANSACTIONS = frozenset({KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPPORTED_VERSION,
+                              KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, getattr(KafkaError, "RECORD_LIST_TOO_LARGE", -10_000)}
 
 
@@ -121,10 +125,13 @@ class KafkaSink:
                 return True
             except KafkaException as exc:
                 error = exc.args[0]
-                if mode == "on" or error.code() not in (KafkaError._UNSUPPORTED_FEATURE,
-                                                        KafkaError.UNSUPPORTED_VERSION,
-                                                        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                                        KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+                refused = error.code() in _NO_TRANSACTIONS
+                if mode == "on" and refused:
+                    raise SinkError(f"the Kafka broker at {self.target.bootstrap} refuses transactions: {error.str()}",
+                                    hint="allow this principal the transactional id (ACLs) or enable transactions on "
+                                         "the broker; or set kafka_transactions = auto (or off) to deliver at least "
+                                         "once") from None
+                if not refused:
                     raise self._broker_error("cannot start a Kafka transaction", error) from None
                 log.warning("the Kafka broker at %s has no transactions (%s): delivering at least once, "
                             "keyed by primary key", self.target.bootstrap, error.str())

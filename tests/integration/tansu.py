@@ -31,22 +31,27 @@ def free_port() -> int:
 
 
 class TansuBroker:
-    def __init__(self, binary: Path, log: Path) -> None:
+    def __init__(self, binary: Path, log: Path, advertised_port: int | None = None) -> None:
         self.binary = binary
         self.log = log
         self.port = free_port()
+        # Where clients are told to connect (a proxy in front of it); its own port by default.
+        self.advertised_port = advertised_port if advertised_port is not None else self.port
         self.proc: subprocess.Popen[bytes] | None = None
         self._aborts: bool | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where clients connect (through the proxy, when there is one)."""
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> None:
-        url = f"tcp://{self.bootstrap}"
+        url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", url,
-                                          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                                          "--advertised-listener-url", advertised, "--storage-engine",
+                                          "memory://tansu/"],
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

