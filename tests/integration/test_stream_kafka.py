@@ -30,11 +30,13 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from binhub.sandbox.binhub_process import BinhubProcess
 from tests.integration.conftest import PrimaryDb
 from tests.integration.kafka_proxy import NoTransactionsProxy
 from tests.integration.relayutil import BINHUB, run_relay
 from tests.integration.tansu import TansuBroker, free_port, tansu_binary
 from tests.integration.test_stream import canonical, replay, select_all, write_workload
+from tests.integration.workload import wait_until
 
 
 def relay(primary_db: PrimaryDb, data_dir: Path) -> None:
@@ -297,3 +299,68 @@ def test_auto_falls_back_to_at_least_once_on_a_broker_without_transactions(
     before = sum(seen.values())
     run_stream(data_dir, target, *args)
     assert sum(positions(consume(broker, [prefix])).values()) == before
+
+
+def test_a_stream_section_of_binhub_run_delivers_to_kafka_and_resumes_after_sigterm(
+        primary_db: PrimaryDb, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    """``binhub run`` with a relay and a ``[[stream]]`` to Kafka: every row the primary writes, before
+    and while the daemon runs, is read back by an independent consumer; SIGTERM stops it cleanly
+    (exit 0), and a restart delivers what was written meanwhile, with nothing lost or repeated."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)")
+    written = 0
+
+    def write(transactions: int, rows: int = 20) -> None:
+        nonlocal written
+        for _ in range(transactions):
+            c.execute("BEGIN")
+            c.executemany("INSERT INTO t VALUES (%s, %s, %s)", [(written + j, f"row {written + j}", j)
+                                                                for j in range(rows)])
+            c.execute("COMMIT")
+            written += rows
+
+    prefix = f"k6-{uuid.uuid4().hex[:6]}"
+    config = tmp_path / "binhub.toml"
+    config.write_text(f"""
+[store]
+data_dir = "{tmp_path / 'store'}"
+
+[relay]
+source = "{primary_db.dsn}"
+server_id = 9305
+start_file = "{primary_db.start_file}"
+
+[http]
+enabled = false
+
+[[stream]]
+name = "{prefix}"
+to = "kafka://{tansu_broker.bootstrap}/{prefix}"
+include = ["{primary_db.name}.t"]
+kafka_timeout = 10
+""")
+
+    def delivered() -> list[dict[str, Any]]:
+        if prefix not in topics(tansu_broker, prefix):
+            return []
+        return [ch for ch in changes_of(consume(tansu_broker, [prefix])) if ch["op"] != "ddl"]
+
+    def run_until_delivered(more: int) -> None:
+        daemon = BinhubProcess(["run", "--config", str(config)], tmp_path / "daemon.log").start()
+        try:
+            write(more)  # while it runs
+            wait_until(lambda: len(delivered()) >= written, timeout=120,
+                       message="the daemon's Kafka stream did not deliver every row")
+            assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
+        finally:
+            daemon.kill()
+
+    write(50)  # before the daemon starts
+    run_until_delivered(50)
+    write(30)  # while it is stopped
+    run_until_delivered(20)
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+    changes = delivered()
+    assert sorted(ch["pk"]["id"] for ch in changes) == list(range(written)), "every row, once"
+    rows = select_all(primary_db, "t")
+    assert len(rows) == written and all(ch["after"] == rows[ch["pk"]["id"]] for ch in changes)
