@@ -66,7 +66,12 @@ class TansuBroker:
         """Whether an aborted transaction's records stay invisible to read_committed consumers, both
         when the producer aborts and when a new producer with its transactional.id fences it. Kafka
         guarantees both; Tansu 0.6 shows the records of a transaction that ends any way but commit
-        once they reached it. The tests expect exactly-once only where this holds."""
+        once they reached it. The tests expect exactly-once only where this holds.
+
+        The probe is confluent-kafka alone (no binhub), so what it finds is the broker's doing:
+        Tansu 0.6.0 writes the abort marker but lists no aborted transactions in its Fetch
+        responses, which a read_committed consumer needs to drop them (librdkafka's debug=fetch
+        log: "received abort txn ctrl msg … but there are no known aborted transactions")."""
         if self._aborts is None:
             self._aborts = self._probe_abort()
         return self._aborts
