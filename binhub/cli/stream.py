@@ -51,7 +51,8 @@ from binhub.stream.formats import FORMATS
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
 @click.option("--kafka-ddl-topic", metavar="TOPIC",
-              help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl).")
+              help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl; with "
+              "--format debezium, NAME: Debezium's schema-change topic).")
 @click.option("--kafka-transactions", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="kafka: exactly once with a transactional producer (auto: when the broker supports it); "
               "off: at least once, the checkpoint written after delivery.")
