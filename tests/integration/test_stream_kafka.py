@@ -364,3 +364,40 @@ kafka_timeout = 10
     assert sorted(ch["pk"]["id"] for ch in changes) == list(range(written)), "every row, once"
     rows = select_all(primary_db, "t")
     assert len(rows) == written and all(ch["after"] == rows[ch["pk"]["id"]] for ch in changes)
+
+
+def test_debezium_topics_schema_changes_and_transaction_metadata(primary_db: PrimaryDb, tansu_broker: TansuBroker,
+                                                                tmp_path: Path) -> None:
+    """--format debezium to Kafka: rows keyed by primary key (a tombstone after a delete), the schema
+    changes on the topic named after the stream keyed by database, and with --transaction-metadata
+    BEGIN/END keyed by transaction id on NAME.transaction, framing exactly the rows of each."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    c.execute("BEGIN")
+    c.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(3)])
+    c.execute("COMMIT")
+    c.execute("DELETE FROM t WHERE id = 1")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    name = f"k7-{uuid.uuid4().hex[:6]}"
+    run_stream(data_dir, f"kafka://{tansu_broker.bootstrap}/{name}.{{db}}.{{table}}", "--format", "debezium",
+               "--transaction-metadata", "--name", name, "--include", f"{primary_db.name}.*")
+    db = primary_db.name
+    assert topics(tansu_broker, name) == sorted([name, f"{name}.transaction", f"{name}.{db}.t"])
+    rows = consume(tansu_broker, [f"{name}.{db}.t"])
+    by_key: dict[str, list[str | None]] = {}  # a key's messages are in order (one partition)
+    for _, k, v in rows:
+        by_key.setdefault((k or b"").decode(), []).append(json.loads(v)["op"] if v else None)
+    assert by_key == {'{"id":0}': ["c"], '{"id":1}': ["c", "d", None], '{"id":2}': ["c"]}
+    ddl = consume(tansu_broker, [name])
+    assert [json.loads(k or b"null") for _, k, _ in ddl] == [{"databaseName": db}] * len(ddl)
+    assert any(json.loads(v or b"{}")["tableChanges"] for _, _, v in ddl), "CREATE TABLE t is described"
+    frames = [(json.loads(k or b"null"), json.loads(v or b"null")) for _, k, v in
+              consume(tansu_broker, [f"{name}.transaction"])]
+    assert all(key == {"id": f["id"]} for key, f in frames)
+    by_id: dict[str, list[tuple[str, int | None]]] = {}  # a transaction's BEGIN and END share its key
+    for _, f in frames:
+        by_id.setdefault(f["id"], []).append((f["status"], f["event_count"]))
+    assert sorted(by_id.values()) == [[("BEGIN", None), ("END", 1)], [("BEGIN", None), ("END", 3)]]
+    counts = Counter(json.loads(v)["transaction"]["id"] for _, _, v in rows if v)
+    assert counts == {i: events[1][1] for i, events in by_id.items()}, "each END counts its transaction's rows"
