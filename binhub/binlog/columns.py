@@ -35,6 +35,9 @@ class ColumnInfo:
     visible: bool = True
     # The collation's name (``utf8mb4_bin``) where known: the schema history knows names, not ids.
     collation: str | None = None
+    # What the DDL says and the TABLE_MAP never does (the schema history's; CDC formats describe them).
+    auto_increment: bool = False
+    generated: bool = False  # GENERATED ALWAYS AS (…)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ from binhub.stream.formats import FORMATS
               "changes to that server, exactly once (checkpoint in its binhub.stream_checkpoint table).")
 @click.option("--format", "output", type=click.Choice(list(FORMATS)), default="binhub", show_default=True,
               help="binhub JSON lines, or Debezium's, Canal's (FlatMessage) or Maxwell's JSON (not for mysql://).")
+@click.option("--transaction-metadata", is_flag=True,
+              help="debezium: BEGIN/END events on the topic NAME.transaction and a transaction block in each change "
+              "(Debezium's provide.transaction.metadata).")
 @click.option("--name", default="stream", show_default=True,
               help="The stream's name: its files, its checkpoint and its reader lease.")
 @click.option("--include", multiple=True, metavar="DB.TABLE",
@@ -48,7 +51,8 @@ from binhub.stream.formats import FORMATS
 @click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
 @click.option("--kafka-ddl-topic", metavar="TOPIC",
-              help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl).")
+              help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl; with "
+              "--format debezium, NAME: Debezium's schema-change topic).")
 @click.option("--kafka-transactions", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="kafka: exactly once with a transactional producer (auto: when the broker supports it); "
               "off: at least once, the checkpoint written after delivery.")
@@ -78,7 +82,7 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
            until_caught_up: bool, rotate_size: str, output: str, kafka_ddl_topic: str | None,
            kafka_transactions: str, kafka_max_message_size: str, kafka_timeout: float,
            exclude_columns: tuple[str, ...], mask_columns: tuple[str, ...], seed_from: str | None, no_lease: bool,
-           forget: str | None, log_level: str, **apply: Any) -> None:
+           forget: str | None, log_level: str, transaction_metadata: bool, **apply: Any) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
     lines: {"op","db","table","pk","before","after","gtid","file","pos","ts"} (DDL: op "ddl" and
     "sql"), or with --format as Debezium, Canal or Maxwell JSON. Rows are decoded with the columns their table had when they were written (the schema
@@ -113,7 +117,7 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
                           exclude=exclude, until_caught_up=until_caught_up, lease=not no_lease,
                           exclude_columns=exclude_columns, mask_columns=mask_columns, seed_from=seed_from,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),
-                          apply=apply_config(**apply))
+                          apply=apply_config(**apply), transaction_metadata=transaction_metadata)
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
     seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply)

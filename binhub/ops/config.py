@@ -526,7 +526,7 @@ _KAFKA_KEYS = frozenset({"kafka_id", "kafka_ddl_topic", "kafka_checkpoint_topic"
 _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "start_file", "start_pos", "from_now",
                           "rotate_size", "until_caught_up", "format", "workers", "ordered", "on_conflict",
                           "safe_mode", "rename", "skip_gtids", "lease", "exclude_columns", "mask_columns",
-                          "seed_from"}) | _KAFKA_KEYS
+                          "seed_from", "transaction_metadata"}) | _KAFKA_KEYS
 
 
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
@@ -584,7 +584,8 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
             start=StreamStart(gtid=values.get_str(f"{where}.start_gtid"), file=values.get_str(f"{where}.start_file"),
                               pos=values.get_int(f"{where}.start_pos", low=4),
                               from_now=values.get_bool(f"{where}.from_now", False)),
-            apply=_apply_options(values, where)))
+            apply=_apply_options(values, where),
+            transaction_metadata=values.get_bool(f"{where}.transaction_metadata", False)))
     return tuple(out)
 
 

@@ -216,6 +216,7 @@ class Catalog:
             name=spec.name, unsigned=spec.unsigned, charset=charset, collation=collation,
             enum_values=spec.enum_values, set_values=spec.set_values, sql_type=spec.resolved_type(charset),
             nullable=spec.nullable and not spec.primary_key, visible=not spec.invisible,
+            auto_increment=spec.auto_increment, generated=spec.generated,
         )
 
     def _alter(self, change: AlterTable, ctx: StatementContext) -> list[str]:
@@ -418,7 +419,7 @@ def _column_json(c: ColumnInfo) -> dict[str, Any]:
     for key in ("enum_values", "set_values"):
         if doc[key] is not None:
             doc[key] = list(doc[key])
-    return {k: v for k, v in doc.items() if v is not None}
+    return {k: v for k, v in doc.items() if v is not None and v is not False or k in ("unsigned", "nullable", "visible")}
 
 
 def _column_from_json(doc: dict[str, Any]) -> ColumnInfo:

@@ -46,6 +46,7 @@ class ColumnSpec:
     nullable: bool = True
     primary_key: bool = False
     generated: bool = False
+    auto_increment: bool = False
     invisible: bool = False
     enum_values: tuple[str, ...] | None = None
     set_values: tuple[str, ...] | None = None
@@ -232,6 +233,7 @@ def _canonical(base: str, nums: list[str]) -> tuple[str, str, int | None]:
 def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
     charset, collation = spec.charset, spec.collation
     nullable, pk, generated, invisible, binary = spec.nullable, False, False, False, False
+    auto_increment = False
     position: ColumnPosition | None = None
     while c.peek() is not None:
         if c.accept("NOT"):
@@ -273,7 +275,9 @@ def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
             c.i += 1
             c.group()
             generated = True
-        elif c.accept("VIRTUAL", "STORED", "PERSISTENT", "AUTO_INCREMENT", "VISIBLE", "SERIAL"):
+        elif c.accept("AUTO_INCREMENT"):
+            auto_increment = True
+        elif c.accept("VIRTUAL", "STORED", "PERSISTENT", "VISIBLE", "SERIAL"):
             if c.toks[c.i - 1].is_("SERIAL"):
                 c.accept("DEFAULT")
                 c.accept("VALUE")
@@ -302,7 +306,8 @@ def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
             raise DdlSyntaxError(f"column {spec.name}: unexpected {t.text!r} in its definition")
     return replace(spec, charset=normalize_charset(charset) if charset else None,
                     collation=normalize_collation(collation) if collation else None, binary_collation=binary,
-                    nullable=nullable, primary_key=pk, generated=generated, invisible=invisible, position=position)
+                    nullable=nullable, primary_key=pk, generated=generated, auto_increment=auto_increment,
+                   invisible=invisible, position=position)
 
 
 def _value(c: TokenCursor) -> str:

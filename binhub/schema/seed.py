@@ -91,5 +91,7 @@ def _column(table: TableName, row: Row) -> ColumnInfo:
     return ColumnInfo(
         name=name, unsigned=spec.unsigned, charset=charset, collation=collation, enum_values=spec.enum_values,
         set_values=spec.set_values, sql_type=spec.sql_type, nullable=str(row.get("IS_NULLABLE", "YES")) == "YES",
-        visible="INVISIBLE" not in extra,
+        visible="INVISIBLE" not in extra, auto_increment="AUTO_INCREMENT" in extra,
+        # "VIRTUAL GENERATED", "STORED GENERATED" (not MySQL's DEFAULT_GENERATED, a default expression)
+        generated=any(kind in extra for kind in ("VIRTUAL", "STORED", "PERSISTENT")),
     )

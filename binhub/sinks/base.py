@@ -39,13 +39,15 @@ class Message:
     :class:`KeyedSink`; line sinks may be given several at once (a rows event's). ``value`` None is
     a tombstone (Debezium's after a delete: the key alone, for log compaction), which only keyed
     sinks deliver. ``key`` is the primary key's JSON (the whole row's for a table without one;
-    None for DDL and when unknown)."""
+    None for DDL and when unknown). ``topic`` names a Kafka topic of the format's own (Debezium's
+    schema-change and transaction topics), where the sink's routing would not put it."""
 
     db: str
     table: str  # "" for a statement on a database (CREATE DATABASE …)
     key: bytes | None
     value: bytes | None
     ddl: bool = False
+    topic: str | None = None
 
 
 class Sink(Protocol):

@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 _TRANSACTION_TIMEOUT_MS = 900_000
 _QUEUE_WAIT = 0.05  # seconds to let librdkafka drain its queue when it is full
+# What a broker without transactions answers InitProducerId with a transactional.id: a Kafka too old
+# for them, ACLs that deny transactional ids, Redpanda with enable_transactions off.
+_NO_TRANSACTIONS = frozenset({KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPPORTED_VERSION,
+                              KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, getattr(KafkaError, "RECORD_LIST_TOO_LARGE", -10_000)}
 
 
@@ -121,10 +125,13 @@ class KafkaSink:
                 return True
             except KafkaException as exc:
                 error = exc.args[0]
-                if mode == "on" or error.code() not in (KafkaError._UNSUPPORTED_FEATURE,
-                                                        KafkaError.UNSUPPORTED_VERSION,
-                                                        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                                        KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+                refused = error.code() in _NO_TRANSACTIONS
+                if mode == "on" and refused:
+                    raise SinkError(f"the Kafka broker at {self.target.bootstrap} refuses transactions: {error.str()}",
+                                    hint="allow this principal the transactional id (ACLs) or enable transactions on "
+                                         "the broker; or set kafka_transactions = auto (or off) to deliver at least "
+                                         "once") from None
+                if not refused:
                     raise self._broker_error("cannot start a Kafka transaction", error) from None
                 log.warning("the Kafka broker at %s has no transactions (%s): delivering at least once, "
                             "keyed by primary key", self.target.bootstrap, error.str())
@@ -205,7 +212,8 @@ class KafkaSink:
         limit = self.options.max_message_bytes
         single = None if self._templated else self.target.topic
         for message in messages:
-            topic = single if single is not None and not message.ddl else self._topic(message)
+            topic = single if single is not None and not message.ddl and message.topic is None else \
+                self._topic(message)
             value = message.value[:-1] if message.value is not None else None  # the line's newline
             if value is not None and len(value) + len(message.key or b"") + 100 > limit:
                 raise self._too_big(topic, message.key, len(value))
@@ -275,7 +283,9 @@ class KafkaSink:
                         "run's producer fences it): %s", exc.args[0].str())
 
     def _topic(self, message: Message) -> str:
-        if message.ddl:
+        if message.topic is not None and not (message.ddl and self.options.ddl_topic):
+            topic = message.topic
+        elif message.ddl:
             topic = self.ddl_topic if self._templated or self.options.ddl_topic else self.target.topic
         elif not self._templated:
             topic = self.target.topic

@@ -60,6 +60,7 @@ from binhub.schema.changes import (
     CreateTable,
     CreateTableLike,
     DropTables,
+    RenameTable,
     RenameTables,
     TruncateTable,
 )
@@ -68,7 +69,7 @@ from binhub.sinks import Message
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
 from binhub.stream.columns import ColumnRules
-from binhub.stream.formats import BinhubFormat, DdlChange, OutputFormat, Walker
+from binhub.stream.formats import BinhubFormat, DdlChange, DdlTable, OutputFormat, Walker
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
 
@@ -128,7 +129,8 @@ class ChangeReader:
         self.executed = executed
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
         self._skip = skip
-        self._columns = columns if columns else None  # no rules: not even a lookup per rows event
+        # No rules (or a format that applies them as it encodes): not even a lookup per rows event.
+        self._columns = columns if columns and not self.output.take_column_rules(columns) else None
         self._seed_schema = seed_schema
         # Tables the history has from information_schema (a seed: the columns as they were when it was
         # read, not necessarily when the rows were written): each of their TABLE_MAPs is checked.
@@ -298,10 +300,14 @@ class ChangeReader:
         db, table = _ddl_table(parsed, record.db)
         if not self.filter(db, table or ""):
             return
+        tables: tuple[DdlTable, ...] = ()
+        if self.output.describes_tables:
+            tables = _ddl_tables(self._history, parsed, Position.of(record.file, offset),
+                                 Position.of(record.file, offset + len(data)))
         yield self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
-            self.output.context.thread_id, record.flavour, _ddl_session(record)))
+            self.output.context.thread_id, record.flavour, _ddl_session(record), tables))
 
 
 def _ddl_session(record: QueryRecord) -> dict[str, Any]:
@@ -314,6 +320,26 @@ def _ddl_session(record: QueryRecord) -> dict[str, Any]:
     sql_mode = None if status.sql_mode is None else ",".join(sql_mode_names(status.sql_mode, record.flavour))
     return {"db": record.db, "sql_mode": sql_mode, "collation_connection": collation, "collation_server": server,
             "time_zone": status.time_zone}
+
+
+def _ddl_tables(history: SchemaHistory, parsed: ParsedStatement, at: Position, after: Position) -> tuple[DdlTable, ...]:
+    """The tables a DDL created, altered, renamed or dropped, as the history has them before and after it."""
+    moves: list[tuple[str, TableName, TableName | None]] = []  # (change, name before, name after)
+    for change in parsed.changes:
+        if isinstance(change, CreateTable | CreateTableLike) and not change.temporary:
+            moves.append(("CREATE", change.name, change.name))
+        elif isinstance(change, AlterTable):
+            renamed = [a.new for a in change.actions if isinstance(a, RenameTable)]
+            moves.append(("ALTER", change.name, renamed[-1] if renamed else change.name))
+        elif isinstance(change, RenameTables):
+            moves.extend(("ALTER", old, new) for old, new in change.pairs)
+        elif isinstance(change, DropTables) and not change.temporary:
+            moves.extend(("DROP", name, None) for name in change.names)
+    if not moves:
+        return ()
+    old, new = history.catalog_at(at)[0], history.catalog_at(after)[0]
+    return tuple(DdlTable(kind, old.table(name), new.table(dest) if dest is not None else None)
+                 for kind, name, dest in moves)
 
 
 def _seeded_tables(history: SchemaHistory) -> dict[TableName, Position]:

@@ -24,13 +24,16 @@ from typing import Any
 
 import orjson
 
+from binhub.binlog.json_form import json_default
 from binhub.errors import ConfigError
 from binhub.sinks.base import Message
 
 __all__ = ["MASKS", "ColumnRules", "TableColumnRules"]
 
 MASKS: dict[str, Callable[[Any], Any]] = {
-    "hash": lambda v: "sha256:" + hashlib.sha256(orjson.dumps(v)).hexdigest(),
+    # The value's JSON text in binhub's form (bytes as base64), whatever the output format: a
+    # masked value is the same in every format, and joins across them.
+    "hash": lambda v: "sha256:" + hashlib.sha256(orjson.dumps(v, default=json_default)).hexdigest(),
     "null": lambda v: None,
     "redact": lambda v: "[redacted]",
 }
@@ -58,13 +61,15 @@ def _parse(spec: str, *, key: str, masking: bool) -> _Rule:
 
 
 class TableColumnRules:
-    """The rules matching one table: rewrites the lines of its rows events."""
+    """The rules matching one table: rewrites the lines of its rows events (binhub's format), or
+    the row images and key of each change (:meth:`image`, :meth:`key`: the other formats)."""
 
     def __init__(self, rules: Sequence[_Rule]) -> None:
         self._rules = rules
         self._actions: dict[str, str | None] = {}
 
-    def _action(self, column: str) -> str | None:
+    def action(self, column: str) -> str | None:
+        """What becomes of the column: "exclude", a key of MASKS, or None (it stays as it is)."""
         try:
             return self._actions[column]
         except KeyError:
@@ -73,26 +78,33 @@ class TableColumnRules:
             self._actions[column] = action
             return action
 
-    def _image(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+    def image(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A row image (or key) with the rules applied."""
         if row is None:
             return None
         out: dict[str, Any] = {}
         for name, value in row.items():
-            action = self._action(name)
+            action = self.action(name)
             if action is None:
                 out[name] = value
             elif action != _DROP:
                 out[name] = value if value is None else MASKS[action](value)
         return out
 
+    def key(self, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The primary key's columns less the excluded ones."""
+        if not names:
+            return names
+        return tuple(n for n in names if self.action(n) != _DROP)
+
     def apply(self, chunk: bytes) -> bytes:
         """The lines of one rows event with the rules applied."""
         out = []
         for line in chunk.splitlines():
             change = orjson.loads(line)
-            change["before"] = self._image(change["before"])
-            change["after"] = self._image(change["after"])
-            change["pk"] = self._image(change["pk"])
+            change["before"] = self.image(change["before"])
+            change["after"] = self.image(change["after"])
+            change["pk"] = self.image(change["pk"])
             out.append(orjson.dumps(change))
         out.append(b"")
         return b"\n".join(out)

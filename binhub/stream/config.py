@@ -42,11 +42,12 @@ class StreamConfig:
     seed_from: str | None = field(default=None, repr=False)
     lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's
+    transaction_metadata: bool = False  # debezium: BEGIN/END events and a transaction block (provide.transaction.metadata)
 
     def __post_init__(self) -> None:
-        if self.format != "binhub" and (self.exclude_columns or self.mask_columns):
-            raise ConfigError("format", f"column exclusion and masking work on binhub's change model; with --format "
-                                        f"{self.format} they are not supported yet")
+        if self.transaction_metadata and self.format != "debezium":
+            raise ConfigError("transaction_metadata", "is Debezium's (provide.transaction.metadata): it needs --format "
+                                                      f"debezium, not {self.format}")
         if self.format != "binhub" and self.to.partition(":")[0] in ("mysql", "mariadb"):
             raise ConfigError("format", f"a mysql:// sink applies binhub's own change model; --format {self.format} "
                                         "is for jsonl, stdout and Kafka")

@@ -124,7 +124,8 @@ class Stream:
                                table_filter=TableFilter(self.config.include, self.config.exclude),
                                executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
                                output=output_format(self.config.format, stream_name=self.config.name,
-                                                    keyed=keyed is not None),
+                                                    keyed=keyed is not None,
+                                                    transaction_metadata=self.config.transaction_metadata),
                                columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns),
                                seed_schema=self.seed_schema)
         if plan.pos > 4:

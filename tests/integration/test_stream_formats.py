@@ -17,12 +17,13 @@ from tests.integration.conftest import PrimaryDb
 from tests.integration.test_stream import lines_of, relay, stream
 
 
-def streamed(primary_db: PrimaryDb, tmp_path: Path, output: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def streamed(primary_db: PrimaryDb, tmp_path: Path, output: str,
+             *extra: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the format's lines, binhub's lines) of this test's database."""
     data_dir = tmp_path / "store"
     relay(primary_db, data_dir)
     include = ("--include", f"{primary_db.name}.*")
-    stream(data_dir, tmp_path / output, "--format", output, *include)
+    stream(data_dir, tmp_path / output, "--format", output, *include, *extra)
     stream(data_dir, tmp_path / "binhub", *include)
     return lines_of(tmp_path / output), [c for c in lines_of(tmp_path / "binhub") if c["op"] != "ddl"]
 
@@ -34,7 +35,12 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     c.execute("INSERT INTO customers VALUES (1004, 'Anne', 'Kretchmar', 'annek@noanswer.org')")
     c.execute("UPDATE customers SET first_name='Anne Marie' WHERE id=1004")
     c.execute("DELETE FROM customers WHERE id=1004")
-    lines, binhub = streamed(primary_db, tmp_path, "debezium")
+    c.execute("ALTER TABLE customers ADD middle_name varchar(255) AFTER first_name")
+    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL, "
+              "at DATETIME(6), kind ENUM('a','bc'), tags SET('x','yz'), b BLOB, doc JSON, g POINT, "
+              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1")
+    c.execute("DROP TABLE auto")
+    lines, binhub = streamed(primary_db, tmp_path, "debezium", "--transaction-metadata")
     rows = [x for x in lines if "op" in x]
     assert [x["op"] for x in rows] == ["c", "u", "d"]
     update = rows[1]
@@ -55,9 +61,54 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     assert dt.datetime.fromtimestamp(source["ts_ms"] / 1000, dt.UTC).isoformat()[:19] == binhub[1]["ts"][:19]
     assert update["ts_ms"] >= source["ts_ms"] and isinstance(update["ts_ns"], int)
     assert update["transaction"] == {"id": binhub[1]["gtid"], "total_order": 1, "data_collection_order": 1}
-    # DDL as the schema-change event.
+    # Transaction metadata: each transaction framed by BEGIN and END, the END counting its changes.
+    frames = [x for x in lines if "status" in x]
+    assert [x["status"] for x in frames] == ["BEGIN", "END"] * 3
+    begin, end = frames[2], frames[3]
+    assert begin == {"status": "BEGIN", "id": binhub[1]["gtid"], "ts_ms": source["ts_ms"], "event_count": None,
+                     "data_collections": None}
+    assert end == begin | {"status": "END", "event_count": 1,
+                           "data_collections": [{"data_collection": f"{primary_db.name}.customers", "event_count": 1}]}
+    assert lines.index(begin) < lines.index(update) < lines.index(end)
+    # DDL as the schema-change event, with the table as the connector's tableChanges describe it.
     ddl = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE customers"))
-    assert ddl["databaseName"] == primary_db.name and ddl["schemaName"] is None and ddl["tableChanges"] == []
+    assert ddl["databaseName"] == primary_db.name and ddl["schemaName"] is None
+    db = primary_db.name
+
+    def column(name: str, jdbc: int, type_name: str, position: int, **kw: Any) -> dict[str, Any]:
+        return {"name": name, "jdbcType": jdbc, "nativeType": None, "typeName": type_name, "typeExpression": type_name,
+                "charsetName": None, "length": None, "scale": None, "position": position, "optional": True,
+                "defaultValueExpression": None, "autoIncremented": False, "generated": False, "comment": None,
+                "enumValues": None} | kw
+
+    def varchar(name: str, position: int) -> dict[str, Any]:
+        return column(name, 12, "VARCHAR", position, charsetName="utf8mb4", length=255)
+
+    customers = [column("id", 4, "INT", 1, optional=False), varchar("first_name", 2), varchar("last_name", 3),
+                 varchar("email", 4)]
+    assert ddl["tableChanges"] == [{"type": "CREATE", "id": f'"{db}"."customers"', "table": {
+        "defaultCharsetName": "utf8mb4", "primaryKeyColumnNames": ["id"], "columns": customers, "comment": None,
+        "attributes": []}}]
+    # The documented ALTER, field by field: the table after it, middle_name in its place.
+    alter = next(x for x in lines if "ddl" in x and x["ddl"].startswith("ALTER TABLE customers"))
+    assert alter["tableChanges"][0]["type"] == "ALTER"
+    assert alter["tableChanges"][0]["table"]["columns"] == [
+        customers[0], customers[1], varchar("middle_name", 3), *(c | {"position": c["position"] + 1}
+                                                                 for c in customers[2:])]
+    auto = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE auto"))["tableChanges"][0]
+    assert auto["table"]["defaultCharsetName"] == "latin1"
+    assert auto["table"]["columns"] == [
+        column("id", 4, "INT UNSIGNED", 1, optional=False, autoIncremented=True, generated=True),
+        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2),
+        column("at", 93, "DATETIME", 3, length=6),
+        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"]),
+        column("tags", 1, "SET", 5, charsetName="latin1", length=4, enumValues=["x", "yz"]),
+        column("b", 2004, "BLOB", 6), column("doc", 1111, "JSON", 7) if "JSON" in str(auto) else
+        column("doc", 12, "LONGTEXT", 7, charsetName="utf8mb4"),  # MariaDB's JSON is LONGTEXT
+        column("g", 1111, "POINT", 8),
+        column("full_name", 12, "VARCHAR", 9, charsetName="latin1", length=20, generated=True)]
+    drop = next(x for x in lines if "ddl" in x and x["ddl"].startswith("DROP TABLE"))["tableChanges"]
+    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 9)]
 
 
 def test_debezium_value_encodings(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -116,6 +167,8 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     c.execute("UPDATE e SET m = 5 WHERE id = 1")
     c.execute("INSERT INTO e VALUES (2, 1, '2016-10-21 05:33:37', 'two')")
     c.execute("COMMIT")
+    c.execute("ALTER TABLE e ADD tags SET('a','b') CHARACTER SET latin1 AFTER m, MODIFY comment VARCHAR(300), "
+              "ADD at TIMESTAMP(3) NULL, ADD big BIGINT UNSIGNED, ADD blob_col BLOB")
     lines, binhub = streamed(primary_db, tmp_path, "maxwell")
     rows = [x for x in lines if x["type"] in ("insert", "update", "delete")]
     insert = rows[0]
@@ -135,7 +188,23 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     assert update["type"] == "update" and update["old"] == {"m": 4.2341} and "commit" not in update
     assert second["commit"] is True and update["xid"] == second["xid"] != insert["xid"]
     ddl = [x for x in lines if x not in rows]
-    assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e")]
+    assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e"),
+                                                      ("table-alter", "e")]
+    # The table definitions Maxwell's DDL events carry: def on a create, old and def on an alter.
+    create, alter = ddl[1], ddl[2]
+    assert list(create) == ["type", "database", "table", "def", "sql", "position", "ts"]
+    assert list(alter) == ["type", "database", "table", "old", "def", "sql", "position", "ts"]
+    columns = [{"type": "int", "name": "id", "signed": True},
+               {"type": "decimal", "name": "m", "precision": 10, "scale": 4},
+               {"type": "datetime", "name": "c", "column-length": 6},
+               {"type": "varchar", "name": "comment", "charset": "utf8mb4"}]
+    before = {"database": primary_db.name, "charset": "utf8mb4", "table": "e", "primary-key": ["id", "c"],
+              "columns": columns}
+    assert create["def"] == before and alter["old"] == before
+    assert alter["def"] == before | {"columns": [
+        *columns[:2], {"type": "set", "name": "tags", "charset": "latin1", "enum-values": ["a", "b"]}, *columns[2:],
+        {"type": "timestamp", "name": "at", "column-length": 3}, {"type": "bigint", "name": "big", "signed": False},
+        {"type": "blob", "name": "blob_col"}]}
 
 
 def test_every_format_carries_every_change_of_the_full_workload(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -166,3 +235,64 @@ def test_every_format_carries_every_change_of_the_full_workload(primary_db: Prim
             elif output == "maxwell" and m["type"] in ("insert", "update", "delete"):
                 got.append((m["type"], m["table"], sorted(m["data"])))
         assert got == expected, output
+
+
+def test_excluded_and_masked_columns_in_every_format(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """The rules of --exclude-column/--mask-column hold in Debezium, Canal and Maxwell JSON as in
+    binhub's: an excluded column is gone from every image (and the key), a masked one carries the
+    very value binhub's format gives it (the same hash: masked values join across formats), whatever
+    its type, with other columns encoded as the format encodes them."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE users (id INT, email VARCHAR(40), born DATE, salary DECIMAL(8,2), notes TEXT, "
+              "pin BINARY(2), age INT, PRIMARY KEY (id, email))")
+    c.execute("INSERT INTO users VALUES (1, 'a@x.org', '1990-01-02', 1234.50, 'vip', x'0102', 40), "
+              "(2, 'b@x.org', NULL, NULL, NULL, NULL, 30)")
+    c.execute("UPDATE users SET age = age + 1, born = '1990-01-03', salary = 99.99")
+    c.execute("DELETE FROM users WHERE id = 2")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    db = primary_db.name
+    rules = ("--include", f"{db}.*", "--exclude-column", f"{db}.users.notes", "--mask-column", f"{db}.users.email",
+             "--mask-column", f"{db}.users.born", "--mask-column", f"{db}.users.salary=redact",
+             "--mask-column", f"{db}.users.pin=null")
+    stream(data_dir, tmp_path / "binhub", *rules)
+    binhub = [x for x in lines_of(tmp_path / "binhub") if x["op"] != "ddl"]
+    masked = {"email", "born", "salary", "pin"}
+    assert len(binhub) == 5 and binhub[0]["after"]["email"].startswith("sha256:")
+    assert binhub[0]["after"]["born"].startswith("sha256:") and binhub[0]["after"]["salary"] == "[redacted]"
+
+    def check(image: dict[str, Any] | None, expected: dict[str, Any] | None, age: Any) -> None:
+        if expected is None:
+            assert image is None
+            return
+        assert image is not None and set(image) == set(expected), "notes is excluded, the rest kept"
+        assert {k: image[k] for k in masked} == {k: expected[k] for k in masked}
+        assert image["age"] == age(expected["age"])
+
+    for output in ("debezium", "canal", "maxwell"):
+        stream(data_dir, tmp_path / output, "--format", output, *rules)
+        lines = lines_of(tmp_path / output)
+        if output == "debezium":
+            rows = [x for x in lines if "op" in x]
+            assert len(rows) == 5
+            for row, want in zip(rows, binhub, strict=True):
+                check(row["before"], want["before"], int)
+                check(row["after"], want["after"], int)
+        elif output == "canal":
+            rows = [x for x in lines if not x["isDdl"]]
+            assert len(rows) == 5
+            for row, want in zip(rows, binhub, strict=True):
+                check(row["data"][0], want["after"] or want["before"], str)
+                assert row["pkNames"] == ["id", "email"] and row["sqlType"]["email"] == 12
+                assert "notes" not in row["sqlType"] and "notes" not in row["mysqlType"]
+                if row["type"] == "UPDATE":  # old: the changed columns' previous values, masked as well
+                    before, after = want["before"], want["after"]
+                    assert row["old"][0] == {k: str(v) if k == "age" else v for k, v in before.items()
+                                             if v != after[k]}
+        else:
+            rows = [x for x in lines if x["type"] in ("insert", "update", "delete")]
+            assert len(rows) == 5
+            for row, want in zip(rows, binhub, strict=True):
+                check(row["data"], want["after"] or want["before"], int)
+                assert row["primary_key_columns"] == ["id", "email"]
+                assert row["primary_key"] == [want["pk"]["id"], want["pk"]["email"]], "a masked key is masked"

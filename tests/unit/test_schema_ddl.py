@@ -80,7 +80,7 @@ def test_create_table_with_every_attribute_the_history_keeps() -> None:
         "inv INT INVISIBLE, amount DECIMAL(10,3) UNSIGNED ZEROFILL, KEY k (name), UNIQUE KEY u (e)) "
         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
     assert change == CreateTable(T("t"), (
-        col("id", "int unsigned", unsigned=True, nullable=False, primary_key=True),
+        col("id", "int unsigned", unsigned=True, nullable=False, primary_key=True, auto_increment=True),
         col("name", "varchar(20)", charset="latin1", collation="latin1_bin"),
         col("e", "enum('a','b,c','it''s')", nullable=False, enum_values=("a", "b,c", "it's")),
         col("s", "set('x','y')", set_values=("x", "y")),

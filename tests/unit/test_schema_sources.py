@@ -86,12 +86,14 @@ def test_every_statement_of_the_real_binlog_files_is_understood(shared_binlogs: 
 
 def test_information_schema_rows_become_a_catalog() -> None:
     columns = [
-        ("id", 1, "int(10) unsigned", "NO", None, None, ""),
+        ("id", 1, "int(10) unsigned", "NO", None, None, "auto_increment"),
         ("name", 2, "varchar(20)", "YES", "utf8mb4", "utf8mb4_bin", ""),
         ("kind", 3, "enum('a','b''c')", "NO", "latin1", "latin1_swedish_ci", ""),
         ("blob", 4, "varbinary(4)", "YES", None, None, ""),
         ("hidden", 5, "tinyint(1)", "YES", None, None, "INVISIBLE"),
         ("odd`name", 6, "json", "YES", None, None, ""),
+        ("twice", 7, "int(11)", "YES", None, None, "STORED GENERATED"),
+        ("at", 8, "timestamp", "YES", None, None, "DEFAULT_GENERATED"),
     ]
     catalog = catalog_from_information_schema(
         server=Charset("utf8mb4", "utf8mb4_general_ci"),
@@ -119,8 +121,13 @@ def test_information_schema_rows_become_a_catalog() -> None:
         ("blob", "varbinary(4)", "binary", None, True, True),
         ("hidden", "tinyint(1)", None, None, True, False),
         ("odd`name", "json", None, None, True, True),
+        ("twice", "int", None, None, True, True),
+        ("at", "timestamp", None, None, True, True),
     ]
     assert t.columns[2].enum_values == ("a", "b'c") and t.columns[0].unsigned
+    # AUTO_INCREMENT and generated columns (MySQL's DEFAULT_GENERATED is a default expression, not one).
+    assert [(c.auto_increment, c.generated) for c in t.columns[::6]] == [(True, False), (False, True)]
+    assert not t.columns[7].generated and not t.columns[1].auto_increment
 
 
 # --------------------------------------------------------------------------------------- TABLE_MAP

@@ -9,23 +9,23 @@ docs/stream.md lists, per format, each field and each column type's encoding.
 """
 
 from binhub.errors import ConfigError
-from binhub.stream.formats.base import DdlChange, OutputFormat, TransactionContext, Walker
+from binhub.stream.formats.base import DdlChange, DdlTable, OutputFormat, TransactionContext, Walker
 from binhub.stream.formats.binhub import BinhubFormat
 from binhub.stream.formats.canal import CanalFormat
 from binhub.stream.formats.debezium import DebeziumFormat
 from binhub.stream.formats.maxwell import MaxwellFormat
 
-__all__ = ["FORMATS", "BinhubFormat", "CanalFormat", "DdlChange", "DebeziumFormat", "MaxwellFormat",
+__all__ = ["FORMATS", "BinhubFormat", "CanalFormat", "DdlChange", "DdlTable", "DebeziumFormat", "MaxwellFormat",
            "OutputFormat", "TransactionContext", "Walker", "output_format"]
 
 FORMATS: dict[str, type[OutputFormat]] = {f.name: f for f in (BinhubFormat, DebeziumFormat, CanalFormat, MaxwellFormat)}
 
 
-def output_format(name: str, *, stream_name: str, keyed: bool) -> OutputFormat:
+def output_format(name: str, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> OutputFormat:
     """The ``--format`` called ``name``, for a keyed sink (one message per change) or a line sink."""
     try:
         cls = FORMATS[name]
     except KeyError:
         raise ConfigError("--format", f"{name!r} is not a format binhub writes: use one of "
                                       f"{', '.join(FORMATS)}") from None
-    return cls(stream_name=stream_name, keyed=keyed)
+    return cls(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)

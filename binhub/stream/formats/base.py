@@ -16,9 +16,11 @@ from typing import Any, ClassVar, Protocol
 
 from binhub.binlog.constants import HEADER_SIZE, EventType
 from binhub.binlog.events import FormatDescriptionEvent
+from binhub.schema import TableDef
 from binhub.sinks import Message
+from binhub.stream.columns import ColumnRules
 
-__all__ = ["DdlChange", "OutputFormat", "TransactionContext", "Walker"]
+__all__ = ["DdlChange", "DdlTable", "OutputFormat", "TransactionContext", "Walker"]
 
 _BEGINS = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
 
@@ -39,6 +41,8 @@ class TransactionContext:
 
     thread_id: int | None = None
     xid: int | None = None
+    id: str | None = None  # its id in the output: the GTID, or where its first row change is (file:pos)
+    commit_us: int = 0
     rows: int = 0
     table_rows: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -48,6 +52,16 @@ class TransactionContext:
         n = self.table_rows.get((db, table), 0) + 1
         self.table_rows[(db, table)] = n
         return self.rows, n
+
+
+@dataclass(frozen=True, slots=True)
+class DdlTable:
+    """A table a DDL created, altered (renamed) or dropped, as the schema history has it before
+    and after the statement (None: not there, or not known to the history)."""
+
+    change: str  # "CREATE", "ALTER" or "DROP" (Debezium's tableChanges types)
+    before: TableDef | None
+    after: TableDef | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,7 @@ class DdlChange:
     thread_id: int | None
     flavour: str  # "mysql" or "mariadb"
     session: dict[str, Any] | None = None  # what it ran under on the primary (database, sql_mode, collations, time zone)
+    tables: tuple[DdlTable, ...] = ()  # only for a format that ``describes_tables``
 
 
 class OutputFormat(ABC):
@@ -72,10 +87,12 @@ class OutputFormat(ABC):
 
     name: ClassVar[str]
     observes: ClassVar[bool] = False  # whether observe() needs the events around the rows
+    describes_tables: ClassVar[bool] = False  # whether ddl() needs DdlChange.tables
 
-    def __init__(self, *, stream_name: str, keyed: bool) -> None:
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
         self.stream_name = stream_name
         self.keyed = keyed  # one message per change with its key (Kafka), not chunks of lines
+        self.transaction_metadata = transaction_metadata  # Debezium's provide.transaction.metadata
         self.context = TransactionContext()
 
     @abstractmethod
@@ -84,6 +101,11 @@ class OutputFormat(ABC):
 
     @abstractmethod
     def ddl(self, change: DdlChange) -> Message: ...
+
+    def take_column_rules(self, rules: ColumnRules) -> bool:
+        """Apply the column exclusions and masks while encoding (True), or leave them to the caller,
+        who applies them to binhub lines (False: :meth:`ColumnRules.apply_message`)."""
+        return False
 
     def observe(self, code: int, data: bytes) -> None:
         """A transaction's GTID/BEGIN/XID event (only called when ``observes``)."""

@@ -41,7 +41,8 @@ _SIGNED = {"tinyint": _TINYINT, "smallint": _SMALLINT, "mediumint": _INTEGER, "i
 _UNSIGNED = {"tinyint": _SMALLINT, "smallint": _INTEGER, "mediumint": _INTEGER, "int": _BIGINT, "bigint": _DECIMAL}
 _BY_KIND = {Kind.DECIMAL: _DECIMAL, Kind.DATE: _DATE, Kind.TIME: _TIME, Kind.DATETIME: _TIMESTAMP,
             Kind.TIMESTAMP: _TIMESTAMP, Kind.YEAR: _VARCHAR, Kind.ENUM: _INTEGER, Kind.SET: _BIT, Kind.BIT: _BIT,
-            Kind.JSON: _VARCHAR, Kind.GEOMETRY: _BLOB, Kind.VECTOR: _BLOB, Kind.NULL: _VARCHAR}
+            Kind.JSON: _VARCHAR, Kind.GEOMETRY: _BLOB, Kind.VECTOR: _BLOB, Kind.NULL: _VARCHAR,
+            Kind.MASKED: _VARCHAR}
 _OPS = {"insert": "INSERT", "update": "UPDATE", "delete": "DELETE"}
 _DDL_TYPES = [
     (re.compile(r"create\s+(?:or\s+replace\s+)?(?:temporary\s+)?table\b"), "CREATE"),

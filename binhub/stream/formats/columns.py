@@ -5,13 +5,18 @@ Each of those formats encodes a value by its column's SQL type (Debezium's days-
 Canal's ``mysqlType``/``sqlType``, Maxwell's SET as an array), which binhub's own JSON does not
 carry: :func:`table_columns` describes every column of a TABLE_MAP layout once (cached on its
 decoder), and :class:`RowWalker` yields each row change with them.
+
+Column exclusion and masking (:mod:`binhub.stream.columns`) happen here, on the decoded change
+before a format encodes it: an excluded column leaves the images and the key, a masked one keeps
+its place with the mask's value (``Kind.MASKED``: a string or null, which every format passes as
+it is). The rules of a table are looked up once per TABLE_MAP layout.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +26,7 @@ from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.events import RowsEvent
 from binhub.binlog.rows import TableDecoder
 from binhub.sinks import Message
+from binhub.stream.columns import ColumnRules, TableColumnRules
 from binhub.stream.formats.base import OutputFormat, Walker
 
 __all__ = ["Columns", "FormatColumn", "Kind", "RowWalker", "changed_before", "table_columns"]
@@ -44,6 +50,7 @@ class Kind(StrEnum):
     GEOMETRY = "geometry"
     VECTOR = "vector"
     NULL = "null"
+    MASKED = "masked"  # a masked column: its value is the mask's (a string, or null)
 
 
 _INT_NAMES = {ColumnType.TINY: "tinyint", ColumnType.SHORT: "smallint", ColumnType.INT24: "mediumint",
@@ -153,26 +160,50 @@ Rows = Callable[[RowChange, Columns, int, int], Iterator[Message]]
 
 class RowWalker(EventWalker[Message]):
     """Row changes with their columns, each handed to ``encode(change, columns, row, server_id)``
-    (``row``: the change's index within its rows event)."""
+    (``row``: the change's index within its rows event), with the column rules applied."""
 
-    def __init__(self, file: str, encode: Rows, **kwargs: Any) -> None:
+    def __init__(self, file: str, encode: Rows, rules: ColumnRules | None = None, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self._encode = encode
+        self._rules = rules
+
+    def _plan(self, decoder: TableDecoder) -> tuple[Columns, TableColumnRules | None]:
+        """The layout's columns as the format sees them, and its table's column rules (made once)."""
+        plan: tuple[Columns, TableColumnRules | None] | None = decoder.format_plans.get("masked")
+        if plan is None:
+            columns = table_columns(decoder)
+            rules = self._rules.for_table(decoder.table_map.db, decoder.table_map.table) if self._rules else None
+            if rules is not None:
+                columns = {name: column if rules.action(name) in (None, "exclude") else
+                           replace(column, kind=Kind.MASKED) for name, column in columns.items()}
+            plan = decoder.format_plans["masked"] = (columns, rules)
+        return plan
 
     def _rows(self, event: RowsEvent, offset: int) -> Iterator[Message]:
         decoder = self._table_for(event, offset)
-        columns = table_columns(decoder)
+        columns, rules = self._plan(decoder)
         server_id = event.header.server_id
         for row, change in enumerate(self.row_changes(decoder, event, offset)):
+            if rules is not None:
+                change.before, change.after = rules.image(change.before), rules.image(change.after)
+                change.primary_key = rules.key(change.primary_key)
             yield from self._encode(change, columns, row, server_id)
 
 
 class RowFormat(OutputFormat):
     """A format that encodes each decoded row change in Python (Debezium, Canal, Maxwell)."""
 
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
+        self._rules: ColumnRules | None = None
+
+    def take_column_rules(self, rules: ColumnRules) -> bool:
+        self._rules = rules if rules else None
+        return True
+
     def walker(self, file: str, *, schemas: Callable[[str, str], Any],
                include: Callable[[str, str], bool]) -> Walker:
-        return RowWalker(file, self._encode, schemas=schemas, include=include)
+        return RowWalker(file, self._encode, self._rules, schemas=schemas, include=include)
 
     @abstractmethod
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:

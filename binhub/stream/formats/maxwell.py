@@ -7,7 +7,8 @@ key is left out elsewhere, as Maxwell does), ``position`` the rows event's ``fil
 (updates only) the changed columns' previous values. Values are typed JSON: integers, DECIMAL as a
 number with its scale, floats, dates and times as MySQL prints them (fractions with the column's
 digits), YEAR a number, BINARY/BLOB base64, ENUM its label, SET an array, BIT a number, JSON the
-document itself; GEOMETRY is binhub's ``{"srid", "wkb"}`` (Maxwell prints WKT).
+document itself, GEOMETRY its WKT as the server's ``ST_AsText`` prints it (:mod:`binhub.binlog.wkt`),
+without the SRID, as Maxwell gives it.
 
 The XID and the last row are only known at the transaction's end, so a transaction's rows are held
 until then (as Maxwell does). A transaction whose rows pass ``HOLD_BYTES`` or ``HOLD_ROWS`` is
@@ -17,7 +18,8 @@ those rows carry ``"xid": null`` and ``"xoffset"`` (their index in the transacti
 
 DDL: ``{"type": "table-create"|"table-alter"|"table-drop"|"database-create"|"database-alter"|
 "database-drop", "database", "table", "sql", "position", "ts"}`` (binhub adds "table-truncate" and,
-for other statements, "ddl"; it does not send Maxwell's ``def``/``old`` table definitions).
+for other statements, "ddl"); a table-create carries ``def``, a table-alter (and a rename) ``old``
+and ``def``: the table before and after, as Maxwell writes its definitions (:func:`table_def`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from typing import Any
 import orjson
 
 from binhub.binlog.changes import RowChange
+from binhub.binlog.column_values import Geometry
+from binhub.binlog.columns import ColumnInfo
 from binhub.binlog.json_form import json_default
+from binhub.binlog.wkt import wkt
+from binhub.schema import TableDef
 from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange
 from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat, changed_before
 
-__all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value"]
+__all__ = ["HOLD_BYTES", "MaxwellFormat", "maxwell_value", "table_def"]
 
 HOLD_BYTES = 16 << 20  # rows of one transaction held for its XID; past this (or HOLD_ROWS) they go out without it
 HOLD_ROWS = 20_000
@@ -52,6 +58,38 @@ _DDL_TYPES = [
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|/\*.*?\*/|#[^\n]*\n|--[^\n]*\n)*", re.S)
 
 
+_INTS = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+_WITH_FSP = frozenset({"time", "datetime", "timestamp"})
+
+
+def _column_def(column: ColumnInfo) -> dict[str, Any]:
+    """One column as Maxwell's schema JSON has it: ``type`` and ``name``, then what its kind of
+    column adds (signed; charset; enum-values; column-length of the fraction; precision and scale)."""
+    sql_type = column.sql_type or ""
+    base, _, rest = sql_type.partition("(")
+    base = base.split(" ")[0]
+    params = [int(p) for p in rest.partition(")")[0].split(",") if p.strip().isdigit()]
+    out: dict[str, Any] = {"type": base, "name": column.name}
+    if base in _INTS:
+        out["signed"] = not column.unsigned
+    elif base in ("enum", "set"):
+        out["charset"] = column.charset
+        out["enum-values"] = list((column.enum_values if base == "enum" else column.set_values) or ())
+    elif base in _WITH_FSP:
+        out["column-length"] = params[0] if params else 0
+    elif base == "decimal":
+        out["precision"], out["scale"] = (params + [10, 0][len(params):])[:2]
+    elif column.charset is not None and column.charset != "binary":
+        out["charset"] = column.charset
+    return out
+
+
+def table_def(table: TableDef) -> dict[str, Any]:
+    """A table as Maxwell's DDL events carry it (``def``, ``old``)."""
+    return {"database": table.name.db, "charset": table.default.charset, "table": table.name.table,
+            "primary-key": list(table.primary_key), "columns": [_column_def(c) for c in table.columns]}
+
+
 def maxwell_value(column: FormatColumn, value: Any) -> Any:
     """One column value (binhub form) as Maxwell writes it (bytes are base64 via json_default)."""
     if value is None:
@@ -61,6 +99,8 @@ def maxwell_value(column: FormatColumn, value: Any) -> Any:
         return orjson.Fragment(value.encode("ascii"))
     if kind == Kind.SET and isinstance(value, str):
         return value.split(",") if value else []
+    if isinstance(value, Geometry):
+        return wkt(value.wkb)  # as Maxwell: the WKT, without the SRID
     return value
 
 
@@ -76,9 +116,10 @@ class _Held:
 class MaxwellFormat(RowFormat):
     name = "maxwell"
     observes = True
+    describes_tables = True
 
-    def __init__(self, *, stream_name: str, keyed: bool) -> None:
-        super().__init__(stream_name=stream_name, keyed=keyed)
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         self._held: list[_Held] = []
         self._held_bytes = 0
         self._released = 0  # rows of the current transaction already released (without xid)
@@ -128,6 +169,11 @@ class MaxwellFormat(RowFormat):
     def ddl(self, change: DdlChange) -> Message:
         statement = _LEADING_COMMENTS.sub("", change.sql, count=1).lower()
         kind = next((name for pattern, name in _DDL_TYPES if pattern.match(statement)), "ddl")
-        fields = {"type": kind, "database": change.db, "table": change.table, "sql": change.sql,
-                  "position": f"{change.file}:{change.pos}", "ts": change.timestamp * 1000}
+        fields: dict[str, Any] = {"type": kind, "database": change.db, "table": change.table}
+        described = change.tables[0] if change.tables and kind in ("table-create", "table-alter") else None
+        if described is not None and described.after is not None and described.after.known:
+            if kind == "table-alter" and described.before is not None and described.before.known:
+                fields["old"] = table_def(described.before)
+            fields["def"] = table_def(described.after)
+        fields.update(sql=change.sql, position=f"{change.file}:{change.pos}", ts=change.timestamp * 1000)
         return Message(change.db, change.table or "", None, orjson.dumps(fields) + b"\n", ddl=True)
