@@ -63,6 +63,10 @@ class DatadirInventory:
     other: list[DatadirFile]
     at_commit: list[DatadirFile]
 
+    @property
+    def every_file(self) -> list[DatadirFile]:
+        return self.innodb + self.other + self.at_commit
+
     @staticmethod
     def size_of(files: list[DatadirFile]) -> int:
         return sum(f.size for f in files)
@@ -121,6 +125,8 @@ def take_inventory(datadir: Path) -> DatadirInventory:
 # ENOSPC and EDQUOT: the disk or the quota is full; EFBIG: the file outgrew RLIMIT_FSIZE (SIGXFSZ ignored).
 OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 BACKUP_DISK_FULL = "free space on the backup's disk or choose another --to; the partial backup is marked incomplete"
+BACKUP_DISK_FULL_AT_START = ("free space on the backup's disk or choose another --to; nothing was copied and the "
+                             "source was not locked")
 
 
 @contextlib.contextmanager
