@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from binhub.backup.compression import open_stored
-from binhub.backup.datafiles import naming_a_full_disk
+from binhub.backup.datafiles import drop_behind, naming_a_full_disk
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
 from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
@@ -276,7 +276,15 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
         raise BackupDamaged(relpath, "it is missing from the backup")
     with naming_a_full_disk(dst, RESTORE_DISK_FULL), open_stored(backup, entry) as fin, \
             os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
-        size, crc = _stream(fin, fout.write, on_bytes)
+        written = 0
+
+        def write(piece: memoryview) -> None:
+            nonlocal written
+            fout.write(piece)
+            drop_behind(fout.fileno(), written, len(piece))  # writeback starts now, not at the final fsync
+            written += len(piece)
+
+        size, crc = _stream(fin, write, on_bytes)
     _check_against(entry, size, crc)
     return size
 
