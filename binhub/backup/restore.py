@@ -28,16 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from binhub.backup.compression import open_stored
 from binhub.backup.datafiles import drop_behind, naming_a_full_disk
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
-from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BackupDamaged, RecoveryFailed, RestoreError
 from binhub.innodb import crc32c
+
+if TYPE_CHECKING:  # the replay is imported when one is asked for: it loads the store (start-up time)
+    from binhub.backup.pitr import ReplayPlan
 
 log = logging.getLogger("binhub.restore")
 
@@ -237,6 +239,8 @@ class PhysicalRestore:
         if os.geteuid() == 0:
             give_to(config.target, owner)  # the server runs as the owner and must write its files
         plan = config.replay
+        if plan is not None:
+            from binhub.backup.pitr import replay, replica_server_id
         server_id = replica_server_id(plan.start, plan.until) if plan is not None else 1
         server = RecoveryServer(config.mariadbd, config.target, innodb_settings(config.backup / BACKUP_MY_CNF),
                                 owner=owner, server_id=server_id, start_timeout=config.start_timeout)
