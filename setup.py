@@ -10,6 +10,8 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("binhub._speedups._relay", ["binhub/_speedups/_relay.c"],
                              extra_compile_args=["-O3"], optional=True),
                    Extension("binhub._speedups._redo", ["binhub/_speedups/_redo.c"],
-                             extra_compile_args=["-O3"], optional=True),
+                             depends=["binhub/_speedups/_crc32c.h"], extra_compile_args=["-O3"], optional=True),
+                   Extension("binhub._speedups._pages", ["binhub/_speedups/_pages.c"],
+                             depends=["binhub/_speedups/_crc32c.h"], extra_compile_args=["-O3"], optional=True),
                    Extension("binhub._speedups._rows", ["binhub/_speedups/_rows.c"],
                              extra_compile_args=["-O3"], optional=True)])

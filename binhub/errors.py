@@ -268,6 +268,7 @@ class TargetFull(BinhubError):
     def __init__(self, path: str, reason: str, *, hint: str) -> None:
         super().__init__(f"cannot write {path}: {reason}", hint=hint)
         self.path = path
+        self.reason = reason
 
 
 class RestoreError(BinhubError):

@@ -61,7 +61,7 @@ fi
 # broken): pip would otherwise spend seconds and the network re-checking everything on every run.
 # The install also compiles the optional C extension (binhub/_speedups), so its source counts too.
 stamp=.venv/.binhub-setup-stamp
-want="$(cat pyproject.toml setup.py binhub/_speedups/*.c | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py binhub/_speedups/*.c binhub/_speedups/*.h | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     || ! .venv/bin/python -c 'import binhub, pytest' >/dev/null 2>&1 \
     || [ ! -x .venv/bin/binhub ]; then

@@ -10,12 +10,14 @@
  *   limit      stop once this many bytes are covered (-1: no limit)
  *   stop       0 end of log, 1 incomplete, 2 bad checksum, 3 malformed (ScanStop, in that order)
  *
- * CRC-32C: SSE4.2's crc32 instruction where the CPU has it, else a table.
+ * CRC-32C: _crc32c.h.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_crc32c.h"
 
 #define MTR_SIZE_MAX (1u << 20)
 #define MIN_2BYTE 0x80u
@@ -24,54 +26,6 @@
 #define MIN_5BYTE (MIN_4BYTE + (1u << 28))
 
 enum { STOP_END = 0, STOP_INCOMPLETE = 1, STOP_BAD_CHECKSUM = 2, STOP_MALFORMED = 3 };
-
-static uint32_t crc32c_table[256];
-static int have_sse42 = 0;
-
-static void crc32c_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc32c_table[i] = c;
-    }
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    have_sse42 = __builtin_cpu_supports("sse4.2");
-#endif
-}
-
-static uint32_t crc32c_table_update(uint32_t c, const uint8_t *p, size_t n) {
-    while (n--)
-        c = crc32c_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return c;
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw_update(uint32_t c, const uint8_t *p, size_t n) {
-    uint64_t c64 = c;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, v);
-        p += 8;
-        n -= 8;
-    }
-    c = (uint32_t)c64;
-    while (n--)
-        c = __builtin_ia32_crc32qi(c, *p++);
-    return c;
-}
-#endif
-
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (have_sse42)
-        return crc32c_hw_update(c, p, n) ^ 0xFFFFFFFFu;
-#endif
-    return crc32c_table_update(c, p, n) ^ 0xFFFFFFFFu;
-}
 
 static unsigned varint_length(uint8_t first) {
     unsigned length = 1;

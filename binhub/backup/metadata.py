@@ -71,10 +71,14 @@ class Manifest:
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename, fsynced: never half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with open(tmp, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: no half-written file stays beside the real one
+        raise
     os.replace(tmp, path)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +34,10 @@ from typing import Protocol
 from binhub.backup.config import PhysicalBackupConfig
 from binhub.backup.datafiles import (
     BACKUP_DISK_FULL,
+    BACKUP_DISK_FULL_AT_START,
     CopiedFile,
     DatadirFile,
+    DatadirInventory,
     TablespaceCopier,
     copy_plain_file,
     describe_file,
@@ -42,10 +45,16 @@ from binhub.backup.datafiles import (
     sync_to_disk,
     take_inventory,
 )
-from binhub.backup.metadata import Manifest, write_backup_my_cnf, write_binlog_info, write_checkpoints
+from binhub.backup.metadata import (
+    MANIFEST,
+    Manifest,
+    write_backup_my_cnf,
+    write_binlog_info,
+    write_checkpoints,
+)
 from binhub.backup.redo_copier import RedoCopier
 from binhub.backup.session import ServerSession
-from binhub.errors import BackupError, ConfigError
+from binhub.errors import BackupError, ConfigError, TargetFull
 
 log = logging.getLogger("binhub.backup")
 
@@ -78,6 +87,17 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _server_version(version: str) -> tuple[int, int, int]:
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
     if not match:
@@ -93,38 +113,80 @@ class PhysicalBackup:
     def __init__(self, config: PhysicalBackupConfig, progress: Progress | None = None) -> None:
         self.config = config
         self.progress: Progress = progress or NoProgress()
+        self._datadir_bytes = 0  # what the copy of the data files will write (the redo log comes on top)
 
     def run(self) -> Manifest:
         config = self.config
-        self._prepare_target()
+        created = self._prepare_target()
         with ServerSession(config.source, lock_wait_timeout=config.lock_wait_timeout) as session:
             variables = session.variables()
             version = self._check_server(variables)
+            self._datadir_bytes = DatadirInventory.size_of(take_inventory(config.datadir).every_file)
             manifest = Manifest(server_version=variables["version"], flavour="mariadb", started_at=_now(),
                                 compression=config.compress)
             try:
-                with naming_a_full_disk(config.target, BACKUP_DISK_FULL):
+                self._check_free_space()
+                with naming_a_full_disk(config.target / MANIFEST, BACKUP_DISK_FULL_AT_START):
                     manifest.write(config.target)
+            except BaseException:
+                if created:  # nothing was copied and the source was not locked: leave no backup behind
+                    shutil.rmtree(config.target, ignore_errors=True)
+                raise
+            try:
+                with naming_a_full_disk(config.target, BACKUP_DISK_FULL):
                     self._copy(session, variables, version, manifest)
             except BaseException as exc:
                 # The source first: its backup locks go whatever happened to the target.
                 with contextlib.suppress(Exception):
                     session.backup_stage("END")
-                manifest.error = str(exc) or type(exc).__name__
+                error = exc
+                if isinstance(exc, TargetFull):  # say how much room the backup wants
+                    error = TargetFull(exc.path, f"{exc.reason}; {self._space_report()}", hint=exc.hint or BACKUP_DISK_FULL)
+                manifest.error = str(error) or type(error).__name__
                 manifest.finished_at = _now()
                 # A full disk may refuse this too; the manifest written at the start says incomplete.
                 with contextlib.suppress(OSError):
                     manifest.write(config.target)
+                if error is not exc:
+                    raise error from exc
                 raise
         return manifest
 
+    # --- space on the target ----------------------------------------------------------------------
+
+    def _check_free_space(self) -> None:
+        """Refuse a target whose disk cannot hold the datadir's files, before the source is locked
+        (compressed backups are not checked: their size is not known in advance)."""
+        if self.config.compress is not None:
+            return
+        free = shutil.disk_usage(self.config.target).free
+        if free < self._datadir_bytes:
+            raise TargetFull(str(self.config.target),
+                             f"the backup needs at least {_mib(self._datadir_bytes)} (the datadir's files, "
+                             f"before the redo log written meanwhile), its disk has {_mib(free)} free",
+                             hint=BACKUP_DISK_FULL_AT_START)
+
+    def _space_report(self) -> str:
+        """What a backup that filled its disk needed, had written and has left (for the error)."""
+        written = 0
+        for path in self.config.target.rglob("*"):
+            with contextlib.suppress(OSError):
+                written += path.lstat().st_size if path.is_file() else 0
+        redo = _size_of(self.config.target / REDO_LOG)
+        free = shutil.disk_usage(self.config.target).free
+        return (f"the backup needs at least {_mib(self._datadir_bytes + redo)} (the datadir's files and the "
+                f"redo log copied so far), {_mib(written)} were written, {_mib(free)} are free")
+
     # --- checks -----------------------------------------------------------------------------------------
 
-    def _prepare_target(self) -> None:
+    def _prepare_target(self) -> bool:
+        """Make the target directory; True when this backup created it."""
         target = self.config.target
         if target.exists() and any(target.iterdir()):
             raise ConfigError("--to", f"{target} is not empty; a backup goes into a new or empty directory")
+        created = not target.exists()
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return created
 
     def _check_server(self, variables: dict[str, str]) -> tuple[int, int, int]:
         if "mariadb" not in variables.get("version", "").lower():

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from binhub.backup.datafiles import BACKUP_DISK_FULL, naming_a_full_disk
+from binhub.backup.datafiles import BACKUP_DISK_FULL, naming_a_full_disk, write_all
 from binhub.errors import BackupError, BinhubError, RedoOverrun
 from binhub.innodb import (
     START_OFFSET,
@@ -74,7 +74,13 @@ class RedoCopier:
             os.close(self._fd)
             raise
         head = backup_log_header(self.checkpoint.lsn, self.checkpoint, creator)
-        os.write(self._out, head)
+        try:
+            with naming_a_full_disk(self.backup_log, BACKUP_DISK_FULL):
+                write_all(self._out, head)
+        except BaseException:
+            os.close(self._out)
+            os.close(self._fd)
+            raise
         self._written = len(head)  # what the copy's file holds, and its CRC-32C (for the manifest)
         self._crc = crc32c(head)
         self.start_lsn = self.checkpoint.lsn
@@ -110,7 +116,7 @@ class RedoCopier:
             if scan.length:
                 chunk = self._with_fresh_bits(data, scan)
                 with naming_a_full_disk(self.backup_log, BACKUP_DISK_FULL):
-                    os.write(self._out, chunk)
+                    write_all(self._out, chunk)
                 self._crc = crc32c(chunk, self._crc)
                 self._written += len(chunk)
                 self._copied += scan.length

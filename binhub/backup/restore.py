@@ -14,6 +14,7 @@ looking like a good one.
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import json
 import logging
@@ -27,16 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from binhub.backup.compression import open_stored
-from binhub.backup.datafiles import CHUNK, naming_a_full_disk
+from binhub.backup.datafiles import drop_behind, naming_a_full_disk
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
-from binhub.backup.pitr import ReplayPlan, replay, replica_server_id
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.errors import BackupDamaged, RecoveryFailed, RestoreError
 from binhub.innodb import crc32c
+
+if TYPE_CHECKING:  # the replay is imported when one is asked for: it loads the store (start-up time)
+    from binhub.backup.pitr import ReplayPlan
 
 log = logging.getLogger("binhub.restore")
 
@@ -47,6 +50,7 @@ DIR_MODE = 0o700
 # In the target while a restore runs: a restore killed half-way (kill -9, power loss) leaves it, and
 # the next restore into the same directory starts again from nothing instead of refusing it.
 IN_PROGRESS = ".binhub-restore-in-progress"
+RESTORE_CHUNK = 4 << 20
 RESTORE_DISK_FULL = "free space on the target's disk or restore elsewhere; what was copied has been removed"
 
 
@@ -63,6 +67,7 @@ class RestoreConfig:
     parallel: int = 4
     start_timeout: float = 1800.0
     replay: ReplayPlan | None = None  # point-in-time: replicate from the backup's GTID up to a target
+    move: bool = False  # rename the backup's files into the target (the backup is used up), as --move-back
 
 
 @dataclass(slots=True)
@@ -113,6 +118,27 @@ def check_target_empty(target: Path) -> bool:
     return False
 
 
+def check_movable(backup: Path, manifest: Manifest, target: Path) -> None:
+    """``--move`` renames files: the backup must be uncompressed and on the target's filesystem."""
+    if any(f.get("stored") for f in manifest.files):
+        raise RestoreError(f"{backup} is compressed; --move renames files as they are",
+                           hint="restore it without --move (it is decompressed while copied)")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if os.stat(backup).st_dev != os.stat(existing).st_dev:
+        raise RestoreError(f"--move renames the backup's files into {target}, which is on another filesystem "
+                           f"than {backup}", hint="restore without --move to copy them")
+
+
+def use_up(backup: Path, manifest: Manifest, target: Path) -> None:
+    """Mark the backup as used up by ``--move`` before its first file goes: it can never be
+    restored, listed or verified as good again, whatever happens next."""
+    spent = dataclasses.replace(manifest, complete=False,
+                                error=f"used up by `binhub restore --move` into {target}: its files were moved there")
+    spent.write(backup)
+
+
 def owner_of(path: Path) -> ServerOwner:
     """The owner of ``path`` (or of its nearest existing parent)."""
     while not path.exists():
@@ -151,6 +177,8 @@ class PhysicalRestore:
         check_complete(config.backup, data)
         manifest = Manifest.read(config.backup)
         interrupted = check_target_empty(config.target)
+        if config.move:
+            check_movable(config.backup, manifest, config.target)
         if config.prepare_with == "mariadb-backup" and config.mariadb_backup is None:
             raise RestoreError("--prepare-with mariadb-backup: mariadb-backup is not installed on this host")
         owner = config.owner or owner_of(config.target)
@@ -163,6 +191,8 @@ class PhysicalRestore:
         marker.write_text("binhub restore of the backup " + str(config.backup) + " is running or was interrupted\n")
         report = RestoreReport(config.target, manifest, owner=owner.name)
         try:
+            if config.move:
+                use_up(config.backup, manifest, config.target)
             copied = self._copy(manifest, report)
             # The copies reach the disk while the server prepares them (it syncs what it changes itself).
             with BackgroundSync(copied, self.config.parallel):
@@ -188,9 +218,11 @@ class PhysicalRestore:
             work.append(REDO_LOG)
             report.unverified.append(REDO_LOG)
 
+        transfer = move_verified if self.config.move else copy_verified
+
         def one(relpath: str) -> int:
-            return copy_verified(self.config.backup, listed.get(relpath, {"relpath": relpath}),
-                                 self.config.target / relpath, self._on_bytes)
+            return transfer(self.config.backup, listed.get(relpath, {"relpath": relpath}),
+                            self.config.target / relpath, self._on_bytes)
 
         with ThreadPoolExecutor(max(1, self.config.parallel), thread_name_prefix="binhub-restore") as pool:
             sizes = list(pool.map(one, sorted(work, key=lambda r: -int(listed.get(r, {}).get("size", 0)))))
@@ -207,6 +239,8 @@ class PhysicalRestore:
         if os.geteuid() == 0:
             give_to(config.target, owner)  # the server runs as the owner and must write its files
         plan = config.replay
+        if plan is not None:
+            from binhub.backup.pitr import replay, replica_server_id
         server_id = replica_server_id(plan.start, plan.until) if plan is not None else 1
         server = RecoveryServer(config.mariadbd, config.target, innodb_settings(config.backup / BACKUP_MY_CNF),
                                 owner=owner, server_id=server_id, start_timeout=config.start_timeout)
@@ -242,23 +276,63 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
     the entry's size and CRC-32C as it is read (an entry without them is copied unchecked)."""
     relpath = str(entry["relpath"])
     dst.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    crc = size = 0
     if not (backup / str(entry.get("stored") or relpath)).is_file():
         raise BackupDamaged(relpath, "it is missing from the backup")
     with naming_a_full_disk(dst, RESTORE_DISK_FULL), open_stored(backup, entry) as fin, \
             os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
-        while chunk := fin.read(CHUNK):
-            fout.write(chunk)
-            crc = crc32c(chunk, crc)
-            size += len(chunk)
-            on_bytes(len(chunk))
-    if "crc32c" in entry:
-        want_size, want_crc = int(entry["size"]), str(entry["crc32c"])
-        if size != want_size:
-            raise BackupDamaged(relpath, f"{size} bytes, the manifest says {want_size}")
-        if f"{crc:08x}" != want_crc:
-            raise BackupDamaged(relpath, f"CRC-32C {crc:08x}, the manifest says {want_crc}")
+        written = 0
+
+        def write(piece: memoryview) -> None:
+            nonlocal written
+            fout.write(piece)
+            drop_behind(fout.fileno(), written, len(piece))  # writeback starts now, not at the final fsync
+            written += len(piece)
+
+        size, crc = _stream(fin, write, on_bytes)
+    _check_against(entry, size, crc)
     return size
+
+
+def move_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Callable[[int], None]) -> int:
+    """Move the manifest ``entry``'s (uncompressed) file of ``backup`` to ``dst`` by renaming it, then
+    check it against the entry's size and CRC-32C where it now lies (reading only)."""
+    relpath = str(entry["relpath"])
+    dst.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        os.rename(backup / relpath, dst)
+    except FileNotFoundError:
+        raise BackupDamaged(relpath, "it is missing from the backup") from None
+    os.chmod(dst, FILE_MODE)
+    with open(dst, "rb") as fin:
+        size, crc = _stream(fin, None, on_bytes)
+    _check_against(entry, size, crc)
+    return size
+
+
+def _stream(fin: BinaryIO, write: Callable[[memoryview], object] | None,
+            on_bytes: Callable[[int], None]) -> tuple[int, int]:
+    """Read ``fin`` to its end through one reused buffer, handing each piece to ``write``; return
+    (size, CRC-32C). The CRC and the system calls release the GIL: the threads overlap."""
+    buffer = memoryview(bytearray(RESTORE_CHUNK))
+    crc = size = 0
+    while got := fin.readinto(buffer):  # type: ignore[attr-defined]  # every reader here has it; IO's stub not
+        piece = buffer[:got]
+        if write is not None:
+            write(piece)
+        crc = crc32c(piece, crc)
+        size += got
+        on_bytes(got)
+    return size, crc
+
+
+def _check_against(entry: dict[str, Any], size: int, crc: int) -> None:
+    if "crc32c" not in entry:
+        return
+    relpath, want_size, want_crc = str(entry["relpath"]), int(entry["size"]), str(entry["crc32c"])
+    if size != want_size:
+        raise BackupDamaged(relpath, f"{size} bytes, the manifest says {want_size}")
+    if f"{crc:08x}" != want_crc:
+        raise BackupDamaged(relpath, f"CRC-32C {crc:08x}, the manifest says {want_crc}")
 
 
 class BackgroundSync:

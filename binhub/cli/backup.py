@@ -26,7 +26,6 @@ from binhub.backup.config import DEFAULT_LOCK_WAIT_TIMEOUT
 from binhub.backup.logical import LogicalBackup, LogicalBackupConfig, LogicalManifest
 from binhub.backup.logical.config import DEFAULT_CHUNK_ROWS, DEFAULT_PARALLEL
 from binhub.errors import ConfigError
-from binhub.relay.config import parse_source_dsn
 
 PASSWORD_ENV = "BINHUB_BACKUP_PASSWORD"
 
@@ -181,6 +180,9 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     """
     if kind is None:
         raise click.UsageError("say which backup: --physical or --logical")
+    # Here, not at the top: the package binhub.relay loads the whole relay (a second of start-up on a busy host).
+    from binhub.relay.config import parse_source_dsn
+
     dsn = parse_source_dsn(source, key="--source")
     password = dsn.password or os.environ.get(PASSWORD_ENV, "")
     address = ServerAddress(dsn.host, dsn.port, dsn.user, password, unix_socket)

@@ -24,8 +24,6 @@ from binhub.backup.catalog import (
 from binhub.cli.backup import backup as take_backup
 from binhub.ops.parsers import parse_duration
 from binhub.sandbox import find_server_binary
-from binhub.store import StoreReader
-from binhub.store.search import first_file_state
 
 HELP_OPTIONS = ("-h", "--help")
 
@@ -141,6 +139,9 @@ def prune(root: Path, keep: int | None, older_than: str | None, data_dir: Path |
     cutoff = datetime.now(UTC) - timedelta(seconds=parse_duration(older_than)) if older_than else None
     store_start = None
     if data_dir is not None:
+        from binhub.store import StoreReader  # here: loading the store costs every other command its start-up
+        from binhub.store.search import first_file_state
+
         store = StoreReader.open(data_dir)
         try:
             store_start = first_file_state(store)

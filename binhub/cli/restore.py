@@ -89,6 +89,10 @@ def _summary(report: RestoreReport) -> str:
                    "nearest existing directory above it).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Physical: threads copying and checking the backup's files. Logical: sessions loading chunks.")
+@click.option("--move", is_flag=True,
+              help="Physical: rename the backup's files into DATADIR instead of copying them (same filesystem, "
+                   "uncompressed backup), checking each where it lands. Uses the backup up, as "
+                   "`mariadb-backup --move-back` does: it is marked incomplete before the first file moves.")
 @click.option("--socket", "unix_socket", type=click.Path(path_type=Path), metavar="PATH",
               help="Logical: connect through this unix socket instead of the DSN's host and port.")
 @click.option("--indexes-after", is_flag=True,
@@ -113,7 +117,8 @@ def _summary(report: RestoreReport) -> str:
 @click.option("--serve-user", default=RESTORE_USER, show_default=True, help="User of --serve.")
 @click.option("--serve-password", envvar=SERVE_PASSWORD_ENV, default="", show_default=False,
               help=f"Password of --serve-user (or ${SERVE_PASSWORD_ENV}).")
-def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, unix_socket: Path | None,
+def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, move: bool,
+            unix_socket: Path | None,
             indexes_after: bool, binlog: bool, users: bool, progress: bool | None, until_time: str | None,
             tz: str, until_gtid: str | None, until_before_gtid: str | None, data_dir: Path | None,
             serve: str | None, serve_user: str, serve_password: str) -> None:
@@ -156,10 +161,10 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     config = RestoreConfig(
         backup=backup, target=Path(to), mariadbd=find_server_binary(), prepare_with=prepare_with,
         mariadb_backup=Path(which) if which else None, owner=parse_owner(owner) if owner else None,
-        parallel=parallel,
+        parallel=parallel, move=move,
     )
-    click.echo(f"binhub restore: copying and checking {backup} into {to}, then preparing it with {prepare_with}",
-               err=True)
+    click.echo(f"binhub restore: {'moving' if move else 'copying'} and checking {backup} into {to}, then preparing "
+               f"it with {prepare_with}", err=True)
     if not targets:
         report = PhysicalRestore(config).run()
     else:

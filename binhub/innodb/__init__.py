@@ -8,6 +8,7 @@ from binhub.innodb.page import (
     PageType,
     TablespaceFlags,
     crc32c,
+    first_corrupt_page,
     page_corruption,
     space_id_of_page0,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "TablespaceFlags",
     "backup_log_header",
     "crc32c",
+    "first_corrupt_page",
     "newest_checkpoint",
     "page_corruption",
     "scan_mtrs",

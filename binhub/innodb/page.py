@@ -17,13 +17,22 @@ Two checksum families exist and the tablespace flags on page 0 say which one a f
 from __future__ import annotations
 
 import functools
+import os
 import struct
 from dataclasses import dataclass
 from enum import Enum
+from types import ModuleType
 
 import google_crc32c
 
 from binhub.errors import InnodbFormatError
+
+_pages_c: ModuleType | None = None
+if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
+    try:
+        from binhub._speedups import _pages as _pages_c
+    except ImportError:  # not built (no compiler at install time): the pure functions below do the same
+        _pages_c = None
 
 # --- FIL header / trailer offsets (fil0fil.h) ----------------------------------------------------------
 FIL_PAGE_SPACE_OR_CHKSUM = 0  # legacy checksum; key_version in full_crc32
@@ -149,7 +158,9 @@ def space_id_of_page0(page0: bytes | bytearray | memoryview) -> int:
 
 def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """CRC-32C (Castagnoli), the checksum of full_crc32 pages and of the 10.8+ redo log."""
-    # The C extension takes bytes only; copying a 16 KiB page costs far less than the call around it.
+    if _pages_c is not None:  # any buffer, no copy, and without the GIL for large ones
+        return int(_pages_c.crc32c(data, crc))
+    # google_crc32c takes bytes only; copying a 16 KiB page costs far less than the call around it.
     if not isinstance(data, bytes):
         data = bytes(data)
     return int(google_crc32c.extend(crc, data))
@@ -206,6 +217,8 @@ def full_crc32_stored_size(page: bytes | bytearray | memoryview) -> tuple[int, b
     stored = (ptype & ~(1 << FIL_PAGE_COMPRESS_FCRC32_MARKER)) << 8
     if stored >= len(page):
         raise InnodbFormatError(f"page-compressed size {stored} is not below the page size {len(page)}")
+    if stored < FIL_PAGE_DATA + FIL_PAGE_FCRC32_END_LSN:
+        raise InnodbFormatError(f"page-compressed size {stored} cannot hold a page header and checksum")
     return stored, True
 
 
@@ -234,6 +247,43 @@ def page_corruption(page: bytes | bytearray | memoryview, flags: TablespaceFlags
     if flags.zip_size:
         return _zip_corruption(page)
     return _legacy_corruption(page)
+
+
+class ChecksumAlgorithm(int, Enum):
+    """Which check a tablespace's pages get (the codes of ``binhub/_speedups/_pages.c``)."""
+
+    FULL_CRC32 = 0
+    LEGACY = 1  # crc32, innodb or none, in the header and the trailer
+    PAGE_ZIP = 2  # ROW_FORMAT=COMPRESSED
+
+    @classmethod
+    def of(cls, flags: TablespaceFlags) -> ChecksumAlgorithm:
+        if flags.full_crc32:
+            return cls.FULL_CRC32
+        return cls.PAGE_ZIP if flags.zip_size else cls.LEGACY
+
+
+def first_corrupt_page(pages: bytes | bytearray | memoryview, flags: TablespaceFlags) -> int | None:
+    """The index of the first page of ``pages`` (a whole number of ``flags.physical_size`` pages)
+    that :func:`page_corruption` rejects, or None when all are valid. In C when the extension is
+    built (one call per buffer, the GIL released: the copy threads check pages side by side)."""
+    size = flags.physical_size
+    if len(pages) % size:
+        raise InnodbFormatError(f"{len(pages)} bytes are not a whole number of {size}-byte pages")
+    if _pages_c is not None:
+        bad = _pages_c.first_corrupt_page(pages, size, ChecksumAlgorithm.of(flags))
+        return None if bad < 0 else bad
+    return first_corrupt_page_pure(pages, flags)
+
+
+def first_corrupt_page_pure(pages: bytes | bytearray | memoryview, flags: TablespaceFlags) -> int | None:
+    """:func:`first_corrupt_page` in Python, page by page: the twin the C version is tested against."""
+    view = memoryview(pages)
+    size = flags.physical_size
+    for index in range(len(view) // size):
+        if page_corruption(view[index * size:(index + 1) * size], flags) is not None:
+            return index
+    return None
 
 
 def _full_crc32_corruption(page: bytes | bytearray | memoryview) -> str | None:

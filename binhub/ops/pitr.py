@@ -32,8 +32,6 @@ from binhub.backup.pitr import (
 from binhub.backup.restore import PhysicalRestore, RestoreConfig, RestoreReport, check_complete, read_manifest
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
 from binhub.errors import GtidError, RestoreError
-from binhub.serve.server import BinlogServer
-from binhub.serve.users import UserDirectory, make_user
 from binhub.store import StoreReader
 
 SERVE_SERVER_ID = 1001
@@ -115,6 +113,10 @@ def serving(store: StoreReader) -> Iterator[ReplicationSource]:
     """``binhub serve`` on ``store`` in a thread of this process: 127.0.0.1, a free port, no TLS
     (loopback only), a user with a random password, its keys in a scratch directory (the store is
     only read)."""
+    # Here, not at the top: a plain restore (the same CLI command) has no use for the server.
+    from binhub.serve.server import BinlogServer
+    from binhub.serve.users import UserDirectory, make_user
+
     password = secrets.token_hex(16)
     key_dir = Path(tempfile.mkdtemp(prefix="binhub-restore-serve-"))
     loop = asyncio.new_event_loop()

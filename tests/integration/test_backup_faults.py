@@ -11,6 +11,7 @@ backup waits for the ALTER and copies its result.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import resource
 import signal
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from binhub.backup import Manifest, NoProgress, PhysicalBackup
-from binhub.errors import ConnectionFailed
+from binhub.errors import ConnectionFailed, TargetFull
 from binhub.sandbox import Sandbox
 from tests.integration.conftest import MariadbFactory
 from tests.integration.test_backup_physical import DB, _config
@@ -64,18 +65,59 @@ class SmallDisk:
         return child
 
 
-@pytest.fixture
-def small_disk() -> Iterator[SmallDisk]:
+@contextlib.contextmanager
+def _tmpfs(size: int) -> Iterator[Path | None]:
+    """A tmpfs of ``size`` bytes mounted on a new directory (None where this host lets no one mount)."""
     root = Path(tempfile.mkdtemp(prefix="binhub-small-disk-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(root)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(root)],
                              capture_output=True, timeout=30).returncode == 0
     try:
-        yield SmallDisk(root, mounted)
+        yield root if mounted else None
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(root)], capture_output=True, timeout=30)
         with contextlib.suppress(OSError):
             root.rmdir()
+
+
+@pytest.fixture
+def small_disk() -> Iterator[SmallDisk]:
+    with _tmpfs(SMALL) as root:
+        if root is not None:
+            yield SmallDisk(root, True)
+            return
+    root = Path(tempfile.mkdtemp(prefix="binhub-small-disk-"))
+    try:
+        yield SmallDisk(root, False)
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], timeout=30)
+
+
+def fill(disk: Path) -> int:
+    """Write zeros to ``disk/filler`` until the disk is full; return how many bytes went in."""
+    written = 0
+    with open(disk / "filler", "wb", buffering=0) as out:
+        for size in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    written += out.write(bytes(size))
+    return written
+
+
+def _checksums(sb: Sandbox) -> dict[str, int]:
+    return {table: sb.query(f"CHECKSUM TABLE {DB}.{table}")[0][1] for table in ("orders", "counters_myisam")}
+
+
+def _ddl_goes_through(sb: Sandbox) -> None:
+    """No backup lock of ours is left on the source: a CREATE and a DROP TABLE pass at once."""
+    conn = sb.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 5")
+            cur.execute(f"CREATE TABLE {DB}.after_disk_full (id INT PRIMARY KEY) ENGINE=InnoDB")
+            cur.execute(f"DROP TABLE {DB}.after_disk_full")
+    finally:
+        conn.close()
 
 
 def _binhub(*args: str, preexec: Callable[[], None] | None = None,
@@ -88,20 +130,92 @@ def _backup_args(sb: Sandbox, target: Path, *extra: str) -> list[str]:
             "--datadir", str(sb.datadir), "--to", str(target), "--no-progress", *extra]
 
 
-def test_disk_full_at_the_target_fails_clearly_and_releases_the_source(source: Sandbox, small_disk: SmallDisk) -> None:
-    target = small_disk.root / "backup"
-    proc = _binhub(*_backup_args(source, target), preexec=small_disk.limit())
+def test_disk_full_at_the_target_fails_clearly_and_releases_the_source(source: Sandbox, tmp_path: Path) -> None:
+    """The disk fills while a data file is written (here a file-size limit, which fails the writes
+    of ibdata1, the first and largest file, the same way and lets the check of free space pass)."""
+    target = tmp_path / "backup"
+    proc = _binhub(*_backup_args(source, target), preexec=SmallDisk(tmp_path, mounted=False).limit())
     assert proc.returncode == 1, proc.stderr
     assert f"cannot write {target / 'ibdata1'}: no space left on its disk" in proc.stderr, proc.stderr
+    assert re.search(r"the backup needs at least [\d.,]+ MiB \(the datadir's files and the redo log copied so far\), "
+                     r"[\d.,]+ MiB were written", proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     manifest = Manifest.read(target)  # written before the copy began, small enough to fit
     assert not manifest.complete
-    # The source's backup locks are gone: a DDL goes through at once.
-    conn = source.connect()
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION lock_wait_timeout = 5")
-        cur.execute(f"CREATE TABLE {DB}.after_disk_full (id INT PRIMARY KEY) ENGINE=InnoDB")
-        cur.execute(f"DROP TABLE {DB}.after_disk_full")
+    _ddl_goes_through(source)  # the source's backup locks are gone
+
+
+def test_a_disk_too_small_is_refused_before_anything_is_written(source: Sandbox) -> None:
+    """The disk cannot take even the manifest: the backup says how much it needs and how much is
+    free, leaves no directory that could pass for a backup, and never locks the source."""
+    before = _checksums(source)
+    with _tmpfs(SMALL) as disk:
+        if disk is None:
+            pytest.skip("needs a small tmpfs (mount as root)")
+        fill(disk)
+        target = disk / "backup"
+        proc = _binhub(*_backup_args(source, target))
+        assert proc.returncode == 1, proc.stderr
+        assert re.search(rf"cannot write {re.escape(str(target))}: the backup needs at least [\d.,]+ MiB "
+                         r"\(the datadir's files, before the redo log written meanwhile\), its disk has 0\.0 MiB free",
+                         proc.stderr), proc.stderr
+        assert "nothing was copied and the source was not locked" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not target.exists()  # binhub made it and removed it again: nothing to mistake for a backup
+        listed = _binhub("backup", "ls", str(disk), "--json")
+        assert listed.returncode == 0 and listed.stdout == "", listed
+    _ddl_goes_through(source)
+    assert _checksums(source) == before
+
+
+class FillDiskDuringRedoCopy(NoProgress):
+    """When the InnoDB copy is about to start (the redo copy running, BLOCK_DDL held): fill the
+    target's disk, write to the source so the redo copier has log to write, and hold the data copy
+    until the copier has failed on it (its thread ends only on an error or at the end)."""
+
+    def __init__(self, sb: Sandbox, disk: Path) -> None:
+        self.sb = sb
+        self.disk = disk
+        self.filled = False
+
+    def phase(self, name: str, total_bytes: int) -> None:
+        if name != "InnoDB":
+            return
+        fill(self.disk)
+        self.filled = True
+        self.sb.execute(f"INSERT INTO {DB}.redo_load SELECT seq, REPEAT('r', 2000) FROM {DB}.seq_1_to_2000")
+        wait_until(lambda: not any(t.name == "binhub-redo-copier" for t in threading.enumerate()), timeout=60,
+                   message="the redo copy did not fail on the full disk")
+
+
+def test_disk_full_during_the_redo_copy_names_the_log_and_the_space_needed(source: Sandbox) -> None:
+    source.execute(f"CREATE TABLE {DB}.redo_load (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB")
+    before = _checksums(source)
+    needed = sum(p.stat().st_size for p in source.datadir.rglob("*") if p.is_file())
+    with _tmpfs(needed + 64 * 2**20) as disk:
+        if disk is None:
+            pytest.skip("needs a tmpfs (mount as root)")
+        target = disk / "backup"
+        filler = FillDiskDuringRedoCopy(source, disk)
+        with pytest.raises(TargetFull) as caught:
+            PhysicalBackup(_config(source, target, log_copy_interval=0.05), filler).run()
+        assert filler.filled
+        assert caught.value.path == str(target / "ib_logfile0")
+        assert re.fullmatch(rf"cannot write {re.escape(str(target))}/ib_logfile0: no space left on its disk "
+                            r"\(No space left on device\); the backup needs at least [\d.,]+ MiB \(the datadir's "
+                            r"files and the redo log copied so far\), [\d.,]+ MiB were written, 0\.0 MiB are free "
+                            r"\(free space on the backup's disk or choose another --to; the partial backup is "
+                            r"marked incomplete\)", str(caught.value)), str(caught.value)
+        assert not Manifest.read(target).complete  # the first manifest: the disk took no later one
+        assert not list(target.glob("*.tmp"))
+        listed = _binhub("backup", "ls", str(disk), "--json")
+        assert json.loads(listed.stdout)["complete"] is False, listed
+        verified = _binhub("backup", "verify", str(target))
+        assert verified.returncode == 1 and "INCOMPLETE" in verified.stdout, verified
+    _ddl_goes_through(source)
+    assert _checksums(source) == before
+    assert source.query(f"SELECT COUNT(*) FROM {DB}.redo_load")[0][0] == 2000  # the writes made meanwhile
+    source.execute(f"DROP TABLE {DB}.redo_load")
 
 
 @pytest.fixture(scope="module")

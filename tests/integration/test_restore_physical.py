@@ -117,6 +117,48 @@ def test_restored_datadir_matches_a_replica_at_the_backup_gtid(
         assert [row[3] for row in cur.fetchall()] == [b"restore-xa"]
 
 
+def test_move_renames_the_files_checks_them_and_uses_the_backup_up(
+        taken: tuple[Sandbox, Path, dict[str, int | None]], mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    _, backup, expected = taken
+    spare = tmp_path / "spare"
+    shutil.copytree(backup, spare)
+    inodes = {f["relpath"]: (spare / f["relpath"]).stat().st_ino for f in Manifest.read(spare).files}
+    target = tmp_path / "datadir"
+    report = _restore(spare, target, move=True).run()
+
+    assert report.files == len(inodes)
+    # Renamed, not copied: the restored tablespaces are the backup's own files (recovery writes in place).
+    for relpath in ("ibdata1", f"{DB}/orders.ibd"):
+        assert (target / relpath).stat().st_ino == inodes[relpath]
+        assert not (spare / relpath).exists()
+    spent = Manifest.read(spare)
+    assert not spent.complete and f"used up by `binhub restore --move` into {target}" in (spent.error or "")
+    with pytest.raises(RestoreError, match="incomplete backup .used up by `binhub restore --move`"):
+        _restore(spare, tmp_path / "again").run()
+
+    restored = _start_on(mariadb_factory, "restored_moved", target)
+    assert table_checksums(restored.connect(), DB) == expected
+
+
+def test_move_across_filesystems_is_refused_before_anything_moves(
+        taken: tuple[Sandbox, Path, dict[str, int | None]], tmp_path: Path) -> None:
+    _, backup, _ = taken
+    other = tmp_path / "other-fs"
+    other.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(other)], capture_output=True,
+                      timeout=30).returncode != 0:
+        pytest.skip("needs a tmpfs (mount as root) for a second filesystem")
+    try:
+        before = {p.name: p.stat().st_ino for p in backup.rglob("*")}
+        with pytest.raises(RestoreError, match="on another filesystem"):
+            _restore(backup, other / "datadir", move=True).run()
+        assert {p.name: p.stat().st_ino for p in backup.rglob("*")} == before
+        assert Manifest.read(backup).complete
+        assert not (other / "datadir").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(other)], capture_output=True, timeout=30)
+
+
 def test_incomplete_backup_is_refused(taken: tuple[Sandbox, Path, dict[str, int | None]], tmp_path: Path) -> None:
     _, backup, _ = taken
     broken = tmp_path / "broken"

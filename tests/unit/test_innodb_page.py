@@ -8,12 +8,17 @@ from __future__ import annotations
 import random
 import struct
 
+import google_crc32c
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binhub.errors import InnodbFormatError
-from binhub.innodb import PageHeader, TablespaceFlags, crc32c, page_corruption
+from binhub.innodb import PageHeader, TablespaceFlags, crc32c, first_corrupt_page, page_corruption
 from binhub.innodb.page import (
     BUF_NO_CHECKSUM_MAGIC,
+    ChecksumAlgorithm,
+    first_corrupt_page_pure,
     innodb_new_checksum,
     innodb_old_checksum,
     legacy_crc32_checksum,
@@ -147,3 +152,109 @@ def test_compressed_page_checksum() -> None:
 def test_wrong_page_length_is_an_error() -> None:
     with pytest.raises(InnodbFormatError, match="expected 16384"):
         page_corruption(bytes(4096), FULL_CRC32_16K)
+
+
+# --- a whole buffer at once: the C check (binhub/_speedups/_pages.c) against its pure twin ----------------
+
+COMPRESSED_8K = TablespaceFlags.decode(0x29)
+
+
+def _fold_page() -> bytearray:
+    page = _random_page(seed=3)
+    page[16384 - 4:] = page[20:24]
+    struct.pack_into(">I", page, 0, innodb_new_checksum(page))
+    struct.pack_into(">I", page, 16384 - 8, innodb_old_checksum(page))
+    return page
+
+
+def _zip_page() -> bytearray:
+    page = _random_page(8192, seed=4)
+    struct.pack_into(">I", page, 0, page_zip_checksum(page))
+    return page
+
+
+def _page_compressed(stored: int) -> bytearray:
+    page = bytearray(16384)
+    page[:stored] = _random_page(stored, seed=5)
+    struct.pack_into(">H", page, 24, (1 << 15) | (stored >> 8))
+    struct.pack_into(">I", page, stored - 4, crc32c(page[:stored - 4]))
+    return page
+
+
+def _encrypted_torn() -> bytearray:  # a good CRC and mismatched LSNs, but key_version != 0: valid
+    page = full_crc32_page(seed=6)
+    page[16384 - 8:16384 - 4] = b"\0\0\0\1"
+    struct.pack_into(">I", page, 0, 5)
+    struct.pack_into(">I", page, 16384 - 4, crc32c(page[:16384 - 4]))
+    return page
+
+
+# Valid pages of each kind (the corruptions below are applied to them), per set of flags.
+KINDS = {
+    "full_crc32": (FULL_CRC32_16K, [full_crc32_page(seed=s) for s in (1, 2)] + [bytearray(16384), _encrypted_torn(),
+                                                                             _page_compressed(4096)]),
+    "legacy": (LEGACY_16K, [legacy_crc32_page(), _fold_page(), bytearray(16384)]),
+    "compressed": (COMPRESSED_8K, [_zip_page(), bytearray(8192)]),
+}
+
+def _c_first_bad(buf: bytes, flags: TablespaceFlags) -> int | None:
+    pages = pytest.importorskip("binhub._speedups._pages", reason="the C extension is not built")
+    bad = pages.first_corrupt_page(buf, flags.physical_size, ChecksumAlgorithm.of(flags))
+    return None if bad < 0 else int(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(KINDS)), picks=st.lists(st.integers(0, 10), min_size=1, max_size=6),
+       target=st.integers(0, 5), at=st.integers(0, 16383), bits=st.integers(1, 255),
+       field=st.sampled_from(["byte", "type", "trailer", "lsn", "magic"]))
+def test_c_check_agrees_with_the_pure_one(kind: str, picks: list[int], target: int, at: int, bits: int,
+                                          field: str) -> None:
+    flags, valid = KINDS[kind]
+    size = flags.physical_size
+    pages = [bytearray(valid[i % len(valid)]) for i in picks]
+    page = pages[target % len(pages)]
+    if field == "byte":
+        page[at % size] ^= bits
+    elif field == "type":  # a page-compressed marker with any stored size, 0 included
+        struct.pack_into(">H", page, 24, 0x8000 | (at % 256))
+    elif field == "trailer":
+        page[size - 1 - at % 8] ^= bits
+    elif field == "lsn":
+        page[16 + at % 8] ^= bits
+    else:
+        struct.pack_into(">I", page, 0, BUF_NO_CHECKSUM_MAGIC)
+        struct.pack_into(">I", page, size - 8, BUF_NO_CHECKSUM_MAGIC if bits % 2 else 0)
+    buf = b"".join(pages)
+    expected = first_corrupt_page_pure(buf, flags)
+    assert _c_first_bad(buf, flags) == expected
+    assert first_corrupt_page(buf, flags) == expected
+
+
+def test_every_valid_kind_passes_and_a_flip_is_found_in_both() -> None:
+    for flags, valid in KINDS.values():
+        buf = bytearray(b"".join(valid))
+        assert first_corrupt_page_pure(buf, flags) is None
+        assert _c_first_bad(bytes(buf), flags) is None
+        last = len(valid) - 1 if any(valid[-1]) else 0
+        buf[last * flags.physical_size + 100] ^= 1
+        assert first_corrupt_page_pure(buf, flags) == last
+        assert _c_first_bad(bytes(buf), flags) == last
+
+
+def test_a_compressed_size_too_small_for_a_header_is_corrupt_not_a_crash() -> None:
+    page = bytearray(16384)
+    struct.pack_into(">H", page, 24, 0x8000)  # stored size 0
+    assert "cannot hold" in (page_corruption(page, FULL_CRC32_16K) or "")
+    assert _c_first_bad(bytes(page), FULL_CRC32_16K) == 0
+
+
+def test_a_buffer_of_part_pages_is_refused() -> None:
+    with pytest.raises(InnodbFormatError, match="whole number"):
+        first_corrupt_page(bytes(16384 + 5), FULL_CRC32_16K)
+
+
+@given(data=st.binary(max_size=70000), crc=st.integers(0, 2**32 - 1))
+def test_c_crc32c_is_google_crc32c(data: bytes, crc: int) -> None:
+    pages = pytest.importorskip("binhub._speedups._pages", reason="the C extension is not built")
+    assert pages.crc32c(data, crc) == google_crc32c.extend(crc, data)
+    assert pages.crc32c(memoryview(data)[1:]) == google_crc32c.value(data[1:])
