@@ -237,18 +237,19 @@ class Relay:
         if info.binlog_format.upper() != "ROW" and self._sessions == 0:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
                         info.binlog_format)
-        check_identity(self.store, info)
-        record_source(self.store, cfg, tls=conn.tls)
-        record_variables(self.store, info)
-        if info.encrypted and not self.store.state.encrypted_upstream:
-            LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
-                        "so the stored files are not byte-identical to the upstream's encrypted files")
-            self.store.update_state(encrypted_upstream=True)
-        file, position = await start_position(cfg, self.store, conn, info)
+        with self.store.state_batch():  # one state write for all of the session's records, before the dump
+            check_identity(self.store, info)
+            record_source(self.store, cfg, tls=conn.tls)
+            record_variables(self.store, info)
+            if info.encrypted and not self.store.state.encrypted_upstream:
+                LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted "
+                            "events, so the stored files are not byte-identical to the upstream's encrypted files")
+                self.store.update_state(encrypted_upstream=True)
+            file, position = await start_position(cfg, self.store, conn, info)
+            await prepare_dump(cfg, self.store, conn, info)
         if self.until_caught_up and self._target is None:
             self._target = (file_seq(info.current_file), info.current_position)
         self._ingest.checksum_size = 4 if info.checksum == "CRC32" else 0
-        await prepare_dump(cfg, self.store, conn, info)
         try:
             await conn.register_replica(cfg.server_id)
             if cfg.semi_sync and await conn.enable_semisync():

@@ -731,3 +731,22 @@ def test_gtid_index_has_an_entry_every_16_mib_of_large_transactions(tmp_path: Pa
     entries = GtidIndex(tmp_path / "store" / "gtid.index").entries()
     assert [e.gtid for e in entries] == ["0-1-1", "0-1-5", "0-1-9"]
     assert all(b.offset - a.offset >= GTID_INDEX_BYTES for a, b in zip(entries, entries[1:], strict=False))
+
+
+def test_state_changes_in_a_batch_are_written_once_at_its_end(tmp_path: Path) -> None:
+    from binhub.store.state import RequestedStart
+
+    store = BinlogStore.open(tmp_path)
+    try:
+        state_file = tmp_path / "state.json"
+        before = state_file.read_bytes() if state_file.exists() else b""
+        with store.state_batch():
+            store.update_state(replica_uuid="4b7c0d6e-0000-4000-8000-000000000001")
+            with store.state_batch():  # nested: still one write, at the outer end
+                store.update_state(requested_start=RequestedStart("oldest", file="mysql-bin.000001"))
+            assert (state_file.read_bytes() if state_file.exists() else b"") == before
+        saved = json.loads(state_file.read_bytes())
+        assert saved["replica_uuid"] == "4b7c0d6e-0000-4000-8000-000000000001"
+        assert saved["requested_start"]["file"] == "mysql-bin.000001"
+    finally:
+        store.close()
