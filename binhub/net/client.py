@@ -75,6 +75,11 @@ log = logging.getLogger("binhub.net.upstream")
 
 HIGH_WATER = 64 * 1024 * 1024
 LOW_WATER = 16 * 1024 * 1024
+# Bytes asked of the socket per read during a dump (asyncio's own default is 256 KiB). A dump streams
+# hundreds of MB; every read is a wakeup, a framing pass and a batch for the relay's pump, whose
+# Python costs the same for 100 KB as for 1 MB. The kernel returns what it holds, so this only
+# matters when the reader falls behind, and then lets it catch up with fewer, larger batches.
+DUMP_READ_SIZE = 1024 * 1024
 
 
 class _UpstreamProtocol(asyncio.Protocol):
@@ -445,6 +450,9 @@ class UpstreamConnection:
         self._dumping = True
         self._protocol.dumping = True  # from now on the protocol frames events itself
         self._protocol.semisync = self.semisync
+        transport = self._protocol.transport
+        if isinstance(getattr(transport, "max_size", None), int):  # a plain socket's (TLS reads in its own layer)
+            transport.max_size = DUMP_READ_SIZE  # type: ignore[union-attr]
 
     async def read_events(self) -> list[memoryview | bytes]:
         """Wait for at least one dump packet; return every complete event already received.

@@ -43,7 +43,7 @@ from binhub.relay.session_setup import (
     start_position,
 )
 from binhub.relay.upstream import UpstreamInfo, probe
-from binhub.store.store import BinlogStore, file_seq
+from binhub.store.store import BinlogStore, FinishedFile, file_seq
 from binhub.wire.errors import ErrorCode
 
 LOG = logging.getLogger("binhub.relay")
@@ -89,6 +89,8 @@ class Relay:
         self._sync_wanted = asyncio.Event()
         self._sync_lock = asyncio.Lock()
         self._syncer: asyncio.Task[None] | None = None
+        self._sealing: asyncio.Task[None] | None = None  # the last finished file's seal (see _close_finished_file)
+        self._seal_error: BaseException | None = None
         self._ack_wanted = False
         self._write_behind_mark = 0  # self.bytes at the last write-behind fsync (durability rotate)
         self._sessions = 0
@@ -122,6 +124,7 @@ class Relay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, BinhubError):
                 await self._task
+        await self._wait_sealed()
         self._finish_durably()
 
     async def wait(self) -> None:
@@ -191,6 +194,7 @@ class Relay:
                 cap = self.config.reconnect_max_backoff
                 backoff = min(backoff * 2, min(cap, DISK_FULL_MAX_BACKOFF) if disk_full else cap)
         finally:
+            await self._wait_sealed()
             self._finish_durably()
 
     def _fatal(self, exc: BinhubError) -> BinhubError | None:
@@ -237,18 +241,19 @@ class Relay:
         if info.binlog_format.upper() != "ROW" and self._sessions == 0:
             LOG.warning("the upstream's binlog_format is %s, not ROW: relayed as is, but streams (CDC) need ROW",
                         info.binlog_format)
-        check_identity(self.store, info)
-        record_source(self.store, cfg, tls=conn.tls)
-        record_variables(self.store, info)
-        if info.encrypted and not self.store.state.encrypted_upstream:
-            LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted events, "
-                        "so the stored files are not byte-identical to the upstream's encrypted files")
-            self.store.update_state(encrypted_upstream=True)
-        file, position = await start_position(cfg, self.store, conn, info)
+        with self.store.state_batch():  # one state write for all of the session's records, before the dump
+            check_identity(self.store, info)
+            record_source(self.store, cfg, tls=conn.tls)
+            record_variables(self.store, info)
+            if info.encrypted and not self.store.state.encrypted_upstream:
+                LOG.warning("the upstream encrypts its binlogs (encrypt_binlog=ON): binhub stores the decrypted "
+                            "events, so the stored files are not byte-identical to the upstream's encrypted files")
+                self.store.update_state(encrypted_upstream=True)
+            file, position = await start_position(cfg, self.store, conn, info)
+            await prepare_dump(cfg, self.store, conn, info)
         if self.until_caught_up and self._target is None:
             self._target = (file_seq(info.current_file), info.current_position)
         self._ingest.checksum_size = 4 if info.checksum == "CRC32" else 0
-        await prepare_dump(cfg, self.store, conn, info)
         try:
             await conn.register_replica(cfg.server_id)
             if cfg.semi_sync and await conn.enable_semisync():
@@ -278,6 +283,8 @@ class Relay:
         await self._pump(conn)
 
     async def _end_session(self) -> None:
+        await self._wait_sealed()
+        self._seal_error = None  # this session ends anyway; the store is back where a new one starts
         if self._syncer is not None:
             self._syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError, BinhubError):
@@ -297,6 +304,8 @@ class Relay:
         ingest = self._ingest
         while not self._stopping:
             events = await self._read_events(conn)
+            if self._seal_error is not None:
+                raise self._seal_error  # the previous file could not be made durable: start again from it
             done, count = 0, len(events)
             while done < count:
                 # One call per batch (not per event): the loop's state stays in locals.
@@ -318,6 +327,8 @@ class Relay:
                 self._sync_wanted.set()
             if self._reached_target():
                 await self._commit_now()
+                if self._seal_error is not None:
+                    raise self._seal_error
                 self._caught_up.set()
                 return
 
@@ -342,13 +353,45 @@ class Relay:
     async def _close_finished_file(self) -> None:
         store = self.store
         closed, next_file = store.current_file, store.next_file
-        async with self._sync_lock:
-            # In a worker thread: the final fsync and the state write must not stop the loop from
-            # draining the socket meanwhile (the pump itself waits here, the protocol keeps reading).
-            # The file the ROTATE names is created there too (its index update fsyncs twice): the
-            # upstream's next file starts with it, and the ingest then finds it open already.
-            await asyncio.to_thread(self._close_and_begin, next_file)
+        if not next_file or store.retention is not None:
+            # After STOP (no next file), or when a purge follows (it rewrites gtid.index, which the
+            # pump appends to): closed in a worker thread while the pump waits and the protocol keeps reading.
+            async with self._sync_lock:
+                await asyncio.to_thread(self._close_and_begin, next_file)
             LOG.info("binlog file complete: %s", closed, extra={"file": closed})
+            return
+        # The file's end costs ~6 fsyncs (the file, gtid.index, the index listing the next file,
+        # state.json and their directories): made in a worker thread while the pump goes on into the
+        # next file. Nothing in the next file is published before (the store's sync_target says so).
+        await self._wait_sealed()  # the previous file's: long done, but after a file of a few events
+        if self._seal_error is not None:
+            raise self._seal_error
+        finished = store.finish_file()
+        store.begin_file(next_file, listed=False)
+        self._sealing = asyncio.create_task(self._seal(finished, next_file), name="relay-seal")
+
+    async def _seal(self, finished: FinishedFile, next_file: str) -> None:
+        """Make a finished file durable; a failure is kept for the pump, which raises it next."""
+        name = finished.file.name
+        # After a group commit in flight: it may still publish a position in the finished file.
+        async with self._sync_lock:
+            try:
+                await asyncio.to_thread(self.store.seal_file, finished, next_file)
+            except (BinhubError, OSError) as exc:
+                # Back to before the ROTATE, in the loop's thread while the pump waits: the next
+                # session fetches the file after the finished one again.
+                self.store.unfinish_file(finished)
+                self._seal_error = exc
+                return
+        LOG.info("binlog file complete: %s", name, extra={"file": name})
+
+    async def _wait_sealed(self) -> None:
+        """Until the last finished file's seal is over (it never raises: its error is kept for the pump)."""
+        sealing = self._sealing
+        if sealing is not None:
+            await asyncio.shield(sealing)  # a stop that cancels this wait leaves it for the next one
+            if self._sealing is sealing:
+                self._sealing = None
 
     def _close_and_begin(self, next_file: str) -> None:
         self.store.close_file()
@@ -378,7 +421,7 @@ class Relay:
                 self._ack_wanted = False
                 target = store.sync_target()
                 if target is not None:
-                    await asyncio.to_thread(store.fsync)
+                    await asyncio.to_thread(store.fsync, target)
                     store.publish(target)
                     if store.last_durable_gtid:
                         self.metrics.set_last_gtid(store.last_durable_gtid)

@@ -83,8 +83,9 @@ class ActiveFile:
             LOG.warning("truncating a partial transaction at the end of %s: %d bytes after offset %d",
                         name, size - boundary, boundary, extra={"file": name})
             os.ftruncate(fd, boundary)
-        if finished:
-            os.pwrite(fd, _fde_flags_byte(fd, in_use=False), FDE_FLAGS_BYTE)
+        # A complete file is not in use; one still written is, even if its flag was cleared before a
+        # crash took the end it had been cleared for (the store clears it before the file's last fsync).
+        os.pwrite(fd, _fde_flags_byte(fd, in_use=not finished), FDE_FLAGS_BYTE)
         os.fsync(fd)
         return cls(name, path, fd, boundary, boundary, boundary, finished=finished, next_name=next_name)
 

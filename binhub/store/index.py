@@ -51,7 +51,11 @@ class BinlogIndex:
 
     def append(self, name: str) -> None:
         self.names.append(name)
-        self.save()
+        try:
+            self.save()
+        except BaseException:
+            self.names.pop()  # not on disk: not listed
+            raise
 
     def remove(self, names: set[str]) -> None:
         self.names = [n for n in self.names if n not in names]

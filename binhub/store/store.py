@@ -28,7 +28,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,15 @@ LOG = logging.getLogger("binhub.store")
 STATE_SAVE_INTERVAL = 1.0  # seconds between state.json rewrites while relaying
 
 
+@dataclass
+class FinishedFile:
+    """A complete file taken off the writer by :meth:`BinlogStore.finish_file`, until :meth:`~BinlogStore.seal_file`."""
+
+    file: ActiveFile
+    unsynced: list[tuple[int, Gtid | GtidEvent]]  # its transactions not yet durable (boundary offset, gtid)
+    next_listed: bool = False  # seal_file listed the next file: the seal can no longer be undone
+
+
 def fde_fingerprint(fde: bytes) -> str:
     """sha256 of an FDE with its in-use flag cleared: the same for the active and the closed file."""
     return hashlib.sha256(set_in_use_flag(bytes(fde), False)).hexdigest()
@@ -96,10 +106,13 @@ class BinlogStore:
         self._durable: DurablePosition | None = None
         self._executed: GtidSet | None = None
         self._unsynced: list[tuple[int, Gtid | GtidEvent]] = []  # (boundary offset, gtid) not yet durable
+        self._sealing: FinishedFile | None = None  # the previous file, until it is durable (see finish_file)
         self._txn_since_index = GTID_INDEX_EVERY
         self._last_index_offset = 0  # file offset of the last GTID index entry in the active file
         self._first_txn_in_file = True
         self._last_state_save = 0.0
+        self._state_batches = 0  # > 0 inside state_batch(): forced saves wait for its end
+        self._state_deferred = False
         self._fsync_lock = threading.Lock()
         self._listeners: list[Any] = []
         self._reader: WriterView | None = None
@@ -223,8 +236,12 @@ class BinlogStore:
     def at_boundary(self) -> bool:
         return self._active is None or self._active.boundary == self._active.position
 
-    def begin_file(self, name: str) -> None:
-        """Start a new binlog file (magic only); the previous one must have been finished."""
+    def begin_file(self, name: str, *, listed: bool = True) -> None:
+        """Start a new binlog file (magic only); the previous one must have been finished.
+
+        ``listed=False`` (after :meth:`finish_file`): the index lists it once :meth:`seal_file` has
+        made the previous file durable; nothing in it is published before.
+        """
         file_seq(name)
         if name in self.index.names:
             raise StorageError(f"{name} is already in the store", hint="the upstream's binlog numbering went back; "
@@ -234,7 +251,8 @@ class BinlogStore:
         path = self.binlog_dir / name
         try:
             active = ActiveFile.create(name, path)
-            self.index.append(name)  # its atomic write fsyncs binlog/, which holds the new file's entry too
+            if listed:
+                self.index.append(name)  # its atomic write fsyncs binlog/, which holds the new file's entry too
         except OSError as exc:
             raise storage_error(exc, f"cannot create {path}") from exc
         self._active = active
@@ -306,11 +324,18 @@ class BinlogStore:
         active = self._active
         if active is None or active.boundary > active.written or active.boundary <= active.synced:
             return None
+        if self._sealing is not None:
+            return None  # the file before it is not durable yet (seal_file publishes it first)
         return DurablePosition(file_seq(active.name), active.name, active.boundary)
 
-    def fsync(self) -> float:
-        """fsync the current file; safe to call from a worker thread while the loop keeps appending."""
+    def fsync(self, target: DurablePosition | None = None) -> float:
+        """fsync the current file, or the one ``target`` is in; safe to call from a worker thread while the
+        loop keeps appending (and moves on to the next file: ``target`` may then be in the one sealing)."""
         active = self._active
+        if target is not None and (active is None or active.name != target.file):
+            sealing = self._sealing
+            if sealing is not None and sealing.file.name == target.file:
+                active = sealing.file
         if active is None:
             return 0.0
         began = time.perf_counter()
@@ -328,7 +353,7 @@ class BinlogStore:
         """Make ``target`` (already fsynced) visible to readers and record it."""
         if self._active is not None and self._active.name == target.file:
             self._active.synced = max(self._active.synced, target.position)
-            self._fold_gtids(target.position)
+            self._fold_gtids(self._unsynced, target.position)
         self._publish(target)
         self._save_state()
 
@@ -338,7 +363,7 @@ class BinlogStore:
         target = self.sync_target()
         if target is None:
             return None
-        self.fsync()
+        self.fsync(target)
         self.gtid_index.fsync()
         self.publish(target)
         return target
@@ -363,6 +388,72 @@ class BinlogStore:
             except StorageError as exc:  # retention must never stop the relay
                 LOG.error("retention could not purge: %s", exc)
         self._update_gauges()
+
+    def finish_file(self) -> FinishedFile:
+        """Take the current file, complete (it ended with ROTATE), off the writer, so that the next one
+        can begin at once (``begin_file(next, listed=False)``) while :meth:`seal_file` makes this one
+        durable in a worker thread: the fsyncs of a file's end no longer hold up the events after it.
+
+        Its last bytes are written and its in-use flag cleared here, so one fsync covers both.
+        """
+        active = self._active
+        assert active is not None and active.finished and self._sealing is None
+        self.flush()
+        try:
+            active.clear_in_use_flag()
+        except OSError as exc:
+            raise storage_error(exc, f"cannot write {active.path}") from exc
+        finished = FinishedFile(active, self._unsynced)
+        self._active = None
+        self._unsynced = []
+        self._sealing = finished
+        return finished
+
+    def seal_file(self, finished: FinishedFile, next_name: str) -> None:
+        """Make a file from :meth:`finish_file` durable, list ``next_name`` after it, then publish its end.
+
+        Safe in a worker thread while the writer appends to ``next_name``: it touches neither the
+        current file nor its pending GTIDs. If it fails before the next file is listed,
+        :meth:`unfinish_file` undoes the rotation.
+        """
+        active = finished.file
+        try:
+            os.fsync(active.fd)
+            self.gtid_index.fsync()
+        except OSError as exc:
+            raise storage_error(exc, f"cannot fsync {active.path}") from exc
+        if next_name:
+            try:
+                self.index.append(next_name)  # only now: a listed file's predecessor must be whole on disk
+            except OSError as exc:
+                raise storage_error(exc, f"cannot list {next_name} in the store's index") from exc
+        finished.next_listed = True
+        try:
+            active.synced = active.boundary
+            self._fold_gtids(finished.unsynced, active.boundary)
+            self._sealing = None
+            self._publish(DurablePosition(file_seq(active.name), active.name, active.boundary))
+            self._save_state(force=True)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(active.fd)
+        self._update_gauges()
+
+    def unfinish_file(self, finished: FinishedFile) -> None:
+        """After :meth:`seal_file` failed early: the finished file is current again and the file begun
+        after it is dropped (never listed, never published), so the relay fetches it again."""
+        if finished.next_listed:
+            self._sealing = None
+            return
+        begun = self._active
+        if begun is not None:
+            with contextlib.suppress(OSError):
+                os.close(begun.fd)
+                begun.path.unlink()
+            self.gtid_index.drop_pending(begun.name, 0)
+        self._active = finished.file
+        self._unsynced = finished.unsynced
+        self._sealing = None
 
     def _update_gauges(self) -> None:
         if self.metrics is None:
@@ -417,6 +508,22 @@ class BinlogStore:
     def update_state(self, **changes: Any) -> None:
         self.state = self.state.with_(**changes)
         self._save_state(force=True)
+
+    @contextlib.contextmanager
+    def state_batch(self) -> Iterator[None]:
+        """Several state changes, one write: what changes inside is saved once, at the end.
+
+        A relay session records the identity, the source, the variables and the start one after
+        the other; each write is a temporary file, a rename and two fsyncs (~10 ms on a real disk).
+        """
+        self._state_batches += 1
+        try:
+            yield
+        finally:
+            self._state_batches -= 1
+            if not self._state_batches and self._state_deferred:
+                self._state_deferred = False
+                self._save_state(force=True)
 
     def close(self) -> None:
         """Flush, fsync, write the state; release the lock."""
@@ -504,9 +611,8 @@ class BinlogStore:
         for callback in list(self._listeners):
             callback(pos)
 
-    def _fold_gtids(self, upto: int) -> None:
-        """Move GTIDs of transactions that are now durable into the executed set."""
-        pending = self._unsynced
+    def _fold_gtids(self, pending: list[tuple[int, Gtid | GtidEvent]], upto: int) -> None:
+        """Move GTIDs of transactions that are now durable (``pending`` up to ``upto``) into the executed set."""
         if not pending or pending[0][0] > upto:
             return
         executed = self._executed
@@ -533,6 +639,9 @@ class BinlogStore:
         del pending[:done]
 
     def _save_state(self, *, force: bool = False) -> None:
+        if self._state_batches:
+            self._state_deferred = True
+            return
         now = time.monotonic()
         if not force and now - self._last_state_save < STATE_SAVE_INTERVAL:
             return

@@ -26,7 +26,7 @@ from binhub.binlog.file import BinlogFileReader, RawEvent
 from binhub.binlog.gtid import MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import DiskFull, FileInUse, StoreLocked
-from binhub.store import BinlogStore, StoreReader
+from binhub.store import BinlogStore, DurablePosition, StoreReader
 from binhub.store import recovery as store_recovery
 from binhub.store.catalog import verify_files
 from binhub.store.retention import PurgeRules, ReaderLease, StreamLease, live_leases, plan_purge
@@ -662,10 +662,10 @@ def test_acks_follow_fsync_and_none_is_lost(tmp_path: Path) -> None:
     log: list[tuple[str, Any]] = []
     real_fsync = store.fsync
 
-    def slow_fsync() -> float:
+    def slow_fsync(target: DurablePosition | None = None) -> float:
         log.append(("fsync-begin", store.sync_target()))
         time.sleep(0.15)  # the pump goes on receiving meanwhile
-        took = real_fsync()
+        took = real_fsync(target)
         log.append(("fsync-end", None))
         return took
 
@@ -731,3 +731,106 @@ def test_gtid_index_has_an_entry_every_16_mib_of_large_transactions(tmp_path: Pa
     entries = GtidIndex(tmp_path / "store" / "gtid.index").entries()
     assert [e.gtid for e in entries] == ["0-1-1", "0-1-5", "0-1-9"]
     assert all(b.offset - a.offset >= GTID_INDEX_BYTES for a, b in zip(entries, entries[1:], strict=False))
+
+
+def test_state_changes_in_a_batch_are_written_once_at_its_end(tmp_path: Path) -> None:
+    from binhub.store.state import RequestedStart
+
+    store = BinlogStore.open(tmp_path)
+    try:
+        state_file = tmp_path / "state.json"
+        before = state_file.read_bytes() if state_file.exists() else b""
+        with store.state_batch():
+            store.update_state(replica_uuid="4b7c0d6e-0000-4000-8000-000000000001")
+            with store.state_batch():  # nested: still one write, at the outer end
+                store.update_state(requested_start=RequestedStart("oldest", file="mysql-bin.000001"))
+            assert (state_file.read_bytes() if state_file.exists() else b"") == before
+        saved = json.loads(state_file.read_bytes())
+        assert saved["replica_uuid"] == "4b7c0d6e-0000-4000-8000-000000000001"
+        assert saved["requested_start"]["file"] == "mysql-bin.000001"
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# a file's end sealed in the background (finish_file / seal_file), as the relay does at ROTATE
+
+
+def test_a_finished_file_is_sealed_while_the_next_one_is_written(tmp_path: Path) -> None:
+    from binhub.store.durable_position import read_durable
+
+    store = BinlogStore.open(tmp_path)
+    try:
+        w2, w3 = walk(raw(FILE2), FILE2), walk(raw(FILE3))
+        replay(store, FILE2, w2.events)
+        finished = store.finish_file()
+        assert (tmp_path / "binlog" / FILE2).read_bytes()[FLAGS] & 1 == 0  # cleared before its fsync
+        store.begin_file(FILE3, listed=False)
+        replay(store, FILE3, w3.events[:5], begin=False)
+        # Until the seal, the next file is neither listed nor published, and nothing in it can be.
+        assert store.files == [FILE2] and store.sync_target() is None
+        assert store.commit() is None
+        durable = read_durable(tmp_path / "durable")
+        assert durable is None or durable.file != FILE3
+        store.seal_file(finished, FILE3)
+        assert store.files == [FILE2, FILE3]
+        assert read_durable(tmp_path / "durable") == DurablePosition(2, FILE2, len(raw(FILE2)))
+        assert str(store.executed_gtids) == w2.gtids[-1][1]  # the finished file's GTIDs are folded
+        replay(store, FILE3, w3.events, start=5, begin=False)
+        store.commit()
+    finally:
+        store.close()
+    assert (tmp_path / "binlog" / FILE2).read_bytes() == raw(FILE2)
+    assert (tmp_path / "binlog" / FILE3).read_bytes() == raw(FILE3)
+    reopened = BinlogStore.open(tmp_path)
+    try:
+        assert reopened.files == [FILE2, FILE3] and str(reopened.executed_gtids) == w3.gtids[-1][1]
+    finally:
+        reopened.close()
+
+
+def test_a_seal_that_fails_before_listing_the_next_file_is_undone(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from binhub.store import index as store_index
+
+    store = BinlogStore.open(tmp_path)
+    try:
+        w2, w3 = walk(raw(FILE2), FILE2), walk(raw(FILE3))
+        replay(store, FILE2, w2.events)
+        finished = store.finish_file()
+        store.begin_file(FILE3, listed=False)
+        replay(store, FILE3, w3.events[:5], begin=False)
+
+        def full(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr(store_index, "atomic_write", full)
+            with pytest.raises(DiskFull):
+                store.seal_file(finished, FILE3)
+        store.unfinish_file(finished)
+        # As before the ROTATE was stored: the finished file is current, the next one is gone.
+        assert store.current_file == FILE2 and store.current_finished and store.next_file == FILE3
+        assert store.files == [FILE2] and not (tmp_path / "binlog" / FILE3).exists()
+        replay(store, FILE3, w3.events)  # the relay's next session: begin_file closes FILE2 the usual way
+        store.commit()
+    finally:
+        store.close()
+    assert store.files == [FILE2, FILE3]
+    assert (tmp_path / "binlog" / FILE2).read_bytes() == raw(FILE2)
+    assert (tmp_path / "binlog" / FILE3).read_bytes() == raw(FILE3)
+
+
+def test_recovery_sets_the_flag_again_on_a_file_that_lost_its_end(tmp_path: Path) -> None:
+    """finish_file clears the flag before the fsync; a crash may keep the flag and lose the ROTATE."""
+    data = bytearray(raw(FILE2))
+    w = walk(bytes(data), FILE2)
+    cut = w.boundaries[-2]  # before the ROTATE
+    data[FLAGS] &= ~1
+    seed(tmp_path, {FILE2: bytes(data[:cut])})
+    store = BinlogStore.open(tmp_path)
+    try:
+        assert not store.current_finished and store.position == cut
+    finally:
+        store.close()
+    assert (tmp_path / "binlog" / FILE2).read_bytes()[FLAGS] & 1 == 1
