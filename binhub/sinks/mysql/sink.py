@@ -35,6 +35,7 @@ from binhub.sinks.mysql.checkpoint import (
 )
 from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
+from binhub.sinks.mysql.ddl_names import UncertainDdl, rename_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
 from binhub.sinks.mysql.options import ApplyOptions, Renames
 from binhub.sinks.mysql.scheduler import Scheduler
@@ -199,24 +200,24 @@ class MysqlSink:
     def _run_ddl(self, txn: Transaction, ddl: Ddl) -> None:
         self.scheduler.drain()
         ident = txn.ident
-        self._check_renames(ddl, ident)
+        sql = self._statement(ddl, ident)
         self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
         default_db = self.renames.database(str(ddl.session.get("db") or ""))
         try:
             try:
-                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+                run_ddl(self.main, sql, ddl.session, default_db)
             except pymysql.err.MySQLError as exc:
                 if not is_lost(exc):
                     raise
                 # Whether it ran is unknown: it is pending, so run again it may find itself done.
                 self._pending_ddl = ident
                 self.main.reconnect(self.options.reconnect_for)
-                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+                run_ddl(self.main, sql, ddl.session, default_db)
         except pymysql.err.MySQLError as exc:
             if ident == self._pending_ddl and error_code(exc) in ALREADY_DONE:
                 log.warning("the DDL of %s had already run before the sink stopped (%s): counted as done", ident, exc)
             else:
-                raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {ddl.sql}",
+                raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {sql}",
                                   hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
                                        f"or skip the transaction with --skip-gtid {ident}") from exc
         finally:
@@ -225,20 +226,15 @@ class MysqlSink:
         self._commit_slot0(txn.checkpoint)
         self.scheduler.skip(txn)
 
-    def _check_renames(self, ddl: Ddl, ident: str) -> None:
-        """DDL text is run as written: a rename it would need inside the statement is refused."""
-        if not self.renames:
-            return
-        for db, table in self.renames.tables:
-            if ddl.db == db and ddl.table == table:
-                raise DdlRejected(f"the DDL of {ident} changes {db}.{table}, which --rename maps to another table; "
-                                  f"binhub does not rewrite DDL text: {ddl.sql}",
-                                  hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid {ident}")
-        for db in self.renames.databases:
-            if f"{db}." in ddl.sql or f"`{db}`." in ddl.sql:
-                raise DdlRejected(f"the DDL of {ident} names the database {db} (renamed by --rename) in its text: "
-                                  f"{ddl.sql}", hint=f"run the equivalent DDL downstream by hand, then restart "
-                                                    f"with --skip-gtid {ident}")
+    def _statement(self, ddl: Ddl, ident: str) -> str:
+        """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
+        try:
+            return rename_ddl(ddl.sql, str(ddl.session.get("db") or ""), self.renames)
+        except UncertainDdl as exc:
+            raise DdlRejected(f"the DDL of {ident} may name a table or database that --rename maps elsewhere, and "
+                              f"binhub cannot rename it with certainty: {exc}; the statement: {ddl.sql}",
+                              hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid "
+                                   f"{ident}") from None
 
     def stats(self) -> dict[str, Any]:
         return {"transactions": self.transactions, "conflicts": dict(self.conflicts)}

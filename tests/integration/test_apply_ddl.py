@@ -1,0 +1,84 @@
+"""The MySQL sink's DDL against real servers: DDL renamed by ``--rename`` (a table, a database),
+CREATE … SELECT transactions (a CREATE TABLE and its rows in one GTID), and DDL under
+``--include``/``--exclude``. The oracle is the primary's CHECKSUM TABLE of each table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from binhub.sandbox import Sandbox
+from tests.integration.applyutil import apply, assert_same_tables, checksums, query, relay
+from tests.integration.conftest import PrimaryDb
+
+
+def _drop(server: Sandbox, db: str) -> None:
+    query(server, f"DROP DATABASE IF EXISTS `{db}`")
+
+
+def test_ddl_of_a_renamed_table_is_renamed(primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE src (id INT PRIMARY KEY, a VARCHAR(10)) ENGINE=InnoDB")
+    c.execute("INSERT INTO src VALUES (1, 'x'), (2, 'y')")
+    c.execute("ALTER TABLE src ADD COLUMN b INT DEFAULT 7, ADD KEY ka (a)")
+    c.execute("CREATE TABLE child (id INT PRIMARY KEY, src_id INT, FOREIGN KEY (src_id) REFERENCES src (id))")
+    c.execute("INSERT INTO child VALUES (10, 1)")
+    c.execute(f"CREATE TABLE `{db}`.copy LIKE `{db}`.`src`")
+    c.execute("INSERT INTO copy SELECT * FROM src")
+    c.execute("UPDATE src SET b = id * 100")
+    c.execute("ALTER ONLINE TABLE src MODIFY a VARCHAR(20)")
+    c.execute("TRUNCATE copy")
+    c.execute("INSERT INTO copy VALUES (5, 'five', 5)")
+    c.execute("RENAME TABLE copy TO copy2")
+    c.execute("INSERT INTO src VALUES (3, 'z', 3)")
+    relay(primary_db, tmp_path / "store")
+    apply(tmp_path / "store", fresh_downstream, db, "--rename", f"{db}.src={db}.dst")
+
+    theirs = checksums(primary_db.sandbox, db)
+    ours = checksums(fresh_downstream, db)
+    assert set(ours) == {"dst", "child", "copy2"}
+    assert ours["dst"] == theirs["src"] and ours["child"] == theirs["child"] and ours["copy2"] == theirs["copy2"]
+    parent = query(fresh_downstream, "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                                     "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = 'child'", (db,))
+    assert parent == [("dst",)], "the foreign key names the renamed parent"
+    assert query(fresh_downstream, f"SHOW CREATE TABLE `{db}`.dst")[0][1].count("varchar(20)") == 1
+
+
+def test_ddl_of_a_renamed_database_is_renamed(primary_db: PrimaryDb, fresh_downstream: Sandbox,
+                                              tmp_path: Path) -> None:
+    db, renamed = primary_db.name, primary_db.name + "_r"
+    _drop(fresh_downstream, renamed)
+    try:
+        c = primary_db.conn.cursor()
+        c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")  # unqualified: runs in the renamed database
+        c.execute(f"CREATE TABLE `{db}`.u (id INT PRIMARY KEY, t_id INT REFERENCES `{db}`.t (id))")
+        c.execute("INSERT INTO t VALUES (1, 1), (2, 2)")
+        c.execute(f"INSERT INTO `{db}`.u VALUES (1, 2)")
+        c.execute(f"ALTER TABLE `{db}`.t ADD COLUMN w VARCHAR(5) DEFAULT 'w'")
+        c.execute(f"ALTER DATABASE `{db}` CHARACTER SET utf8mb4")
+        c.execute("UPDATE t SET v = v + 10")
+        relay(primary_db, tmp_path / "store")
+        apply(tmp_path / "store", fresh_downstream, db, "--rename", f"{db}={renamed}")
+        assert checksums(fresh_downstream, db, renamed=renamed) == checksums(primary_db.sandbox, db)
+        assert not query(fresh_downstream, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
+    finally:
+        _drop(fresh_downstream, renamed)
+
+
+def test_a_ddl_that_cannot_be_renamed_with_certainty_stops_naming_it(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE src (id INT PRIMARY KEY)")
+    c.execute("INSERT INTO src VALUES (1)")
+    c.execute("/*!40101 ALTER TABLE src ADD COLUMN c INT DEFAULT 3 */")  # names hidden in an executable comment
+    relay(primary_db, tmp_path / "store")
+    proc = apply(tmp_path / "store", fresh_downstream, db, "--rename", f"{db}.src={db}.dst", check=False)
+    assert proc.returncode != 0
+    assert "cannot rename it with certainty" in proc.stderr and "ALTER TABLE src ADD COLUMN c" in proc.stderr
+    gtid = re.search(r"--skip-gtid ([0-9-]+)", proc.stderr)
+    assert gtid, proc.stderr
+    query(fresh_downstream, f"ALTER TABLE `{db}`.dst ADD COLUMN c INT DEFAULT 3")  # by hand, then skipped
+    apply(tmp_path / "store", fresh_downstream, db, "--rename", f"{db}.src={db}.dst", "--skip-gtid", gtid.group(1))
+    assert checksums(fresh_downstream, db)["dst"] == checksums(primary_db.sandbox, db)["src"]
