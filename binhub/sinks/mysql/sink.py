@@ -105,6 +105,8 @@ class MysqlSink:
                 self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
             if self._skipping:
                 continue
+            if builder.txn.ddl is not None and doc["op"] != "ddl":
+                self._ddl_before_rows(doc)
             builder.add(doc)
         if builder.txn.size > LARGE_TRANSACTION:
             self._apply_as_it_comes(builder.take())
@@ -198,8 +200,29 @@ class MysqlSink:
             self._saved_mark = mark
 
     def _run_ddl(self, txn: Transaction, ddl: Ddl) -> None:
+        self._execute_ddl(ddl, txn.ident)
+        self._commit_slot0(txn.checkpoint)
+        self.scheduler.skip(txn)
+
+    def _ddl_before_rows(self, first_row: dict[str, Any]) -> None:
+        """A transaction whose DDL is followed by rows: CREATE … SELECT logged row-based (a CREATE
+        TABLE, then the rows, one GTID). The DDL runs now, so the rows find their table; the rows
+        are then applied as they come and committed with the checkpoint at the transaction's end
+        (``_finish_large``), which also clears the DDL's pending mark."""
+        txn = self.builder.txn
+        ddl, txn.ddl = txn.ddl, None
+        assert ddl is not None
+        if txn.statements:
+            raise ApplyError(f"the transaction {txn.gtid} holds row changes before its DDL, which binhub cannot "
+                             f"apply in order (the DDL commits implicitly): {ddl.sql}",
+                             hint=f"apply it by hand, then restart with --skip-gtid {txn.gtid}")
+        # Without a GTID the end position is not known yet: the first row's place names it, run after run.
+        self._execute_ddl(ddl, txn.gtid or f"{first_row['file']}:{first_row['pos']}")
+        self._large = True
+
+    def _execute_ddl(self, ddl: Ddl, ident: str) -> None:
+        """Every worker drained, the DDL recorded as pending in slot 0, then run (renamed)."""
         self.scheduler.drain()
-        ident = txn.ident
         sql = self._statement(ddl, ident)
         self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
         default_db = self.renames.database(str(ddl.session.get("db") or ""))
@@ -223,8 +246,6 @@ class MysqlSink:
         finally:
             self.catalog.forget()
         self._pending_ddl = None
-        self._commit_slot0(txn.checkpoint)
-        self.scheduler.skip(txn)
 
     def _statement(self, ddl: Ddl, ident: str) -> str:
         """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
