@@ -74,7 +74,8 @@ def replay(source: tuple[Path, ...], data_dir: Path | None, target: str, name: s
     run = functools.partial(_run, target=target, name=name, dry_run=dry_run, bounds=bounds_of(options),
                             include=options["include"], exclude=options["exclude"],
                             apply=apply_config(workers=workers, ordered=ordered, on_conflict=on_conflict,
-                                               safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids))
+                                               safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids,
+                                               include=options["include"], exclude=options["exclude"]))
     if data_dir is not None or (len(source) == 1 and source[0].is_dir()):
         directory = data_dir if data_dir is not None else source[0]
         asyncio.run(run(directory))

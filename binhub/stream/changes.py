@@ -26,7 +26,6 @@ Transactions before ``emit_from`` (a checkpoint, a start position) or whose GTID
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,11 +59,13 @@ from binhub.schema.changes import (
     CreateTable,
     CreateTableLike,
     DropTables,
+    RenameTable,
     RenameTables,
     TruncateTable,
 )
 from binhub.schema.ddl import parse_statement
 from binhub.sinks import Message
+from binhub.sinks.mysql.options import table_passes
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
 from binhub.stream.columns import ColumnRules
@@ -95,10 +96,7 @@ class TableFilter:
         key = (db, table)
         passes = self._seen.get(key)
         if passes is None:
-            name = f"{db}.{table}"
-            passes = (not self.include or any(fnmatch.fnmatchcase(name, p) for p in self.include)) \
-                and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
-            self._seen[key] = passes
+            passes = self._seen[key] = table_passes(self.include, self.exclude, db, table)
         return passes
 
 
@@ -295,9 +293,10 @@ class ChangeReader:
         scanned = self._history.scanned
         if scanned is None or scanned <= Position.of(record.file, offset):
             self._use_history(self._refresh_schema())
-        db, table = _ddl_table(parsed, record.db)
-        if not self.filter(db, table or ""):
-            return
+        names = _ddl_tables(parsed, record.db)
+        if not any(self.filter(name_db, name_table or "") for name_db, name_table in names):
+            return  # a DDL goes wherever one of the tables it names goes
+        db, table = names[0]
         yield self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
@@ -332,18 +331,23 @@ def _gtid_of(data: bytes, fde: FormatDescriptionEvent | None) -> Gtid | None:
     return None
 
 
-def _ddl_table(parsed: ParsedStatement, default_db: str) -> tuple[str, str | None]:
-    """The db and table a DDL line names: the statement's first table (a RENAME's old name)."""
+def _ddl_tables(parsed: ParsedStatement, default_db: str) -> list[tuple[str, str | None]]:
+    """Every table a DDL names (a database's own DDL: the database, table None), the one its line
+    names first (a RENAME's old name)."""
+    out: list[tuple[str, str | None]] = []
     for change in parsed.changes:
         if isinstance(change, CreateTable | CreateTableLike | AlterTable | TruncateTable):
-            return change.name.db, change.name.table
-        if isinstance(change, RenameTables) and change.pairs:
-            return change.pairs[0][0].db, change.pairs[0][0].table
-        if isinstance(change, DropTables) and change.names:
-            return change.names[0].db, change.names[0].table
-        name = getattr(change, "name", None)
-        if isinstance(name, str):
-            return name, None
-    if parsed.tables:
-        return parsed.tables[0].db, parsed.tables[0].table
-    return default_db, None
+            out.append((change.name.db, change.name.table))
+        if isinstance(change, CreateTableLike):
+            out.append((change.source.db, change.source.table))
+        elif isinstance(change, AlterTable):
+            out.extend((a.new.db, a.new.table) for a in change.actions if isinstance(a, RenameTable))
+        elif isinstance(change, RenameTables):
+            out.extend((name.db, name.table) for pair in change.pairs for name in pair)
+        elif isinstance(change, DropTables):
+            out.extend((name.db, name.table) for name in change.names)
+        elif isinstance(name := getattr(change, "name", None), str):
+            out.append((name, None))
+    if not out:
+        out = [(t.db, t.table) for t in parsed.tables] or [(default_db, None)]
+    return out

@@ -103,3 +103,30 @@ def test_create_select_applies_the_table_then_its_rows(primary_db: PrimaryDb, fr
         apply(tmp_path / "store", fresh_downstream, f"{primary_db.name}_{workers}", "--workers", workers)
         assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
         assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{primary_db.name}`.copy") == [(101,)]
+
+
+def test_ddl_is_judged_by_every_table_it_names(primary_db: PrimaryDb, fresh_downstream: Sandbox,
+                                               tmp_path: Path) -> None:
+    """--exclude: a DDL of left-out tables only is not applied, one of kept tables is; one naming
+    both (whichever comes first) stops naming it, never applied in part nor dropped silently."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE keep (id INT PRIMARY KEY, v INT)")
+    c.execute("CREATE TABLE skip1 (id INT PRIMARY KEY)")
+    c.execute("INSERT INTO keep VALUES (1, 1)")
+    c.execute("INSERT INTO skip1 VALUES (1)")
+    c.execute("ALTER TABLE skip1 ADD COLUMN x INT")
+    c.execute("CREATE TABLE keep2 LIKE keep")
+    c.execute("INSERT INTO keep2 VALUES (2, 2)")
+    c.execute("DROP TABLE skip1, keep2")
+    relay(primary_db, tmp_path / "store")
+    exclude = ("--exclude", f"{db}.skip*")
+    proc = apply(tmp_path / "store", fresh_downstream, db, *exclude, check=False)
+    assert proc.returncode != 0 and "leave out" in proc.stderr and "DROP TABLE `skip1`,`keep2`" in proc.stderr, \
+        proc.stderr
+    gtid = re.search(r"--skip-gtid ([0-9-]+)", proc.stderr)
+    assert gtid, proc.stderr
+    assert sorted(checksums(fresh_downstream, db)) == ["keep", "keep2"]
+    query(fresh_downstream, f"DROP TABLE `{db}`.keep2")  # its part, by hand
+    apply(tmp_path / "store", fresh_downstream, db, *exclude, "--skip-gtid", gtid.group(1))
+    assert checksums(fresh_downstream, db) == {"keep": checksums(primary_db.sandbox, db)["keep"]}

@@ -35,9 +35,9 @@ from binhub.sinks.mysql.checkpoint import (
 )
 from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
-from binhub.sinks.mysql.ddl_names import UncertainDdl, rename_ddl
+from binhub.sinks.mysql.ddl_names import UncertainDdl, ddl_names, rename_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
-from binhub.sinks.mysql.options import ApplyOptions, Renames
+from binhub.sinks.mysql.options import ApplyOptions, Renames, table_passes
 from binhub.sinks.mysql.scheduler import Scheduler
 from binhub.sinks.mysql.transaction import Ddl, Transaction, TransactionBuilder
 from binhub.sinks.mysql.worker import Worker, run_statement
@@ -223,6 +223,8 @@ class MysqlSink:
     def _execute_ddl(self, ddl: Ddl, ident: str) -> None:
         """Every worker drained, the DDL recorded as pending in slot 0, then run (renamed)."""
         self.scheduler.drain()
+        if not self._kept(ddl, ident):
+            return
         sql = self._statement(ddl, ident)
         self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
         default_db = self.renames.database(str(ddl.session.get("db") or ""))
@@ -246,6 +248,28 @@ class MysqlSink:
         finally:
             self.catalog.forget()
         self._pending_ddl = None
+
+    def _kept(self, ddl: Ddl, ident: str) -> bool:
+        """Whether the DDL concerns the tables --include/--exclude keep: the stream passes a DDL that
+        names any of them; one that also names tables left out cannot be applied in part."""
+        include, exclude = self.options.include, self.options.exclude
+        if not include and not exclude:
+            return True
+        try:
+            names = ddl_names(ddl.sql, str(ddl.session.get("db") or ""))
+        except UncertainDdl:
+            return True  # the stream judged it by the tables the schema parser found
+        tables = sorted({(r.db, r.table) for r in names if r.table is not None})
+        out = [f"{db}.{table}" for db, table in tables if not table_passes(include, exclude, db, table)]
+        if not out:
+            return True
+        if len(out) == len(tables):
+            log.info("the DDL of %s names only tables --include/--exclude leave out: not applied", ident)
+            return False
+        raise DdlRejected(f"the DDL of {ident} names tables --include/--exclude leave out ({', '.join(out)}) "
+                          f"beside tables they keep, and binhub does not apply part of a statement: {ddl.sql}",
+                          hint=f"run its part for the kept tables downstream by hand, then restart with "
+                               f"--skip-gtid {ident}")
 
     def _statement(self, ddl: Ddl, ident: str) -> str:
         """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
