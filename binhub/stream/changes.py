@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,7 @@ from binhub.schema.changes import (
     TruncateTable,
 )
 from binhub.schema.ddl import parse_statement
+from binhub.schema.sqltext import resolve_executable_comments, tokenize
 from binhub.sinks import Message
 from binhub.sinks.mysql.options import table_passes
 from binhub.store.index import file_seq
@@ -73,7 +75,9 @@ from binhub.stream.formats import BinhubFormat, DdlChange, OutputFormat, Walker
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
 
-_END = (1 << 62, 0)  # past every position: no history entry follows
+_END = (1 << 62, 0)
+_INDEX_DDL = re.compile(r"\s*(?:CREATE(?:\s+(?:OR\s+REPLACE|ONLINE|OFFLINE|UNIQUE|FULLTEXT|SPATIAL|VECTOR))*\s+INDEX"
+                        r"|DROP\s+INDEX)\b", re.IGNORECASE)  # past every position: no history entry follows
 
 log = logging.getLogger("binhub.stream")
 
@@ -286,6 +290,9 @@ class ChangeReader:
             return
         parsed = parse_statement(record.sql, record.db, flavour=record.flavour, server_version=record.server_version)
         if parsed.outcome == Outcome.IGNORED:
+            index_of = _index_table(record)
+            if index_of is not None and self.filter(*index_of):
+                yield self._ddl_message(record, offset, data, *index_of)
             return
         # The TABLE_MAPs that follow must find the columns this DDL made: a history that has not
         # scanned this far yet learns it now (it reads the store up to what is durable, which
@@ -296,11 +303,31 @@ class ChangeReader:
         names = _ddl_tables(parsed, record.db)
         if not any(self.filter(name_db, name_table or "") for name_db, name_table in names):
             return  # a DDL goes wherever one of the tables it names goes
-        db, table = names[0]
-        yield self.output.ddl(DdlChange(
+        yield self._ddl_message(record, offset, data, *names[0])
+
+    def _ddl_message(self, record: QueryRecord, offset: int, data: bytes, db: str, table: str | None) -> Message:
+        return self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
             self.output.context.thread_id, record.flavour, _ddl_session(record)))
+
+
+def _index_table(record: QueryRecord) -> tuple[str, str] | None:
+    """The table of a CREATE/DROP INDEX: the schema history ignores it (no column changes), but a
+    sink that applies DDL needs the table's indexes. None for every other statement."""
+    text = resolve_executable_comments(record.sql, record.server_version, record.flavour)
+    if not _INDEX_DDL.match(text):
+        return None
+    try:
+        tokens = tokenize(text)
+    except ValueError:
+        return None
+    for k, t in enumerate(tokens[:-1]):
+        if t.is_("ON") and tokens[k + 1].is_name:
+            if k + 3 < len(tokens) and tokens[k + 2].is_(".") and tokens[k + 3].is_name:
+                return tokens[k + 1].text, tokens[k + 3].text
+            return record.db, tokens[k + 1].text
+    return None
 
 
 def _ddl_session(record: QueryRecord) -> dict[str, Any]:

@@ -32,6 +32,8 @@ def test_ddl_of_a_renamed_table_is_renamed(primary_db: PrimaryDb, fresh_downstre
     c.execute("INSERT INTO copy VALUES (5, 'five', 5)")
     c.execute("RENAME TABLE copy TO copy2")
     c.execute("INSERT INTO src VALUES (3, 'z', 3)")
+    c.execute("CREATE UNIQUE INDEX ub ON src (b)")
+    c.execute(f"DROP INDEX ka ON `{db}`.src")
     relay(primary_db, tmp_path / "store")
     apply(tmp_path / "store", fresh_downstream, db, "--rename", f"{db}.src={db}.dst")
 
@@ -43,6 +45,9 @@ def test_ddl_of_a_renamed_table_is_renamed(primary_db: PrimaryDb, fresh_downstre
                                      "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = 'child'", (db,))
     assert parent == [("dst",)], "the foreign key names the renamed parent"
     assert query(fresh_downstream, f"SHOW CREATE TABLE `{db}`.dst")[0][1].count("varchar(20)") == 1
+    indexes = {r[0] for r in query(fresh_downstream, "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE "
+                                                     "TABLE_SCHEMA = %s AND TABLE_NAME = 'dst'", (db,))}
+    assert indexes == {"PRIMARY", "ub"}, "CREATE/DROP INDEX reach the downstream, renamed"
 
 
 def test_ddl_of_a_renamed_database_is_renamed(primary_db: PrimaryDb, fresh_downstream: Sandbox,
@@ -130,3 +135,33 @@ def test_ddl_is_judged_by_every_table_it_names(primary_db: PrimaryDb, fresh_down
     query(fresh_downstream, f"DROP TABLE `{db}`.keep2")  # its part, by hand
     apply(tmp_path / "store", fresh_downstream, db, *exclude, "--skip-gtid", gtid.group(1))
     assert checksums(fresh_downstream, db) == {"keep": checksums(primary_db.sandbox, db)["keep"]}
+
+
+def test_create_select_after_a_crash_between_its_table_and_its_rows(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    """The state a kill -9 leaves after the CREATE TABLE of a CREATE … SELECT ran downstream and
+    before its rows committed: the table exists, slot 0 holds the DDL as pending. The restart finds
+    the table made and applies the rows."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE src (id INT PRIMARY KEY, a VARCHAR(10))")
+    c.execute("INSERT INTO src VALUES " + ",".join(f"({i}, 'v{i}')" for i in range(1, 51)))
+    relay(primary_db, tmp_path / "store")
+    apply(tmp_path / "store", fresh_downstream, db)
+    c.execute("CREATE TABLE copy SELECT * FROM src WHERE id > 10")
+    c.execute("SELECT @@last_gtid")
+    gtid = c.fetchone()[0]
+    c.execute("SHOW CREATE TABLE copy")
+    definition = c.fetchone()[1]
+    relay(primary_db, tmp_path / "store")
+    conn = fresh_downstream.connect(database=db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(definition)
+            cur.execute("UPDATE binhub.stream_checkpoint SET pending_ddl = %s WHERE stream = %s AND slot = 0", (gtid, db))
+        conn.commit()
+    finally:
+        conn.close()
+    apply(tmp_path / "store", fresh_downstream, db)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)
+    assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.copy") == [(40,)]
