@@ -212,3 +212,45 @@ def test_a_downstream_unreachable_at_start_is_waited_for(
         fresh_downstream.start(timeout=90)
     assert stream.wait(timeout=120) == 0, stream.tail()
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+def test_kill_9_inside_a_large_transaction_applies_it_once(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    """A transaction past 32 MiB of SQL is applied as it is read, on the sink's own connection: the
+    stream is killed while one of its statements waits for a row lock downstream; nothing of it
+    is committed, and the restart applies it whole."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
+    created = _ddl_gtids(primary_db)
+    blob = bytes(range(256)) * ((17 << 20) // 256)
+    c.execute("BEGIN")
+    c.execute("INSERT INTO big VALUES (1, %s)", (blob,))
+    c.execute("INSERT INTO big VALUES (2, %s)", (blob[::-1],))
+    c.execute("INSERT INTO big VALUES (3, 'small')")
+    c.execute("COMMIT")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9317")
+    assert proc.returncode == 0, proc.stderr
+    query(fresh_downstream, f"CREATE DATABASE `{db}`")
+    query(fresh_downstream, f"CREATE TABLE `{db}`.big (id INT PRIMARY KEY, b LONGBLOB)")
+    skips = [a for g in created for a in ("--skip-gtid", g)]
+    locker = fresh_downstream.connect()
+    try:
+        with locker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT INTO `{db}`.big VALUES (3, 'mine')")  # the transaction's last row waits
+        stream = BinhubProcess(stream_args(data_dir, fresh_downstream, db, *skips, "--log-level", "info"),
+                               tmp_path / "stream.log").start()
+        wait_until(lambda: "applied as it is read" in stream.tail(100_000) or stream.poll() is not None,
+                   timeout=120, interval=0.2, message="the large transaction was not applied as it came")
+        time.sleep(2)  # its first rows are in, its last waits for the lock
+        assert stream.poll() is None, stream.tail()
+        stream.send_signal(signal.SIGKILL)
+        stream.wait(timeout=30)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.big") == [(0,)], "nothing of it committed"
+    apply(data_dir, fresh_downstream, db, *skips)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)

@@ -218,3 +218,21 @@ def test_a_missing_row_on_delete_and_a_key_moved_onto_a_taken_one_stop(
     proc = apply(tmp_path / "store", fresh_downstream, db, "--on-conflict", "skip", check=False)
     assert proc.returncode == 0, proc.stderr  # skip: the delete is done, the moved row stays theirs
     assert query(fresh_downstream, f"SELECT id, v FROM `{db}`.t ORDER BY id") == [(2, "b"), (9, "theirs")]
+
+
+def test_an_upstream_column_the_downstream_lacks_stops_naming_it(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    relay(primary_db, tmp_path / "store")
+    apply(tmp_path / "store", fresh_downstream, db)
+    query(fresh_downstream, f"ALTER TABLE `{db}`.t DROP COLUMN v")  # the downstream's table differs
+    c.execute("INSERT INTO t VALUES (1, 1)")
+    relay(primary_db, tmp_path / "store")
+    proc = apply(tmp_path / "store", fresh_downstream, db, check=False)
+    assert proc.returncode != 0 and f"{db}.t has no column 'v'" in proc.stderr, proc.stderr
+    assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.t") == [(0,)]
+    query(fresh_downstream, f"ALTER TABLE `{db}`.t ADD COLUMN v INT")  # fixed by hand: the stream goes on
+    apply(tmp_path / "store", fresh_downstream, db)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)
