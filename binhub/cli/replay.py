@@ -33,7 +33,7 @@ from binhub.ops.logging import setup_logging
 from binhub.ops.schema_sync import current_history
 from binhub.sinks.mysql.catalog import Catalog
 from binhub.sinks.mysql.dsn import parse_mysql_target
-from binhub.sinks.mysql.options import ApplyOptions
+from binhub.sinks.mysql.options import ApplyOptions, Renames
 from binhub.sinks.mysql.sink import MysqlSink
 from binhub.store import StoreReader
 
@@ -115,7 +115,7 @@ async def _run(directory: Path, *, target: str, name: str, dry_run: bool, bounds
             catalog = Catalog(downstream)
             if columns is None:
                 columns = lambda db, table, _file, _pos: catalog.table(db, table).columns  # noqa: E731
-            output = SqlPrinter(sys.stdout, columns)
+            output = SqlPrinter(sys.stdout, columns, Renames(apply.rename))
         else:
             sink = MysqlSink(parse_mysql_target(target), name, apply)
             stack.callback(sink.close)
