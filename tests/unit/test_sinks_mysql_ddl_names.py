@@ -45,6 +45,9 @@ RENAMES = Renames(["db.t=db2.t2", "old=new"])
     # nothing renamed
     ("ALTER TABLE db.u ADD t INT", "x", "ALTER TABLE db.u ADD t INT"),
     ("ALTER TABLE t ADD x INT", "other", "ALTER TABLE t ADD x INT"),
+    # no word spells a renamed name: left alone even where sqlglot cannot parse it
+    ("ALTER TABLE u ADD PARTITION (PARTITION p1 VALUES LESS THAN (10))", "db",
+     "ALTER TABLE u ADD PARTITION (PARTITION p1 VALUES LESS THAN (10))"),
 ])
 def test_names_are_renamed_in_place(sql: str, default_db: str, expected: str) -> None:
     assert rename_ddl(sql, default_db, RENAMES) == expected

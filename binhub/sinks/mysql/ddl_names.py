@@ -74,7 +74,7 @@ def rename_ddl(sql: str, default_db: str, renames: Renames) -> str:
     """``sql`` with the names ``renames`` maps elsewhere replaced; unchanged when it names none.
     An unqualified table keeps its name when the database rename alone covers it (the statement
     runs with the renamed default database)."""
-    if not renames or not _may_name(sql, default_db, renames):
+    if not renames or not _may_name(sql, renames):
         return sql
     if _EXECUTABLE_COMMENT.search(sql):
         raise UncertainDdl("it holds an executable comment (/*!…*/), whose names binhub does not rewrite")
@@ -107,11 +107,19 @@ def _renamed(ref: NameRef, default_db: str, renames: Renames) -> tuple[str, str]
     return new if new != unchanged else None
 
 
-def _may_name(sql: str, default_db: str, renames: Renames) -> bool:
-    """Whether ``sql`` can name anything ``renames`` moves (a name absent from the text cannot be
-    meant, and an unqualified table of a renamed default database needs no rewrite)."""
-    words = [db for db in renames.databases] + [n for pair in renames.tables for n in pair]
-    return any("`" in w or w.lower() in sql.lower() for w in words)
+def _may_name(sql: str, renames: Renames) -> bool:
+    """Whether ``sql`` can name anything ``renames`` moves: a name none of its words spells (in
+    any case, executable comments read) cannot be meant, and an unqualified table of a renamed
+    default database needs no rewrite. Such a statement is left as it is, parsable or not."""
+    words = {db.lower() for db in renames.databases} | {n.lower() for pair in renames.tables for n in pair}
+    text = resolve_executable_comments(sql)
+    if not any(w in text.lower() for w in words):
+        return False
+    try:
+        tokens = tokenize(text)
+    except ValueError:
+        return True
+    return any(t.is_name and t.text.lower() in words for t in tokens)
 
 
 # -- reading the statement -------------------------------------------------------------------------
