@@ -7,8 +7,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pymysql
+import pytest
+
 from binhub.sandbox import Sandbox
-from tests.integration.applyutil import apply, assert_same_tables, checksums, query, relay
+from binhub.sinks.mysql.connection import Downstream
+from binhub.sinks.mysql.ddl import run_ddl
+from binhub.sinks.mysql.dsn import parse_mysql_target
+from tests.integration.applyutil import apply, assert_same_tables, checksums, query, relay, target
 from tests.integration.conftest import PrimaryDb
 
 
@@ -165,3 +171,25 @@ def test_create_select_after_a_crash_between_its_table_and_its_rows(
     apply(tmp_path / "store", fresh_downstream, db)
     assert_same_tables(primary_db.sandbox, fresh_downstream, db)
     assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.copy") == [(40,)]
+
+
+def test_collations_the_downstream_does_not_know_fall_to_its_defaults(fresh_downstream: Sandbox,
+                                                                      primary_db: PrimaryDb) -> None:
+    """A MySQL 8 primary's DDL ran with utf8mb4_0900_ai_ci, which MariaDB 10.11 does not know: the
+    DDL runs with the downstream's default collations instead of failing at SET SESSION; an unknown
+    sql_mode is left out the same way, and the statement's own errors still stop it."""
+    downstream = Downstream(parse_mysql_target(target(fresh_downstream)))
+    db = primary_db.name
+    session = {"db": "", "sql_mode": "STRICT_TRANS_TABLES,NO_AUTO_CREATE_USER", "time_zone": None,
+               "collation_connection": "utf8mb4_0900_ai_ci", "collation_server": "utf8mb4_0900_ai_ci"}
+    try:
+        run_ddl(downstream, f"CREATE DATABASE `{db}`", session, "")
+        run_ddl(downstream, "CREATE TABLE t (a VARCHAR(5))", {**session, "db": db}, db)
+        with pytest.raises(pymysql.err.MySQLError) as info:
+            run_ddl(downstream, "CREATE TABLE t (a INT)", {**session, "db": db}, db)
+        assert info.value.args[0] == 1050
+        assert downstream.fetch("SELECT @@session.sql_mode")[0][0] == "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+    finally:
+        downstream.close()
+    made = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+    assert query(fresh_downstream, made, (db,)) == [("t",)]
