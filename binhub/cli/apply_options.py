@@ -38,9 +38,11 @@ def apply_options(f: F) -> F:
 
 
 def apply_config(*, workers: int, ordered: bool, on_conflict: str, safe_mode: bool, rename: tuple[str, ...],
-                 skip_gtids: tuple[str, ...]) -> ApplyOptions:
+                 skip_gtids: tuple[str, ...], include: tuple[str, ...] = (),
+                 exclude: tuple[str, ...] = ()) -> ApplyOptions:
     try:
         return ApplyOptions(workers=workers, ordered=ordered, on_conflict=OnConflict(on_conflict),
-                            safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids)
+                            safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids, include=include,
+                            exclude=exclude)
     except ConfigError as exc:
         raise click.UsageError(exc.message) from None

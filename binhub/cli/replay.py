@@ -33,7 +33,7 @@ from binhub.ops.logging import setup_logging
 from binhub.ops.schema_sync import current_history
 from binhub.sinks.mysql.catalog import Catalog
 from binhub.sinks.mysql.dsn import parse_mysql_target
-from binhub.sinks.mysql.options import ApplyOptions
+from binhub.sinks.mysql.options import ApplyOptions, Renames
 from binhub.sinks.mysql.sink import MysqlSink
 from binhub.store import StoreReader
 
@@ -74,7 +74,8 @@ def replay(source: tuple[Path, ...], data_dir: Path | None, target: str, name: s
     run = functools.partial(_run, target=target, name=name, dry_run=dry_run, bounds=bounds_of(options),
                             include=options["include"], exclude=options["exclude"],
                             apply=apply_config(workers=workers, ordered=ordered, on_conflict=on_conflict,
-                                               safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids))
+                                               safe_mode=safe_mode, rename=rename, skip_gtids=skip_gtids,
+                                               include=options["include"], exclude=options["exclude"]))
     if data_dir is not None or (len(source) == 1 and source[0].is_dir()):
         directory = data_dir if data_dir is not None else source[0]
         asyncio.run(run(directory))
@@ -114,7 +115,7 @@ async def _run(directory: Path, *, target: str, name: str, dry_run: bool, bounds
             catalog = Catalog(downstream)
             if columns is None:
                 columns = lambda db, table, _file, _pos: catalog.table(db, table).columns  # noqa: E731
-            output = SqlPrinter(sys.stdout, columns)
+            output = SqlPrinter(sys.stdout, columns, Renames(apply.rename))
         else:
             sink = MysqlSink(parse_mysql_target(target), name, apply)
             stack.callback(sink.close)

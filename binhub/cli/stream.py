@@ -120,7 +120,7 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
                           apply=apply_config(**apply), transaction_metadata=transaction_metadata)
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
     seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
-    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply)
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed)))
 
 

@@ -35,6 +35,7 @@ from binhub.flashback.statements import (
     ColumnLookup,
     change_sql,
     current_row_check,
+    identical_rows_count,
     insert_rows_sql,
     invert,
 )
@@ -221,19 +222,64 @@ class Flashback:
         return committed
 
     async def _check_all(self, downstream: Downstream) -> None:
-        """Every row the range touched, as the range left it (its newest change), before any write."""
+        """Every row the range touched, as the range left it (its newest change), before any write;
+        then the rows of tables without a key (see :meth:`_check_keyless`)."""
         seen: set[bytes] = set()
+        keyless: dict[bytes, dict[str, Any]] = {}
         for undo in self.undo_transactions():
             for change in undo.changes:
+                if _keyless(change):
+                    keyless.setdefault(_image_key(change, _left(change)), change)
                 key = orjson.dumps([change["db"], change["table"], change["pk"]])
                 if key in seen:
                     continue
                 seen.add(key)
                 await self._check(downstream, change, self._columns_of(change))
+        if keyless:
+            await self._check_keyless(downstream, keyless)
+
+    async def _check_keyless(self, downstream: Downstream, left: dict[bytes, dict[str, Any]]) -> None:
+        """Rows of a table without a key are told apart by nothing but their values: the range is
+        refused when a transaction after it changed the number of rows identical to one the range
+        left (deleted, inserted or updated into), the whole before-image standing for the key.
+        The store after the range is read once for those tables; a change made outside the
+        replication stream is seen only where the row the undo needs is gone."""
+        assert self.span is not None
+        tables = {(c["db"], c["table"]) for c in left.values()}
+        decoder = self.decoders([_glob(db, table) for db, table in sorted(tables)], [])
+        net: dict[bytes, int] = {}
+        first: dict[bytes, str] = {}
+        async for piece in read_changes(self.reader, decoder, self.span.end_file, self.span.end_pos, holder=HOLDER):
+            if isinstance(piece, TransactionMark):
+                continue
+            for line in piece.splitlines():
+                later = orjson.loads(line)
+                if later["op"] == "ddl" or (later["db"], later["table"]) not in tables:
+                    continue
+                for image, step in (("before", -1), ("after", 1)):
+                    if later[image] is None:
+                        continue
+                    key = _image_key(later, image)
+                    if key in left:
+                        net[key] = net.get(key, 0) + step
+                        first.setdefault(key, str(later["gtid"] or f"{later['file']}:{later['pos']}"))
+        for key, delta in net.items():
+            if delta == 0:
+                continue
+            change = left[key]
+            columns = self._columns_of(change)
+            now = downstream.fetch(identical_rows_count(change, _left(change), columns))[0][0]
+            name = f"{change['db']}.{change['table']}"
+            raise RowChanged(
+                f"the table {name} has no key, and the rows identical to {_key_text(change[_left(change)])} "
+                f"(left so by {change['gtid']} in the range) were changed after it: the store shows {first[key]} "
+                f"changed them first, {abs(delta)} {'more' if delta > 0 else 'fewer'} since the range, {now} now",
+                db=change["db"], table=change["table"], key=change[_left(change)],
+                hint="undoing the range would lose that change; check it, then give --force to undo regardless")
 
     async def _check(self, downstream: Downstream, change: dict[str, Any], columns: Mapping[str, SqlColumn]) -> None:
-        if change["op"] == "delete" and change["pk"] is not None and len(change["pk"]) == len(change["before"]):
-            return  # a table without a key: identical rows may remain; nothing says which is whose
+        if change["op"] == "delete" and _keyless(change):
+            return  # identical rows may remain: the count of identical rows is checked (_check_keyless)
         rows = downstream.fetch(current_row_check(change, columns))
         row = rows[0] if rows else None
         held = change["op"] != "delete"
@@ -270,6 +316,21 @@ class Flashback:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def _keyless(change: dict[str, Any]) -> bool:
+    """A change of a table without a primary key: its ``pk`` is the whole row."""
+    pk = change["pk"]
+    return pk is not None and len(pk) == len(change["after"] if change["after"] is not None else change["before"])
+
+
+def _left(change: dict[str, Any]) -> str:
+    """The image of the row as the change left it (the deleted row's, for a DELETE)."""
+    return "before" if change["op"] == "delete" else "after"
+
+
+def _image_key(change: dict[str, Any], image: str) -> bytes:
+    return orjson.dumps([change["db"], change["table"], change[image]], option=orjson.OPT_SORT_KEYS)
 
 
 def _same_shape(a: dict[str, Any], b: dict[str, Any]) -> bool:

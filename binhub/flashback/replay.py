@@ -23,6 +23,8 @@ from binhub.flashback.bounds import RangeBounds, TransactionHead
 from binhub.flashback.reading import TransactionMark
 from binhub.flashback.statements import SESSION_SQL, ColumnLookup, change_sql
 from binhub.sinks.base import Checkpoint, Sink
+from binhub.sinks.mysql.ddl_names import UncertainDdl, rename_ddl
+from binhub.sinks.mysql.options import Renames
 from binhub.sinks.mysql.sql import SqlColumn, quote_name
 from binhub.store.index import file_seq
 
@@ -42,23 +44,34 @@ class ReplayOutput(Protocol):
 
 
 class SqlPrinter:
-    """``--dry-run``: the SQL the replay would run, BEGIN … COMMIT per transaction."""
+    """``--dry-run``: the SQL the replay would run, BEGIN … COMMIT per transaction, with the
+    tables and databases ``--rename`` maps elsewhere renamed as the sink renames them."""
 
-    def __init__(self, out: TextIO, columns: ColumnLookup) -> None:
+    def __init__(self, out: TextIO, columns: ColumnLookup, renames: Renames | None = None) -> None:
         self.out = out
         self.columns = columns
+        self.renames = renames if renames is not None else Renames()
         self._open = False
         out.write("".join(setting + ";\n" for setting in SESSION_SQL))
 
     def change(self, change: dict[str, Any], line: bytes) -> None:
         if change["op"] == "ddl":
             self._commit()  # DDL commits implicitly: what came before it is a transaction of its own
-            db = (change.get("session") or {}).get("db") or (change["db"] if change["table"] else None)
+            session_db = (change.get("session") or {}).get("db") or ""
+            db = session_db or (change["db"] if change["table"] else None)
             if db:
-                self.out.write(f"USE {quote_name(db)};\n")
-            self.out.write(change["sql"] + ";\n")
+                self.out.write(f"USE {quote_name(self.renames.database(db))};\n")
+            try:
+                self.out.write(rename_ddl(change["sql"], session_db, self.renames) + ";\n")
+            except UncertainDdl as exc:
+                self.out.write(f"-- the replay stops here: binhub cannot rename this DDL with certainty ({exc})\n"
+                               f"-- {change['sql']}\n")
             return
-        sql = change_sql(change, self.columns(change["db"], change["table"], change["file"], change["pos"]))
+        columns = self.columns(change["db"], change["table"], change["file"], change["pos"])
+        if self.renames:
+            db, table = self.renames(change["db"], change["table"])
+            change = {**change, "db": db, "table": table}
+        sql = change_sql(change, columns)
         if sql is None:
             return
         if not self._open:

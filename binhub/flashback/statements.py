@@ -27,7 +27,8 @@ from binhub.sinks.mysql.sql import (
     where_literal,
 )
 
-__all__ = ["SESSION_SQL", "ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "insert_rows_sql", "invert"]
+__all__ = ["SESSION_SQL", "ColumnLookup", "HistoryColumns", "change_sql", "current_row_check", "identical_rows_count",
+           "insert_rows_sql", "invert"]
 
 # What the SQL text assumes, as the mariadb/mysql client is to run it (the MySQL sink's session).
 SESSION_SQL = ("SET NAMES utf8mb4", SESSION_SETTINGS)
@@ -135,3 +136,10 @@ def current_row_check(change: dict[str, Any], columns: Mapping[str, SqlColumn]) 
     same = " AND ".join(f"{quote_name(columns[n].name)} <=> {where_literal(columns[n], v)}"
                         for n, v in values.items()) or "TRUE"
     return f"SELECT {same} FROM {table} WHERE {where} LIMIT 1 FOR UPDATE"
+
+
+def identical_rows_count(change: dict[str, Any], image: str, columns: Mapping[str, SqlColumn]) -> str:
+    """A query counting (and locking) the rows identical to the change's ``image``, NULL-safe."""
+    values = _values(change, image, columns)
+    same = " AND ".join(f"{quote_name(columns[n].name)} <=> {where_literal(columns[n], v)}" for n, v in values.items())
+    return f"SELECT COUNT(*) FROM {quote_table(change['db'], change['table'])} WHERE {same or 'TRUE'} FOR UPDATE"

@@ -163,7 +163,7 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
     reader = store.reader if isinstance(store, BinlogStore) else cast(StoreReader, store)
     seed = stream_seeder(reader, config.seed_from, key=f"stream {config.name}: seed_from") \
         if config.seed_from else None
-    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.apply,
+    sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply,
                      registry=registry)
     return Stream(config, reader, sink,
                   lambda: current_history(reader), metrics=StreamMetrics(config.name, registry), seed_schema=seed)

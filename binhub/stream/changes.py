@@ -26,8 +26,8 @@ Transactions before ``emit_from`` (a checkpoint, a start position) or whose GTID
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +65,9 @@ from binhub.schema.changes import (
     TruncateTable,
 )
 from binhub.schema.ddl import parse_statement
+from binhub.schema.sqltext import resolve_executable_comments, tokenize
 from binhub.sinks import Message
+from binhub.sinks.mysql.options import table_passes
 from binhub.store.index import file_seq
 from binhub.store.recovery import Gtid, GtidSet, add_gtid
 from binhub.stream.columns import ColumnRules
@@ -73,7 +75,9 @@ from binhub.stream.formats import BinhubFormat, DdlChange, DdlTable, OutputForma
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
 
-_END = (1 << 62, 0)  # past every position: no history entry follows
+_END = (1 << 62, 0)
+_INDEX_DDL = re.compile(r"\s*(?:CREATE(?:\s+(?:OR\s+REPLACE|ONLINE|OFFLINE|UNIQUE|FULLTEXT|SPATIAL|VECTOR))*\s+INDEX"
+                        r"|DROP\s+INDEX)\b", re.IGNORECASE)  # past every position: no history entry follows
 
 log = logging.getLogger("binhub.stream")
 
@@ -96,10 +100,7 @@ class TableFilter:
         key = (db, table)
         passes = self._seen.get(key)
         if passes is None:
-            name = f"{db}.{table}"
-            passes = (not self.include or any(fnmatch.fnmatchcase(name, p) for p in self.include)) \
-                and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
-            self._seen[key] = passes
+            passes = self._seen[key] = table_passes(self.include, self.exclude, db, table)
         return passes
 
 
@@ -290,6 +291,9 @@ class ChangeReader:
             return
         parsed = parse_statement(record.sql, record.db, flavour=record.flavour, server_version=record.server_version)
         if parsed.outcome == Outcome.IGNORED:
+            index_of = _index_table(record)
+            if index_of is not None and self.filter(*index_of):
+                yield self._ddl_message(record, offset, data, *index_of)
             return
         # The TABLE_MAPs that follow must find the columns this DDL made: a history that has not
         # scanned this far yet learns it now (it reads the store up to what is durable, which
@@ -297,17 +301,39 @@ class ChangeReader:
         scanned = self._history.scanned
         if scanned is None or scanned <= Position.of(record.file, offset):
             self._use_history(self._refresh_schema())
-        db, table = _ddl_table(parsed, record.db)
-        if not self.filter(db, table or ""):
-            return
+        names = _ddl_names(parsed, record.db)
+        if not any(self.filter(name_db, name_table or "") for name_db, name_table in names):
+            return  # a DDL goes wherever one of the tables it names goes
         tables: tuple[DdlTable, ...] = ()
         if self.output.describes_tables:
             tables = _ddl_tables(self._history, parsed, Position.of(record.file, offset),
                                  Position.of(record.file, offset + len(data)))
-        yield self.output.ddl(DdlChange(
+        yield self._ddl_message(record, offset, data, *names[0], tables=tables)
+
+    def _ddl_message(self, record: QueryRecord, offset: int, data: bytes, db: str, table: str | None,
+                     tables: tuple[DdlTable, ...] = ()) -> Message:
+        return self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
             self.output.context.thread_id, record.flavour, _ddl_session(record), tables))
+
+
+def _index_table(record: QueryRecord) -> tuple[str, str] | None:
+    """The table of a CREATE/DROP INDEX: the schema history ignores it (no column changes), but a
+    sink that applies DDL needs the table's indexes. None for every other statement."""
+    text = resolve_executable_comments(record.sql, record.server_version, record.flavour)
+    if not _INDEX_DDL.match(text):
+        return None
+    try:
+        tokens = tokenize(text)
+    except ValueError:
+        return None
+    for k, t in enumerate(tokens[:-1]):
+        if t.is_("ON") and tokens[k + 1].is_name:
+            if k + 3 < len(tokens) and tokens[k + 2].is_(".") and tokens[k + 3].is_name:
+                return tokens[k + 1].text, tokens[k + 3].text
+            return record.db, tokens[k + 1].text
+    return None
 
 
 def _ddl_session(record: QueryRecord) -> dict[str, Any]:
@@ -358,18 +384,23 @@ def _gtid_of(data: bytes, fde: FormatDescriptionEvent | None) -> Gtid | None:
     return None
 
 
-def _ddl_table(parsed: ParsedStatement, default_db: str) -> tuple[str, str | None]:
-    """The db and table a DDL line names: the statement's first table (a RENAME's old name)."""
+def _ddl_names(parsed: ParsedStatement, default_db: str) -> list[tuple[str, str | None]]:
+    """Every table a DDL names (a database's own DDL: the database, table None), the one its line
+    names first (a RENAME's old name)."""
+    out: list[tuple[str, str | None]] = []
     for change in parsed.changes:
         if isinstance(change, CreateTable | CreateTableLike | AlterTable | TruncateTable):
-            return change.name.db, change.name.table
-        if isinstance(change, RenameTables) and change.pairs:
-            return change.pairs[0][0].db, change.pairs[0][0].table
-        if isinstance(change, DropTables) and change.names:
-            return change.names[0].db, change.names[0].table
-        name = getattr(change, "name", None)
-        if isinstance(name, str):
-            return name, None
-    if parsed.tables:
-        return parsed.tables[0].db, parsed.tables[0].table
-    return default_db, None
+            out.append((change.name.db, change.name.table))
+        if isinstance(change, CreateTableLike):
+            out.append((change.source.db, change.source.table))
+        elif isinstance(change, AlterTable):
+            out.extend((a.new.db, a.new.table) for a in change.actions if isinstance(a, RenameTable))
+        elif isinstance(change, RenameTables):
+            out.extend((name.db, name.table) for pair in change.pairs for name in pair)
+        elif isinstance(change, DropTables):
+            out.extend((name.db, name.table) for name in change.names)
+        elif isinstance(name := getattr(change, "name", None), str):
+            out.append((name, None))
+    if not out:
+        out = [(t.db, t.table) for t in parsed.tables] or [(default_db, None)]
+    return out

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from binhub.errors import ConfigError
 from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES
@@ -43,6 +43,11 @@ class StreamConfig:
     lease: bool = True  # hold a durable lease on the checkpoint's file (keeps it while the stream is stopped)
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # the mysql:// sink's
     transaction_metadata: bool = False  # debezium: BEGIN/END events and a transaction block (provide.transaction.metadata)
+
+    @property
+    def sink_apply(self) -> ApplyOptions:
+        """The mysql:// sink's options with the stream's table filters (its DDL is judged by them)."""
+        return replace(self.apply, include=self.include, exclude=self.exclude)
 
     def __post_init__(self) -> None:
         if self.transaction_metadata and self.format != "debezium":

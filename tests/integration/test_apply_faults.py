@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from binhub.sandbox import Sandbox
@@ -141,4 +142,115 @@ def test_kill_9_with_workers_committed_out_of_order_resumes_exactly(
         locker.rollback()
         locker.close()
     apply(data_dir, fresh_downstream, db, *extra)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)
+
+
+def test_kill_9_while_a_ddl_runs_downstream_runs_it_once(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    """The stream is killed while its ALTER TABLE waits downstream (a reader holds the table's
+    metadata lock): the checkpoint holds the DDL as pending; the restart runs it (or finds it done)
+    and goes on, nothing lost or doubled."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    created = _ddl_gtids(primary_db)  # CREATE DATABASE, CREATE TABLE: made downstream by hand
+    c.execute("INSERT INTO t VALUES (1, 1), (2, 2)")
+    c.execute("ALTER TABLE t ADD COLUMN w INT DEFAULT 7")
+    c.execute("SELECT @@last_gtid")
+    alter = c.fetchone()[0]
+    c.execute("INSERT INTO t VALUES (3, 3, 3)")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9315")
+    assert proc.returncode == 0, proc.stderr
+    query(fresh_downstream, f"CREATE DATABASE `{db}`")
+    query(fresh_downstream, f"CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)")
+    skips = [a for g in created for a in ("--skip-gtid", g)]
+    locker = fresh_downstream.connect()
+    try:
+        with locker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT * FROM `{db}`.t")  # holds the metadata lock the ALTER waits for
+        stream = BinhubProcess(stream_args(data_dir, fresh_downstream, db, *skips), tmp_path / "stream.log").start()
+        wait_until(lambda: _pending_ddl(fresh_downstream, db) == [(alter,)] or stream.poll() is not None,
+                   timeout=60, interval=0.2, message="the ALTER was not recorded as pending")
+        assert stream.poll() is None, stream.tail()
+        stream.send_signal(signal.SIGKILL)
+        stream.wait(timeout=30)
+    finally:
+        locker.rollback()
+        locker.close()
+    apply(data_dir, fresh_downstream, db, *skips)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)
+    assert _pending_ddl(fresh_downstream, db) == [(None,)]
+
+
+def _pending_ddl(server: Sandbox, stream: str) -> list[tuple[object, ...]]:
+    """Slot 0's pending DDL ([] before the sink made its checkpoint table)."""
+    try:
+        return query(server, "SELECT pending_ddl FROM binhub.stream_checkpoint WHERE stream = %s AND slot = 0",
+                     (stream,))
+    except pymysql.err.ProgrammingError:
+        return []
+
+
+def test_a_downstream_unreachable_at_start_is_waited_for(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    c.execute("INSERT INTO t VALUES (1, 1), (2, 2)")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9316")
+    assert proc.returncode == 0, proc.stderr
+    fresh_downstream.stop(timeout=60)
+    try:
+        stream = BinhubProcess(stream_args(data_dir, fresh_downstream, primary_db.name, "--until-caught-up"),
+                               tmp_path / "stream.log").start()
+        wait_until(lambda: "unreachable" in stream.tail(100_000) or stream.poll() is not None, timeout=60,
+                   message="the stream did not say the downstream is unreachable")
+        assert stream.poll() is None, stream.tail()
+    finally:
+        fresh_downstream.start(timeout=90)
+    assert stream.wait(timeout=120) == 0, stream.tail()
+    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+def test_kill_9_inside_a_large_transaction_applies_it_once(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    """A transaction past 32 MiB of SQL is applied as it is read, on the sink's own connection: the
+    stream is killed while one of its statements waits for a row lock downstream; nothing of it
+    is committed, and the restart applies it whole."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
+    created = _ddl_gtids(primary_db)
+    blob = bytes(range(256)) * ((17 << 20) // 256)
+    c.execute("BEGIN")
+    c.execute("INSERT INTO big VALUES (1, %s)", (blob,))
+    c.execute("INSERT INTO big VALUES (2, %s)", (blob[::-1],))
+    c.execute("INSERT INTO big VALUES (3, 'small')")
+    c.execute("COMMIT")
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9317")
+    assert proc.returncode == 0, proc.stderr
+    query(fresh_downstream, f"CREATE DATABASE `{db}`")
+    query(fresh_downstream, f"CREATE TABLE `{db}`.big (id INT PRIMARY KEY, b LONGBLOB)")
+    skips = [a for g in created for a in ("--skip-gtid", g)]
+    locker = fresh_downstream.connect()
+    try:
+        with locker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT INTO `{db}`.big VALUES (3, 'mine')")  # the transaction's last row waits
+        stream = BinhubProcess(stream_args(data_dir, fresh_downstream, db, *skips, "--log-level", "info"),
+                               tmp_path / "stream.log").start()
+        wait_until(lambda: "applied as it is read" in stream.tail(100_000) or stream.poll() is not None,
+                   timeout=120, interval=0.2, message="the large transaction was not applied as it came")
+        time.sleep(2)  # its first rows are in, its last waits for the lock
+        assert stream.poll() is None, stream.tail()
+        stream.send_signal(signal.SIGKILL)
+        stream.wait(timeout=30)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.big") == [(0,)], "nothing of it committed"
+    apply(data_dir, fresh_downstream, db, *skips)
     assert_same_tables(primary_db.sandbox, fresh_downstream, db)

@@ -194,3 +194,45 @@ def _ddl_gtids(primary_db: PrimaryDb) -> list[str]:
                 "CREATE", "ALTER", "DROP"):
             gtids.append(current)
     return gtids
+
+
+def test_a_missing_row_on_delete_and_a_key_moved_onto_a_taken_one_stop(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    """The other two kinds of conflict: a DELETE that finds no row, an UPDATE that moves a row onto
+    a key the downstream already holds; each stops naming the row, then --on-conflict resolves it."""
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))")
+    c.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    relay(primary_db, tmp_path / "store")
+    apply(tmp_path / "store", fresh_downstream, db)
+    query(fresh_downstream, f"DELETE FROM `{db}`.t WHERE id = 1")  # changed outside the stream
+    query(fresh_downstream, f"INSERT INTO `{db}`.t VALUES (9, 'theirs')")
+    c.execute("DELETE FROM t WHERE id = 1")
+    c.execute("UPDATE t SET id = 9 WHERE id = 2")
+    relay(primary_db, tmp_path / "store")
+    proc = apply(tmp_path / "store", fresh_downstream, db, check=False)
+    assert proc.returncode != 0 and "missing row on delete" in proc.stderr and "id=1" in proc.stderr, proc.stderr
+    proc = apply(tmp_path / "store", fresh_downstream, db, "--skip-gtid", _gtid_of(proc.stderr), check=False)
+    assert proc.returncode != 0 and "duplicate key on update" in proc.stderr and "id=2" in proc.stderr, proc.stderr
+    proc = apply(tmp_path / "store", fresh_downstream, db, "--on-conflict", "skip", check=False)
+    assert proc.returncode == 0, proc.stderr  # skip: the delete is done, the moved row stays theirs
+    assert query(fresh_downstream, f"SELECT id, v FROM `{db}`.t ORDER BY id") == [(2, "b"), (9, "theirs")]
+
+
+def test_an_upstream_column_the_downstream_lacks_stops_naming_it(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
+    db = primary_db.name
+    c = primary_db.conn.cursor()
+    c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    relay(primary_db, tmp_path / "store")
+    apply(tmp_path / "store", fresh_downstream, db)
+    query(fresh_downstream, f"ALTER TABLE `{db}`.t DROP COLUMN v")  # the downstream's table differs
+    c.execute("INSERT INTO t VALUES (1, 1)")
+    relay(primary_db, tmp_path / "store")
+    proc = apply(tmp_path / "store", fresh_downstream, db, check=False)
+    assert proc.returncode != 0 and f"{db}.t has no column 'v'" in proc.stderr, proc.stderr
+    assert query(fresh_downstream, f"SELECT COUNT(*) FROM `{db}`.t") == [(0,)]
+    query(fresh_downstream, f"ALTER TABLE `{db}`.t ADD COLUMN v INT")  # fixed by hand: the stream goes on
+    apply(tmp_path / "store", fresh_downstream, db)
+    assert_same_tables(primary_db.sandbox, fresh_downstream, db)

@@ -227,3 +227,38 @@ def test_minimal_row_images_are_refused(primary_db: PrimaryDb, tmp_path: Path) -
     relay(primary_db, data_dir)
     proc = flashback(data_dir, "--start-gtid", gtid, "--stop-gtid", gtid, check=False)
     assert proc.returncode != 0 and "binlog_row_image MINIMAL or NOBLOB" in proc.stderr and gtid in proc.stderr
+
+
+def test_rows_of_a_table_without_a_key_changed_later_are_refused(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """Without a key, rows are told apart by their values: a later change to the number of rows
+    identical to one the range deleted or updated refuses the undo; changes that cancel out do not."""
+    cur = primary_db.conn.cursor()
+    cur.execute("CREATE TABLE bag (a INT, b VARCHAR(10))")
+    cur.executemany("INSERT INTO bag VALUES (%s, %s)", [(1, "x"), (1, "x"), (2, "y"), (3, None)])
+    before = table_checksums(primary_db.conn, primary_db.name)
+    cur.execute("DELETE FROM bag WHERE a = 1 LIMIT 1")
+    first = last_gtid(cur)
+    cur.execute("UPDATE bag SET b = 'z' WHERE a = 2")
+    last = last_gtid(cur)
+    data_dir = tmp_path / "store"
+    target = primary_db.sandbox.root_dsn
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        relay(primary_db, data_dir)
+        return flashback(data_dir, "--start-gtid", first, "--stop-gtid", last, "--apply", target, check=False)
+
+    cur.execute("INSERT INTO bag VALUES (1, 'x')")  # one more row identical to the deleted one
+    later = last_gtid(cur)
+    unchanged = table_checksums(primary_db.conn, primary_db.name)
+    proc = attempt()
+    assert proc.returncode != 0 and "bag" in proc.stderr and "no key" in proc.stderr and later in proc.stderr, \
+        proc.stderr
+    assert table_checksums(primary_db.conn, primary_db.name) == unchanged, "a refusal writes nothing"
+    cur.execute("DELETE FROM bag WHERE a = 1 LIMIT 1")  # cancels it out
+    cur.execute("INSERT INTO bag VALUES (2, 'z')")  # one more row like the one the range updated
+    later = last_gtid(cur)
+    proc = attempt()
+    assert proc.returncode != 0 and later in proc.stderr and "b='z'" in proc.stderr, proc.stderr
+    cur.execute("DELETE FROM bag WHERE a = 2 LIMIT 1")  # back to what the range left
+    assert attempt().returncode == 0
+    assert table_checksums(primary_db.conn, primary_db.name) == before

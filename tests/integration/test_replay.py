@@ -106,6 +106,11 @@ def test_dry_run_prints_and_runs_nothing(primary_db: PrimaryDb, replicas: list[S
     out = replay(data_dir, target.root_dsn, "--start-gtid", first, "--stop-gtid", last, "--dry-run").stdout
     assert f"USE `{primary_db.name}`;\nCREATE TABLE t (id INT PRIMARY KEY, v VARBINARY(10));" in out
     assert f"BEGIN;\nINSERT INTO `{primary_db.name}`.`t` (`id`, `v`) VALUES (1, X'00ff');\nCOMMIT;" in out
+    # --rename: the SQL the sink would run, renamed as it renames it
+    out = replay(data_dir, target.root_dsn, "--start-gtid", first, "--stop-gtid", last, "--dry-run",
+                 "--rename", f"{primary_db.name}.t=other.t2").stdout
+    assert f"USE `{primary_db.name}`;\nCREATE TABLE `other`.`t2` (id INT PRIMARY KEY, v VARBINARY(10));" in out
+    assert "BEGIN;\nINSERT INTO `other`.`t2` (`id`, `v`) VALUES (1, X'00ff');\nCOMMIT;" in out
     conn = target.connect()
     try:
         with conn.cursor() as c:

@@ -50,17 +50,32 @@ def _set_session(downstream: Downstream, session: dict[str, Any], default_db: st
         except pymysql.err.OperationalError as exc:
             if error_code(exc) != 1049:  # unknown database: the statement names its own (CREATE DATABASE)
                 raise
-    if not settings:
-        return
-    try:
-        downstream.execute("SET SESSION " + ", ".join(settings))
-    except pymysql.err.MySQLError as exc:
-        if error_code(exc) != 1231 or sql_mode is None:
-            raise
+    while settings:
+        try:
+            downstream.execute("SET SESSION " + ", ".join(settings))
+            return
+        except pymysql.err.MySQLError as exc:
+            settings = _without_unknown(settings, sql_mode, session, exc)
+
+
+def _without_unknown(settings: list[str], sql_mode: str | None, session: dict[str, Any],
+                     exc: pymysql.err.MySQLError) -> list[str]:
+    """The settings less what the downstream refused as unknown to it (another flavour or version):
+    sql_mode's modes of :data:`_OPTIONAL_MODES`, or the collations (MySQL 8's ``utf8mb4_0900_ai_ci``
+    on MariaDB, MariaDB's ``uca1400`` ones on MySQL), which then fall to the downstream's defaults.
+    Anything else is raised."""
+    code = error_code(exc)
+    if code == 1231 and sql_mode is not None and settings[0].startswith("sql_mode = "):
         kept = ",".join(m for m in sql_mode.split(",") if m not in _OPTIONAL_MODES)
-        log.info("the downstream refuses part of sql_mode %s; running the DDL with %s", sql_mode, kept)
-        settings[0] = "sql_mode = " + quote_text(kept)
-        downstream.execute("SET SESSION " + ", ".join(settings))
+        if settings[0] != "sql_mode = " + quote_text(kept):
+            log.info("the downstream refuses part of sql_mode %s; running the DDL with %s", sql_mode, kept)
+            return ["sql_mode = " + quote_text(kept), *settings[1:]]
+    if code == 1273 and any(s.startswith("collation_") for s in settings):  # unknown collation
+        log.warning("the downstream does not know the collations the DDL ran with on the primary (%s, %s): "
+                    "it runs with the downstream's own defaults", session.get("collation_connection"),
+                    session.get("collation_server"))
+        return [s for s in settings if not s.startswith("collation_")]
+    raise exc
 
 
 def run_ddl(downstream: Downstream, sql: str, session: dict[str, Any], default_db: str) -> None:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from binhub.errors import ConfigError
 
-__all__ = ["ApplyOptions", "OnConflict", "Renames"]
+__all__ = ["ApplyOptions", "OnConflict", "Renames", "table_passes"]
+
+
+def table_passes(include: Sequence[str], exclude: Sequence[str], db: str, table: str) -> bool:
+    """``--include``/``--exclude`` globs on ``db.table``: a table passes when it matches an include
+    (every table, with none given) and no exclude."""
+    name = f"{db}.{table}"
+    return (not include or any(fnmatch.fnmatchcase(name, p) for p in include)) \
+        and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
 
 
 class OnConflict(enum.Enum):
@@ -56,6 +65,9 @@ class ApplyOptions:
     safe_mode: bool = False  # INSERT -> REPLACE, UPDATE -> DELETE + REPLACE: for a target that holds some rows
     rename: tuple[str, ...] = ()
     skip_gtids: tuple[str, ...] = ()  # transactions never applied (e.g. a DDL the downstream cannot run)
+    # The stream's table filters: rows arrive filtered, but a DDL naming kept and left-out tables is refused.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     reconnect_for: float = 300.0  # how long a lost downstream is retried before the stream stops
 

@@ -35,8 +35,9 @@ from binhub.sinks.mysql.checkpoint import (
 )
 from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
+from binhub.sinks.mysql.ddl_names import UncertainDdl, ddl_names, rename_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
-from binhub.sinks.mysql.options import ApplyOptions, Renames
+from binhub.sinks.mysql.options import ApplyOptions, Renames, table_passes
 from binhub.sinks.mysql.scheduler import Scheduler
 from binhub.sinks.mysql.transaction import Ddl, Transaction, TransactionBuilder
 from binhub.sinks.mysql.worker import Worker, run_statement
@@ -104,6 +105,8 @@ class MysqlSink:
                 self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
             if self._skipping:
                 continue
+            if builder.txn.ddl is not None and doc["op"] != "ddl":
+                self._ddl_before_rows(doc)
             builder.add(doc)
         if builder.txn.size > LARGE_TRANSACTION:
             self._apply_as_it_comes(builder.take())
@@ -197,48 +200,86 @@ class MysqlSink:
             self._saved_mark = mark
 
     def _run_ddl(self, txn: Transaction, ddl: Ddl) -> None:
+        self._execute_ddl(ddl, txn.ident)
+        self._commit_slot0(txn.checkpoint)
+        self.scheduler.skip(txn)
+
+    def _ddl_before_rows(self, first_row: dict[str, Any]) -> None:
+        """A transaction whose DDL is followed by rows: CREATE … SELECT logged row-based (a CREATE
+        TABLE, then the rows, one GTID). The DDL runs now, so the rows find their table; the rows
+        are then applied as they come and committed with the checkpoint at the transaction's end
+        (``_finish_large``), which also clears the DDL's pending mark."""
+        txn = self.builder.txn
+        ddl, txn.ddl = txn.ddl, None
+        assert ddl is not None
+        if txn.statements:
+            raise ApplyError(f"the transaction {txn.gtid} holds row changes before its DDL, which binhub cannot "
+                             f"apply in order (the DDL commits implicitly): {ddl.sql}",
+                             hint=f"apply it by hand, then restart with --skip-gtid {txn.gtid}")
+        # Without a GTID the end position is not known yet: the first row's place names it, run after run.
+        self._execute_ddl(ddl, txn.gtid or f"{first_row['file']}:{first_row['pos']}")
+        self._large = True
+
+    def _execute_ddl(self, ddl: Ddl, ident: str) -> None:
+        """Every worker drained, the DDL recorded as pending in slot 0, then run (renamed)."""
         self.scheduler.drain()
-        ident = txn.ident
-        self._check_renames(ddl, ident)
+        if not self._kept(ddl, ident):
+            return
+        sql = self._statement(ddl, ident)
         self._commit_slot0(self.scheduler.mark, pending_ddl=ident)
         default_db = self.renames.database(str(ddl.session.get("db") or ""))
         try:
             try:
-                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+                run_ddl(self.main, sql, ddl.session, default_db)
             except pymysql.err.MySQLError as exc:
                 if not is_lost(exc):
                     raise
                 # Whether it ran is unknown: it is pending, so run again it may find itself done.
                 self._pending_ddl = ident
                 self.main.reconnect(self.options.reconnect_for)
-                run_ddl(self.main, ddl.sql, ddl.session, default_db)
+                run_ddl(self.main, sql, ddl.session, default_db)
         except pymysql.err.MySQLError as exc:
             if ident == self._pending_ddl and error_code(exc) in ALREADY_DONE:
                 log.warning("the DDL of %s had already run before the sink stopped (%s): counted as done", ident, exc)
             else:
-                raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {ddl.sql}",
+                raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {sql}",
                                   hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
                                        f"or skip the transaction with --skip-gtid {ident}") from exc
         finally:
             self.catalog.forget()
         self._pending_ddl = None
-        self._commit_slot0(txn.checkpoint)
-        self.scheduler.skip(txn)
 
-    def _check_renames(self, ddl: Ddl, ident: str) -> None:
-        """DDL text is run as written: a rename it would need inside the statement is refused."""
-        if not self.renames:
-            return
-        for db, table in self.renames.tables:
-            if ddl.db == db and ddl.table == table:
-                raise DdlRejected(f"the DDL of {ident} changes {db}.{table}, which --rename maps to another table; "
-                                  f"binhub does not rewrite DDL text: {ddl.sql}",
-                                  hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid {ident}")
-        for db in self.renames.databases:
-            if f"{db}." in ddl.sql or f"`{db}`." in ddl.sql:
-                raise DdlRejected(f"the DDL of {ident} names the database {db} (renamed by --rename) in its text: "
-                                  f"{ddl.sql}", hint=f"run the equivalent DDL downstream by hand, then restart "
-                                                    f"with --skip-gtid {ident}")
+    def _kept(self, ddl: Ddl, ident: str) -> bool:
+        """Whether the DDL concerns the tables --include/--exclude keep: the stream passes a DDL that
+        names any of them; one that also names tables left out cannot be applied in part."""
+        include, exclude = self.options.include, self.options.exclude
+        if not include and not exclude:
+            return True
+        try:
+            names = ddl_names(ddl.sql, str(ddl.session.get("db") or ""))
+        except UncertainDdl:
+            return True  # the stream judged it by the tables the schema parser found
+        tables = sorted({(r.db, r.table) for r in names if r.table is not None})
+        out = [f"{db}.{table}" for db, table in tables if not table_passes(include, exclude, db, table)]
+        if not out:
+            return True
+        if len(out) == len(tables):
+            log.info("the DDL of %s names only tables --include/--exclude leave out: not applied", ident)
+            return False
+        raise DdlRejected(f"the DDL of {ident} names tables --include/--exclude leave out ({', '.join(out)}) "
+                          f"beside tables they keep, and binhub does not apply part of a statement: {ddl.sql}",
+                          hint=f"run its part for the kept tables downstream by hand, then restart with "
+                               f"--skip-gtid {ident}")
+
+    def _statement(self, ddl: Ddl, ident: str) -> str:
+        """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
+        try:
+            return rename_ddl(ddl.sql, str(ddl.session.get("db") or ""), self.renames)
+        except UncertainDdl as exc:
+            raise DdlRejected(f"the DDL of {ident} may name a table or database that --rename maps elsewhere, and "
+                              f"binhub cannot rename it with certainty: {exc}; the statement: {ddl.sql}",
+                              hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid "
+                                   f"{ident}") from None
 
     def stats(self) -> dict[str, Any]:
         return {"transactions": self.transactions, "conflicts": dict(self.conflicts)}
