@@ -458,3 +458,44 @@ def test_ddl_after_the_consistent_point_fails_the_backup_naming_the_table(
                       AlterBeforeTheRowsAreRead(sb)).run()
     manifest = LogicalManifest.read(tmp_path / "b")
     assert not manifest.complete and "changed by DDL" in (manifest.error or "")
+
+
+def test_a_consistency_lock_that_times_out_names_the_session_it_waited_for(source: Sandbox, tmp_path: Path) -> None:
+    """A long CREATE ... SELECT holds the backup lock: the error names its session, account, time and
+    statement, with the processlist alone and with MariaDB's metadata_lock_info plugin."""
+    for plugin in (False, True):
+        if plugin:
+            source.execute("INSTALL SONAME 'metadata_lock_info'")
+        blocker = source.connect()
+        try:
+            with blocker.cursor() as cur:
+                cur.execute("SELECT CONNECTION_ID()")
+                session = cur.fetchone()[0]
+            ddl = threading.Thread(target=_ignore_errors, daemon=True, args=(
+                blocker, f"CREATE TABLE {ALL}.slow_ctas ENGINE=InnoDB AS SELECT SLEEP(60) AS s"))
+            ddl.start()
+            sleeping = f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {session} AND STATE = 'User sleep'"
+            wait_until(lambda sql=sleeping: source.query(sql) != [], timeout=30, message="no CTAS")
+            with pytest.raises(BackupError) as raised:
+                _backup(source, tmp_path / f"b{plugin}", include=(f"{ALL}.no_key",), users=False, lock_wait_timeout=1)
+            message = str(raised.value)
+            assert message.startswith("BACKUP STAGE BLOCK_COMMIT waited 1s (--lock-wait-timeout) for "
+                                      f"session {session} (root@127.0.0.1, running "), message
+            assert f"CREATE TABLE {ALL}.slow_ctas ENGINE=InnoDB AS SELECT SLEEP(60) AS s" in message
+            assert f"KILL {session}" in message
+            assert not LogicalManifest.read(tmp_path / f"b{plugin}").complete
+        finally:
+            source.execute(f"KILL {session}")
+            ddl.join(30)
+            blocker.close()
+            source.execute(f"DROP TABLE IF EXISTS {ALL}.slow_ctas")
+            if plugin:
+                source.execute("UNINSTALL SONAME 'metadata_lock_info'")
+
+
+def _ignore_errors(conn: Any, sql: str) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    except Exception:  # killed on purpose
+        pass
