@@ -60,7 +60,7 @@ def plan(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job
 
 def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job]:
     key = quote_name(table.key[0])
-    low, high = session.query(f"SELECT MIN({key}), MAX({key}) FROM {quote_name(table.db, table.name)}")[0]
+    low, high = session.query(f"SELECT MIN({key}), MAX({key}) FROM {table.source}")[0]
     if low is None or high is None:
         return [RangeJob(table)]
     low, high = int(low), int(high)

@@ -133,7 +133,10 @@ class LogicalBackup:
             manifest.set_binlog(point.position)
             manifest.lock = point.lock
             manifest.tables = [t.record for t in tables]
-            held = [t for t in tables if not t.entry.transactional]
+            for table in tables:
+                if table.record.is_sequence:
+                    catalog.read_sequence(coordinator, table.record)
+            held = [t for t in tables if not t.entry.transactional and not t.record.is_sequence]
             if held:
                 self.progress.phase("non-transactional tables (under the lock)",
                                     sum(t.entry.estimated_rows for t in held))
@@ -143,7 +146,7 @@ class LogicalBackup:
                  manifest.binlog_position, manifest.gtid, manifest.lock_seconds)
         manifest.write(config.target)
 
-        snapshot = [t for t in tables if t.entry.transactional]
+        snapshot = [t for t in tables if t.entry.transactional and not t.record.is_sequence]
         jobs: list[Job] = []
         for table in sorted(snapshot, key=lambda t: -t.entry.estimated_rows):
             jobs.extend(plan(coordinator, table.entry, config.chunk_rows))
@@ -232,7 +235,7 @@ class LogicalBackup:
         config = self.config
         entry = table.entry
         reader = table.reader
-        sql = (f"SELECT {reader.select} FROM {quote_name(entry.db, entry.name)}"
+        sql = (f"SELECT {reader.select} FROM {entry.source}"
                + (f" WHERE {where}" if where else "") + tail)
         writer: ChunkWriter | None = None
         last: tuple[bytes | None, ...] | None = None

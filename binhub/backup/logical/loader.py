@@ -127,7 +127,8 @@ class LogicalRestore:
             self._prepare_session(admin)
             self._check_target(admin, manifest)
             self._create_schema(admin, manifest)
-            workers = [self._worker_session() for _ in range(config.parallel)]
+            history = any(t.is_versioned for t in manifest.tables)
+            workers = [self._worker_session(history) for _ in range(config.parallel)]
             try:
                 for worker in workers:
                     self._sessions.put(worker)
@@ -163,11 +164,18 @@ class LogicalRestore:
         with contextlib.suppress(UpstreamError):  # MariaDB's: the rows passed their CHECKs on the source
             session.execute("SET SESSION check_constraint_checks = 0")
 
-    def _worker_session(self) -> ServerSession:
+    def _worker_session(self, history: bool) -> ServerSession:
         session = ServerSession(self.config.target, lock_wait_timeout=self.config.lock_wait_timeout,
                                 connect_options={"max_allowed_packet": 2**30})
         self._prepare_session(session)
         session.execute("SET SESSION autocommit = 0")
+        if history:
+            try:
+                session.execute("SET SESSION system_versioning_insert_history = 1")
+            except UpstreamError as exc:
+                raise BackupError(f"the target refuses the history of system-versioned tables: {exc.server_message}",
+                                  hint="set secure_timestamp = NO on the target (a server option), or grant the "
+                                       "restore user SUPER; or leave those tables out") from exc
         return session
 
     def _check_target(self, admin: ServerSession, manifest: LogicalManifest) -> None:
@@ -179,6 +187,13 @@ class LogicalRestore:
             listed = ", ".join(f"{db} ({n} tables and views)" for db, n in busy)
             raise BackupError(f"the target already has {listed}: a restore goes into databases that do not exist "
                               "or are empty", hint="drop them or restore into another server")
+        versioned = [t.qualified for t in manifest.tables if t.is_versioned]
+        if versioned and not admin.query("SHOW VARIABLES LIKE 'system_versioning_insert_history'"):
+            version = admin.query("SELECT @@version")[0][0]
+            raise BackupError(f"the backup holds system-versioned tables ({', '.join(versioned)}) whose history needs "
+                              f"system_versioning_insert_history, which MariaDB 10.11 introduced; the target is {version}",
+                              hint="restore into MariaDB 10.11 or later, or take the backup without those tables "
+                                   "(--exclude)")
         longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
         allowed = int(admin.query("SELECT @@GLOBAL.max_allowed_packet")[0][0])
         if longest > allowed:
@@ -191,7 +206,8 @@ class LogicalRestore:
         for database in manifest.databases:
             admin.execute(database.create.replace("CREATE DATABASE ", "CREATE DATABASE IF NOT EXISTS ", 1)
                           if "IF NOT EXISTS" not in database.create else database.create)
-        for table in manifest.tables:
+        # Sequences first: a table's DEFAULT NEXTVAL(s) needs its sequence.
+        for table in sorted(manifest.tables, key=lambda t: not t.is_sequence):
             create = table.create
             if self.config.indexes_after and table.chunks and _defers_keys(table):
                 create, keys = split_secondary_keys(create)
@@ -199,6 +215,10 @@ class LogicalRestore:
                     self._deferred[id(table)] = keys
             admin.execute(f"USE {quote_name(table.db)}")
             admin.execute(create)
+            if table.is_sequence and table.sequence_next is not None:
+                # mariadb-dump's DO SETVAL(s, next_not_cached_value, 0), and the cycle count it leaves out.
+                admin.execute(f"DO SETVAL({quote_name(table.name)}, {table.sequence_next}, 0, "
+                              f"{table.sequence_round or 0})")
 
     def _create_objects(self, admin: ServerSession, objects: list[SchemaObject]) -> None:
         pending = [o for o in objects if o.kind == "VIEW"]
