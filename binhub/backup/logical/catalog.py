@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from binhub.backup.logical.config import SYSTEM_SCHEMAS
-from binhub.backup.logical.literals import quote_name
+from binhub.backup.logical.literals import in_list, quote_name, quote_text
 from binhub.backup.logical.manifest import (
     SEQUENCE,
     TABLE,
@@ -35,12 +34,6 @@ INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer",
 KINDS = {"BASE TABLE": TABLE, "SEQUENCE": SEQUENCE, "SYSTEM VERSIONED": VERSIONED}
 # A system-versioned table declared without its period columns has them hidden under these names.
 IMPLICIT_PERIOD = ("row_start", "row_end")
-
-
-def _in(values: Iterable[str]) -> str:
-    """A SQL ``IN (...)`` list of string literals (names from the server's own dictionary)."""
-    quoted = ["'" + v.replace("\\", "\\\\").replace("'", "''") + "'" for v in values]
-    return "(" + ",".join(quoted or ["NULL"]) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +68,7 @@ class TableEntry:
     key: list[str]  # primary key, else the narrowest NOT NULL unique key; empty: none
     key_is_integer: bool
     kind: str = TABLE  # TABLE, SEQUENCE or VERSIONED
+    average_row_bytes: int = 0  # information_schema's AVG_ROW_LENGTH (an estimate; 0: unknown)
 
     @property
     def source(self) -> str:
@@ -94,18 +88,19 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
     transactional = {str(e).lower() for (e,) in session.query(
         "SELECT ENGINE FROM information_schema.ENGINES WHERE TRANSACTIONS = 'YES'")}
     rows = session.query(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE, ''), IFNULL(TABLE_ROWS, 0) "
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE, ''), IFNULL(TABLE_ROWS, 0), "
+        "IFNULL(AVG_ROW_LENGTH, 0) "
         "FROM information_schema.TABLES WHERE TABLE_TYPE <> 'VIEW' AND TABLE_SCHEMA NOT IN "
-        + _in(SYSTEM_SCHEMAS) + " ORDER BY TABLE_SCHEMA, TABLE_NAME")
-    wanted = [(str(db), str(name), str(kind), str(engine), int(est)) for db, name, kind, engine, est in rows
-              if filters.wants(str(db), str(name))]
-    for db, name, kind, _, _ in wanted:
+        + in_list(SYSTEM_SCHEMAS) + " ORDER BY TABLE_SCHEMA, TABLE_NAME")
+    wanted = [(str(db), str(name), str(kind), str(engine), int(est), int(width))
+              for db, name, kind, engine, est, width in rows if filters.wants(str(db), str(name))]
+    for db, name, kind, *_ in wanted:
         if kind not in KINDS:
             raise BackupError(f"{db}.{name} is a {kind.lower()}: the logical backup does not take those yet",
                               hint=f"leave it out with --exclude '{db}.{name}'")
     if not wanted:
         return []
-    schemas = _in({db for db, *_ in wanted})
+    schemas = in_list({db for db, *_ in wanted})
     columns: dict[tuple[str, str], list[ColumnRecord]] = {}
     periods: dict[tuple[str, str], dict[str, ColumnRecord]] = {}
     for db, table, name, data_type, charset, generated, expression in session.query(
@@ -126,7 +121,7 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
         indexes.setdefault((str(db), str(table)), {}).setdefault(str(index), []).append(
             (str(column), str(nullable) == "YES"))
     out = []
-    for db, name, table_type, engine, estimate in wanted:
+    for db, name, table_type, engine, estimate, width in wanted:
         kind = KINDS[table_type]
         cols = columns.get((db, name), [])
         generated = {c.name for c in cols if c.generated}
@@ -147,7 +142,7 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
                 end = declared["ROW END"].name
             key = [*key, end] if key else []  # a key value recurs in the history, once per row_end
         out.append(TableEntry(db, name, engine, engine.lower() in transactional, estimate, cols, key,
-                              key_is_integer, kind))
+                              key_is_integer, kind, width))
     return out
 
 
@@ -189,7 +184,7 @@ def schema_objects(session: ServerSession, filters: TableFilter, dbs: list[str])
     """Views, routines, triggers and events of the databases taken, in an order that can be created:
     views (retried on restore until their dependencies exist), routines, triggers (by ACTION_ORDER), events."""
     out: list[SchemaObject] = []
-    where = _in(dbs)
+    where = in_list(dbs)
     for db, name in session.query(f"SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.VIEWS "
                                   f"WHERE TABLE_SCHEMA IN {where} ORDER BY 1, 2"):
         if filters.wants(str(db), str(name)):
@@ -224,7 +219,7 @@ def users(session: ServerSession) -> list[UserRecord]:
         user, host, role = str(user), str(host), str(is_role) == "Y"
         if (user, host) in SYSTEM_ACCOUNTS:
             continue
-        account = quote_name(user) if role else f"{_account_literal(user)}@{_account_literal(host)}"
+        account = quote_name(user) if role else f"{quote_text(user)}@{quote_text(host)}"
         try:
             create = f"CREATE ROLE {quote_name(user)}" if role else \
                 str(session.query(f"SHOW CREATE USER {account}")[0][0])
@@ -238,7 +233,3 @@ def users(session: ServerSession) -> list[UserRecord]:
         grants = [str(g) for (g,) in session.query(f"SHOW GRANTS FOR {account}")]
         out.append(UserRecord(user, host, create, grants, role))
     return out
-
-
-def _account_literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"

@@ -54,6 +54,8 @@ class LogicalRestoreConfig:
     table's rows are in (one sort per index instead of a B-tree insert per row); tables with foreign
     keys keep theirs, since a foreign key needs its index. ``binlog``: whether the load is written
     to the target's binlog (off by default, as myloader: a restore is not a change to replicate).
+    ``resume``: go on with a restore of this backup that was cut short, loading only the chunks the
+    target does not list as committed (``binhub.logical_restore_chunks``, see ``ledger.py``).
     """
 
     backup: Path
@@ -62,6 +64,7 @@ class LogicalRestoreConfig:
     indexes_after: bool = False
     binlog: bool = False
     users: bool = True
+    resume: bool = False
     lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
 
     def __post_init__(self) -> None:
