@@ -92,9 +92,9 @@ def _summary(report: RestoreReport) -> str:
               help="Physical: threads copying and checking the backup's files. Logical: sessions loading chunks.")
 @click.option("--socket", "unix_socket", type=click.Path(path_type=Path), metavar="PATH",
               help="Logical: connect through this unix socket instead of the DSN's host and port.")
-@click.option("--indexes-after", is_flag=True,
+@click.option("--indexes-after/--no-indexes-after", default=True, show_default=True,
               help="Logical: create InnoDB tables without their secondary indexes and add them once the rows are "
-                   "in (tables with foreign keys keep theirs).")
+                   "in, one sort per index (tables with foreign keys keep theirs).")
 @click.option("--binlog/--no-binlog", default=False, show_default=True,
               help="Logical: write the load to the target's binlog (off: SET sql_log_bin=0, which needs BINLOG ADMIN).")
 @click.option("--users/--no-users", default=True, show_default=True,
@@ -140,7 +140,7 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     database of the backup already has tables on the target, or the target's max_allowed_packet is
     smaller than the longest INSERT. Then: databases and tables, the chunks in parallel (one
     transaction each; foreign_key_checks, unique_checks and the binlog off), secondary indexes
-    (--indexes-after), accounts, views, routines, triggers and events. The restored data is the
+    (unless --no-indexes-after), accounts, views, routines, triggers and events. The restored data is the
     source's at the binlog position and GTID printed at the end. Each chunk commits together with a
     row in binhub.logical_restore_chunks on the target: after a kill or a crash, --resume loads only
     what is missing (no row twice).

@@ -66,7 +66,7 @@ class LogicalRestoreResult:
 
 
 def restore_logical(backup: Path, target: ServerAddress, *, parallel: int = DEFAULT_PARALLEL,
-                    indexes_after: bool = False, binlog: bool = False, users: bool = True, resume: bool = False,
+                    indexes_after: bool = True, binlog: bool = False, users: bool = True, resume: bool = False,
                     progress: Progress | None = None) -> LogicalRestoreResult:
     """Restore the logical backup in ``backup`` into the server at ``target`` (see the module docstring)."""
     config = LogicalRestoreConfig(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
