@@ -54,9 +54,11 @@ RAW_VALUES: dict[str, Any] = {
 }
 # What the literals are read under (and restored under): UTC, no NO_BACKSLASH_ESCAPES.
 # A long net_write_timeout: the server waits while a worker compresses and writes a finished chunk.
-# group_concat_max_len: far above a group's planned size (GROUP_BYTES); a group cut there is read again by row.
+# group_concat_max_len: far above a group's planned size (GROUP_BYTES), never above what the server
+# sends in one packet; a group cut there is read again by row.
 WORKER_SESSION = ("SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
-                  "SET SESSION net_write_timeout = 3600", f"SET SESSION group_concat_max_len = {64 * GROUP_BYTES}")
+                  "SET SESSION net_write_timeout = 3600",
+                  f"SET SESSION group_concat_max_len = LEAST(@@GLOBAL.max_allowed_packet, {64 * GROUP_BYTES})")
 GROUPS_PER_QUERY = 16  # groups read by one query: fewer round trips, a bounded result
 
 
