@@ -141,9 +141,9 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     smaller than the longest INSERT. Then: databases and tables, the chunks in parallel (one
     transaction each; foreign_key_checks, unique_checks and the binlog off), secondary indexes
     (unless --no-indexes-after), accounts, views, routines, triggers and events. The restored data is the
-    source's at the binlog position and GTID printed at the end. Each chunk commits together with a
-    row in binhub.logical_restore_chunks on the target: after a kill or a crash, --resume loads only
-    what is missing (no row twice).
+    source's at the binlog position and GTID printed at the end. Each INSERT commits together with
+    its count in binhub.logical_restore_chunks on the target: after a kill or a crash, --resume
+    loads only what is missing (no row twice).
     """
     targets = [t for t in (until_time, until_gtid, until_before_gtid) if t is not None]
     if len(targets) > 1:

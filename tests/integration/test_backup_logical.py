@@ -590,7 +590,8 @@ def test_a_restore_killed_mid_load_resumes_without_loading_a_chunk_twice(
         f"INSERT INTO {RESUMABLE}.mi SELECT seq, 'm' FROM {RESUMABLE}.seq_1_to_20000",
         f"ANALYZE TABLE {RESUMABLE}.big")
     backup = tmp_path / "b"
-    manifest = _backup(source, backup, parallel=2, chunk_rows=1000, include=(f"{RESUMABLE}.*",), users=False)
+    manifest = _backup(source, backup, parallel=2, chunk_rows=1000, statement_bytes=16384, include=(f"{RESUMABLE}.*",),
+                       users=False)  # several INSERTs a chunk, each committed on its own
     chunks = sum(len(t.chunks) for t in manifest.tables)
     target = mariadb_factory("logical_resume_target", server_id=37)
     dsn = f"mysql://root@127.0.0.1:{target.port}"
@@ -628,6 +629,21 @@ def test_a_restore_killed_mid_load_resumes_without_loading_a_chunk_twice(
     target.execute("UPDATE binhub.logical_restores SET finished_at = NULL",
                    "INSERT INTO binhub.logical_restore_chunks (backup, chunk) VALUES "
                    + ",".join(f"('{backup_id}', '{f}')" for f in files if f != myisam[-1]))
+    proc = _cli("restore", str(backup), "--to", dsn, "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert table_checksums(target.connect(), RESUMABLE) == table_checksums(source.connect(), RESUMABLE)
+
+    # A chunk cut after its first INSERT: the resume runs the others only (the first again would
+    # hit the primary key).
+    chunk = max(next(t for t in manifest.tables if t.name == "big").chunks, key=lambda c: c.sql_bytes)
+    sql = zstandard.ZstdDecompressor().decompress((backup / chunk.file).read_bytes())
+    later = [line[1:].split(b",", 1)[0].decode() for insert in sql.split(b";\n")[2:]
+             for line in insert.split(b"\n") if line.startswith(b"(")]
+    assert later, "the chunk has a single INSERT"
+    target.execute("UPDATE binhub.logical_restores SET finished_at = NULL",
+                   "INSERT INTO binhub.logical_restore_chunks (backup, chunk, statements) VALUES "
+                   + ",".join(f"('{backup_id}', '{f}', {1 if f == chunk.file else 'NULL'})" for f in files),
+                   f"DELETE FROM {RESUMABLE}.big WHERE id IN ({','.join(later)})")
     proc = _cli("restore", str(backup), "--to", dsn, "--resume", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert table_checksums(target.connect(), RESUMABLE) == table_checksums(source.connect(), RESUMABLE)

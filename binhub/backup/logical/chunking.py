@@ -77,15 +77,16 @@ class KeysetJob:
 Job = RangeJob | KeysetJob
 
 
-def plan(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job]:
+def plan(session: ServerSession, table: TableEntry, chunk_rows: int, group_bytes: int = GROUP_BYTES) -> list[Job]:
     if table.key_is_integer:
-        return integer_ranges(session, table, chunk_rows)
+        return integer_ranges(session, table, chunk_rows, group_bytes)
     if table.key:
         return [KeysetJob(table, chunk_rows)]
     return [RangeJob(table)]  # no key: one scan
 
 
-def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job]:
+def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int,
+                   group_bytes: int = GROUP_BYTES) -> list[Job]:
     key = quote_name(table.key[0])
     low, high = session.query(f"SELECT MIN({key}), MAX({key}) FROM {table.source}")[0]
     if low is None or high is None:
@@ -94,16 +95,16 @@ def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int) -
     count = max(1, min(math.ceil(table.estimated_rows / chunk_rows), high - low + 1))
     bounds = [low + (high - low + 1) * i // count for i in range(1, count)]
     edges: list[int | None] = [None, *bounds, None]
-    width = group_width(table, high - low + 1)
+    width = group_width(table, high - low + 1, group_bytes)
     spans = [low, *bounds, high + 1]
     return [RangeJob(table, edges[i], edges[i + 1], spans[i], spans[i + 1], width) for i in range(count)]
 
 
-def group_width(table: TableEntry, key_values: int) -> int:
-    """How many key values a group spans for about GROUP_BYTES of SQL, by the table's row estimates."""
+def group_width(table: TableEntry, key_values: int, group_bytes: int = GROUP_BYTES) -> int:
+    """How many key values a group spans for about ``group_bytes`` of SQL, by the table's row estimates."""
     rows_per_value = max(table.estimated_rows, 1) / key_values
     literal_bytes = max(table.average_row_bytes * LITERAL_EXPANSION, 16)
-    rows = max(1, min(MAX_GROUP_ROWS, GROUP_BYTES // literal_bytes))
+    rows = max(1, min(MAX_GROUP_ROWS, group_bytes // literal_bytes))
     return max(1, int(rows / rows_per_value))
 
 

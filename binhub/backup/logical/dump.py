@@ -158,7 +158,8 @@ class LogicalBackup:
         snapshot = [t for t in tables if t.entry.transactional and not t.record.is_sequence]
         jobs: list[Job] = []
         for table in sorted(snapshot, key=lambda t: -t.entry.estimated_rows):
-            jobs.extend(plan(coordinator, table.entry, config.chunk_rows))
+            # A group is one INSERT of its own at most (half a statement: two share one, mostly).
+            jobs.extend(plan(coordinator, table.entry, config.chunk_rows, min(GROUP_BYTES, config.statement_bytes // 2)))
         self.progress.phase("tables", sum(t.entry.estimated_rows for t in snapshot))
         self._run(jobs, {id(t.entry): t for t in snapshot})
         for worker in workers:

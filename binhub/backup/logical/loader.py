@@ -4,7 +4,8 @@ then (optionally) the secondary indexes, then users, views, routines, triggers a
 Before anything is touched on the target: the manifest must say ``complete: true``, every chunk
 file must have its recorded size and CRC-32C (a bad one is named), the databases of the backup
 must not exist there with tables in them, and the target's ``max_allowed_packet`` must hold the
-longest INSERT. Each chunk is one transaction in a session with ``foreign_key_checks=0``,
+longest INSERT. Each INSERT of a chunk (up to 2 MiB) is one transaction, which also counts it in the
+target's ``binhub.logical_restore_chunks`` (``ledger.py``), in a session with ``foreign_key_checks=0``,
 ``unique_checks=0``, ``check_constraint_checks=0``, the binlog off (unless asked), UTC and
 ``NO_AUTO_VALUE_ON_ZERO`` (the literals were read under the same settings). Triggers are created
 after the rows are in, so none fires during the load.
@@ -126,7 +127,8 @@ class LogicalRestore:
         self._left: dict[int, int] = {}  # chunks still to load, by id(table)
         self._deferred: dict[int, list[str]] = {}  # secondary keys to add once the table is loaded
         self._ledger = RestoreLedger(config.backup)
-        self._loaded: set[str] = set()  # chunk files committed by the restore this one resumes
+        # What the restore this one resumes committed: chunk file -> INSERTs of it in (None: all).
+        self._loaded: dict[str, int | None] = {}
 
     def run(self) -> LogicalRestoreResult:
         config = self.config
@@ -150,7 +152,7 @@ class LogicalRestore:
             if config.resume:
                 self._loaded = self._ledger.loaded(admin)
                 self._reload_non_transactional(admin, manifest)
-                log.info("resuming the restore of %s: %d of %d chunks were loaded", config.backup, len(self._loaded),
+                log.info("resuming the restore of %s: %d of %d chunks were loaded", config.backup, len(self._whole()),
                          sum(len(t.chunks) for t in manifest.tables))
             history = any(t.is_versioned for t in manifest.tables)
             workers = [self._worker_session(history) for _ in range(config.parallel)]
@@ -283,12 +285,13 @@ class LogicalRestore:
         it is listed as loaded, it is emptied and loaded again whole."""
         for table in manifest.tables:
             files = [c.file for c in table.chunks]
-            if table.transactional or not files or set(files) <= self._loaded:
+            if table.transactional or not files or set(files) <= self._whole():
                 continue
             log.info("%s is not transactional and was loaded in part: emptied, loaded again", table.qualified)
             admin.execute(f"TRUNCATE TABLE {quote_name(table.db, table.name)}")
             self._ledger.forget(admin, files)
-            self._loaded -= set(files)
+            for file in files:
+                self._loaded.pop(file, None)
 
     def _create_objects(self, admin: ServerSession, objects: list[SchemaObject]) -> None:
         pending = [o for o in objects if o.kind == "VIEW"]
@@ -347,17 +350,39 @@ class LogicalRestore:
     # --- data ---------------------------------------------------------------------------------------
 
     def _load(self, manifest: LogicalManifest) -> None:
-        jobs = [(table, chunk) for table in manifest.tables for chunk in table.chunks if chunk.file not in self._loaded]
+        whole = self._whole()
+        jobs = [(table, chunk) for table in manifest.tables for chunk in table.chunks if chunk.file not in whole]
         jobs.sort(key=lambda job: -job[1].sql_bytes)  # the biggest first: the last ones to finish are small
         self._left = {id(t): 0 for t in manifest.tables}
         for table, _ in jobs:
             self._left[id(table)] += 1
-        self.progress.advance(sum(c.bytes for t in manifest.tables for c in t.chunks if c.file in self._loaded))
+        self.progress.advance(sum(c.bytes for t in manifest.tables for c in t.chunks if c.file in whole))
         # A table whose rows were all in before a resume still needs the keys it lacks.
         tasks = [functools.partial(self._finish_table, table) for table in manifest.tables
                  if self._left[id(table)] == 0 and id(table) in self._deferred]
         tasks += [functools.partial(self._load_chunk, table, chunk) for table, chunk in jobs]
         run_all(tasks, self.config.parallel, self._abort, "load")
+
+    def _commit(self, session: ServerSession, table: TableRecord, chunk: ChunkRecord, insert: bytes,
+                done: int | None) -> None:
+        """One INSERT of ``chunk`` and its count in the ledger, in one transaction."""
+        for attempt in range(1, _LOAD_ATTEMPTS + 1):
+            try:
+                session.execute(insert)
+                session.execute(self._ledger.record_sql(chunk.file, done))  # committed with the rows, or not at all
+                session.execute("COMMIT")
+                return
+            except UpstreamError as exc:
+                # Chunks of one table load side by side: InnoDB may pick one as a deadlock victim (its
+                # next-key locks meet a neighbour's). Roll the statement back and run it again.
+                if exc.code not in _RETRIED or attempt == _LOAD_ATTEMPTS:
+                    raise BackupError(f"loading {chunk.file} into {table.qualified} failed: {exc}") from exc
+                session.execute("ROLLBACK")
+                time.sleep(0.05 * attempt)
+
+    def _whole(self) -> set[str]:
+        """The chunks the restore this one resumes loaded whole."""
+        return {file for file, done in self._loaded.items() if done is None}
 
     def _finish_table(self, table: TableRecord) -> None:
         session = self._sessions.get()
@@ -375,25 +400,15 @@ class LogicalRestore:
         if self._abort.is_set():
             return
         data = zstandard.ZstdDecompressor().decompress(read_chunk(self.config.backup, chunk))
+        # The file's first statement is the session it was written for (SET NAMES ...): run each time.
+        header, *inserts = [s for s in data.split(STATEMENT_END) if s]
         session = self._sessions.get()
         try:
             session.execute(f"USE {quote_name(table.db)}")
-            for attempt in range(1, _LOAD_ATTEMPTS + 1):
-                try:
-                    for statement in data.split(STATEMENT_END):
-                        if statement:
-                            session.execute(statement)
-                    session.execute(self._ledger.record_sql(chunk.file))  # committed with the rows, or not at all
-                    session.execute("COMMIT")
-                    break
-                except UpstreamError as exc:
-                    # Chunks of one table load side by side: InnoDB may pick one as a deadlock victim
-                    # (its next-key locks meet a neighbour's). The chunk is one transaction: roll it
-                    # back whole and load it again.
-                    if exc.code not in _RETRIED or attempt == _LOAD_ATTEMPTS:
-                        raise BackupError(f"loading {chunk.file} into {table.qualified} failed: {exc}") from exc
-                    session.execute("ROLLBACK")
-                    time.sleep(0.05 * attempt)
+            session.execute(header)
+            for number in range(self._loaded.get(chunk.file) or 0, len(inserts)):
+                done = None if number + 1 == len(inserts) else number + 1
+                self._commit(session, table, chunk, inserts[number], done)
             with self._lock:
                 self._left[id(table)] -= 1
                 last = self._left[id(table)] == 0
