@@ -1,4 +1,4 @@
-"""Logical backup and restore: ``binhub backup --logical`` vs ``mydumper``, ``binhub restore`` vs ``myloader``.
+"""Logical backup and restore: ``binhub backup --logical`` vs ``mydumper`` and ``mariadb-dump``, ``binhub restore`` vs ``myloader`` and ``mariadb < dump.sql``.
 
     .venv/bin/python bench/logical_bench.py [--oltp-rows 1000000] [--wide-rows 200000] [--threads 2]
                                             [--repeat 3] [--workdir DIR] [--keep] [--no-write]
@@ -10,14 +10,16 @@ do not need it, only this bench). It:
    (sysbench-like small rows: INT key, INT k with an index, CHAR(120), CHAR(60)) and ``wide`` (22
    mixed columns: integers, DECIMAL, FLOAT/DOUBLE, temporals with fractions, utf8mb4 text, binary,
    ENUM/SET/BIT, JSON, NULLs), and a target sandbox to restore into;
-2. times, interleaved in each round (so the machine's load hits both alike), ``binhub backup
+2. times, interleaved in each round (so the machine's load hits all alike), ``binhub backup
    --logical`` and ``mydumper`` with the same threads and chunk rows, both compressed (binhub:
-   zstd; mydumper 0.10: gzip, its only codec), then ``binhub restore`` and ``myloader`` of those
-   backups into the empty target (binlog off for both), each restore checked: every table's
-   ``CHECKSUM TABLE`` equals the source's (binhub's restore is timed both plain and with
-   ``--indexes-after``; myloader 0.10 has no such option);
-3. prints the best and median wall of each tool and the ratios (mydumper / binhub: above 1.0 binhub
-   is faster), and writes the "Logical backup" section of bench/RESULTS.md.
+   zstd; mydumper 0.10: gzip, its only codec), and ``mariadb-dump --single-transaction`` (one
+   thread, plain SQL); then ``binhub restore`` (secondary indexes after the rows, its default, and
+   ``--no-indexes-after``), ``myloader`` and ``mariadb < dump.sql`` of those backups into the empty
+   target (binlog off for all), each restore checked: every table's ``CHECKSUM TABLE`` equals the
+   source's;
+3. prints the best and median wall of each tool, its CPU and the servers' CPU meanwhile (binhub
+   has the source format the rows: its work moves there), and the ratios (the tool's best wall /
+   binhub's: above 1.0 binhub is faster), and writes the "Logical backup" section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ RESULTS = HERE / "RESULTS.md"
 START, END = "<!-- logical-bench:start -->", "<!-- logical-bench:end -->"
 DB = "bench"
 CHUNK_ROWS = 100_000
+BACKUPS = ("binhub backup", "mydumper", "mariadb-dump")
+RESTORES = ("binhub restore", "binhub restore --no-indexes-after", "myloader", "mariadb < dump.sql")
 
 OLTP_DDL = f"""CREATE TABLE {DB}.oltp (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL,
 pad CHAR(60) NOT NULL, KEY k (k)) ENGINE=InnoDB"""
@@ -95,11 +99,19 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run(name: str, cmd: list[str]) -> tuple[float, float]:
+def run(name: str, cmd: list[str], servers: tuple[Sandbox, ...]) -> tuple[float, float, float]:
+    """(wall, the tool's CPU, the servers' CPU) of one run."""
+    before = sum(server_cpu(sb) for sb in servers)
     wall, cpu, code, err = measure(cmd, timeout=3600)
     if code != 0:
         raise SystemExit(f"{name} failed ({code}): {err}")
-    return wall, cpu
+    return wall, cpu, sum(server_cpu(sb) for sb in servers) - before
+
+
+def server_cpu(sb: Sandbox) -> float:
+    """CPU seconds the server's process has used (utime + stime from /proc)."""
+    fields = Path(f"/proc/{sb.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -115,6 +127,8 @@ def main() -> None:
     for tool in ("mydumper", "myloader"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: apt-get install mydumper (Debian's 0.10)")
+    dump_tool = shutil.which("mariadb-dump") or "mysqldump"
+    client = shutil.which("mariadb") or "mysql"
     work = args.workdir or Path(tempfile.mkdtemp(prefix="binhub-logical-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     source = start_primary(work / "sandboxes", name="source")
@@ -127,38 +141,46 @@ def main() -> None:
         src = f"mysql://root@127.0.0.1:{source.port}"
         dst = f"mysql://root@127.0.0.1:{target.port}"
         t = str(args.threads)
-        walls: dict[str, list[float]] = {k: [] for k in ("binhub backup", "mydumper", "binhub restore",
-                                                         "binhub restore --indexes-after", "myloader")}
+        walls: dict[str, list[float]] = {k: [] for k in (*BACKUPS, *RESTORES)}
         cpus: dict[str, list[float]] = {k: [] for k in walls}
+        server_cpus: dict[str, list[float]] = {k: [] for k in walls}
         sizes: dict[str, int] = {}
         inexact: dict[str, list[str]] = {}
         load_before = os.getloadavg()
         started = time.strftime("%H:%M UTC", time.gmtime())
         for round_no in range(args.repeat):
             ours, theirs = work / f"binhub-{round_no}", work / f"mydumper-{round_no}"
+            plain_sql = work / f"mariadb-dump-{round_no}.sql"
             for name, cmd in (
                 ("binhub backup", [*binhub_command(), "backup", "--logical", "--source", src, "--to", str(ours),
                                    "--parallel", t, "--chunk-rows", str(CHUNK_ROWS), "--include", f"{DB}.*",
                                    "--no-users", "--no-progress"]),
                 ("mydumper", ["mydumper", "-h", "127.0.0.1", "-P", str(source.port), "-u", "root", "-t", t,
                               "-B", DB, "-o", str(theirs), "-r", str(CHUNK_ROWS), "-c"]),
+                ("mariadb-dump", [dump_tool, "-h127.0.0.1", f"-P{source.port}", "-uroot", "--single-transaction",
+                                  "--databases", DB, f"--result-file={plain_sql}"]),
             ):
-                wall, cpu = run(name, cmd)
+                wall, cpu, server = run(name, cmd, (source,))
                 walls[name].append(wall)
                 cpus[name].append(cpu)
-            sizes = {"binhub backup": du(ours), "mydumper": du(theirs)}
+                server_cpus[name].append(server)
+            sizes = {"binhub backup": du(ours), "mydumper": du(theirs), "mariadb-dump": plain_sql.stat().st_size}
             for name, cmd in (
                 ("binhub restore", [*binhub_command(), "restore", str(ours), "--to", dst, "--parallel", t,
                                     "--no-users", "--no-progress"]),
-                ("binhub restore --indexes-after", [*binhub_command(), "restore", str(ours), "--to", dst, "--parallel",
-                                                    t, "--no-users", "--no-progress", "--indexes-after"]),
+                ("binhub restore --no-indexes-after", [*binhub_command(), "restore", str(ours), "--to", dst,
+                                                       "--parallel", t, "--no-users", "--no-progress",
+                                                       "--no-indexes-after"]),
                 ("myloader", ["myloader", "-h", "127.0.0.1", "-P", str(target.port), "-u", "root", "-t", t,
                               "-d", str(theirs)]),
+                ("mariadb < dump.sql", ["sh", "-c", f"exec {client} -h127.0.0.1 -P{target.port} -uroot "
+                                                    f"--init-command='SET sql_log_bin=0' < {plain_sql}"]),
             ):
-                target.execute(f"DROP DATABASE IF EXISTS {DB}")
-                wall, cpu = run(name, cmd)
+                target.execute(f"DROP DATABASE IF EXISTS {DB}", "DROP DATABASE IF EXISTS binhub")
+                wall, cpu, server = run(name, cmd, (target,))
                 walls[name].append(wall)
                 cpus[name].append(cpu)
+                server_cpus[name].append(server)
                 got = checksums(target)
                 if got != expected:
                     if name.startswith("binhub"):
@@ -167,10 +189,11 @@ def main() -> None:
                                      for c in differing_columns(source, target, t)]
             shutil.rmtree(ours)
             shutil.rmtree(theirs)
+            plain_sql.unlink()
             print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in walls.items()), flush=True)
         load_after = os.getloadavg()
         facts = machine_facts(source)
-        lines = report(args, walls, cpus, sizes, rows, started, load_before, load_after, facts, inexact)
+        lines = report(args, walls, cpus, server_cpus, sizes, rows, started, load_before, load_after, facts, inexact)
         print("\n".join(lines))
         if not args.no_write:
             replace_section(RESULTS, START, END, lines)
@@ -182,7 +205,8 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, walls: dict[str, list[float]], cpus: dict[str, list[float]],
-           sizes: dict[str, int], rows: int, started: str, load_before: tuple[float, ...],
+           server_cpus: dict[str, list[float]], sizes: dict[str, int], rows: int, started: str,
+           load_before: tuple[float, ...],
            load_after: tuple[float, ...], facts: dict[str, str], inexact: dict[str, list[str]]) -> list[str]:
     def load(values: tuple[float, ...]) -> str:
         return " / ".join(f"{x:.2f}" for x in values)
@@ -193,25 +217,29 @@ def report(args: argparse.Namespace, walls: dict[str, list[float]], cpus: dict[s
         f"Produced by `python bench/logical_bench.py --oltp-rows {args.oltp_rows} --wide-rows {args.wide_rows} "
         f"--threads {args.threads} --repeat {args.repeat}`. Database `bench`: `oltp` ({args.oltp_rows:,} "
         f"sysbench-like rows) and `wide` ({args.wide_rows:,} rows of 22 mixed columns); {rows:,} rows in all. "
-        f"Both tools with {args.threads} threads and chunks of {CHUNK_ROWS:,} rows, compressed (binhub zstd, "
-        "mydumper 0.10 gzip), interleaved in every round; every restore checked against the source with "
-        "`CHECKSUM TABLE` (binhub's must be equal, or the bench stops). Ratio = the other tool's wall / binhub's (above 1.0 binhub is faster), "
-        "on the best of the rounds.",
+        f"binhub and mydumper/myloader with {args.threads} threads and chunks of {CHUNK_ROWS:,} rows, compressed "
+        "(binhub zstd, mydumper 0.10 gzip); `mariadb-dump --single-transaction` (one thread, plain SQL) and "
+        "`mariadb < dump.sql`; all interleaved in every round; every restore checked against the source with "
+        "`CHECKSUM TABLE` (binhub's must be equal, or the bench stops). Ratio = the tool's best wall / binhub's "
+        "best (`binhub backup`, `binhub restore`): above 1.0 binhub is faster. Server CPU: the source's "
+        "(backup) or the target's (restore) mariadbd during the run.",
         "",
         f"Runs from {started}; load average (1/5/15 min) {load(load_before)} before, {load(load_after)} after "
         f"(the machine has {facts.get('cores')} cores, shared with other work).",
         "",
-        "| step | tool | best wall s | median wall s | rows/s (best) | CPU s (median) | output MiB | ratio |",
-        "| ---- | ---- | ----------- | ------------- | ------------- | -------------- | ---------- | ----- |",
+        "| step | tool | best wall s | median wall s | rows/s (best) | CPU s (median) | server CPU s (median) "
+        "| output MiB | ratio |",
+        "| ---- | ---- | ----------- | ------------- | ------------- | -------------- | --------------------- "
+        "| ---------- | ----- |",
     ]
-    for step, tools, theirs in (("backup", ("binhub backup", "mydumper"), "mydumper"),
-                                ("restore", ("binhub restore", "binhub restore --indexes-after", "myloader"), "myloader")):
+    for step, tools in (("backup", BACKUPS), ("restore", RESTORES)):
+        ours = min(walls[tools[0]])
         for tool in tools:
             best, median = min(walls[tool]), statistics.median(walls[tool])
-            ratio = min(walls[theirs]) / best
             size = f"{sizes[tool] / 2**20:.1f}" if tool in sizes else "-"
             lines.append(f"| {step} | {tool} | {best:.2f} | {median:.2f} | {rows / best:,.0f} | "
-                         f"{statistics.median(cpus[tool]):.2f} | {size} | {ratio:.2f} |")
+                         f"{statistics.median(cpus[tool]):.2f} | {statistics.median(server_cpus[tool]):.2f} | {size} | "
+                         f"{best / ours:.2f} |")
     for tool, columns in inexact.items():
         lines += ["", f"**{tool} did not restore the data exactly**: `CHECKSUM TABLE` differs from the source's; "
                   f"the columns whose values differ: {', '.join(columns) or '(none found per column)'}."]

@@ -171,9 +171,11 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     LOCK), opens N consistent snapshots inside it and records the binlog file:pos and GTID there;
     non-transactional tables are dumped before the lock is released. Tables are split into key
     ranges, each chunk a zstd-compressed file of INSERTs with its CRC-32C in manifest.json, beside
-    the schema, views, routines, triggers, events and users. `binhub restore DIR --to DSN` loads
-    it. The user needs SELECT, RELOAD, SHOW VIEW, TRIGGER, EVENT, BINLOG MONITOR and, for the
-    users, SELECT on mysql.
+    the schema, views, routines, triggers, events and users; sequences with their state (SETVAL
+    on restore), system-versioned tables with their history (FOR SYSTEM_TIME ALL). A lock that
+    waits past --lock-wait-timeout fails naming the session in its way (id, account, time,
+    statement). `binhub restore DIR --to DSN` loads it. The user needs SELECT, RELOAD, PROCESS,
+    SHOW VIEW, TRIGGER, EVENT, BINLOG MONITOR and, for the users, SELECT on mysql.
 
     Both write manifest.json ("complete": true only when the backup finished). Exit status 1 when
     the backup fails (manifest.json in DIR then says why and "complete": false), 2 for bad usage.

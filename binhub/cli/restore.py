@@ -36,7 +36,8 @@ PASSWORD_ENV = "BINHUB_RESTORE_PASSWORD"
 
 
 def restore_logical_backup(backup: Path, to: str, *, parallel: int, indexes_after: bool, binlog: bool,
-                           users: bool, progress: bool | None, unix_socket: Path | None = None) -> LogicalRestoreResult:
+                           users: bool, progress: bool | None, unix_socket: Path | None = None,
+                           resume: bool = False) -> LogicalRestoreResult:
     """Load the logical backup ``backup`` into the server ``to`` (a DSN), with a progress bar on a TTY."""
     dsn = parse_source_dsn(to, key="--to")
     target = ServerAddress(dsn.host, dsn.port, dsn.user, dsn.password or os.environ.get(PASSWORD_ENV, ""),
@@ -45,10 +46,10 @@ def restore_logical_backup(backup: Path, to: str, *, parallel: int, indexes_afte
     if show_bars:
         with TtyProgress(Console(stderr=True)) as bars:
             result = restore_logical(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
-                                     users=users, progress=bars)
+                                     users=users, resume=resume, progress=bars)
     else:
         result = restore_logical(backup, target, parallel=parallel, indexes_after=indexes_after, binlog=binlog,
-                                 users=users, progress=LineProgress("binhub restore", "MiB of chunks"))
+                                 users=users, resume=resume, progress=LineProgress("binhub restore", "MiB of chunks"))
     where = (f"binlog {result.binlog_file}:{result.binlog_position}, GTID {result.gtid or '(empty)'}"
              if result.binlog_file else "no binlog position (the source's binlog was off)")
     skipped = f"; accounts already there, left as they were: {', '.join(result.skipped_users)}" \
@@ -95,13 +96,16 @@ def _summary(report: RestoreReport) -> str:
                    "`mariadb-backup --move-back` does: it is marked incomplete before the first file moves.")
 @click.option("--socket", "unix_socket", type=click.Path(path_type=Path), metavar="PATH",
               help="Logical: connect through this unix socket instead of the DSN's host and port.")
-@click.option("--indexes-after", is_flag=True,
+@click.option("--indexes-after/--no-indexes-after", default=True, show_default=True,
               help="Logical: create InnoDB tables without their secondary indexes and add them once the rows are "
-                   "in (tables with foreign keys keep theirs).")
+                   "in, one sort per index (tables with foreign keys keep theirs).")
 @click.option("--binlog/--no-binlog", default=False, show_default=True,
               help="Logical: write the load to the target's binlog (off: SET sql_log_bin=0, which needs BINLOG ADMIN).")
 @click.option("--users/--no-users", default=True, show_default=True,
               help="Logical: create the backup's accounts and roles (one the target already has is left as it is).")
+@click.option("--resume", is_flag=True,
+              help="Logical: go on with a restore of this backup that was cut short (killed, target restarted): "
+                   "load only the chunks the target does not list as committed in binhub.logical_restore_chunks.")
 @click.option("--progress/--no-progress", default=None, help="Logical: progress bars (default: when stderr is a terminal).")
 @click.option("--until", "until_time", metavar="'YYYY-MM-DD HH:MM:SS'",
               help="Point in time: replay the store up to the last transaction committed at or before this time.")
@@ -118,8 +122,8 @@ def _summary(report: RestoreReport) -> str:
 @click.option("--serve-password", envvar=SERVE_PASSWORD_ENV, default="", show_default=False,
               help=f"Password of --serve-user (or ${SERVE_PASSWORD_ENV}).")
 def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, move: bool,
-            unix_socket: Path | None,
-            indexes_after: bool, binlog: bool, users: bool, progress: bool | None, until_time: str | None,
+            unix_socket: Path | None, indexes_after: bool, binlog: bool, users: bool, resume: bool,
+            progress: bool | None, until_time: str | None,
             tz: str, until_gtid: str | None, until_before_gtid: str | None, data_dir: Path | None,
             serve: str | None, serve_user: str, serve_password: str) -> None:
     """Restore BACKUP (a directory written by `binhub backup`).
@@ -141,8 +145,10 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     database of the backup already has tables on the target, or the target's max_allowed_packet is
     smaller than the longest INSERT. Then: databases and tables, the chunks in parallel (one
     transaction each; foreign_key_checks, unique_checks and the binlog off), secondary indexes
-    (--indexes-after), accounts, views, routines, triggers and events. The restored data is the
-    source's at the binlog position and GTID printed at the end.
+    (unless --no-indexes-after), accounts, views, routines, triggers and events. The restored data is the
+    source's at the binlog position and GTID printed at the end. Each INSERT commits together with
+    its count in binhub.logical_restore_chunks on the target: after a kill or a crash, --resume
+    loads only what is missing (no row twice).
     """
     targets = [t for t in (until_time, until_gtid, until_before_gtid) if t is not None]
     if len(targets) > 1:
@@ -154,9 +160,13 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     if data.get("kind", "physical") == "logical":
         if targets:
             raise click.UsageError("point-in-time restore is for physical backups; a logical one is loaded as it is")
+        if move:
+            raise click.UsageError("--move is for physical backups: a logical one is loaded, not laid out as files")
         restore_logical_backup(backup, to, parallel=parallel, indexes_after=indexes_after, binlog=binlog, users=users,
-                               progress=progress, unix_socket=unix_socket)
+                               progress=progress, unix_socket=unix_socket, resume=resume)
         return
+    if resume:
+        raise click.UsageError("--resume is for logical backups; a physical restore that failed empties DATADIR: rerun it")
     which = shutil.which("mariadb-backup")
     config = RestoreConfig(
         backup=backup, target=Path(to), mariadbd=find_server_binary(), prepare_with=prepare_with,

@@ -29,6 +29,7 @@ from binhub.backup.logical import (
     LogicalBackupConfig,
     LogicalManifest,
     NoProgress,
+    dump,
     restore_logical,
 )
 from binhub.errors import BackupError, ConfigError, ConnectionFailed
@@ -458,3 +459,215 @@ def test_ddl_after_the_consistent_point_fails_the_backup_naming_the_table(
                       AlterBeforeTheRowsAreRead(sb)).run()
     manifest = LogicalManifest.read(tmp_path / "b")
     assert not manifest.complete and "changed by DDL" in (manifest.error or "")
+
+
+def test_a_consistency_lock_that_times_out_names_the_session_it_waited_for(source: Sandbox, tmp_path: Path) -> None:
+    """A long CREATE ... SELECT holds the backup lock: the error names its session, account, time and
+    statement, with the processlist alone and with MariaDB's metadata_lock_info plugin."""
+    for plugin in (False, True):
+        if plugin:
+            source.execute("INSTALL SONAME 'metadata_lock_info'")
+        blocker = source.connect()
+        try:
+            with blocker.cursor() as cur:
+                cur.execute("SELECT CONNECTION_ID()")
+                session = cur.fetchone()[0]
+            ddl = threading.Thread(target=_ignore_errors, daemon=True, args=(
+                blocker, f"CREATE TABLE {ALL}.slow_ctas ENGINE=InnoDB AS SELECT SLEEP(60) AS s"))
+            ddl.start()
+            sleeping = f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {session} AND STATE = 'User sleep'"
+            wait_until(lambda sql=sleeping: source.query(sql) != [], timeout=30, message="no CTAS")
+            with pytest.raises(BackupError) as raised:
+                _backup(source, tmp_path / f"b{plugin}", include=(f"{ALL}.no_key",), users=False, lock_wait_timeout=1)
+            message = str(raised.value)
+            assert message.startswith("BACKUP STAGE BLOCK_COMMIT waited 1s (--lock-wait-timeout) for "
+                                      f"session {session} (root@127.0.0.1, running "), message
+            assert f"CREATE TABLE {ALL}.slow_ctas ENGINE=InnoDB AS SELECT SLEEP(60) AS s" in message
+            assert f"KILL {session}" in message
+            assert not LogicalManifest.read(tmp_path / f"b{plugin}").complete
+        finally:
+            source.execute(f"KILL {session}")
+            ddl.join(30)
+            blocker.close()
+            source.execute(f"DROP TABLE IF EXISTS {ALL}.slow_ctas")
+            if plugin:
+                source.execute("UNINSTALL SONAME 'metadata_lock_info'")
+
+
+def _ignore_errors(conn: Any, sql: str) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    except Exception:  # killed on purpose
+        pass
+
+
+# --- sequences and system-versioned tables ----------------------------------------------------------
+
+HIST = "hist"
+VERSIONED_TABLES = {"accounts": "id, balance", "notes": "code, body, rs, re", "loose": "a, b"}
+
+
+def _history_schema(sb: Sandbox) -> None:
+    """Sequences (one cached and used, one cycled, one a column's DEFAULT) and system-versioned tables
+    with history: hidden period columns and an integer key (ranges), declared ones and a VARCHAR key
+    (keyset pages), no key at all (one scan)."""
+    sb.execute(
+        f"CREATE DATABASE {HIST}", f"USE {HIST}",
+        "CREATE SEQUENCE ids START WITH 1000 INCREMENT BY 10 CACHE 50",
+        "CREATE SEQUENCE ring MAXVALUE 3 CYCLE NOCACHE",
+        "SELECT NEXTVAL(ids), NEXTVAL(ring), NEXTVAL(ring), NEXTVAL(ring), NEXTVAL(ring)",
+        "CREATE TABLE accounts (id INT PRIMARY KEY DEFAULT NEXTVAL(ids), balance INT) WITH SYSTEM VERSIONING",
+        "INSERT INTO accounts SELECT seq, 0 FROM seq_1_to_300",
+        "UPDATE accounts SET balance = balance + 1", "UPDATE accounts SET balance = balance + 1 WHERE id % 3 = 0",
+        "DELETE FROM accounts WHERE id % 7 = 0", "INSERT INTO accounts (balance) VALUES (5)",
+        "CREATE TABLE notes (code VARCHAR(10) PRIMARY KEY, body TEXT, "
+        "rs TIMESTAMP(6) GENERATED ALWAYS AS ROW START, re TIMESTAMP(6) GENERATED ALWAYS AS ROW END, "
+        "PERIOD FOR SYSTEM_TIME (rs, re)) WITH SYSTEM VERSIONING",
+        "INSERT INTO notes (code, body) SELECT CONCAT('n', seq), 'first' FROM seq_1_to_250",
+        "UPDATE notes SET body = 'second\\nline' WHERE code LIKE 'n1%'", "DELETE FROM notes WHERE code LIKE 'n2%'",
+        "CREATE TABLE loose (a INT, b TEXT) WITH SYSTEM VERSIONING",
+        "INSERT INTO loose VALUES (1, 'x'), (1, 'x'), (NULL, NULL)", "UPDATE loose SET b = 'y' WHERE a = 1",
+        "ANALYZE TABLE accounts, notes")
+
+
+def _history(sb: Sandbox, table: str) -> list[tuple[Any, ...]]:
+    columns = VERSIONED_TABLES[table] + (", row_start, row_end" if table != "notes" else "")
+    return sorted(sb.query(f"SELECT {columns} FROM {q(HIST, table)} FOR SYSTEM_TIME ALL"), key=repr)
+
+
+def test_sequences_and_system_versioned_history_round_trip(
+        source: Sandbox, mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    _history_schema(source)
+    manifest = _backup(source, tmp_path / "b", parallel=2, chunk_rows=100, include=(f"{HIST}.*",), users=False)
+    by_name = {t.name: t for t in manifest.tables}
+    assert {n: t.kind for n, t in by_name.items()} == {
+        "ids": "sequence", "ring": "sequence", "accounts": "system-versioned", "notes": "system-versioned",
+        "loose": "system-versioned"}
+    assert (by_name["ids"].sequence_next, by_name["ring"].sequence_next, by_name["ring"].sequence_round) == (1500, 2, 1)
+    assert len(by_name["accounts"].chunks) > 2 and len(by_name["notes"].chunks) > 2  # ranges, keyset pages
+    assert by_name["accounts"].rows == len(_history(source, "accounts")) > 600
+
+    target = mariadb_factory("logical_history_target", server_id=36)
+    restore_logical(tmp_path / "b", _address(target), parallel=2, indexes_after=True)
+    for table in VERSIONED_TABLES:
+        assert _history(target, table) == _history(source, table), table  # current rows and history alike
+    assert target.query(f"SELECT * FROM {HIST}.accounts") == source.query(f"SELECT * FROM {HIST}.accounts")
+    for sequence in ("ids", "ring"):
+        assert target.query(f"SELECT * FROM {HIST}.{sequence}") == source.query(f"SELECT * FROM {HIST}.{sequence}")
+    # NEXTVAL goes on where the source's next restart would: past every value it handed out.
+    assert target.query(f"SELECT NEXTVAL({HIST}.ids), NEXTVAL({HIST}.ring)") == [(1500, 2)]
+    target.execute(f"INSERT INTO {HIST}.accounts (balance) VALUES (9)")  # the DEFAULT NEXTVAL works
+    assert target.query(f"SELECT id FROM {HIST}.accounts WHERE balance = 9") == [(1510,)]
+
+
+def test_a_table_versioned_by_transaction_ids_is_refused_by_name(source: Sandbox, tmp_path: Path) -> None:
+    source.execute("CREATE DATABASE trxv", "CREATE TABLE trxv.t (id INT, "
+                   "rs BIGINT UNSIGNED GENERATED ALWAYS AS ROW START, re BIGINT UNSIGNED GENERATED ALWAYS AS ROW END, "
+                   "PERIOD FOR SYSTEM_TIME (rs, re)) ENGINE=InnoDB WITH SYSTEM VERSIONING")
+    with pytest.raises(BackupError, match=r"trxv.t is versioned by transaction ids .*--exclude 'trxv.t'"):
+        _backup(source, tmp_path / "b", include=("trxv.*",), users=False)
+
+
+# --- resuming a restore ----------------------------------------------------------------------------
+
+RESUMABLE = "resumable"
+
+
+def test_a_restore_killed_mid_load_resumes_without_loading_a_chunk_twice(
+        source: Sandbox, mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    """kill -9 of `binhub restore` while chunks load; `--resume` loads the rest: every table equals the
+    source's. A chunk loaded twice would fail on the primary key (InnoDB) or show in the keyless
+    table's checksum; the MyISAM table, loaded in part, is emptied and loaded again."""
+    source.execute(
+        f"CREATE DATABASE {RESUMABLE}",
+        f"CREATE TABLE {RESUMABLE}.big (id INT PRIMARY KEY, k INT, u INT, pad CHAR(100), KEY (k), UNIQUE KEY (u)) "
+        "ENGINE=InnoDB",
+        f"INSERT INTO {RESUMABLE}.big SELECT seq, seq % 97, seq, REPEAT('b', 100) FROM {RESUMABLE}.seq_1_to_40000",
+        f"CREATE TABLE {RESUMABLE}.heap (a INT, b VARCHAR(20)) ENGINE=InnoDB",
+        f"INSERT INTO {RESUMABLE}.heap SELECT seq % 10, 'same' FROM {RESUMABLE}.seq_1_to_20000",
+        f"CREATE TABLE {RESUMABLE}.mi (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM",
+        f"INSERT INTO {RESUMABLE}.mi SELECT seq, 'm' FROM {RESUMABLE}.seq_1_to_20000",
+        f"ANALYZE TABLE {RESUMABLE}.big")
+    backup = tmp_path / "b"
+    manifest = _backup(source, backup, parallel=2, chunk_rows=1000, statement_bytes=16384, include=(f"{RESUMABLE}.*",),
+                       users=False)  # several INSERTs a chunk, each committed on its own
+    chunks = sum(len(t.chunks) for t in manifest.tables)
+    target = mariadb_factory("logical_resume_target", server_id=37)
+    dsn = f"mysql://root@127.0.0.1:{target.port}"
+    restore = subprocess.Popen([sys.executable, "-m", "binhub", "restore", str(backup), "--to", dsn, "--parallel", "2",
+                                "--indexes-after", "--no-progress"], stdout=subprocess.DEVNULL, stderr=(tmp_path / "restore.err").open("wb"))
+    counted = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'binhub' " \
+              "AND TABLE_NAME = 'logical_restore_chunks'"
+    try:
+        wait_until(lambda: target.query(counted)[0][0] == 1
+                   and target.query("SELECT COUNT(*) FROM binhub.logical_restore_chunks")[0][0] >= 5,
+                   timeout=120, interval=0.02, message="the restore loaded no chunk (see restore.err)")
+    finally:
+        restore.kill()
+        restore.wait(30)
+    loaded = target.query("SELECT COUNT(*) FROM binhub.logical_restore_chunks")[0][0]
+    assert 5 <= loaded < chunks, (loaded, chunks)
+
+    # Without --resume the half-loaded target is refused, and the message says how to go on.
+    proc = _cli("restore", str(backup), "--to", dsn, "--no-progress")
+    assert proc.returncode == 1 and "did not finish: add --resume" in proc.stderr, proc.stderr
+    proc = _cli("restore", str(backup), "--to", dsn, "--parallel", "2", "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert table_checksums(target.connect(), RESUMABLE) == table_checksums(source.connect(), RESUMABLE)
+    assert _show_create_tables(target) == _show_create_tables(source)  # the deferred keys were added
+    assert target.query("SELECT COUNT(*) FROM binhub.logical_restore_chunks") == [(0,)]
+    assert target.query("SELECT finished_at IS NOT NULL FROM binhub.logical_restores") == [(1,)]
+    proc = _cli("restore", str(backup), "--to", dsn, "--resume", "--no-progress")
+    assert proc.returncode == 1 and "nothing to resume" in proc.stderr, proc.stderr
+
+    # A MyISAM table has no rollback: a resume that finds a chunk of it unlisted empties it and loads it
+    # whole again (loading only the unlisted chunk would hit rows already there).
+    files = [c.file for t in manifest.tables for c in t.chunks]
+    myisam = [c.file for t in manifest.tables if t.name == "mi" for c in t.chunks]
+    (backup_id,) = target.query("SELECT backup FROM binhub.logical_restores")[0]
+    target.execute("UPDATE binhub.logical_restores SET finished_at = NULL",
+                   "INSERT INTO binhub.logical_restore_chunks (backup, chunk) VALUES "
+                   + ",".join(f"('{backup_id}', '{f}')" for f in files if f != myisam[-1]))
+    proc = _cli("restore", str(backup), "--to", dsn, "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert table_checksums(target.connect(), RESUMABLE) == table_checksums(source.connect(), RESUMABLE)
+
+    # A chunk cut after its first INSERT: the resume runs the others only (the first again would
+    # hit the primary key).
+    chunk = max(next(t for t in manifest.tables if t.name == "big").chunks, key=lambda c: c.sql_bytes)
+    sql = zstandard.ZstdDecompressor().decompress((backup / chunk.file).read_bytes())
+    later = [line[1:].split(b",", 1)[0].decode() for insert in sql.split(b";\n")[2:]
+             for line in insert.split(b"\n") if line.startswith(b"(")]
+    assert later, "the chunk has a single INSERT"
+    target.execute("UPDATE binhub.logical_restores SET finished_at = NULL",
+                   "INSERT INTO binhub.logical_restore_chunks (backup, chunk, statements) VALUES "
+                   + ",".join(f"('{backup_id}', '{f}', {1 if f == chunk.file else 'NULL'})" for f in files),
+                   f"DELETE FROM {RESUMABLE}.big WHERE id IN ({','.join(later)})")
+    proc = _cli("restore", str(backup), "--to", dsn, "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert table_checksums(target.connect(), RESUMABLE) == table_checksums(source.connect(), RESUMABLE)
+
+
+def _show_create_tables(sb: Sandbox) -> dict[str, str]:
+    return {name: sb.query(f"SHOW CREATE TABLE {q(RESUMABLE, name)}")[0][1] for name in ("big", "heap", "mi")}
+
+
+def test_groups_the_server_cut_short_are_read_again_row_by_row(
+        source: Sandbox, good_backup: tuple[Path, LogicalManifest], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With group_concat_max_len far below a group's size every GROUP_CONCAT string is cut: each
+    group is read again row by row and the chunks hold the same rows as the grouped backup's."""
+    monkeypatch.setattr(dump, "WORKER_SESSION", (*dump.WORKER_SESSION, "SET SESSION group_concat_max_len = 300"))
+    tables = (f"{ALL}.counters", f"{ALL}.every_type")
+    cut = _backup(source, tmp_path / "cut", parallel=2, chunk_rows=200, include=tables, users=False)
+    backup, manifest = good_backup
+
+    def rows(root: Path, m: LogicalManifest, name: str) -> list[bytes]:
+        table = next(t for t in m.tables if t.name == name)
+        sql = b"".join(zstandard.ZstdDecompressor().decompress((root / c.file).read_bytes()) for c in table.chunks)
+        return sorted(line.rstrip(b",;") for line in sql.split(b"\n") if line.startswith(b"("))
+
+    for name in ("counters", "every_type"):
+        assert rows(tmp_path / "cut", cut, name) == rows(backup, manifest, name), name
+        assert len(rows(backup, manifest, name)) == next(t for t in manifest.tables if t.name == name).rows

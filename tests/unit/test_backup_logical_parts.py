@@ -6,10 +6,10 @@ from pathlib import Path
 
 import zstandard
 
-from binhub.backup.logical.catalog import TableFilter
-from binhub.backup.logical.chunking import keyset_after
+from binhub.backup.logical.catalog import TableEntry, TableFilter
+from binhub.backup.logical.chunking import GROUP_BYTES, MAX_GROUP_ROWS, RangeJob, group_width, keyset_after
 from binhub.backup.logical.literals import RowReader
-from binhub.backup.logical.loader import split_secondary_keys
+from binhub.backup.logical.loader import key_name, split_secondary_keys
 from binhub.backup.logical.manifest import ColumnRecord
 from binhub.backup.logical.writer import SESSION_HEADER, STATEMENT_END, ChunkWriter, chunk_path
 from binhub.innodb import crc32c
@@ -69,3 +69,42 @@ def test_generated_columns_are_never_read_and_the_key_literals_follow_the_row() 
     by_column = RowReader.for_table("d.t", columns, ["name", "id"], whole_row=False)
     assert by_column.literal((b"1", b"_latin1 X'41'")) == b"(1,_latin1 X'41')"
     assert by_column.key((b"1", b"_latin1 X'41'")) == [b"_latin1 X'41'", b"1"]
+
+
+def _entry(rows: int, average_row_bytes: int) -> TableEntry:
+    return TableEntry("d", "t", "InnoDB", True, rows, [ColumnRecord("id", "int", None, False)], ["id"], True,
+                      average_row_bytes=average_row_bytes)
+
+
+def test_a_range_splits_into_groups_that_cover_it_exactly_with_its_open_ends_kept() -> None:
+    table = _entry(1000, 10)
+    assert RangeJob(table, None, None).groups() == [RangeJob(table, None, None)]  # not grouped
+    groups = RangeJob(table, None, 35, first=1, stop=35, group_width=10).groups()
+    assert [(g.low, g.high) for g in groups] == [(None, 11), (11, 21), (21, 31), (31, 35)]
+    assert groups[0].where() == "`id` < 11" and groups[1].where() == "`id` >= 11 AND `id` < 21"
+    groups = RangeJob(table, 35, None, first=35, stop=41, group_width=10).groups()
+    assert [(g.low, g.high) for g in groups] == [(35, None)]  # one group: as open as the job
+
+
+def test_a_group_spans_about_group_bytes_of_sql_by_the_table_estimates() -> None:
+    # 1000 rows over 1000 key values, ~400 bytes of literal a row: GROUP_BYTES / 400 rows a group.
+    assert group_width(_entry(1000, 200), 1000) == GROUP_BYTES // 400
+    # Half the key values are holes: twice as many key values for the same rows.
+    assert group_width(_entry(500, 200), 1000) == 2 * (GROUP_BYTES // 400)
+    assert group_width(_entry(1000, 1), 1000) == MAX_GROUP_ROWS  # narrow rows: a bounded result
+    assert group_width(_entry(1000, 10**9), 1000) == 1  # rows wider than a group: a row a group
+    assert group_width(_entry(0, 0), 10) >= 1  # no statistics yet: still a valid width
+
+
+def test_a_writer_takes_rows_already_joined_by_the_server(tmp_path: Path) -> None:
+    writer = ChunkWriter(tmp_path, chunk_path("d", "t", 1), b"INSERT INTO `t` VALUES\n", statement_bytes=2**20,
+                         level=1)
+    writer.add(b"(1),\n(2),\n(3)", 3)
+    writer.add(b"(4)")
+    record = writer.close()
+    sql = zstandard.ZstdDecompressor().decompress((tmp_path / record.file).read_bytes())
+    assert record.rows == 4 and sql == SESSION_HEADER + b"INSERT INTO `t` VALUES\n(1),\n(2),\n(3),\n(4);\n"
+
+
+def test_key_names_are_read_back_from_their_definitions() -> None:
+    assert key_name("KEY `k` (`a`)") == "k" and key_name("UNIQUE KEY `a``b` (`x`,`y`)") == "a`b"

@@ -11,6 +11,10 @@ While the lock holds, no commit happens, no DDL runs and non-transactional table
 ...) take no writes: what the caller reads inside the ``with`` (the tables' DDL, and the
 non-transactional tables' rows, which no snapshot protects — mydumper's rule) belongs to the same
 point. Leaving the ``with`` releases the lock; the snapshots stay.
+
+When the lock cannot be had within ``--lock-wait-timeout`` (a long ALTER TABLE or CREATE ... SELECT
+holds the backup lock; a long query keeps FTWRL from closing its tables), the error names the
+sessions in the way — id, account, how long, statement — so the DBA knows what to wait for or KILL.
 """
 
 from __future__ import annotations
@@ -22,11 +26,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from binhub.backup.session import BinlogPosition, ServerSession
-from binhub.errors import BackupError, UpstreamError
+from binhub.errors import BackupError, BinhubError, UpstreamError
 from binhub.wire.errors import ErrorCode
 
 BACKUP_STAGE = "BACKUP STAGE BLOCK_COMMIT"
 FTWRL = "FLUSH TABLES WITH READ LOCK"
+
+
+# Statements that wait for a lock are victims, not blockers (our own request is gone by the time we look).
+_WAITING = "Waiting for%lock%"
+_STATEMENT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """A session the consistency lock waited for."""
+
+    session: int
+    account: str
+    seconds: int
+    statement: str
+
+    def __str__(self) -> str:
+        return f"session {self.session} ({self.account}, running {self.seconds}s): {self.statement}"
 
 
 @dataclass(slots=True)
@@ -58,6 +80,44 @@ def read_position(session: ServerSession, flavour: str) -> BinlogPosition | None
     return BinlogPosition(str(rows[0][0]), int(rows[0][1]), str(gtid or "").replace("\n", ""))
 
 
+def lock_timeout(session: ServerSession, lock: str) -> BackupError:
+    """The error for a consistency lock that timed out, naming the sessions it waited for."""
+    blockers = blocking_sessions(session)
+    waited = f"{lock} waited {session.lock_wait_timeout}s (--lock-wait-timeout)"
+    if not blockers:
+        return BackupError(f"{waited}; nothing runs on the server any more",
+                           hint="the statement in the way has finished: take the backup again")
+    first = blockers[0]
+    return BackupError(f"{waited} for {'; '.join(str(b) for b in blockers)}",
+                       hint=f"wait for it to finish, or KILL {first.session} on the source; or raise --lock-wait-timeout")
+
+
+def blocking_sessions(session: ServerSession, limit: int = 5) -> list[Blocker]:
+    """The sessions a backup lock (or FTWRL) most likely waits for, the surest first.
+
+    With MariaDB's metadata_lock_info plugin loaded, the holders of a backup lock (a running DDL
+    holds MDL_BACKUP_DDL, a MyISAM/Aria write MDL_BACKUP_DML); besides them, or without the plugin,
+    every running statement that is not itself waiting for a lock, DDL first, then the longest
+    (FTWRL waits for every open table, so a long SELECT stops it too).
+    """
+    with contextlib.suppress(BinhubError):  # a report only: the timeout is the error
+        holders: set[int] = set()
+        with contextlib.suppress(UpstreamError):  # no metadata_lock_info plugin
+            holders = {int(thread) for (thread,) in session.query(
+                "SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO "
+                "WHERE LOCK_TYPE = 'Backup lock' AND THREAD_ID <> CONNECTION_ID()")}
+        rows = session.query(
+            f"SELECT ID, USER, SUBSTRING_INDEX(HOST, ':', 1), TIME, LEFT(INFO, {_STATEMENT_CHARS}), "
+            "INFO REGEXP '^[[:space:]]*(ALTER|CREATE|DROP|RENAME|TRUNCATE|OPTIMIZE|REPAIR|ANALYZE)[[:space:]]' "
+            "FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND (COMMAND = 'Query' OR COMMAND LIKE 'Slave%' AND INFO IS NOT NULL) "
+            f"AND IFNULL(STATE, '') NOT LIKE '{_WAITING}'")
+        ranked = sorted(rows, key=lambda r: (int(r[0]) not in holders, not r[5], -int(r[3])))
+        return [Blocker(int(thread), f"{user}@{host}", int(seconds), " ".join(str(info or "").split()))
+                for thread, user, host, seconds, info, _ in ranked[:limit]]
+    return []
+
+
 @contextlib.contextmanager
 def consistent_point(coordinator: ServerSession, workers: list[ServerSession], *, version: str,
                      flavour: str) -> Iterator[SnapshotPoint]:
@@ -73,9 +133,7 @@ def consistent_point(coordinator: ServerSession, workers: list[ServerSession], *
             coordinator.execute(FTWRL)
     except UpstreamError as exc:
         if exc.code == ErrorCode.LOCK_WAIT_TIMEOUT:
-            raise BackupError(f"{lock} waited too long for running DDL or writes",
-                              hint="retry when no long ALTER TABLE or MyISAM write runs, "
-                                   "or raise --lock-wait-timeout") from exc
+            raise lock_timeout(coordinator, lock) from exc
         if exc.code in (ErrorCode.DBACCESS_DENIED_ERROR, ErrorCode.ACCESS_DENIED_ERROR,
                         ErrorCode.SPECIFIC_ACCESS_DENIED_ERROR):
             raise BackupError(f"{lock} was refused: {exc.server_message}",

@@ -33,7 +33,7 @@ import pymysql  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.backup.logical import catalog
 from binhub.backup.logical.catalog import TableEntry, TableFilter
-from binhub.backup.logical.chunking import Job, KeysetJob, RangeJob, keyset_after, plan
+from binhub.backup.logical.chunking import GROUP_BYTES, Job, KeysetJob, RangeJob, keyset_after, plan
 from binhub.backup.logical.config import LogicalBackupConfig
 from binhub.backup.logical.consistent import consistent_point
 from binhub.backup.logical.literals import RowReader, RowTooLong, insert_head, quote_name
@@ -54,8 +54,12 @@ RAW_VALUES: dict[str, Any] = {
 }
 # What the literals are read under (and restored under): UTC, no NO_BACKSLASH_ESCAPES.
 # A long net_write_timeout: the server waits while a worker compresses and writes a finished chunk.
+# group_concat_max_len: far above a group's planned size (GROUP_BYTES), never above what the server
+# sends in one packet; a group cut there is read again by row.
 WORKER_SESSION = ("SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
-                  "SET SESSION net_write_timeout = 3600")
+                  "SET SESSION net_write_timeout = 3600",
+                  f"SET SESSION group_concat_max_len = LEAST(@@GLOBAL.max_allowed_packet, {64 * GROUP_BYTES})")
+GROUPS_PER_QUERY = 16  # groups read by one query: fewer round trips, a bounded result
 
 
 def _now() -> str:
@@ -71,6 +75,11 @@ class _Table:
         self.head = insert_head(entry.name, entry.columns)
         self.reader = RowReader.for_table(record.qualified, entry.columns, entry.key, whole_row=True)
         self.numbers = ChunkNumbers()
+
+    def new_writer(self, config: LogicalBackupConfig) -> ChunkWriter:
+        """The writer of this table's next chunk file."""
+        return ChunkWriter(config.target, chunk_path(self.entry.db, self.entry.name, self.numbers.take()), self.head,
+                           statement_bytes=config.statement_bytes, level=config.compression_level)
 
     def read_by_column(self) -> None:
         """A row was too long for the server to build as one literal: from now on, read this table's
@@ -133,7 +142,10 @@ class LogicalBackup:
             manifest.set_binlog(point.position)
             manifest.lock = point.lock
             manifest.tables = [t.record for t in tables]
-            held = [t for t in tables if not t.entry.transactional]
+            for table in tables:
+                if table.record.is_sequence:
+                    catalog.read_sequence(coordinator, table.record)
+            held = [t for t in tables if not t.entry.transactional and not t.record.is_sequence]
             if held:
                 self.progress.phase("non-transactional tables (under the lock)",
                                     sum(t.entry.estimated_rows for t in held))
@@ -143,10 +155,11 @@ class LogicalBackup:
                  manifest.binlog_position, manifest.gtid, manifest.lock_seconds)
         manifest.write(config.target)
 
-        snapshot = [t for t in tables if t.entry.transactional]
+        snapshot = [t for t in tables if t.entry.transactional and not t.record.is_sequence]
         jobs: list[Job] = []
         for table in sorted(snapshot, key=lambda t: -t.entry.estimated_rows):
-            jobs.extend(plan(coordinator, table.entry, config.chunk_rows))
+            # A group is one INSERT of its own at most (half a statement: two share one, mostly).
+            jobs.extend(plan(coordinator, table.entry, config.chunk_rows, min(GROUP_BYTES, config.statement_bytes // 2)))
         self.progress.phase("tables", sum(t.entry.estimated_rows for t in snapshot))
         self._run(jobs, {id(t.entry): t for t in snapshot})
         for worker in workers:
@@ -206,7 +219,10 @@ class LogicalBackup:
         try:
             if isinstance(job, KeysetJob):
                 return self._keyset(session, job, table, written)
-            self._read(session, table, job.where(), "", written)
+            if job.group_width and table.reader.whole_row:
+                self._read_groups(session, table, job, written)
+            else:
+                self._read(session, table, job.where(), "", written)
             return written
         except RowTooLong:
             for record in written:
@@ -232,21 +248,16 @@ class LogicalBackup:
         config = self.config
         entry = table.entry
         reader = table.reader
-        sql = (f"SELECT {reader.select} FROM {quote_name(entry.db, entry.name)}"
+        sql = (f"SELECT {reader.select} FROM {entry.source}"
                + (f" WHERE {where}" if where else "") + tail)
         writer: ChunkWriter | None = None
         last: tuple[bytes | None, ...] | None = None
-
-        def new_writer() -> ChunkWriter:
-            return ChunkWriter(config.target, chunk_path(entry.db, entry.name, table.numbers.take()), table.head,
-                               statement_bytes=config.statement_bytes, level=config.compression_level)
-
         for batch in session.stream(sql):
             if self._abort.is_set():
                 raise BackupError("stopped: another part of the backup failed")
             for row in batch:
                 if writer is None:
-                    writer = new_writer()
+                    writer = table.new_writer(config)
                 writer.add(reader.literal(row))
                 if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
                     written.append(writer.close())
@@ -256,6 +267,44 @@ class LogicalBackup:
         if writer is not None:
             written.append(writer.close())
         return last
+
+    def _read_groups(self, session: ServerSession, table: _Table, job: RangeJob,
+                     written: list[ChunkRecord]) -> None:
+        """Read a key range in groups the server packs into one result row each:
+        ``SELECT COUNT(*), GROUP_CONCAT(<row literal> SEPARATOR ',\\n') ... WHERE <group>``, a few
+        groups per query (UNION ALL). A group whose string does not hold exactly COUNT(*) rows (a
+        row longer than max_allowed_packet is left out as NULL; a string past group_concat_max_len
+        is cut) is read again row by row (:meth:`_read`)."""
+        config = self.config
+        entry = table.entry
+        writer: ChunkWriter | None = None
+        groups = job.groups()
+        for start in range(0, len(groups), GROUPS_PER_QUERY):
+            if self._abort.is_set():
+                raise BackupError("stopped: another part of the backup failed")
+            batch = groups[start:start + GROUPS_PER_QUERY]
+            sql = " UNION ALL ".join(
+                f"(SELECT {i}, COUNT(*), GROUP_CONCAT({table.reader.row} SEPARATOR ',\\n') FROM {entry.source}"
+                + (f" WHERE {group.where()}" if group.where() else "") + ")" for i, group in enumerate(batch))
+            for i, count, rows in session.query(sql):
+                count = int(count)
+                if not count:
+                    continue
+                if rows is None or not rows.endswith(b")") or rows.count(b"\n") != count - 1:
+                    if writer is not None:
+                        written.append(writer.close())
+                        writer = None
+                    self._read(session, table, batch[int(i)].where(), "", written)
+                    continue
+                if writer is None:
+                    writer = table.new_writer(config)
+                writer.add(rows, count)
+                if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
+                    written.append(writer.close())
+                    writer = None
+                self.progress.advance(count)
+        if writer is not None:
+            written.append(writer.close())
 
 
 def _prepare_target(target: Path) -> None:

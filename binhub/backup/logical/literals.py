@@ -27,6 +27,7 @@ Exactness, type by type (restored into a session with ``time_zone='+00:00'`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from binhub.backup.logical.manifest import ColumnRecord
@@ -44,6 +45,16 @@ UNICODE = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
 def quote_name(*names: str) -> str:
     """```db`.`t```: identifiers quoted the way SHOW CREATE quotes them."""
     return ".".join("`" + name.replace("`", "``") + "`" for name in names)
+
+
+def quote_text(text: str) -> str:
+    """A string literal of ``text`` (names and values binhub puts into SQL itself)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def in_list(values: Iterable[str]) -> str:
+    """``('a','b')``: an ``IN`` list of string literals (``(NULL)``, which matches nothing, when empty)."""
+    return "(" + ",".join([quote_text(v) for v in values] or ["NULL"]) + ")"
 
 
 def literal_expression(column: ColumnRecord) -> str:
@@ -83,6 +94,7 @@ class RowReader:
     select: str
     whole_row: bool
     key_positions: tuple[int, ...]
+    row: str = ""  # whole_row: the expression of the row's literal alone
 
     @classmethod
     def for_table(cls, table: str, columns: list[ColumnRecord], key: list[str], *, whole_row: bool) -> RowReader:
@@ -94,7 +106,7 @@ class RowReader:
             return cls(table, names, ",".join(expressions), False, positions)
         row = "CONCAT('('," + ",',',".join(f"CAST({e} AS BINARY)" for e in expressions) + ",')')"
         keys = [expressions[names.index(k)] for k in key] if set(key) <= set(names) else []
-        return cls(table, names, ",".join([row, *keys]), True, tuple(range(1, len(keys) + 1)))
+        return cls(table, names, ",".join([row, *keys]), True, tuple(range(1, len(keys) + 1)), row)
 
     def literal(self, row: tuple[bytes | None, ...]) -> bytes:
         if self.whole_row:

@@ -18,6 +18,8 @@ from binhub.errors import BackupError
 
 LOGICAL_FORMAT = 1
 KIND = "logical"
+# TableRecord.kind: a base table's rows; a sequence's state; a system-versioned table's rows with their history.
+TABLE, SEQUENCE, VERSIONED = "table", "sequence", "system-versioned"
 
 
 @dataclass(slots=True)
@@ -51,10 +53,23 @@ class TableRecord:
     rows: int = 0
     sql_bytes: int = 0
     chunks: list[ChunkRecord] = field(default_factory=list)
+    # "table"; "sequence": no rows, ``create`` is SHOW CREATE SEQUENCE and the state is restored with
+    # SETVAL(next, 0, round); "system-versioned": rows with their history and period columns.
+    kind: str = TABLE
+    sequence_next: int | None = None
+    sequence_round: int | None = None
 
     @property
     def qualified(self) -> str:
         return f"{self.db}.{self.name}"
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.kind == SEQUENCE
+
+    @property
+    def is_versioned(self) -> bool:
+        return self.kind == VERSIONED
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TableRecord:

@@ -61,8 +61,9 @@ class ChunkWriter:
         self._max_statement = 0
         self.sql_bytes = 0
 
-    def add(self, row: bytes) -> None:
-        if self._statement and self._statement + len(row) + 2 > self._statement_bytes:
+    def add(self, rows: bytes, count: int = 1) -> None:
+        """Add one row's literal, or ``count`` of them already joined by ``,\\n`` (kept in one statement)."""
+        if self._statement and self._statement + len(rows) + 2 > self._statement_bytes:
             self._end_statement()
         if self._statement:
             self._parts.append(b",\n")
@@ -70,9 +71,9 @@ class ChunkWriter:
         else:
             self._parts.append(self._head)
             self._statement = len(self._head)
-        self._parts.append(row)
-        self._statement += len(row)
-        self.rows += 1
+        self._parts.append(rows)
+        self._statement += len(rows)
+        self.rows += count
 
     def _end_statement(self) -> None:
         self._parts.append(STATEMENT_END)
