@@ -60,9 +60,12 @@ class MysqlSink:
         self.renames = Renames(options.rename)
         self.skip_gtids = frozenset(options.skip_gtids)
         self.conflicts: dict[str, int] = {}
+        registry = registry if registry is not None else CollectorRegistry()
         self._conflict_metric = Counter("binhub_apply_conflicts", "Conflicts the MySQL sink met (duplicate key, "
-                                        "missing row), by kind.", ("stream", "kind"),
-                                        registry=registry if registry is not None else CollectorRegistry())
+                                        "missing row), by kind.", ("stream", "kind"), registry=registry)
+        # rate() of it is the sink's rows/s: what the downstream committed, not what was read.
+        self._rows_metric = Counter("binhub_apply_rows", "Row changes the MySQL sink committed downstream.",
+                                    ("stream",), registry=registry).labels(name)
         self.main = Downstream(target, connect_timeout=options.connect_timeout, label="main")
         self.main.reconnect(options.reconnect_for)  # the downstream may be (re)starting: wait for it a while
         ensure_checkpoint_table(self.main)
@@ -76,12 +79,14 @@ class MysqlSink:
         self.builder = TransactionBuilder(self.catalog, renames=self.renames, safe_mode=options.safe_mode,
                                           max_packet=self.main.max_allowed_packet)
         self.workers = [Worker(i, Downstream(target, connect_timeout=options.connect_timeout, label=f"worker {i}"),
-                               options, name, self._count_conflict) for i in range(options.workers)]
+                               options, name, self._count_conflict, self._rows_metric.inc)
+                        for i in range(options.workers)]
         self.scheduler = Scheduler(self.workers, resume.checkpoint if resume is not None else None)
         for worker in self.workers:
             worker.start(self.scheduler)
         self._skipping = False
         self._large = False  # the current transaction is being applied as it comes
+        self._large_rows = 0  # its rows run so far (counted once it commits)
         self._saved_mark = self.scheduler.mark
         self._saved_at = time.monotonic()
         self.transactions = 0
@@ -165,6 +170,7 @@ class MysqlSink:
             log.info("a transaction of more than %d MiB (GTID %s): applied as it is read", LARGE_TRANSACTION >> 20,
                      part.gtid)
         self._run_here(part)
+        self._large_rows += part.rows
 
     def _run_here(self, txn: Transaction) -> None:
         try:
@@ -178,6 +184,8 @@ class MysqlSink:
     def _finish_large(self, txn: Transaction) -> None:
         self._run_here(txn)
         self._commit_slot0(txn.checkpoint)
+        self._rows_metric.inc(self._large_rows + txn.rows)
+        self._large_rows = 0
         self.scheduler.skip(txn)
 
     def _commit_slot0(self, mark: Checkpoint | None, pending_ddl: str | None = None) -> None:

@@ -67,6 +67,7 @@ class Transaction:
     keys: set[str] = field(default_factory=set)
     ddl: Ddl | None = None
     size: int = 0  # bytes of SQL
+    rows: int = 0  # row changes
     checkpoint: Checkpoint | None = None
     seq: int = 0
 
@@ -128,6 +129,7 @@ class TransactionBuilder:
                              "column names: the schema history did not know the table's columns there, so binhub "
                              "cannot tell which downstream column each value belongs to",
                              hint="seed the schema history for the table (binhub schema) and restart the stream")
+        txn.rows += 1
         db, name = self.renames(doc["db"], doc["table"])
         table = self.catalog.table(db, name)
         before = self._image(table, doc["before"])
