@@ -209,8 +209,8 @@ class Worker:
 
     def _attempt(self, group: list[Transaction]) -> None:
         downstream = self.downstream
-        if not downstream.connected:
-            downstream.connect()
+        if not downstream.connected:  # its first group: the downstream may be restarting right now
+            downstream.reconnect(self.options.reconnect_for, lambda: self._stopping)
         policy = self.options.on_conflict
         statements = [st for txn in group for st in txn.statements]
         scheduler = self.scheduler
