@@ -1,8 +1,9 @@
 """``--to mysql://USER:PW@HOST:PORT``: the stream's changes applied to a MySQL/MariaDB server, exactly once.
 
-:class:`MysqlSink` reads the stream's binhub JSON lines back (``orjson``), builds each upstream
-transaction's statements (:mod:`~binhub.sinks.mysql.transaction`) against the downstream's own
-tables (:mod:`~binhub.sinks.mysql.catalog`) and hands the transaction to the workers through the
+:class:`MysqlSink` takes a stream's row changes as the decoder's records (a
+:class:`~binhub.sinks.ChangeSink`: values in binhub form, no JSON in between) or binhub JSON lines
+(Kafka, a jsonl directory, DDL), builds each upstream transaction's statements
+(:mod:`~binhub.sinks.mysql.transaction`) against the downstream's own tables (:mod:`~binhub.sinks.mysql.catalog`) and hands the transaction to the workers through the
 causality scheduler (:mod:`~binhub.sinks.mysql.scheduler`); each worker commits what it applies
 together with its row of ``binhub.stream_checkpoint`` (:mod:`~binhub.sinks.mysql.checkpoint`), so a
 restart resumes exactly after what the downstream holds, whatever moment it was killed at.
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 from prometheus_client import CollectorRegistry, Counter
 
+from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError, DdlRejected
 from binhub.sinks.base import Checkpoint
 from binhub.sinks.mysql.catalog import Catalog
@@ -100,18 +103,34 @@ class MysqlSink:
         return self._resume.checkpoint if self._resume is not None else None
 
     def write(self, data: bytes) -> None:
+        """binhub JSON lines: a stream's DDL, or changes from Kafka or a jsonl directory."""
         self.scheduler.check()
         builder = self.builder
         for line in data.splitlines():
             doc = orjson.loads(line)
-            if not builder.txn.statements and builder.txn.ddl is None and not self._large and not self._skipping:
-                gtid = doc.get("gtid")
-                self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
-            if self._skipping:
-                continue
-            builder.add(doc)
-        if builder.txn.size > LARGE_TRANSACTION:
-            self._apply_as_it_comes(builder.take())
+            if not self._skips(doc.get("gtid")):
+                builder.add(doc)
+        self._bound()
+
+    def write_changes(self, changes: Sequence[RowChange]) -> None:
+        """A stream's row changes, straight from the decoder."""
+        self.scheduler.check()
+        builder = self.builder
+        for change in changes:
+            if not self._skips(change.gtid):
+                builder.add_change(change)
+        self._bound()
+
+    def _skips(self, gtid: str | None) -> bool:
+        """Whether the transaction a change belongs to is skipped (decided at its first change)."""
+        txn = self.builder.txn
+        if not txn.statements and txn.ddl is None and not self._large and not self._skipping:
+            self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
+        return self._skipping
+
+    def _bound(self) -> None:
+        if self.builder.txn.size > LARGE_TRANSACTION:
+            self._apply_as_it_comes(self.builder.take())
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         txn = self.builder.take()

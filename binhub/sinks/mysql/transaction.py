@@ -1,7 +1,8 @@
 """One upstream transaction turned into the statements that apply it downstream, and its keys.
 
-:class:`TransactionBuilder` takes the binhub JSON documents of a transaction's row changes, in
-order, and makes statements for the downstream tables (matched by column name, renamed by
+:class:`TransactionBuilder` takes a transaction's row changes in order — as the decoder's
+:class:`~binhub.binlog.changes.RowChange` records (a stream), or as binhub JSON documents (Kafka, a
+jsonl directory: their values are turned back into binhub form first) — and makes statements for the downstream tables (matched by column name, renamed by
 ``--rename``): consecutive inserts into one table with the same columns become one multi-row
 INSERT (bounded by the downstream's ``max_allowed_packet``); an UPDATE or DELETE finds its row by
 the downstream table's primary key, else by a unique key whose values are not NULL, else by the
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError
 from binhub.sinks.base import Checkpoint
 from binhub.sinks.mysql.catalog import Catalog, DownstreamTable
@@ -80,6 +82,23 @@ class Transaction:
         return f"{self.checkpoint.file}:{self.checkpoint.pos}"
 
 
+def _positional(db: str, table: str, gtid: str | None) -> ApplyError:
+    return ApplyError(f"the row change of {db}.{table} (GTID {gtid}) has positional column names: the schema "
+                      "history did not know the table's columns there, so binhub cannot tell which downstream "
+                      "column each value belongs to",
+                      hint="seed the schema history for the table (binhub schema) and restart the stream")
+
+
+def _from_json(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A binhub JSON image's values in binhub form (only the columns whose JSON form differs)."""
+    converted = table.converted
+    if image is not None and converted:
+        columns = table.columns
+        for name in converted.intersection(image):
+            image[name] = from_json(columns[name], image[name])
+    return image
+
+
 def _key_text(values: list[Any]) -> str:
     return orjson.dumps(values, default=repr).decode()
 
@@ -115,8 +134,10 @@ class TransactionBuilder:
         self._batch = None
         self.txn = Transaction()
 
-    # -- documents ------------------------------------------------------------------------------
+    # -- changes --------------------------------------------------------------------------------
     def add(self, doc: dict[str, Any]) -> None:
+        """A change as a binhub JSON document (read with orjson): from Kafka, a jsonl directory, or
+        a stream's DDL line."""
         txn = self.txn
         if txn.gtid is None:
             txn.gtid = doc.get("gtid")
@@ -125,41 +146,48 @@ class TransactionBuilder:
             txn.ddl = Ddl(doc["sql"], doc.get("gtid"), doc.get("session") or {}, doc.get("db") or "", doc.get("table"))
             return
         if doc.get("positional"):
-            raise ApplyError(f"the row change of {doc['db']}.{doc['table']} (GTID {doc.get('gtid')}) has positional "
-                             "column names: the schema history did not know the table's columns there, so binhub "
-                             "cannot tell which downstream column each value belongs to",
-                             hint="seed the schema history for the table (binhub schema) and restart the stream")
-        txn.rows += 1
-        db, name = self.renames(doc["db"], doc["table"])
-        table = self.catalog.table(db, name)
-        before = self._image(table, doc["before"])
-        after = self._image(table, doc["after"])
-        op = doc["op"]
+            raise _positional(doc["db"], doc["table"], doc.get("gtid"))
+        table = self._table(doc["db"], doc["table"])
+        self._change(table, doc["op"], _from_json(table, self._image(table, doc["before"])),
+                     _from_json(table, self._image(table, doc["after"])), doc.get("gtid"),
+                     complete=not doc.get("partial"))
+
+    def add_change(self, change: RowChange) -> None:
+        """A change as the decoder made it (values in binhub form already)."""
+        txn = self.txn
+        if txn.gtid is None:
+            txn.gtid = change.gtid
+        if not change.names_known:
+            raise _positional(change.db, change.table, change.gtid)
+        table = self._table(change.db, change.table)
+        self._change(table, change.op, self._image(table, change.before), self._image(table, change.after),
+                     change.gtid, complete=change.complete)
+
+    def _table(self, db: str, table: str) -> DownstreamTable:
+        self.txn.rows += 1
+        return self.catalog.table(*self.renames(db, table))
+
+    def _change(self, table: DownstreamTable, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                gtid: str | None, *, complete: bool) -> None:
         self._keys(table, before, after)
         if op == "insert":
             assert after is not None
-            self._insert(table, after, doc.get("gtid"))
+            self._insert(table, after, gtid)
             return
         self._flush()
         assert before is not None
         if op == "update":
             assert after is not None
-            self._update(table, before, after, doc.get("gtid"), complete=not doc.get("partial"))
+            self._update(table, before, after, gtid, complete=complete)
         else:
-            self._delete(table, before, doc.get("gtid"))
+            self._delete(table, before, gtid)
 
     @staticmethod
     def _image(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str, Any] | None:
-        if image is None:
-            return None
-        columns = table.columns
-        if not columns.keys() >= image.keys():
+        """The image, checked: every column it names exists downstream."""
+        if image is not None and not table.columns.keys() >= image.keys():
             for name in image:
                 table.column(name)  # names the one the downstream lacks
-        converted = table.converted
-        if converted:
-            for name in converted.intersection(image):
-                image[name] = from_json(columns[name], image[name])
         return image
 
     def _keys(self, table: DownstreamTable, *images: dict[str, Any] | None) -> None:
