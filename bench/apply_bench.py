@@ -1,6 +1,7 @@
 """Apply rate: ``binhub stream --to mysql://`` versus a native MariaDB replica's SQL thread.
 
     .venv/bin/python bench/apply_bench.py [--oltp-txns 5000] [--bulk-txns 40] [--repeat 2] [--workdir DIR]
+                                          [--baseline SRC]
 
 1. A primary (fast writes) produces two binlog ranges: ``oltp``, sysbench-like transactions of 1-5
    rows (point UPDATEs, an INSERT and a DELETE on a 10,000-row table), and ``bulk``, transactions
@@ -12,7 +13,8 @@
      whole range into the relay log, then the SQL thread is timed from START to the range's end;
    * ``replica-4opt``: the same with ``slave_parallel_threads=4``, ``slave_parallel_mode=optimistic``;
    * ``binhub-1``/``binhub-4``: ``binhub stream --until-caught-up --to mysql://`` with 1 or 4 workers
-     (process start-up included).
+     (process start-up included); with ``--baseline SRC`` also ``before-1``/``before-4``, the binhub
+     of another source tree (an older commit) in the same rounds.
    The target starts every run with the range's database dropped. Every run's tables are checked
    against the primary's (CHECKSUM TABLE).
 3. Prints transactions/s, rows/s and each tool's ratio to ``replica-1`` and ``replica-4opt``, and
@@ -34,7 +36,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import binhub_command, master_status, replace_section, start_primary  # noqa: E402
+from bench.common import (  # noqa: E402
+    baseline_command,
+    binhub_command,
+    master_status,
+    replace_section,
+    start_primary,
+)
 from binhub.sandbox import Sandbox, SandboxSpec  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -158,10 +166,10 @@ def run_replica(primary: Sandbox, target: Sandbox, rng: Range, threads: int) -> 
     return wall
 
 
-def run_binhub(target: Sandbox, rng: Range, workers: int) -> float:
+def run_binhub(target: Sandbox, rng: Range, workers: int, command: list[str] | None = None) -> float:
     reset_target(target, rng)
     began = time.perf_counter()
-    proc = subprocess.run([*binhub_command(), "stream", "--data-dir", str(rng.store), "--to",
+    proc = subprocess.run([*(command or binhub_command()), "stream", "--data-dir", str(rng.store), "--to",
                            f"mysql://root@127.0.0.1:{target.port}", "--name", f"bench-{rng.name}", "--until-caught-up",
                            "--workers", str(workers)], capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - began
@@ -184,7 +192,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--no-write", action="store_true", help="print, do not update bench/RESULTS.md")
+    ap.add_argument("--baseline", type=Path, metavar="SRC",
+                    help="also time the binhub of this source tree (an older commit): before-1, before-4")
     args = ap.parse_args()
+    tools = dict(TOOLS)
+    if args.baseline:
+        before = baseline_command(args.baseline)
+        tools["before-1"] = lambda p, t, r: run_binhub(t, r, 1, before)
+        tools["before-4"] = lambda p, t, r: run_binhub(t, r, 4, before)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="apply-bench-"))
     primary = start_primary(workdir, name="apply-primary")
     target = Sandbox.create(SandboxSpec(name="apply-target", base_dir=workdir, server_id=2, extra_args=list(DURABLE)))
@@ -197,16 +212,16 @@ def main() -> None:
         began = time.strftime("%H:%M UTC", time.gmtime())
         for rng in ranges:
             want = checksum(primary, rng.db)
-            walls: dict[str, list[float]] = {t: [] for t in TOOLS}
+            walls: dict[str, list[float]] = {t: [] for t in tools}
             for _ in range(args.repeat):
-                for tool, run in TOOLS.items():
+                for tool, run in tools.items():
                     walls[tool].append(run(primary, target, rng))
                     assert checksum(target, rng.db) == want, f"{tool}: the target's table differs"
             base = {b: statistics.median(walls[b]) for b in ("replica-1", "replica-4opt")}
             lines += ["", f"### `{rng.name}`: {rng.transactions:,} transactions, {rng.rows:,} rows", "",
                       "| tool | wall s (median) | txn/s | rows/s | vs replica-1 | vs replica-4opt | all walls |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
-            for tool in TOOLS:
+            for tool in tools:
                 wall = statistics.median(walls[tool])
                 lines.append(f"| {tool} | {wall:.2f} | {rng.transactions / wall:,.0f} | {rng.rows / wall:,.0f} | "
                              f"{base['replica-1'] / wall:.2f} | {base['replica-4opt'] / wall:.2f} | "
@@ -217,7 +232,7 @@ def main() -> None:
         primary.kill()
     head = ["# Apply benchmark results (`binhub stream --to mysql://` vs a replica's SQL thread)", "",
             f"Produced by `python bench/apply_bench.py --oltp-txns {args.oltp_txns} --bulk-txns {args.bulk_txns} "
-            f"--repeat {args.repeat}`, from {began}; load average before {load_before[0]:.1f} / "
+            f"--repeat {args.repeat}{' --baseline SRC' if args.baseline else ''}`, from {began}; load average before {load_before[0]:.1f} / "
             f"{load_before[1]:.1f}, after {load_after[0]:.1f} / {load_after[1]:.1f} (2 cores shared).",
             "Target: MariaDB with `innodb_flush_log_at_trx_commit=1`, `sync_binlog=1`, `log_slave_updates=ON`. "
             "The replica's wall is its SQL thread only (the relay log was downloaded first); binhub's includes "
