@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from binhub.binlog.changes import RowChange
 from binhub.errors import DiskFull, StorageError
 from binhub.store.fsutil import storage_error
+
+if TYPE_CHECKING:  # the relay imports this module: the row decoder is not loaded for an annotation
+    from binhub.binlog.changes import RowChange
 
 __all__ = ["ChangeSink", "Checkpoint", "KeyedSink", "Message", "Sink", "output_error"]
 
