@@ -247,7 +247,7 @@ class MysqlSink:
                                   hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
                                        f"or skip the transaction with --skip-gtid {ident}") from exc
         finally:
-            self.catalog.forget()
+            self.builder.forget_tables()
         self._pending_ddl = None
         self._commit_slot0(txn.checkpoint)
         self.scheduler.skip(txn)

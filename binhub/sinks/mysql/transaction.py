@@ -123,6 +123,7 @@ class TransactionBuilder:
         self.max_batch = max(1 << 16, max_packet - _BATCH_SLACK)
         self.txn = Transaction()
         self._batch: _InsertBatch | None = None
+        self._tables: dict[tuple[str, str], DownstreamTable] = {}
 
     def take(self) -> Transaction:
         """The transaction built so far (its statements), and a fresh one to continue with."""
@@ -164,8 +165,17 @@ class TransactionBuilder:
                      change.gtid, complete=change.complete)
 
     def _table(self, db: str, table: str) -> DownstreamTable:
+        """The downstream table of an upstream one (renamed), found once until :meth:`forget_tables`."""
         self.txn.rows += 1
-        return self.catalog.table(*self.renames(db, table))
+        found = self._tables.get((db, table))
+        if found is None:
+            found = self._tables[(db, table)] = self.catalog.table(*self.renames(db, table))
+        return found
+
+    def forget_tables(self) -> None:
+        """After a DDL: the downstream's tables are read again."""
+        self._tables.clear()
+        self.catalog.forget()
 
     def _change(self, table: DownstreamTable, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
                 gtid: str | None, *, complete: bool) -> None:
@@ -193,17 +203,21 @@ class TransactionBuilder:
     def _keys(self, table: DownstreamTable, *images: dict[str, Any] | None) -> None:
         keys = self.txn.keys
         if not table.unique_keys:
-            keys.add(f"{table.db}.{table.table}")
+            keys.add(table.whole_key)
             return
+        prefixes = table.key_prefixes
         for image in images:
             if image is None:
                 continue
-            for i, key in enumerate(table.unique_keys):
-                values = [image.get(c) for c in key]
-                if all(c in image for c in key) and None not in values:
-                    keys.add(f"{table.db}.{table.table}/{i}/{_key_text(values)}")
-                elif i == 0 and not all(c in image for c in key):  # an image without its key: the table
-                    keys.add(f"{table.db}.{table.table}")
+            for prefix, key in zip(prefixes, table.unique_keys, strict=True):
+                try:
+                    values = [image[c] for c in key]
+                except KeyError:  # an image without the key's columns: the primary key's stands for the table
+                    if prefix is prefixes[0]:
+                        keys.add(table.whole_key)
+                    continue
+                if None not in values:
+                    keys.add(prefix + _key_text(values))
 
     # -- statements -----------------------------------------------------------------------------
     def _add(self, statement: Statement) -> None:
@@ -213,7 +227,7 @@ class TransactionBuilder:
     def _insert(self, table: DownstreamTable, after: dict[str, Any], gtid: str | None) -> None:
         names = tuple(after)
         values = list(after.values())
-        size = sum([len(v) for v in values if isinstance(v, str | bytes)], 8 * len(values)) * 2
+        size = sum([len(v) for v in values if isinstance(v, (str, bytes))], 8 * len(values)) * 2  # noqa: UP038 (faster)
         batch = self._batch
         if batch is not None and (batch.table is not table or batch.names != names
                                   or batch.size + size > self.max_batch or batch.gtid != gtid):
