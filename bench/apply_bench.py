@@ -1,6 +1,7 @@
 """Apply rate: ``binhub stream --to mysql://`` versus a native MariaDB replica's SQL thread.
 
     .venv/bin/python bench/apply_bench.py [--oltp-txns 5000] [--bulk-txns 40] [--repeat 2] [--workdir DIR]
+                                          [--baseline SRC]
 
 1. A primary (fast writes) produces two binlog ranges: ``oltp``, sysbench-like transactions of 1-5
    rows (point UPDATEs, an INSERT and a DELETE on a 10,000-row table), and ``bulk``, transactions
@@ -12,11 +13,13 @@
      whole range into the relay log, then the SQL thread is timed from START to the range's end;
    * ``replica-4opt``: the same with ``slave_parallel_threads=4``, ``slave_parallel_mode=optimistic``;
    * ``binhub-1``/``binhub-4``: ``binhub stream --until-caught-up --to mysql://`` with 1 or 4 workers
-     (process start-up included).
+     (process start-up included); with ``--baseline SRC`` also ``before-1``/``before-4``, the binhub
+     of another source tree (an older commit) in the same rounds.
    The target starts every run with the range's database dropped. Every run's tables are checked
    against the primary's (CHECKSUM TABLE).
-3. Prints transactions/s, rows/s and each tool's ratio to ``replica-1`` and ``replica-4opt``, and
-   writes the "Apply" section of bench/RESULTS.md.
+3. Prints transactions/s, rows/s, each tool's ratio to ``replica-1`` and ``replica-4opt``, and the CPU
+   seconds of the target server and of the binhub process (medians: on a loaded machine CPU seconds
+   say more than walls), and writes the "Apply" section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import binhub_command, master_status, replace_section, start_primary  # noqa: E402
+from bench.common import (  # noqa: E402
+    ProcCpu,
+    baseline_command,
+    binhub_command,
+    children_cpu,
+    master_status,
+    replace_section,
+    start_primary,
+)
 from binhub.sandbox import Sandbox, SandboxSpec  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -125,7 +136,14 @@ def reset_target(target: Sandbox, rng: Range) -> None:
     q(target, "RESET MASTER")
 
 
-def run_replica(primary: Sandbox, target: Sandbox, rng: Range, threads: int) -> float:
+@dataclass
+class Run:
+    wall: float
+    server_cpu: float  # CPU seconds of the target's mariadbd meanwhile (its SQL thread, or binhub's sessions)
+    client_cpu: float = 0.0  # CPU seconds of the binhub process (0 for the replica: it runs inside the server)
+
+
+def run_replica(primary: Sandbox, target: Sandbox, rng: Range, threads: int) -> Run:
     reset_target(target, rng)
     q(target, f"SET GLOBAL slave_parallel_threads = {threads}")
     q(target, f"SET GLOBAL slave_parallel_mode = '{'optimistic' if threads else 'conservative'}'")
@@ -139,6 +157,7 @@ def run_replica(primary: Sandbox, target: Sandbox, rng: Range, threads: int) -> 
         if (cols[5], int(cols[6])) >= (rng.end_file, rng.end_pos):  # same base name: compares by sequence
             break
         time.sleep(0.05)
+    server = ProcCpu(target.pid)
     began = time.perf_counter()
     q(target, f"START SLAVE SQL_THREAD UNTIL MASTER_LOG_FILE='{rng.end_file}', MASTER_LOG_POS={rng.end_pos}")
     while True:
@@ -154,19 +173,21 @@ def run_replica(primary: Sandbox, target: Sandbox, rng: Range, threads: int) -> 
             break
         time.sleep(0.01)
     wall = time.perf_counter() - began
+    cpu = server.since_start()
     q(target, "STOP SLAVE")
-    return wall
+    return Run(wall, cpu)
 
 
-def run_binhub(target: Sandbox, rng: Range, workers: int) -> float:
+def run_binhub(target: Sandbox, rng: Range, workers: int, command: list[str] | None = None) -> Run:
     reset_target(target, rng)
+    server, client = ProcCpu(target.pid), children_cpu()
     began = time.perf_counter()
-    proc = subprocess.run([*binhub_command(), "stream", "--data-dir", str(rng.store), "--to",
+    proc = subprocess.run([*(command or binhub_command()), "stream", "--data-dir", str(rng.store), "--to",
                            f"mysql://root@127.0.0.1:{target.port}", "--name", f"bench-{rng.name}", "--until-caught-up",
                            "--workers", str(workers)], capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - began
     assert proc.returncode == 0, proc.stderr
-    return wall
+    return Run(wall, server.since_start(), children_cpu() - client)
 
 
 TOOLS = {
@@ -184,7 +205,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--no-write", action="store_true", help="print, do not update bench/RESULTS.md")
+    ap.add_argument("--baseline", type=Path, metavar="SRC",
+                    help="also time the binhub of this source tree (an older commit): before-1, before-4")
     args = ap.parse_args()
+    tools = dict(TOOLS)
+    if args.baseline:
+        before = baseline_command(args.baseline)
+        tools["before-1"] = lambda p, t, r: run_binhub(t, r, 1, before)
+        tools["before-4"] = lambda p, t, r: run_binhub(t, r, 4, before)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="apply-bench-"))
     primary = start_primary(workdir, name="apply-primary")
     target = Sandbox.create(SandboxSpec(name="apply-target", base_dir=workdir, server_id=2, extra_args=list(DURABLE)))
@@ -197,27 +225,30 @@ def main() -> None:
         began = time.strftime("%H:%M UTC", time.gmtime())
         for rng in ranges:
             want = checksum(primary, rng.db)
-            walls: dict[str, list[float]] = {t: [] for t in TOOLS}
+            runs: dict[str, list[Run]] = {t: [] for t in tools}
             for _ in range(args.repeat):
-                for tool, run in TOOLS.items():
-                    walls[tool].append(run(primary, target, rng))
+                for tool, run in tools.items():
+                    runs[tool].append(run(primary, target, rng))
                     assert checksum(target, rng.db) == want, f"{tool}: the target's table differs"
-            base = {b: statistics.median(walls[b]) for b in ("replica-1", "replica-4opt")}
+            base = {b: statistics.median(r.wall for r in runs[b]) for b in ("replica-1", "replica-4opt")}
             lines += ["", f"### `{rng.name}`: {rng.transactions:,} transactions, {rng.rows:,} rows", "",
-                      "| tool | wall s (median) | txn/s | rows/s | vs replica-1 | vs replica-4opt | all walls |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
-            for tool in TOOLS:
-                wall = statistics.median(walls[tool])
+                      "| tool | wall s (median) | txn/s | rows/s | vs replica-1 | vs replica-4opt | server CPU s | "
+                      "binhub CPU s | all walls |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for tool in tools:
+                wall = statistics.median(r.wall for r in runs[tool])
+                server_cpu = statistics.median(r.server_cpu for r in runs[tool])
+                client_cpu = statistics.median(r.client_cpu for r in runs[tool])
                 lines.append(f"| {tool} | {wall:.2f} | {rng.transactions / wall:,.0f} | {rng.rows / wall:,.0f} | "
-                             f"{base['replica-1'] / wall:.2f} | {base['replica-4opt'] / wall:.2f} | "
-                             f"{', '.join(f'{w:.2f}' for w in walls[tool])} |")
+                             f"{base['replica-1'] / wall:.2f} | {base['replica-4opt'] / wall:.2f} | {server_cpu:.2f} | "
+                             f"{client_cpu:.2f} | {', '.join(f'{r.wall:.2f}' for r in runs[tool])} |")
         load_after = os.getloadavg()
     finally:
         target.kill()
         primary.kill()
     head = ["# Apply benchmark results (`binhub stream --to mysql://` vs a replica's SQL thread)", "",
             f"Produced by `python bench/apply_bench.py --oltp-txns {args.oltp_txns} --bulk-txns {args.bulk_txns} "
-            f"--repeat {args.repeat}`, from {began}; load average before {load_before[0]:.1f} / "
+            f"--repeat {args.repeat}{' --baseline SRC' if args.baseline else ''}`, from {began}; load average before {load_before[0]:.1f} / "
             f"{load_before[1]:.1f}, after {load_after[0]:.1f} / {load_after[1]:.1f} (2 cores shared).",
             "Target: MariaDB with `innodb_flush_log_at_trx_commit=1`, `sync_binlog=1`, `log_slave_updates=ON`. "
             "The replica's wall is its SQL thread only (the relay log was downloaded first); binhub's includes "

@@ -532,6 +532,15 @@ def binhub_python() -> str:
     return str(script.with_name("python")) if script.exists() else sys.executable
 
 
+def baseline_command(source: Path) -> list[str]:
+    """``binhub`` run from another source tree (an older commit, e.g. ``git worktree add /tmp/base
+    main``, with its C speedups built or copied in) on this interpreter: the "before" of a paired
+    bench, timed in the same rounds as this tree's binhub."""
+    launcher = ("import sys; sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+                f"sys.path.insert(0, {str(source.resolve())!r}); from binhub.cli.main import main; sys.exit(main())")
+    return [binhub_python(), "-c", launcher]
+
+
 SPEEDUPS_PROBE = ("import binhub._speedups as s; "
                   "print('C extension' if s.NAME == 'c' else 'pure Python (no C extension)', f'(CRC32: {s.CRC32_METHOD})')")
 

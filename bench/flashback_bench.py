@@ -3,6 +3,7 @@ beside MariaDB's own ``mariadb-binlog --flashback`` and the ``mariadb-binlog -v`
 same range as yardsticks.
 
     .venv/bin/python bench/flashback_bench.py [--rows 1000000] [--repeat 3] [--keep] [--workdir DIR] [--no-write]
+                                              [--baseline SRC]
 
 1. Starts a sandbox MariaDB and fills a sysbench-like table (id, k, c CHAR(120), pad CHAR(60)) and a
    mixed-type table (DECIMAL, DATETIME(6), utf8mb4 text, VARBINARY, ENUM, JSON) with ``--rows`` rows,
@@ -15,7 +16,8 @@ same range as yardsticks.
    the range spills to disk), ``mariadb-binlog --flashback FILES`` (rollback as BINLOG base64
    events, MariaDB's native flashback) and ``mariadb-binlog --base64-output=decode-rows -v FILES``.
    binlog2sql is not on PyPI and my2sql is a Go binary (neither installable here); their published
-   figures are quoted beside ours.
+   figures are quoted beside ours. ``--baseline SRC`` adds the binhub of another source tree (an
+   older commit) to the same rounds.
 4. Writes the "Flashback" section of bench/RESULTS.md.
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import binhub_command, mariadb_binlog_binary, measure, start_primary  # noqa: E402
+from bench.common import baseline_command, binhub_command, mariadb_binlog_binary, measure, start_primary  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -95,6 +97,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument("--baseline", type=Path, metavar="SRC",
+                    help="also time the binhub of this source tree (an older commit) in the same rounds")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="binhub-flashback-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +132,8 @@ def main() -> int:
             "mariadb-binlog -v (decode only)": [mariadb_binlog_binary(), "--base64-output=decode-rows", "-v",
                                                 *map(str, files)],
         }
+        if args.baseline:
+            tools["binhub flashback --sql (before)"] = [*baseline_command(args.baseline), *binhub[len(binhub_command()):]]
         walls: dict[str, list[float]] = {t: [] for t in tools}
         cpus: dict[str, list[float]] = {t: [] for t in tools}
         loads = []
@@ -146,7 +152,8 @@ def main() -> int:
         ours = table[0]
         lines = [
             SECTION, "",
-            f"Produced by `python bench/flashback_bench.py --rows {args.rows} --repeat {args.repeat}` on "
+            f"Produced by `python bench/flashback_bench.py --rows {args.rows} --repeat {args.repeat}"
+            f"{' --baseline SRC' if args.baseline else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The range: an UPDATE without WHERE of 60 % "
             f"of two tables (a sysbench-like one and a mixed-type one: DECIMAL, DATETIME(6), utf8mb4, VARBINARY, "
             f"ENUM, JSON) and a DELETE of the other 40 %: {rows:,} row changes in 4 transactions, "
@@ -164,7 +171,10 @@ def main() -> int:
             f"binhub here: {size / 2**20 / ours[2]:.1f} MiB/s of binlog. By CPU seconds, which the load "
             f"disturbs least: binhub {rows / ours[4]:,.0f} rows per CPU second ({size / 2**20 / ours[4]:.1f} MiB), "
             f"{ours[4] / table[1][4]:.1f}× the CPU of mariadb-binlog --flashback. "
-            f"All walls: " + "; ".join(f"{t} {[round(w, 2) for w in ws]}" for t, ws in walls.items()) + ".", "",
+            + (f"The baseline tree (before): {table[3][3]:,.0f} rows/s, {table[3][4]:.2f} CPU s; this tree "
+               f"{ours[3] / table[3][3]:.2f}× its rows/s, {table[3][4] / ours[4]:.2f}× less CPU. "
+               if args.baseline else "")
+            + "All walls: " + "; ".join(f"{t} {[round(w, 2) for w in ws]}" for t, ws in walls.items()) + ".", "",
         ]
         report = "\n".join(lines)
         print(report)

@@ -16,9 +16,10 @@ downstream as it was.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -51,6 +52,7 @@ HOLDER = "flashback"
 # (max_allowed_packet is 16 MiB by default on MariaDB, 64 MiB on MySQL 8).
 INSERT_BATCH = 500
 INSERT_BYTES = 4 << 20
+_WRITE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,11 @@ class DdlInRange:
 
 @dataclass(slots=True)
 class UndoTransaction:
-    """One transaction of the range and the changes that undo it (newest first)."""
+    """One transaction of the range and its changes, newest first: read from the spool as they are
+    consumed (a transaction may be larger than memory), once, before the next transaction."""
 
     mark: TransactionMark
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: Iterator[dict[str, Any]]
 
     def comment(self) -> str:
         when = datetime.fromtimestamp(self.mark.time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -151,9 +154,10 @@ class Flashback:
     def undo_transactions(self) -> Iterator[UndoTransaction]:
         """The range's transactions newest first, each with its inverse changes newest first."""
         for mark, lines in self.spool.newest_first():
-            undo = UndoTransaction(mark, [orjson.loads(line) for line in lines])
-            if undo.changes:
-                yield undo
+            changes = map(orjson.loads, lines)
+            first = next(changes, None)
+            if first is not None:
+                yield UndoTransaction(mark, itertools.chain((first,), changes))
 
     def _columns_of(self, change: dict[str, Any]) -> Mapping[str, SqlColumn]:
         return self.columns(change["db"], change["table"], change["file"], change["pos"])
@@ -161,14 +165,22 @@ class Flashback:
     def write_sql(self, out: TextIO) -> None:
         """The undoing as SQL for the mariadb/mysql client: BEGIN … COMMIT per transaction."""
         out.write("".join(setting + ";\n" for setting in SESSION_SQL))
+        pending: list[str] = []  # written in pieces of about _WRITE_BYTES: one write per statement is slow
+        size = 0
         for undo in self.undo_transactions():
-            out.write(undo.comment() + "\nBEGIN;\n")
+            pending.append(undo.comment() + "\nBEGIN;\n")
             for sql in self._statements(undo.changes):
-                out.write(sql + ";\n")
+                pending.append(sql + ";\n")
+                size += len(sql)
                 self.statements += 1
-            out.write("COMMIT;\n")
+                if size > _WRITE_BYTES:
+                    out.write("".join(pending))
+                    pending.clear()
+                    size = 0
+            pending.append("COMMIT;\n")
+        out.write("".join(pending))
 
-    def _statements(self, changes: list[dict[str, Any]]) -> Iterator[str]:
+    def _statements(self, changes: Iterable[dict[str, Any]]) -> Iterator[str]:
         """The undoing statements of one transaction's changes (newest first); the rows re-inserted
         into one table one after another go in multi-row INSERTs."""
         batch: list[dict[str, Any]] = []

@@ -7,18 +7,25 @@ stream resumes are one fact, so a restart after ``kill -9`` neither loses nor re
 
 A destination that routes and keys each change (Kafka: a topic per table, the primary key as the
 message key) is a :class:`KeyedSink`: instead of lines it is sent :class:`Message` objects, one per
-change, with the same ``transaction_end``/``commit`` contract.
+change, with the same ``transaction_end``/``commit`` contract. A destination that turns changes back
+into values (the MySQL sink) is a :class:`ChangeSink`: it is handed the decoder's
+:class:`~binhub.binlog.changes.RowChange` records themselves, values in binhub form, instead of
+JSON lines it would parse again (DDL still comes as a binhub JSON line through ``write``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from binhub.errors import DiskFull, StorageError
 from binhub.store.fsutil import storage_error
 
-__all__ = ["Checkpoint", "KeyedSink", "Message", "Sink", "output_error"]
+if TYPE_CHECKING:  # the relay imports this module: the row decoder is not loaded for an annotation
+    from binhub.binlog.changes import RowChange
+
+__all__ = ["ChangeSink", "Checkpoint", "KeyedSink", "Message", "Sink", "output_error"]
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -48,6 +55,7 @@ class Message:
     value: bytes | None
     ddl: bool = False
     topic: str | None = None
+    rows: Sequence[RowChange] | None = None  # a rows event's changes as records, for a ChangeSink (value None)
 
 
 class Sink(Protocol):
@@ -72,6 +80,16 @@ class KeyedSink(Sink, Protocol):
 
     def send(self, messages: list[Message]) -> None:
         """Deliver the messages (of the current transaction) in order; durable at :meth:`commit`."""
+
+
+@runtime_checkable
+class ChangeSink(Sink, Protocol):
+    """A sink that takes row changes as :class:`~binhub.binlog.changes.RowChange` records (binhub form
+    values straight from the decoder: no JSON round trip, and a JSON column's JSON ``null`` stays
+    apart from SQL NULL); DDL lines still come through :meth:`Sink.write`."""
+
+    def write_changes(self, changes: Sequence[RowChange]) -> None:
+        """The row changes (of one rows event) of the current transaction, in order."""
 
 
 def output_error(exc: OSError, what: str, *, disk_full_hint: str) -> StorageError:

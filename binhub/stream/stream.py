@@ -20,13 +20,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
 from binhub.errors import BinhubError, GtidError, StartPositionError
 from binhub.schema import SchemaHistory
-from binhub.sinks import Checkpoint, KeyedSink, Sink
-from binhub.store.follower import StoreFollower
+from binhub.sinks import ChangeSink, Checkpoint, KeyedSink, Sink
+from binhub.store.follower import Batch, StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
 from binhub.store.recovery import GtidSet
@@ -35,12 +35,14 @@ from binhub.store.seek import plan_file_position, plan_mariadb_gtid, plan_mysql_
 from binhub.stream.changes import ChangeReader, TableFilter, TransactionEnd
 from binhub.stream.columns import ColumnRules
 from binhub.stream.config import StreamConfig
-from binhub.stream.formats import output_format
+from binhub.stream.formats import BinhubFormat, output_format
 from binhub.stream.metrics import StreamMetrics
 
 __all__ = ["Stream"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 POLL = 0.5  # seconds between checks for stop() while the store is quiet
 
@@ -100,7 +102,7 @@ class Stream:
         try:
             await self._run()
         finally:
-            self.sink.close()
+            await _off_loop(self.sink.close)
 
     async def _run(self) -> None:
         reader = self.reader
@@ -120,55 +122,69 @@ class Stream:
             lease = None  # stdout keeps no checkpoint to resume from
         else:
             lease.hold(plan.file, target=self.config.to)
+        rules = ColumnRules(self.config.exclude_columns, self.config.mask_columns)
+        output = output_format(self.config.format, stream_name=self.config.name, keyed=keyed is not None,
+                               transaction_metadata=self.config.transaction_metadata)
+        records = self.sink if isinstance(self.sink, ChangeSink) else None
+        if records is not None and isinstance(output, BinhubFormat) and not rules:
+            # Records straight from the decoder, not JSON the sink would parse back (column rules
+            # work on JSON lines: with them the sink is given lines, which it reads as well).
+            output = BinhubFormat(stream_name=self.config.name, keyed=False, records=True)
         changes = ChangeReader(refresh_schema=self.refresh_schema,
                                table_filter=TableFilter(self.config.include, self.config.exclude),
                                executed=plan.executed, emit_from=plan.emit_from, skip=plan.skip,
-                               output=output_format(self.config.format, stream_name=self.config.name,
-                                                    keyed=keyed is not None,
-                                                    transaction_metadata=self.config.transaction_metadata),
-                               columns=ColumnRules(self.config.exclude_columns, self.config.mask_columns),
-                               seed_schema=self.seed_schema)
+                               output=output, columns=rules, seed_schema=self.seed_schema)
         if plan.pos > 4:
             changes.feed(plan.file, 4, reader.file_head(plan.file).fde)  # the FDE the events need
         # share=False: a stream's reads are its own; kept in the hub's window they would cost up to
         # 192 MiB for nothing (and a 1 GiB transaction would fill it).
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}", share=False) as follower:
-            last: TransactionEnd | None = None
             held = plan.file
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
-                try:
-                    for offset, event in batch.events:
-                        messages, end = changes.feed(batch.file, offset, bytes(event))
-                        if keyed is not None:
-                            if messages:
-                                keyed.send(messages)
-                                self.lines += sum(m.value is not None for m in messages)
-                        else:
-                            for message in messages:  # the lines of one rows event, or a DDL's
-                                if message.value is not None:
-                                    self.sink.write(message.value)
-                                    self.lines += message.value.count(b"\n")
-                        if end is not None:
-                            self.transactions += 1
-                            self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
-                            last = end
-                except BinhubError:
-                    # Deliver the transactions completed before the one that cannot be decoded: a
-                    # restart after the fix then begins with that one.
-                    with contextlib.suppress(BinhubError):
-                        self.sink.commit()
-                    raise
-                self.sink.commit()
+                last = await _off_loop(self._deliver, batch, changes, keyed, records)
                 if last is not None:
                     self._delivered(last)
                     held = last.file
-                    last = None
                 if lease is not None:
                     lease.hold(held, target=self.config.to)  # only after the checkpoint is durable
                 if target is not None and not changes.in_transaction and \
                         (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
                     return
+
+    def _deliver(self, batch: Batch, changes: ChangeReader, keyed: KeyedSink | None,
+                 records: ChangeSink | None) -> TransactionEnd | None:
+        """Decode one batch of events into the sink and commit it (in a thread: see :func:`_off_loop`);
+        the last transaction end it committed, if any."""
+        last: TransactionEnd | None = None
+        try:
+            for offset, event in batch.events:
+                messages, end = changes.feed(batch.file, offset, bytes(event))
+                if keyed is not None:
+                    if messages:
+                        keyed.send(messages)
+                        self.lines += sum(m.value is not None for m in messages)
+                else:
+                    for message in messages:  # the lines (or records) of one rows event, or a DDL's
+                        if message.rows is not None:
+                            assert records is not None
+                            records.write_changes(message.rows)
+                            self.lines += len(message.rows)
+                        elif message.value is not None:
+                            self.sink.write(message.value)
+                            self.lines += message.value.count(b"\n")
+                if end is not None:
+                    self.transactions += 1
+                    self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                    last = end
+        except BinhubError:
+            # Deliver the transactions completed before the one that cannot be decoded: a
+            # restart after the fix then begins with that one.
+            with contextlib.suppress(BinhubError):
+                self.sink.commit()
+            raise
+        self.sink.commit()
+        return last
 
     def _delivered(self, end: TransactionEnd) -> None:
         m = self.metrics
@@ -224,6 +240,20 @@ class Stream:
         if head.gtid_list is not None:
             return MariadbGtidList(head.gtid_list)
         return head.previous_gtids
+
+
+async def _off_loop(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a thread: decoding and the sink's blocking work (a MySQL downstream that
+    applies slowly holds the stream back, a DDL drains the workers, an fsync) must not stall the
+    event loop, which the other services of ``binhub run`` share. A cancelled stream still waits for
+    the work to end, so the sink is never closed while it is being written to."""
+    future = asyncio.get_running_loop().run_in_executor(None, work, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await future
+        raise
 
 
 def _parse_set(text: str) -> GtidSet | None:

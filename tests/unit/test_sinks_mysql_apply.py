@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 
+from binhub.binlog.changes import RowChange
+from binhub.binlog.column_values import JSON_NULL
 from binhub.errors import ApplyConflict, ConfigError
 from binhub.sinks.base import Checkpoint
+from binhub.sinks.mysql.catalog import DownstreamTable
 from binhub.sinks.mysql.dsn import MysqlTarget, parse_mysql_target
 from binhub.sinks.mysql.options import ApplyOptions, Renames
 from binhub.sinks.mysql.scheduler import Scheduler
-from binhub.sinks.mysql.transaction import Transaction
+from binhub.sinks.mysql.sql import SqlColumn
+from binhub.sinks.mysql.transaction import Transaction, TransactionBuilder
 
 
 def test_target_url() -> None:
@@ -152,3 +156,38 @@ def test_listed_transactions_behind_the_mark_are_dropped() -> None:
     assert _covered("3e11fa47-71ca-11e1-9e33-c80aa9429562:3", mysql)
     assert not _covered("3e11fa47-71ca-11e1-9e33-c80aa9429562:7", mysql)
     assert not _covered("0-1-1", None)
+
+
+class _OneTable:
+    """A catalog that knows one downstream table."""
+
+    def __init__(self, table: DownstreamTable) -> None:
+        self._table = table
+
+    def table(self, db: str, name: str) -> DownstreamTable:
+        assert (db, name) == (self._table.db, self._table.table)
+        return self._table
+
+
+def _insert(i: int, doc: Any) -> RowChange:
+    return RowChange("insert", "d", "t", None, {"id": i, "doc": doc}, ("id",), "0-1-5", "b.000001", 4, 0, True, True)
+
+
+def test_records_keep_a_json_null_apart_from_sql_null() -> None:
+    """From the decoder's records a MySQL JSON column's JSON null is written as JSON null; binhub
+    JSON cannot tell it from SQL NULL (both are ``null``), so the document path writes NULL."""
+    columns = {"id": SqlColumn.of("id", "int"), "doc": SqlColumn.of("doc", "json")}
+    table = DownstreamTable("d", "t", columns, ("id",), (("id",),))
+    builder = TransactionBuilder(_OneTable(table), renames=Renames(), safe_mode=False,  # type: ignore[arg-type]
+                                 max_packet=1 << 20)
+    builder.add_change(_insert(1, JSON_NULL))
+    builder.add_change(_insert(2, None))
+    builder.add_change(_insert(3, {"a": [1, None]}))
+    txn = builder.take()
+    assert txn.rows == 3 and len(txn.statements) == 1
+    assert txn.statements[0].sql.endswith("VALUES (1, CAST(_utf8mb4'null' AS JSON)), (2, NULL), "
+                                          "(3, CAST(_utf8mb4'{\"a\":[1,null]}' AS JSON))")
+    builder.reset()
+    builder.add({"op": "insert", "db": "d", "table": "t", "before": None, "after": {"id": 1, "doc": None},
+                 "gtid": "0-1-5"})
+    assert builder.take().statements[0].sql.endswith("VALUES (1, NULL)")

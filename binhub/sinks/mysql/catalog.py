@@ -7,7 +7,7 @@ per table, forgotten after every DDL the sink runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 
@@ -28,6 +28,14 @@ class DownstreamTable:
     # Columns whose binhub JSON form differs from binhub form (base64, geometry and undecoded
     # objects): only these are converted when a row is read back.
     converted: frozenset[str] = frozenset()
+    # The scheduler's keys: the whole table's, and the prefix of each unique key's (made once).
+    whole_key: str = field(init=False, repr=False, compare=False)
+    key_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "whole_key", f"{self.db}.{self.table}")
+        object.__setattr__(self, "key_prefixes", tuple(f"{self.db}.{self.table}/{i}/"
+                                                       for i in range(len(self.unique_keys))))
 
     @property
     def quoted(self) -> str:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_INFLIGHT_BYTES", "Scheduler"]
 
 MAX_INFLIGHT_BYTES = 256 << 20  # SQL handed to workers and not committed yet: the sink's memory bound
+_PRUNE_AT = 4096  # keys held before those of committed transactions are dropped
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Scheduler:
         self._checkpoints: dict[int, Checkpoint] = {}  # submitted, not below the mark yet
         self._done: set[int] = set()
         self._holders: dict[str, tuple[int, int]] = {}  # key -> (seq, worker index) of its last holder
+        self._prune_at = _PRUNE_AT
         self._inflight: dict[int, int] = {}  # seq -> worker index
         self._sizes: dict[int, int] = {}  # seq -> bytes of SQL, while in flight
         self._inflight_bytes = 0
@@ -155,7 +157,11 @@ class Scheduler:
             self._low += 1
             self._done.discard(self._low)
             self._mark = self._checkpoints.pop(self._low, self._mark)
-        if len(self._holders) > 4096 or not self._inflight:
-            # Keys of committed transactions are free again.
+        if not self._inflight:
+            self._holders.clear()  # every key is free again
+        elif len(self._holders) > self._prune_at:
+            # Keys of committed transactions are free again. Pruned when the map has doubled since
+            # (large transactions hold thousands of keys: pruning at every commit was quadratic).
             self._holders = {k: v for k, v in self._holders.items() if v[0] in self._inflight}
+            self._prune_at = max(_PRUNE_AT, 2 * len(self._holders))
         self._cond.notify_all()

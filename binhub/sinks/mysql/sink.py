@@ -1,8 +1,9 @@
 """``--to mysql://USER:PW@HOST:PORT``: the stream's changes applied to a MySQL/MariaDB server, exactly once.
 
-:class:`MysqlSink` reads the stream's binhub JSON lines back (``orjson``), builds each upstream
-transaction's statements (:mod:`~binhub.sinks.mysql.transaction`) against the downstream's own
-tables (:mod:`~binhub.sinks.mysql.catalog`) and hands the transaction to the workers through the
+:class:`MysqlSink` takes a stream's row changes as the decoder's records (a
+:class:`~binhub.sinks.ChangeSink`: values in binhub form, no JSON in between) or binhub JSON lines
+(Kafka, a jsonl directory, DDL), builds each upstream transaction's statements
+(:mod:`~binhub.sinks.mysql.transaction`) against the downstream's own tables (:mod:`~binhub.sinks.mysql.catalog`) and hands the transaction to the workers through the
 causality scheduler (:mod:`~binhub.sinks.mysql.scheduler`); each worker commits what it applies
 together with its row of ``binhub.stream_checkpoint`` (:mod:`~binhub.sinks.mysql.checkpoint`), so a
 restart resumes exactly after what the downstream holds, whatever moment it was killed at.
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 from prometheus_client import CollectorRegistry, Counter
 
+from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError, DdlRejected
 from binhub.sinks.base import Checkpoint
 from binhub.sinks.mysql.catalog import Catalog
@@ -61,9 +64,12 @@ class MysqlSink:
         self.renames = Renames(options.rename)
         self.skip_gtids = frozenset(options.skip_gtids)
         self.conflicts: dict[str, int] = {}
+        registry = registry if registry is not None else CollectorRegistry()
         self._conflict_metric = Counter("binhub_apply_conflicts", "Conflicts the MySQL sink met (duplicate key, "
-                                        "missing row), by kind.", ("stream", "kind"),
-                                        registry=registry if registry is not None else CollectorRegistry())
+                                        "missing row), by kind.", ("stream", "kind"), registry=registry)
+        # rate() of it is the sink's rows/s: what the downstream committed, not what was read.
+        self._rows_metric = Counter("binhub_apply_rows", "Row changes the MySQL sink committed downstream.",
+                                    ("stream",), registry=registry).labels(name)
         self.main = Downstream(target, connect_timeout=options.connect_timeout, label="main")
         self.main.reconnect(options.reconnect_for)  # the downstream may be (re)starting: wait for it a while
         ensure_checkpoint_table(self.main)
@@ -77,12 +83,14 @@ class MysqlSink:
         self.builder = TransactionBuilder(self.catalog, renames=self.renames, safe_mode=options.safe_mode,
                                           max_packet=self.main.max_allowed_packet)
         self.workers = [Worker(i, Downstream(target, connect_timeout=options.connect_timeout, label=f"worker {i}"),
-                               options, name, self._count_conflict) for i in range(options.workers)]
+                               options, name, self._count_conflict, self._rows_metric.inc)
+                        for i in range(options.workers)]
         self.scheduler = Scheduler(self.workers, resume.checkpoint if resume is not None else None)
         for worker in self.workers:
             worker.start(self.scheduler)
         self._skipping = False
         self._large = False  # the current transaction is being applied as it comes
+        self._large_rows = 0  # its rows run so far (counted once it commits)
         self._saved_mark = self.scheduler.mark
         self._saved_at = time.monotonic()
         self.transactions = 0
@@ -96,20 +104,38 @@ class MysqlSink:
         return self._resume.checkpoint if self._resume is not None else None
 
     def write(self, data: bytes) -> None:
+        """binhub JSON lines: a stream's DDL, or changes from Kafka or a jsonl directory."""
         self.scheduler.check()
         builder = self.builder
         for line in data.splitlines():
             doc = orjson.loads(line)
-            if not builder.txn.statements and builder.txn.ddl is None and not self._large and not self._skipping:
-                gtid = doc.get("gtid")
-                self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
-            if self._skipping:
-                continue
-            if builder.txn.ddl is not None and doc["op"] != "ddl":
-                self._ddl_before_rows(doc)
-            builder.add(doc)
-        if builder.txn.size > LARGE_TRANSACTION:
-            self._apply_as_it_comes(builder.take())
+            if not self._skips(doc.get("gtid")):
+                if builder.txn.ddl is not None and doc["op"] != "ddl":
+                    self._ddl_before_rows(doc["file"], doc["pos"])
+                builder.add(doc)
+        self._bound()
+
+    def write_changes(self, changes: Sequence[RowChange]) -> None:
+        """A stream's row changes, straight from the decoder."""
+        self.scheduler.check()
+        builder = self.builder
+        for change in changes:
+            if not self._skips(change.gtid):
+                if builder.txn.ddl is not None:
+                    self._ddl_before_rows(change.file, change.pos)
+                builder.add_change(change)
+        self._bound()
+
+    def _skips(self, gtid: str | None) -> bool:
+        """Whether the transaction a change belongs to is skipped (decided at its first change)."""
+        txn = self.builder.txn
+        if not txn.statements and txn.ddl is None and not self._large and not self._skipping:
+            self._skipping = gtid is not None and (gtid in self.skip_gtids or gtid in self._already_applied)
+        return self._skipping
+
+    def _bound(self) -> None:
+        if self.builder.txn.size > LARGE_TRANSACTION:
+            self._apply_as_it_comes(self.builder.take())
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         txn = self.builder.take()
@@ -168,6 +194,7 @@ class MysqlSink:
             log.info("a transaction of more than %d MiB (GTID %s): applied as it is read", LARGE_TRANSACTION >> 20,
                      part.gtid)
         self._run_here(part)
+        self._large_rows += part.rows
 
     def _run_here(self, txn: Transaction) -> None:
         try:
@@ -181,6 +208,8 @@ class MysqlSink:
     def _finish_large(self, txn: Transaction) -> None:
         self._run_here(txn)
         self._commit_slot0(txn.checkpoint)
+        self._rows_metric.inc(self._large_rows + txn.rows)
+        self._large_rows = 0
         self.scheduler.skip(txn)
 
     def _commit_slot0(self, mark: Checkpoint | None, pending_ddl: str | None = None) -> None:
@@ -204,7 +233,7 @@ class MysqlSink:
         self._commit_slot0(txn.checkpoint)
         self.scheduler.skip(txn)
 
-    def _ddl_before_rows(self, first_row: dict[str, Any]) -> None:
+    def _ddl_before_rows(self, first_file: str, first_pos: int) -> None:
         """A transaction whose DDL is followed by rows: CREATE … SELECT logged row-based (a CREATE
         TABLE, then the rows, one GTID). The DDL runs now, so the rows find their table; the rows
         are then applied as they come and committed with the checkpoint at the transaction's end
@@ -217,7 +246,7 @@ class MysqlSink:
                              f"apply in order (the DDL commits implicitly): {ddl.sql}",
                              hint=f"apply it by hand, then restart with --skip-gtid {txn.gtid}")
         # Without a GTID the end position is not known yet: the first row's place names it, run after run.
-        self._execute_ddl(ddl, txn.gtid or f"{first_row['file']}:{first_row['pos']}")
+        self._execute_ddl(ddl, txn.gtid or f"{first_file}:{first_pos}")
         self._large = True
 
     def _execute_ddl(self, ddl: Ddl, ident: str) -> None:
@@ -246,7 +275,7 @@ class MysqlSink:
                                   hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
                                        f"or skip the transaction with --skip-gtid {ident}") from exc
         finally:
-            self.catalog.forget()
+            self.builder.forget_tables()
         self._pending_ddl = None
 
     def _kept(self, ddl: Ddl, ident: str) -> bool:

@@ -33,7 +33,7 @@ import enum
 import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -111,11 +111,17 @@ def column_kind(sql_type: str, charset: str | None = None) -> Kind:
 
 @dataclass(frozen=True, slots=True)
 class SqlColumn:
-    """What writing a value needs to know about its column."""
+    """What writing a value needs to know about its column; ``render(value)`` is its :func:`literal`,
+    made once per column with the common type of its kind tried first (rendering is most of the
+    sink's and flashback's work per row)."""
 
     name: str
     kind: Kind
     charset: str | None = None  # text columns: what bytes that are not valid text are introduced as
+    render: Callable[[Any], str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "render", _renderer(self))
 
     @classmethod
     def of(cls, name: str, sql_type: str, charset: str | None = None) -> SqlColumn:
@@ -266,11 +272,32 @@ _RENDER: dict[Kind, Render] = {
 _RENDER_WHERE: dict[Kind, Render] = {**_RENDER, Kind.FLOAT: _float_in_where}
 
 
+def _renderer(column: SqlColumn) -> Callable[[Any], str]:
+    """``literal(column, ·)``: the usual type of the column's kind (``type() is``: a bool is no
+    integer) straight away, anything else through the kind's checks."""
+    general = _RENDER[column.kind]
+
+    def other(value: Any) -> str:
+        return "NULL" if value is None else general(column, value)
+
+    if column.kind in (Kind.INTEGER, Kind.YEAR, Kind.BIT):
+        def integer(value: Any) -> str:
+            return str(value) if type(value) is int else other(value)
+        return integer
+    if column.kind in (Kind.TEXT, Kind.ENUM, Kind.SET):
+        def text(value: Any) -> str:
+            return "_utf8mb4'" + value.translate(_ESCAPES) + "'" if type(value) is str else other(value)
+        return text
+    if column.kind is Kind.BINARY:
+        def binary(value: Any) -> str:
+            return "X'" + value.hex() + "'" if type(value) is bytes else other(value)
+        return binary
+    return other
+
+
 def literal(column: SqlColumn, value: Any) -> str:
     """The SQL literal of a value (binhub form) for a column; None is NULL."""
-    if value is None:
-        return "NULL"
-    return _RENDER[column.kind](column, value)
+    return column.render(value)
 
 
 def where_literal(column: SqlColumn, value: Any) -> str:
@@ -319,8 +346,9 @@ def insert_sql(table: str, columns: Sequence[SqlColumn], rows: Iterable[Sequence
     """One multi-row INSERT (or REPLACE/upsert) of rows given as values in ``columns`` order;
     ``table`` is already quoted (:func:`quote_table`)."""
     names = ", ".join(quote_name(c.name) for c in columns)
-    values = ", ".join("(" + ", ".join(literal(c, v) for c, v in zip(columns, row, strict=True)) + ")"
-                       for row in rows)
+    renders = [c.render for c in columns]
+    values = ", ".join(["(" + ", ".join([render(v) for render, v in zip(renders, row, strict=True)]) + ")"
+                        for row in rows])
     verb = "INSERT" if mode is InsertMode.UPSERT else mode.value
     sql = f"{verb} INTO {table} ({names}) VALUES {values}"
     if mode is InsertMode.UPSERT:

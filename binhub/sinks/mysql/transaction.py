@@ -1,7 +1,8 @@
 """One upstream transaction turned into the statements that apply it downstream, and its keys.
 
-:class:`TransactionBuilder` takes the binhub JSON documents of a transaction's row changes, in
-order, and makes statements for the downstream tables (matched by column name, renamed by
+:class:`TransactionBuilder` takes a transaction's row changes in order — as the decoder's
+:class:`~binhub.binlog.changes.RowChange` records (a stream), or as binhub JSON documents (Kafka, a
+jsonl directory: their values are turned back into binhub form first) — and makes statements for the downstream tables (matched by column name, renamed by
 ``--rename``): consecutive inserts into one table with the same columns become one multi-row
 INSERT (bounded by the downstream's ``max_allowed_packet``); an UPDATE or DELETE finds its row by
 the downstream table's primary key, else by a unique key whose values are not NULL, else by the
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError
 from binhub.sinks.base import Checkpoint
 from binhub.sinks.mysql.catalog import Catalog, DownstreamTable
@@ -67,6 +69,7 @@ class Transaction:
     keys: set[str] = field(default_factory=set)
     ddl: Ddl | None = None
     size: int = 0  # bytes of SQL
+    rows: int = 0  # row changes
     checkpoint: Checkpoint | None = None
     seq: int = 0
 
@@ -77,6 +80,23 @@ class Transaction:
             return self.gtid
         assert self.checkpoint is not None
         return f"{self.checkpoint.file}:{self.checkpoint.pos}"
+
+
+def _positional(db: str, table: str, gtid: str | None) -> ApplyError:
+    return ApplyError(f"the row change of {db}.{table} (GTID {gtid}) has positional column names: the schema "
+                      "history did not know the table's columns there, so binhub cannot tell which downstream "
+                      "column each value belongs to",
+                      hint="seed the schema history for the table (binhub schema) and restart the stream")
+
+
+def _from_json(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A binhub JSON image's values in binhub form (only the columns whose JSON form differs)."""
+    converted = table.converted
+    if image is not None and converted:
+        columns = table.columns
+        for name in converted.intersection(image):
+            image[name] = from_json(columns[name], image[name])
+    return image
 
 
 def _key_text(values: list[Any]) -> str:
@@ -103,6 +123,7 @@ class TransactionBuilder:
         self.max_batch = max(1 << 16, max_packet - _BATCH_SLACK)
         self.txn = Transaction()
         self._batch: _InsertBatch | None = None
+        self._tables: dict[tuple[str, str], DownstreamTable] = {}
 
     def take(self) -> Transaction:
         """The transaction built so far (its statements), and a fresh one to continue with."""
@@ -114,8 +135,10 @@ class TransactionBuilder:
         self._batch = None
         self.txn = Transaction()
 
-    # -- documents ------------------------------------------------------------------------------
+    # -- changes --------------------------------------------------------------------------------
     def add(self, doc: dict[str, Any]) -> None:
+        """A change as a binhub JSON document (read with orjson): from Kafka, a jsonl directory, or
+        a stream's DDL line."""
         txn = self.txn
         if txn.gtid is None:
             txn.gtid = doc.get("gtid")
@@ -124,56 +147,77 @@ class TransactionBuilder:
             txn.ddl = Ddl(doc["sql"], doc.get("gtid"), doc.get("session") or {}, doc.get("db") or "", doc.get("table"))
             return
         if doc.get("positional"):
-            raise ApplyError(f"the row change of {doc['db']}.{doc['table']} (GTID {doc.get('gtid')}) has positional "
-                             "column names: the schema history did not know the table's columns there, so binhub "
-                             "cannot tell which downstream column each value belongs to",
-                             hint="seed the schema history for the table (binhub schema) and restart the stream")
-        db, name = self.renames(doc["db"], doc["table"])
-        table = self.catalog.table(db, name)
-        before = self._image(table, doc["before"])
-        after = self._image(table, doc["after"])
-        op = doc["op"]
+            raise _positional(doc["db"], doc["table"], doc.get("gtid"))
+        table = self._table(doc["db"], doc["table"])
+        self._change(table, doc["op"], _from_json(table, self._image(table, doc["before"])),
+                     _from_json(table, self._image(table, doc["after"])), doc.get("gtid"),
+                     complete=not doc.get("partial"))
+
+    def add_change(self, change: RowChange) -> None:
+        """A change as the decoder made it (values in binhub form already)."""
+        txn = self.txn
+        if txn.gtid is None:
+            txn.gtid = change.gtid
+        if not change.names_known:
+            raise _positional(change.db, change.table, change.gtid)
+        table = self._table(change.db, change.table)
+        self._change(table, change.op, self._image(table, change.before), self._image(table, change.after),
+                     change.gtid, complete=change.complete)
+
+    def _table(self, db: str, table: str) -> DownstreamTable:
+        """The downstream table of an upstream one (renamed), found once until :meth:`forget_tables`."""
+        self.txn.rows += 1
+        found = self._tables.get((db, table))
+        if found is None:
+            found = self._tables[(db, table)] = self.catalog.table(*self.renames(db, table))
+        return found
+
+    def forget_tables(self) -> None:
+        """After a DDL: the downstream's tables are read again."""
+        self._tables.clear()
+        self.catalog.forget()
+
+    def _change(self, table: DownstreamTable, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                gtid: str | None, *, complete: bool) -> None:
         self._keys(table, before, after)
         if op == "insert":
             assert after is not None
-            self._insert(table, after, doc.get("gtid"))
+            self._insert(table, after, gtid)
             return
         self._flush()
         assert before is not None
         if op == "update":
             assert after is not None
-            self._update(table, before, after, doc.get("gtid"), complete=not doc.get("partial"))
+            self._update(table, before, after, gtid, complete=complete)
         else:
-            self._delete(table, before, doc.get("gtid"))
+            self._delete(table, before, gtid)
 
     @staticmethod
     def _image(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str, Any] | None:
-        if image is None:
-            return None
-        columns = table.columns
-        if not columns.keys() >= image.keys():
+        """The image, checked: every column it names exists downstream."""
+        if image is not None and not table.columns.keys() >= image.keys():
             for name in image:
                 table.column(name)  # names the one the downstream lacks
-        converted = table.converted
-        if converted:
-            for name in converted.intersection(image):
-                image[name] = from_json(columns[name], image[name])
         return image
 
     def _keys(self, table: DownstreamTable, *images: dict[str, Any] | None) -> None:
         keys = self.txn.keys
         if not table.unique_keys:
-            keys.add(f"{table.db}.{table.table}")
+            keys.add(table.whole_key)
             return
+        prefixes = table.key_prefixes
         for image in images:
             if image is None:
                 continue
-            for i, key in enumerate(table.unique_keys):
-                values = [image.get(c) for c in key]
-                if all(c in image for c in key) and None not in values:
-                    keys.add(f"{table.db}.{table.table}/{i}/{_key_text(values)}")
-                elif i == 0 and not all(c in image for c in key):  # an image without its key: the table
-                    keys.add(f"{table.db}.{table.table}")
+            for prefix, key in zip(prefixes, table.unique_keys, strict=True):
+                try:
+                    values = [image[c] for c in key]
+                except KeyError:  # an image without the key's columns: the primary key's stands for the table
+                    if prefix is prefixes[0]:
+                        keys.add(table.whole_key)
+                    continue
+                if None not in values:
+                    keys.add(prefix + _key_text(values))
 
     # -- statements -----------------------------------------------------------------------------
     def _add(self, statement: Statement) -> None:
@@ -183,7 +227,7 @@ class TransactionBuilder:
     def _insert(self, table: DownstreamTable, after: dict[str, Any], gtid: str | None) -> None:
         names = tuple(after)
         values = list(after.values())
-        size = sum([len(v) for v in values if isinstance(v, str | bytes)], 8 * len(values)) * 2
+        size = sum([len(v) for v in values if isinstance(v, (str, bytes))], 8 * len(values)) * 2  # noqa: UP038 (faster)
         batch = self._batch
         if batch is not None and (batch.table is not table or batch.names != names
                                   or batch.size + size > self.max_batch or batch.gtid != gtid):

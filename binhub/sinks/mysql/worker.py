@@ -3,7 +3,10 @@
 It takes whatever its queue holds (up to a bound) and applies it as one downstream transaction
 with an upsert of its checkpoint slot (:mod:`~binhub.sinks.mysql.checkpoint`): several small
 upstream transactions then cost one commit (one fsync downstream), and the downstream still only
-ever holds whole upstream transactions. A deadlock or lock wait timeout replays the group; a lost
+ever holds whole upstream transactions. The group's statements, and the upsert, go to the server in
+packets of many statements (one round trip each, not one per statement); a group that meets a
+conflict the policy resolves (overwrite, skip) is rolled back and run again statement by statement,
+where each conflict is handled as it comes. A deadlock or lock wait timeout replays the group; a lost
 connection is reconnected (the downstream restarting) and, when the COMMIT's outcome is unknown,
 the worker's own checkpoint row says whether the group committed.
 """
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 _GROUP_TRANSACTIONS = 256
 _GROUP_BYTES = 8 << 20
 _QUEUE_DEPTH = 512
+_PACKET_BYTES = 1 << 20  # SQL sent in one round trip (a statement larger than this goes alone)
 _TURN_WAIT = 2.0  # seconds an --ordered worker holds its locks waiting for its turn to commit
 _STOP: Any = object()
 
@@ -54,6 +58,46 @@ def run_statement(downstream: Downstream, st: Statement, policy: OnConflict, cou
         _conflict(downstream, st, policy, count, "missing row", "the downstream has no such row")
 
 
+class _OneByOne(Exception):  # noqa: N818 - a signal inside the worker, never raised out of it
+    """A conflict the policy resolves: the group is run again statement by statement."""
+
+
+def run_batched(downstream: Downstream, statements: list[Statement], policy: OnConflict, count: ConflictCounter,
+                then: str | None = None) -> None:
+    """Execute statements (and ``then``, e.g. the checkpoint's upsert) in packets of many; a conflict
+    stops the stream (policy STOP) or raises :class:`_OneByOne` (the caller rolls back and runs
+    them with :func:`run_statement`)."""
+    limit = min(_PACKET_BYTES, downstream.max_allowed_packet // 4)
+    sqls = [st.sql for st in statements]
+    if then is not None:
+        sqls.append(then)
+    start = 0
+    while start < len(sqls):
+        end, size = start + 1, len(sqls[start])
+        while end < len(sqls) and size + len(sqls[end]) < limit:
+            size += len(sqls[end]) + 2
+            end += 1
+        counts, error = downstream.execute_batch(sqls[start:end])
+        for st, matched in zip(statements[start:end], counts, strict=False):
+            if st.must_match and matched == 0:
+                _batch_conflict(downstream, st, policy, count, "missing row", "the downstream has no such row")
+        if error is not None:
+            failed = start + len(counts)
+            if failed >= len(statements) or not isinstance(error, pymysql.err.IntegrityError) \
+                    or error_code(error) not in DUPLICATE_KEY:
+                raise error
+            _batch_conflict(downstream, statements[failed], policy, count, "duplicate key",
+                            f"the downstream already holds the key: {error.args[1]}")
+        start = end
+
+
+def _batch_conflict(downstream: Downstream, st: Statement, policy: OnConflict, count: ConflictCounter, kind: str,
+                    why: str) -> None:
+    if policy is OnConflict.STOP:
+        _conflict(downstream, st, policy, count, kind, why)
+    raise _OneByOne
+
+
 def _conflict(downstream: Downstream, st: Statement, policy: OnConflict, count: ConflictCounter, kind: str,
               why: str) -> None:
     count(kind)
@@ -68,13 +112,14 @@ def _conflict(downstream: Downstream, st: Statement, policy: OnConflict, count: 
 
 class Worker:
     def __init__(self, index: int, downstream: Downstream, options: ApplyOptions, stream: str,
-                 count_conflict: ConflictCounter) -> None:
+                 count_conflict: ConflictCounter, count_rows: Callable[[int], None]) -> None:
         self.index = index
         self.slot = index + 1  # slot 0 belongs to the sink itself (DDL, large transactions)
         self.downstream = downstream
         self.options = options
         self.stream = stream
         self.count_conflict = count_conflict
+        self.count_rows = count_rows  # row changes committed
         self.load = 0  # transactions queued or running (the scheduler's, under its lock)
         self.scheduler: Scheduler | None = None
         self._queue: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
@@ -125,6 +170,7 @@ class Worker:
                     group.append(nxt)
                     size += nxt.size
                 self._apply(group)
+                self.count_rows(sum(t.rows for t in group))
                 scheduler.committed([t.seq for t in group])
                 if stop:
                     return
@@ -163,29 +209,46 @@ class Worker:
 
     def _attempt(self, group: list[Transaction]) -> None:
         downstream = self.downstream
-        if not downstream.connected:
-            downstream.connect()
+        if not downstream.connected:  # its first group: the downstream may be restarting right now
+            downstream.reconnect(self.options.reconnect_for, lambda: self._stopping)
         policy = self.options.on_conflict
-        for txn in group:
-            for st in txn.statements:
-                run_statement(downstream, st, policy, self.count_conflict)
+        statements = [st for txn in group for st in txn.statements]
         scheduler = self.scheduler
         assert scheduler is not None
         seqs = [t.seq for t in group]
-        if self.options.ordered and not scheduler.wait_turn(seqs[0], _TURN_WAIT):
-            # An earlier transaction may be waiting for a lock this group holds (a gap lock outside
-            # the keys the scheduler knows): give the locks back, wait for the turn, do it again.
+        ordered = self.options.ordered
+        # Unordered, the checkpoint goes in the statements' last packet: the mark as it stands
+        # before they run is true too (it only grows; what lies above it is listed as applied).
+        checkpoint = None if ordered else self._checkpoint(scheduler, group)
+        try:
+            run_batched(downstream, statements, policy, self.count_conflict, checkpoint[0] if checkpoint else None)
+        except _OneByOne:
             downstream.rollback()
-            scheduler.wait_turn(seqs[0])
-            self._attempt(group)
-            return
-        low, mark = scheduler.mark_with(seqs)
-        assert mark is not None
+            for st in statements:
+                run_statement(downstream, st, policy, self.count_conflict)
+            if checkpoint is not None:
+                downstream.execute(checkpoint[0])
+        if ordered:
+            if not scheduler.wait_turn(seqs[0], _TURN_WAIT):
+                # An earlier transaction may be waiting for a lock this group holds (a gap lock outside
+                # the keys the scheduler knows): give the locks back, wait for the turn, do it again.
+                downstream.rollback()
+                scheduler.wait_turn(seqs[0])
+                self._attempt(group)
+                return
+            checkpoint = self._checkpoint(scheduler, group)
+            downstream.execute(checkpoint[0])
+        assert checkpoint is not None
+        downstream.commit()
+        low = checkpoint[1]
+        self._applied = [(s, i) for s, i in self._applied if s > low] + [(t.seq, t.ident) for t in group if t.seq > low]
+
+    def _checkpoint(self, scheduler: Scheduler, group: list[Transaction]) -> tuple[str, int]:
+        """The upsert of this worker's slot for ``group`` committed, and the low-water mark's number."""
+        low, mark = scheduler.mark_with([t.seq for t in group])  # None: nothing below it has committed yet
         applied = [ident for seq, ident in self._applied if seq > low]
         applied += [t.ident for t in group if t.seq > low]
-        downstream.execute(slot_sql(self.stream, self.slot, mark, applied))
-        downstream.commit()
-        self._applied = [(s, i) for s, i in self._applied if s > low] + [(t.seq, t.ident) for t in group if t.seq > low]
+        return slot_sql(self.stream, self.slot, mark, applied), low
 
     def _remember(self, group: list[Transaction]) -> None:
         self._applied += [(t.seq, t.ident) for t in group]

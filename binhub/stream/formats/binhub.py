@@ -2,7 +2,9 @@
 
 Rows events become lines straight from the row images (:class:`~binhub.binlog.row_json.RowJsonDecoder`).
 For a line sink a rows event's lines go out as one message; for a keyed sink each line is its own
-message, keyed by the line's ``"pk"`` text, which the C encoder hands back as it writes it.
+message, keyed by the line's ``"pk"`` text, which the C encoder hands back as it writes it. With
+``records`` (a :class:`~binhub.sinks.ChangeSink`: the MySQL sink) a rows event's changes go out as
+:class:`~binhub.binlog.changes.RowChange` records instead, from the row decoder, never as JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from binhub.binlog.changes import RowChangeDecoder
 from binhub.binlog.events import FormatDescriptionEvent, RowsEvent
 from binhub.binlog.json_form import format_commit_time
 from binhub.binlog.row_json import RowJsonDecoder
@@ -57,11 +60,33 @@ class _BinhubWalker:
             keys.clear()
 
 
+class _RecordWalker:
+    """A rows event's changes as one message of records (``Message.rows``)."""
+
+    def __init__(self, file: str, **kwargs: Any) -> None:
+        self._decoder = RowChangeDecoder(file, **kwargs)
+
+    @property
+    def gtid(self) -> str | None:
+        return self._decoder.gtid
+
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[Message]:
+        rows = list(self._decoder.feed(data, offset, fde))
+        if rows:
+            yield Message(rows[0].db, rows[0].table, None, None, rows=rows)
+
+
 class BinhubFormat(OutputFormat):
     name = "binhub"
 
+    def __init__(self, *, stream_name: str, keyed: bool, records: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed)
+        self.records = records  # row changes as RowChange records (DDL stays a JSON line)
+
     def walker(self, file: str, *, schemas: Callable[[str, str], Any],
                include: Callable[[str, str], bool]) -> Walker:
+        if self.records:
+            return _RecordWalker(file, schemas=schemas, include=include)
         return _BinhubWalker(file, self.keyed, schemas=schemas, include=include)
 
     def ddl(self, change: DdlChange) -> Message:
