@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from binhub.sandbox.process import free_port
 from tests.integration.relayutil import BINHUB
 
 
@@ -35,4 +36,11 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], status: int, *
 def test_a_bad_size_or_duration_names_the_flag(args: list[str], flag: str, word: str, tmp_path: Path) -> None:
     proc = binhub(*(a.format(store=tmp_path) for a in args))
     assert_one_line_error(proc, 2, flag, word)
+
+
+def test_a_store_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory\n")
+    proc = binhub("relay", "--source", f"mysql://u:p@127.0.0.1:{free_port()}", "--data-dir",
+                  str(tmp_path / "file" / "store"), "--until-caught-up")
+    assert_one_line_error(proc, 1, "cannot create the store", str(tmp_path / "file" / "store"), "Not a directory")
 
