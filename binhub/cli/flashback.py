@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from binhub.cli.interrupt import run_interruptible
 from binhub.cli.params import SIZE
 from binhub.cli.range_options import bounds_of, change_decoders, connect_downstream, range_options
 from binhub.flashback import Flashback, FlashbackConfig, HistoryColumns
@@ -59,7 +59,7 @@ def flashback(data_dir: Path, as_sql: bool, apply_to: str | None, force: bool, s
     config = FlashbackConfig(bounds_of(options), include=options["include"], exclude=options["exclude"],
                              skip_ddl=skip_ddl, force=force, memory_limit=memory, temp_dir=temp_dir)
     refresh = functools.partial(current_history, reader)
-    asyncio.run(_run(config, reader, refresh, apply_to))
+    run_interruptible(_run(config, reader, refresh, apply_to))
 
 
 async def _run(config: FlashbackConfig, reader: StoreReader, refresh: Callable[[], SchemaHistory], apply_to: str | None) -> None:

@@ -3,13 +3,18 @@ status, never a traceback (``binhub`` as users run it, a child process)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from binhub.sandbox.process import free_port
+from tests.integration.conftest import PrimaryDb
 from tests.integration.relayutil import BINHUB
+from tests.integration.test_flashback import relay
+from tests.integration.workload import wait_until
 
 
 def binhub(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -44,3 +49,25 @@ def test_a_store_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
                   str(tmp_path / "file" / "store"), "--until-caught-up")
     assert_one_line_error(proc, 1, "cannot create the store", str(tmp_path / "file" / "store"), "Not a directory")
 
+
+def test_ctrl_c_stops_a_replay_waiting_for_an_unreachable_target(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """The sink retries an unreachable target for minutes; Ctrl-C must end that at once (status 130)."""
+    primary_db.conn.cursor().execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    relay(primary_db, tmp_path / "store")
+    log = tmp_path / "replay.log"
+    with log.open("w") as out:
+        # a shell's foreground job: SIGINT at its default, as when a user presses Ctrl-C
+        proc = subprocess.Popen([*BINHUB, "replay", str(tmp_path / "store"), "--to",
+                                 f"mysql://root@127.0.0.1:{free_port()}"], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            wait_until(lambda: "unreachable" in log.read_text(), timeout=60, message="replay never tried the target")
+            os.kill(proc.pid, signal.SIGINT)
+            status = proc.wait(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert status == 130, text
+    assert "Traceback" not in text and text.strip().endswith("binhub: interrupted"), text
