@@ -36,6 +36,11 @@ class RowHistorySink:
 
     def _key_for(self, change: dict[str, Any]) -> dict[str, str]:
         if isinstance(self.key, dict):
+            known = [*dict.fromkeys([*(change["pk"] or {}), *(change["after"] or change["before"] or {})])]
+            unknown = [name for name in self.key if name not in known]
+            if unknown and not change.get("partial"):  # a partial image may just leave the column out
+                raise click.UsageError(f"{self.label} has no column {', '.join(unknown)} (its key: "
+                                       f"{', '.join(change['pk'] or {}) or 'none'}; its columns: {', '.join(known)})")
             return self.key
         columns = list(change["pk"] or {})
         values = [self.key] if len(columns) == 1 else self.key.split(",")

@@ -71,3 +71,15 @@ def test_ctrl_c_stops_a_replay_waiting_for_an_unreachable_target(primary_db: Pri
     text = log.read_text()
     assert status == 130, text
     assert "Traceback" not in text and text.strip().endswith("binhub: interrupted"), text
+
+
+def test_history_refuses_a_key_column_the_table_does_not_have(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    with primary_db.conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO t VALUES (1, 10), (2, 20)")
+    relay(primary_db, tmp_path / "store")
+    table = f"{primary_db.name}.t"
+    found = binhub("history", table, "--pk", "id=2", "--data-dir", str(tmp_path / "store"), "--format", "json")
+    assert found.returncode == 0 and '"v":20' in found.stdout, found.stderr
+    typo = binhub("history", table, "--pk", "idd=2", "--data-dir", str(tmp_path / "store"))
+    assert_one_line_error(typo, 2, "no column idd", "its key: id")
