@@ -83,3 +83,13 @@ def test_history_refuses_a_key_column_the_table_does_not_have(primary_db: Primar
     assert found.returncode == 0 and '"v":20' in found.stdout, found.stderr
     typo = binhub("history", table, "--pk", "idd=2", "--data-dir", str(tmp_path / "store"))
     assert_one_line_error(typo, 2, "no column idd", "its key: id")
+
+
+def test_a_point_in_time_restore_without_the_store_is_refused_before_reading_the_backup(tmp_path: Path) -> None:
+    (tmp_path / "backup").mkdir()
+    proc = binhub("restore", str(tmp_path / "backup"), "--to", str(tmp_path / "datadir"), "--until-gtid", "0-1-5")
+    assert_one_line_error(proc, 2, "--data-dir")
+    proc = binhub("restore", str(tmp_path / "backup"), "--to", str(tmp_path / "datadir"), "--data-dir",
+                  str(tmp_path / "store"), "--until", "tomorrow")
+    assert_one_line_error(proc, 1, "--until", "'tomorrow' is not a time")
+    assert not (tmp_path / "datadir").exists()
