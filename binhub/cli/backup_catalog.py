@@ -22,7 +22,7 @@ from binhub.backup.catalog import (
     verify_by_restore,
 )
 from binhub.cli.backup import backup as take_backup
-from binhub.ops.parsers import parse_duration
+from binhub.cli.params import DURATION
 from binhub.sandbox import find_server_binary
 
 HELP_OPTIONS = ("-h", "--help")
@@ -126,17 +126,17 @@ def verify(paths: tuple[Path, ...], by_restore: bool, scratch: Path | None) -> N
 @backup.command("prune")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--keep", type=click.IntRange(1), help="Keep the newest N complete backups; remove the rest.")
-@click.option("--older-than", metavar="AGE", help="Remove backups started more than AGE ago (e.g. 30d, 12h).")
+@click.option("--older-than", callback=DURATION, metavar="AGE", help="Remove backups started more than AGE ago (e.g. 30d, 12h).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="STORE",
               help="The store point-in-time restores replay: the oldest backup it can extend is kept.")
 @click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing.")
-def prune(root: Path, keep: int | None, older_than: str | None, data_dir: Path | None, dry_run: bool) -> None:
+def prune(root: Path, keep: int | None, older_than: float | None, data_dir: Path | None, dry_run: bool) -> None:
     """Remove old backups under ROOT. Never removed: the newest complete backup; with --data-dir, the
     oldest complete backup the store can extend (the base of a point-in-time restore to the earliest
     moment the store reaches); a backup that may still be running."""
     if keep is None and older_than is None:
         raise click.UsageError("give --keep N, --older-than AGE or both")
-    cutoff = datetime.now(UTC) - timedelta(seconds=parse_duration(older_than)) if older_than else None
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than) if older_than is not None else None
     store_start = None
     if data_dir is not None:
         from binhub.store import StoreReader  # here: loading the store costs every other command its start-up

@@ -24,8 +24,8 @@ from binhub.binlog.changes import RowChange
 from binhub.binlog.decode import decode_event
 from binhub.binlog.file import BinlogFileReader, row_changes, row_json_lines
 from binhub.binlog.json_form import dumps_change, format_commit_time, json_default
+from binhub.cli.params import DURATION, SIZE
 from binhub.errors import BinlogError
-from binhub.ops.parsers import parse_duration, parse_size
 from binhub.store import BinlogStore, StoreReader
 from binhub.store.archive import SUFFIX as ARCHIVE_SUFFIX
 from binhub.store.archive import open_binlog
@@ -238,11 +238,11 @@ def verify(data_dir: Path | None, files: tuple[str, ...]) -> None:
 @DATA_DIR
 @click.option("--to", "to_file", metavar="FILE", help="Remove the files before FILE (like PURGE BINARY LOGS TO).")
 @click.option("--before", metavar="'YYYY-MM-DD HH:MM:SS'", help="Remove files last written before this time (UTC).")
-@click.option("--max-age", metavar="AGE", help="Remove files older than AGE, e.g. 7d, 12h.")
-@click.option("--max-size", metavar="SIZE", help="Keep at most SIZE in all, e.g. 50GiB.")
+@click.option("--max-age", callback=DURATION, metavar="AGE", help="Remove files older than AGE, e.g. 7d, 12h.")
+@click.option("--max-size", callback=SIZE, metavar="SIZE", help="Keep at most SIZE in all, e.g. 50GiB.")
 @click.option("--max-files", type=int, help="Keep at most N files.")
-def purge(data_dir: Path | None, to_file: str | None, before: str | None, max_age: str | None,
-          max_size: str | None, max_files: int | None) -> None:
+def purge(data_dir: Path | None, to_file: str | None, before: str | None, max_age: float | None,
+          max_size: int | None, max_files: int | None) -> None:
     """Remove the oldest stored files by rule; never the active file or one a reader holds."""
     if data_dir is None:
         raise click.UsageError("--data-dir is required")
@@ -252,8 +252,8 @@ def purge(data_dir: Path | None, to_file: str | None, before: str | None, max_ag
             before_ts = dt.datetime.fromisoformat(before).replace(tzinfo=dt.UTC).timestamp()
         except ValueError as exc:
             raise click.BadParameter(f"{before!r} is not a time like '2026-01-31 12:00:00'") from exc
-    rules = PurgeRules(to=to_file, before=before_ts, max_age=parse_duration(max_age) if max_age else None,
-                       max_size=parse_size(max_size) if max_size else None, max_files=max_files)
+    rules = PurgeRules(to=to_file, before=before_ts, max_age=max_age,
+                       max_size=max_size, max_files=max_files)
     if rules.empty:
         raise click.UsageError("give a rule: --to, --before, --max-age, --max-size or --max-files")
     store = BinlogStore.open(data_dir, create=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from collections.abc import Callable
@@ -11,10 +10,11 @@ from typing import Any
 
 import click
 
+from binhub.cli.interrupt import run_interruptible
+from binhub.cli.params import SIZE
 from binhub.cli.range_options import bounds_of, change_decoders, connect_downstream, range_options
 from binhub.flashback import Flashback, FlashbackConfig, HistoryColumns
 from binhub.ops.logging import setup_logging
-from binhub.ops.parsers import parse_size
 from binhub.ops.schema_sync import current_history
 from binhub.schema import SchemaHistory
 from binhub.store import StoreReader
@@ -30,12 +30,12 @@ from binhub.store import StoreReader
 @click.option("--force", is_flag=True, help="With --apply: undo rows that changed again after the range too.")
 @click.option("--skip-ddl", is_flag=True,
               help="Undo the row changes of a range that holds DDL (the DDL is reported, never inverted).")
-@click.option("--memory", default="256MiB", show_default=True, metavar="SIZE",
+@click.option("--memory", callback=SIZE, default="256MiB", show_default=True, metavar="SIZE",
               help="Hold up to SIZE of the range in memory; past it, spill to a temporary directory.")
 @click.option("--temp-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to spill (default: the system's temporary directory).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
-def flashback(data_dir: Path, as_sql: bool, apply_to: str | None, force: bool, skip_ddl: bool, memory: str,
+def flashback(data_dir: Path, as_sql: bool, apply_to: str | None, force: bool, skip_ddl: bool, memory: int,
               temp_dir: Path | None, log_level: str, **options: Any) -> None:
     """Undo every row change of a range of the store in DATA_DIR: newest first, one transaction per
     transaction of the range (INSERT becomes DELETE, DELETE becomes INSERT, UPDATE swaps its images;
@@ -57,9 +57,9 @@ def flashback(data_dir: Path, as_sql: bool, apply_to: str | None, force: bool, s
     setup_logging(log_level, "text")
     reader = StoreReader.open(data_dir)
     config = FlashbackConfig(bounds_of(options), include=options["include"], exclude=options["exclude"],
-                             skip_ddl=skip_ddl, force=force, memory_limit=parse_size(memory), temp_dir=temp_dir)
+                             skip_ddl=skip_ddl, force=force, memory_limit=memory, temp_dir=temp_dir)
     refresh = functools.partial(current_history, reader)
-    asyncio.run(_run(config, reader, refresh, apply_to))
+    run_interruptible(_run(config, reader, refresh, apply_to))
 
 
 async def _run(config: FlashbackConfig, reader: StoreReader, refresh: Callable[[], SchemaHistory], apply_to: str | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import click
 import orjson
 
+from binhub.cli.interrupt import run_interruptible
 from binhub.ops.schema_sync import current_history
 from binhub.schema import Position, TableName
 from binhub.schema.lineage import TableIdentity, TableLineage
@@ -36,6 +36,11 @@ class RowHistorySink:
 
     def _key_for(self, change: dict[str, Any]) -> dict[str, str]:
         if isinstance(self.key, dict):
+            known = [*dict.fromkeys([*(change["pk"] or {}), *(change["after"] or change["before"] or {})])]
+            unknown = [name for name in self.key if name not in known]
+            if unknown and not change.get("partial"):  # a partial image may just leave the column out
+                raise click.UsageError(f"{self.label} has no column {', '.join(unknown)} (its key: "
+                                       f"{', '.join(change['pk'] or {}) or 'none'}; its columns: {', '.join(known)})")
             return self.key
         columns = list(change["pk"] or {})
         values = [self.key] if len(columns) == 1 else self.key.split(",")
@@ -123,7 +128,7 @@ def history(table: str, pk: str, data_dir: Path, fmt: str) -> None:
     sink = RowHistorySink(table, _parse_key(pk), fmt, lineage, tables)
     config = StreamConfig(name="history", include=tuple(sorted(_glob_escape(str(n)) for n in names)),
                           until_caught_up=True)
-    asyncio.run(Stream(config, reader, sink, lambda: current_history(reader)).run())
+    run_interruptible(Stream(config, reader, sink, lambda: current_history(reader)).run())
     if not sink.found and fmt == "text":
         click.echo(f"no change to {table} with key {pk} in the store", err=True)
 

@@ -51,6 +51,10 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except BinhubError as exc:
             raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1; Ctrl-C's conventional status is 128 + SIGINT.
+            click.echo("binhub: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

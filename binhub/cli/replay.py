@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import sys
@@ -15,6 +14,7 @@ import click
 
 from binhub.cli.apply_options import apply_config, apply_options
 from binhub.cli.binlog import import_binlog_files
+from binhub.cli.interrupt import run_interruptible
 from binhub.cli.range_options import bounds_of, change_decoders, connect_downstream, range_options
 from binhub.flashback import (
     HistoryColumns,
@@ -78,14 +78,14 @@ def replay(source: tuple[Path, ...], data_dir: Path | None, target: str, name: s
                                                include=options["include"], exclude=options["exclude"]))
     if data_dir is not None or (len(source) == 1 and source[0].is_dir()):
         directory = data_dir if data_dir is not None else source[0]
-        asyncio.run(run(directory))
+        run_interruptible(run(directory))
         return
     if any(p.is_dir() for p in source):
         raise click.UsageError("SOURCE is one directory (a store or jsonl) or binlog files, not both")
     with tempfile.TemporaryDirectory(prefix="binhub-replay-") as tmp:
         for _ in import_binlog_files(Path(tmp), source):
             pass
-        asyncio.run(run(Path(tmp), types_from_target=True))
+        run_interruptible(run(Path(tmp), types_from_target=True))
 
 
 def _is_store(directory: Path) -> bool:

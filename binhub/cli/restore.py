@@ -155,6 +155,11 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
         raise click.UsageError("give one of --until, --until-gtid, --until-before-gtid")
     if not targets and (data_dir is not None or serve is not None):
         raise click.UsageError("--data-dir and --serve go with --until, --until-gtid or --until-before-gtid")
+    if targets and data_dir is None and serve is None:
+        raise click.UsageError("a point-in-time restore replays the store: give --data-dir STORE (or --serve HOST:PORT)")
+    # the target is checked before anything is copied
+    target = PitrTarget(until_gtid=until_gtid, until_before_gtid=until_before_gtid,
+                        until_time=_parse_time(until_time, tz) if until_time is not None else None)
     data = read_manifest(backup)
     check_complete(backup, data)
     if data.get("kind", "physical") == "logical":
@@ -178,8 +183,6 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     if not targets:
         report = PhysicalRestore(config).run()
     else:
-        target = PitrTarget(until_gtid=until_gtid, until_before_gtid=until_before_gtid,
-                            until_time=_parse_time(until_time, tz) if until_time is not None else None)
         click.echo(f"binhub restore: then replaying up to {target.describe()}", err=True)
         source = PitrSource(data_dir, parse_listen(serve, key="--serve") if serve else None, serve_user,
                             serve_password or os.environ.get(SERVE_PASSWORD_ENV, ""))

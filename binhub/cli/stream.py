@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from binhub.cli.apply_options import apply_config, apply_options
+from binhub.cli.params import SIZE
 from binhub.ops.logging import setup_logging
-from binhub.ops.parsers import parse_size
 from binhub.ops.schema_seed import stream_seeder
 from binhub.ops.schema_sync import current_history
 from binhub.sinks import KafkaOptions, open_sink
@@ -48,7 +48,7 @@ from binhub.stream.formats import FORMATS
 @click.option("--from-now", is_flag=True, help="Start at the end of what the store holds now.")
 @click.option("--until-caught-up", is_flag=True,
               help="Exit 0 once everything durable when the stream started has been delivered.")
-@click.option("--rotate-size", default="64MiB", show_default=True, metavar="SIZE",
+@click.option("--rotate-size", callback=SIZE, default="64MiB", show_default=True, metavar="SIZE",
               help="jsonl: start a new file once the current one reaches SIZE (at a transaction boundary).")
 @click.option("--kafka-ddl-topic", metavar="TOPIC",
               help="kafka: where DDL goes (default: TOPIC without placeholders, else binhub.NAME.ddl; with "
@@ -56,7 +56,7 @@ from binhub.stream.formats import FORMATS
 @click.option("--kafka-transactions", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="kafka: exactly once with a transactional producer (auto: when the broker supports it); "
               "off: at least once, the checkpoint written after delivery.")
-@click.option("--kafka-max-message-size", default="1000000", show_default=True, metavar="SIZE",
+@click.option("--kafka-max-message-size", callback=SIZE, default="1000000", show_default=True, metavar="SIZE",
               help="kafka: a change bigger than this stops the stream with an error naming it (never dropped).")
 @click.option("--kafka-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               metavar="SECONDS", help="kafka: how long the broker may be unreachable before the stream stops.")
@@ -79,8 +79,8 @@ from binhub.stream.formats import FORMATS
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
 def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...],
            start_gtid: str | None, start_file: str | None, start_pos: int | None, from_now: bool,
-           until_caught_up: bool, rotate_size: str, output: str, kafka_ddl_topic: str | None,
-           kafka_transactions: str, kafka_max_message_size: str, kafka_timeout: float,
+           until_caught_up: bool, rotate_size: int, output: str, kafka_ddl_topic: str | None,
+           kafka_transactions: str, kafka_max_message_size: int, kafka_timeout: float,
            exclude_columns: tuple[str, ...], mask_columns: tuple[str, ...], seed_from: str | None, no_lease: bool,
            forget: str | None, log_level: str, transaction_metadata: bool, **apply: Any) -> None:
     """Decode every row change and DDL of the store in DATA_DIR, in commit order, as binhub JSON
@@ -111,9 +111,9 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     setup_logging(log_level, "text")
     reader = StoreReader.open(data_dir, must_exist=until_caught_up)
     kafka = KafkaOptions(ddl_topic=kafka_ddl_topic or "", transactions=kafka_transactions,
-                         max_message_bytes=parse_size(kafka_max_message_size), timeout=kafka_timeout)
+                         max_message_bytes=kafka_max_message_size, timeout=kafka_timeout)
     config = StreamConfig(name=name, to=target, format=output, kafka=kafka,
-                          rotate_bytes=parse_size(rotate_size), include=include,
+                          rotate_bytes=rotate_size, include=include,
                           exclude=exclude, until_caught_up=until_caught_up, lease=not no_lease,
                           exclude_columns=exclude_columns, mask_columns=mask_columns, seed_from=seed_from,
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),

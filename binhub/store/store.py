@@ -132,7 +132,10 @@ class BinlogStore:
         if not data_dir.exists():
             if not create:
                 raise StorageError(f"no store at {data_dir}", hint="check --data-dir")
-            data_dir.mkdir(parents=True)
+            try:
+                data_dir.mkdir(parents=True)
+            except OSError as exc:
+                raise storage_error(exc, f"cannot create the store at {data_dir}") from exc
         store = cls(data_dir, durability or Durability(), metrics, retention=retention, archive_dir=archive_dir)
         try:
             store.binlog_dir.mkdir(exist_ok=True)

@@ -35,7 +35,7 @@ from typing import Any
 from binhub.binlog.changes import WALKED_EVENT_TYPES
 from binhub.binlog.charsets import collation_by_id
 from binhub.binlog.columns import TableSchema
-from binhub.binlog.constants import HEADER_SIZE, EventType
+from binhub.binlog.constants import HEADER_SIZE, EventFlag, EventType
 from binhub.binlog.decode import decode_event
 from binhub.binlog.events import FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, TableMapEvent
 from binhub.binlog.file import RawEvent
@@ -286,7 +286,8 @@ class ChangeReader:
 
     def _query(self, offset: int, data: bytes) -> Iterator[Message]:
         assert self._scanner is not None
-        record = self._scanner.feed(RawEvent(offset, EventHeader.unpack(data), data))
+        header = EventHeader.unpack(data)
+        record = self._scanner.feed(RawEvent(offset, header, data))
         if record is None:
             return
         parsed = parse_statement(record.sql, record.db, flavour=record.flavour, server_version=record.server_version)
@@ -315,7 +316,8 @@ class ChangeReader:
         return self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
-            self.output.context.thread_id, record.flavour, _ddl_session(record), tables))
+            self.output.context.thread_id, record.flavour,
+            _ddl_session(record, use_db=not EventHeader.unpack(data).flags & EventFlag.SUPPRESS_USE), tables))
 
 
 def _index_table(record: QueryRecord) -> tuple[str, str] | None:
@@ -336,15 +338,16 @@ def _index_table(record: QueryRecord) -> tuple[str, str] | None:
     return None
 
 
-def _ddl_session(record: QueryRecord) -> dict[str, Any]:
+def _ddl_session(record: QueryRecord, *, use_db: bool) -> dict[str, Any]:
     """What the DDL ran under on the primary, for a sink that runs it again: the default database,
     sql_mode (names), the connection's and the server's collations, and the time zone (null: the
-    server's default)."""
+    server's default). A CREATE/DROP DATABASE is logged with the database it names as its default
+    and LOG_EVENT_SUPPRESS_USE_F (``use_db`` false): ``USE`` of it would fail, so it has none."""
     status = record.status
     collation = collation_by_id(status.collation_connection) if status.collation_connection else None
     server = collation_by_id(status.collation_server) if status.collation_server else None
     sql_mode = None if status.sql_mode is None else ",".join(sql_mode_names(status.sql_mode, record.flavour))
-    return {"db": record.db, "sql_mode": sql_mode, "collation_connection": collation, "collation_server": server,
+    return {"db": record.db if use_db else None, "sql_mode": sql_mode, "collation_connection": collation, "collation_server": server,
             "time_zone": status.time_zone}
 
 

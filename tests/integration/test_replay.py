@@ -166,3 +166,36 @@ def test_a_replay_started_again_resumes_after_what_the_target_holds(
     again = replay(data_dir, target.root_dsn, "--name", "twice")
     assert "already applied by an earlier run" in again.stderr, again.stderr
     assert checksums(target, primary_db.name) == table_checksums(primary_db.conn, primary_db.name) != first
+
+
+def test_dry_run_sql_runs_in_the_client_from_a_create_database_on(primary_db: PrimaryDb, fresh_downstream: Sandbox,
+                                                                   tmp_path: Path) -> None:
+    """A CREATE DATABASE is logged with the database it creates as its default (and
+    LOG_EVENT_SUPPRESS_USE_F): the SQL has no ``USE`` of it before it, which the client would refuse."""
+    db = f"{primary_db.name}_made"
+    cur = primary_db.conn.cursor()
+    cur.execute(f"CREATE DATABASE `{db}`")
+    first = last_gtid(cur)
+    cur.execute(f"USE `{db}`")  # the statements' default database must exist where the SQL runs
+    cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    cur.execute("INSERT INTO t VALUES (1), (2)")
+    last = last_gtid(cur)
+    cur.execute(f"USE `{primary_db.name}`")
+    cur.execute(f"DROP DATABASE `{db}`")
+    relay(primary_db, tmp_path / "store")
+    sql = replay(tmp_path / "store", fresh_downstream.root_dsn, "--start-gtid", first, "--stop-gtid", last,
+                 "--dry-run").stdout
+    assert sql.index(f"CREATE DATABASE `{db}`") < sql.index("USE"), sql
+    try:
+        proc = subprocess.run(["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{fresh_downstream.port}", "-uroot"],
+                              input=sql, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        conn = fresh_downstream.connect()
+        try:
+            with conn.cursor() as c:
+                c.execute(f"SELECT COUNT(*) FROM `{db}`.t")
+                assert c.fetchone()[0] == 2
+        finally:
+            conn.close()
+    finally:
+        fresh_downstream.execute(f"DROP DATABASE IF EXISTS `{db}`")
