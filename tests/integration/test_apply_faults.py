@@ -51,24 +51,33 @@ def _catch_up(primary_db: PrimaryDb, data_dir: Path, relay: BinhubProcess) -> No
     assert proc.returncode == 0, proc.stderr
 
 
+def _stopped(relay: BinhubProcess) -> None:
+    """A relay a failed test left running is stopped (it would outlive the test's servers)."""
+    if relay.running:
+        relay.stop()
+
+
 @pytest.mark.slow
 def test_kill_9_during_the_workload_loses_and_repeats_nothing(
         primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path) -> None:
     data_dir = tmp_path / "store"
     relay = start_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9312")
-    workload = Workload(primary_db)
-    workload.start()
-    rng = random.Random(7)
-    for i in range(10):
-        workers = "1" if i % 2 else "4"  # a restart with other workers folds the slots
-        proc = BinhubProcess(stream_args(data_dir, fresh_downstream, primary_db.name, "--workers", workers),
-                             tmp_path / f"stream{i}.log").start()
-        time.sleep(rng.uniform(1.0, 3.5))
-        assert proc.poll() is None, proc.tail()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    workload.finish()
-    _catch_up(primary_db, data_dir, relay)
+    try:
+        workload = Workload(primary_db)
+        workload.start()
+        rng = random.Random(7)
+        for i in range(10):
+            workers = "1" if i % 2 else "4"  # a restart with other workers folds the slots
+            proc = BinhubProcess(stream_args(data_dir, fresh_downstream, primary_db.name, "--workers", workers),
+                                 tmp_path / f"stream{i}.log").start()
+            time.sleep(rng.uniform(1.0, 3.5))
+            assert proc.poll() is None, proc.tail()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        workload.finish()
+        _catch_up(primary_db, data_dir, relay)
+    finally:
+        _stopped(relay)
     apply(data_dir, fresh_downstream, primary_db.name, "--workers", "4")
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
 
@@ -96,6 +105,7 @@ def test_the_downstream_restarting_under_a_live_stream(
                    timeout=120, interval=0.5, message="the stream did not catch up after the restarts")
         assert stream.poll() is None, stream.tail()
     finally:
+        _stopped(relay)
         stream.send_signal(signal.SIGTERM)
         code = stream.wait(timeout=60)
     assert code == 0, stream.tail()
