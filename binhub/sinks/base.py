@@ -36,16 +36,19 @@ class Message:
     """One change in a stream's output format, with what routes it.
 
     ``value`` is the text of whole lines, each ending with a newline: exactly one line for a
-    :class:`KeyedSink`; line sinks may be given several at once (a rows event's). ``value`` None is
-    a tombstone (Debezium's after a delete: the key alone, for log compaction), which only keyed
-    sinks deliver. ``key`` is the primary key's JSON (the whole row's for a table without one;
-    None for DDL and when unknown)."""
+    :class:`KeyedSink` unless ``keys`` is given; line sinks may be given several at once (a rows
+    event's). ``value`` None is a tombstone (Debezium's after a delete: the key alone, for log
+    compaction), which only keyed sinks deliver. ``key`` is the primary key's JSON (the whole row's
+    for a table without one; None for DDL and when unknown). ``keys``: a keyed sink's changes of
+    one table given at once (a rows event's binhub lines): one key per line of ``value``, in order,
+    so that a million rows need not be a million objects on their way to Kafka."""
 
     db: str
     table: str  # "" for a statement on a database (CREATE DATABASE …)
     key: bytes | None
     value: bytes | None
     ddl: bool = False
+    keys: list[bytes] | None = None
 
 
 class Sink(Protocol):
