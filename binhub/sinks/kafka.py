@@ -152,9 +152,11 @@ class KafkaSink:
     def _read_checkpoint(self) -> Checkpoint | None:
         """The last committed checkpoint under our id, read back from the checkpoint topic."""
         topic = self.options.checkpoint_topic
+        # fetch.wait.max.ms: at the end of the topic the broker would hold each fetch for its default
+        # half second before answering "nothing more", and every start of the stream would wait it.
         consumer = Consumer({**self._common, "group.id": f"{self.id}.resume",
                              "enable.auto.commit": False, "isolation.level": "read_committed",
-                             "enable.partition.eof": True})
+                             "enable.partition.eof": True, "fetch.wait.max.ms": 10})
         try:
             partition = TopicPartition(topic, 0, OFFSET_BEGINNING)
             try:
