@@ -12,7 +12,7 @@ the payload's position. Column descriptions come from the TABLE_MAP's optional m
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -165,6 +165,10 @@ class EventWalker(ABC, Generic[T]):
             event = _rows_event(data, code, fde) if code in ROWS_EVENT_TYPES else decode_event(data, fde)
         except BinlogError as exc:
             raise type(exc)(exc.message, file=self.file, offset=offset, hint=exc.hint) from None
+        if type(event) is RowsEvent:  # most events: straight to _rows, not through _event's generator
+            if self._tables.get(event.table_id, _MISSING) is None:
+                return iter(())  # a table ``include`` left out
+            return iter(self._rows(event, offset))
         return self._event(event, offset, fde)
 
     def _event(self, event: Any, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[T]:
@@ -227,7 +231,7 @@ class EventWalker(ABC, Generic[T]):
         return self._commit_us if self._commit_us is not None else event.header.timestamp * 1_000_000
 
     @abstractmethod
-    def _rows(self, event: RowsEvent, offset: int) -> Iterator[T]:
+    def _rows(self, event: RowsEvent, offset: int) -> Iterable[T]:
         """What one rows event becomes."""
 
 

@@ -413,7 +413,9 @@ class MariadbGtidList:
     def update(self, gtid: MariadbGtid) -> MariadbGtidList:
         """The position after applying ``gtid``: its domain's entry is replaced."""
         new = MariadbGtidList()
-        new._by_domain = dict(sorted({**self._by_domain, gtid.domain_id: gtid}.items()))
+        by_domain = {**self._by_domain, gtid.domain_id: gtid}
+        # A domain already listed keeps its place (once per transaction: sort only for a new one).
+        new._by_domain = by_domain if len(by_domain) == len(self._by_domain) else dict(sorted(by_domain.items()))
         return new
 
     add = update

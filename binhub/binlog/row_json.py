@@ -14,7 +14,7 @@ malformed go the pure way, which names the file, offset and row of a problem.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -124,35 +124,39 @@ class RowJsonDecoder(EventWalker[bytes]):
     def __init__(self, file: str, *, keys: list[bytes] | None = None, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self._file_json = orjson.dumps(file)
+        self._gtid_of_json: str | None = None
+        self._gtid_json = b"null"
         self.keys = keys
 
-    def _rows(self, event: RowsEvent, offset: int) -> Iterator[bytes]:
+    def _rows(self, event: RowsEvent, offset: int) -> tuple[bytes]:
         decoder = self._table_for(event, offset)
         code = event.header.type_code
         if rows_json is None or code == EventType.PARTIAL_UPDATE_ROWS:
-            yield self._pure(decoder, event, offset)
-            return
+            return (self._pure(decoder, event, offset),)
         op = row_operation(code)
-        table_map = decoder.table_map
         before_bits, after_bits, rows = decoder.split(event, file=self.file, offset=offset)
         head = decoder.json_heads.get(op)
         if head is None:
+            table_map = decoder.table_map
             head = b'{"op":"%s","db":%s,"table":%s,' % (op.encode(), orjson.dumps(table_map.db),
                                                          orjson.dumps(table_map.table))
             decoder.json_heads[op] = head
         complete = decoder.has_every_column(before_bits) and decoder.has_every_column(after_bits)
+        gtid = self.gtid
+        if gtid is not self._gtid_of_json:  # a new transaction's: its rows events share the text
+            self._gtid_of_json, self._gtid_json = gtid, orjson.dumps(gtid)
         tail = b',"gtid":%s,"file":%s,"pos":%d,"ts":"%s"%s%s}\n' % (
-            orjson.dumps(self.gtid), self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
+            self._gtid_json, self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
             b"" if decoder.names_known else b',"positional":true', b"" if complete else b',"partial":true')
         keys = self.keys
         known = len(keys) if keys is not None else 0
         try:
-            yield rows_json(rows, _OPS[op], json_plan(decoder), before_bits, after_bits,
-                            decoder.primary_key_indexes, head, tail, keys)
+            return (rows_json(rows, _OPS[op], json_plan(decoder), before_bits, after_bits,
+                              decoder.primary_key_indexes, head, tail, keys),)
         except ValueError:  # malformed: the pure path names file, offset and row
             if keys is not None:
                 del keys[known:]
-            yield self._pure(decoder, event, offset)
+            return (self._pure(decoder, event, offset),)
 
     def _pure(self, decoder: TableDecoder, event: RowsEvent, offset: int) -> bytes:
         changes = list(self.row_changes(decoder, event, offset))

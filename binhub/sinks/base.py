@@ -43,11 +43,14 @@ class Message:
     """One change in a stream's output format, with what routes it.
 
     ``value`` is the text of whole lines, each ending with a newline: exactly one line for a
-    :class:`KeyedSink`; line sinks may be given several at once (a rows event's). ``value`` None is
-    a tombstone (Debezium's after a delete: the key alone, for log compaction), which only keyed
-    sinks deliver. ``key`` is the primary key's JSON (the whole row's for a table without one;
-    None for DDL and when unknown). ``topic`` names a Kafka topic of the format's own (Debezium's
-    schema-change and transaction topics), where the sink's routing would not put it."""
+    :class:`KeyedSink` unless ``keys`` is given; line sinks may be given several at once (a rows
+    event's). ``value`` None is a tombstone (Debezium's after a delete: the key alone, for log
+    compaction), which only keyed sinks deliver. ``key`` is the primary key's JSON (the whole row's
+    for a table without one; None for DDL and when unknown). ``keys``: a keyed sink's changes of
+    one table given at once (a rows event's binhub lines): one key per line of ``value``, in order,
+    so that a million rows need not be a million objects on their way to Kafka. ``topic`` names a
+    Kafka topic of the format's own (Debezium's schema-change and transaction topics), where the
+    sink's routing would not put it."""
 
     db: str
     table: str  # "" for a statement on a database (CREATE DATABASE …)
@@ -56,6 +59,7 @@ class Message:
     ddl: bool = False
     topic: str | None = None
     rows: Sequence[RowChange] | None = None  # a rows event's changes as records, for a ChangeSink (value None)
+    keys: list[bytes] | None = None
 
 
 class Sink(Protocol):

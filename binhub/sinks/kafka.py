@@ -65,6 +65,8 @@ _QUEUE_WAIT = 0.05  # seconds to let librdkafka drain its queue when it is full
 # for them, ACLs that deny transactional ids, Redpanda with enable_transactions off.
 _NO_TRANSACTIONS = frozenset({KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPPORTED_VERSION,
                               KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
+_QUEUE_MESSAGES = 500_000  # queue.buffering.max.messages: what librdkafka holds unacknowledged
+_POLL_EVERY = 10_000  # messages between polls for librdkafka's callbacks (errors only; commits poll too)
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, getattr(KafkaError, "RECORD_LIST_TOO_LARGE", -10_000)}
 
 
@@ -84,6 +86,7 @@ class KafkaSink:
         self._pending: Checkpoint | None = None
         self._in_transaction = False
         self._mid_transaction = False  # messages sent since the last store transaction ended
+        self._unpolled = 0  # messages sent since the producer was last polled
         # librdkafka's own complaints (a broker refusing connections, …) go to logging, not stderr.
         common: dict[str, Any] = {"bootstrap.servers": target.bootstrap, "socket.connection.setup.timeout.ms": 10_000,
                                   "logger": logging.getLogger("binhub.sinks.kafka.librdkafka")}
@@ -105,7 +108,7 @@ class KafkaSink:
             # the rest of the sink): the default on_delivery hook, errors only.
             "on_delivery": self._delivered, "delivery.report.only.error": True,
             # What librdkafka holds unacknowledged, bounded: a big store transaction streams through.
-            "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 64 << 10,
+            "queue.buffering.max.messages": _QUEUE_MESSAGES, "queue.buffering.max.kbytes": 64 << 10,
             "batch.size": 1 << 20,
         }
         if transactional:
@@ -156,9 +159,11 @@ class KafkaSink:
     def _read_checkpoint(self) -> Checkpoint | None:
         """The last committed checkpoint under our id, read back from the checkpoint topic."""
         topic = self.options.checkpoint_topic
+        # fetch.wait.max.ms: at the end of the topic the broker would hold each fetch for its default
+        # half second before answering "nothing more", and every start of the stream would wait it.
         consumer = Consumer({**self._common, "group.id": f"{self.id}.resume",
                              "enable.auto.commit": False, "isolation.level": "read_committed",
-                             "enable.partition.eof": True})
+                             "enable.partition.eof": True, "fetch.wait.max.ms": 10})
         try:
             partition = TopicPartition(topic, 0, OFFSET_BEGINNING)
             try:
@@ -208,24 +213,79 @@ class KafkaSink:
             return
         self._begin()
         self._mid_transaction = True
-        produce = self._producer.produce
-        limit = self.options.max_message_bytes
         single = None if self._templated else self.target.topic
+        # Consecutive messages for one topic go to librdkafka as one produce_batch: a dict per
+        # message, not a produce() call (whose argument parsing costs more than the dict).
+        topic: str | None = None
+        batch: list[dict[str, Any]] = []
         for message in messages:
-            topic = single if single is not None and not message.ddl and message.topic is None else \
+            to = single if single is not None and not message.ddl and message.topic is None else \
                 self._topic(message)
-            value = message.value[:-1] if message.value is not None else None  # the line's newline
-            if value is not None and len(value) + len(message.key or b"") + 100 > limit:
-                raise self._too_big(topic, message.key, len(value))
-            while True:
-                try:
-                    produce(topic, value, message.key)
-                    break
-                except BufferError:  # librdkafka's queue is full: let it send
-                    self._producer.poll(_QUEUE_WAIT)
-                    self._check_errors()
-        self._producer.poll(0)
-        self._check_errors()
+            if to != topic:
+                if batch and topic is not None:
+                    self._produce(topic, batch)
+                    batch = []
+                topic = to
+            value = message.value
+            if message.keys is not None and value is not None:  # several lines, each with its key
+                values = value.split(b"\n")
+                del values[-1]  # after the last newline
+                if 2 * len(value) + 100 > self.options.max_message_bytes:  # a key is shorter than its line
+                    for line, key in zip(values, message.keys, strict=True):
+                        self._check_size(to, line, key)
+                batch.extend([{"value": v, "key": k} for v, k in zip(values, message.keys, strict=True)])
+                continue
+            if value is not None:
+                value = value[:-1]  # the line's newline
+                self._check_size(to, value, message.key)
+            batch.append({"value": value, "key": message.key})
+        if batch and topic is not None:
+            self._produce(topic, batch)
+        self._unpolled += len(messages)
+        if self._unpolled >= _POLL_EVERY:  # serve librdkafka's callbacks (errors only) now and then
+            self._unpolled = 0
+            self._producer.poll(0)
+            self._check_errors()
+
+    def _check_size(self, topic: str, value: bytes, key: bytes | None) -> None:
+        if len(value) + len(key or b"") + 100 > self.options.max_message_bytes:
+            raise self._too_big(topic, key, len(value))
+
+    def _produce(self, topic: str, batch: list[dict[str, Any]]) -> None:
+        """Hand ``batch`` to librdkafka in order; wait for room in its queue when it is full."""
+        producer = self._producer
+        while batch:
+            # Never more than the queue has room for by count: a batch cut short by a full queue
+            # must fail as a suffix, or a later change could go out before an earlier one.
+            room = _QUEUE_MESSAGES - len(producer)
+            if room <= 0:
+                producer.poll(_QUEUE_WAIT)
+                self._check_errors()
+                continue
+            part = batch if len(batch) <= room else batch[:room]
+            taken = producer.produce_batch(topic, part)
+            if taken == len(part):
+                batch = batch[len(part):] if part is not batch else []
+                continue
+            failed = [i for i, m in enumerate(part) if "_error" in m]
+            for i in failed:
+                error = part[i]["_error"]
+                if error.code() in _TOO_LARGE:
+                    raise self._too_big(topic, part[i]["key"], len(part[i]["value"] or b""))
+                if error.code() != KafkaError._QUEUE_FULL:
+                    raise self._broker_error(f"cannot queue a message for {topic}", error)
+            if failed != list(range(failed[0], len(part))):
+                # The queue filled (by bytes) and emptied again within the batch: a change went
+                # ahead of an earlier one. Stop; the open Kafka transaction is aborted and a
+                # restart resumes at the checkpoint.
+                raise SinkError(f"librdkafka's queue for {topic} filled mid-batch and the batch went out of "
+                                f"order; nothing past the last checkpoint counts as delivered",
+                                hint="restart the stream: it resumes at its last checkpoint")
+            for m in part[failed[0]:]:
+                del m["_error"]
+            batch = part[failed[0]:] + batch[len(part):]
+            producer.poll(_QUEUE_WAIT)  # let it send
+            self._check_errors()
 
     def transaction_end(self, checkpoint: Checkpoint) -> None:
         self._pending = checkpoint

@@ -123,6 +123,7 @@ class ChangeReader:
                  skip: GtidSet | None = None, output: OutputFormat | None = None, columns: ColumnRules | None = None,
                  seed_schema: Callable[[], SchemaHistory] | None = None) -> None:
         self.output = output if output is not None else BinhubFormat(stream_name="stream", keyed=False)
+        self._observes = self.output.observes
         self._refresh_schema = refresh_schema
         self._history = refresh_schema()
         self._cursor: SchemaCursor = self._history.cursor()
@@ -257,7 +258,7 @@ class ChangeReader:
             gtid = _gtid_of(data, self._fde)
             self._skipping = gtid is not None and gtid in self._skip
         emit = not self._skipping and (self._emit_from is None or (file_seq(file), offset) >= self._emit_from)
-        if self.output.observes and code in _OBSERVED:
+        if self._observes and code in _OBSERVED:
             self.output.observe(code, data)
         lines: list[Message] = []
         if emit:

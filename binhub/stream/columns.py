@@ -141,11 +141,14 @@ class ColumnRules:
         return chunk if rules is None else rules.apply(chunk)
 
     def apply_message(self, message: Message) -> Message:
-        """A binhub-format message with the rules applied; a keyed one (a line) gets its masked pk as key."""
+        """A binhub-format message with the rules applied; a keyed one gets its lines' masked pks as keys."""
         if message.ddl or message.value is None:
             return message
         value = self.apply(message.value)
         if value is message.value:
             return message
+        if message.keys is not None:  # several lines, each with its key
+            return replace(message, value=value, keys=[orjson.dumps(orjson.loads(line)["pk"])
+                                                       for line in value.splitlines()])
         key = message.key if message.key is None else orjson.dumps(orjson.loads(value)["pk"])
         return replace(message, value=value, key=key)

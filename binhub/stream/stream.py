@@ -8,8 +8,10 @@ both. While it runs, the follower's reader lease keeps purge away from the file 
 whose sink keeps a checkpoint also holds a durable lease on its checkpoint's file
 (:class:`~binhub.store.retention.StreamLease`), so files it needs survive while it is stopped.
 
-The sink commits after every batch the follower returns (one fsync per batch, not per
-transaction), and always at a transaction boundary (:mod:`binhub.sinks`).
+The sink commits at a transaction boundary (:mod:`binhub.sinks`) after the batch the follower
+returns when that batch reaches what is durable; while the stream catches up, at most every
+``COMMIT_INTERVAL`` (a fsync and a checkpoint, or a Kafka transaction, per quarter second, not per
+1 MiB batch).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POLL = 0.5  # seconds between checks for stop() while the store is quiet
+# While catching up, commit (fsync and checkpoint; a Kafka transaction) at most this often; once
+# everything durable is read, after every batch.
+COMMIT_INTERVAL = 0.25
 
 
 @dataclass(slots=True)
@@ -139,43 +144,61 @@ class Stream:
         # share=False: a stream's reads are its own; kept in the hub's window they would cost up to
         # 192 MiB for nothing (and a 1 GiB transaction would fill it).
         with StoreFollower(reader, plan.file, plan.pos, holder=f"stream {self.config.name}", share=False) as follower:
+            last: TransactionEnd | None = None
             held = plan.file
+            commit_due = time.monotonic() + COMMIT_INTERVAL
             while not self._stopping.is_set():
                 batch = await follower.read(POLL)
-                last = await _off_loop(self._deliver, batch, changes, keyed, records)
+                end = await _off_loop(self._deliver, batch, changes, keyed, records)
+                if end is not None:
+                    last = end
+                done = target is not None and not changes.in_transaction and \
+                    (file_seq(batch.file), batch.end) >= (target.file_seq, target.position)
+                if not done and time.monotonic() < commit_due and not self._stopping.is_set() \
+                        and not follower.caught_up():
+                    continue  # catching up: this batch is committed with a later one
+                await _off_loop(self.sink.commit)
+                commit_due = time.monotonic() + COMMIT_INTERVAL
                 if last is not None:
                     self._delivered(last)
                     held = last.file
+                    last = None
                 if lease is not None:
                     lease.hold(held, target=self.config.to)  # only after the checkpoint is durable
-                if target is not None and not changes.in_transaction and \
-                        (file_seq(batch.file), batch.end) >= (target.file_seq, target.position):
+                if done:
                     return
+            await _off_loop(self.sink.commit)  # stopped: what was read is delivered
+            if last is not None:
+                self._delivered(last)
+                if lease is not None:
+                    lease.hold(last.file, target=self.config.to)
 
     def _deliver(self, batch: Batch, changes: ChangeReader, keyed: KeyedSink | None,
                  records: ChangeSink | None) -> TransactionEnd | None:
-        """Decode one batch of events into the sink and commit it (in a thread: see :func:`_off_loop`);
-        the last transaction end it committed, if any."""
+        """Decode one batch of events into the sink (in a thread: see :func:`_off_loop`), uncommitted;
+        the last transaction end it gave the sink, if any."""
         last: TransactionEnd | None = None
+        # Per event: names bound once, not looked up for each of millions of events.
+        feed, write, transaction_end, file = changes.feed, self.sink.write, self.sink.transaction_end, batch.file
         try:
             for offset, event in batch.events:
-                messages, end = changes.feed(batch.file, offset, bytes(event))
-                if keyed is not None:
-                    if messages:
+                messages, end = feed(file, offset, bytes(event))
+                if messages:
+                    if keyed is not None:
                         keyed.send(messages)
-                        self.lines += sum(m.value is not None for m in messages)
-                else:
-                    for message in messages:  # the lines (or records) of one rows event, or a DDL's
-                        if message.rows is not None:
-                            assert records is not None
-                            records.write_changes(message.rows)
-                            self.lines += len(message.rows)
-                        elif message.value is not None:
-                            self.sink.write(message.value)
-                            self.lines += message.value.count(b"\n")
+                        self.lines += sum(m.value is not None if m.keys is None else len(m.keys) for m in messages)
+                    else:
+                        for message in messages:  # the lines (or records) of one rows event, or a DDL's
+                            if message.rows is not None:
+                                assert records is not None
+                                records.write_changes(message.rows)
+                                self.lines += len(message.rows)
+                            elif message.value is not None:
+                                write(message.value)
+                                self.lines += message.value.count(b"\n")
                 if end is not None:
                     self.transactions += 1
-                    self.sink.transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                    transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
                     last = end
         except BinhubError:
             # Deliver the transactions completed before the one that cannot be decoded: a
@@ -183,7 +206,6 @@ class Stream:
             with contextlib.suppress(BinhubError):
                 self.sink.commit()
             raise
-        self.sink.commit()
         return last
 
     def _delivered(self, end: TransactionEnd) -> None:

@@ -401,3 +401,28 @@ def test_debezium_topics_schema_changes_and_transaction_metadata(primary_db: Pri
     assert sorted(by_id.values()) == [[("BEGIN", None), ("END", 1)], [("BEGIN", None), ("END", 3)]]
     counts = Counter(json.loads(v)["transaction"]["id"] for _, _, v in rows if v)
     assert counts == {i: events[1][1] for i, events in by_id.items()}, "each END counts its transaction's rows"
+def test_batches_wait_for_room_in_a_small_queue_and_keep_every_change_in_order(
+        tansu_broker: TansuBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The binhub format hands the sink a rows event's lines as one message with a key per line;
+    # they go to librdkafka in batches no bigger than its queue has room for (here 30 messages).
+    from binhub.sinks import kafka
+    from binhub.sinks.base import Checkpoint, Message
+    from binhub.sinks.kafka_config import KafkaOptions, KafkaTarget
+
+    monkeypatch.setattr(kafka, "_QUEUE_MESSAGES", 30)
+    topic = f"kb-{uuid.uuid4().hex[:6]}"
+    sink = kafka.KafkaSink(KafkaTarget.parse(f"kafka://{tansu_broker.bootstrap}/{topic}"), topic,
+                           KafkaOptions(partitions=1))  # one partition: one order to compare
+    lines = [json.dumps({"op": "insert", "pk": {"id": i}, "n": i}).encode() + b"\n" for i in range(100)]
+    keys = [json.dumps({"id": i}).encode() for i in range(100)]
+    try:
+        sink.send([Message("d", "t", None, b"".join(lines[:70]), keys=keys[:70]),
+                   Message("d", "t", keys[70], lines[70]), Message("d", "t", keys[70], None),  # a tombstone
+                   Message("d", "t", None, b"".join(lines[71:]), keys=keys[71:])])
+        sink.transaction_end(Checkpoint("mysql-bin.000001", 1234, ""))
+        sink.commit()
+    finally:
+        sink.close()
+    got = [(key, value) for _, key, value in consume(tansu_broker, [topic])]
+    assert got == [(k, v[:-1]) for k, v in zip(keys[:71], lines[:71], strict=True)] + [(keys[70], None)] + \
+        [(k, v[:-1]) for k, v in zip(keys[71:], lines[71:], strict=True)]

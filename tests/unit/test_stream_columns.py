@@ -66,3 +66,17 @@ def test_stream_sections_take_column_rules(tmp_path) -> None:  # type: ignore[no
     path.write_text('[store]\ndata_dir = "d"\n[[stream]]\nname = "a"\nto = "-"\nmask_columns = ["s.t.c=x"]\n')
     with pytest.raises(ConfigError, match=r"stream\[1\]\.mask_columns: 's.t.c=x': the mask must be one of"):
         load_config(path)
+
+
+def test_a_keyed_message_of_several_lines_gets_each_lines_masked_key() -> None:
+    # The binhub format hands a keyed sink a rows event's lines as one message with a key per line.
+    from binhub.sinks import Message
+
+    rules = ColumnRules(mask=["shop.users.id=hash"])
+    chunk = line("insert", "users", None, {"id": 1, "v": 1}, {"id": 1}) + \
+        line("insert", "users", None, {"id": 2, "v": 2}, {"id": 2})
+    out = rules.apply_message(Message("shop", "users", None, chunk, keys=[b'{"id":1}', b'{"id":2}']))
+    assert out.keys == [orjson.dumps({"id": sha(1)}), orjson.dumps({"id": sha(2)})]
+    assert [json.loads(x)["pk"] for x in out.value.splitlines()] == [{"id": sha(1)}, {"id": sha(2)}]
+    untouched = Message("shop", "orders", None, chunk.replace(b'"users"', b'"orders"'), keys=[b"1", b"2"])
+    assert rules.apply_message(untouched) is untouched

@@ -10,7 +10,7 @@ into the :class:`TransactionContext`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -31,7 +31,7 @@ class Walker(Protocol):
     @property
     def gtid(self) -> str | None: ...
 
-    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[Message]: ...
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterable[Message]: ...
 
 
 @dataclass(slots=True)

@@ -1,15 +1,15 @@
 """``--format binhub``: binhub JSON lines (:mod:`binhub.binlog.json_form`), on the C fast path.
 
 Rows events become lines straight from the row images (:class:`~binhub.binlog.row_json.RowJsonDecoder`).
-For a line sink a rows event's lines go out as one message; for a keyed sink each line is its own
-message, keyed by the line's ``"pk"`` text, which the C encoder hands back as it writes it. With
-``records`` (a :class:`~binhub.sinks.ChangeSink`: the MySQL sink) a rows event's changes go out as
+A rows event's lines go out as one message; for a keyed sink with each line's key (its ``"pk"``
+text, which the C encoder hands back as it writes it) in ``Message.keys``. With ``records`` (a
+:class:`~binhub.sinks.ChangeSink`: the MySQL sink) a rows event's changes go out as
 :class:`~binhub.binlog.changes.RowChange` records instead, from the row decoder, never as JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -45,19 +45,20 @@ class _BinhubWalker:
     def gtid(self) -> str | None:
         return self._lines.gtid
 
-    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[Message]:
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> list[Message]:
+        out: list[Message] = []
+        keys = self._keys
         for chunk in self._lines.feed(data, offset, fde):
             db, table = self._lines.table
-            keys = self._keys
             if keys is None:
-                yield Message(db, table, None, chunk)
+                out.append(Message(db, table, None, chunk))
                 continue
-            lines = chunk.splitlines(keepends=True)
-            if len(lines) != len(keys):  # the encoders guarantee it; a mismatch would mis-key rows
-                raise AssertionError(f"{len(lines)} lines but {len(keys)} keys for {db}.{table}")
-            for line, key in zip(lines, keys, strict=True):
-                yield Message(db, table, key, line)
+            lines = chunk.count(b"\n")
+            if lines != len(keys):  # the encoders guarantee it; a mismatch would mis-key rows
+                raise AssertionError(f"{lines} lines but {len(keys)} keys for {db}.{table}")
+            out.append(Message(db, table, None, chunk, keys=keys.copy()))
             keys.clear()
+        return out
 
 
 class _RecordWalker:
@@ -70,10 +71,9 @@ class _RecordWalker:
     def gtid(self) -> str | None:
         return self._decoder.gtid
 
-    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> Iterator[Message]:
+    def feed(self, data: bytes, offset: int, fde: FormatDescriptionEvent | None) -> list[Message]:
         rows = list(self._decoder.feed(data, offset, fde))
-        if rows:
-            yield Message(rows[0].db, rows[0].table, None, None, rows=rows)
+        return [Message(rows[0].db, rows[0].table, None, None, rows=rows)] if rows else []
 
 
 class BinhubFormat(OutputFormat):
@@ -95,3 +95,6 @@ class BinhubFormat(OutputFormat):
                              "ts": format_commit_time(change.timestamp * 1_000_000), "sql": change.sql,
                              "session": change.session})
         return Message(change.db, change.table or "", None, line + b"\n", ddl=True)
+
+    def transaction_end(self) -> list[Message]:
+        return []  # nothing held, and no TransactionContext to renew: this format does not observe

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Any
 
 import orjson
@@ -52,7 +52,7 @@ from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat
 __all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "table_change"]
 
 _OPS = {"insert": "c", "update": "u", "delete": "d"}
-_EPOCH = date(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 _VERSION = f"binhub-{binhub.__version__}"
 
 
@@ -77,9 +77,72 @@ def _datetime_us(text: str) -> int | None:
     day, _, clock = text.partition(" ")
     if day[:4] == "0000" or "-00" in day:
         return None
-    clock, _, frac = clock.partition(".")
-    moment = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1_000_000 + int((frac + "000000")[:6])
+    # date() checks the day as datetime.fromisoformat would; the rest is arithmetic on the text
+    # binhub wrote ("YYYY-MM-DD HH:MM:SS[.ffffff]"), once per value.
+    days = date(int(day[0:4]), int(day[5:7]), int(day[8:10])).toordinal() - _EPOCH_DAY
+    seconds = days * 86_400 + int(clock[0:2]) * 3600 + int(clock[3:5]) * 60 + int(clock[6:8])
+    frac = clock[9:15]
+    return seconds * 1_000_000 + (int(frac + "000000"[len(frac):]) if frac else 0)
+
+
+Encoder = Callable[[Any], Any]
+
+
+def value_encoder(column: FormatColumn) -> Encoder | None:
+    """How a column's values (binhub form, never None) become Debezium's; None: they go out as they are
+    (text, float, YEAR, ENUM label, SET text, VECTOR; bytes as base64). Made once per column of a layout."""
+    kind = column.kind
+    if kind == Kind.INT:
+        if column.int_type == "bigint" and column.unsigned:
+            return lambda value: value - (1 << 64) if value >= 1 << 63 else value
+        return None
+    if kind == Kind.DECIMAL:
+        return decimal_bytes
+    if kind == Kind.DATE:
+        zero_date = None if column.nullable else 0
+
+        def days(value: str) -> int | None:
+            if value[:4] == "0000" or "-00" in value:
+                return zero_date
+            return date.fromisoformat(value).toordinal() - _EPOCH_DAY
+        return days
+    if kind == Kind.TIME:
+        return _time_us
+    if kind == Kind.DATETIME:
+        zero_datetime = None if column.nullable else 0
+        millis = column.fsp <= 3
+
+        def since_epoch(value: str) -> int | None:
+            us = _datetime_us(value)
+            if us is None:
+                return zero_datetime
+            return us // 1000 if millis else us
+        return since_epoch
+    if kind == Kind.TIMESTAMP:
+        zero_timestamp = None if column.nullable else "1970-01-01T00:00:00Z"
+        return lambda value: zero_timestamp if value.startswith("0000") else value.replace(" ", "T") + "Z"
+    if kind == Kind.BIT:
+        if column.bits == 1:
+            return bool
+        width = (column.bits + 7) // 8
+        return lambda value: base64.b64encode(value.to_bytes(width, "little")).decode("ascii")
+    if kind == Kind.JSON:
+        return _json_text
+    if kind == Kind.GEOMETRY:
+        return _geometry
+    return None
+
+
+def _json_text(value: Any) -> Any:
+    if isinstance(value, str):  # MariaDB's JSON: the text as written
+        return value
+    return "null" if isinstance(value, JsonNull) else orjson.dumps(value, default=json_default).decode()
+
+
+def _geometry(value: Any) -> Any:
+    if isinstance(value, Geometry):
+        return {"wkb": base64.b64encode(value.wkb).decode("ascii"), "srid": value.srid}
+    return value
 
 
 # java.sql.Types of each MySQL type, as the connector's DDL parser resolves them (MySqlAntlrDdlParser).
@@ -139,45 +202,34 @@ def debezium_value(column: FormatColumn, value: Any) -> Any:
     """One column value (binhub form) as Debezium's MySQL connector writes it by default."""
     if value is None:
         return None
-    kind = column.kind
-    if kind == Kind.INT:
-        if column.int_type == "bigint" and value >= 1 << 63:
-            return value - (1 << 64)
-        return value
-    if kind == Kind.DECIMAL:
-        return decimal_bytes(value)
-    if kind == Kind.DATE:
-        if value[:4] == "0000" or "-00" in value:
-            return None if column.nullable else 0
-        return (date.fromisoformat(value) - _EPOCH).days
-    if kind == Kind.TIME:
-        return _time_us(value)
-    if kind == Kind.DATETIME:
-        us = _datetime_us(value)
-        if us is None:
-            return None if column.nullable else 0
-        return us // 1000 if column.fsp <= 3 else us
-    if kind == Kind.TIMESTAMP:
-        if value.startswith("0000"):
-            return None if column.nullable else "1970-01-01T00:00:00Z"
-        return value.replace(" ", "T") + "Z"
-    if kind == Kind.BIT:
-        if column.bits == 1:
-            return bool(value)
-        return base64.b64encode(value.to_bytes((column.bits + 7) // 8, "little")).decode("ascii")
-    if kind == Kind.JSON:
-        if isinstance(value, str):  # MariaDB's JSON: the text as written
-            return value
-        return "null" if isinstance(value, JsonNull) else orjson.dumps(value, default=json_default).decode()
-    if kind == Kind.GEOMETRY and isinstance(value, Geometry):
-        return {"wkb": base64.b64encode(value.wkb).decode("ascii"), "srid": value.srid}
-    return value  # text, float, YEAR, ENUM label, SET text, VECTOR; bytes go out as base64
+    encode = value_encoder(column)
+    return value if encode is None else encode(value)
+
+
+def _encoders(columns: Columns) -> dict[str, Encoder | None]:
+    return {name: value_encoder(column) for name, column in columns.items()}
+
+
+def _image(image: dict[str, Any] | None, encoders: dict[str, Encoder | None]) -> dict[str, Any] | None:
+    if image is None:
+        return None
+    out = {}
+    for name, value in image.items():
+        encode = encoders[name]
+        out[name] = value if value is None or encode is None else encode(value)
+    return out
 
 
 class DebeziumFormat(RowFormat):
     name = "debezium"
     observes = True
     describes_tables = True
+
+    def __init__(self, *, stream_name: str, keyed: bool) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed)
+        # Each layout's columns (by identity: table_columns makes them once per layout), with how
+        # their values are encoded.
+        self._plans: dict[int, tuple[Columns, dict[str, Encoder | None]]] = {}
 
     def _source(self, db: str, table: str | None, commit_us: int, server_id: int, gtid: str | None, file: str,
                 pos: int, row: int) -> dict[str, Any]:
@@ -187,8 +239,11 @@ class DebeziumFormat(RowFormat):
                 "pos": pos, "row": row, "thread": self.context.thread_id, "query": None}
 
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
-        before = None if change.before is None else {k: debezium_value(by_name[k], v) for k, v in change.before.items()}
-        after = None if change.after is None else {k: debezium_value(by_name[k], v) for k, v in change.after.items()}
+        encoders = self._plans.get(id(by_name))
+        if encoders is None or encoders[0] is not by_name:  # once per table layout
+            encoders = self._plans[id(by_name)] = (by_name, _encoders(by_name))
+        before = _image(change.before, encoders[1])
+        after = _image(change.after, encoders[1])
         gtid = change.gtid
         now_ns = time.time_ns()
         envelope = {
