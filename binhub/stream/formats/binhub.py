@@ -79,8 +79,9 @@ class _RecordWalker:
 class BinhubFormat(OutputFormat):
     name = "binhub"
 
-    def __init__(self, *, stream_name: str, keyed: bool, records: bool = False) -> None:
-        super().__init__(stream_name=stream_name, keyed=keyed)
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False,
+                 records: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         self.records = records  # row changes as RowChange records (DDL stays a JSON line)
 
     def walker(self, file: str, *, schemas: Callable[[str, str], Any],
