@@ -105,7 +105,7 @@ def _summary(report: RestoreReport) -> str:
               help="Logical: create the backup's accounts and roles (one the target already has is left as it is).")
 @click.option("--resume", is_flag=True,
               help="Logical: go on with a restore of this backup that was cut short (killed, target restarted): "
-                   "load only the chunks the target does not list as committed in binhub.logical_restore_chunks.")
+                   "load only the INSERTs the target's binhub.logical_restore_chunks does not count as committed.")
 @click.option("--progress/--no-progress", default=None, help="Logical: progress bars (default: when stderr is a terminal).")
 @click.option("--until", "until_time", metavar="'YYYY-MM-DD HH:MM:SS'",
               help="Point in time: replay the store up to the last transaction committed at or before this time.")

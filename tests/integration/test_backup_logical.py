@@ -671,3 +671,14 @@ def test_groups_the_server_cut_short_are_read_again_row_by_row(
     for name in ("counters", "every_type"):
         assert rows(tmp_path / "cut", cut, name) == rows(backup, manifest, name), name
         assert len(rows(backup, manifest, name)) == next(t for t in manifest.tables if t.name == name).rows
+
+
+def test_history_is_refused_up_front_by_a_target_with_secure_timestamp(
+        source: Sandbox, mariadb_factory: MariadbFactory, tmp_path: Path) -> None:
+    source.execute("CREATE DATABASE vers", "CREATE TABLE vers.t (id INT PRIMARY KEY) WITH SYSTEM VERSIONING",
+                   "INSERT INTO vers.t VALUES (1)", "DELETE FROM vers.t")
+    _backup(source, tmp_path / "b", include=("vers.*",), users=False)
+    target = mariadb_factory("logical_secure_timestamp", server_id=38, extra_args=["--secure-timestamp=YES"])
+    with pytest.raises(BackupError, match=r"system-versioned tables \(vers.t\) .* secure_timestamp = YES"):
+        restore_logical(tmp_path / "b", _address(target))
+    assert not target.query("SHOW DATABASES LIKE 'vers'")  # refused before anything was written

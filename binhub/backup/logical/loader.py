@@ -198,12 +198,7 @@ class LogicalRestore:
         self._prepare_session(session)
         session.execute("SET SESSION autocommit = 0")
         if history:
-            try:
-                session.execute("SET SESSION system_versioning_insert_history = 1")
-            except UpstreamError as exc:
-                raise BackupError(f"the target refuses the history of system-versioned tables: {exc.server_message}",
-                                  hint="set secure_timestamp = NO on the target (a server option), or grant the "
-                                       "restore user SUPER; or leave those tables out") from exc
+            session.execute("SET SESSION system_versioning_insert_history = 1")
         return session
 
     def _check_target(self, admin: ServerSession, manifest: LogicalManifest, state: RestoreState | None) -> None:
@@ -239,6 +234,11 @@ class LogicalRestore:
                               f"system_versioning_insert_history, which MariaDB 10.11 introduced; the target is {version}",
                               hint="restore into MariaDB 10.11 or later, or take the backup without those tables "
                                    "(--exclude)")
+        if versioned and str(admin.query("SELECT @@GLOBAL.secure_timestamp")[0][0]).upper() == "YES":
+            raise BackupError(f"the backup holds system-versioned tables ({', '.join(versioned)}) whose history the "
+                              "target cannot take: it runs with secure_timestamp = YES, which forbids writing "
+                              "row_start/row_end", hint="restart it with secure_timestamp = NO for the restore, or take "
+                                                       "the backup without those tables (--exclude)")
         longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
         allowed = int(admin.query("SELECT @@GLOBAL.max_allowed_packet")[0][0])
         if longest > allowed:
