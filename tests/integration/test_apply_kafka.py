@@ -112,6 +112,7 @@ def test_more_changes_arrive_while_apply_follows_the_topics(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, proc.tail()
+    assert "reconnecting" in proc.tail(100_000), "apply saw the downstream go away"
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
 
 
