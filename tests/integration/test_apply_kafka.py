@@ -167,3 +167,36 @@ def test_debezium_topics_apply_to_equal_tables(
     stream_to_kafka(data_dir, tansu_broker, topic, name, "--format", "debezium")
     run_apply(tansu_broker, topic, fresh_downstream, name, "--format", "debezium", "--workers", "2")
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+def test_a_checkpoint_table_an_older_binhub_made_gains_the_offsets_column(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    """The table without ``offsets`` (as an older binhub made it) is extended on first use, and a
+    stream's row in it keeps working."""
+    query(fresh_downstream, "CREATE DATABASE IF NOT EXISTS binhub")
+    query(fresh_downstream, "CREATE TABLE IF NOT EXISTS binhub.stream_checkpoint (stream VARCHAR(128) NOT NULL, "
+                            "slot SMALLINT UNSIGNED NOT NULL, file VARCHAR(255) NOT NULL, pos BIGINT UNSIGNED NOT NULL, "
+                            "gtid_set MEDIUMTEXT NOT NULL, applied MEDIUMTEXT NOT NULL, pending_ddl VARCHAR(255) NULL, "
+                            "PRIMARY KEY (stream, slot))")
+    old = f"old-{uuid.uuid4().hex[:6]}"
+    columns = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'binhub' " \
+              "AND TABLE_NAME = 'stream_checkpoint' AND COLUMN_NAME = 'offsets'"
+    if query(fresh_downstream, columns):
+        query(fresh_downstream, "ALTER TABLE binhub.stream_checkpoint DROP COLUMN offsets")
+    query(fresh_downstream, "INSERT INTO binhub.stream_checkpoint (stream, slot, file, pos, gtid_set, applied) "
+                            "VALUES (%s, 0, 'mysql-bin.000007', 1234, '0-1-99', '[]')", (old,))
+    try:
+        c = primary_db.conn.cursor()
+        c.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        c.execute("INSERT INTO t VALUES (1), (2)")
+        data_dir = tmp_path / "store"
+        relay(primary_db, data_dir)
+        name = f"a6-{uuid.uuid4().hex[:6]}"
+        stream_to_kafka(data_dir, tansu_broker, name, name)
+        run_apply(tansu_broker, name, fresh_downstream, name)
+        assert query(fresh_downstream, columns), "the column was added"
+        assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+        assert query(fresh_downstream, "SELECT file, pos, gtid_set, offsets FROM binhub.stream_checkpoint "
+                                       "WHERE stream = %s", (old,)) == [("mysql-bin.000007", 1234, "0-1-99", None)]
+    finally:
+        query(fresh_downstream, "DELETE FROM binhub.stream_checkpoint WHERE stream = %s", (old,))
