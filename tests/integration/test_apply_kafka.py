@@ -200,3 +200,19 @@ def test_a_checkpoint_table_an_older_binhub_made_gains_the_offsets_column(
                                        "WHERE stream = %s", (old,)) == [("mysql-bin.000007", 1234, "0-1-99", None)]
     finally:
         query(fresh_downstream, "DELETE FROM binhub.stream_checkpoint WHERE stream = %s", (old,))
+
+
+def test_an_apply_section_of_binhub_run(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    hot_workload(primary_db, 50)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    name = f"a7-{uuid.uuid4().hex[:6]}"
+    stream_to_kafka(data_dir, tansu_broker, f"{name}.{{table}}", name)
+    config = tmp_path / "binhub.toml"
+    config.write_text(f'[store]\ndata_dir = "{tmp_path / "daemon-store"}"\n[http]\nenabled = false\n'
+                      f'[[apply]]\nname = "{name}"\nfrom = "kafka://{tansu_broker.bootstrap}/{name}.{{table}}"\n'
+                      f'to = "{target(fresh_downstream)}"\nworkers = 2\nuntil_caught_up = true\n')
+    proc = subprocess.run([*BINHUB, "run", "--config", str(config)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
