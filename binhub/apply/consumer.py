@@ -98,11 +98,16 @@ class KafkaReader:
         if first and not new:
             raise SourceError(f"no topic at the Kafka broker {self.bootstrap} matches {','.join(self.config.source.topics)}",
                               hint="check the topic names (binhub stream creates them on its first change)")
-        fresh = [pid for pid in new if pid not in self._start]
-        earliest = self._list_offsets(fresh, _EARLIEST, IsolationLevel.READ_COMMITTED) if fresh else {}
+        earliest = self._list_offsets(new, _EARLIEST, IsolationLevel.READ_COMMITTED) if new else {}
         assign = []
         for pid in new:
-            offset = self._start.get(pid, earliest.get(pid, 0))
+            offset = self._start.get(pid, earliest[pid])
+            if offset < earliest[pid]:
+                raise SourceError(f"{pid[0]}[{pid[1]}] no longer holds offset {offset}, where the downstream's "
+                                  f"checkpoint resumes (it begins at {earliest[pid]}: retention removed the rest)",
+                                  hint="the changes in between are gone from Kafka: bring the downstream up to "
+                                       "date another way (binhub replay from the store), and keep the topic longer "
+                                       "(retention.ms) than apply may stay stopped")
             self.merger.add(pid, offset)
             assign.append(TopicPartition(*pid, offset))
         if not self._checkpoint_assigned:
@@ -221,15 +226,19 @@ class KafkaReader:
         return True
 
     def lag(self) -> int:
-        """Messages committed in the partitions and not applied yet (from the last fetches)."""
+        """Committed messages not applied yet: those past the consumer's position (by the last fetches'
+        end, which counts Kafka's transaction markers too) and those it holds back."""
         behind = 0
-        for pid, part in self.merger.parts.items():
+        merger = self.merger
+        for tp in self.consumer.position([TopicPartition(*pid) for pid in merger.parts]):
+            pid = (tp.topic, tp.partition)
             try:
-                _, high = self.consumer.get_watermark_offsets(TopicPartition(*pid), cached=True)
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException:
                 continue
-            if high >= 0:
-                behind += max(0, high - part.next_offset)
+            part = merger.parts[pid]
+            position = tp.offset if tp.offset >= 0 else part.next_offset
+            behind += len(part.buffer) + (max(0, high - position) if high >= 0 else 0)
         return behind
 
     def offsets(self) -> str:

@@ -6,9 +6,11 @@ change, a broker that cannot be reached and a downstream restarting under a live
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -204,15 +206,33 @@ def test_a_checkpoint_table_an_older_binhub_made_gains_the_offsets_column(
 
 def test_an_apply_section_of_binhub_run(
         primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    """``[[apply]]`` in the daemon, its rows and lag on the daemon's /metrics."""
     hot_workload(primary_db, 50)
     data_dir = tmp_path / "store"
     relay(primary_db, data_dir)
     name = f"a7-{uuid.uuid4().hex[:6]}"
     stream_to_kafka(data_dir, tansu_broker, f"{name}.{{table}}", name)
+    port = free_port()
     config = tmp_path / "binhub.toml"
-    config.write_text(f'[store]\ndata_dir = "{tmp_path / "daemon-store"}"\n[http]\nenabled = false\n'
+    config.write_text(f'[store]\ndata_dir = "{tmp_path / "daemon-store"}"\n[http]\nlisten = "127.0.0.1:{port}"\n'
                       f'[[apply]]\nname = "{name}"\nfrom = "kafka://{tansu_broker.bootstrap}/{name}.{{table}}"\n'
-                      f'to = "{target(fresh_downstream)}"\nworkers = 2\nuntil_caught_up = true\n')
-    proc = subprocess.run([*BINHUB, "run", "--config", str(config)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+                      f'to = "{target(fresh_downstream)}"\nworkers = 2\n')
+    proc = BinhubProcess(["run", "--config", str(config)], tmp_path / "daemon.log").start()
+    try:
+        theirs = checksums(primary_db.sandbox, primary_db.name)
+        wait_until(lambda: checksums(fresh_downstream, primary_db.name) == theirs or proc.poll() is not None,
+                   timeout=120, interval=0.3, message="the daemon's apply did not catch up")
+
+        def metric(family: str) -> float | None:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            m = re.search(rf'^{family}{{apply="{re.escape(name)}"}} (\S+)$', text, re.M)
+            return float(m.group(1)) if m else None
+        rows = query(primary_db.sandbox, f"SELECT COUNT(*) FROM `{primary_db.name}`.log")[0][0]
+        assert (metric("binhub_kafka_apply_rows_total") or 0) >= rows
+        wait_until(lambda: metric("binhub_kafka_apply_lag_messages") == 0, timeout=10, interval=0.3,
+                   message="the lag did not fall to 0")
+        assert proc.poll() is None, proc.tail()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, proc.tail()
