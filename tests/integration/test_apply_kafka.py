@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from binhub.sandbox import Sandbox
@@ -52,6 +53,7 @@ def checkpoint_rows(server: Sandbox, name: str) -> list[tuple[object, ...]]:
     return query(server, "SELECT slot, file, pos, offsets FROM binhub.stream_checkpoint WHERE stream = %s", (name,))
 
 
+@pytest.mark.slow
 def test_topics_per_table_apply_to_equal_tables_across_kill_9_of_the_consumer(
         primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path) -> None:
     """The issue's proof: transactions spanning tables (hot + log) arrive in two topics and are
