@@ -141,7 +141,7 @@ class KafkaApply:
                 break
         self.metrics.tick(self.rows, reader.lag())
         if merger.copies:
-            log.info("%d change(s) delivered twice by the topics (a producer's restart) were applied once",
+            log.info("%d change(s) the topics hold twice (a producer's restart) were applied once",
                      merger.copies)
 
     def _stuck_at_bad(self) -> bool:
