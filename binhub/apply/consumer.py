@@ -77,7 +77,6 @@ class KafkaReader:
         self._paused: set[PartitionId] = set()
         self.bad: BadMessage | None = None  # a message that is no change: its partition reads no further
         self.bad_partition: PartitionId = ("", -1)
-        self.polled = 0
         self._checkpoint_assigned = False
         self.discover(first=True)
 
@@ -93,7 +92,8 @@ class KafkaReader:
             raise SourceError(f"the Kafka broker at {self.bootstrap} has no topic {self.config.checkpoint_topic}, "
                               "where binhub stream commits its checkpoints",
                               hint="apply reads topics written by binhub stream --to kafka://; start the stream first")
-        new = [(name, p) for name, t in topics.items() if self._match.match(name) or name == self._ddl_topic
+        new = [(name, p) for name, t in topics.items()
+               if (self._match.match(name) or name == self._ddl_topic) and name != self.config.checkpoint_topic
                for p in t.partitions if (name, p) not in self.merger.parts]
         if first and not new:
             raise SourceError(f"no topic at the Kafka broker {self.bootstrap} matches {','.join(self.config.source.topics)}",
@@ -160,7 +160,6 @@ class KafkaReader:
                 self.consumer.pause([TopicPartition(*pid)])
                 continue
             merger.push(pid, change)
-        self.polled += len(messages)
         self._pause_full()
         return len(messages)
 
