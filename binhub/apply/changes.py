@@ -48,6 +48,10 @@ class Change:
     line: bytes | None  # binhub: the sink's input line as it came
     envelope: dict[str, Any] | None  # debezium: the envelope, converted when applied
     next_offset: int = 0  # where its partition resumes once it is applied (past tombstones after it)
+    # No other change at its position has its line: a DDL, a row with a primary key (not of every
+    # column), any Debezium change (its row number is in its position). Equal rows of a table without
+    # a key may share a rows event.
+    unique: bool = True
     seq: int = 0  # arrival order: breaks ties between rows of one rows event
     dead: bool = False  # dropped from its partition (a copy a producer's restart sent again)
 
@@ -82,7 +86,14 @@ def _binhub(doc: dict[str, Any], value: bytes, where: Where) -> Change:
         raise TypeError("a row change without its row image")
     file, pos = doc["file"], doc["pos"]
     return Change(_order(file, pos), doc.get("gtid"), file, pos, str(doc["db"] or ""), str(doc.get("table") or ""),
-                  op == "ddl", where, value + b"\n", None, where.offset + 1)
+                  op == "ddl", where, value + b"\n", None, where.offset + 1,
+                  unique=op == "ddl" or _keyed(doc.get("pk"), doc["after"] if op != "delete" else doc["before"]))
+
+
+def _keyed(pk: Any, image: dict[str, Any]) -> bool:
+    """Whether a row's ``pk`` is a key of its own: binhub writes the whole row as ``pk`` for a table
+    without a primary key (and a key of every column cannot tell equal rows apart either)."""
+    return isinstance(pk, dict) and pk.keys() != image.keys()
 
 
 def _debezium(doc: dict[str, Any], where: Where) -> Change:

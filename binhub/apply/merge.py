@@ -45,6 +45,7 @@ class _Partition:
     next_offset: int  # where it resumes: past every change released or dropped, in its order
     buffer: deque[Change] = field(default_factory=deque)
     last_key: OrderKey | None = None
+    lines_at_last: set[bytes | None] = field(default_factory=set)  # the lines buffered at last_key
     clear_for: int = -1  # the seal number it is known to hold nothing more before
 
 
@@ -59,6 +60,7 @@ class Merger:
         self.waiting: set[PartitionId] = set()  # empty, and not clear for the latest seal
         self.copies = 0
         self._heap: list[tuple[OrderKey, int, Change, PartitionId]] = []
+        self._at_released: list[tuple[PartitionId, bytes | None]] = []  # changes released at ``released``
         self._seq = itertools.count()
 
     # -- what the consumer reads ------------------------------------------------------------------
@@ -75,8 +77,12 @@ class Merger:
             self.copies += 1
             self._passed(part, change.next_offset)
             return
-        if part.last_key is not None and key < part.last_key:
-            self._drop_tail(pid, part, key)
+        last = part.last_key
+        if last is not None and (key < last or (key == last and change.unique and change.line in part.lines_at_last)):
+            self._drop_tail(pid, part, key)  # went back, or repeats a change of the rows event it is in
+        if key != part.last_key:
+            part.lines_at_last.clear()
+        part.lines_at_last.add(change.line)
         change.seq = next(self._seq)
         part.buffer.append(change)
         part.last_key = key
@@ -106,31 +112,55 @@ class Merger:
     def peek(self) -> Change | None:
         """The next change in the upstream's order, once nothing can come before it (else None)."""
         heap = self._heap
-        while heap and heap[0][2].dead:
-            heapq.heappop(heap)
-        if self.waiting or not heap or self.seal is None or heap[0][0] >= self.seal:
-            return None
-        return heap[0][2]
+        while heap:
+            key, _, change, pid = heap[0]
+            if change.dead:
+                heapq.heappop(heap)
+                continue
+            if self.waiting or self.seal is None or key >= self.seal:
+                return None
+            if key == self.released and self._copy_of_released(change, pid):
+                self._take()  # dropped: its partition moves past it
+                self.copies += 1
+                continue
+            return change
+        return None
 
     def pop(self) -> Change | None:
         """Release :meth:`peek`'s change."""
         if self.peek() is None:
             return None
+        change, pid = self._take()
+        if change.key != self.released:
+            self._at_released.clear()
+        self.released = change.key
+        self._at_released.append((pid, change.line))
+        return change
+
+    def _take(self) -> tuple[Change, PartitionId]:
         _, _, change, pid = heapq.heappop(self._heap)
         part = self.parts[pid]
         first = part.buffer.popleft()
         assert first is change, "a partition's changes leave in its order"
         part.next_offset = change.next_offset
-        self.released = change.key
         if not part.buffer and part.clear_for < self.seal_number:
             self.waiting.add(pid)
-        return change
+        return change, pid
+
+    def _copy_of_released(self, change: Change, pid: PartitionId) -> bool:
+        """A change at the position released last is a copy when it is a Debezium change (its row
+        number makes its position its own) or repeats a released line: from another partition (a
+        change without a Kafka key, a DDL, may land anywhere), or from its own when the line is
+        unique at its position (equal rows of a table without a key share a rows event)."""
+        if change.line is None:
+            return True
+        return any(line == change.line and (other != pid or change.unique) for other, line in self._at_released)
 
     def at_seal(self) -> bool:
         """Everything before the latest seal is released: the transaction released last is whole."""
+        if self.peek() is not None:
+            return False
         heap = self._heap
-        while heap and heap[0][2].dead:
-            heapq.heappop(heap)
         return self.seal is not None and not self.waiting and (not heap or heap[0][0] >= self.seal)
 
     def offsets(self) -> dict[PartitionId, int]:
@@ -152,7 +182,9 @@ class Merger:
         while part.buffer and part.buffer[-1].key >= key:
             part.buffer.pop().dead = True
             dropped += 1
+        part.lines_at_last.clear()
+        part.last_key = part.buffer[-1].key if part.buffer else None
         self.copies += dropped
-        log.warning("%s[%d] went back to an earlier position (binlog #%d at %d): its producer restarted; the "
-                    "%d change(s) it had sent since are a partial copy, dropped", pid[0], pid[1], key[0], key[1],
-                    dropped)
+        log.log(logging.WARNING if dropped else logging.DEBUG,
+                "%s[%d] went back to an earlier position (binlog #%d at %d): its producer restarted; the %d "
+                "change(s) it had sent since are a partial copy, dropped", pid[0], pid[1], key[0], key[1], dropped)

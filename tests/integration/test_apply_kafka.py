@@ -25,6 +25,7 @@ from tests.integration.relayutil import BINHUB
 from tests.integration.tansu import TansuBroker, free_port
 from tests.integration.test_apply_mysql import hot_workload
 from tests.integration.test_stream import write_workload
+from tests.integration.test_stream_kafka import big_workload
 from tests.integration.workload import wait_until
 
 
@@ -242,3 +243,27 @@ def test_an_apply_section_of_binhub_run(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, proc.tail()
+
+
+@pytest.mark.parametrize("transactions", ["auto", "off"])
+def test_topics_a_killed_stream_wrote_twice_are_applied_once(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path,
+        transactions: str) -> None:
+    """``kill -9`` of the *producing* stream: at least once (``off``), or on a broker that shows
+    aborted transactions (Tansu), the topic holds what followed its checkpoint twice, a partial copy
+    first. apply drops the copies: every insert once (a second one would stop it as a conflict)."""
+    big_workload(primary_db, transactions=600)
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    name = f"a8-{uuid.uuid4().hex[:6]}"
+    args = ("--name", name, "--kafka-transactions", transactions, "--kafka-timeout", "10")
+    stream = [*BINHUB, "stream", "--data-dir", str(data_dir), "--to", f"kafka://{tansu_broker.bootstrap}/{name}", *args]
+    for delay in (1.0, 1.6):
+        proc = subprocess.Popen(stream, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    stream_to_kafka(data_dir, tansu_broker, name, name, "--kafka-transactions", transactions)
+    run_apply(tansu_broker, name, fresh_downstream, name, "--workers", "3")
+    assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)

@@ -80,6 +80,52 @@ def test_copies_are_dropped_and_a_partition_going_back_drops_its_partial_tail() 
     assert m.pop() is None and m.copies == 4
 
 
+def ddl(pid: tuple[str, int], offset: int, pos: int) -> Change:
+    line = orjson.dumps({"op": "ddl", "db": "d", "table": "t", "sql": "CREATE TABLE t (id INT)", "gtid": "0-1-9",
+                         "file": "bin.000001", "pos": pos})
+    return read_change(line, Where(pid[0], pid[1], offset), "binhub")
+
+
+def test_a_copy_at_the_same_position_from_another_partition_is_dropped() -> None:
+    """A DDL has no key: the copy a restarted producer sends may land in another partition; rows of
+    one rows event share a position legitimately, and equal rows of one key share a partition."""
+    m = Merger()
+    m.add(A, 0)
+    m.add(B, 0)
+    m.push(A, ddl(A, 0, 100))
+    m.push(B, ddl(B, 0, 100))
+    m.push(A, change(A, 1, 200))
+    m.push(A, change(A, 2, 200))  # the same row twice in one rows event (a table without a key)
+    copy = change(A, 1, 200)
+    m.push(B, read_change(copy.line[:-1] if copy.line else b"", Where("b", 0, 1), "binhub"))  # a's row, resent
+    m.sealed((1, 300, -1), 0)
+    m.clear(A, 1)
+    m.clear(B, 1)
+    assert drain(m) == [("a", 0), ("a", 1), ("a", 2)] and m.copies == 2
+    assert m.at_seal() and m.offsets() == {A: 3, B: 2}
+
+
+def row(pid: tuple[str, int], offset: int, pos: int, ident: int, *, pk: bool = True) -> Change:
+    after = {"id": ident, "v": "x"} if pk else {"a": ident, "b": "x"}
+    line = orjson.dumps({"op": "insert", "db": "d", "table": "t", "pk": {"id": ident} if pk else after,
+                         "before": None, "after": after, "gtid": "0-1-5", "file": "bin.000001", "pos": pos})
+    return read_change(line, Where(pid[0], pid[1], offset), "binhub")
+
+
+def test_a_partition_repeating_its_rows_event_drops_the_partial_copy_before() -> None:
+    """A stream killed inside a rows event, at least once: the partition holds the event's first rows,
+    then the whole event again. Equal rows of a table without a key are no repeat."""
+    m = Merger()
+    m.add(A, 0)
+    for offset, ident in enumerate((1, 2, 1, 2, 3)):  # rows 1, 2 of the event; then 1, 2, 3 again
+        m.push(A, row(A, offset, 100, ident))
+    for offset, ident in enumerate((7, 7), start=5):  # two equal rows without a key (pk: the whole row)
+        m.push(A, row(A, offset, 200, ident, pk=False))
+    m.sealed((1, 300, -1), 0)
+    m.clear(A, 1)
+    assert drain(m) == [("a", 2), ("a", 3), ("a", 4), ("a", 5), ("a", 6)] and m.copies == 2
+
+
 def test_a_tombstone_moves_its_partition_past_itself() -> None:
     m = Merger()
     m.add(A, 0)
