@@ -28,6 +28,8 @@ what failed, why, and (in ``hint``) what to do about it.
     ├── SchemaError                        the schema history cannot answer
     │   ├── SchemaHistoryError             its files are damaged or cannot be written
     │   └── SchemaMismatch                 a TABLE_MAP disagrees with the history (both shapes named; also a BinlogError)
+    ├── SourceError                        `binhub apply` cannot read its Kafka topics (broker, topic named; retryable)
+    │   └── BadMessage                     a message is not binhub/Debezium JSON (topic, partition, offset named)
     ├── ApplyError                         the MySQL sink cannot apply a change downstream
     │   ├── ApplyConflict                  a duplicate key or a missing row (row, table and GTID named)
     │   ├── DdlRejected                    the downstream refused a DDL (statement and GTID named)
@@ -211,6 +213,19 @@ class RangeError(BinhubError):
 class FlashbackRefused(BinhubError):
     """Flashback will not write what it cannot undo exactly: DDL in the range, a row changed again
     after the range, images without every column."""
+
+
+class SourceError(BinhubError):
+    """``binhub apply`` cannot read the Kafka topics it applies (the broker and topic named)."""
+
+    retryable = True
+
+
+class BadMessage(SourceError):
+    """A Kafka message ``binhub apply`` cannot read as a change (its topic, partition and offset named):
+    it stops rather than skip a change."""
+
+    retryable = False
 
 
 class ApplyError(BinhubError):

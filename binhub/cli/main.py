@@ -28,6 +28,7 @@ COMMANDS = {
     "history": "binhub.cli.history:history",
     "flashback": "binhub.cli.flashback:flashback",
     "replay": "binhub.cli.replay:replay",
+    "apply": "binhub.cli.apply:apply",
 }
 
 

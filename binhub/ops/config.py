@@ -21,7 +21,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -47,6 +47,7 @@ from binhub.store.config import RetentionConfig, StoreConfig
 from binhub.store.durability_policy import Durability
 
 if TYPE_CHECKING:
+    from binhub.apply.config import KafkaApplyConfig
     from binhub.stream.config import StreamConfig
 
 __all__ = ["DEFAULT_HTTP_LISTEN", "KNOWN_KEYS", "Config", "HttpConfig", "LogConfig", "ServiceName", "env_name",
@@ -91,6 +92,7 @@ class Config:
     http: HttpConfig
     log: LogConfig
     streams: tuple[StreamConfig, ...] = ()  # the [[stream]] sections, in file order
+    applies: tuple[KafkaApplyConfig, ...] = ()  # the [[apply]] sections (Kafka -> MySQL), in file order
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +201,7 @@ def _file_layer(data: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> 
             _check_known(key)
             out[key] = (_expand_env(key, value, env) if isinstance(value, str) else value, base)
 
-    walk("", {k: v for k, v in data.items() if k != "stream"})  # [[stream]]: see _streams
+    walk("", {k: v for k, v in data.items() if k not in ("stream", "apply")})  # [[stream]], [[apply]]: see _streams
     # An empty [relay] table still counts as "the section exists" (relay.enabled defaults to true).
     for section in ("relay", "serve"):
         if section in data and not any(k.startswith(section + ".") for k in out):
@@ -529,6 +531,20 @@ _STREAM_KEYS = frozenset({"name", "to", "include", "exclude", "start_gtid", "sta
                           "seed_from", "transaction_metadata"}) | _KAFKA_KEYS
 
 
+def _array_sections(sections: Any, section: str, keys: frozenset[str], base: Path,
+                    env: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any], _Values]]:
+    """Each table of ``[[section]]``: where it is (``stream[2]``), its raw keys, its values (env expanded)."""
+    if not isinstance(sections, list) or not all(isinstance(t, dict) for t in sections):
+        raise ConfigError(section, f"must be an array of tables ([[{section}]]), one per {section}")
+    for i, table in enumerate(sections, 1):
+        where = f"{section}[{i}]"
+        for key in table:
+            if key not in keys:
+                raise _unknown(f"{where}.{key}", sorted(keys))
+        yield where, table, _Values({f"{where}.{k}": (_expand_env(f"{where}.{k}", v, env) if isinstance(v, str)
+                                                      else v, base) for k, v in table.items()})
+
+
 def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamConfig, ...]:
     """``[[stream]]`` sections (file only: a list of tables has no flat env names)."""
     if sections is None:
@@ -538,16 +554,8 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
     from binhub.stream.config import DEFAULT_ROTATE_BYTES, StreamConfig, StreamStart
     from binhub.stream.formats import FORMATS
 
-    if not isinstance(sections, list) or not all(isinstance(t, dict) for t in sections):
-        raise ConfigError("stream", "must be an array of tables ([[stream]]), one per stream")
     out: list[StreamConfig] = []
-    for i, table in enumerate(sections, 1):
-        where = f"stream[{i}]"
-        for key in table:
-            if key not in _STREAM_KEYS:
-                raise _unknown(f"{where}.{key}", sorted(_STREAM_KEYS))
-        values = _Values({f"{where}.{k}": (_expand_env(f"{where}.{k}", v, env) if isinstance(v, str) else v, base)
-                          for k, v in table.items()})
+    for where, table, values in _array_sections(sections, "stream", _STREAM_KEYS, base, env):
         name = values.required_str(f"{where}.name", "the stream's name (its files, checkpoint and lease)")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ConfigError(f"{where}.name", f"{name!r}: use letters, digits, '.', '_' and '-' (it names files)")
@@ -586,6 +594,38 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
                               from_now=values.get_bool(f"{where}.from_now", False)),
             apply=_apply_options(values, where),
             transaction_metadata=values.get_bool(f"{where}.transaction_metadata", False)))
+    return tuple(out)
+
+
+_APPLY_KEYS = frozenset({"name", "from", "to", "format", "kafka_id", "kafka_checkpoint_topic", "kafka_timeout",
+                         "include", "exclude", "until_caught_up", "workers", "ordered", "on_conflict", "safe_mode",
+                         "rename", "skip_gtids"})
+
+
+def _applies(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[KafkaApplyConfig, ...]:
+    """``[[apply]]`` sections: Kafka topics applied to MySQL (file only, as ``[[stream]]``)."""
+    if sections is None:
+        return ()
+    from binhub.apply.config import FORMATS, KafkaApplyConfig, KafkaSource
+
+    out: list[KafkaApplyConfig] = []
+    for where, _, values in _array_sections(sections, "apply", _APPLY_KEYS, base, env):
+        name = values.required_str(f"{where}.name", "the name of the stream that wrote the topics (and of the "
+                                                    "apply's checkpoint downstream)")
+        if any(a.name == name for a in out):
+            raise ConfigError(f"{where}.name", f"{name!r} names two applies; each needs its own")
+        source = KafkaSource.parse(values.required_str(f"{where}.from", "the topics: kafka://HOST:PORT/TOPIC"),
+                                   f"{where}.from")
+        to = values.required_str(f"{where}.to", "the server to apply to: mysql://USER:PW@HOST:PORT")
+        parse_mysql_target(to, key=f"{where}.to")
+        out.append(KafkaApplyConfig(
+            source=source, to=to, name=name, format=values.choice(f"{where}.format", FORMATS, "binhub"),
+            kafka_id=values.get_str(f"{where}.kafka_id") or "",
+            checkpoint_topic=values.get_str(f"{where}.kafka_checkpoint_topic") or KafkaOptions().checkpoint_topic,
+            include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
+            until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
+            timeout=values.seconds(f"{where}.kafka_timeout", KafkaOptions().timeout),
+            apply=_apply_options(values, where)))
     return tuple(out)
 
 
@@ -668,6 +708,7 @@ def load_config(
     values = _Values(merged)
     relay = _relay(values, service)
     streams = _streams(data.get("stream"), base, environ) if service is None else ()
+    applies = _applies(data.get("apply"), base, environ) if service is None else ()
     if relay is not None:
         # A stream meeting a table its history lacks seeds it from the upstream the relay reads.
         streams = tuple(s if s.seed_from else dataclasses.replace(s, seed_from=relay.source.secret_url())
@@ -679,4 +720,5 @@ def load_config(
         http=_http(values, service),
         log=_log(values),
         streams=streams,
+        applies=applies,
     )

@@ -45,6 +45,7 @@ from binhub.store.config import StoreConfig
 if TYPE_CHECKING:
     # Imported when used: aiohttp (the admin API) and the stream package (with the schema parser)
     # cost ~0.35 s of imports, a fifth of a short relay run, and most runs need neither.
+    from binhub.apply.config import KafkaApplyConfig
     from binhub.ops.http import AdminServer
     from binhub.stream.config import StreamConfig
 
@@ -99,6 +100,7 @@ StoreOpener = Callable[[StoreConfig, CollectorRegistry], Store]
 RelayFactory = Callable[[RelayConfig, Store, CollectorRegistry], Service]
 ServerFactory = Callable[[ServeConfig, Store, CollectorRegistry], Service]
 StreamFactory: TypeAlias = Callable[["StreamConfig", Store, CollectorRegistry], Service]
+ApplyFactory: TypeAlias = Callable[["KafkaApplyConfig", CollectorRegistry], Service]
 
 # The factories import their service when called, not at module load: ``binhub status`` and
 # ``--help`` should not pay for the storage stack, and the unit tests replace them with fakes.
@@ -169,6 +171,21 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
                   lambda: current_history(reader), metrics=StreamMetrics(config.name, registry), seed_schema=seed)
 
 
+def make_apply(config: KafkaApplyConfig, registry: CollectorRegistry) -> Service:
+    """Create (not start) one ``[[apply]]``: Kafka topics applied to MySQL (no store involved)."""
+    from binhub.apply import ApplyMetrics, KafkaApply
+    from binhub.sinks.mysql.dsn import parse_mysql_target
+    from binhub.sinks.mysql.sink import MysqlSink
+
+    # The sink's conflict counter stays its own: it has no apply label to tell several sinks apart.
+    sink = MysqlSink(parse_mysql_target(config.to), config.name, config.apply)
+    try:
+        return KafkaApply(config, sink, metrics=ApplyMetrics(config.name, registry))
+    except BaseException:
+        sink.close()
+        raise
+
+
 _Cleanup = tuple[str, Callable[[], Awaitable[None]]]
 
 
@@ -185,6 +202,7 @@ class Daemon:
         make_relay: RelayFactory = make_relay,
         make_server: ServerFactory = make_server,
         make_stream: StreamFactory = make_stream,
+        make_apply: ApplyFactory = make_apply,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         on_running: Callable[[Daemon], None] | None = None,
     ) -> None:
@@ -197,6 +215,7 @@ class Daemon:
         self._make_relay = make_relay
         self._make_server = make_server
         self._make_stream = make_stream
+        self._make_apply = make_apply
         self._stop_timeout = stop_timeout
         self.store: Store | None = None
         self.services: dict[str, Service] = {}
@@ -211,9 +230,11 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if self.config.relay is None and self.config.serve is None and not self.config.streams:
+        if self.config.relay is None and self.config.serve is None and not self.config.streams \
+                and not self.config.applies:
             raise ConfigError("relay", "nothing to run: the config enables no service",
-                              hint="add a [relay] section with a source, a [serve] section or a [[stream]]")
+                              hint="add a [relay] section with a source, a [serve] section, a [[stream]] or an "
+                                   "[[apply]]")
         cleanups: list[_Cleanup] = []
         fatal: BaseException | None = None
         try:
@@ -259,6 +280,12 @@ class Daemon:
             self.services[name] = stream
             cleanups.append((name, stream.stop))
             await stream.start()
+        for apply_config in config.applies:
+            name = f"apply:{apply_config.name}"
+            applier = self._make_apply(apply_config, self.registry)
+            self.services[name] = applier
+            cleanups.append((name, applier.stop))
+            await applier.start()
 
         if config.http.enabled:
             from binhub.ops.http import AdminServer

@@ -36,6 +36,7 @@ class Checkpoint:
     gtid_set: str  # executed through that transaction ("" when the store has no GTIDs)
     out_file: str = ""  # the output file holding the transaction's last line, and where it ends
     out_offset: int = 0
+    offsets: str = ""  # where a source beyond the store stands (``binhub apply``'s Kafka offsets), as JSON
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ the section and the key."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,43 @@ def test_transaction_metadata_is_debeziums(tmp_path: Path) -> None:
     assert load(tmp_path, section.format("debezium"))[0].transaction_metadata
     assert not load(tmp_path, '[[stream]]\nname = "a"\nto = "-"\n')[0].transaction_metadata
     assert "needs --format debezium, not canal" in refused(tmp_path, section.format("canal"))
+def load_applies(tmp_path: Path, text: str) -> tuple[Any, ...]:
+    path = tmp_path / "binhub.toml"
+    path.write_text(STORE + text)
+    return load_config(path, env={"PW": "s3cret"}).applies
+
+
+def test_apply_sections_become_kafka_apply_configs(tmp_path: Path) -> None:
+    (first, second) = load_applies(tmp_path, """
+[[apply]]
+name = "cdc"
+from = "kafka://k1:9092,k2:9092/cdc.{db}.{table}"
+to = "mysql://binhub:${PW}@db3:3306"
+format = "debezium"
+workers = 4
+include = ["shop.*"]
+until_caught_up = true
+
+[[apply]]
+name = "orders"
+from = "kafka://k1:9092/orders,^audit-.*"
+to = "mysql://root@db4"
+""")
+    assert (first.name, first.format, first.source.bootstrap, first.source.topics) == \
+        ("cdc", "debezium", "k1:9092,k2:9092", ("cdc.{db}.{table}",))
+    assert first.to == "mysql://binhub:s3cret@db3:3306" and first.apply.workers == 4 and first.until_caught_up
+    assert first.include == ("shop.*",) and first.producer_id == "binhub.cdc"
+    assert second.source.topics == ("orders", "^audit-.*") and second.format == "binhub"
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[[apply]]\nname = "a"\nto = "mysql://root@db"\n', "apply[1].from"),
+    ('[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "jsonl:x"\n', "apply[1].to"),
+    ('[[apply]]\nname = "a"\nfrom = "http://k/t"\nto = "mysql://root@db"\n', "apply[1].from"),
+    ('[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\nformat = "canal"\n', "apply[1].format"),
+    ('[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\ntopic = "t"\n', "apply[1].topic"),
+])
+def test_a_bad_apply_section_is_refused_naming_its_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_applies(tmp_path, text)
+    assert info.value.key == key, str(info.value)

@@ -56,12 +56,14 @@ def example_keys() -> set[str]:
 
 
 def test_the_example_config_shows_every_key() -> None:
-    from binhub.ops.config import _STREAM_KEYS
+    from binhub.ops.config import _APPLY_KEYS, _STREAM_KEYS
 
     keys = example_keys()
     stream_keys = {k for k in keys if k.startswith("stream[].")}
     assert stream_keys and {k.removeprefix("stream[].") for k in stream_keys} <= _STREAM_KEYS
-    keys -= stream_keys
+    apply_keys = {k.removeprefix("apply[].") for k in keys if k.startswith("apply[].")}
+    assert apply_keys == _APPLY_KEYS, "examples/binhub.toml shows every [[apply]] key, and only those"
+    keys = {k for k in keys - stream_keys if not k.startswith("apply[].")}
     assert sorted(set(KNOWN_KEYS) - keys) == [], "keys missing from examples/binhub.toml"
     assert sorted(keys - set(KNOWN_KEYS)) == [], "examples/binhub.toml shows keys binhub refuses"
 

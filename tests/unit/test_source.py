@@ -20,7 +20,7 @@ PACKAGE = ROOT / "binhub"
 BASE = {"errors", "_speedups", "bytefields", "fsutil"}
 CODECS = BASE | {"wire", "binlog", "innodb"}
 BELOW_SERVICES = CODECS | {"schema", "store", "net"}
-SERVICES = {"relay", "serve", "stream", "backup", "flashback"}
+SERVICES = {"relay", "serve", "stream", "backup", "flashback", "apply"}
 ALLOWED = {
     "_speedups": set(),
     "bytefields": {"errors"},

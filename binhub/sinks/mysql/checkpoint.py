@@ -7,7 +7,10 @@ changes it applies, an upsert of its own slot's row (so workers never contend fo
   committed: every upstream transaction up to there is applied;
 * ``applied``: the transactions (GTID, or ``file:pos`` of their end without GTIDs) this worker
   applied beyond that mark (out of order, as parallel workers do);
-* ``pending_ddl``: slot 0 only, the DDL being run (DDL cannot share a transaction with the row).
+* ``pending_ddl``: slot 0 only, the DDL being run (DDL cannot share a transaction with the row);
+* ``offsets``: where a source beyond the store stands at the mark (``binhub apply``'s Kafka topic
+  partitions and offsets, JSON), NULL for a stream of the store. Added to a table an older binhub
+  made on first use (its rows keep working: NULL).
 
 Resuming takes the highest low-water mark of all the rows (each was true when written, and the
 mark only moves forward), and skips exactly the transactions any row lists as applied: everything
@@ -37,7 +40,7 @@ _CREATE = (
     "CREATE TABLE IF NOT EXISTS " + CHECKPOINT_TABLE + " ("
     "stream VARCHAR(128) NOT NULL, slot SMALLINT UNSIGNED NOT NULL, "
     "file VARCHAR(255) NOT NULL, pos BIGINT UNSIGNED NOT NULL, gtid_set MEDIUMTEXT NOT NULL, "
-    "applied MEDIUMTEXT NOT NULL, pending_ddl VARCHAR(255) NULL, "
+    "applied MEDIUMTEXT NOT NULL, pending_ddl VARCHAR(255) NULL, offsets MEDIUMTEXT NULL, "
     "updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), "
     "PRIMARY KEY (stream, slot)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
 
@@ -56,22 +59,25 @@ def position_key(file: str, pos: int) -> tuple[int, int]:
 def ensure_checkpoint_table(downstream: Downstream) -> None:
     downstream.execute("CREATE DATABASE IF NOT EXISTS `binhub`")
     downstream.execute(_CREATE)
+    if not downstream.fetch("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'binhub' "
+                            "AND TABLE_NAME = 'stream_checkpoint' AND COLUMN_NAME = 'offsets'"):
+        downstream.execute(f"ALTER TABLE {CHECKPOINT_TABLE} ADD COLUMN offsets MEDIUMTEXT NULL AFTER pending_ddl")
     downstream.commit()
 
 
 def read_resume(downstream: Downstream, stream: str) -> Resume | None:
-    rows = downstream.fetch(f"SELECT file, pos, gtid_set, applied, pending_ddl FROM {CHECKPOINT_TABLE} "
+    rows = downstream.fetch(f"SELECT file, pos, gtid_set, applied, pending_ddl, offsets FROM {CHECKPOINT_TABLE} "
                             "WHERE stream = %s", (stream,))
     downstream.commit()  # end the read's snapshot
     if not rows:
         return None
-    file, pos, gtid_set, _, _ = max(rows, key=lambda r: position_key(r[0], int(r[1])))
+    file, pos, gtid_set, _, _, offsets = max(rows, key=lambda r: position_key(r[0], int(r[1])))
     applied: set[str] = set()
     pending = None
     for row in rows:
         applied.update(orjson.loads(row[3]))
         pending = pending or row[4]
-    mark = Checkpoint(file, int(pos), gtid_set) if file else None
+    mark = Checkpoint(file, int(pos), gtid_set, offsets=offsets or "") if file else None
     return Resume(mark, frozenset(a for a in applied if not _covered(a, mark)), pending)
 
 
@@ -98,10 +104,12 @@ def slot_sql(stream: str, slot: int, mark: Checkpoint | None, applied: list[str]
         mark = Checkpoint("", 0, "")
     values = (f"{quote_text(stream)}, {slot}, {quote_text(mark.file)}, {mark.pos}, {quote_text(mark.gtid_set)}, "
               f"{quote_text(orjson.dumps(applied).decode())}, "
-              f"{'NULL' if pending_ddl is None else quote_text(pending_ddl)}")
-    return (f"INSERT INTO {CHECKPOINT_TABLE} (stream, slot, file, pos, gtid_set, applied, pending_ddl) "
+              f"{'NULL' if pending_ddl is None else quote_text(pending_ddl)}, "
+              f"{quote_text(mark.offsets) if mark.offsets else 'NULL'}")
+    return (f"INSERT INTO {CHECKPOINT_TABLE} (stream, slot, file, pos, gtid_set, applied, pending_ddl, offsets) "
             f"VALUES ({values}) ON DUPLICATE KEY UPDATE file = VALUES(file), pos = VALUES(pos), "
-            "gtid_set = VALUES(gtid_set), applied = VALUES(applied), pending_ddl = VALUES(pending_ddl)")
+            "gtid_set = VALUES(gtid_set), applied = VALUES(applied), pending_ddl = VALUES(pending_ddl), "
+            "offsets = VALUES(offsets)")
 
 
 def fold_checkpoints(downstream: Downstream, stream: str, resume: Resume) -> None:
