@@ -106,3 +106,8 @@ def test_a_bad_position_is_named_as_such(primary_db: PrimaryDb, tmp_path: Path) 
     proc = binhub("stream", "--data-dir", store, "--to", "-", "--start-gtid", "0-1-999999999", "--until-caught-up")
     assert_one_line_error(proc, 1, "0-1-999999999")
     assert proc.stderr.count("Error:") == 1, proc.stderr
+
+
+def test_listing_the_users_of_a_missing_file_says_so(tmp_path: Path) -> None:
+    proc = binhub("user", "list", "--users", str(tmp_path / "users.toml"))
+    assert_one_line_error(proc, 1, "users.toml does not exist", "binhub user add")
