@@ -227,3 +227,22 @@ def test_minimal_row_images_are_refused(primary_db: PrimaryDb, tmp_path: Path) -
     relay(primary_db, data_dir)
     proc = flashback(data_dir, "--start-gtid", gtid, "--stop-gtid", gtid, check=False)
     assert proc.returncode != 0 and "binlog_row_image MINIMAL or NOBLOB" in proc.stderr and gtid in proc.stderr
+
+
+def test_the_summary_counts_only_the_ranges_transactions(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """A range across a binlog rotation: the new file's header events (FORMAT_DESCRIPTION, GTID_LIST,
+    BINLOG_CHECKPOINT) are no transactions (they were counted, and a range selected by time began
+    with one: '… of 18 transactions (None … 0-1-10)')."""
+    cur = primary_db.conn.cursor()
+    cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    gtids = []
+    for i in range(3):
+        cur.execute("INSERT INTO t VALUES (%s)", (i,))
+        gtids.append(last_gtid(cur))
+    cur.execute("FLUSH BINARY LOGS")
+    cur.execute("DELETE FROM t WHERE id = 1")
+    gtids.append(last_gtid(cur))
+    relay(primary_db, tmp_path / "store")
+    proc = flashback(tmp_path / "store", "--start-gtid", gtids[0], "--stop-datetime", "2100-01-01 00:00:00", "--sql")
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f"-- 4 row changes of 4 transactions ({gtids[0]} … {gtids[-1]}) undone by 4 statements", proc.stderr
