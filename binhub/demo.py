@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,11 @@ def write_workload(conn: Any, rotations: int = 2) -> int:
     return statements
 
 
+def stop_command(base: Path) -> str:
+    """How a user stops the sandbox ``--keep`` left: it lives in the demo's folder, not the default one."""
+    return f"binhub sandbox stop --name demo --base-dir {shlex.quote(str(base / 'sandboxes'))}"
+
+
 def run_demo(*, keep: bool = False, say: Callable[[str], None] = print, work_dir: Path | None = None) -> DemoResult:
     base = work_dir or Path(tempfile.mkdtemp(prefix="binhub-demo-"))
     data_dir = base / "store"
@@ -134,7 +140,7 @@ def run_demo(*, keep: bool = False, say: Callable[[str], None] = print, work_dir
             "hold exactly the primary's rows")
         if keep:
             say(f"kept: store {data_dir}, sandbox {sandbox.datadir} (port {sandbox.port}); "
-                f"stop it with: binhub sandbox stop --name demo")
+                f"stop it with: {stop_command(base)}")
         return result
     finally:
         if not keep:

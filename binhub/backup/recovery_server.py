@@ -124,7 +124,11 @@ class RecoveryServer:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def __enter__(self) -> RecoveryServer:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # a start that fails or is interrupted (Ctrl-C) must not leave the server running:
+            self.__exit__(None, None, None)  # it would write into the datadir the caller is emptying
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -31,7 +31,7 @@ from binhub.store.archive import SUFFIX as ARCHIVE_SUFFIX
 from binhub.store.archive import open_binlog
 from binhub.store.catalog import identity_from_file, summarize, verify_files
 from binhub.store.retention import PurgeRules
-from binhub.store.search import find_events
+from binhub.store.search import ROW_OPS, find_events
 from binhub.store.state import RequestedStart
 
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), help="The store directory.")
@@ -307,20 +307,35 @@ def _plain_copy(path: Path, tmp: Path) -> Path:
 
 
 @binlog.command("find")
+@click.argument("regex", required=False, metavar="[REGEX]")
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="The store directory.")
 @click.option("--grep", "pattern", metavar="REGEX",
-              help="Statements matching this regular expression (case-insensitive), e.g. 'DROP TABLE'.")
+              help="Statements matching this regular expression (case-insensitive), e.g. 'DROP TABLE' "
+              "(or give it as the argument).")
 @click.option("--table", metavar="DB.TABLE",
               help="Only events about this table; alone, also its row changes.")
+@click.option("--op", "ops", multiple=True, type=click.Choice(sorted(set(ROW_OPS.values()))),
+              help="With --table: only its changes of this kind (repeatable): rows events, one line per "
+              "transaction, and statements beginning with INSERT/REPLACE, UPDATE or DELETE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def find(data_dir: Path, pattern: str | None, table: str | None, fmt: str) -> None:
+def find(regex: str | None, data_dir: Path, pattern: str | None, table: str | None, ops: tuple[str, ...],
+         fmt: str) -> None:
     """Find transactions in the store by statement and table: GTID, file:pos, time (UTC) and
     statement of each matching event, oldest first. The GTID is what `binhub restore
-    --until-before-gtid` takes to stop just before it."""
+    --until-before-gtid` takes to stop just before it.
+
+    \b
+    binhub binlog find --data-dir STORE 'DROP TABLE'
+    binhub binlog find --data-dir STORE --table shop.orders --op delete"""
+    if regex is not None and pattern is not None:
+        raise click.UsageError("give the REGEX as the argument or as --grep, not both")
+    pattern = pattern if regex is None else regex
+    if ops and table is None:
+        raise click.UsageError("--op goes with --table DB.TABLE")
     if pattern is None and table is None:
-        raise click.UsageError("give --grep REGEX, --table DB.TABLE or both")
+        raise click.UsageError("give a REGEX (or --grep REGEX), --table DB.TABLE or both")
     try:
-        regex = re.compile(pattern, re.IGNORECASE) if pattern is not None else None
+        compiled = re.compile(pattern, re.IGNORECASE) if pattern is not None else None
     except re.error as exc:
         raise click.BadParameter(f"{pattern!r}: {exc}", param_hint="--grep") from None
     where: tuple[str, str] | None = None
@@ -331,7 +346,7 @@ def find(data_dir: Path, pattern: str | None, table: str | None, fmt: str) -> No
         where = (db, name)
     store = StoreReader.open(data_dir)
     try:
-        for match in find_events(store, regex, where):
+        for match in find_events(store, compiled, where, frozenset(ops) or None):
             gtid = str(match.gtid) if match.gtid is not None else "-"
             if fmt == "json":
                 click.echo(json.dumps({"gtid": gtid, "file": match.file, "pos": match.pos,

@@ -51,7 +51,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BinhubError as exc:
-            raise click.ClickException(str(exc)) from exc
+            # click adds "Error: "; some messages quote the server's own text, which starts with it
+            raise click.ClickException(str(exc).removeprefix("Error: ")) from exc
         except KeyboardInterrupt:
             # click would print "Aborted!" and exit 1; Ctrl-C's conventional status is 128 + SIGINT.
             click.echo("binhub: interrupted", err=True)

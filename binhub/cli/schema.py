@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from binhub.binlog.columns import TableSchema
+from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.ops.schema_seed import seed_history
 from binhub.ops.schema_sync import find_gtid_end, open_history, update_history
 from binhub.relay.config import parse_source_dsn
@@ -48,6 +49,11 @@ def _parse_at(store: StoreReader, at: str | None) -> tuple[Position | None, str]
     file, colon, pos = at.rpartition(":")
     if colon and pos.isdigit() and not _UUID.fullmatch(file):  # uuid:N is a MySQL GTID
         return Position.of(file, int(pos)), f"{file}:{pos}"
+    try:
+        (MysqlGtid if ":" in at else MariadbGtid).parse(at.strip())
+    except ValueError:
+        raise click.BadParameter(f"{at!r} is neither a GTID (0-1-42, uuid:42) nor FILE:POS "
+                                 "(mysql-bin.000042:1234)", param_hint="--at") from None
     position = find_gtid_end(store, at)
     return position, f"GTID {at} ({position})"
 

@@ -48,6 +48,9 @@ def remove(users_file: Path, name: str) -> None:
 @_USERS
 def list_users(users_file: Path) -> None:
     """List the users (names and flags; the file holds no passwords to show)."""
+    if not users_file.exists():
+        raise click.ClickException(f"{users_file} does not exist; create it with "
+                                   f"`binhub user add --users {users_file} NAME`")
     for u in sorted(UsersFile(users_file).load().values(), key=lambda u: u.name):
         flags = ["admin"] if u.admin else []
         if not u.native_hash:

@@ -56,7 +56,9 @@ async def transaction_heads(reader: StoreReader, file: str, *, holder: str,
             current, crc, start = name, 4 if reader.file_head(name).crc else 0, None
             tracker.reset()
         opened = tracker.in_transaction
-        ended = tracker.feed(event, crc)
+        done = tracker.transactions
+        # a control event outside a transaction (GTID_LIST, BINLOG_CHECKPOINT, ...) ends a unit, not a transaction
+        ended = tracker.feed(event, crc) and tracker.transactions != done
         if not opened and (ended or tracker.in_transaction):
             start = (offset, int.from_bytes(event[0:4], "little"))
         if ended and start is not None:

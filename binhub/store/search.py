@@ -13,17 +13,28 @@ from dataclasses import dataclass
 
 from binhub.binlog.constants import EventType
 from binhub.binlog.decode import decode_event
-from binhub.binlog.events import MariadbGtidEvent, QueryEvent, TableMapEvent
+from binhub.binlog.events import MariadbGtidEvent, QueryEvent, RowsEvent, TableMapEvent
 from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
 from binhub.binlog.transaction import TransactionTracker
 from binhub.store.reader import StoreReader
 
-__all__ = ["EventMatch", "StoredTransaction", "find_events", "first_file_state", "transactions"]
+__all__ = ["ROW_OPS", "EventMatch", "StoredTransaction", "find_events", "first_file_state", "transactions"]
 
 _QUERY = int(EventType.QUERY)
 _TABLE_MAP = int(EventType.TABLE_MAP)
 _GTID = int(EventType.MARIA_GTID)
+# The row change each kind of rows event makes (``binhub binlog find --op``).
+ROW_OPS = {int(t): op for op, types in {
+    "insert": (EventType.WRITE_ROWS_V1, EventType.WRITE_ROWS_V2, EventType.MARIA_WRITE_ROWS_COMPRESSED_V1,
+               EventType.MARIA_WRITE_ROWS_COMPRESSED),
+    "update": (EventType.UPDATE_ROWS_V1, EventType.UPDATE_ROWS_V2, EventType.PARTIAL_UPDATE_ROWS,
+               EventType.MARIA_UPDATE_ROWS_COMPRESSED_V1, EventType.MARIA_UPDATE_ROWS_COMPRESSED),
+    "delete": (EventType.DELETE_ROWS_V1, EventType.DELETE_ROWS_V2, EventType.MARIA_DELETE_ROWS_COMPRESSED_V1,
+               EventType.MARIA_DELETE_ROWS_COMPRESSED),
+}.items() for t in types}
+# A statement of a statement-based binlog making that change starts with one of these words.
+_STATEMENT_VERBS = {"insert": ("INSERT", "REPLACE"), "update": ("UPDATE",), "delete": ("DELETE",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +85,24 @@ def transactions(store: StoreReader) -> Iterator[StoredTransaction]:
             start = None
 
 
-def find_events(store: StoreReader, pattern: re.Pattern[str] | None, table: tuple[str, str] | None
-                ) -> Iterator[EventMatch]:
+def find_events(store: StoreReader, pattern: re.Pattern[str] | None, table: tuple[str, str] | None,
+                ops: frozenset[str] | None = None) -> Iterator[EventMatch]:
     """Statements matching ``pattern`` (QUERY events: DDL, statement-based DML, ...), restricted to
     ``table`` (db, name) when given; with ``table`` alone, also the row changes of that table (one
-    match per TABLE_MAP, reported as ``(row changes of db.t)``)."""
+    match per TABLE_MAP, reported as ``(row changes of db.t)``). ``ops`` (of ``ROW_OPS``' values)
+    keeps only changes of those kinds: rows events (one match per kind and transaction, reported as
+    ``(delete rows of db.t)``) and statements that begin with their verb."""
     gtid: MariadbGtid | None = None
+    tables: set[int] = set()  # ids the TABLE_MAPs of this transaction gave ``table`` (with ``ops``)
+    reported: set[str] = set()  # the ops of this transaction already matched
     for name, offset, raw, _, reader in _events(store):
         kind = raw[4]
         if kind == _GTID:
             event = decode_event(raw, reader.fde)
             if isinstance(event, MariadbGtidEvent):
                 gtid = event.gtid
+            tables.clear()
+            reported.clear()
         elif kind == _QUERY:
             query = decode_event(raw, reader.fde)
             if not isinstance(query, QueryEvent):
@@ -97,12 +114,24 @@ def find_events(store: StoreReader, pattern: re.Pattern[str] | None, table: tupl
                 continue
             if pattern is None and text.upper() in ("BEGIN", "COMMIT"):
                 continue
+            if ops is not None and not text.lstrip().upper().startswith(
+                    tuple(verb for op in ops for verb in _STATEMENT_VERBS[op])):
+                continue
             yield EventMatch(gtid, name, offset, int.from_bytes(raw[0:4], "little"), text)
         elif kind == _TABLE_MAP and pattern is None and table is not None:
             tmap = decode_event(raw, reader.fde)
             if isinstance(tmap, TableMapEvent) and (tmap.schema, tmap.table) == table:
+                if ops is not None:
+                    tables.add(tmap.table_id)
+                    continue
                 yield EventMatch(gtid, name, offset, int.from_bytes(raw[0:4], "little"),
                                  f"(row changes of {table[0]}.{table[1]})")
+        elif tables and ops is not None and (op := ROW_OPS.get(kind)) in ops and op not in reported:
+            rows = decode_event(raw, reader.fde)
+            if isinstance(rows, RowsEvent) and rows.table_id in tables and table is not None:
+                reported.add(op)
+                yield EventMatch(gtid, name, offset, int.from_bytes(raw[0:4], "little"),
+                                 f"({op} rows of {table[0]}.{table[1]})")
 
 
 def _mentions(statement: str, default_schema: str, table: tuple[str, str]) -> bool:

@@ -156,3 +156,32 @@ def test_import_the_primarys_closed_files(primary_db: PrimaryDb, tmp_path: Path)
     relay = run_relay(primary_db.dsn, store)
     assert relay.returncode == 0, relay.stderr
     assert_store_matches(store, primary_db.sandbox, from_file=primary_db.start_file)
+
+
+def test_find_names_the_transactions_that_deleted_rows_of_a_table(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """``find --table db.t --op delete``: the bad DELETE's GTID (the primary's @@last_gtid), once per
+    transaction however many rows events it has; the pattern may be the argument (DESIGN's form)."""
+    gtids = {}
+    with primary_db.conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        cur.executemany("INSERT INTO t VALUES (%s, REPEAT('x', 2000))", [(i,) for i in range(40)])
+        cur.execute("UPDATE t SET v = 'y' WHERE id < 5")
+        cur.execute("CREATE TABLE other (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO other VALUES (1)")
+        for step, sql in (("delete", "DELETE FROM t WHERE id >= 10"), ("other", "DELETE FROM other"),
+                          ("drop", "DROP TABLE other")):
+            cur.execute(sql)
+            cur.execute("SELECT @@last_gtid")
+            gtids[step] = cur.fetchone()[0]
+    store = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, store, "--start-file", primary_db.start_file)
+    assert proc.returncode == 0, proc.stderr
+    table = f"{primary_db.name}.t"
+    found = binlog_cli("find", "--data-dir", str(store), "--table", table, "--op", "delete", "--format", "json")
+    assert found.returncode == 0, found.stderr
+    matches = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [(m["gtid"], m["statement"]) for m in matches] == [(gtids["delete"], f"(delete rows of {table})")]
+    found = binlog_cli("find", "--data-dir", str(store), "DROP TABLE")
+    assert found.returncode == 0 and found.stdout.startswith(gtids["drop"] + " "), found.stdout + found.stderr
+    refused = binlog_cli("find", "--data-dir", str(store), "--op", "delete")
+    assert refused.returncode == 2 and "--op goes with --table" in refused.stderr

@@ -93,3 +93,21 @@ def test_a_point_in_time_restore_without_the_store_is_refused_before_reading_the
                   str(tmp_path / "store"), "--until", "tomorrow")
     assert_one_line_error(proc, 1, "--until", "'tomorrow' is not a time")
     assert not (tmp_path / "datadir").exists()
+
+
+def test_a_bad_position_is_named_as_such(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """Neither a GTID nor FILE:POS is a usage error (it was 'GTID garbage is not in the store'); a start
+    past the store's end is one line with one 'Error:' (the message quotes the server's own text)."""
+    primary_db.conn.cursor().execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    relay(primary_db, tmp_path / "store")
+    store = str(tmp_path / "store")
+    proc = binhub("schema", "show", f"{primary_db.name}.t", "--data-dir", store, "--at", "garbage")
+    assert_one_line_error(proc, 2, "--at", "'garbage' is neither a GTID", "nor FILE:POS")
+    proc = binhub("stream", "--data-dir", store, "--to", "-", "--start-gtid", "0-1-999999999", "--until-caught-up")
+    assert_one_line_error(proc, 1, "0-1-999999999")
+    assert proc.stderr.count("Error:") == 1, proc.stderr
+
+
+def test_listing_the_users_of_a_missing_file_says_so(tmp_path: Path) -> None:
+    proc = binhub("user", "list", "--users", str(tmp_path / "users.toml"))
+    assert_one_line_error(proc, 1, "users.toml does not exist", "binhub user add")

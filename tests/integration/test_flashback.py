@@ -262,3 +262,20 @@ def test_rows_of_a_table_without_a_key_changed_later_are_refused(primary_db: Pri
     cur.execute("DELETE FROM bag WHERE a = 2 LIMIT 1")  # back to what the range left
     assert attempt().returncode == 0
     assert table_checksums(primary_db.conn, primary_db.name) == before
+def test_the_summary_counts_only_the_ranges_transactions(primary_db: PrimaryDb, tmp_path: Path) -> None:
+    """A range across a binlog rotation: the new file's header events (FORMAT_DESCRIPTION, GTID_LIST,
+    BINLOG_CHECKPOINT) are no transactions (they were counted, and a range selected by time began
+    with one: '… of 18 transactions (None … 0-1-10)')."""
+    cur = primary_db.conn.cursor()
+    cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    gtids = []
+    for i in range(3):
+        cur.execute("INSERT INTO t VALUES (%s)", (i,))
+        gtids.append(last_gtid(cur))
+    cur.execute("FLUSH BINARY LOGS")
+    cur.execute("DELETE FROM t WHERE id = 1")
+    gtids.append(last_gtid(cur))
+    relay(primary_db, tmp_path / "store")
+    proc = flashback(tmp_path / "store", "--start-gtid", gtids[0], "--stop-datetime", "2100-01-01 00:00:00", "--sql")
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f"-- 4 row changes of 4 transactions ({gtids[0]} … {gtids[-1]}) undone by 4 statements", proc.stderr

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from binhub.backup import Manifest, PhysicalBackup
+from binhub.backup.recovery_server import RecoveryServer
 from binhub.backup.restore import PhysicalRestore, RestoreConfig
-from binhub.errors import BackupDamaged, RestoreError
+from binhub.errors import BackupDamaged, RecoveryFailed, RestoreError
 from binhub.sandbox import Sandbox, find_server_binary
 from tests.integration.conftest import MariadbFactory
 from tests.integration.test_backup_physical import (
@@ -257,3 +258,15 @@ def test_a_restore_killed_half_way_is_marked_and_redone(taken: tuple[Sandbox, Pa
     assert not (target / ".binhub-restore-in-progress").exists()
     restored = _start_on(mariadb_factory, "restored_after_kill", target)
     assert table_checksums(restored.connect(), DB) == expected
+
+
+def test_a_recovery_server_that_fails_to_start_is_not_left_running(mariadbd_binary: Path, tmp_path: Path) -> None:
+    """A start that times out (or is interrupted by Ctrl-C) stops the server: one left running kept
+    writing into the datadir the restore was emptying (Ctrl-C while preparing left ibtmp1 and
+    multi-master.info, and the next restore refused the 'non-empty' directory)."""
+    server = RecoveryServer(mariadbd_binary, tmp_path / "datadir", start_timeout=0)  # gives up after its first look
+    (tmp_path / "datadir").mkdir()
+    with pytest.raises(RecoveryFailed, match="did not finish recovering"), server:
+        pass
+    assert server._proc is not None and server._proc.poll() is not None, "mariadbd still runs"
+    assert server._scratch is not None and not server._scratch.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 import binhub.sandbox.binaries as binaries_module
 from binhub.cli.sandbox import sandbox as sandbox_cli
+from binhub.demo import stop_command
 from binhub.errors import SandboxError
 from binhub.sandbox import MAX_SOCKET_PATH, Sandbox, SandboxSpec, find_server_binary
 from tests.integration.conftest import MariadbFactory, PrimaryDb
@@ -225,3 +227,17 @@ def test_primary_db_isolation(primary_db: PrimaryDb) -> None:
         cur.execute("INSERT INTO t VALUES (1)")
     file, pos, gtid = primary_db.position()
     assert file == primary_db.start_file and pos > primary_db.start_pos and gtid != primary_db.start_gtid
+
+
+def test_the_demos_keep_hint_finds_its_sandbox(mariadbd_binary: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`binhub demo --keep` prints how to stop the sandbox it leaves: that command must reach it, in
+    the demo's own folder (it said `binhub sandbox stop --name demo`, which looks in the default one)."""
+    monkeypatch.delenv("BINHUB_SANDBOX_DIR", raising=False)
+    base = tmp_path / "demo"
+    Sandbox.create(SandboxSpec(name="demo", base_dir=base / "sandboxes"))
+    binhub, *args = shlex.split(stop_command(base))
+    assert binhub == "binhub"
+    result = CliRunner().invoke(sandbox_cli, args[1:])
+    assert result.exit_code == 0, result.output
+    assert "'demo' was not running" in result.output
