@@ -225,8 +225,8 @@ class DebeziumFormat(RowFormat):
     observes = True
     describes_tables = True
 
-    def __init__(self, *, stream_name: str, keyed: bool) -> None:
-        super().__init__(stream_name=stream_name, keyed=keyed)
+    def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
+        super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         # Each layout's columns (by identity: table_columns makes them once per layout), with how
         # their values are encoded.
         self._plans: dict[int, tuple[Columns, dict[str, Encoder | None]]] = {}
