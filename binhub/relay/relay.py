@@ -353,6 +353,9 @@ class Relay:
     async def _close_finished_file(self) -> None:
         store = self.store
         closed, next_file = store.current_file, store.next_file
+        await self._wait_sealed()  # the previous file's: long done, but after a file of a few events
+        if self._seal_error is not None:
+            raise self._seal_error
         if not next_file or store.retention is not None:
             # After STOP (no next file), or when a purge follows (it rewrites gtid.index, which the
             # pump appends to): closed in a worker thread while the pump waits and the protocol keeps reading.
@@ -363,9 +366,6 @@ class Relay:
         # The file's end costs ~6 fsyncs (the file, gtid.index, the index listing the next file,
         # state.json and their directories): made in a worker thread while the pump goes on into the
         # next file. Nothing in the next file is published before (the store's sync_target says so).
-        await self._wait_sealed()  # the previous file's: long done, but after a file of a few events
-        if self._seal_error is not None:
-            raise self._seal_error
         finished = store.finish_file()
         store.begin_file(next_file, listed=False)
         self._sealing = asyncio.create_task(self._seal(finished, next_file), name="relay-seal")
