@@ -84,3 +84,9 @@ class KafkaApplyConfig:
     @property
     def producer_id(self) -> str:
         return self.kafka_id or f"binhub.{self.name}"
+
+    @property
+    def schema_topic(self) -> str:
+        """Where a Debezium stream puts its schema changes: the topic named after it (Debezium's
+        ``topic.prefix``); binhub lines put DDL with the rows, or in the DDL topic."""
+        return self.name if self.format == "debezium" else ""

@@ -63,7 +63,8 @@ class KafkaReader:
         self.producer_id = config.producer_id.encode()
         self.checkpoint_partition: PartitionId = (config.checkpoint_topic, 0)
         self._match = config.source.matcher()
-        self._ddl_topic = f"{config.producer_id}.ddl" if config.source.templated else ""
+        ddl_topic = f"{config.producer_id}.ddl" if config.source.templated else ""
+        self._ddl_topics = frozenset(t for t in (ddl_topic, config.schema_topic) if t)
         common: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "socket.connection.setup.timeout.ms": 10_000,
                                   "logger": logging.getLogger("binhub.apply.librdkafka")}
         self._admin = AdminClient(common)
@@ -93,7 +94,7 @@ class KafkaReader:
                               "where binhub stream commits its checkpoints",
                               hint="apply reads topics written by binhub stream --to kafka://; start the stream first")
         new = [(name, p) for name, t in topics.items()
-               if (self._match.match(name) or name == self._ddl_topic) and name != self.config.checkpoint_topic
+               if (self._match.match(name) or name in self._ddl_topics) and name != self.config.checkpoint_topic
                for p in t.partitions if (name, p) not in self.merger.parts]
         if first and not new:
             raise SourceError(f"no topic at the Kafka broker {self.bootstrap} matches {','.join(self.config.source.topics)}",
