@@ -178,8 +178,8 @@ class MysqlSink:
     # -- what runs in the stream's thread -------------------------------------------------------------
     def _save_idle_mark(self) -> None:
         self._saved_at = time.monotonic()
-        if any(w.load for w in self.workers):
-            return
+        if self._large or any(w.load for w in self.workers):
+            return  # a large transaction holds the main connection: slot 0 commits with its end
         mark = self.scheduler.mark
         if mark is None or mark == self._saved_mark:
             return
