@@ -117,6 +117,9 @@ class GtidIndex:
     def rewrite(self, keep: list[GtidIndexEntry]) -> None:
         """Drop entries past a truncation or for purged files (recovery and purge only)."""
         atomic_write(self.path, "".join(f"{e.file}\t{e.offset}\t{e.gtid}\t{e.timestamp}\n" for e in keep).encode())
+        if self._fd is not None:  # the writer's descriptor is still on the file just replaced
+            os.close(self._fd)
+            self.open_for_append()
 
 
 def file_seq(name: str) -> int:

@@ -834,3 +834,20 @@ def test_recovery_sets_the_flag_again_on_a_file_that_lost_its_end(tmp_path: Path
     finally:
         store.close()
     assert (tmp_path / "binlog" / FILE2).read_bytes()[FLAGS] & 1 == 1
+
+
+def test_entries_appended_after_a_rewrite_land_in_the_new_gtid_index(tmp_path: Path) -> None:
+    """A purge rewrites gtid.index (a new file renamed over the old one); the writer's appends that
+    follow must go to that new file, not to the replaced one through a stale descriptor."""
+    from binhub.store.index import GtidIndex, GtidIndexEntry
+
+    index = GtidIndex(tmp_path / "gtid.index")
+    index.open_for_append()
+    index.add("mysql-bin.000001", 256, "0-1-1", 1)
+    index.add("mysql-bin.000002", 256, "0-1-2", 2)
+    index.flush()
+    index.rewrite([e for e in index.entries() if e.file != "mysql-bin.000001"])  # as a purge does
+    index.add("mysql-bin.000002", 512, "0-1-3", 3)
+    index.close()
+    assert GtidIndex(tmp_path / "gtid.index").entries() == [
+        GtidIndexEntry("mysql-bin.000002", 256, "0-1-2", 2), GtidIndexEntry("mysql-bin.000002", 512, "0-1-3", 3)]
