@@ -167,7 +167,10 @@ def test_kill_9_mid_stream_and_restart_lose_nothing(primary_db: PrimaryDb, tansu
     else:
         # At least once repeats what followed the last checkpoint, and a broker that shows
         # aborted transactions what the killed one held: at most one commit's worth per kill.
-        assert duplicated <= killed * expected // 4, duplicated
+        # Catching up, a commit holds up to COMMIT_INTERVAL of reading (tens of thousands of rows
+        # here), so the bound is what a killed run could have read: never the whole workload twice.
+        assert duplicated < killed * expected, duplicated
+        assert max(seen.values()) <= 1 + killed, "a change repeated more often than runs were killed"
 
     # A clean stop (SIGTERM) and restart repeat nothing: the checkpoint rides in the transaction.
     before = sum(seen.values())
