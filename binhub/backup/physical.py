@@ -10,7 +10,7 @@ Order of work (mariadb-backup 10.11.8+ does the same, but holds BLOCK_DDL for le
    copy covers them), then the other engines' files and every table's metadata;
 4. ``BACKUP STAGE BLOCK_COMMIT``, the consistent point: nothing commits. Copy the statistics and
    log tables and Aria's logs, read the binlog file:pos and ``gtid_binlog_pos``, read the current
-   LSN, make the log durable, and wait until the redo copy has it;
+   LSN, make the log durable, and wait until the redo copy has it (and nothing after it);
 5. ``BACKUP STAGE END``; write ``xtrabackup_checkpoints``, ``xtrabackup_binlog_info``,
    ``backup-my.cnf`` and the final ``manifest.json`` (``complete: true``).
 
@@ -259,7 +259,9 @@ class PhysicalBackup:
             session.flush_engine_logs()  # Aria's log reaches the disk before it is copied
             manifest.add_files(self._copy_plain(inventory.at_commit))
             position = session.binlog_position()
-            end_lsn = session.current_lsn()
+            # The copy ends exactly at this LSN: past it, once END lets commits go on, the log holds
+            # transactions the binlog position leaves out (prepared or committed after it).
+            end_lsn = copier.end_at(session.current_lsn)
             session.flush_engine_logs()  # and InnoDB's, up to end_lsn
             copier.wait_for(end_lsn, config.redo_catch_up_timeout)
             session.backup_stage("END")

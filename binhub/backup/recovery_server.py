@@ -10,7 +10,8 @@ The server is isolated: ``--no-defaults`` (nothing from /etc/mysql), ``--skip-ne
 listener; replication *out* to a binlog server still works), its own unix socket and temp dir in a
 scratch directory, ``--skip-grant-tables`` (the restored users and their passwords are the
 source's, unknown here; with no network only this process can connect), ``--skip-slave-start``,
-no binlog, no fsync per commit and no doublewrite (see :meth:`RecoveryServer.command`). The InnoDB
+no binlog, no fsync per commit and no doublewrite, and the server's own prepared transactions
+rolled back (see :meth:`RecoveryServer.command`). The InnoDB
 settings that decide the files' format come from the backup's ``backup-my.cnf``.
 """
 
@@ -118,6 +119,13 @@ class RecoveryServer:
             # backup, so nothing written here needs to survive one on its own.
             "--innodb-flush-log-at-trx-commit=2",
             "--innodb-doublewrite=0",
+            # A transaction InnoDB holds prepared by the server's own two-phase commit (prepared, not
+            # yet in the binlog) is not in the backup's binlog position: it is rolled back, as binlog
+            # recovery would (a replay from that position brings it back). Without a binlog, mariadbd
+            # would refuse to start on one ("Found 1 prepared transactions!"). With InnoDB the only
+            # two-phase engine it goes on running after this; user XA transactions (not the server's
+            # XIDs) stay prepared, for XA RECOVER.
+            "--tc-heuristic-recover=ROLLBACK",
             *self.settings,
         ]
 

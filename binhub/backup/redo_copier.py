@@ -2,8 +2,12 @@
 
 The copy starts at the newest checkpoint LSN when the backup starts, so that recovery of the copied
 data files (each copied at some moment after it) can replay every change they may be missing. It
-runs in its own thread until the coordinator has the LSN of the consistent point and the copy has
-reached it.
+runs in its own thread until it reaches the LSN of the consistent point, read under BACKUP STAGE
+BLOCK_COMMIT (:meth:`RedoCopier.end_at`), and it ends exactly there, at that mini-transaction's
+end, as mariadb-backup's copy does: once BACKUP STAGE END lets commits go on, the server's log holds
+transactions prepared for the binlog but not yet in it (and others committed after the backup's
+binlog position); recovery of a copy holding them would commit what the binlog position leaves out,
+or find a "prepared transaction" it may not resolve.
 
 Reads use ``os.pread`` into private buffers, never mmap: a mapping shows bytes the server is
 overwriting at that instant (mariadb-backup's "Missing FILE_CHECKPOINT" race). Only whole
@@ -19,6 +23,7 @@ naming ``innodb_log_file_size``.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -85,7 +90,8 @@ class RedoCopier:
         self._crc = crc32c(head)
         self.start_lsn = self.checkpoint.lsn
         self._copied = self.start_lsn
-        self._stop_at: int | None = None
+        self._stop_at: int | None = None  # the consistent point: nothing past it is copied
+        self._step = threading.Lock()  # held by the thread while it reads, scans and writes one chunk
         self._error: BaseException | None = None
         self._closing = threading.Event()
         self._wake = threading.Event()  # cuts a poll interval short: a target LSN was set, or close()
@@ -108,25 +114,34 @@ class RedoCopier:
         """Copy every complete mini-transaction the server has written; return how many bytes were added."""
         added = 0
         while True:
-            self._check_same_file()
-            length = min(READ_SIZE, self.ring.capacity)
-            data = b"".join(os.pread(self._fd, n, at) for at, n in self.ring.spans(self._copied, length))
-            scan = scan_ring(data, self._copied, self.ring)
-            self._check_not_overrun(scan.length)
-            if scan.length:
-                chunk = self._with_fresh_bits(data, scan)
-                with naming_a_full_disk(self.backup_log, BACKUP_DISK_FULL):
-                    write_all(self._out, chunk)
-                self._crc = crc32c(chunk, self._crc)
-                self._written += len(chunk)
-                self._copied += scan.length
-                added += scan.length
-                with self._advanced:
-                    self._advanced.notify_all()
-                if self._on_progress is not None:
-                    self._on_progress(self._copied)
-            if scan.stop is not ScanStop.INCOMPLETE or not scan.length:
+            with self._step:
+                scan, reached_end = self._copy_step()
+            added += scan.length
+            if reached_end or scan.stop is not ScanStop.INCOMPLETE or not scan.length:
                 return added
+
+    def _copy_step(self) -> tuple[MtrScan, bool]:
+        """Copy the whole mtrs of one read (none past the consistent point); True once it is reached."""
+        stop_at = self._stop_at
+        if stop_at is not None and self._copied >= stop_at:
+            return MtrScan([], [], ScanStop.END_OF_LOG), True
+        self._check_same_file()
+        length = min(READ_SIZE, self.ring.capacity)
+        data = b"".join(os.pread(self._fd, n, at) for at, n in self.ring.spans(self._copied, length))
+        scan = _up_to(scan_ring(data, self._copied, self.ring), None if stop_at is None else stop_at - self._copied)
+        self._check_not_overrun(scan.length)
+        if scan.length:
+            chunk = self._with_fresh_bits(data, scan)
+            with naming_a_full_disk(self.backup_log, BACKUP_DISK_FULL):
+                write_all(self._out, chunk)
+            self._crc = crc32c(chunk, self._crc)
+            self._written += len(chunk)
+            self._copied += scan.length
+            with self._advanced:
+                self._advanced.notify_all()
+            if self._on_progress is not None:
+                self._on_progress(self._copied)
+        return scan, stop_at is not None and self._copied >= stop_at
 
     def _with_fresh_bits(self, data: bytes, scan: MtrScan) -> bytes | bytearray:
         """The scanned mtrs with every end byte 1 (the copy never wraps); as read when all are 1 already."""
@@ -184,9 +199,22 @@ class RedoCopier:
             with self._advanced:
                 self._advanced.notify_all()
 
+    def end_at(self, read_lsn: Callable[[], int]) -> int:
+        """Make the LSN ``read_lsn`` returns (the server's, under BLOCK_COMMIT) the end of the copy, and
+        return it. No read of the server's log is in flight meanwhile: whatever the copy read before
+        holds only log written before that LSN, and every read after it stops there."""
+        with self._step:
+            lsn = read_lsn()
+            self._stop_at = lsn
+        self._wake.set()
+        return lsn
+
     def wait_for(self, lsn: int, timeout: float) -> None:
-        """Block until the copy has reached ``lsn``; raise the copier's error, or BackupError on timeout."""
-        self._stop_at = lsn
+        """Block until the copy has reached ``lsn`` (its end: see :meth:`end_at`); raise the copier's
+        error, or BackupError on timeout."""
+        if self._stop_at is None:
+            with self._step:
+                self._stop_at = lsn
         self._wake.set()
         deadline = time.monotonic() + timeout
         with self._advanced:
@@ -222,3 +250,12 @@ class RedoCopier:
             self._thread.join()
         os.close(self._out)
         os.close(self._fd)
+
+
+def _up_to(scan: MtrScan, limit: int | None) -> MtrScan:
+    """``scan`` cut after the first mtr that ends at or past buffer offset ``limit`` (the consistent
+    point, an mtr's end: the server counts its LSN in whole mtrs)."""
+    if limit is None or scan.length < limit:
+        return scan
+    last = bisect.bisect_left(scan.ends, limit) + 1
+    return MtrScan(scan.ends[:last], scan.sequence_positions[:last], ScanStop.END_OF_LOG)

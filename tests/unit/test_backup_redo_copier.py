@@ -121,3 +121,45 @@ def test_a_checkpoint_past_the_copy_is_fine_until_the_server_is_a_ring_ahead(tmp
         assert f"the copy reached LSN {copier.copied_lsn}" in str(caught.value)
     finally:
         copier.close()
+
+
+def test_the_copy_ends_at_the_consistent_point_not_at_what_the_server_wrote_after_it(tmp_path: Path) -> None:
+    # Log written after the LSN read under BLOCK_COMMIT (after BACKUP STAGE END: commits going on,
+    # some prepared for the binlog but not in it yet) must stay out of the copy, however far the
+    # server's log is ahead when the copier reaches that LSN.
+    log = ServerLog(tmp_path / "ib_logfile0")
+    log.checkpoint(FIRST_LSN)
+    log.append(b"before")
+    out = tmp_path / "out"
+    copier = RedoCopier(log.path, out, lsn_probe=lambda: log.server_lsn, creator="Backup 10.11.19", interval=3600)
+    try:
+        copier.start()  # copies what is there, then sleeps for the interval
+        kept = [log.append(b"under BLOCK_COMMIT %d" % i) for i in range(3)]
+        assert copier.end_at(lambda: log.lsn) == log.lsn
+        end = log.lsn
+        for i in range(5):
+            log.append(b"after END %d" % i)
+        copier.wait_for(end, timeout=10)
+        copier.copy_available()  # a poll after the end changes nothing
+    finally:
+        copier.close()
+    assert copier.copied_lsn == end
+    backup = out.read_bytes()
+    assert len(backup) == START_OFFSET + end - FIRST_LSN == copier.written[0]
+    assert backup.endswith(b"".join(kept))
+    assert b"after END" not in backup
+
+
+def test_a_consistent_point_inside_a_mini_transaction_ends_the_copy_after_it(tmp_path: Path) -> None:
+    log = ServerLog(tmp_path / "ib_logfile0")
+    log.checkpoint(FIRST_LSN)
+    first = log.append(b"one")
+    second = log.append(b"two")
+    log.append(b"three")
+    copier = _copier(log, tmp_path / "out")
+    try:
+        copier.end_at(lambda: FIRST_LSN + len(first) + 1)
+        copier.copy_available()
+        assert copier.copied_lsn == FIRST_LSN + len(first) + len(second)
+    finally:
+        copier.close()
