@@ -637,7 +637,8 @@ def _apply_options(values: _Values, where: str) -> ApplyOptions:
     return ApplyOptions(workers=values.get_int(f"{where}.workers", 1, low=1, high=256) or 1,
                         ordered=values.get_bool(f"{where}.ordered", False), on_conflict=OnConflict(conflict),
                         safe_mode=values.get_bool(f"{where}.safe_mode", False),
-                        rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"))
+                        rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"),
+                        skip_key=f"{where}.skip_gtids")
 
 
 def _kafka(values: _Values, where: str) -> KafkaOptions:

@@ -11,6 +11,7 @@ import pytest
 from binhub.errors import ConfigError
 from binhub.ops.config import load_config
 from binhub.sinks import KafkaOptions
+from binhub.sinks.mysql.options import ApplyOptions
 from binhub.stream import StreamConfig, StreamStart
 
 STORE = '[store]\ndata_dir = "/srv/binhub"\n'
@@ -158,3 +159,12 @@ def test_a_bad_apply_section_is_refused_naming_its_key(tmp_path: Path, text: str
     with pytest.raises(ConfigError) as info:
         load_applies(tmp_path, text)
     assert info.value.key == key, str(info.value)
+
+
+def test_a_refused_transaction_is_skipped_with_the_config_key_under_run(tmp_path: Path) -> None:
+    """A [[stream]]/[[apply]] MySQL sink runs under `binhub run`, where --skip-gtid does not exist."""
+    (stream,) = load(tmp_path, '[[stream]]\nname = "a"\nto = "mysql://root@db"\nskip_gtids = ["0-1-4"]\n')
+    assert stream.apply.restart_skipping("0-1-7") == "add '0-1-7' to stream[1].skip_gtids and restart"
+    (apply,) = load_applies(tmp_path, '[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\n')
+    assert apply.apply.restart_skipping("0-1-7") == "add '0-1-7' to apply[1].skip_gtids and restart"
+    assert ApplyOptions().restart_skipping("0-1-7") == "restart with --skip-gtid 0-1-7"  # the command line's
