@@ -128,9 +128,9 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
 
 
 @click.command("backup")
-@click.option("--physical", "kind", flag_value="physical",
+@click.option("--physical", "take_physical", is_flag=True,
               help="Copy the server's files (InnoDB pages and redo, the other engines' files); needs --datadir.")
-@click.option("--logical", "kind", flag_value="logical",
+@click.option("--logical", "take_logical", is_flag=True,
               help="Dump the rows and the schema as SQL, in parallel, at one consistent point.")
 @click.option("--source", metavar="DSN", required=True,
               help=f"The server, e.g. mysql://backup@127.0.0.1:3306 (password: in the DSN or ${PASSWORD_ENV}).")
@@ -156,8 +156,8 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
               help="--physical: store each data file as NAME.zst (checksums are of the uncompressed data; binhub "
                    "restore decompresses; mariadb-backup --prepare does not read it).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
-def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Path | None, target: Path,
-           parallel: int | None, include: tuple[str, ...], exclude: tuple[str, ...], chunk_rows: int, users: bool,
+def backup(take_physical: bool, take_logical: bool, source: str, unix_socket: Path | None, datadir: Path | None,
+           target: Path, parallel: int | None, include: tuple[str, ...], exclude: tuple[str, ...], chunk_rows: int, users: bool,
            lock_wait_timeout: int, compress: str | None, progress: bool | None) -> None:
     """Take a backup: physical (--physical, on the database host) or logical (--logical, from anywhere).
 
@@ -180,8 +180,9 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     Both write manifest.json ("complete": true only when the backup finished). Exit status 1 when
     the backup fails (manifest.json in DIR then says why and "complete": false), 2 for bad usage.
     """
-    if kind is None:
-        raise click.UsageError("say which backup: --physical or --logical")
+    if take_physical == take_logical:
+        raise click.UsageError("choose one of --physical, --logical" if take_physical else
+                               "say which backup: --physical or --logical")
     # Here, not at the top: the package binhub.relay loads the whole relay (a second of start-up on a busy host).
     from binhub.relay.config import parse_source_dsn
 
@@ -190,7 +191,7 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     address = ServerAddress(dsn.host, dsn.port, dsn.user, password, unix_socket)
     show_bars = sys.stderr.isatty() if progress is None else progress
     started = time.monotonic()
-    if kind == "logical":
+    if take_logical:
         if datadir is not None:
             raise ConfigError("--datadir", "a logical backup reads through SQL only; --datadir is for --physical")
         if compress is not None:
