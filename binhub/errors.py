@@ -71,7 +71,8 @@ class ConfigError(BinhubError, ValueError):
     """Invalid configuration; the message names the key and the reason."""
 
     def __init__(self, key: str, reason: str, *, hint: str | None = None) -> None:
-        super().__init__(f"invalid config {key}: {reason}", hint=hint)
+        # No key: the config as a whole is wrong (the reason says how).
+        super().__init__(f"invalid config {key}: {reason}" if key else reason, hint=hint)
         self.key = key
         self.reason = reason
 
