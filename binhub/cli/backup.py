@@ -25,6 +25,7 @@ from binhub.backup import Manifest, PhysicalBackup, PhysicalBackupConfig, Server
 from binhub.backup.config import DEFAULT_LOCK_WAIT_TIMEOUT
 from binhub.backup.logical import LogicalBackup, LogicalBackupConfig, LogicalManifest
 from binhub.backup.logical.config import DEFAULT_CHUNK_ROWS, DEFAULT_PARALLEL
+from binhub.cli.params import TABLE_PATTERNS
 from binhub.errors import ConfigError
 
 PASSWORD_ENV = "BINHUB_BACKUP_PASSWORD"
@@ -143,9 +144,9 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
 @click.option("--parallel", type=click.IntRange(1, 64), default=None,
               help=f"Threads: --physical copies one InnoDB file each at a time (default 1); --logical has one "
                    f"session each reading chunks (default {DEFAULT_PARALLEL}).")
-@click.option("--include", multiple=True, metavar="DB.TABLE",
+@click.option("--include", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS,
               help="--logical: take only tables matching this glob (repeatable), e.g. 'shop.*'.")
-@click.option("--exclude", multiple=True, metavar="DB.TABLE", help="--logical: leave out tables matching this glob.")
+@click.option("--exclude", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS, help="--logical: leave out tables matching this glob.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=DEFAULT_CHUNK_ROWS, show_default=True,
               help="--logical: rows per chunk file (a table with an integer key is split into ranges of about this).")
 @click.option("--users/--no-users", default=True, show_default=True,

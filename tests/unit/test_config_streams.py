@@ -23,6 +23,12 @@ def load(tmp_path: Path, text: str) -> tuple[StreamConfig, ...]:
     return load_config(path, env={"OUT": "/data/out"}).streams
 
 
+def load_config_text(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "binhub.toml"
+    path.write_text(STORE + text)
+    return load_config(path, env={})
+
+
 def refused(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)
@@ -168,3 +174,13 @@ def test_a_refused_transaction_is_skipped_with_the_config_key_under_run(tmp_path
     (apply,) = load_applies(tmp_path, '[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\n')
     assert apply.apply.restart_skipping("0-1-7") == "add '0-1-7' to apply[1].skip_gtids and restart"
     assert ApplyOptions().restart_skipping("0-1-7") == "restart with --skip-gtid 0-1-7"  # the command line's
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ('[[stream]]\nname = "a"\nto = "-"\n', "stream[1].include"),
+    ('[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\n', "apply[1].include"),
+])
+def test_a_table_pattern_without_a_dot_is_refused_in_the_config(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(tmp_path, section + 'include = ["shop.orders", "shop"]\n')
+    assert info.value.key == key and "'shop.*'" in str(info.value), str(info.value)
