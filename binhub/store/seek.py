@@ -80,7 +80,7 @@ def plan_file_position(reader: StoreReader, filename: str, position: int) -> Sta
     name = filename or names[0]
     if name not in names:
         later = _same_series(name, names[-1]) and file_seq(name) > file_seq(names[-1])
-        held = f"{name} is not in binhub's store, which holds {names[0]} … {names[-1]}"
+        held = f"'{name}' is not in binhub's store, which holds {names[0]} … {names[-1]}"
         held += "; the relay has not reached it" if later else ""
         raise (StoreBehind if later else StartPositionError)(
             f"Could not find first log file name in binary log index file ({held})", plain=held)
@@ -123,10 +123,10 @@ def _event_before(reader: StoreReader, name: str, position: int) -> bytes:
                 break
             pos += size
     if pos != position:
-        not_start = f"which is not the start of an event (the nearest event starts at {pos})"
+        not_start = f"not the start of an event (the nearest event starts at {pos})"
         raise StartPositionError(f"Client requested master to start replication from position {position} in "
-                                 f"'{name}', {not_start}", plain=f"position {position} in {name} is in binhub's "
-                                 f"store, but {not_start}")
+                                 f"'{name}', which is {not_start}", plain=f"position {position} in {name} is "
+                                 f"{not_start}")
     return head
 
 
@@ -149,8 +149,8 @@ def plan_mysql_gtid(reader: StoreReader, exclude: MysqlGtidSet) -> StartPlan:
             "transactions from elsewhere, or provision a new replica from backup. Consider increasing the "
             f"source's binary log expiration period. The GTID set sent by the replica is '{exclude}', and the "
             f"missing transactions are '{missing}'",
-            plain=f"binhub's store no longer holds transactions that follow {exclude}: its oldest file {names[0]} "
-                  f"starts after {purged}, so {missing} were purged from it")
+            plain=f"binhub's store no longer holds the transactions {missing}, which a start after {exclude} "
+                  f"needs: they were purged (its oldest file, {names[0]}, begins after {purged})")
     chosen = names[0]
     for name in reversed(names):
         prev = reader.file_head(name).previous_gtids or MysqlGtidSet()
