@@ -71,7 +71,8 @@ class ConfigError(BinhubError, ValueError):
     """Invalid configuration; the message names the key and the reason."""
 
     def __init__(self, key: str, reason: str, *, hint: str | None = None) -> None:
-        super().__init__(f"invalid config {key}: {reason}", hint=hint)
+        # No key: the config as a whole is wrong (the reason says how).
+        super().__init__(f"invalid config {key}: {reason}" if key else reason, hint=hint)
         self.key = key
         self.reason = reason
 
@@ -168,7 +169,22 @@ class FileInUse(StorageError):
 
 
 class StartPositionError(BinhubError):
-    """The requested start position cannot be served (purged or unknown)."""
+    """The requested start position cannot be served (purged or unknown).
+
+    The message uses the primary's own words (a replica shows them as it would for its primary);
+    ``plain``, when given, says the same in binhub's terms for readers that are no replica
+    (stream, history): see :meth:`in_plain_words`.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, plain: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.plain = plain
+
+    def in_plain_words(self) -> StartPositionError:
+        """This error as a stream or history user should read it (the same class, ``plain`` as message)."""
+        if self.plain is None:
+            return self
+        return type(self)(self.plain, hint=self.hint)
 
 
 class StoreBehind(StartPositionError):

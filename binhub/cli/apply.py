@@ -12,6 +12,7 @@ import click
 from binhub.apply import KafkaApply, KafkaApplyConfig, KafkaSource
 from binhub.apply.config import FORMATS
 from binhub.cli.apply_options import apply_config, apply_options
+from binhub.cli.params import TABLE_PATTERNS
 from binhub.errors import ConfigError
 from binhub.ops.logging import setup_logging
 from binhub.sinks.kafka_config import DEFAULT_CHECKPOINT_TOPIC
@@ -35,9 +36,9 @@ from binhub.sinks.mysql.sink import MysqlSink
               help="The writing stream's kafka_id, if it was given one (default binhub.NAME).")
 @click.option("--checkpoint-topic", default=DEFAULT_CHECKPOINT_TOPIC, show_default=True,
               help="Where the writing stream commits its checkpoints.")
-@click.option("--include", multiple=True, metavar="DB.TABLE",
+@click.option("--include", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS,
               help="Only tables matching this glob (repeatable; e.g. shop.* or *.orders).")
-@click.option("--exclude", multiple=True, metavar="DB.TABLE", help="Leave out tables matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS, help="Leave out tables matching this glob (repeatable).")
 @click.option("--until-caught-up", is_flag=True,
               help="Exit 0 once everything in the topics when apply started is applied.")
 @click.option("--kafka-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,

@@ -25,6 +25,7 @@ from binhub.backup import Manifest, PhysicalBackup, PhysicalBackupConfig, Server
 from binhub.backup.config import DEFAULT_LOCK_WAIT_TIMEOUT
 from binhub.backup.logical import LogicalBackup, LogicalBackupConfig, LogicalManifest
 from binhub.backup.logical.config import DEFAULT_CHUNK_ROWS, DEFAULT_PARALLEL
+from binhub.cli.params import TABLE_PATTERNS
 from binhub.errors import ConfigError
 
 PASSWORD_ENV = "BINHUB_BACKUP_PASSWORD"
@@ -128,9 +129,9 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
 
 
 @click.command("backup")
-@click.option("--physical", "kind", flag_value="physical",
+@click.option("--physical", "take_physical", is_flag=True,
               help="Copy the server's files (InnoDB pages and redo, the other engines' files); needs --datadir.")
-@click.option("--logical", "kind", flag_value="logical",
+@click.option("--logical", "take_logical", is_flag=True,
               help="Dump the rows and the schema as SQL, in parallel, at one consistent point.")
 @click.option("--source", metavar="DSN", required=True,
               help=f"The server, e.g. mysql://backup@127.0.0.1:3306 (password: in the DSN or ${PASSWORD_ENV}).")
@@ -143,9 +144,9 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
 @click.option("--parallel", type=click.IntRange(1, 64), default=None,
               help=f"Threads: --physical copies one InnoDB file each at a time (default 1); --logical has one "
                    f"session each reading chunks (default {DEFAULT_PARALLEL}).")
-@click.option("--include", multiple=True, metavar="DB.TABLE",
+@click.option("--include", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS,
               help="--logical: take only tables matching this glob (repeatable), e.g. 'shop.*'.")
-@click.option("--exclude", multiple=True, metavar="DB.TABLE", help="--logical: leave out tables matching this glob.")
+@click.option("--exclude", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS, help="--logical: leave out tables matching this glob.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=DEFAULT_CHUNK_ROWS, show_default=True,
               help="--logical: rows per chunk file (a table with an integer key is split into ranges of about this).")
 @click.option("--users/--no-users", default=True, show_default=True,
@@ -156,8 +157,8 @@ def _summary(manifest: Manifest, target: Path, seconds: float) -> str:
               help="--physical: store each data file as NAME.zst (checksums are of the uncompressed data; binhub "
                    "restore decompresses; mariadb-backup --prepare does not read it).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
-def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Path | None, target: Path,
-           parallel: int | None, include: tuple[str, ...], exclude: tuple[str, ...], chunk_rows: int, users: bool,
+def backup(take_physical: bool, take_logical: bool, source: str, unix_socket: Path | None, datadir: Path | None,
+           target: Path, parallel: int | None, include: tuple[str, ...], exclude: tuple[str, ...], chunk_rows: int, users: bool,
            lock_wait_timeout: int, compress: str | None, progress: bool | None) -> None:
     """Take a backup: physical (--physical, on the database host) or logical (--logical, from anywhere).
 
@@ -180,8 +181,9 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     Both write manifest.json ("complete": true only when the backup finished). Exit status 1 when
     the backup fails (manifest.json in DIR then says why and "complete": false), 2 for bad usage.
     """
-    if kind is None:
-        raise click.UsageError("say which backup: --physical or --logical")
+    if take_physical == take_logical:
+        raise click.UsageError("choose one of --physical, --logical" if take_physical else
+                               "say which backup: --physical or --logical")
     # Here, not at the top: the package binhub.relay loads the whole relay (a second of start-up on a busy host).
     from binhub.relay.config import parse_source_dsn
 
@@ -190,7 +192,7 @@ def backup(kind: str | None, source: str, unix_socket: Path | None, datadir: Pat
     address = ServerAddress(dsn.host, dsn.port, dsn.user, password, unix_socket)
     show_bars = sys.stderr.isatty() if progress is None else progress
     started = time.monotonic()
-    if kind == "logical":
+    if take_logical:
         if datadir is not None:
             raise ConfigError("--datadir", "a logical backup reads through SQL only; --datadir is for --physical")
         if compress is not None:

@@ -37,6 +37,14 @@ class BackupGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _TakeContext(click.Context):
+    """``take`` is the group's hidden default: usage errors name ``binhub backup``, what the user typed."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else super().command_path
+
+
 @click.group("backup", cls=BackupGroup)
 def backup() -> None:
     """Take a backup, or list, verify and prune the backups under a directory.
@@ -50,6 +58,7 @@ def backup() -> None:
     """
 
 
+take_backup.context_class = _TakeContext
 backup.add_command(take_backup, "take")
 
 

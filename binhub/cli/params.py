@@ -12,9 +12,9 @@ from typing import TypeVar
 
 import click
 
-from binhub.ops.parsers import parse_duration, parse_size
+from binhub.ops.parsers import parse_duration, parse_size, parse_table_pattern
 
-__all__ = ["DURATION", "SIZE"]
+__all__ = ["DURATION", "SIZE", "TABLE_PATTERNS"]
 
 T = TypeVar("T")
 
@@ -32,3 +32,13 @@ def _parsed(parse: Callable[[str], T]) -> Callable[[click.Context, click.Paramet
 
 SIZE = _parsed(parse_size)  # bytes: "50GiB", "500MiB", "10GB", a bare number of bytes
 DURATION = _parsed(parse_duration)  # seconds: "7d", "12h", "1h30m", "250ms"
+
+
+def _table_patterns(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_table_pattern(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+TABLE_PATTERNS = _table_patterns  # a repeatable --include/--exclude: DB.TABLE globs, each with its dot

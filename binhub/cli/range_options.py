@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from binhub.cli.params import TABLE_PATTERNS
 from binhub.flashback import ChangeDecoder, RangeBounds
 from binhub.schema import SchemaHistory
 from binhub.sinks.mysql.connection import Downstream
@@ -30,9 +31,9 @@ _OPTIONS = [
     click.option("--stop-pos", type=click.IntRange(min=4), metavar="N", help="With --stop-file (default 4)."),
     click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
                  help="Time zone of --start-datetime/--stop-datetime (an IANA name)."),
-    click.option("--include", multiple=True, metavar="DB.TABLE",
+    click.option("--include", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS,
                  help="Only tables matching this glob (repeatable; e.g. shop.* or *.orders)."),
-    click.option("--exclude", multiple=True, metavar="DB.TABLE", help="Leave out tables matching this glob (repeatable)."),
+    click.option("--exclude", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS, help="Leave out tables matching this glob (repeatable)."),
 ]
 
 

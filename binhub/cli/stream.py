@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from binhub.cli.apply_options import apply_config, apply_options
-from binhub.cli.params import SIZE
+from binhub.cli.params import SIZE, TABLE_PATTERNS
 from binhub.ops.logging import setup_logging
 from binhub.ops.schema_seed import stream_seeder
 from binhub.ops.schema_sync import current_history
@@ -39,9 +39,9 @@ from binhub.stream.formats import FORMATS
               "(Debezium's provide.transaction.metadata).")
 @click.option("--name", default="stream", show_default=True,
               help="The stream's name: its files, its checkpoint and its reader lease.")
-@click.option("--include", multiple=True, metavar="DB.TABLE",
+@click.option("--include", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS,
               help="Only tables matching this glob (repeatable; e.g. shop.* or *.orders).")
-@click.option("--exclude", multiple=True, metavar="DB.TABLE", help="Leave out tables matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, metavar="DB.TABLE", callback=TABLE_PATTERNS, help="Leave out tables matching this glob (repeatable).")
 @click.option("--start-gtid", metavar="SET", help="Start after this GTID set (MySQL) or GTID position (MariaDB).")
 @click.option("--start-file", metavar="FILE", help="Start at this stored binlog file.")
 @click.option("--start-pos", type=click.IntRange(min=4), metavar="N", help="With --start-file: the position in it.")

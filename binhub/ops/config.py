@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from binhub.errors import ConfigError
-from binhub.ops.parsers import parse_duration, parse_listen, parse_size
+from binhub.ops.parsers import parse_duration, parse_listen, parse_size, parse_table_pattern
 from binhub.relay.config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HEARTBEAT_PERIOD,
@@ -583,7 +583,7 @@ def _streams(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[StreamC
         out.append(StreamConfig(
             name=name, to=to, format=output, kafka=_kafka(values, where),
             rotate_bytes=parse_size(rotate) if rotate else DEFAULT_ROTATE_BYTES,
-            include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
+            include=_table_patterns(values, f"{where}.include"), exclude=_table_patterns(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             lease=values.get_bool(f"{where}.lease", True),
             seed_from=_seed_from(values, f"{where}.seed_from"),
@@ -622,7 +622,7 @@ def _applies(sections: Any, base: Path, env: Mapping[str, str]) -> tuple[KafkaAp
             source=source, to=to, name=name, format=values.choice(f"{where}.format", FORMATS, "binhub"),
             kafka_id=values.get_str(f"{where}.kafka_id") or "",
             checkpoint_topic=values.get_str(f"{where}.kafka_checkpoint_topic") or KafkaOptions().checkpoint_topic,
-            include=_str_list(values, f"{where}.include"), exclude=_str_list(values, f"{where}.exclude"),
+            include=_table_patterns(values, f"{where}.include"), exclude=_table_patterns(values, f"{where}.exclude"),
             until_caught_up=values.get_bool(f"{where}.until_caught_up", False),
             timeout=values.seconds(f"{where}.kafka_timeout", KafkaOptions().timeout),
             apply=_apply_options(values, where)))
@@ -637,7 +637,8 @@ def _apply_options(values: _Values, where: str) -> ApplyOptions:
     return ApplyOptions(workers=values.get_int(f"{where}.workers", 1, low=1, high=256) or 1,
                         ordered=values.get_bool(f"{where}.ordered", False), on_conflict=OnConflict(conflict),
                         safe_mode=values.get_bool(f"{where}.safe_mode", False),
-                        rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"))
+                        rename=_str_list(values, f"{where}.rename"), skip_gtids=_str_list(values, f"{where}.skip_gtids"),
+                        skip_key=f"{where}.skip_gtids")
 
 
 def _kafka(values: _Values, where: str) -> KafkaOptions:
@@ -680,6 +681,14 @@ def _str_list(values: _Values, key: str, what: str = "db.table globs, e.g. [\"sh
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
         raise ConfigError(key, f"must be a list of {what}")
     return tuple(raw)
+
+
+def _table_patterns(values: _Values, key: str) -> tuple[str, ...]:
+    patterns = _str_list(values, key)
+    try:
+        return tuple(parse_table_pattern(p) for p in patterns)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 def load_config(

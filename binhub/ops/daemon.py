@@ -232,7 +232,8 @@ class Daemon:
     async def run(self) -> None:
         if self.config.relay is None and self.config.serve is None and not self.config.streams \
                 and not self.config.applies:
-            raise ConfigError("relay", "nothing to run: the config enables no service",
+            raise ConfigError("", "the config has nothing to run: it has none of the sections that start a "
+                                  "service ([relay], [serve], [[stream]], [[apply]])",
                               hint="add a [relay] section with a source, a [serve] section, a [[stream]] or an "
                                    "[[apply]]")
         cleanups: list[_Cleanup] = []

@@ -1,4 +1,4 @@
-"""Small parsers for the values operators write: durations, sizes, HOST:PORT.
+"""Small parsers for the values operators write: durations, sizes, HOST:PORT, DB.TABLE globs.
 
 Used by :mod:`binhub.ops.config` and, on their own, by the one-shot CLI commands that take the same
 strings as flags. Each raises ``ValueError`` (durations, sizes) or :class:`ConfigError` naming the
@@ -11,7 +11,7 @@ import re
 
 from binhub.errors import ConfigError
 
-__all__ = ["parse_duration", "parse_listen", "parse_size"]
+__all__ = ["parse_duration", "parse_listen", "parse_size", "parse_table_pattern"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -21,6 +21,16 @@ _SIZE_UNITS = {
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def parse_table_pattern(text: str) -> str:
+    """A ``--include``/``--exclude`` glob on ``db.table``. One without a dot is refused: ``shop``
+    matches no table (every name it is matched against is ``db.table``), and the user meant ``shop.*``."""
+    if "." not in text:
+        meant = "*.*" if text == "*" else f"{text}.*"
+        raise ValueError(f"{text!r} names no table: a pattern is DB.TABLE (a glob on both), e.g. {meant!r} "
+                         f"for every table of {'every database' if text == '*' else repr(text)}")
+    return text
 
 
 def parse_duration(text: str) -> float:

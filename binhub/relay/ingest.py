@@ -20,7 +20,8 @@ import struct
 from binhub._speedups import crc32, scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import fde_checksum_size
+from binhub.binlog.decode import decode_event
+from binhub.binlog.events import HeartbeatEvent, fde_checksum_size
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import ChecksumMismatch, ProtocolError
 from binhub.relay.metrics import RelayMetrics
@@ -59,6 +60,9 @@ class Ingest:
         self.metrics = metrics
         self.tracker = TransactionTracker()
         self.checksum_size = 4
+        # (file seq, position) where the upstream's binlog ended when it last said (the session's
+        # SHOW MASTER STATUS, then each heartbeat): the relay is caught up once the store reaches it.
+        self.upstream_end: tuple[int, int] | None = None
         self.last_event_ts = 0  # the newest stored event's timestamp (0 after a heartbeat): the relay's lag
         self.transactions = 0
         self.bytes = 0
@@ -166,11 +170,19 @@ class Ingest:
             f"in the stored copy of {store.current_file}; refusing to store a file that differs",
             hint="this is a bug or an upstream that rewrites positions; please report it")
 
+    def _note_heartbeat(self, ev: bytes | memoryview) -> None:
+        # The upstream sends a heartbeat when its dump has nothing more to send: the (file,
+        # position) it names is where the primary's binlog ended when it was sent.
+        heartbeat = decode_event(ev, checksum_size=self.checksum_size)
+        if isinstance(heartbeat, HeartbeatEvent) and heartbeat.log_pos and heartbeat.log_ident[-1:].isdigit():
+            self.upstream_end = (file_seq(heartbeat.log_ident), heartbeat.log_pos)
+
     def _handle(self, ev: bytes | memoryview) -> bool:
         """Store one event if it is file content. Returns True when it closed the current file."""
         etype = ev[4]
         if etype in _HEARTBEATS:
             self.last_event_ts = 0
+            self._note_heartbeat(ev)
             return False
         flags = ev[17] | (ev[18] << 8)
         if flags & _ARTIFICIAL:

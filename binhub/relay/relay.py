@@ -147,7 +147,7 @@ class Relay:
             "lag_seconds": self._lag(),
             "last_gtid": self.store.last_durable_gtid,
             "last_error": self._last_error,
-            "caught_up": self._caught_up.is_set(),
+            "caught_up": self._caught_up.is_set() or (self._connected and self._reached(self._ingest.upstream_end)),
         }
 
     # ------------------------------------------------------------------ reconnect loop
@@ -251,8 +251,9 @@ class Relay:
                 self.store.update_state(encrypted_upstream=True)
             file, position = await start_position(cfg, self.store, conn, info)
             await prepare_dump(cfg, self.store, conn, info)
+        self._ingest.upstream_end = (file_seq(info.current_file), info.current_position)
         if self.until_caught_up and self._target is None:
-            self._target = (file_seq(info.current_file), info.current_position)
+            self._target = self._ingest.upstream_end
         self._ingest.checksum_size = 4 if info.checksum == "CRC32" else 0
         try:
             await conn.register_replica(cfg.server_id)
@@ -436,10 +437,14 @@ class Relay:
             await asyncio.to_thread(self.store.commit)
 
     def _reached_target(self) -> bool:
-        if self._target is None or self.store.current_file is None:
+        return self._reached(self._target)
+
+    def _reached(self, target: tuple[int, int] | None) -> bool:
+        """Whether the store holds the upstream's binlog up to ``target`` (file seq, position)."""
+        if target is None or self.store.current_file is None:
             return False
         seq = file_seq(self.store.current_file)
-        tseq, tpos = self._target
+        tseq, tpos = target
         if self.store.current_finished and seq >= tseq:
             return True
         return seq > tseq or (seq == tseq and self.store.position >= tpos)

@@ -33,8 +33,11 @@ last committed checkpoint counts as delivered, so a restart resumes there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -67,6 +70,9 @@ _NO_TRANSACTIONS = frozenset({KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPP
                               KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 _QUEUE_MESSAGES = 500_000  # queue.buffering.max.messages: what librdkafka holds unacknowledged
 _POLL_EVERY = 10_000  # messages between polls for librdkafka's callbacks (errors only; commits poll too)
+# After this long without an answer while opening, say so: the sink waits up to kafka_timeout
+# (a minute by default) and the user would otherwise see nothing at all meanwhile.
+_SLOW_BROKER_NOTICE = 5.0
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, getattr(KafkaError, "RECORD_LIST_TOO_LARGE", -10_000)}
 
 
@@ -92,11 +98,25 @@ class KafkaSink:
                                   "logger": logging.getLogger("binhub.sinks.kafka.librdkafka")}
         self._common = common
         self._admin = AdminClient(common)
-        self.transactional = self._want_transactions(common)
-        self._ensure_topic(options.checkpoint_topic, compacted=True)
-        if not self._templated:
-            self._ensure_topic(target.topic)
-        self._checkpoint = self._read_checkpoint()
+        with self._notice_if_slow():
+            self.transactional = self._want_transactions(common)
+            self._ensure_topic(options.checkpoint_topic, compacted=True)
+            if not self._templated:
+                self._ensure_topic(target.topic)
+            self._checkpoint = self._read_checkpoint()
+
+    @contextlib.contextmanager
+    def _notice_if_slow(self) -> Iterator[None]:
+        """Log once if the block takes longer than a broker answering would (it still runs to its end)."""
+        timer = threading.Timer(_SLOW_BROKER_NOTICE, log.warning, args=(
+            "the Kafka broker at %s has not answered for %g s; still trying (for up to kafka_timeout, %g s)",
+            self.target.bootstrap, _SLOW_BROKER_NOTICE, self.options.timeout))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     # -- opening --------------------------------------------------------------------------------
     def _producer_config(self, common: dict[str, Any], transactional: bool) -> dict[str, Any]:

@@ -14,7 +14,8 @@ only where the jump provably skips nothing the reader lacks: the file's transact
 from one GTID source (one MySQL uuid/tag, or one MariaDB domain) in increasing order.
 
 A start the store cannot serve raises :class:`~binhub.errors.StartPositionError` with the words
-the primaries use (replicas show them as they are), and :class:`~binhub.errors.StoreBehind` when
+the primaries use (replicas show them as they are; ``plain`` says it in binhub's terms for a
+stream), and :class:`~binhub.errors.StoreBehind` when
 the store has not reached it yet, an empty store included: the caller may wait for the relay.
 Only durable files are considered. The dump turns these into error 1236 (``binhub.serve.dump``).
 """
@@ -68,7 +69,7 @@ def _names(reader: StoreReader) -> list[str]:
     names = [name for name, size in reader.durable_files() if size > 4]
     if not names:
         raise StoreBehind("Binary log is not open (binhub's store holds no binlog files yet; the relay has not "
-                          "stored any)")
+                          "stored any)", plain="binhub's store holds no binlog files yet: the relay has not stored any")
     return names
 
 
@@ -79,17 +80,21 @@ def plan_file_position(reader: StoreReader, filename: str, position: int) -> Sta
     name = filename or names[0]
     if name not in names:
         later = _same_series(name, names[-1]) and file_seq(name) > file_seq(names[-1])
+        held = f"'{name}' is not in binhub's store, which holds {names[0]} … {names[-1]}"
+        held += "; the relay has not reached it" if later else ""
         raise (StoreBehind if later else StartPositionError)(
-            f"Could not find first log file name in binary log index file ('{name}' is not in "
-            f"binhub's store, which holds {names[0]} … {names[-1]}{'; the relay has not reached it' if later else ''})")
+            f"Could not find first log file name in binary log index file ({held})", plain=held)
     end = reader.durable_end(name)
     if position > end and name == names[-1]:
+        beyond = f"beyond what binhub's store holds ({end}); the relay has not reached it"
         raise StoreBehind(f"Client requested master to start replication from position {position} in '{name}', "
-                          f"beyond what binhub's store holds ({end}); the relay has not reached it")
+                          f"{beyond}", plain=f"position {position} in {name} is {beyond}")
     if position < 4 or position > end:
         raise StartPositionError(f"Client requested master to start replication from impossible position; the first "
                                  f"event '{name}' at {position}, the last event read from '{name}' at 4, the last byte "
-                                 f"read from '{name}' at 4.")
+                                 f"read from '{name}' at 4.",
+                                 plain=f"position {position} is not in {name}, which binhub's store holds from 4 "
+                                       f"to {end}")
     before = _event_before(reader, name, position) if position > 4 else b""
     return StartPlan(name, position, position, mid_file=position > 4, mid_statement=_unfinished_statement(before))
 
@@ -118,8 +123,10 @@ def _event_before(reader: StoreReader, name: str, position: int) -> bytes:
                 break
             pos += size
     if pos != position:
+        not_start = f"not the start of an event (the nearest event starts at {pos})"
         raise StartPositionError(f"Client requested master to start replication from position {position} in "
-                                 f"'{name}', which is not the start of an event (the nearest event starts at {pos})")
+                                 f"'{name}', which is {not_start}", plain=f"position {position} in {name} is "
+                                 f"{not_start}")
     return head
 
 
@@ -141,7 +148,9 @@ def plan_mysql_gtid(reader: StoreReader, exclude: MysqlGtidSet) -> StartPlan:
             "Cannot replicate because the source purged required binary logs. Replicate the missing "
             "transactions from elsewhere, or provision a new replica from backup. Consider increasing the "
             f"source's binary log expiration period. The GTID set sent by the replica is '{exclude}', and the "
-            f"missing transactions are '{missing}'")
+            f"missing transactions are '{missing}'",
+            plain=f"binhub's store no longer holds the transactions {missing}, which a start after {exclude} "
+                  f"needs: they were purged (its oldest file, {names[0]}, begins after {purged})")
     chosen = names[0]
     for name in reversed(names):
         prev = reader.file_head(name).previous_gtids or MysqlGtidSet()
@@ -225,7 +234,9 @@ def plan_mariadb_gtid(reader: StoreReader, wanted: MariadbGtidList, *, strict: b
             continue
         raise StoreBehind(f"Error: connecting slave requested to start from GTID {g}, which is not in the "
                           f"master's binlog (binhub's store has {have}: the relay has not reached it, or the "
-                          "replica has transactions its primary never had)")
+                          "replica has transactions its primary never had)",
+                          plain=f"GTID {g} is not in binhub's store, which holds up to {have}: the relay has not "
+                                "reached it, or it never was in this primary's binlog")
     pending = {g.domain_id: g for g in wanted}
     names = _names(reader)
     chosen: str | None = None
@@ -238,7 +249,9 @@ def plan_mariadb_gtid(reader: StoreReader, wanted: MariadbGtidList, *, strict: b
             break
     if chosen is None:
         raise StartPositionError("Could not find GTID state requested by slave in any binlog files. Probably the slave "
-                        "state is too old and required binlog files have been purged.")
+                        "state is too old and required binlog files have been purged.",
+                        plain=f"binhub's store no longer holds the binlog that follows GTID {wanted}: the files "
+                              f"it was in were purged (the oldest stored file is {names[0]})")
     for entry in glist:
         req = pending.get(entry.domain_id)
         if req is not None and req.server_id == entry.server_id and req.seq_no == entry.seq_no:

@@ -116,7 +116,10 @@ class Stream:
             if self.config.until_caught_up or self._stopping.is_set():
                 return  # an empty store: everything it holds has been delivered
             await reader.wait(POLL)
-        plan = self._plan()
+        try:
+            plan = self._plan()
+        except StartPositionError as exc:
+            raise exc.in_plain_words() from None  # the store's words for a replica, not for a stream user
         keyed = self.sink if isinstance(self.sink, KeyedSink) else None
         lease: StreamLease | None = StreamLease(reader.readers_dir, self.config.name)
         assert lease is not None

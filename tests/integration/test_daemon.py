@@ -58,6 +58,12 @@ format = "json"
         _, _, gtid = primary_db.position()
         # live: new transactions arrive without a restart
         wait_until(caught_up, timeout=30, message=f"/status never showed {gtid}")
+
+        def relay_caught_up() -> bool:
+            # the primary is idle now: its heartbeats say the relay has everything
+            return json.loads(_get(f"http://127.0.0.1:{port}/status"))["relay"]["caught_up"] is True
+
+        wait_until(relay_caught_up, timeout=30, message="/status never said the idle relay is caught up")
         metrics = _get(f"http://127.0.0.1:{port}/metrics")
         assert f'binhub_relay_last_gtid_info{{gtid="{gtid}"}}' in metrics
         events = [line for line in metrics.splitlines() if line.startswith("binhub_relay_events_total ")]

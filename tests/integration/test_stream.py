@@ -332,6 +332,14 @@ def test_start_gtid_and_from_now(primary_db: PrimaryDb, tmp_path: Path) -> None:
                                   "--start-pos", str(middle_pos)))
     assert by_file == after
     assert lines_of(_stream_to(data_dir, tmp_path / "now", "--from-now")) == []
+    # A start the store cannot serve is told in the stream user's terms, not the primary's words to a replica.
+    domain, server, _ = middle.split("-")
+    ahead = stream(data_dir, tmp_path / "ahead", "--start-gtid", f"{domain}-{server}-999999", check=False)
+    assert ahead.returncode != 0 and f"GTID {domain}-{server}-999999 is not in binhub's store" in ahead.stderr
+    inside = stream(data_dir, tmp_path / "inside", "--start-file", middle_file, "--start-pos", "5", check=False)
+    assert inside.returncode != 0 and f"position 5 in {middle_file} is not the start of an event" in inside.stderr
+    for proc in (ahead, inside):
+        assert "slave" not in proc.stderr and "Client requested" not in proc.stderr, proc.stderr
 
 
 def _stream_to(data_dir: Path, out: Path, *extra: str) -> Path:

@@ -11,6 +11,7 @@ import pytest
 from binhub.errors import ConfigError
 from binhub.ops.config import load_config
 from binhub.sinks import KafkaOptions
+from binhub.sinks.mysql.options import ApplyOptions
 from binhub.stream import StreamConfig, StreamStart
 
 STORE = '[store]\ndata_dir = "/srv/binhub"\n'
@@ -20,6 +21,12 @@ def load(tmp_path: Path, text: str) -> tuple[StreamConfig, ...]:
     path = tmp_path / "binhub.toml"
     path.write_text(STORE + text)
     return load_config(path, env={"OUT": "/data/out"}).streams
+
+
+def load_config_text(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "binhub.toml"
+    path.write_text(STORE + text)
+    return load_config(path, env={})
 
 
 def refused(tmp_path: Path, text: str) -> str:
@@ -158,3 +165,22 @@ def test_a_bad_apply_section_is_refused_naming_its_key(tmp_path: Path, text: str
     with pytest.raises(ConfigError) as info:
         load_applies(tmp_path, text)
     assert info.value.key == key, str(info.value)
+
+
+def test_a_refused_transaction_is_skipped_with_the_config_key_under_run(tmp_path: Path) -> None:
+    """A [[stream]]/[[apply]] MySQL sink runs under `binhub run`, where --skip-gtid does not exist."""
+    (stream,) = load(tmp_path, '[[stream]]\nname = "a"\nto = "mysql://root@db"\nskip_gtids = ["0-1-4"]\n')
+    assert stream.apply.restart_skipping("0-1-7") == "add '0-1-7' to stream[1].skip_gtids and restart"
+    (apply,) = load_applies(tmp_path, '[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\n')
+    assert apply.apply.restart_skipping("0-1-7") == "add '0-1-7' to apply[1].skip_gtids and restart"
+    assert ApplyOptions().restart_skipping("0-1-7") == "restart with --skip-gtid 0-1-7"  # the command line's
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ('[[stream]]\nname = "a"\nto = "-"\n', "stream[1].include"),
+    ('[[apply]]\nname = "a"\nfrom = "kafka://k/t"\nto = "mysql://root@db"\n', "apply[1].include"),
+])
+def test_a_table_pattern_without_a_dot_is_refused_in_the_config(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(tmp_path, section + 'include = ["shop.orders", "shop"]\n')
+    assert info.value.key == key and "'shop.*'" in str(info.value), str(info.value)

@@ -249,8 +249,11 @@ async def test_second_signal_cuts_the_stage_short(tmp_path: Path) -> None:
 
 async def test_nothing_to_run(tmp_path: Path) -> None:
     config = load_config(None, env={}, overrides={"store.data_dir": str(tmp_path)})
-    with pytest.raises(ConfigError, match="nothing to run"):
+    with pytest.raises(ConfigError) as info:
         await Daemon(config).run()
+    message = str(info.value)
+    assert message.startswith("the config has nothing to run"), message  # not "invalid config relay"
+    assert all(section in message for section in ("[relay]", "[serve]", "[[stream]]", "[[apply]]"))
 
 
 # -- run_from_config: the whole `binhub run` with its exit codes ---------------------------------

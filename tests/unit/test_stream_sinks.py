@@ -4,12 +4,15 @@ after a restart, whatever a crash left behind; and the stream's table filter."""
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
-from binhub.errors import ConfigError, DiskFull, StorageError
-from binhub.sinks import Checkpoint, JsonlSink, StdoutSink, open_sink
+from binhub.errors import ConfigError, DiskFull, SinkError, StorageError
+from binhub.sinks import Checkpoint, JsonlSink, KafkaOptions, StdoutSink, kafka, open_sink
 from binhub.stream import TableFilter
 
 
@@ -124,3 +127,20 @@ def test_commands_that_do_not_stream_to_kafka_do_not_load_librdkafka() -> None:
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 
+
+
+def test_a_kafka_broker_that_does_not_answer_is_reported_while_the_sink_waits(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Without the notice, the sink is silent for the whole kafka_timeout (a minute by default)."""
+    monkeypatch.setattr(kafka, "_SLOW_BROKER_NOTICE", 0.5, raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    caplog.set_level(logging.WARNING, logger="binhub.sinks.kafka")
+    started = time.monotonic()
+    with pytest.raises(SinkError):
+        open_sink(f"kafka://127.0.0.1:{port}/t", "s", kafka=KafkaOptions(timeout=3))
+    notices = [r.getMessage() for r in caplog.records if "has not answered" in r.getMessage()]
+    assert notices == [f"the Kafka broker at 127.0.0.1:{port} has not answered for 0.5 s; still trying "
+                       f"(for up to kafka_timeout, 3 s)"]
+    assert time.monotonic() - started >= 2.5  # it still waited for kafka_timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from binhub.errors import ConfigError
 
@@ -70,6 +70,16 @@ class ApplyOptions:
     exclude: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     reconnect_for: float = 300.0  # how long a lost downstream is retried before the stream stops
+    # Where the user lists transactions to skip: the command line's flag, or a config file's key
+    # (``stream[1].skip_gtids``) under ``binhub run``; the hints of refused transactions name it (not
+    # compared: two configs that differ only there apply alike).
+    skip_key: str | None = field(default=None, compare=False)
+
+    def restart_skipping(self, ident: str) -> str:
+        """How to restart past transaction ``ident``, in the terms of where the sink runs."""
+        if self.skip_key is None:
+            return f"restart with --skip-gtid {ident}"
+        return f"add {ident!r} to {self.skip_key} and restart"
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 256:

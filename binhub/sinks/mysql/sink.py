@@ -244,7 +244,7 @@ class MysqlSink:
         if txn.statements:
             raise ApplyError(f"the transaction {txn.gtid} holds row changes before its DDL, which binhub cannot "
                              f"apply in order (the DDL commits implicitly): {ddl.sql}",
-                             hint=f"apply it by hand, then restart with --skip-gtid {txn.gtid}")
+                             hint=f"apply it by hand, then {self.options.restart_skipping(str(txn.gtid))}")
         # Without a GTID the end position is not known yet: the first row's place names it, run after run.
         self._execute_ddl(ddl, txn.gtid or f"{first_file}:{first_pos}")
         self._large = True
@@ -273,7 +273,7 @@ class MysqlSink:
             else:
                 raise DdlRejected(f"the downstream refused the DDL of GTID {ident}: {exc}; the statement: {sql}",
                                   hint=f"make the downstream accept it (or run an equivalent by hand), then restart; "
-                                       f"or skip the transaction with --skip-gtid {ident}") from exc
+                                       f"or skip the transaction: {self.options.restart_skipping(ident)}") from exc
         finally:
             self.builder.forget_tables()
         self._pending_ddl = None
@@ -297,8 +297,8 @@ class MysqlSink:
             return False
         raise DdlRejected(f"the DDL of {ident} names tables --include/--exclude leave out ({', '.join(out)}) "
                           f"beside tables they keep, and binhub does not apply part of a statement: {ddl.sql}",
-                          hint=f"run its part for the kept tables downstream by hand, then restart with "
-                               f"--skip-gtid {ident}")
+                          hint=f"run its part for the kept tables downstream by hand, then "
+                               f"{self.options.restart_skipping(ident)}")
 
     def _statement(self, ddl: Ddl, ident: str) -> str:
         """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
@@ -307,8 +307,8 @@ class MysqlSink:
         except UncertainDdl as exc:
             raise DdlRejected(f"the DDL of {ident} may name a table or database that --rename maps elsewhere, and "
                               f"binhub cannot rename it with certainty: {exc}; the statement: {ddl.sql}",
-                              hint=f"run the equivalent DDL downstream by hand, then restart with --skip-gtid "
-                                   f"{ident}") from None
+                              hint=f"run the equivalent DDL downstream by hand, then "
+                                   f"{self.options.restart_skipping(ident)}") from None
 
     def stats(self) -> dict[str, Any]:
         return {"transactions": self.transactions, "conflicts": dict(self.conflicts)}
