@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from binhub.errors import DiskFull, StorageError
+from binhub.frozen import fast_init
 from binhub.store.fsutil import storage_error
 
 if TYPE_CHECKING:  # the relay imports this module: the row decoder is not loaded for an annotation
@@ -52,6 +53,7 @@ class CheckpointSource(Protocol):
     def checkpoint(self) -> Checkpoint: ...
 
 
+@fast_init  # one per event: see binhub.frozen
 @dataclass(frozen=True, slots=True)
 class Message:
     """One change in a stream's output format, with what routes it.
