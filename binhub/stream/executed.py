@@ -13,8 +13,8 @@ as they are given it); asking for an earlier one after that is a programming err
 
 from __future__ import annotations
 
-from binhub.binlog.gtid import MariadbGtid, MariadbGtidList
-from binhub.binlog.transaction import GtidEvent, decode_gtid_event
+from binhub.binlog.gtid import MariadbGtidList
+from binhub.binlog.transaction import GtidEvent, decode_gtid_event, gtid_event_domain
 from binhub.store.recovery import GtidSet, add_gtid
 
 __all__ = ["ExecutedLog"]
@@ -64,21 +64,19 @@ class ExecutedLog:
 
 
 def _fold(executed: GtidSet | None, events: list[GtidEvent]) -> GtidSet | None:
-    # MariaDB: only the last GTID of each domain stays in the position, so one update per domain
-    # (each update copies the list). MySQL: every GNO counts; add them in order.
-    last_by_domain: dict[int, MariadbGtid] = {}
+    if executed is None or isinstance(executed, MariadbGtidList):
+        # MariaDB: a position keeps only the last GTID of each domain, so only those are decoded
+        # (and each update copies the list: one per domain, not one per transaction).
+        last_by_domain: dict[int, GtidEvent] = {}
+        for event in events:
+            domain = gtid_event_domain(event)
+            if domain is None:
+                break  # a MySQL GTID among them: every one counts, in order
+            last_by_domain[domain] = event
+        else:
+            events = list(last_by_domain.values())
     for event in events:
         gtid = decode_gtid_event(event)
-        if gtid is None:
-            continue
-        if isinstance(gtid, MariadbGtid) and (executed is None or isinstance(executed, MariadbGtidList)):
-            last_by_domain.pop(gtid.domain_id, None)  # re-inserted: domains keep the order last seen
-            last_by_domain[gtid.domain_id] = gtid
-            continue
-        for pending in last_by_domain.values():  # a flavour change mid-stream: keep the order exact
-            executed = add_gtid(executed, pending)
-        last_by_domain.clear()
-        executed = add_gtid(executed, gtid)
-    for pending in last_by_domain.values():
-        executed = add_gtid(executed, pending)
+        if gtid is not None:
+            executed = add_gtid(executed, gtid)
     return executed
