@@ -34,6 +34,7 @@ from binhub.binlog.constants import (
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid, MysqlGtidSet
 from binhub.binlog.header import EventHeader
 from binhub.errors import InvalidEvent
+from binhub.frozen import fast_init
 
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
@@ -281,6 +282,7 @@ class TableMapEvent(Event):
     optional_metadata: bytes
 
 
+@fast_init  # one per event: see binhub.frozen
 @dataclass(frozen=True, slots=True)
 class RowsEvent(Event):
     """Header-level view of a rows event. ``body`` starts at the columns-present bitmap; for

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from binhub.binlog.constants import HEADER_SIZE, EventFlag, event_type_name
 from binhub.errors import InvalidEvent, TruncatedEvent
+from binhub.frozen import fast_init
 
 HEADER_STRUCT = struct.Struct("<IBIIIH")
 
 
+@fast_init  # one per event: see binhub.frozen
 @dataclass(frozen=True, slots=True)
 class EventHeader:
     timestamp: int

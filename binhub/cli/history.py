@@ -13,7 +13,7 @@ from binhub.cli.interrupt import run_interruptible
 from binhub.ops.schema_sync import current_history
 from binhub.schema import Position, TableName
 from binhub.schema.lineage import TableIdentity, TableLineage
-from binhub.sinks import Checkpoint
+from binhub.sinks import Checkpoint, CheckpointSource
 from binhub.store import StoreReader
 from binhub.stream import Stream, StreamConfig
 
@@ -74,7 +74,7 @@ class RowHistorySink:
                            f"{change['op']:<6}  {change['db']}.{change['table']}  before={_row(change['before'])}  "
                            f"after={_row(change['after'])}")
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
+    def transaction_end(self, end: CheckpointSource) -> None:
         pass
 
     def commit(self) -> None:

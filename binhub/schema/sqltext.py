@@ -14,21 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from sqlglot.dialects.mysql import MySQL
-from sqlglot.errors import TokenError
-from sqlglot.tokenizer_core import TokenType
+from functools import cache
+from typing import Any
 
 __all__ = ["DdlSyntaxError", "Token", "TokenCursor", "resolve_executable_comments", "split_top_level", "tokenize"]
 
 _EXEC_COMMENT = re.compile(r"/\*(M?)!(\d{5,6})?")
 _WORD = re.compile(r"[A-Za-z_]+")
-
-
-class _Tokenizer(MySQL.Tokenizer):
-    # sqlglot reads the rest of a RENAME/REPLACE/EXECUTE statement as one opaque string; the
-    # fallback parser needs its words.
-    COMMANDS = set[TokenType]()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,32 +45,48 @@ class Token:
         return self.kind in ("word", "ident")
 
 
-_KINDS = {
-    TokenType.IDENTIFIER: "ident",
-    TokenType.STRING: "string",
-    TokenType.NATIONAL_STRING: "string",
-    TokenType.HEX_STRING: "string",
-    TokenType.BIT_STRING: "string",
-    TokenType.BYTE_STRING: "string",
-    TokenType.RAW_STRING: "string",
-    TokenType.NUMBER: "number",
-}
-_PUNCT = {TokenType.L_PAREN, TokenType.R_PAREN, TokenType.COMMA, TokenType.DOT, TokenType.EQ,
-          TokenType.SEMICOLON}
+@cache
+def _sqlglot_tokenizer() -> tuple[Any, type[Exception], dict[Any, str], frozenset[Any]]:
+    """sqlglot's MySQL tokenizer class, its error, and the token kinds seen here, imported on the
+    first statement tokenized: sqlglot takes 0.1-0.4 s to import, which a stream, a relay or a
+    serve that meets no DDL need not pay."""
+    from sqlglot.dialects.mysql import MySQL
+    from sqlglot.errors import TokenError
+    from sqlglot.tokenizer_core import TokenType
+
+    class Tokenizer(MySQL.Tokenizer):
+        # sqlglot reads the rest of a RENAME/REPLACE/EXECUTE statement as one opaque string; the
+        # fallback parser needs its words.
+        COMMANDS = set[TokenType]()
+
+    kinds = {
+        TokenType.IDENTIFIER: "ident",
+        TokenType.STRING: "string",
+        TokenType.NATIONAL_STRING: "string",
+        TokenType.HEX_STRING: "string",
+        TokenType.BIT_STRING: "string",
+        TokenType.BYTE_STRING: "string",
+        TokenType.RAW_STRING: "string",
+        TokenType.NUMBER: "number",
+    }
+    punct = frozenset({TokenType.L_PAREN, TokenType.R_PAREN, TokenType.COMMA, TokenType.DOT, TokenType.EQ,
+                       TokenType.SEMICOLON})
+    return Tokenizer, TokenError, kinds, punct
 
 
 def tokenize(sql: str) -> list[Token]:
     """The statement's tokens (comments dropped). Raises ValueError on text the tokenizer rejects
     (an unterminated quote, for instance)."""
+    tokenizer, token_error, kinds, punct = _sqlglot_tokenizer()
     try:
-        raw = _Tokenizer().tokenize(sql)
-    except TokenError as exc:
+        raw = tokenizer().tokenize(sql)
+    except token_error as exc:
         raise ValueError(str(exc)) from exc
     out = []
     for t in raw:
-        kind = _KINDS.get(t.token_type)
+        kind = kinds.get(t.token_type)
         if kind is None:
-            kind = "punct" if t.token_type in _PUNCT else "word"
+            kind = "punct" if t.token_type in punct else "word"
         if kind == "word" and any(ch.isspace() for ch in t.text):
             # sqlglot reads some keyword pairs (PRIMARY KEY, ORDER BY, ...) as one token: the
             # parsers here look at words one by one.

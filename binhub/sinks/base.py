@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from binhub.errors import DiskFull, StorageError
+from binhub.frozen import fast_init
 from binhub.store.fsutil import storage_error
 
 if TYPE_CHECKING:  # the relay imports this module: the row decoder is not loaded for an annotation
     from binhub.binlog.changes import RowChange
 
-__all__ = ["ChangeSink", "Checkpoint", "KeyedSink", "Message", "Sink", "output_error"]
+__all__ = ["ChangeSink", "Checkpoint", "CheckpointSource", "KeyedSink", "Message", "Sink", "output_error"]
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -38,7 +39,21 @@ class Checkpoint:
     out_offset: int = 0
     offsets: str = ""  # where a source beyond the store stands (``binhub apply``'s Kafka offsets), as JSON
 
+    def checkpoint(self) -> Checkpoint:
+        """A checkpoint is its own :class:`CheckpointSource`."""
+        return self
 
+
+class CheckpointSource(Protocol):
+    """A transaction end as :meth:`Sink.transaction_end` is given it. :meth:`checkpoint` renders the
+    :class:`Checkpoint` (it prints the executed GTID set), which a sink asks for only when it writes
+    it (once per commit, not once per transaction), for the last transaction end it was given, or
+    for each as it is given it: the stream works the GTID sets out forward only."""
+
+    def checkpoint(self) -> Checkpoint: ...
+
+
+@fast_init  # one per event: see binhub.frozen
 @dataclass(frozen=True, slots=True)
 class Message:
     """One change in a stream's output format, with what routes it.
@@ -70,8 +85,8 @@ class Sink(Protocol):
     def write(self, data: bytes) -> None:
         """Append lines (each ends with a newline) of the current transaction."""
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
-        """Everything written so far belongs to complete transactions, the last ending at ``checkpoint``."""
+    def transaction_end(self, end: CheckpointSource) -> None:
+        """Everything written so far belongs to complete transactions, the last ending at ``end``."""
 
     def commit(self) -> None:
         """Make everything up to the last transaction end durable, with its checkpoint."""

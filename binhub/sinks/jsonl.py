@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from binhub.errors import ConfigError, DiskFull, StorageError
-from binhub.sinks.base import Checkpoint, output_error
+from binhub.sinks.base import Checkpoint, CheckpointSource, output_error
 from binhub.store.fsutil import atomic_write, fsync_dir
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "JsonlSink"]
@@ -44,7 +44,7 @@ class JsonlSink:
         except OSError as exc:
             raise StorageError(f"cannot create the stream's output directory {directory}: {exc}") from exc
         self._checkpoint = self._read_checkpoint()
-        self._pending: Checkpoint | None = None
+        self._pending: CheckpointSource | None = None
         self._pending_end = 0  # where the pending checkpoint's lines end in the current output file
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -62,12 +62,12 @@ class JsonlSink:
         if self._buffered >= _WRITE_BUFFER:
             self._flush()
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
+    def transaction_end(self, end: CheckpointSource) -> None:
         # Called once per transaction, committed once per batch: the checkpoint with its output
-        # position is only put together when it is committed.
-        self._pending = checkpoint
-        self._pending_end = end = self._size + self._buffered  # buffered lines are written before any commit
-        if end >= self.rotate_bytes:
+        # position is only put together (its GTID set printed) when it is committed.
+        self._pending = end
+        self._pending_end = out_end = self._size + self._buffered  # buffered lines are written before any commit
+        if out_end >= self.rotate_bytes:
             self.commit()
             self._rotate()
 
@@ -82,7 +82,7 @@ class JsonlSink:
             raise _output_error(exc, f"cannot write {self.directory / self._out_name}") from exc
         # Only now, with its lines on disk, may the checkpoint say they are there.
         try:
-            done = replace(pending, out_file=self._out_name, out_offset=self._pending_end)
+            done = replace(pending.checkpoint(), out_file=self._out_name, out_offset=self._pending_end)
             atomic_write(self.checkpoint_path, json.dumps({"format": CHECKPOINT_FORMAT, **asdict(done)}).encode())
         except DiskFull as exc:
             exc.hint = _DISK_FULL_HINT

@@ -54,7 +54,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from binhub.errors import MessageTooLarge, SinkError
-from binhub.sinks.base import Checkpoint, Message
+from binhub.sinks.base import Checkpoint, CheckpointSource, Message
 from binhub.sinks.kafka_config import KafkaOptions, KafkaTarget, topic_name
 
 __all__ = ["KafkaSink"]
@@ -89,7 +89,7 @@ class KafkaSink:
         self._created: set[str] = set()
         self._errors: list[str] = []
         self._too_large: list[str] = []
-        self._pending: Checkpoint | None = None
+        self._pending: CheckpointSource | None = None  # rendered only when a commit writes it
         self._in_transaction = False
         self._mid_transaction = False  # messages sent since the last store transaction ended
         self._unpolled = 0  # messages sent since the producer was last polled
@@ -307,8 +307,8 @@ class KafkaSink:
             producer.poll(_QUEUE_WAIT)  # let it send
             self._check_errors()
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
-        self._pending = checkpoint
+    def transaction_end(self, end: CheckpointSource) -> None:
+        self._pending = end
         self._mid_transaction = False
 
     def commit(self) -> None:
@@ -323,7 +323,7 @@ class KafkaSink:
                 return
             self._begin()
             if pending is not None:
-                self._produce_checkpoint(pending)
+                self._produce_checkpoint(pending.checkpoint())
             try:
                 self._producer.commit_transaction(self.options.timeout)
             except KafkaException as exc:
@@ -335,7 +335,7 @@ class KafkaSink:
         else:
             self._flush()  # every message acknowledged before the checkpoint says so
             if pending is not None:
-                self._produce_checkpoint(pending)
+                self._produce_checkpoint(pending.checkpoint())
                 self._flush()
         self._pending = None
 

@@ -7,7 +7,7 @@ import sys
 from typing import BinaryIO
 
 from binhub.errors import StorageError
-from binhub.sinks.base import Checkpoint, output_error
+from binhub.sinks.base import Checkpoint, CheckpointSource, output_error
 
 __all__ = ["StdoutSink"]
 
@@ -31,7 +31,7 @@ class StdoutSink:
         except OSError as exc:
             raise _output_error(exc, "cannot write to standard output") from exc
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
+    def transaction_end(self, end: CheckpointSource) -> None:
         pass
 
     def commit(self) -> None:

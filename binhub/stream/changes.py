@@ -29,7 +29,6 @@ import bisect
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from binhub.binlog.changes import WALKED_EVENT_TYPES
@@ -42,7 +41,8 @@ from binhub.binlog.file import RawEvent
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.header import EventHeader
 from binhub.binlog.query_status import sql_mode_names
-from binhub.binlog.transaction import TransactionTracker
+from binhub.binlog.transaction import GtidEvent as RawGtidEvent
+from binhub.binlog.transaction import TransactionTracker, decode_gtid_event
 from binhub.errors import BinhubError, SchemaMismatch
 from binhub.schema import (
     Outcome,
@@ -66,11 +66,12 @@ from binhub.schema.changes import (
 )
 from binhub.schema.ddl import parse_statement
 from binhub.schema.sqltext import resolve_executable_comments, tokenize
-from binhub.sinks import Message
+from binhub.sinks import Checkpoint, Message
 from binhub.sinks.mysql.options import table_passes
 from binhub.store.index import file_seq
-from binhub.store.recovery import Gtid, GtidSet, add_gtid
+from binhub.store.recovery import Gtid, GtidSet
 from binhub.stream.columns import ColumnRules
+from binhub.stream.executed import ExecutedLog
 from binhub.stream.formats import BinhubFormat, DdlChange, DdlTable, OutputFormat, Walker
 
 __all__ = ["ChangeReader", "TableFilter", "TransactionEnd"]
@@ -104,15 +105,37 @@ class TableFilter:
         return passes
 
 
-@dataclass(frozen=True, slots=True)
 class TransactionEnd:
-    """A transaction of the store ended: the stream may checkpoint here."""
+    """A transaction of the store ended: the stream may checkpoint here.
 
-    file: str
-    pos: int  # where the next transaction starts
-    gtid: Gtid | None
-    executed: GtidSet | None  # the start set plus every transaction read through this one
-    timestamp: int  # the header time of its last event (seconds since the epoch)
+    One per transaction, so a plain slotted class, and its GTID is decoded and the executed set
+    folded only when read (a sink renders one checkpoint per commit: see
+    :mod:`binhub.stream.executed`)."""
+
+    __slots__ = ("_count", "_gtid", "_log", "file", "pos", "timestamp")
+
+    def __init__(self, file: str, pos: int, timestamp: int, gtid: RawGtidEvent | None, log: ExecutedLog,
+                 count: int) -> None:
+        self.file = file
+        self.pos = pos  # where the next transaction starts
+        self.timestamp = timestamp  # the header time of its last event (seconds since the epoch)
+        self._gtid = gtid
+        self._log = log
+        self._count = count
+
+    @property
+    def gtid(self) -> Gtid | None:
+        return None if self._gtid is None else decode_gtid_event(self._gtid)
+
+    @property
+    def executed(self) -> GtidSet | None:
+        """The start set plus every transaction read through this one."""
+        return self._log.through(self._count)
+
+    def checkpoint(self) -> Checkpoint:
+        """What a sink records for this transaction end (:class:`~binhub.sinks.CheckpointSource`)."""
+        executed = self.executed
+        return Checkpoint(self.file, self.pos, "" if executed is None else str(executed))
 
 
 class ChangeReader:
@@ -128,7 +151,7 @@ class ChangeReader:
         self._history = refresh_schema()
         self._cursor: SchemaCursor = self._history.cursor()
         self.filter = table_filter
-        self.executed = executed
+        self._executed = ExecutedLog(executed)
         self._emit_from = (file_seq(emit_from[0]), emit_from[1]) if emit_from is not None else None
         self._skip = skip
         # No rules (or a format that applies them as it encodes): not even a lookup per rows event.
@@ -279,11 +302,12 @@ class ChangeReader:
         held = self.output.transaction_end()
         if emit:
             lines.extend(held)
-        gtid = self._tracker.last_gtid
-        if gtid is not None:
-            self.executed = add_gtid(self.executed, gtid)
+        gtid_event = self._tracker.last_gtid_event
+        executed = self._executed
+        count = executed.count if gtid_event is None else executed.append(gtid_event)
         self._skipping = False
-        return lines, TransactionEnd(file, offset + len(data), gtid, self.executed, self._tracker.last_timestamp)
+        return lines, TransactionEnd(file, offset + len(data), self._tracker.last_timestamp, gtid_event, executed,
+                                     count)
 
     def _query(self, offset: int, data: bytes) -> Iterator[Message]:
         assert self._scanner is not None

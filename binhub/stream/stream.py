@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from binhub.binlog.gtid import MariadbGtidList, parse_gtid_set
 from binhub.errors import BinhubError, GtidError, StartPositionError
 from binhub.schema import SchemaHistory
-from binhub.sinks import ChangeSink, Checkpoint, KeyedSink, Sink
+from binhub.sinks import ChangeSink, KeyedSink, Sink
 from binhub.store.follower import Batch, StoreFollower
 from binhub.store.index import file_seq
 from binhub.store.reader import StoreReader
@@ -201,7 +201,7 @@ class Stream:
                                 self.lines += message.value.count(b"\n")
                 if end is not None:
                     self.transactions += 1
-                    transaction_end(Checkpoint(end.file, end.pos, str(end.executed or "")))
+                    transaction_end(end)  # its checkpoint is rendered only if a commit writes it
                     last = end
         except BinhubError:
             # Deliver the transactions completed before the one that cannot be decoded: a

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError, DdlRejected
-from binhub.sinks.base import Checkpoint
+from binhub.sinks.base import Checkpoint, CheckpointSource
 from binhub.sinks.mysql.catalog import Catalog
 from binhub.sinks.mysql.checkpoint import (
     Resume,
@@ -137,10 +137,10 @@ class MysqlSink:
         if self.builder.txn.size > LARGE_TRANSACTION:
             self._apply_as_it_comes(self.builder.take())
 
-    def transaction_end(self, checkpoint: Checkpoint) -> None:
+    def transaction_end(self, end: CheckpointSource) -> None:
         txn = self.builder.take()
         self.builder.reset()
-        txn.checkpoint = checkpoint
+        txn.checkpoint = end.checkpoint()  # every transaction's: the workers write the marks they reach
         self.scheduler.number(txn)
         self.transactions += 1
         skipping, self._skipping = self._skipping, False
