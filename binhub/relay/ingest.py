@@ -19,8 +19,8 @@ import struct
 
 from binhub._speedups import crc32, scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
+from binhub.binlog.checksum import fde_checksum_size
 from binhub.binlog.constants import EventType
-from binhub.binlog.events import fde_checksum_size
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import ChecksumMismatch, ProtocolError
 from binhub.relay.metrics import RelayMetrics
