@@ -111,9 +111,13 @@ ApplyFactory: TypeAlias = Callable[["KafkaApplyConfig", "CollectorRegistry | Non
 def open_store(config: StoreConfig, registry: CollectorRegistry | None) -> Store:
     """Open (and recover) the store named in the config, for writing."""
     from binhub.store import BinlogStore
-    from binhub.store.metrics import StoreMetrics
 
-    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=StoreMetrics(registry) if registry is not None else None,
+    metrics = None
+    if registry is not None:  # prometheus-client only where the admin API exports it
+        from binhub.store.metrics import StoreMetrics
+
+        metrics = StoreMetrics(registry)
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics,
                             retention=config.retention.rules(), archive_dir=config.archive_dir)
 
 
