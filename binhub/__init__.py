@@ -7,8 +7,9 @@ Everything else is implementation and may change. Names load on first use (PEP 5
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from binhub.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,6 @@ _EXPORTS = {
     "binhub.serve.server": ["BinlogServer"],
     "binhub.store": ["BinlogStore", "Durability", "DurablePosition", "StoreReader"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "AuthenticationFailed",
@@ -60,18 +60,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'binhub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from binhub.binlog.decode import decode_event

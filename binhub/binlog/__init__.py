@@ -8,23 +8,23 @@ and should not pay ~50 ms of start-up for the row decoder it never runs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from binhub.lazy import lazy_exports
 
 _EXPORTS = {
-    "changes": ["RowChange", "RowChangeDecoder"],
-    "checksum": ["event_crc", "recompute_crc", "set_in_use_flag", "verify_checksum", "with_crc"],
-    "columns": ["ColumnInfo", "TableSchema"],
-    "constants": ["BINLOG_MAGIC", "CHECKSUM_SIZE", "HEADER_SIZE", "ChecksumAlg", "EventFlag", "EventType",
+    ".changes": ["RowChange", "RowChangeDecoder"],
+    ".checksum": ["event_crc", "recompute_crc", "set_in_use_flag", "verify_checksum", "with_crc"],
+    ".columns": ["ColumnInfo", "TableSchema"],
+    ".constants": ["BINLOG_MAGIC", "CHECKSUM_SIZE", "HEADER_SIZE", "ChecksumAlg", "EventFlag", "EventType",
                   "event_type_name"],
-    "decode": ["decode_event"],
-    "events": ["Event", "FormatDescriptionEvent"],
-    "file": ["BinlogFileReader", "RawEvent", "read_events", "row_changes", "row_json_lines"],
-    "gtid": ["MariadbGtid", "MariadbGtidList", "MysqlGtid", "MysqlGtidSet", "parse_gtid_set"],
-    "header": ["HEADER_STRUCT", "EventHeader"],
-    "transaction": ["TransactionTracker"],
+    ".decode": ["decode_event"],
+    ".events": ["Event", "FormatDescriptionEvent"],
+    ".file": ["BinlogFileReader", "RawEvent", "read_events", "row_changes", "row_json_lines"],
+    ".gtid": ["MariadbGtid", "MariadbGtidList", "MysqlGtid", "MysqlGtidSet", "parse_gtid_set"],
+    ".header": ["HEADER_STRUCT", "EventHeader"],
+    ".transaction": ["TransactionTracker"],
 }
-_WHERE = {name: f"binhub.binlog.{module}" for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "BINLOG_MAGIC",
@@ -62,18 +62,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'binhub.binlog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from binhub.binlog.changes import RowChange, RowChangeDecoder

@@ -8,14 +8,18 @@ bit masked, and so do we: flipping the flag never changes the CRC.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
 from binhub.binlog.constants import (
     CHECKSUM_SIZE,
+    CHECKSUM_VERSION_PRODUCT,
     FDE_FLAGS_OFFSET,
+    FDE_SERVER_VERSION_LEN,
     HEADER_SIZE,
     TYPE_CODE_OFFSET,
+    ChecksumAlg,
     EventFlag,
     EventType,
 )
@@ -74,3 +78,30 @@ def set_in_use_flag(fde: bytes | bytearray | memoryview, in_use: bool) -> bytes:
     else:
         out[FDE_FLAGS_OFFSET] &= ~EventFlag.BINLOG_IN_USE & 0xFF
     return bytes(out)
+
+
+# Whether an FDE ends with the checksum algorithm: here, not with the decoded events, so the relay
+# (which decodes no event) learns a file's checksum size without importing the event classes.
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def version_tuple(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a server version string such as ``10.5.15-MariaDB-log``."""
+    m = _VERSION_RE.match(version)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else (0, 0, 0)
+
+
+def writes_checksum_alg(version: str) -> bool:
+    """Whether a server of this version ends its FDE with a checksum-algorithm byte: MySQL from
+    5.6.1, MariaDB from 5.3 (older FDEs end with the post-header lengths)."""
+    if "MariaDB" in version:
+        return version_tuple(version)[:2] >= (5, 3)
+    return version_tuple(version) >= CHECKSUM_VERSION_PRODUCT
+
+
+def fde_checksum_size(fde: bytes | bytearray | memoryview) -> int:
+    """4 if the events after this raw FDE carry a CRC32 (algorithm byte 1), else 0. Cheap: no decode."""
+    version = bytes(fde[HEADER_SIZE + 2:HEADER_SIZE + 2 + FDE_SERVER_VERSION_LEN]).split(b"\0", 1)[0]
+    if not writes_checksum_alg(version.decode("ascii", "replace")):
+        return 0
+    return CHECKSUM_SIZE if fde[len(fde) - CHECKSUM_SIZE - 1] == ChecksumAlg.CRC32 else 0

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from binhub.binlog.buffer import ByteReader
-from binhub.binlog.checksum import verify_checksum
+from binhub.binlog.checksum import verify_checksum, writes_checksum_alg
 from binhub.binlog.constants import (
     CHECKSUM_SIZE,
     FDE_SERVER_VERSION_LEN,
@@ -52,7 +52,6 @@ from binhub.binlog.events import (
     UserVarEvent,
     XaPrepareEvent,
     XidEvent,
-    writes_checksum_alg,
 )
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.binlog.header import EventHeader

@@ -16,18 +16,15 @@ on arrival. This module imports nothing of the decoders (they import it).
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid as uuid_mod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntFlag
 from typing import ClassVar
 
+from binhub.binlog.checksum import version_tuple
 from binhub.binlog.constants import (
     CHECKSUM_SIZE,
-    CHECKSUM_VERSION_PRODUCT,
-    FDE_SERVER_VERSION_LEN,
-    HEADER_SIZE,
     ChecksumAlg,
     EventType,
 )
@@ -35,30 +32,6 @@ from binhub.binlog.gtid import MariadbGtid, MysqlGtid, MysqlGtidSet
 from binhub.binlog.header import EventHeader
 from binhub.errors import InvalidEvent
 from binhub.frozen import fast_init
-
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-
-
-def version_tuple(version: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of a server version string such as ``10.5.15-MariaDB-log``."""
-    m = _VERSION_RE.match(version)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else (0, 0, 0)
-
-
-def writes_checksum_alg(version: str) -> bool:
-    """Whether a server of this version ends its FDE with a checksum-algorithm byte: MySQL from
-    5.6.1, MariaDB from 5.3 (older FDEs end with the post-header lengths)."""
-    if "MariaDB" in version:
-        return version_tuple(version)[:2] >= (5, 3)
-    return version_tuple(version) >= CHECKSUM_VERSION_PRODUCT
-
-
-def fde_checksum_size(fde: bytes | bytearray | memoryview) -> int:
-    """4 if the events after this raw FDE carry a CRC32 (algorithm byte 1), else 0. Cheap: no decode."""
-    version = bytes(fde[HEADER_SIZE + 2:HEADER_SIZE + 2 + FDE_SERVER_VERSION_LEN]).split(b"\0", 1)[0]
-    if not writes_checksum_alg(version.decode("ascii", "replace")):
-        return 0
-    return CHECKSUM_SIZE if fde[len(fde) - CHECKSUM_SIZE - 1] == ChecksumAlg.CRC32 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,5 +352,5 @@ __all__ = [
     "IntvarEvent", "MariadbGtidEvent", "MariadbGtidFlag", "MariadbGtidListEvent", "PreviousGtidsEvent",
     "QueryEvent", "RandEvent", "RotateEvent", "RowsEvent", "RowsQueryEvent", "StartEncryptionEvent",
     "StopEvent", "TableMapEvent", "TransactionPayloadEvent", "UnknownEvent", "UserVarEvent", "XaPrepareEvent",
-    "XidEvent", "version_tuple",
+    "XidEvent",
 ]

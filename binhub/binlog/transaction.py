@@ -28,7 +28,6 @@ import uuid as uuid_mod
 
 from binhub.binlog.buffer import ByteReader
 from binhub.binlog.constants import CHECKSUM_SIZE, HEADER_SIZE, ROWS_EVENT_TYPES, ROWS_STMT_END_F, EventType
-from binhub.binlog.decode import decode_gtid_tagged
 from binhub.binlog.gtid import MariadbGtid, MysqlGtid
 from binhub.binlog.header import EventHeader
 
@@ -225,6 +224,9 @@ def _decode_gtid(type_code: int, raw: bytes, checksum_size: int) -> MysqlGtid | 
     if type_code == _GTID:
         gno = int.from_bytes(raw[HEADER_SIZE + 17:HEADER_SIZE + 25], "little")
         return MysqlGtid(uuid_mod.UUID(bytes=bytes(raw[HEADER_SIZE + 1:HEADER_SIZE + 17])), gno)
-    # Tagged GTIDs are serialized with variable-length fields: use the full decoder.
+    # Tagged GTIDs are serialized with variable-length fields: use the full decoder (imported here:
+    # it loads the event classes, which the relay, decoding no event, would otherwise pay at start-up).
+    from binhub.binlog.decode import decode_gtid_tagged
+
     event = decode_gtid_tagged(EventHeader.unpack(raw), raw, ByteReader(raw, HEADER_SIZE, len(raw) - checksum_size))
     return event.gtid

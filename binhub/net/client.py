@@ -519,6 +519,12 @@ class UpstreamConnection:
         return True
 
     @property
+    def events_ready(self) -> bool:
+        """Whether :meth:`read_events` would return (or raise) without waiting."""
+        proto = self._protocol
+        return bool(proto.events or proto.queue) or proto.error is not None
+
+    @property
     def received_bytes(self) -> int:
         """Bytes received on this connection so far (complete packets or not)."""
         return self._protocol.received_total

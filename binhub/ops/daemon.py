@@ -17,7 +17,9 @@ with a config that names only their service), so SIGTERM means the same graceful
 
 The store and the services are reached through the two small protocols below, and created by
 factories the caller may replace: the unit tests drive the whole lifecycle with fakes. Each
-factory registers its service's metrics on the daemon's one ``CollectorRegistry``.
+factory registers its service's metrics on the daemon's one ``CollectorRegistry``; without the
+admin API there is none (``None``): nothing would export them, and the relay then runs without
+prometheus-client (a tenth of its start-up).
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
-from prometheus_client import CollectorRegistry
-
 import binhub
 from binhub.errors import BinhubError, ConfigError
 from binhub.ops.config import Config, ServiceName, load_config
@@ -43,6 +43,8 @@ from binhub.serve.config import ServeConfig
 from binhub.store.config import StoreConfig
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     # Imported when used: aiohttp (the admin API) and the stream package (with the schema parser)
     # cost ~0.35 s of imports, a fifth of a short relay run, and most runs need neither.
     from binhub.apply.config import KafkaApplyConfig
@@ -96,26 +98,30 @@ class Service(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-StoreOpener = Callable[[StoreConfig, CollectorRegistry], Store]
-RelayFactory = Callable[[RelayConfig, Store, CollectorRegistry], Service]
-ServerFactory = Callable[[ServeConfig, Store, CollectorRegistry], Service]
-StreamFactory: TypeAlias = Callable[["StreamConfig", Store, CollectorRegistry], Service]
-ApplyFactory: TypeAlias = Callable[["KafkaApplyConfig", CollectorRegistry], Service]
+StoreOpener: TypeAlias = Callable[[StoreConfig, "CollectorRegistry | None"], Store]
+RelayFactory: TypeAlias = Callable[[RelayConfig, Store, "CollectorRegistry | None"], Service]
+ServerFactory: TypeAlias = Callable[[ServeConfig, Store, "CollectorRegistry | None"], Service]
+StreamFactory: TypeAlias = Callable[["StreamConfig", Store, "CollectorRegistry | None"], Service]
+ApplyFactory: TypeAlias = Callable[["KafkaApplyConfig", "CollectorRegistry | None"], Service]
 
 # The factories import their service when called, not at module load: ``binhub status`` and
 # ``--help`` should not pay for the storage stack, and the unit tests replace them with fakes.
 
 
-def open_store(config: StoreConfig, registry: CollectorRegistry) -> Store:
+def open_store(config: StoreConfig, registry: CollectorRegistry | None) -> Store:
     """Open (and recover) the store named in the config, for writing."""
     from binhub.store import BinlogStore
-    from binhub.store.metrics import StoreMetrics
 
-    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=StoreMetrics(registry),
+    metrics = None
+    if registry is not None:  # prometheus-client only where the admin API exports it
+        from binhub.store.metrics import StoreMetrics
+
+        metrics = StoreMetrics(registry)
+    return BinlogStore.open(config.data_dir, durability=config.durability, metrics=metrics,
                             retention=config.retention.rules(), archive_dir=config.archive_dir)
 
 
-def open_store_reader(config: StoreConfig, registry: CollectorRegistry) -> Store:
+def open_store_reader(config: StoreConfig, registry: CollectorRegistry | None) -> Store:
     """A store another process writes (a daemon that only serves): no lock, no recovery.
 
     The store need not exist yet: the relay may start after this daemon.
@@ -125,16 +131,16 @@ def open_store_reader(config: StoreConfig, registry: CollectorRegistry) -> Store
     return StoreReader.open(config.data_dir, must_exist=False)
 
 
-def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry) -> Service:
+def make_relay(config: RelayConfig, store: Store, registry: CollectorRegistry | None) -> Service:
     """Create (not start) the relay. ``store`` is the one :func:`open_store` returned."""
     from binhub.relay import Relay
     from binhub.relay.metrics import RelayMetrics
     from binhub.store import BinlogStore
 
-    return Relay(config, cast(BinlogStore, store), metrics=RelayMetrics(registry))
+    return Relay(config, cast(BinlogStore, store), metrics=RelayMetrics(registry) if registry is not None else RelayMetrics.off())
 
 
-def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) -> Service:
+def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry | None) -> Service:
     """Create (not start) the binlog server over ``store``.
 
     With a relay in the same daemon, ``store`` is the relay's writer store: the server reads its
@@ -153,7 +159,7 @@ def make_server(config: ServeConfig, store: Store, registry: CollectorRegistry) 
                         default_auth=config.default_auth, replica_ahead_wait=config.replica_ahead_wait)
 
 
-def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry) -> Service:
+def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry | None) -> Service:
     """Create (not start) one ``[[stream]]``, reading ``store``'s reader view (woken in-process by the
     relay's publishes when the daemon also relays)."""
     from binhub.ops.schema_seed import stream_seeder
@@ -171,7 +177,7 @@ def make_stream(config: StreamConfig, store: Store, registry: CollectorRegistry)
                   lambda: current_history(reader), metrics=StreamMetrics(config.name, registry), seed_schema=seed)
 
 
-def make_apply(config: KafkaApplyConfig, registry: CollectorRegistry) -> Service:
+def make_apply(config: KafkaApplyConfig, registry: CollectorRegistry | None) -> Service:
     """Create (not start) one ``[[apply]]``: Kafka topics applied to MySQL (no store involved)."""
     from binhub.apply import ApplyMetrics, KafkaApply
     from binhub.sinks.mysql.dsn import parse_mysql_target
@@ -209,7 +215,12 @@ class Daemon:
         self.config = config
         # The daemon's own registry, not prometheus-client's global one: tests (and several daemons
         # in one process) never see "Duplicated timeseries", and /metrics shows exactly what ran.
-        self.registry = registry if registry is not None else CollectorRegistry()
+        # None when no admin API would export it (see the module's docstring).
+        if registry is None and config.http.enabled:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry()
+        self.registry = registry
         self._on_running = on_running
         self._open_store = open_store
         self._make_relay = make_relay
@@ -291,6 +302,7 @@ class Daemon:
         if config.http.enabled:
             from binhub.ops.http import AdminServer
 
+            assert self.registry is not None  # made in __init__ for an enabled [http]
             http = AdminServer(self.registry, self.status)
             try:
                 await http.start(config.http.host, config.http.port)

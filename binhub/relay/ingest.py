@@ -19,9 +19,8 @@ import struct
 
 from binhub._speedups import crc32, scan_batch
 from binhub._speedups.pure import CRC32_RESIDUE
+from binhub.binlog.checksum import fde_checksum_size
 from binhub.binlog.constants import EventType
-from binhub.binlog.decode import decode_event
-from binhub.binlog.events import HeartbeatEvent, fde_checksum_size
 from binhub.binlog.transaction import INERT_IN_EXPLICIT, TransactionTracker
 from binhub.errors import ChecksumMismatch, ProtocolError
 from binhub.relay.metrics import RelayMetrics
@@ -173,6 +172,9 @@ class Ingest:
     def _note_heartbeat(self, ev: bytes | memoryview) -> None:
         # The upstream sends a heartbeat when its dump has nothing more to send: the (file,
         # position) it names is where the primary's binlog ended when it was sent.
+        from binhub.binlog.decode import decode_event  # noqa: PLC0415 - only an idle relay meets one
+        from binhub.binlog.events import HeartbeatEvent  # noqa: PLC0415 - (kept off the start-up path)
+
         heartbeat = decode_event(ev, checksum_size=self.checksum_size)
         if isinstance(heartbeat, HeartbeatEvent) and heartbeat.log_pos and heartbeat.log_ident[-1:].isdigit():
             self.upstream_end = (file_seq(heartbeat.log_ident), heartbeat.log_pos)

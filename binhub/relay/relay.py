@@ -339,6 +339,8 @@ class Relay:
         A network cut need not close the socket (no FIN, no RST reaches us): without this the relay
         would wait forever. Bytes still trickling in (one huge event on a slow link) count as life.
         """
+        if conn.events_ready:
+            return await conn.read_events()  # nothing to wait for: no timer to arm and cancel (per batch)
         limit = max(3 * self.config.heartbeat_period, MIN_SILENCE_LIMIT)
         while True:
             seen = conn.received_bytes

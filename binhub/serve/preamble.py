@@ -18,7 +18,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 
-from binhub.binlog.checksum import recompute_crc
+from binhub.binlog.checksum import fde_checksum_size, recompute_crc
 from binhub.binlog.constants import (
     CHECKSUM_SIZE,
     FDE_FLAGS_OFFSET,
@@ -27,7 +27,6 @@ from binhub.binlog.constants import (
     EventFlag,
     EventType,
 )
-from binhub.binlog.events import fde_checksum_size
 from binhub.binlog.gtid import MariadbGtid
 from binhub.binlog.header import HEADER_STRUCT
 

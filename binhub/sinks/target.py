@@ -4,8 +4,7 @@ or ``mysql://…``."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from binhub.errors import ConfigError
 from binhub.sinks.base import Sink
@@ -13,6 +12,9 @@ from binhub.sinks.jsonl import DEFAULT_ROTATE_BYTES, JsonlSink
 from binhub.sinks.kafka_config import KafkaOptions, KafkaTarget
 from binhub.sinks.mysql.options import ApplyOptions
 from binhub.sinks.stdout import StdoutSink
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry  # imported by the MySQL sink, which uses it
 
 __all__ = ["open_sink"]
 

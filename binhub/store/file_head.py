@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from binhub.binlog.checksum import fde_checksum_size
 from binhub.binlog.constants import HEADER_SIZE, EventType
-from binhub.binlog.decode import decode_event
-from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent, fde_checksum_size
 from binhub.binlog.gtid import MariadbGtid, MysqlGtidSet
 from binhub.errors import StartPositionError, StorageError
 
@@ -68,10 +67,18 @@ def read_file_head(path: Path, name: str) -> FileHead:
         if kind == EventType.FORMAT_DESCRIPTION:
             fde, crc = raw, fde_checksum_size(raw) > 0
         elif kind == EventType.PREVIOUS_GTIDS:
+            # The event decoder loads where a GTID header is decoded, not with the store (the relay's
+            # start-up would pay for the event classes it never builds).
+            from binhub.binlog.decode import decode_event
+            from binhub.binlog.events import MariadbGtidListEvent, PreviousGtidsEvent
+
             ev = decode_event(raw, None, checksum_size=4 if crc else 0)
             if isinstance(ev, PreviousGtidsEvent):
                 prev = ev.gtid_set
         elif kind == EventType.MARIA_GTID_LIST:
+            from binhub.binlog.decode import decode_event
+            from binhub.binlog.events import MariadbGtidListEvent
+
             ev2 = decode_event(raw, None, checksum_size=4 if crc else 0)
             if isinstance(ev2, MariadbGtidListEvent):
                 glist = ev2.gtids

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.decode import decode_event
-from binhub.binlog.events import GtidEvent
-from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet, parse_gtid_set
 from binhub.errors import BinhubError, GtidError
 from binhub.store.durable_position import DurablePosition
@@ -140,6 +137,12 @@ class LiveGtidState:
         return cursor
 
     def _read(self, cursor: _Cursor, upto: int) -> None:
+        # The file reader and the event decoder load on first use, not with the store: the relay
+        # imports the store and reads no event back.
+        from binhub.binlog.decode import decode_event
+        from binhub.binlog.events import GtidEvent
+        from binhub.binlog.file import BinlogFileReader
+
         with open(self.store.file_path(cursor.file), "rb") as f:
             reader = BinlogFileReader(f, cursor.file, start=cursor.offset, verify_checksums=False)
             try:

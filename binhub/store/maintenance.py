@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from binhub.binlog.constants import EventType
-from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import FileInUse, StorageError
 from binhub.store.archive import archive_file
@@ -67,6 +66,8 @@ def purge(store: BinlogStore, rules: PurgeRules, *, all_or_nothing: bool = False
     return victims, blocked
 
 def header_set_of(store: BinlogStore, name: str) -> GtidSet | None:
+    from binhub.binlog.file import BinlogFileReader  # loads the event classes: not with the store
+
     with open(store.binlog_dir / name, "rb") as f:
         reader = BinlogFileReader(f, name, verify_checksums=False)
         for ev in reader:
@@ -118,6 +119,8 @@ def index_file_gtids(store: BinlogStore, path: Path) -> None:
     count = GTID_INDEX_EVERY
     txn_start = 4  # a GTID index entry points at the start of its transaction
     last_entry = 0
+    from binhub.binlog.file import BinlogFileReader  # loads the event classes: not with the store
+
     with open(path, "rb") as f:
         reader = BinlogFileReader(f, path.name, verify_checksums=False)
         for ev in reader:

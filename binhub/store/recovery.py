@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from binhub.binlog.constants import BINLOG_MAGIC, HEADER_SIZE, EventType
-from binhub.binlog.file import BinlogFileReader
 from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGtidSet
 from binhub.binlog.header import EventHeader
 from binhub.binlog.transaction import TransactionTracker
 from binhub.errors import BinlogError, StorageError
+
+if TYPE_CHECKING:
+    from binhub.binlog.file import BinlogFileReader
 
 LOG = logging.getLogger("binhub.store")
 
@@ -43,6 +45,10 @@ def scan_tail(path: Path, start: int, size: int) -> TailScan:
     header_set: GtidSet | None = None
     if size <= 4:
         return TailScan(4, False, "", [], None)
+    # The file reader loads the event classes: imported only when a tail is there to walk, so the
+    # relay's start on an empty store does not pay for them.
+    from binhub.binlog.file import BinlogFileReader
+
     with open(path, "rb") as f:
         if f.read(4) != BINLOG_MAGIC:
             raise StorageError(f"{path.name} in the store does not start with the binlog magic bytes",

@@ -312,3 +312,12 @@ def test_cli_run_flags_reach_the_config(tmp_path: Path, monkeypatch: pytest.Monk
     assert seen["relay.server_id"] == 99 and seen["store.durability"] == "rotate"
     assert seen["log.format"] == "json" and "relay.source" not in seen  # a flag not given overrides nothing
     load_config(tmp_path / "binhub.toml", env={}, overrides=seen)  # every flag maps to a real key
+
+
+def test_a_registry_only_where_the_admin_api_exports_it(tmp_path: Path) -> None:
+    # Without [http] nothing reads the metrics: no registry, and the relay's metrics discard updates
+    # (the relay then starts without importing prometheus-client, see test_imports.py).
+    with_http = Harness(tmp_path).daemon()
+    assert isinstance(with_http.registry, CollectorRegistry)
+    (tmp_path / "binhub.toml").write_text(CONFIG.replace('listen = "127.0.0.1:0"', "enabled = false"))
+    assert Daemon(load_config(tmp_path / "binhub.toml", env={})).registry is None

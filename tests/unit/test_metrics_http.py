@@ -224,3 +224,14 @@ async def test_status_command_unreachable() -> None:
     result = await asyncio.to_thread(CliRunner().invoke, status, ["--api", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 1
     assert "cannot reach the binhub admin API" in result.output
+
+
+def test_relay_metrics_off_take_every_update_the_relay_makes() -> None:
+    metrics = RelayMetrics.off()
+    assert metrics.registry is None
+    for counter in (metrics.bytes, metrics.events, metrics.transactions, metrics.reconnects):
+        counter.inc()
+        counter.inc(7)
+    metrics.lag.set(1.5)
+    metrics.connected.set(1)
+    metrics.set_last_gtid("0-1-2")

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "binhub"
 # (DESIGN.md: codecs → schema → store → adapters → sinks → services → ops → cli). There are no exceptions:
 # what a service counts or is told is its own (RelayMetrics, ServeConfig, ...) and ops composes it.
 # binhub._speedups (the compiled hot loops and their pure twins) sits below everything: a codec.
-BASE = {"errors", "_speedups", "bytefields", "fsutil", "frozen"}
+BASE = {"errors", "_speedups", "bytefields", "fsutil", "frozen", "lazy"}
 CODECS = BASE | {"wire", "binlog", "innodb"}
 BELOW_SERVICES = CODECS | {"schema", "store", "net"}
 SERVICES = {"relay", "serve", "stream", "backup", "flashback", "apply"}
@@ -27,6 +27,7 @@ ALLOWED = {
     "fsutil": set(),
     "frozen": set(),
     "errors": set(),
+    "lazy": set(),  # the packages' exports that load on first use
     "wire": BASE,
     "binlog": BASE,
     "innodb": BASE,
