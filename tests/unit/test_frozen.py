@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import timeit
 
 import pytest
 
@@ -71,9 +70,3 @@ def test_refuses_what_it_would_not_reproduce() -> None:
     for cls in (WithPost, WithFactory, NoSlots):
         with pytest.raises(TypeError):
             fast_init(cls)
-
-
-def test_faster_than_the_generated_init() -> None:
-    fast = min(timeit.repeat(lambda: _Fast(1, "y", ()), number=20000, repeat=5))
-    plain = min(timeit.repeat(lambda: _Plain(1, "y", ()), number=20000, repeat=5))
-    assert fast < plain, (fast, plain)
