@@ -5,9 +5,10 @@ applies sharing a registry (one daemon) share the metric families."""
 from __future__ import annotations
 
 import time
-import weakref
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from binhub.metric_families import PerRegistry
 
 __all__ = ["ApplyMetrics"]
 
@@ -25,16 +26,14 @@ class _Families:
                          "applied yet.", labels, registry=r)
 
 
-_FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
+_FAMILIES = PerRegistry(_Families)
 
 
 class ApplyMetrics:
     def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
         r = registry if registry is not None else CollectorRegistry()
         self.registry = r
-        families = _FAMILIES.get(r)
-        if families is None:
-            families = _FAMILIES[r] = _Families(r)
+        families = _FAMILIES(r)
         self.rows = families.rows.labels(name)
         self.transactions = families.transactions.labels(name)
         self.rows_per_second = families.rows_per_second.labels(name)

@@ -6,9 +6,9 @@ Several streams may run in one daemon: every metric carries the stream's name as
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from binhub.metric_families import PerRegistry
 
 __all__ = ["StreamMetrics"]
 
@@ -28,7 +28,7 @@ class _Families:
                          "and now.", labels, registry=r)
 
 
-_FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
+_FAMILIES = PerRegistry(_Families)
 
 
 class StreamMetrics:
@@ -38,9 +38,7 @@ class StreamMetrics:
     def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
         r = registry if registry is not None else CollectorRegistry()
         self.registry = r
-        families = _FAMILIES.get(r)
-        if families is None:
-            families = _FAMILIES[r] = _Families(r)
+        families = _FAMILIES(r)
         self.lines = families.lines.labels(name)
         self.transactions = families.transactions.labels(name)
         self.commits = families.commits.labels(name)
