@@ -19,11 +19,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pymysql  # type: ignore[import-untyped, unused-ignore]
-from prometheus_client import CollectorRegistry, Counter
 
 from binhub.binlog.changes import RowChange
 from binhub.errors import ApplyError, DdlRejected
@@ -40,10 +39,14 @@ from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
 from binhub.sinks.mysql.ddl_names import UncertainDdl, ddl_names, rename_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
+from binhub.sinks.mysql.metrics import SinkMetrics
 from binhub.sinks.mysql.options import ApplyOptions, Renames, table_passes
 from binhub.sinks.mysql.scheduler import Scheduler
 from binhub.sinks.mysql.transaction import Ddl, Transaction, TransactionBuilder
 from binhub.sinks.mysql.worker import Worker, run_statement
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["MysqlSink"]
 
@@ -64,12 +67,7 @@ class MysqlSink:
         self.renames = Renames(options.rename)
         self.skip_gtids = frozenset(options.skip_gtids)
         self.conflicts: dict[str, int] = {}
-        registry = registry if registry is not None else CollectorRegistry()
-        self._conflict_metric = Counter("binhub_apply_conflicts", "Conflicts the MySQL sink met (duplicate key, "
-                                        "missing row), by kind.", ("stream", "kind"), registry=registry)
-        # rate() of it is the sink's rows/s: what the downstream committed, not what was read.
-        self._rows_metric = Counter("binhub_apply_rows", "Row changes the MySQL sink committed downstream.",
-                                    ("stream",), registry=registry).labels(name)
+        self.metrics = SinkMetrics(name, registry)
         self.main = Downstream(target, connect_timeout=options.connect_timeout, label="main")
         self.main.reconnect(options.reconnect_for)  # the downstream may be (re)starting: wait for it a while
         ensure_checkpoint_table(self.main)
@@ -83,7 +81,7 @@ class MysqlSink:
         self.builder = TransactionBuilder(self.catalog, renames=self.renames, safe_mode=options.safe_mode,
                                           max_packet=self.main.max_allowed_packet)
         self.workers = [Worker(i, Downstream(target, connect_timeout=options.connect_timeout, label=f"worker {i}"),
-                               options, name, self._count_conflict, self._rows_metric.inc)
+                               options, name, self._count_conflict, self.metrics.rows.inc)
                         for i in range(options.workers)]
         self.scheduler = Scheduler(self.workers, resume.checkpoint if resume is not None else None)
         for worker in self.workers:
@@ -97,7 +95,7 @@ class MysqlSink:
 
     def _count_conflict(self, kind: str) -> None:
         self.conflicts[kind] = self.conflicts.get(kind, 0) + 1
-        self._conflict_metric.labels(self.name, kind).inc()
+        self.metrics.conflict(kind)
 
     # -- Sink ---------------------------------------------------------------------------------------
     def resume_point(self) -> Checkpoint | None:
@@ -208,7 +206,7 @@ class MysqlSink:
     def _finish_large(self, txn: Transaction) -> None:
         self._run_here(txn)
         self._commit_slot0(txn.checkpoint)
-        self._rows_metric.inc(self._large_rows + txn.rows)
+        self.metrics.rows.inc(self._large_rows + txn.rows)
         self._large_rows = 0
         self.scheduler.skip(txn)
 
