@@ -113,6 +113,18 @@ def test_the_downstream_restarting_under_a_live_stream(
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
 
 
+def _relay_and_make_table(primary_db: PrimaryDb, downstream: Sandbox, tmp_path: Path, server_id: str,
+                          table_ddl: str) -> Path:
+    """Relay the primary from its first file into a store, and make its database and one table
+    downstream by hand (``table_ddl``: the table's name and columns); the store's directory."""
+    data_dir = tmp_path / "store"
+    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", server_id)
+    assert proc.returncode == 0, proc.stderr
+    query(downstream, f"CREATE DATABASE `{primary_db.name}`")
+    query(downstream, f"CREATE TABLE `{primary_db.name}`.{table_ddl}")
+    return data_dir
+
+
 @pytest.mark.parametrize("ordered", [False, True], ids=["out-of-order", "ordered"])
 def test_kill_9_with_workers_committed_out_of_order_resumes_exactly(
         primary_db: PrimaryDb, fresh_downstream: Sandbox, tmp_path: Path, ordered: bool) -> None:
@@ -122,12 +134,8 @@ def test_kill_9_with_workers_committed_out_of_order_resumes_exactly(
     c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
     for i in range(1, 7):
         c.execute("INSERT INTO t VALUES (%s, %s)", (i, i * 10))
-    data_dir = tmp_path / "store"
-    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9314")
-    assert proc.returncode == 0, proc.stderr
+    data_dir = _relay_and_make_table(primary_db, fresh_downstream, tmp_path, "9314", "t (id INT PRIMARY KEY, v INT)")
     db = primary_db.name
-    query(fresh_downstream, f"CREATE DATABASE `{db}`")
-    query(fresh_downstream, f"CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)")
     locker = fresh_downstream.connect()
     try:
         with locker.cursor() as cur:
@@ -169,11 +177,7 @@ def test_kill_9_while_a_ddl_runs_downstream_runs_it_once(
     c.execute("SELECT @@last_gtid")
     alter = c.fetchone()[0]
     c.execute("INSERT INTO t VALUES (3, 3, 3)")
-    data_dir = tmp_path / "store"
-    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9315")
-    assert proc.returncode == 0, proc.stderr
-    query(fresh_downstream, f"CREATE DATABASE `{db}`")
-    query(fresh_downstream, f"CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)")
+    data_dir = _relay_and_make_table(primary_db, fresh_downstream, tmp_path, "9315", "t (id INT PRIMARY KEY, v INT)")
     skips = [a for g in created for a in ("--skip-gtid", g)]
     locker = fresh_downstream.connect()
     try:
@@ -239,11 +243,8 @@ def test_kill_9_inside_a_large_transaction_applies_it_once(
     c.execute("INSERT INTO big VALUES (2, %s)", (blob[::-1],))
     c.execute("INSERT INTO big VALUES (3, 'small')")
     c.execute("COMMIT")
-    data_dir = tmp_path / "store"
-    proc = run_relay(primary_db.dsn, data_dir, "--start-file", primary_db.start_file, "--server-id", "9317")
-    assert proc.returncode == 0, proc.stderr
-    query(fresh_downstream, f"CREATE DATABASE `{db}`")
-    query(fresh_downstream, f"CREATE TABLE `{db}`.big (id INT PRIMARY KEY, b LONGBLOB)")
+    data_dir = _relay_and_make_table(primary_db, fresh_downstream, tmp_path, "9317",
+                                     "big (id INT PRIMARY KEY, b LONGBLOB)")
     skips = [a for g in created for a in ("--skip-gtid", g)]
     locker = fresh_downstream.connect()
     try:
