@@ -32,6 +32,7 @@ from binhub.binlog.gtid import MariadbGtid, MariadbGtidList, MysqlGtid, MysqlGti
 from binhub.errors import BinhubError, GtidError
 from binhub.sinks import Checkpoint
 from binhub.sinks.mysql.sink import MysqlSink
+from binhub.store.recovery import add_gtid
 
 __all__ = ["KafkaApply"]
 
@@ -52,15 +53,9 @@ class _Executed:
                 self.set = parse_gtid_set(text)
 
     def add(self, gtid: str) -> None:
-        try:
-            if "-" in gtid and ":" not in gtid:
-                current = self.set if isinstance(self.set, MariadbGtidList) else MariadbGtidList()
-                self.set = current.update(MariadbGtid.parse(gtid))
-            else:
-                mysql = self.set if isinstance(self.set, MysqlGtidSet) else MysqlGtidSet()
-                self.set = mysql.add(MysqlGtid.parse(gtid))
-        except (GtidError, ValueError):
-            pass
+        with contextlib.suppress(GtidError, ValueError):
+            mariadb = "-" in gtid and ":" not in gtid
+            self.set = add_gtid(self.set, MariadbGtid.parse(gtid) if mariadb else MysqlGtid.parse(gtid))
 
     def __str__(self) -> str:
         return str(self.set) if self.set is not None else ""
