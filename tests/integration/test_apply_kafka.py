@@ -5,7 +5,6 @@ change, a broker that cannot be reached and a downstream restarting under a live
 
 from __future__ import annotations
 
-import random
 import re
 import signal
 import subprocess
@@ -50,6 +49,13 @@ def run_apply(broker: TansuBroker, topic: str, server: Sandbox, name: str, *extr
     return proc
 
 
+def _log_rows(server: Sandbox, db: str) -> int:
+    """Rows of hot_workload's log table applied so far (0 before the apply created the table)."""
+    exists = query(server, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                           "TABLE_NAME = 'log'", (db,))[0][0]
+    return int(query(server, f"SELECT COUNT(*) FROM `{db}`.log")[0][0]) if exists else 0
+
+
 def checkpoint_rows(server: Sandbox, name: str) -> list[tuple[object, ...]]:
     return query(server, "SELECT slot, file, pos, offsets FROM binhub.stream_checkpoint WHERE stream = %s", (name,))
 
@@ -66,14 +72,15 @@ def test_topics_per_table_apply_to_equal_tables_across_kill_9_of_the_consumer(
     name = f"a1-{uuid.uuid4().hex[:6]}"
     topic = f"{name}.{{db}}.{{table}}"
     stream_to_kafka(data_dir, tansu_broker, topic, name, "--include", f"{primary_db.name}.*")
-    rng = random.Random(11)
     theirs = checksums(primary_db.sandbox, primary_db.name)
+    total = query(primary_db.sandbox, f"SELECT COUNT(*) FROM `{primary_db.name}`.log")[0][0]
     partial = 0
-    for i in range(4):
+    for i, share in enumerate((0.1, 0.35, 0.6, 0.85)):  # kill by progress: a fast apply outruns a timed kill
         workers = "4" if i % 2 else "1"
         proc = BinhubProcess(apply_args(tansu_broker, topic, fresh_downstream, name, "--workers", workers),
                              tmp_path / f"apply{i}.log").start()
-        time.sleep(rng.uniform(0.8, 2.5))
+        wait_until(lambda at=total * share, p=proc: _log_rows(fresh_downstream, primary_db.name) >= at
+                   or p.poll() is not None, timeout=120, interval=0.01, message="the apply made no progress")
         assert proc.poll() is None, proc.tail()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
