@@ -36,9 +36,10 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     c.execute("UPDATE customers SET first_name='Anne Marie' WHERE id=1004")
     c.execute("DELETE FROM customers WHERE id=1004")
     c.execute("ALTER TABLE customers ADD middle_name varchar(255) AFTER first_name")
-    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL, "
-              "at DATETIME(6), kind ENUM('a','bc'), tags SET('x','yz'), b BLOB, doc JSON, g POINT, "
-              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1")
+    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL "
+              "DEFAULT 9.5 COMMENT 'in ''EUR''', at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6), kind ENUM('a','bc') "
+              "DEFAULT 'bc', tags SET('x','yz'), b BLOB, doc JSON, g POINT, bits BIT(3) NOT NULL DEFAULT b'101', "
+              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1 COMMENT 'priced'")
     c.execute("DROP TABLE auto")
     lines, binhub = streamed(primary_db, tmp_path, "debezium", "--transaction-metadata")
     rows = [x for x in lines if "op" in x]
@@ -78,8 +79,8 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     def column(name: str, jdbc: int, type_name: str, position: int, **kw: Any) -> dict[str, Any]:
         return {"name": name, "jdbcType": jdbc, "nativeType": None, "typeName": type_name, "typeExpression": type_name,
                 "charsetName": None, "length": None, "scale": None, "position": position, "optional": True,
-                "defaultValueExpression": None, "autoIncremented": False, "generated": False, "comment": None,
-                "enumValues": None} | kw
+                "defaultValueExpression": None, "hasDefaultValue": kw.get("optional", True), "autoIncremented": False,
+                "generated": False, "comment": None, "enumValues": None} | kw
 
     def varchar(name: str, position: int) -> dict[str, Any]:
         return column(name, 12, "VARCHAR", position, charsetName="utf8mb4", length=255)
@@ -96,19 +97,23 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
         customers[0], customers[1], varchar("middle_name", 3), *(c | {"position": c["position"] + 1}
                                                                  for c in customers[2:])]
     auto = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE auto"))["tableChanges"][0]
-    assert auto["table"]["defaultCharsetName"] == "latin1"
+    assert auto["table"]["defaultCharsetName"] == "latin1" and auto["table"]["comment"] == "priced"
+    # Defaults as the connector's DDL parser gives them: literals unquoted, CURRENT_TIMESTAMP as the epoch.
     assert auto["table"]["columns"] == [
         column("id", 4, "INT UNSIGNED", 1, optional=False, autoIncremented=True, generated=True),
-        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2),
-        column("at", 93, "DATETIME", 3, length=6),
-        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"]),
+        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2, hasDefaultValue=True,
+               defaultValueExpression="9.50", comment="in 'EUR'"),
+        column("at", 93, "DATETIME", 3, length=6, defaultValueExpression="1970-01-01 00:00:00"),
+        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"],
+               defaultValueExpression="bc"),
         column("tags", 1, "SET", 5, charsetName="latin1", length=4, enumValues=["x", "yz"]),
         column("b", 2004, "BLOB", 6), column("doc", 1111, "JSON", 7) if "JSON" in str(auto) else
         column("doc", 12, "LONGTEXT", 7, charsetName="utf8mb4"),  # MariaDB's JSON is LONGTEXT
         column("g", 1111, "POINT", 8),
-        column("full_name", 12, "VARCHAR", 9, charsetName="latin1", length=20, generated=True)]
+        column("bits", -7, "BIT", 9, optional=False, length=3, hasDefaultValue=True, defaultValueExpression="101"),
+        column("full_name", 12, "VARCHAR", 10, charsetName="latin1", length=20, generated=True)]
     drop = next(x for x in lines if "ddl" in x and x["ddl"].startswith("DROP TABLE"))["tableChanges"]
-    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 9)]
+    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 10)]
 
 
 def test_debezium_value_encodings(primary_db: PrimaryDb, tmp_path: Path) -> None:

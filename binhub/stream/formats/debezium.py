@@ -49,7 +49,7 @@ from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange, DdlTable
 from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat
 
-__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "table_change"]
+__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "default_expression", "table_change"]
 
 _OPS = {"insert": "c", "update": "u", "delete": "d"}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -173,11 +173,30 @@ def _column_change(column: ColumnInfo, position: int) -> dict[str, Any]:
         scale = numbers[1] if len(numbers) > 1 else None
     name = " ".join([base.upper(), *(w.upper() for w in suffix.split() if w in ("unsigned", "zerofill"))])
     charset = column.charset if column.charset != "binary" else None
+    has_default, default = default_expression(column.default)
     return {"name": column.name, "jdbcType": _JDBC_TYPES.get(base, _OTHER), "nativeType": None, "typeName": name,
             "typeExpression": name, "charsetName": charset, "length": length, "scale": scale, "position": position,
-            "optional": column.nullable, "defaultValueExpression": None, "autoIncremented": column.auto_increment,
-            "generated": column.auto_increment or column.generated, "comment": None,
-            "enumValues": list(labels) if labels is not None else None}
+            "optional": column.nullable, "defaultValueExpression": default, "hasDefaultValue": has_default,
+            "autoIncremented": column.auto_increment, "generated": column.auto_increment or column.generated,
+            "comment": column.comment, "enumValues": list(labels) if labels is not None else None}
+
+
+def default_expression(default: str | None) -> tuple[bool, str | None]:
+    """``(hasDefaultValue, defaultValueExpression)`` of a column whose default the history spells
+    ``default`` (:mod:`binhub.schema.defaults`), as the connector's DDL parser sets them: a literal
+    without its quotes (``b'101'`` as ``101``), CURRENT_TIMESTAMP as ``1970-01-01 00:00:00``, NULL
+    and other expressions as a default with no expression."""
+    if default is None:
+        return False, None
+    if default == "NULL" or default.startswith("("):
+        return True, None
+    if default.startswith("current_timestamp("):
+        return True, "1970-01-01 00:00:00"
+    if default.startswith("b'"):
+        return True, default[2:-1]
+    if default.startswith("'"):
+        return True, default[1:-1].replace("''", "'").replace("\\\\", "\\")
+    return True, default
 
 
 def table_change(kind: str, table: TableDef) -> dict[str, Any]:
@@ -186,7 +205,7 @@ def table_change(kind: str, table: TableDef) -> dict[str, Any]:
             "table": {"defaultCharsetName": table.default.charset,
                       "primaryKeyColumnNames": list(table.primary_key),
                       "columns": [_column_change(c, i) for i, c in enumerate(table.columns, 1)],
-                      "comment": None, "attributes": []}}
+                      "comment": table.comment, "attributes": []}}
 
 
 def _table_changes(tables: tuple[DdlTable, ...]) -> list[dict[str, Any]]:
