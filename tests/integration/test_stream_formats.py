@@ -164,6 +164,11 @@ def test_canal_matches_the_documented_flat_message(primary_db: PrimaryDb, tmp_pa
     assert ddl[1]["data"] is None and ddl[1]["sql"].startswith("CREATE TABLE user")
 
 
+def schema_charset(cursor: Any, db: str) -> str:
+    cursor.execute("SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
+    return str(cursor.fetchone()[0])
+
+
 def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: Path) -> None:
     c = primary_db.conn.cursor()
     c.execute("CREATE TABLE e (id INT, m DECIMAL(10,4), c DATETIME(6), comment VARCHAR(255), PRIMARY KEY (id, c))")
@@ -174,6 +179,12 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     c.execute("COMMIT")
     c.execute("ALTER TABLE e ADD tags SET('a','b') CHARACTER SET latin1 AFTER m, MODIFY comment VARCHAR(300), "
               "ADD at TIMESTAMP(3) NULL, ADD big BIGINT UNSIGNED, ADD blob_col BLOB")
+    # The database's charset after each database DDL, as the server reports it (the oracle).
+    charsets = [schema_charset(c, primary_db.name)]
+    for clause in ("CHARACTER SET latin1", "COLLATE gbk_bin", "DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_bin"):
+        c.execute(f"ALTER DATABASE `{primary_db.name}` {clause}")
+        charsets.append(schema_charset(c, primary_db.name))
+    assert charsets == ["utf8mb4", "latin1", "gbk", "utf8mb4"]
     lines, binhub = streamed(primary_db, tmp_path, "maxwell")
     rows = [x for x in lines if x["type"] in ("insert", "update", "delete")]
     insert = rows[0]
@@ -194,7 +205,11 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     assert second["commit"] is True and update["xid"] == second["xid"] != insert["xid"]
     ddl = [x for x in lines if x not in rows]
     assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e"),
-                                                      ("table-alter", "e")]
+                                                      ("table-alter", "e")] + [("database-alter", None)] * 3
+    # Maxwell's ResolvedDatabaseCreate/Alter: the charset the statement gave, or the server's default.
+    database_ddl = [x for x in ddl if x["type"].startswith("database-")]
+    assert [x["charset"] for x in database_ddl] == charsets
+    assert list(database_ddl[0]) == ["type", "database", "table", "charset", "sql", "position", "ts"]
     # The table definitions Maxwell's DDL events carry: def on a create, old and def on an alter.
     create, alter = ddl[1], ddl[2]
     assert list(create) == ["type", "database", "table", "def", "sql", "position", "ts"]
