@@ -23,6 +23,13 @@ ISO-8601 string in UTC with the column's fraction digits), ``bigint.unsigned.han
 BIT(1) a boolean and BIT(n) little-endian bytes, JSON as its text, SET as ``"a,c"``, GEOMETRY as
 ``{"wkb", "srid"}``; zero dates are null (the epoch when the column is NOT NULL).
 
+Where Debezium's fields cannot carry what binhub read, ``source`` gets one extension key,
+``"binhub"`` (absent otherwise; consumers that do not know it ignore it): a row change with a date
+the encodings lose (a zero date, a zero month or day, the year 0) carries ``{"dates": {"before"|
+"after": {column: "0000-00-00"}}}``, the text binhub read; a schema-change event carries
+``{"session": {"db", "sql_mode", "collation_connection", "collation_server", "time_zone"}}``, the
+primary's session from its QUERY event. ``binhub apply --format debezium`` restores both.
+
 DDL goes out as Debezium's schema-change event: ``{"source", "ts_ms", "databaseName", "schemaName",
 "ddl", "tableChanges"}`` keyed ``{"databaseName"}``, on the topic named after the stream (Debezium's
 ``topic.prefix``). ``tableChanges`` describes each table the statement created, altered (or renamed)
@@ -49,7 +56,8 @@ from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange, DdlTable
 from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat
 
-__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "default_expression", "table_change"]
+__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "default_expression", "table_change",
+           "unrepresentable_date"]
 
 _OPS = {"insert": "c", "update": "u", "delete": "d"}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -72,11 +80,17 @@ def _time_us(text: str) -> int:
     return -us if negative else us
 
 
+def unrepresentable_date(text: str) -> bool:
+    """A DATE/DATETIME/TIMESTAMP text Debezium's encodings cannot carry: a zero date, a zero month or
+    day (``ALLOW_INVALID_DATES``, no ``NO_ZERO_IN_DATE``), or the year 0."""
+    return text[:4] == "0000" or "-00" in text[:10]
+
+
 def _datetime_us(text: str) -> int | None:
     """Microseconds since the epoch of a DATETIME's text read as UTC (None: a zero or invalid date)."""
-    day, _, clock = text.partition(" ")
-    if day[:4] == "0000" or "-00" in day:
+    if unrepresentable_date(text):
         return None
+    day, _, clock = text.partition(" ")
     # date() checks the day as datetime.fromisoformat would; the rest is arithmetic on the text
     # binhub wrote ("YYYY-MM-DD HH:MM:SS[.ffffff]"), once per value.
     days = date(int(day[0:4]), int(day[5:7]), int(day[8:10])).toordinal() - _EPOCH_DAY
@@ -102,7 +116,7 @@ def value_encoder(column: FormatColumn) -> Encoder | None:
         zero_date = None if column.nullable else 0
 
         def days(value: str) -> int | None:
-            if value[:4] == "0000" or "-00" in value:
+            if unrepresentable_date(value):
                 return zero_date
             return date.fromisoformat(value).toordinal() - _EPOCH_DAY
         return days
@@ -120,7 +134,7 @@ def value_encoder(column: FormatColumn) -> Encoder | None:
         return since_epoch
     if kind == Kind.TIMESTAMP:
         zero_timestamp = None if column.nullable else "1970-01-01T00:00:00Z"
-        return lambda value: zero_timestamp if value.startswith("0000") else value.replace(" ", "T") + "Z"
+        return lambda value: zero_timestamp if unrepresentable_date(value) else value.replace(" ", "T") + "Z"
     if kind == Kind.BIT:
         if column.bits == 1:
             return bool
@@ -229,6 +243,17 @@ def _encoders(columns: Columns) -> dict[str, Encoder | None]:
     return {name: value_encoder(column) for name, column in columns.items()}
 
 
+_DATES = frozenset({Kind.DATE, Kind.DATETIME, Kind.TIMESTAMP})
+
+
+def _lost_dates(image: dict[str, Any] | None, dates: tuple[str, ...]) -> dict[str, str] | None:
+    """The image's dates the encodings turn into null or the epoch, as binhub read them."""
+    if image is None or not dates:
+        return None
+    lost = {name: value for name in dates if (value := image.get(name)) is not None and unrepresentable_date(value)}
+    return lost or None
+
+
 def _image(image: dict[str, Any] | None, encoders: dict[str, Encoder | None]) -> dict[str, Any] | None:
     if image is None:
         return None
@@ -247,8 +272,8 @@ class DebeziumFormat(RowFormat):
     def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
         super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         # Each layout's columns (by identity: table_columns makes them once per layout), with how
-        # their values are encoded.
-        self._plans: dict[int, tuple[Columns, dict[str, Encoder | None]]] = {}
+        # their values are encoded and which hold dates.
+        self._plans: dict[int, tuple[Columns, dict[str, Encoder | None], tuple[str, ...]]] = {}
 
     def _source(self, db: str, table: str | None, commit_us: int, server_id: int, gtid: str | None, file: str,
                 pos: int, row: int) -> dict[str, Any]:
@@ -258,17 +283,21 @@ class DebeziumFormat(RowFormat):
                 "pos": pos, "row": row, "thread": self.context.thread_id, "query": None}
 
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
-        encoders = self._plans.get(id(by_name))
-        if encoders is None or encoders[0] is not by_name:  # once per table layout
-            encoders = self._plans[id(by_name)] = (by_name, _encoders(by_name))
-        before = _image(change.before, encoders[1])
-        after = _image(change.after, encoders[1])
+        plan = self._plans.get(id(by_name))
+        if plan is None or plan[0] is not by_name:  # once per table layout
+            dates = tuple(name for name, column in by_name.items() if column.kind in _DATES)
+            plan = self._plans[id(by_name)] = (by_name, _encoders(by_name), dates)
+        before = _image(change.before, plan[1])
+        after = _image(change.after, plan[1])
         gtid = change.gtid
         now_ns = time.time_ns()
+        source = self._source(change.db, change.table, change.commit_us, server_id, gtid, change.file, change.pos, row)
+        lost_before, lost_after = _lost_dates(change.before, plan[2]), _lost_dates(change.after, plan[2])
+        if lost_before or lost_after:
+            # What the encodings cannot carry, for binhub apply to restore: {"before"|"after": {column: text}}.
+            source["binhub"] = {"dates": {k: v for k, v in (("before", lost_before), ("after", lost_after)) if v}}
         envelope = {
-            "before": before, "after": after,
-            "source": self._source(change.db, change.table, change.commit_us, server_id, gtid, change.file,
-                                   change.pos, row),
+            "before": before, "after": after, "source": source,
             "op": _OPS[change.op], "ts_ms": now_ns // 1_000_000, "ts_us": now_ns // 1000, "ts_ns": now_ns}
         if self.transaction_metadata:
             context = self.context
@@ -307,8 +336,13 @@ class DebeziumFormat(RowFormat):
 
     def ddl(self, change: DdlChange) -> Message:
         commit_us = change.timestamp * 1_000_000
-        event = {"source": self._source(change.db, change.table, commit_us, change.server_id, change.gtid,
-                                        change.file, change.pos, 0),
+        source = self._source(change.db, change.table, commit_us, change.server_id, change.gtid, change.file,
+                              change.pos, 0)
+        if change.session is not None:
+            # The session the statement ran in on the primary (default database, sql_mode names,
+            # collations, time zone), for binhub apply to run it the same way.
+            source["binhub"] = {"session": change.session}
+        event = {"source": source,
                  "ts_ms": time.time_ns() // 1_000_000, "databaseName": change.db, "schemaName": None,
                  "ddl": change.sql, "tableChanges": _table_changes(change.tables)}
         key = orjson.dumps({"databaseName": change.db})
