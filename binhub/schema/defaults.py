@@ -106,6 +106,11 @@ def literal_value(value: str | int | bytes, sql_type: str) -> str:
             else:
                 text = value.decode("utf-8") if isinstance(value, bytes) else str(number)
                 return _quoted(text)
+        if base == "year":
+            year = _as_int(value)
+            if 0 < year < 100:  # two digits name a year of 1970-2069
+                year += 2000 if year < 70 else 1900
+            return str(year)
         if base in _INTS:
             return str(_as_int(value))
         if base == "decimal":
@@ -153,18 +158,49 @@ def _quoted(text: str) -> str:
 
 
 def _expression(tokens: Sequence[Token]) -> str:
-    """An expression default, rebuilt from its tokens in the server's spacing (``(1 + 2)``)."""
-    out = ""
-    prev: Token | None = None
-    for t in tokens:
-        text = _quoted(t.text) if t.kind == "string" else f"`{t.text}`" if t.kind == "ident" else t.text
-        tight = prev is None or prev.text == "(" or t.text in (")", ",") or (
-            t.text == "(" and prev.kind == "word" and prev.text not in ("+", "-", "*", "/"))
-        out += text if tight else " " + text
-        prev = t
-    if out.startswith("(") and out.endswith(")"):
-        return out.replace(",", ", ")
-    return f"({out})".replace(",", ", ")
+    """An expression default, rebuilt from its tokens as the server prints it: without the
+    parentheses ``DEFAULT (…)`` needs, function names lower case, arguments without spaces, an
+    operator expression in parentheses with spaces (``concat('a','b')``, ``(1 + 2)``)."""
+    toks = list(tokens)
+    if toks[0].text == "(" and toks[0].kind == "punct" and _closing(toks, 0) == len(toks) - 1:
+        toks = toks[1:-1]
+    out, depth, operator = "", 0, False
+    for k, t in enumerate(toks):
+        call = t.kind == "word" and k + 1 < len(toks) and toks[k + 1].text == "(" and toks[k + 1].kind == "punct"
+        if t.kind == "string":
+            text = _quoted(t.text)
+        elif t.kind == "ident":
+            text = f"`{t.text}`"
+        elif t.kind == "hex":
+            text = f"0x{t.text}"
+        elif t.kind == "bits":
+            text = f"b'{t.text}'"
+        else:
+            text = t.text.lower() if call else t.text
+        is_operator = t.kind == "word" and not call and not t.text[:1].isalnum() and t.text[:1] != "_"
+        prev = toks[k - 1] if k else None
+        if is_operator and (prev is None or prev.text in ("(", ",") or _is_operator(prev)):
+            is_operator = False  # a sign: -3
+        if t.kind == "punct" and t.text in ("(", ")"):
+            depth += 1 if t.text == "(" else -1
+        operator = operator or (is_operator and depth == 0)
+        out += f" {text} " if is_operator else text
+    return f"({out})" if operator else out
+
+
+def _is_operator(t: Token) -> bool:
+    return t.kind == "word" and not t.text[:1].isalnum() and t.text[:1] != "_"
+
+
+def _closing(tokens: Sequence[Token], start: int) -> int:
+    """The index of the parenthesis closing the one at ``start``."""
+    depth = 0
+    for k in range(start, len(tokens)):
+        if tokens[k].kind == "punct" and tokens[k].text in ("(", ")"):
+            depth += 1 if tokens[k].text == "(" else -1
+            if depth == 0:
+                return k
+    return -1
 
 
 def default_from_information_schema(value: str | None, extra: str, nullable: bool, sql_type: str,

@@ -63,6 +63,20 @@ def defaults(catalog: Catalog, table: TableName = T) -> dict[str, str | None]:
     ("enum('a','b') DEFAULT 'b'", "'b'"),
     ("json DEFAULT '{}'", "'{}'"),
     ("int AS (1) VIRTUAL", "NULL"),
+    ("date DEFAULT CURDATE()", "curdate()"),
+    ("varchar(40) DEFAULT uuid()", "uuid()"),
+    ("varchar(20) DEFAULT CONCAT('a', 'b')", "concat('a','b')"),
+    ("varchar(20) DEFAULT (concat('x', 'y'))", "concat('x','y')"),
+    ("int DEFAULT (abs(-3) + 1)", "(abs(-3) + 1)"),
+    ("int DEFAULT (1+2*3)", "(1 + 2 * 3)"),
+    ("datetime(6) DEFAULT NOW(6)", "current_timestamp(6)"),
+    ("varchar(9) DEFAULT 0x41", "'A'"),
+    ("int DEFAULT 0x10", "16"),
+    ("varchar(5) DEFAULT 5", "'5'"),
+    ("time(2) DEFAULT '1:2:3.5'", "'01:02:03.50'"),
+    ("year DEFAULT 99", "1999"),
+    ("bigint unsigned DEFAULT 18446744073709551615", "18446744073709551615"),
+    ("decimal(4,1) DEFAULT -1.25", "-1.3"),
 ])
 def test_a_column_default_is_spelled_as_the_server_prints_it(definition: str, expected: str | None) -> None:
     catalog = catalog_after(f"CREATE TABLE t (c {definition})")
