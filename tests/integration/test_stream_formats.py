@@ -79,8 +79,8 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     def column(name: str, jdbc: int, type_name: str, position: int, **kw: Any) -> dict[str, Any]:
         return {"name": name, "jdbcType": jdbc, "nativeType": None, "typeName": type_name, "typeExpression": type_name,
                 "charsetName": None, "length": None, "scale": None, "position": position, "optional": True,
-                "defaultValueExpression": None, "hasDefaultValue": kw.get("optional", True), "autoIncremented": False,
-                "generated": False, "comment": None, "enumValues": None} | kw
+                "defaultValueExpression": None, "hasDefaultValue": kw.get("defaultValueExpression") is not None,
+                "autoIncremented": False, "generated": False, "comment": None, "enumValues": None} | kw
 
     def varchar(name: str, position: int) -> dict[str, Any]:
         return column(name, 12, "VARCHAR", position, charsetName="utf8mb4", length=255)
@@ -101,7 +101,7 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     # Defaults as the connector's DDL parser gives them: literals unquoted, CURRENT_TIMESTAMP as the epoch.
     assert auto["table"]["columns"] == [
         column("id", 4, "INT UNSIGNED", 1, optional=False, autoIncremented=True, generated=True),
-        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2, hasDefaultValue=True,
+        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2,
                defaultValueExpression="9.50", comment="in 'EUR'"),
         column("at", 93, "DATETIME", 3, length=6, defaultValueExpression="1970-01-01 00:00:00"),
         column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"],
@@ -110,7 +110,7 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
         column("b", 2004, "BLOB", 6), column("doc", 1111, "JSON", 7) if "JSON" in str(auto) else
         column("doc", 12, "LONGTEXT", 7, charsetName="utf8mb4"),  # MariaDB's JSON is LONGTEXT
         column("g", 1111, "POINT", 8),
-        column("bits", -7, "BIT", 9, optional=False, length=3, hasDefaultValue=True, defaultValueExpression="101"),
+        column("bits", -7, "BIT", 9, optional=False, length=3, defaultValueExpression="101"),
         column("full_name", 12, "VARCHAR", 10, charsetName="latin1", length=20, generated=True)]
     drop = next(x for x in lines if "ddl" in x and x["ddl"].startswith("DROP TABLE"))["tableChanges"]
     assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 10)]

@@ -110,8 +110,10 @@ def test_maxwell_holds_a_transaction_for_its_xid_and_releases_a_big_one_as_it_go
 
 @pytest.mark.parametrize(("default", "expected"), [
     (None, (False, None)),  # a NOT NULL column without a default
-    ("NULL", (True, None)),
+    ("NULL", (False, None)),  # the connector's parser sets nothing for DEFAULT NULL
     ("(1 + 2)", (True, None)),  # an expression: the connector's parser keeps no value
+    ("curdate()", (True, None)),
+    ("1.5e-3", (True, "1.5e-3")),
     ("current_timestamp(3)", (True, "1970-01-01 00:00:00")),
     ("b'101'", (True, "101")),
     ("'it''s \\\\ ok'", (True, "it's \\ ok")),

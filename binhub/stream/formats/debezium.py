@@ -39,6 +39,7 @@ or dropped, from the schema history, as Debezium's MySQL connector does (:func:`
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -195,22 +196,25 @@ def _column_change(column: ColumnInfo, position: int) -> dict[str, Any]:
             "comment": column.comment, "enumValues": list(labels) if labels is not None else None}
 
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?$")
+
+
 def default_expression(default: str | None) -> tuple[bool, str | None]:
     """``(hasDefaultValue, defaultValueExpression)`` of a column whose default the history spells
     ``default`` (:mod:`binhub.schema.defaults`), as the connector's DDL parser sets them: a literal
-    without its quotes (``b'101'`` as ``101``), CURRENT_TIMESTAMP as ``1970-01-01 00:00:00``, NULL
-    and other expressions as a default with no expression."""
-    if default is None:
+    without its quotes (``b'101'`` as ``101``), CURRENT_TIMESTAMP as ``1970-01-01 00:00:00``, any
+    other expression as a default without a value; NULL (written or implied) sets neither."""
+    if default is None or default == "NULL":
         return False, None
-    if default == "NULL" or default.startswith("("):
-        return True, None
     if default.startswith("current_timestamp("):
         return True, "1970-01-01 00:00:00"
     if default.startswith("b'"):
         return True, default[2:-1]
     if default.startswith("'"):
         return True, default[1:-1].replace("''", "'").replace("\\\\", "\\")
-    return True, default
+    if _NUMBER.match(default):
+        return True, default
+    return True, None  # an expression: curdate(), (1 + 2)
 
 
 def table_change(kind: str, table: TableDef) -> dict[str, Any]:
