@@ -38,6 +38,10 @@ class ColumnInfo:
     # What the DDL says and the TABLE_MAP never does (the schema history's; CDC formats describe them).
     auto_increment: bool = False
     generated: bool = False  # GENERATED ALWAYS AS (…)
+    # The default as MariaDB prints it (``'x'``, ``NULL``, ``current_timestamp()``; None: none, or
+    # not known), see binhub.schema.defaults; and the column's comment.
+    default: str | None = None
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,12 +110,12 @@ def show(table: str, data_dir: Path, at: str | None, fmt: str, source: str | Non
 def _print_table(table: TableSchema, where: str) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=200)
     out = Table(title=f"{table.db}.{table.table} at {where}", title_justify="left")
-    for heading in ("#", "column", "type", "charset", "collation", "null", "key", "extra"):
+    for heading in ("#", "column", "type", "charset", "collation", "null", "key", "default", "extra"):
         out.add_column(heading)
     for i, c in enumerate(table.columns, 1):
         key = "PRI" if c.name in table.primary_key else ""
         out.add_row(str(i), c.name or f"@{i}", c.sql_type or "?", c.charset or "", c.collation or "",
-                    "YES" if c.nullable else "NO", key, "" if c.visible else "INVISIBLE")
+                    "YES" if c.nullable else "NO", key, c.default or "", "" if c.visible else "INVISIBLE")
     console.print(out)
 
 
@@ -128,6 +128,7 @@ def _json(name: TableName, table: TableSchema | None, position: Position | None,
         "primary_key": list(table.primary_key) if table else [],
         "columns": [{"name": c.name, "type": c.sql_type, "unsigned": c.unsigned, "charset": c.charset,
                      "collation": c.collation, "nullable": c.nullable, "visible": c.visible,
+                     "default": c.default, "comment": c.comment,
                      "enum_values": list(c.enum_values) if c.enum_values is not None else None,
                      "set_values": list(c.set_values) if c.set_values is not None else None}
                     for c in (table.columns if table else ())],

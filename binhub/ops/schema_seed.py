@@ -8,6 +8,7 @@ happened up to the second, so the catalog describes both).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +39,12 @@ _QUERIES = {
     "schemata": "SELECT SCHEMA_NAME AS SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME AS DEFAULT_CHARACTER_SET_NAME, "
                 "DEFAULT_COLLATION_NAME AS DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA",
     "tables": "SELECT TABLE_SCHEMA AS TABLE_SCHEMA, TABLE_NAME AS TABLE_NAME, TABLE_TYPE AS TABLE_TYPE, "
-              "TABLE_COLLATION AS TABLE_COLLATION FROM information_schema.TABLES "
+              "TABLE_COLLATION AS TABLE_COLLATION, TABLE_COMMENT AS TABLE_COMMENT FROM information_schema.TABLES "
               f"WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({_SKIP})",
     "columns": "SELECT TABLE_SCHEMA AS TABLE_SCHEMA, TABLE_NAME AS TABLE_NAME, COLUMN_NAME AS COLUMN_NAME, "
                "ORDINAL_POSITION AS ORDINAL_POSITION, COLUMN_TYPE AS COLUMN_TYPE, IS_NULLABLE AS IS_NULLABLE, "
-               "CHARACTER_SET_NAME AS CHARACTER_SET_NAME, COLLATION_NAME AS COLLATION_NAME, EXTRA AS EXTRA "
+               "CHARACTER_SET_NAME AS CHARACTER_SET_NAME, COLLATION_NAME AS COLLATION_NAME, EXTRA AS EXTRA, "
+               "COLUMN_DEFAULT AS COLUMN_DEFAULT, COLUMN_COMMENT AS COLUMN_COMMENT "
                f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA NOT IN ({_SKIP})",
     "primary_keys": "SELECT TABLE_SCHEMA AS TABLE_SCHEMA, TABLE_NAME AS TABLE_NAME, COLUMN_NAME AS COLUMN_NAME, "
                     "SEQ_IN_INDEX AS SEQ_IN_INDEX FROM information_schema.STATISTICS "
@@ -121,10 +123,19 @@ def _read(conn: Any) -> Seed:
                 rows[key] = cur.fetchall()
             after = _position(cur, flavour)
             if _no_ddl_between(cur, before[0], after[0]):
-                catalog = catalog_from_information_schema(server=server, **rows)
+                catalog = catalog_from_information_schema(
+                    server=server, quoted_defaults=_quotes_defaults(str(row["v"])), **rows)
                 return Seed(before[0], before[1], catalog, flavour, int(row["id"]))
     raise SchemaError(f"the upstream kept running DDL while information_schema was read ({ATTEMPTS} attempts)",
                       hint="seed again when schema changes are quiet")
+
+
+def _quotes_defaults(version: str) -> bool:
+    """Whether information_schema.COLUMNS quotes literal defaults: MariaDB since 10.2.7."""
+    if "mariadb" not in version.lower():
+        return False
+    numbers = [int(n) for n in re.findall(r"\d+", version.split("-")[0])[:3]]
+    return tuple(numbers) >= (10, 2, 7)
 
 
 def _position(cur: Any, flavour: str) -> tuple[Position, str]:

@@ -46,12 +46,15 @@ from binhub.schema.changes import (
     RenameColumn,
     RenameTable,
     RenameTables,
+    SetColumnDefault,
     SetColumnVisibility,
     SetTableCharset,
+    SetTableComment,
     TableName,
     TruncateTable,
 )
 from binhub.schema.coldef import BINARY_TYPES, TEXT_TYPES, ColumnSpec, sized_lob
+from binhub.schema.defaults import column_default, implicit_default
 
 __all__ = ["Catalog", "Charset", "StatementContext", "TableDef"]
 
@@ -80,6 +83,7 @@ class TableDef:
     primary_key: tuple[str, ...] = ()
     default: Charset = Charset()
     known: bool = True
+    comment: str | None = None
 
     def schema(self) -> TableSchema:
         return TableSchema(self.name.db, self.name.table, self.columns, self.primary_key, self.known)
@@ -193,7 +197,7 @@ class Catalog:
         default = self.resolve_charset(change.charset, change.collation, self.database_default(change.name.db, ctx), ctx)
         columns = [self.column_info(spec, default, ctx) for spec in change.columns]
         pk = change.primary_key or tuple(s.name for s in change.columns if s.primary_key)
-        table = TableDef(change.name, tuple(columns), (), default)
+        table = TableDef(change.name, tuple(columns), (), default, comment=change.comment or None)
         self.tables[change.name] = _with_primary_key(table, pk)
         return []
 
@@ -212,11 +216,15 @@ class Catalog:
             else:
                 charset = table_default.charset
                 collation = _bin(charset) if spec.binary_collation and charset else table_default.collation
+        sql_type = spec.resolved_type(charset)
+        nullable = spec.nullable and not spec.primary_key
         return ColumnInfo(
             name=spec.name, unsigned=spec.unsigned, charset=charset, collation=collation,
-            enum_values=spec.enum_values, set_values=spec.set_values, sql_type=spec.resolved_type(charset),
-            nullable=spec.nullable and not spec.primary_key, visible=not spec.invisible,
+            enum_values=spec.enum_values, set_values=spec.set_values, sql_type=sql_type,
+            nullable=nullable, visible=not spec.invisible,
             auto_increment=spec.auto_increment, generated=spec.generated,
+            default=column_default(spec.default, sql_type) if spec.default is not None else implicit_default(nullable),
+            comment=spec.comment,
         )
 
     def _alter(self, change: AlterTable, ctx: StatementContext) -> list[str]:
@@ -264,7 +272,8 @@ class Catalog:
         for t in doc.get("tables", []):
             name = TableName(t["db"], t["table"])
             columns = tuple(_column_from_json(c) for c in t["columns"])
-            tables[name] = TableDef(name, columns, tuple(t["primary_key"]), Charset(**t["default"]), t["known"])
+            tables[name] = TableDef(name, columns, tuple(t["primary_key"]), Charset(**t["default"]), t["known"],
+                                    t.get("comment"))
         return cls(Charset(**doc.get("server", {})),
                    {name: Charset(**cs) for name, cs in doc.get("databases", {}).items()}, tables)
 
@@ -292,7 +301,9 @@ def _with_primary_key(table: TableDef, pk: tuple[str, ...]) -> TableDef:
     if missing:
         raise ApplyError(f"{table.name}: the primary key names {', '.join(missing)}, which the table lacks")
     keyed = {p.casefold() for p in pk}
-    columns = tuple(replace(c, nullable=False) if c.name is not None and c.name.casefold() in keyed else c
+    # A key column is NOT NULL: the NULL it defaulted to as a nullable column goes with it.
+    columns = tuple(replace(c, nullable=False, default=None if c.default == "NULL" else c.default)
+                    if c.name is not None and c.name.casefold() in keyed else c
                     for c in table.columns)
     return replace(table, columns=columns, primary_key=tuple(by_name[p.casefold()].name or p for p in pk))
 
@@ -305,6 +316,7 @@ class _Work:
         self.columns = list(table.columns)
         self.pk = list(table.primary_key)
         self.default = table.default
+        self.comment = table.comment
         self.catalog = catalog
         self.ctx = ctx
 
@@ -373,6 +385,14 @@ class _Work:
         elif isinstance(action, SetColumnVisibility):
             i = self.need(action.name)
             self.columns[i] = replace(self.columns[i], visible=not action.invisible)
+        elif isinstance(action, SetColumnDefault):
+            i = self.need(action.name)
+            column = self.columns[i]
+            default = (column_default(action.default, column.sql_type or "") if action.default is not None
+                       else implicit_default(column.nullable))
+            self.columns[i] = replace(column, default=default)
+        elif isinstance(action, SetTableComment):
+            self.comment = action.comment or None
         elif isinstance(action, AddPrimaryKey):
             self.pk = list(action.columns)
         elif isinstance(action, DropPrimaryKey):
@@ -405,13 +425,16 @@ class _Work:
             self.columns[i] = replace(c, charset=new.charset, collation=new.collation, sql_type=sql_type)
 
     def result(self) -> TableDef:
-        table = TableDef(self.name, tuple(self.columns), (), self.default)
+        table = TableDef(self.name, tuple(self.columns), (), self.default, comment=self.comment)
         return _with_primary_key(table, tuple(self.pk))
 
 
 def _table_json(t: TableDef) -> dict[str, Any]:
-    return {"db": t.name.db, "table": t.name.table, "known": t.known, "primary_key": list(t.primary_key),
-            "default": dataclasses.asdict(t.default), "columns": [_column_json(c) for c in t.columns]}
+    doc = {"db": t.name.db, "table": t.name.table, "known": t.known, "primary_key": list(t.primary_key),
+           "default": dataclasses.asdict(t.default), "columns": [_column_json(c) for c in t.columns]}
+    if t.comment is not None:  # optional: histories written before binhub kept comments lack it
+        doc["comment"] = t.comment
+    return doc
 
 
 def _column_json(c: ColumnInfo) -> dict[str, Any]:

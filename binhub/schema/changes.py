@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 from binhub.schema.coldef import ColumnSpec
+from binhub.schema.sqltext import Token
 
 __all__ = [
     "AddColumn", "AddPrimaryKey", "AlterAction", "AlterDatabase", "AlterTable", "Change", "ChangeColumn",
     "ConvertCharset", "CreateDatabase", "CreateTable", "CreateTableLike", "DropColumn", "DropDatabase",
     "DropPrimaryKey", "DropTables", "ModifyColumn", "Outcome", "ParsedStatement", "RenameColumn",
-    "RenameTable", "RenameTables", "SetColumnVisibility", "SetTableCharset", "TableName", "TruncateTable",
+    "RenameTable", "RenameTables", "SetColumnDefault", "SetColumnVisibility", "SetTableCharset", "SetTableComment",
+    "TableName", "TruncateTable",
 ]
 
 
@@ -69,6 +71,19 @@ class SetColumnVisibility:
 
 
 @dataclass(frozen=True, slots=True)
+class SetColumnDefault:
+    """ALTER COLUMN c SET DEFAULT v (the value's tokens) / DROP DEFAULT (None)."""
+
+    name: str
+    default: tuple[Token, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetTableComment:
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
 class AddPrimaryKey:
     columns: tuple[str, ...]
 
@@ -102,7 +117,8 @@ class RenameTable:
 
 
 AlterAction = (AddColumn | DropColumn | ModifyColumn | ChangeColumn | RenameColumn | SetColumnVisibility
-               | AddPrimaryKey | DropPrimaryKey | ConvertCharset | SetTableCharset | RenameTable)
+               | SetColumnDefault | AddPrimaryKey | DropPrimaryKey | ConvertCharset | SetTableCharset
+               | SetTableComment | RenameTable)
 
 
 # ------------------------------------------------------------------------------------------ statements
@@ -117,6 +133,7 @@ class CreateTable:
     if_not_exists: bool = False
     or_replace: bool = False
     temporary: bool = False
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from binhub.binlog.charsets import max_bytes_per_char, normalize_charset, normalize_collation
 from binhub.schema.sqltext import DdlSyntaxError, Token, TokenCursor, split_top_level
 
-__all__ = ["ColumnPosition", "ColumnSpec", "DdlSyntaxError", "parse_column_def", "split_top_level"]
+__all__ = ["ColumnPosition", "ColumnSpec", "DdlSyntaxError", "default_value", "parse_column_def", "split_top_level"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,8 @@ class ColumnSpec:
     enum_values: tuple[str, ...] | None = None
     set_values: tuple[str, ...] | None = None
     position: ColumnPosition | None = None
+    default: tuple[Token, ...] | None = None  # what DEFAULT says (:func:`binhub.schema.defaults.column_default`)
+    comment: str | None = None
 
     @property
     def is_text(self) -> bool:
@@ -98,7 +100,7 @@ _NATIONAL = frozenset({"nchar", "nvarchar"})
 
 # Attributes that end the type and carry nothing the history needs; they are skipped with their
 # argument (one token, or a parenthesised group).
-_SKIP_WITH_ARG = frozenset({"COMMENT", "COLUMN_FORMAT", "STORAGE", "SRID", "ENGINE_ATTRIBUTE",
+_SKIP_WITH_ARG = frozenset({"COLUMN_FORMAT", "STORAGE", "SRID", "ENGINE_ATTRIBUTE",
                             "SECONDARY_ENGINE_ATTRIBUTE", "COMPRESSED"})
 
 
@@ -114,6 +116,25 @@ def _skip_value(c: TokenCursor) -> None:
         c.take()
     if c.at("("):
         c.group()
+
+
+def default_value(c: TokenCursor) -> tuple[Token, ...]:
+    """The tokens of a DEFAULT value: a literal (signed number; string with an introducer, or in
+    adjacent parts), a function call (``NOW()``), or a parenthesised expression."""
+    start = c.i
+    t = c.take()
+    if t.text in ("-", "+") and t.kind == "word":
+        c.take()
+    elif t.kind == "word" and t.text.startswith("_") and (n := c.peek()) is not None and n.kind == "string":
+        t = c.take()
+    elif t.kind == "punct" and t.text == "(":
+        c.i -= 1
+        c.group()
+    elif t.is_name and c.at("("):
+        c.group()
+    while t.kind == "string" and (n := c.peek()) is not None and n.kind == "string":
+        c.take()
+    return tuple(c.toks[start:c.i])
 
 
 def _name(t: Token) -> str:
@@ -235,6 +256,8 @@ def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
     nullable, pk, generated, invisible, binary = spec.nullable, False, False, False, False
     auto_increment = False
     position: ColumnPosition | None = None
+    default: tuple[Token, ...] | None = None
+    comment: str | None = None
     while c.peek() is not None:
         if c.accept("NOT"):
             if not c.accept("NULL"):
@@ -265,7 +288,10 @@ def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
         elif c.accept("UNIQUE"):
             c.accept("KEY")
         elif c.accept("DEFAULT"):
-            _skip_value(c)
+            default = default_value(c)
+        elif c.accept("COMMENT"):
+            c.accept("=")
+            comment = c.take().text or None  # COMMENT '' is no comment, as information_schema has it
         elif c.accept("ON"):
             c.accept("UPDATE")
             _skip_value(c)
@@ -307,7 +333,7 @@ def _parse_attributes(c: TokenCursor, spec: ColumnSpec) -> ColumnSpec:
     return replace(spec, charset=normalize_charset(charset) if charset else None,
                     collation=normalize_collation(collation) if collation else None, binary_collation=binary,
                     nullable=nullable, primary_key=pk, generated=generated, auto_increment=auto_increment,
-                   invisible=invisible, position=position)
+                   invisible=invisible, position=position, default=default, comment=comment)
 
 
 def _value(c: TokenCursor) -> str:

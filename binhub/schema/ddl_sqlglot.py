@@ -32,6 +32,7 @@ from binhub.schema.changes import (
     RenameTable,
     SetColumnVisibility,
     SetTableCharset,
+    SetTableComment,
     TableName,
     TruncateTable,
 )
@@ -153,16 +154,20 @@ class _Ctx:
             if pk is not None:
                 primary_key = _key_names(pk)
         return CreateTable(self.table(schema.this), tuple(columns), primary_key, charset, collation, exists,
-                           replace, temporary)
+                           replace, temporary, _comment_prop(prop_list))
 
     def alter(self, tree: exp.Alter) -> Change:
         name = self.table(tree.this)
         actions: list[AlterAction] = []
         for action in tree.args.get("actions") or []:
             actions.extend(self.alter_action(action))
-        charset, collation = _charset_props(tree.args.get("options") or [])
+        options = tree.args.get("options") or []
+        charset, collation = _charset_props(options)
         if charset or collation:
             actions.append(SetTableCharset(charset, collation))
+        comment = _comment_prop(options)
+        if comment is not None:
+            actions.append(SetTableComment(comment))
         return AlterTable(name, tuple(actions))
 
     def alter_action(self, action: exp.Expression) -> list[AlterAction]:
@@ -193,7 +198,8 @@ class _Ctx:
                 return [SetColumnVisibility(action.this.name, visible == "INVISIBLE")]
             if action.args.get("dtype") is not None:
                 raise NotTranslated("ALTER COLUMN ... TYPE is not MySQL")
-            return []  # SET/DROP DEFAULT
+            # SET/DROP DEFAULT: the fallback keeps the value's tokens, as a column definition's DEFAULT
+            raise NotTranslated("ALTER COLUMN ... SET/DROP DEFAULT")
         raise NotTranslated(type(action).__name__)
 
     def drop(self, tree: exp.Drop) -> Change:
@@ -222,6 +228,13 @@ def _key_names(pk: exp.Expression) -> tuple[str, ...]:
         if isinstance(node, exp.Identifier | exp.Column):
             out.append(node.name)
     return tuple(out)
+
+
+def _comment_prop(props: Sequence[exp.Expression]) -> str | None:
+    for p in props:
+        if isinstance(p, exp.SchemaCommentProperty) and isinstance(p.this, exp.Literal):
+            return str(p.this.this)
+    return None
 
 
 def _charset_props(props: Sequence[exp.Expression]) -> tuple[str | None, str | None]:

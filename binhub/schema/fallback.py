@@ -34,15 +34,17 @@ from binhub.schema.changes import (
     RenameColumn,
     RenameTable,
     RenameTables,
+    SetColumnDefault,
     SetColumnVisibility,
     SetTableCharset,
+    SetTableComment,
     TableName,
     TruncateTable,
 )
-from binhub.schema.coldef import DdlSyntaxError, parse_column_def, split_top_level
+from binhub.schema.coldef import DdlSyntaxError, default_value, parse_column_def, split_top_level
 from binhub.schema.sqltext import Token, TokenCursor
 
-__all__ = ["parse_fallback", "table_names_in"]
+__all__ = ["parse_fallback", "table_comment", "table_names_in"]
 
 # ALTER TABLE clauses that change no column: skipped whole (up to the next top-level comma).
 _NO_COLUMN_CLAUSES = frozenset({
@@ -146,7 +148,8 @@ def _create(c: _Cur, default_db: str, flavour: str) -> Change:
             continue
         columns.append(parse_column_def(item, flavour))
     charset, collation = _charset_options(_partition_free(options))
-    return CreateTable(name, tuple(columns), primary_key, charset, collation, if_not_exists, or_replace, temporary)
+    return CreateTable(name, tuple(columns), primary_key, charset, collation, if_not_exists, or_replace, temporary,
+                       table_comment(_partition_free(options)))
 
 
 def _table_primary_key(item: Sequence[Token]) -> tuple[str, ...] | None:
@@ -192,6 +195,16 @@ def _charset_options(tokens: Sequence[Token]) -> tuple[str | None, str | None]:
         else:
             c.take()
     return charset, collation
+
+
+def table_comment(options: Sequence[Token]) -> str | None:
+    """``COMMENT [=] 'text'`` among table options (None: not there)."""
+    for k, t in enumerate(options[:-1]):
+        if t.is_("COMMENT"):
+            value = options[k + 2] if options[k + 1].is_("=") and k + 2 < len(options) else options[k + 1]
+            if value.kind == "string":
+                return value.text  # '' clears a comment: the catalog keeps it as none
+    return None
 
 
 def _alter(c: _Cur, default_db: str, flavour: str) -> Change:
@@ -259,7 +272,11 @@ def _alter_clause(c: _Cur, default_db: str, flavour: str) -> list[AlterAction]:
             return [SetColumnVisibility(col, True)]
         if c.accept_seq("SET", "VISIBLE"):
             return [SetColumnVisibility(col, False)]
-        return []  # SET DEFAULT / DROP DEFAULT
+        if c.accept_seq("SET", "DEFAULT"):
+            return [SetColumnDefault(col, default_value(c))]
+        if c.accept_seq("DROP", "DEFAULT"):
+            return [SetColumnDefault(col, None)]
+        raise DdlSyntaxError(f"unknown ALTER COLUMN {col} clause")
     if c.accept("CONVERT"):
         c.expect("TO")
         if not (c.accept_seq("CHARACTER", "SET") or c.accept("CHARSET")):
@@ -276,8 +293,11 @@ def _alter_clause(c: _Cur, default_db: str, flavour: str) -> list[AlterAction]:
     head = c.peek()
     if head is not None and head.kind == "word" and head.upper in _NO_COLUMN_CLAUSES:
         # Table options may follow one another without commas (ENGINE=InnoDB DEFAULT CHARSET=x).
-        charset, collation = _charset_options(c.rest())
-        return [SetTableCharset(charset, collation)] if charset or collation else []
+        options = c.rest()
+        charset, collation = _charset_options(options)
+        comment = table_comment(options)
+        actions: list[AlterAction] = [SetTableCharset(charset, collation)] if charset or collation else []
+        return actions + ([SetTableComment(comment)] if comment is not None else [])
     raise DdlSyntaxError(f"unknown ALTER TABLE clause starting with {head.text if head else 'nothing'!r}")
 
 

@@ -60,6 +60,9 @@ log = logging.getLogger("binhub.schema")
 
 SNAPSHOT_EVERY = 200  # log records between snapshots
 HISTORY_FORMAT = 1
+# Snapshots written before columns kept their defaults and comments (format 1) are dropped and
+# rebuilt from the log, which holds every DDL's text.
+SNAPSHOT_FORMAT = 2
 LOG_NAME = "ddl.log"
 PROGRESS_NAME = "progress.json"
 
@@ -258,7 +261,7 @@ class SchemaHistory:
         last = self.entries[-1].position
         position = Position.of(last.file, last.pos + 1)
         path = self.directory / f"snapshot.{position.seq:08d}.{position.pos:012d}.json"
-        atomic_write_json(path, {"format": HISTORY_FORMAT, "file": position.file, "pos": position.pos,
+        atomic_write_json(path, {"format": SNAPSHOT_FORMAT, "file": position.file, "pos": position.pos,
                                  "entries": len(self.entries), "catalog": catalog.to_json(),
                                  "problems": [_problem_json(p) for p in problems]})
         self._snapshots[position] = path
@@ -456,7 +459,7 @@ def _change_tables(change: Change) -> tuple[TableName, ...]:
 
 
 def _snapshot_position(doc: dict[str, Any] | None) -> Position | None:
-    if doc is None or doc.get("format") != HISTORY_FORMAT or "catalog" not in doc:
+    if doc is None or doc.get("format") != SNAPSHOT_FORMAT or "catalog" not in doc:
         return None
     try:
         return Position.of(str(doc["file"]), int(doc["pos"]))

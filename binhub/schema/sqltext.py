@@ -25,7 +25,8 @@ _WORD = re.compile(r"[A-Za-z_]+")
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """One token. ``kind``: word (keyword or bare name), ident (backquoted), string, number, punct."""
+    """One token. ``kind``: word (keyword or bare name), ident (backquoted), string, bits (``b'101'``),
+    hex (``x'41'``, ``0x41``), number, punct."""
 
     kind: str
     text: str  # identifiers and strings unquoted and unescaped
@@ -63,8 +64,8 @@ def _sqlglot_tokenizer() -> tuple[Any, type[Exception], dict[Any, str], frozense
         TokenType.IDENTIFIER: "ident",
         TokenType.STRING: "string",
         TokenType.NATIONAL_STRING: "string",
-        TokenType.HEX_STRING: "string",
-        TokenType.BIT_STRING: "string",
+        TokenType.HEX_STRING: "hex",
+        TokenType.BIT_STRING: "bits",
         TokenType.BYTE_STRING: "string",
         TokenType.RAW_STRING: "string",
         TokenType.NUMBER: "number",

@@ -45,6 +45,7 @@ from binhub.binlog.transaction import GtidEvent as RawGtidEvent
 from binhub.binlog.transaction import TransactionTracker, decode_gtid_event
 from binhub.errors import BinhubError, SchemaMismatch
 from binhub.schema import (
+    Charset,
     Outcome,
     ParsedStatement,
     Position,
@@ -56,7 +57,9 @@ from binhub.schema import (
     check_table_map,
 )
 from binhub.schema.changes import (
+    AlterDatabase,
     AlterTable,
+    CreateDatabase,
     CreateTable,
     CreateTableLike,
     DropTables,
@@ -331,18 +334,21 @@ class ChangeReader:
         if not any(self.filter(name_db, name_table or "") for name_db, name_table in names):
             return  # a DDL goes wherever one of the tables it names goes
         tables: tuple[DdlTable, ...] = ()
+        charset = None
         if self.output.describes_tables:
-            tables = _ddl_tables(self._history, parsed, Position.of(record.file, offset),
-                                 Position.of(record.file, offset + len(data)))
-        yield self._ddl_message(record, offset, data, *names[0], tables=tables)
+            after = Position.of(record.file, offset + len(data))
+            tables = _ddl_tables(self._history, parsed, Position.of(record.file, offset), after)
+            charset = _ddl_database_charset(self._history, parsed, after)
+        yield self._ddl_message(record, offset, data, *names[0], tables=tables, database_charset=charset)
 
     def _ddl_message(self, record: QueryRecord, offset: int, data: bytes, db: str, table: str | None,
-                     tables: tuple[DdlTable, ...] = ()) -> Message:
+                     tables: tuple[DdlTable, ...] = (), database_charset: str | None = None) -> Message:
         return self.output.ddl(DdlChange(
             db, table, record.sql, self._walker.gtid if self._walker is not None else None, record.file, offset,
             int.from_bytes(data[0:4], "little"), int.from_bytes(data[5:9], "little"),
             self.output.context.thread_id, record.flavour,
-            _ddl_session(record, use_db=not EventHeader.unpack(data).flags & EventFlag.SUPPRESS_USE), tables))
+            _ddl_session(record, use_db=not EventHeader.unpack(data).flags & EventFlag.SUPPRESS_USE), tables,
+            database_charset))
 
 
 def _index_table(record: QueryRecord) -> tuple[str, str] | None:
@@ -394,6 +400,15 @@ def _ddl_tables(history: SchemaHistory, parsed: ParsedStatement, at: Position, a
     old, new = history.catalog_at(at)[0], history.catalog_at(after)[0]
     return tuple(DdlTable(kind, old.table(name), new.table(dest) if dest is not None else None)
                  for kind, name, dest in moves)
+
+
+def _ddl_database_charset(history: SchemaHistory, parsed: ParsedStatement, after: Position) -> str | None:
+    """The default charset of the database a CREATE/ALTER DATABASE made, as the history resolved it
+    (the statement's CHARACTER SET or COLLATE, else the server's default in the QUERY event)."""
+    for change in parsed.changes:
+        if isinstance(change, CreateDatabase | AlterDatabase):
+            return history.catalog_at(after)[0].databases.get(change.name, Charset()).charset
+    return None
 
 
 def _seeded_tables(history: SchemaHistory) -> dict[TableName, Position]:

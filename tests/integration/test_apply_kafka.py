@@ -5,6 +5,7 @@ change, a broker that cannot be reached and a downstream restarting under a live
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import subprocess
@@ -16,8 +17,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from binhub.apply.debezium import DebeziumConverter
 from binhub.sandbox import Sandbox
 from binhub.sandbox.binhub_process import BinhubProcess
+from binhub.sinks.mysql.connection import Downstream
+from binhub.sinks.mysql.dsn import parse_mysql_target
+from binhub.sinks.mysql.options import Renames
 from tests.integration.applyutil import assert_same_tables, checksums, query, relay, target
 from tests.integration.conftest import PrimaryDb
 from tests.integration.relayutil import BINHUB
@@ -274,3 +279,61 @@ def test_topics_a_killed_stream_wrote_twice_are_applied_once(
     stream_to_kafka(data_dir, tansu_broker, name, name, "--kafka-transactions", transactions)
     run_apply(tansu_broker, name, fresh_downstream, name, "--workers", "3")
     assert_same_tables(primary_db.sandbox, fresh_downstream, primary_db.name)
+
+
+def test_debezium_apply_restores_zero_dates_and_runs_ddl_in_the_primarys_session(
+        primary_db: PrimaryDb, fresh_downstream: Sandbox, tansu_broker: TansuBroker, tmp_path: Path) -> None:
+    """Debezium's encodings make a zero date null (the epoch in a NOT NULL column) and its DDL events
+    carry no sql_mode: binhub's envelopes carry both in ``source.binhub``, and apply restores them.
+    The oracle is the primary's CHECKSUM TABLE (it differs without either)."""
+    c = primary_db.conn.cursor()
+    c.execute("SET SESSION sql_mode = 'PIPES_AS_CONCAT'")  # || concatenates in this DDL's default
+    c.execute("CREATE TABLE dates (id INT PRIMARY KEY, d DATE NOT NULL, dn DATE NULL, dt DATETIME(2) NOT NULL, "
+              "ts TIMESTAMP(3) NULL, v VARCHAR(9) DEFAULT ('a' || 'b'))")
+    c.execute("INSERT INTO dates (id, d, dn, dt, ts) VALUES (1, '0000-00-00', '0000-00-00', '0000-00-00 00:00:00', "
+              "'0000-00-00 00:00:00'), (2, '2020-00-15', '2020-02-00', '2024-05-01 10:00:00.25', NULL), "
+              "(3, '1970-01-01', NULL, '1970-01-01 00:00:00', '2024-05-01 10:00:00.125')")
+    c.execute("UPDATE dates SET dn = '2024-01-02' WHERE id = 1")  # the before image's zero date too
+    c.execute("UPDATE dates SET d = '0000-00-00', dn = NULL WHERE id = 3")
+    c.execute("DELETE FROM dates WHERE id = 2")
+    assert query(primary_db.sandbox, f"SELECT v FROM {primary_db.table('dates')} WHERE id = 1") == [("ab",)]
+    data_dir = tmp_path / "store"
+    relay(primary_db, data_dir)
+    name = f"z-{uuid.uuid4().hex[:6]}"
+    topic = f"{name}.{{table}}"
+    stream_to_kafka(data_dir, tansu_broker, topic, name, "--format", "debezium")
+    run_apply(tansu_broker, topic, fresh_downstream, name, "--format", "debezium")
+    assert checksums(fresh_downstream, primary_db.name) == checksums(primary_db.sandbox, primary_db.name)
+    rows = query(fresh_downstream, f"SELECT id, CAST(d AS CHAR), CAST(dn AS CHAR), v FROM "
+                                   f"{primary_db.table('dates')} ORDER BY id")
+    assert rows == [(1, "0000-00-00", "2024-01-02", "ab"), (3, "0000-00-00", None, "ab")]
+
+
+def test_a_debezium_envelope_not_written_by_binhub_keeps_its_losses_and_says_so(
+        fresh_downstream: Sandbox, primary_db: PrimaryDb, caplog: pytest.LogCaptureFixture) -> None:
+    """What Debezium's connector writes has no ``source.binhub``: its DDL runs in the downstream's
+    defaults, and the epoch in a NOT NULL date column (what it makes of a zero date) is applied as
+    the epoch with a warning naming the column and the transaction."""
+    db = primary_db.name
+    query(fresh_downstream, f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    query(fresh_downstream, f"CREATE TABLE `{db}`.z (id INT PRIMARY KEY, d DATE NOT NULL, dn DATE NULL)")
+    downstream = Downstream(parse_mysql_target(target(fresh_downstream)))
+    converter = DebeziumConverter(downstream, Renames())
+    source = {"version": "2.7.0.Final", "connector": "mysql", "db": db, "table": "z", "gtid": "0-1-77",
+              "file": "mysql-bin.000001", "pos": 4}
+    with caplog.at_level(logging.WARNING, logger="binhub.apply"):
+        doc = converter.document({"before": None, "after": {"id": 1, "d": 0, "dn": None}, "source": source,
+                                  "op": "c"}, "t:0:1")
+    assert doc["after"] == {"id": 1, "d": "1970-01-01", "dn": None}
+    assert [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()] == [
+        f"{db}.z.d is the epoch in the Debezium change of 0-1-77: Debezium writes a zero date in a NOT NULL column "
+        "as the epoch, and the envelope cannot tell which it was; applied as 1970-01-01"]
+    ddl = converter.document({"source": source | {"table": None}, "databaseName": db, "ddl": "DROP TABLE z"}, "t:0:2")
+    assert ddl["session"] == {"db": db}
+    # binhub's own envelope: the lost dates come back from source.binhub, without a warning.
+    caplog.clear()
+    ours = source | {"version": "binhub-1", "binhub": {"dates": {"after": {"d": "0000-00-00", "dn": "2020-00-15"}}}}
+    doc = converter.document({"before": None, "after": {"id": 2, "d": 0, "dn": None}, "source": ours, "op": "c"},
+                             "t:0:3")
+    assert doc["after"] == {"id": 2, "d": "0000-00-00", "dn": "2020-00-15"} and not caplog.records
+    downstream.close()

@@ -14,7 +14,7 @@ from tests.integration.conftest import PrimaryDb
 from tests.integration.relayutil import BINHUB, run_relay
 from tests.integration.workload import binlog_position
 
-Columns = list[tuple[str, str, str | None, str | None, bool]]
+Columns = list[tuple[str, str, str | None, str | None, bool, str | None, str | None]]
 
 
 def schema_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -32,17 +32,18 @@ def normalize_type(column_type: str) -> str:
 
 def info_schema_columns(conn: Any, db: str, table: str) -> Columns:
     with conn.cursor() as cur:
-        cur.execute("SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, IS_NULLABLE "
-                    "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-                    "ORDER BY ORDINAL_POSITION", (db, table))
-        return [(str(n), normalize_type(str(t)), cs, co, nl == "YES") for n, t, cs, co, nl in cur.fetchall()]
+        cur.execute("SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, IS_NULLABLE, "
+                    "COLUMN_DEFAULT, COLUMN_COMMENT FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, table))
+        return [(str(n), normalize_type(str(t)), cs, co, nl == "YES", df, cm or None)
+                for n, t, cs, co, nl, df, cm in cur.fetchall()]
 
 
 def history_columns(doc: dict[str, Any]) -> Columns:
     out: Columns = []
     for c in doc["columns"]:
         charset = None if c["charset"] == "binary" else c["charset"]  # information_schema says NULL
-        out.append((c["name"], c["type"], charset, c["collation"], c["nullable"]))
+        out.append((c["name"], c["type"], charset, c["collation"], c["nullable"], c["default"], c["comment"]))
     return out
 
 
@@ -64,7 +65,8 @@ def test_schema_show_matches_information_schema_at_every_step(primary_db: Primar
             cur.execute(sql)
 
     # Tables older than the store: their CREATE is not in it; the seed supplies them.
-    run("CREATE TABLE pre (id INT PRIMARY KEY, note VARCHAR(5) CHARACTER SET latin1, amount DECIMAL(8,2))")
+    run("CREATE TABLE pre (id INT PRIMARY KEY, note VARCHAR(5) CHARACTER SET latin1 DEFAULT 'n''o' COMMENT 'a note', "
+        "amount DECIMAL(8,2) NOT NULL DEFAULT 1.5, at DATETIME(2) DEFAULT CURRENT_TIMESTAMP(2))")
     run("CREATE TABLE pre_untouched (k BIGINT UNSIGNED NOT NULL, v TEXT, PRIMARY KEY (k))")
     run("FLUSH BINARY LOGS")
     store_start = binlog_position(conn)[0]
@@ -99,7 +101,7 @@ def test_schema_show_matches_information_schema_at_every_step(primary_db: Primar
     step("ALTER TABLE t ADD notes TEXT, ADD tiny TINYTEXT")  # latin1: the table's default
     step("ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4")  # TEXT widens to MEDIUMTEXT
     step("ALTER TABLE t ADD (w1 INT, w2 VARBINARY(8))")
-    step("ALTER TABLE pre ADD COLUMN z INT AFTER id, DROP COLUMN amount", "pre")
+    step("ALTER TABLE pre ADD COLUMN z INT AFTER id, DROP COLUMN amount, ALTER COLUMN at DROP DEFAULT", "pre")
     step("CREATE TABLE g (id INT PRIMARY KEY, p POINT, j JSON, x INT INVISIBLE, y YEAR) DEFAULT CHARSET=gbk", "g")
     step("ALTER TABLE g ADD INDEX (y), ENGINE=InnoDB", "g")
     # Partition clauses change no column.
@@ -109,6 +111,18 @@ def test_schema_show_matches_information_schema_at_every_step(primary_db: Primar
     step("ALTER TABLE part REORGANIZE PARTITION p1 INTO "
          "(PARTITION p1 VALUES LESS THAN (2100), PARTITION p2 VALUES LESS THAN MAXVALUE)", "part")
     step("ALTER TABLE part ADD COLUMN v INT", "part")
+    # Defaults and comments, through every clause that sets them.
+    step("CREATE TABLE dflt (id INT PRIMARY KEY, a VARCHAR(9) DEFAULT 'NULL', b INT DEFAULT -5 COMMENT 'b''s', "
+         "c DECIMAL(6,3) DEFAULT '2.5', d DATE DEFAULT '2020-1-2', e TIMESTAMP(3) NOT NULL DEFAULT "
+         "CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), f BIT(4) DEFAULT b'1010', g DOUBLE DEFAULT 1.5e1, "
+         "h TINYINT(1) DEFAULT TRUE, i INT DEFAULT (1+2), j VARCHAR(5) NOT NULL, l DATE DEFAULT CURDATE(), "
+         "m VARCHAR(20) DEFAULT CONCAT('a', 'b'), n YEAR DEFAULT 99, o INT DEFAULT (abs(-3) + 1), "
+         "p VARCHAR(9) DEFAULT 0x41) COMMENT='defaults'", "dflt")
+    step("ALTER TABLE dflt ALTER COLUMN a DROP DEFAULT, ALTER COLUMN j SET DEFAULT 'jj', "
+         "ALTER b SET DEFAULT '7', MODIFY c DECIMAL(6,1) DEFAULT 3.14159 COMMENT 'pi'", "dflt")
+    step("ALTER TABLE dflt CHANGE d d2 DATETIME(1) DEFAULT '2021-02-03 04:05:06.7', ALTER COLUMN j DROP DEFAULT, "
+         "ADD k VARCHAR(3) DEFAULT _utf8mb4'x' AFTER id, COMMENT 'changed'", "dflt")
+    step("ALTER TABLE pre MODIFY note VARCHAR(5) CHARACTER SET latin1 DEFAULT 'yes'", "pre")
 
     proc = run_relay(primary_db.dsn, store)
     assert proc.returncode == 0, proc.stderr
@@ -133,7 +147,8 @@ def test_schema_show_matches_information_schema_at_every_step(primary_db: Primar
     assert history_columns(show(store, f"{db}.pre_untouched", f"{store_start}:4")) == \
         info_schema_columns(conn, db, "pre_untouched")
     pre_before = show(store, f"{db}.pre", f"{store_start}:4")
-    assert [c["name"] for c in pre_before["columns"]] == ["id", "note", "amount"]
+    assert [c["name"] for c in pre_before["columns"]] == ["id", "note", "amount", "at"]
+    assert [c["default"] for c in pre_before["columns"]] == [None, "'n''o'", "1.50", "current_timestamp(2)"]
     assert pre_before["columns"][1]["charset"] == "latin1"
     assert history_columns(show(store, f"{db}.pre")) == info_schema_columns(conn, db, "pre")
     # Rebuilt from the store's QUERY events (the seed kept), the history gives the same answers.

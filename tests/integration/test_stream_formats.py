@@ -36,9 +36,10 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     c.execute("UPDATE customers SET first_name='Anne Marie' WHERE id=1004")
     c.execute("DELETE FROM customers WHERE id=1004")
     c.execute("ALTER TABLE customers ADD middle_name varchar(255) AFTER first_name")
-    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL, "
-              "at DATETIME(6), kind ENUM('a','bc'), tags SET('x','yz'), b BLOB, doc JSON, g POINT, "
-              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1")
+    c.execute("CREATE TABLE auto (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, price DECIMAL(10,2) NOT NULL "
+              "DEFAULT 9.5 COMMENT 'in ''EUR''', at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6), kind ENUM('a','bc') "
+              "DEFAULT 'bc', tags SET('x','yz'), b BLOB, doc JSON, g POINT, bits BIT(3) NOT NULL DEFAULT b'101', "
+              "full_name VARCHAR(20) AS (CONCAT(kind, '!')) VIRTUAL) DEFAULT CHARSET=latin1 COMMENT 'priced'")
     c.execute("DROP TABLE auto")
     lines, binhub = streamed(primary_db, tmp_path, "debezium", "--transaction-metadata")
     rows = [x for x in lines if "op" in x]
@@ -78,8 +79,8 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
     def column(name: str, jdbc: int, type_name: str, position: int, **kw: Any) -> dict[str, Any]:
         return {"name": name, "jdbcType": jdbc, "nativeType": None, "typeName": type_name, "typeExpression": type_name,
                 "charsetName": None, "length": None, "scale": None, "position": position, "optional": True,
-                "defaultValueExpression": None, "autoIncremented": False, "generated": False, "comment": None,
-                "enumValues": None} | kw
+                "defaultValueExpression": None, "hasDefaultValue": kw.get("defaultValueExpression") is not None,
+                "autoIncremented": False, "generated": False, "comment": None, "enumValues": None} | kw
 
     def varchar(name: str, position: int) -> dict[str, Any]:
         return column(name, 12, "VARCHAR", position, charsetName="utf8mb4", length=255)
@@ -96,19 +97,23 @@ def test_debezium_matches_the_connectors_documented_update(primary_db: PrimaryDb
         customers[0], customers[1], varchar("middle_name", 3), *(c | {"position": c["position"] + 1}
                                                                  for c in customers[2:])]
     auto = next(x for x in lines if "ddl" in x and x["ddl"].startswith("CREATE TABLE auto"))["tableChanges"][0]
-    assert auto["table"]["defaultCharsetName"] == "latin1"
+    assert auto["table"]["defaultCharsetName"] == "latin1" and auto["table"]["comment"] == "priced"
+    # Defaults as the connector's DDL parser gives them: literals unquoted, CURRENT_TIMESTAMP as the epoch.
     assert auto["table"]["columns"] == [
         column("id", 4, "INT UNSIGNED", 1, optional=False, autoIncremented=True, generated=True),
-        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2),
-        column("at", 93, "DATETIME", 3, length=6),
-        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"]),
+        column("price", 3, "DECIMAL", 2, optional=False, length=10, scale=2,
+               defaultValueExpression="9.50", comment="in 'EUR'"),
+        column("at", 93, "DATETIME", 3, length=6, defaultValueExpression="1970-01-01 00:00:00"),
+        column("kind", 1, "ENUM", 4, charsetName="latin1", length=2, enumValues=["a", "bc"],
+               defaultValueExpression="bc"),
         column("tags", 1, "SET", 5, charsetName="latin1", length=4, enumValues=["x", "yz"]),
         column("b", 2004, "BLOB", 6), column("doc", 1111, "JSON", 7) if "JSON" in str(auto) else
         column("doc", 12, "LONGTEXT", 7, charsetName="utf8mb4"),  # MariaDB's JSON is LONGTEXT
         column("g", 1111, "POINT", 8),
-        column("full_name", 12, "VARCHAR", 9, charsetName="latin1", length=20, generated=True)]
+        column("bits", -7, "BIT", 9, optional=False, length=3, defaultValueExpression="101"),
+        column("full_name", 12, "VARCHAR", 10, charsetName="latin1", length=20, generated=True)]
     drop = next(x for x in lines if "ddl" in x and x["ddl"].startswith("DROP TABLE"))["tableChanges"]
-    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 9)]
+    assert [(t["type"], t["id"], len(t["table"]["columns"])) for t in drop] == [("DROP", f'"{db}"."auto"', 10)]
 
 
 def test_debezium_value_encodings(primary_db: PrimaryDb, tmp_path: Path) -> None:
@@ -159,6 +164,11 @@ def test_canal_matches_the_documented_flat_message(primary_db: PrimaryDb, tmp_pa
     assert ddl[1]["data"] is None and ddl[1]["sql"].startswith("CREATE TABLE user")
 
 
+def schema_charset(cursor: Any, db: str) -> str:
+    cursor.execute("SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
+    return str(cursor.fetchone()[0])
+
+
 def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: Path) -> None:
     c = primary_db.conn.cursor()
     c.execute("CREATE TABLE e (id INT, m DECIMAL(10,4), c DATETIME(6), comment VARCHAR(255), PRIMARY KEY (id, c))")
@@ -169,6 +179,12 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     c.execute("COMMIT")
     c.execute("ALTER TABLE e ADD tags SET('a','b') CHARACTER SET latin1 AFTER m, MODIFY comment VARCHAR(300), "
               "ADD at TIMESTAMP(3) NULL, ADD big BIGINT UNSIGNED, ADD blob_col BLOB")
+    # The database's charset after each database DDL, as the server reports it (the oracle).
+    charsets = [schema_charset(c, primary_db.name)]
+    for clause in ("CHARACTER SET latin1", "COLLATE gbk_bin", "DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_bin"):
+        c.execute(f"ALTER DATABASE `{primary_db.name}` {clause}")
+        charsets.append(schema_charset(c, primary_db.name))
+    assert charsets == ["utf8mb4", "latin1", "gbk", "utf8mb4"]
     lines, binhub = streamed(primary_db, tmp_path, "maxwell")
     rows = [x for x in lines if x["type"] in ("insert", "update", "delete")]
     insert = rows[0]
@@ -189,7 +205,11 @@ def test_maxwell_matches_the_documented_insert(primary_db: PrimaryDb, tmp_path: 
     assert second["commit"] is True and update["xid"] == second["xid"] != insert["xid"]
     ddl = [x for x in lines if x not in rows]
     assert [(x["type"], x["table"]) for x in ddl] == [("database-create", None), ("table-create", "e"),
-                                                      ("table-alter", "e")]
+                                                      ("table-alter", "e")] + [("database-alter", None)] * 3
+    # Maxwell's ResolvedDatabaseCreate/Alter: the charset the statement gave, or the server's default.
+    database_ddl = [x for x in ddl if x["type"].startswith("database-")]
+    assert [x["charset"] for x in database_ddl] == charsets
+    assert list(database_ddl[0]) == ["type", "database", "table", "charset", "sql", "position", "ts"]
     # The table definitions Maxwell's DDL events carry: def on a create, old and def on an alter.
     create, alter = ddl[1], ddl[2]
     assert list(create) == ["type", "database", "table", "def", "sql", "position", "ts"]

@@ -29,8 +29,10 @@ from binhub.schema.changes import (
     RenameColumn,
     RenameTable,
     RenameTables,
+    SetColumnDefault,
     SetColumnVisibility,
     SetTableCharset,
+    SetTableComment,
     TableName,
     TruncateTable,
 )
@@ -79,9 +81,12 @@ def test_create_table_with_every_attribute_the_history_keeps() -> None:
         "e ENUM('a','b,c','it''s') NOT NULL, s SET('x','y'), g INT AS (id + 1) VIRTUAL, "
         "inv INT INVISIBLE, amount DECIMAL(10,3) UNSIGNED ZEROFILL, KEY k (name), UNIQUE KEY u (e)) "
         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+    assert isinstance(change, CreateTable)
+    name_default = change.columns[1].default
+    assert name_default is not None and [(t.kind, t.text) for t in name_default] == [("string", "x")]
     assert change == CreateTable(T("t"), (
         col("id", "int unsigned", unsigned=True, nullable=False, primary_key=True, auto_increment=True),
-        col("name", "varchar(20)", charset="latin1", collation="latin1_bin"),
+        col("name", "varchar(20)", charset="latin1", collation="latin1_bin", default=name_default, comment="a, b"),
         col("e", "enum('a','b,c','it''s')", nullable=False, enum_values=("a", "b,c", "it's")),
         col("s", "set('x','y')", set_values=("x", "y")),
         col("g", "int", generated=True),
@@ -225,13 +230,22 @@ def test_alter_charset_clauses(sql: str, action: object) -> None:
     "ALTER TABLE t COALESCE PARTITION 2",
     "ALTER TABLE t REMOVE PARTITIONING",
     "ALTER TABLE t PARTITION BY HASH(id) PARTITIONS 4",
-    "ALTER TABLE t ALTER COLUMN a SET DEFAULT 5",
     "ALTER TABLE t RENAME INDEX a TO b",
     "ALTER TABLE t FORCE",
-    "ALTER TABLE t COMMENT = 'x, y', ROW_FORMAT=DYNAMIC",
 ])
 def test_alter_clauses_that_change_no_column(sql: str) -> None:
     assert only(sql) == AlterTable(T("t"), ())
+
+
+def test_alter_column_defaults_and_the_table_comment_are_kept() -> None:
+    change = only("ALTER TABLE t ALTER COLUMN a SET DEFAULT -5, ALTER b DROP DEFAULT, "
+                  "ALTER COLUMN c SET DEFAULT (1+2), COMMENT = 'x, y', ROW_FORMAT=DYNAMIC")
+    assert isinstance(change, AlterTable)
+    a, b, c, comment = change.actions
+    assert isinstance(a, SetColumnDefault) and [t.text for t in a.default or ()] == ["-", "5"]
+    assert b == SetColumnDefault("b", None)
+    assert isinstance(c, SetColumnDefault) and [t.text for t in c.default or ()] == ["(", "1", "+", "2", ")"]
+    assert comment == SetTableComment("x, y")
 
 
 def test_alter_rename_to_and_online_ignore_forms() -> None:

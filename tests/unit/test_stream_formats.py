@@ -13,7 +13,12 @@ from binhub.sinks.kafka_config import KafkaTarget, topic_name
 from binhub.stream.formats import output_format
 from binhub.stream.formats.canal import canal_value, mysql_type
 from binhub.stream.formats.columns import FormatColumn, Kind
-from binhub.stream.formats.debezium import debezium_value, decimal_bytes
+from binhub.stream.formats.debezium import (
+    debezium_value,
+    decimal_bytes,
+    default_expression,
+    unrepresentable_date,
+)
 
 
 def column(kind: Kind, declared: str = "", *, int_type: str = "", unsigned: bool = False, fsp: int = 0,
@@ -44,6 +49,12 @@ def test_debezium_temporals_and_zero_dates() -> None:
     assert debezium_value(column(Kind.DATETIME), "0000-00-00 00:00:00") is None
     assert debezium_value(column(Kind.TIMESTAMP, fsp=3), "2024-01-02 03:04:05.120") == "2024-01-02T03:04:05.120Z"
     assert debezium_value(column(Kind.TIMESTAMP, nullable=False), "0000-00-00 00:00:00") == "1970-01-01T00:00:00Z"
+    # Zero months and days (ALLOW_INVALID_DATES) and the year 0 cannot be carried either.
+    for text in ("2020-00-15", "2020-02-00", "0000-01-01"):
+        assert unrepresentable_date(text) and unrepresentable_date(text + " 10:00:00")
+        assert debezium_value(column(Kind.DATE), text) is None
+        assert debezium_value(column(Kind.DATETIME), text + " 10:00:00") is None
+    assert not unrepresentable_date("0001-01-01") and not unrepresentable_date("2020-10-10 00:00:00")
     assert debezium_value(column(Kind.INT, int_type="bigint", unsigned=True), 2**64 - 2) == -2
     assert debezium_value(column(Kind.BIT, bits=1), 1) is True
     assert base64.b64decode(debezium_value(column(Kind.BIT, bits=12), 0x801)) == b"\x01\x08"
@@ -95,3 +106,19 @@ def test_maxwell_holds_a_transaction_for_its_xid_and_releases_a_big_one_as_it_go
     assert [(r["xid"], r["xoffset"], r.get("commit")) for r in big] == [
         (None, 0, None), (None, 1, None), (None, 2, None), (None, 3, None), (None, 4, True)]
     assert rows(1)[0]["xid"] == 77  # the next transaction is held again
+
+
+@pytest.mark.parametrize(("default", "expected"), [
+    (None, (False, None)),  # a NOT NULL column without a default
+    ("NULL", (False, None)),  # the connector's parser sets nothing for DEFAULT NULL
+    ("(1 + 2)", (True, None)),  # an expression: the connector's parser keeps no value
+    ("curdate()", (True, None)),
+    ("1.5e-3", (True, "1.5e-3")),
+    ("current_timestamp(3)", (True, "1970-01-01 00:00:00")),
+    ("b'101'", (True, "101")),
+    ("'it''s \\\\ ok'", (True, "it's \\ ok")),
+    ("1.50", (True, "1.50")),
+    ("-5", (True, "-5")),
+])
+def test_debezium_default_value_expressions(default: str | None, expected: tuple[bool, str | None]) -> None:
+    assert default_expression(default) == expected

@@ -80,6 +80,7 @@ class DdlChange:
     flavour: str  # "mysql" or "mariadb"
     session: dict[str, Any] | None = None  # what it ran under on the primary (database, sql_mode, collations, time zone)
     tables: tuple[DdlTable, ...] = ()  # only for a format that ``describes_tables``
+    database_charset: str | None = None  # a CREATE/ALTER DATABASE's resulting default (``describes_tables``)
 
 
 class OutputFormat(ABC):

@@ -23,6 +23,13 @@ ISO-8601 string in UTC with the column's fraction digits), ``bigint.unsigned.han
 BIT(1) a boolean and BIT(n) little-endian bytes, JSON as its text, SET as ``"a,c"``, GEOMETRY as
 ``{"wkb", "srid"}``; zero dates are null (the epoch when the column is NOT NULL).
 
+Where Debezium's fields cannot carry what binhub read, ``source`` gets one extension key,
+``"binhub"`` (absent otherwise; consumers that do not know it ignore it): a row change with a date
+the encodings lose (a zero date, a zero month or day, the year 0) carries ``{"dates": {"before"|
+"after": {column: "0000-00-00"}}}``, the text binhub read; a schema-change event carries
+``{"session": {"db", "sql_mode", "collation_connection", "collation_server", "time_zone"}}``, the
+primary's session from its QUERY event. ``binhub apply --format debezium`` restores both.
+
 DDL goes out as Debezium's schema-change event: ``{"source", "ts_ms", "databaseName", "schemaName",
 "ddl", "tableChanges"}`` keyed ``{"databaseName"}``, on the topic named after the stream (Debezium's
 ``topic.prefix``). ``tableChanges`` describes each table the statement created, altered (or renamed)
@@ -32,6 +39,7 @@ or dropped, from the schema history, as Debezium's MySQL connector does (:func:`
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -49,7 +57,8 @@ from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange, DdlTable
 from binhub.stream.formats.columns import Columns, FormatColumn, Kind, RowFormat
 
-__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "table_change"]
+__all__ = ["DebeziumFormat", "debezium_value", "decimal_bytes", "default_expression", "table_change",
+           "unrepresentable_date"]
 
 _OPS = {"insert": "c", "update": "u", "delete": "d"}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -72,11 +81,17 @@ def _time_us(text: str) -> int:
     return -us if negative else us
 
 
+def unrepresentable_date(text: str) -> bool:
+    """A DATE/DATETIME/TIMESTAMP text Debezium's encodings cannot carry: a zero date, a zero month or
+    day (``ALLOW_INVALID_DATES``, no ``NO_ZERO_IN_DATE``), or the year 0."""
+    return text[:4] == "0000" or "-00" in text[:10]
+
+
 def _datetime_us(text: str) -> int | None:
     """Microseconds since the epoch of a DATETIME's text read as UTC (None: a zero or invalid date)."""
-    day, _, clock = text.partition(" ")
-    if day[:4] == "0000" or "-00" in day:
+    if unrepresentable_date(text):
         return None
+    day, _, clock = text.partition(" ")
     # date() checks the day as datetime.fromisoformat would; the rest is arithmetic on the text
     # binhub wrote ("YYYY-MM-DD HH:MM:SS[.ffffff]"), once per value.
     days = date(int(day[0:4]), int(day[5:7]), int(day[8:10])).toordinal() - _EPOCH_DAY
@@ -102,7 +117,7 @@ def value_encoder(column: FormatColumn) -> Encoder | None:
         zero_date = None if column.nullable else 0
 
         def days(value: str) -> int | None:
-            if value[:4] == "0000" or "-00" in value:
+            if unrepresentable_date(value):
                 return zero_date
             return date.fromisoformat(value).toordinal() - _EPOCH_DAY
         return days
@@ -120,7 +135,7 @@ def value_encoder(column: FormatColumn) -> Encoder | None:
         return since_epoch
     if kind == Kind.TIMESTAMP:
         zero_timestamp = None if column.nullable else "1970-01-01T00:00:00Z"
-        return lambda value: zero_timestamp if value.startswith("0000") else value.replace(" ", "T") + "Z"
+        return lambda value: zero_timestamp if unrepresentable_date(value) else value.replace(" ", "T") + "Z"
     if kind == Kind.BIT:
         if column.bits == 1:
             return bool
@@ -173,11 +188,33 @@ def _column_change(column: ColumnInfo, position: int) -> dict[str, Any]:
         scale = numbers[1] if len(numbers) > 1 else None
     name = " ".join([base.upper(), *(w.upper() for w in suffix.split() if w in ("unsigned", "zerofill"))])
     charset = column.charset if column.charset != "binary" else None
+    has_default, default = default_expression(column.default)
     return {"name": column.name, "jdbcType": _JDBC_TYPES.get(base, _OTHER), "nativeType": None, "typeName": name,
             "typeExpression": name, "charsetName": charset, "length": length, "scale": scale, "position": position,
-            "optional": column.nullable, "defaultValueExpression": None, "autoIncremented": column.auto_increment,
-            "generated": column.auto_increment or column.generated, "comment": None,
-            "enumValues": list(labels) if labels is not None else None}
+            "optional": column.nullable, "defaultValueExpression": default, "hasDefaultValue": has_default,
+            "autoIncremented": column.auto_increment, "generated": column.auto_increment or column.generated,
+            "comment": column.comment, "enumValues": list(labels) if labels is not None else None}
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?$")
+
+
+def default_expression(default: str | None) -> tuple[bool, str | None]:
+    """``(hasDefaultValue, defaultValueExpression)`` of a column whose default the history spells
+    ``default`` (:mod:`binhub.schema.defaults`), as the connector's DDL parser sets them: a literal
+    without its quotes (``b'101'`` as ``101``), CURRENT_TIMESTAMP as ``1970-01-01 00:00:00``, any
+    other expression as a default without a value; NULL (written or implied) sets neither."""
+    if default is None or default == "NULL":
+        return False, None
+    if default.startswith("current_timestamp("):
+        return True, "1970-01-01 00:00:00"
+    if default.startswith("b'"):
+        return True, default[2:-1]
+    if default.startswith("'"):
+        return True, default[1:-1].replace("''", "'").replace("\\\\", "\\")
+    if _NUMBER.match(default):
+        return True, default
+    return True, None  # an expression: curdate(), (1 + 2)
 
 
 def table_change(kind: str, table: TableDef) -> dict[str, Any]:
@@ -186,7 +223,7 @@ def table_change(kind: str, table: TableDef) -> dict[str, Any]:
             "table": {"defaultCharsetName": table.default.charset,
                       "primaryKeyColumnNames": list(table.primary_key),
                       "columns": [_column_change(c, i) for i, c in enumerate(table.columns, 1)],
-                      "comment": None, "attributes": []}}
+                      "comment": table.comment, "attributes": []}}
 
 
 def _table_changes(tables: tuple[DdlTable, ...]) -> list[dict[str, Any]]:
@@ -210,6 +247,24 @@ def _encoders(columns: Columns) -> dict[str, Encoder | None]:
     return {name: value_encoder(column) for name, column in columns.items()}
 
 
+_DATES = frozenset({Kind.DATE, Kind.DATETIME, Kind.TIMESTAMP})
+
+
+def _lost_dates(image: dict[str, Any] | None, dates: tuple[str, ...]) -> dict[str, str] | None:
+    """The image's dates the encodings turn into null or the epoch, as binhub read them."""
+    if image is None or not dates:
+        return None
+    lost = None
+    for name in dates:
+        value = image.get(name)
+        # unrepresentable_date, inlined: this runs for every date of every row image
+        if value is not None and (value[:4] == "0000" or "-00" in value[:10]):
+            if lost is None:
+                lost = {}
+            lost[name] = value
+    return lost
+
+
 def _image(image: dict[str, Any] | None, encoders: dict[str, Encoder | None]) -> dict[str, Any] | None:
     if image is None:
         return None
@@ -228,8 +283,8 @@ class DebeziumFormat(RowFormat):
     def __init__(self, *, stream_name: str, keyed: bool, transaction_metadata: bool = False) -> None:
         super().__init__(stream_name=stream_name, keyed=keyed, transaction_metadata=transaction_metadata)
         # Each layout's columns (by identity: table_columns makes them once per layout), with how
-        # their values are encoded.
-        self._plans: dict[int, tuple[Columns, dict[str, Encoder | None]]] = {}
+        # their values are encoded and which hold dates.
+        self._plans: dict[int, tuple[Columns, dict[str, Encoder | None], tuple[str, ...]]] = {}
 
     def _source(self, db: str, table: str | None, commit_us: int, server_id: int, gtid: str | None, file: str,
                 pos: int, row: int) -> dict[str, Any]:
@@ -239,17 +294,21 @@ class DebeziumFormat(RowFormat):
                 "pos": pos, "row": row, "thread": self.context.thread_id, "query": None}
 
     def _encode(self, change: RowChange, by_name: Columns, row: int, server_id: int) -> Iterator[Message]:
-        encoders = self._plans.get(id(by_name))
-        if encoders is None or encoders[0] is not by_name:  # once per table layout
-            encoders = self._plans[id(by_name)] = (by_name, _encoders(by_name))
-        before = _image(change.before, encoders[1])
-        after = _image(change.after, encoders[1])
+        plan = self._plans.get(id(by_name))
+        if plan is None or plan[0] is not by_name:  # once per table layout
+            dates = tuple(name for name, column in by_name.items() if column.kind in _DATES)
+            plan = self._plans[id(by_name)] = (by_name, _encoders(by_name), dates)
+        before = _image(change.before, plan[1])
+        after = _image(change.after, plan[1])
         gtid = change.gtid
         now_ns = time.time_ns()
+        source = self._source(change.db, change.table, change.commit_us, server_id, gtid, change.file, change.pos, row)
+        lost_before, lost_after = _lost_dates(change.before, plan[2]), _lost_dates(change.after, plan[2])
+        if lost_before or lost_after:
+            # What the encodings cannot carry, for binhub apply to restore: {"before"|"after": {column: text}}.
+            source["binhub"] = {"dates": {k: v for k, v in (("before", lost_before), ("after", lost_after)) if v}}
         envelope = {
-            "before": before, "after": after,
-            "source": self._source(change.db, change.table, change.commit_us, server_id, gtid, change.file,
-                                   change.pos, row),
+            "before": before, "after": after, "source": source,
             "op": _OPS[change.op], "ts_ms": now_ns // 1_000_000, "ts_us": now_ns // 1000, "ts_ns": now_ns}
         if self.transaction_metadata:
             context = self.context
@@ -288,8 +347,13 @@ class DebeziumFormat(RowFormat):
 
     def ddl(self, change: DdlChange) -> Message:
         commit_us = change.timestamp * 1_000_000
-        event = {"source": self._source(change.db, change.table, commit_us, change.server_id, change.gtid,
-                                        change.file, change.pos, 0),
+        source = self._source(change.db, change.table, commit_us, change.server_id, change.gtid, change.file,
+                              change.pos, 0)
+        if change.session is not None:
+            # The session the statement ran in on the primary (default database, sql_mode names,
+            # collations, time zone), for binhub apply to run it the same way.
+            source["binhub"] = {"session": change.session}
+        event = {"source": source,
                  "ts_ms": time.time_ns() // 1_000_000, "databaseName": change.db, "schemaName": None,
                  "ddl": change.sql, "tableChanges": _table_changes(change.tables)}
         key = orjson.dumps({"databaseName": change.db})

@@ -18,7 +18,9 @@ those rows carry ``"xid": null`` and ``"xoffset"`` (their index in the transacti
 
 DDL: ``{"type": "table-create"|"table-alter"|"table-drop"|"database-create"|"database-alter"|
 "database-drop", "database", "table", "sql", "position", "ts"}`` (binhub adds "table-truncate" and,
-for other statements, "ddl"); a table-create carries ``def``, a table-alter (and a rename) ``old``
+for other statements, "ddl"); a database-create/-alter carries the database's ``charset`` (the
+statement's, else the server default the QUERY event names); a table-create carries ``def``, a
+table-alter (and a rename) ``old``
 and ``def``: the table before and after, as Maxwell writes its definitions (:func:`table_def`).
 """
 
@@ -175,5 +177,9 @@ class MaxwellFormat(RowFormat):
             if kind == "table-alter" and described.before is not None and described.before.known:
                 fields["old"] = table_def(described.before)
             fields["def"] = table_def(described.after)
+        if kind in ("database-create", "database-alter"):
+            # Maxwell's ResolvedDatabaseCreate/Alter: the database's charset, from the statement or
+            # else the server's default (here: the schema history's, from the QUERY event).
+            fields["charset"] = change.database_charset
         fields.update(sql=change.sql, position=f"{change.file}:{change.pos}", ts=change.timestamp * 1000)
         return Message(change.db, change.table or "", None, orjson.dumps(fields) + b"\n", ddl=True)
