@@ -250,6 +250,16 @@ def test_restore_refuses_a_corrupted_chunk_naming_it_and_touches_nothing(
         restore_logical(backup, _address(target))
     assert target.query(f"SHOW TABLES FROM {ALL}") == [("counters",)]
 
+    # So is a target that does not take LOAD DATA LOCAL, saying what to set.
+    target.execute(f"DROP DATABASE {ALL}", "SET GLOBAL local_infile = OFF")
+    try:
+        with pytest.raises(BackupError, match="local_infile = OFF") as refused:
+            restore_logical(backup, _address(target))
+        assert "SET GLOBAL local_infile = ON" in str(refused.value.hint)
+        assert not target.query(f"SHOW DATABASES LIKE '{ALL}'")
+    finally:
+        target.execute("SET GLOBAL local_infile = ON")
+
 
 def test_backup_target_must_be_new_or_empty(source: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "x").write_text("")

@@ -234,7 +234,8 @@ class LogicalRestore:
         self._check_capacity(admin, manifest)
 
     def _check_capacity(self, admin: ServerSession, manifest: LogicalManifest) -> None:
-        """What the target must support: the history of versioned tables, the longest INSERT."""
+        """What the target must support: the history of versioned tables, LOAD DATA LOCAL, the longest
+        INSERT (format 1)."""
         versioned = [t.qualified for t in manifest.tables if t.is_versioned]
         if versioned and not admin.query("SHOW VARIABLES LIKE 'system_versioning_insert_history'"):
             version = admin.query("SELECT @@version")[0][0]
@@ -247,6 +248,11 @@ class LogicalRestore:
                               "target cannot take: it runs with secure_timestamp = YES, which forbids writing "
                               "row_start/row_end", hint="restart it with secure_timestamp = NO for the restore, or take "
                                                        "the backup without those tables (--exclude)")
+        if any(not c.file.endswith(SQL_SUFFIX) for t in manifest.tables for c in t.chunks) \
+                and not int(admin.query("SELECT @@GLOBAL.local_infile")[0][0]):
+            raise BackupError("the target has local_infile = OFF: the restore loads the chunks with LOAD DATA LOCAL "
+                              "INFILE (streamed from binhub, no file on the target)",
+                              hint="SET GLOBAL local_infile = ON on the target for the restore")
         longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
         allowed = int(admin.query("SELECT @@GLOBAL.max_allowed_packet")[0][0])
         if longest > allowed:
