@@ -76,18 +76,24 @@ static int next_field(const uint8_t *p, Py_ssize_t end, Py_ssize_t *off, const u
     return 0;
 }
 
+/* The bytes that take a backslash in a line, and the letter after it (0: none). */
+static const char ESCAPE_AS[256] = {[0] = '0', ['\t'] = 't', ['\n'] = 'n', ['\\'] = '\\'};
+
 static void put_escaped(Out *out, const uint8_t *v, Py_ssize_t n) {
     char *w = out->data + out->len;
+    Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint8_t c = v[i];
-        switch (c) {
-        case '\\': *w++ = '\\'; *w++ = '\\'; break;
-        case '\t': *w++ = '\\'; *w++ = 't'; break;
-        case '\n': *w++ = '\\'; *w++ = 'n'; break;
-        case 0: *w++ = '\\'; *w++ = '0'; break;
-        default: *w++ = (char)c;
+        char letter = ESCAPE_AS[v[i]];
+        if (letter) { /* most values have none: the runs between are copied whole */
+            memcpy(w, v + start, (size_t)(i - start));
+            w += i - start;
+            *w++ = '\\';
+            *w++ = letter;
+            start = i + 1;
         }
     }
+    memcpy(w, v + start, (size_t)(n - start));
+    w += n - start;
     out->len = w - out->data;
 }
 
