@@ -3,17 +3,18 @@
  * as \N; backslash, tab, newline and NUL escaped by a backslash), with no Python object per value.
  * The pure-Python twin is binhub.backup.logical.tsv (the tests compare the two).
  *
- * rows_to_tsv(buf, pos, columns, fields, max_rows) -> (tsv, pos, rows, status, last)
+ * rows_to_tsv(buf, pos, columns, fields, max_rows, out) -> (pos, rows, status, last)
  *   buf       bytes-like holding whole or partial packets (4-byte header + payload) from pos on
  *   columns   how many leading fields of a row go into the line; fields: how many a row has (the
  *             ones after columns are extras, e.g. the key's literals for the next keyset page)
  *   max_rows  stop after this many rows
+ *   out       a bytearray the lines are appended to (no copy of them is made on the way)
  *   status    0 the next packet is not all in buf; 1 the result's EOF packet was read (pos after
  *             it); 2 max_rows were converted; 3 the next packet is 16 MiB or longer (its payload goes
  *             on in the next packets: the caller joins them and calls row_to_tsv); 4 the next packet
  *             is an ERR packet (pos at it)
  *   last      the extras of the last row converted (a tuple of bytes or None), None if no row
- * row_to_tsv(payload, columns, fields) -> (tsv, last): one row's payload
+ * row_to_tsv(payload, columns, fields, out) -> last: one row's payload, its line appended to out
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,25 +24,37 @@
 #define MAX_PAYLOAD 0xFFFFFF
 enum { NEED_MORE = 0, END = 1, FULL = 2, LARGE = 3, ERROR = 4 };
 
+/* Lines appended to a bytearray: its size runs ahead of len while rows are written (bytearray's
+ * own over-allocation makes the growth amortized); done() sets it to len. */
 typedef struct {
+    PyObject *array;
     char *data;
-    Py_ssize_t len, cap;
+    Py_ssize_t start, len;
 } Out;
 
-static int reserve(Out *out, Py_ssize_t more) {
-    if (out->len + more <= out->cap)
-        return 0;
-    Py_ssize_t cap = out->cap ? out->cap : 65536;
-    while (cap < out->len + more)
-        cap *= 2;
-    char *grown = PyMem_Realloc(out->data, (size_t)cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
+static int begin(Out *out, PyObject *array) {
+    if (!PyByteArray_Check(array)) {
+        PyErr_SetString(PyExc_TypeError, "out must be a bytearray");
         return -1;
     }
-    out->data = grown;
-    out->cap = cap;
+    out->array = array;
+    out->start = out->len = PyByteArray_GET_SIZE(array);
+    out->data = PyByteArray_AS_STRING(array);
     return 0;
+}
+
+static int reserve(Out *out, Py_ssize_t more) {
+    if (out->len + more > PyByteArray_GET_SIZE(out->array)) {
+        if (PyByteArray_Resize(out->array, out->len + more) < 0)
+            return -1;
+        out->data = PyByteArray_AS_STRING(out->array);
+    }
+    return 0;
+}
+
+/* The lines written (ok) or none of them (a failure): the bytearray ends where they do. */
+static int done(Out *out, int ok) {
+    return PyByteArray_Resize(out->array, ok ? out->len : out->start);
 }
 
 /* A length-encoded field at p[*off] (end: the payload's end): its bytes in *value/*n, or *value NULL
@@ -163,21 +176,26 @@ static int check_counts(Py_ssize_t columns, Py_ssize_t fields) {
 static PyObject *rows_to_tsv(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t pos, columns, fields, max_rows;
-    if (!PyArg_ParseTuple(args, "y*nnnn", &view, &pos, &columns, &fields, &max_rows))
+    PyObject *array;
+    if (!PyArg_ParseTuple(args, "y*nnnnO", &view, &pos, &columns, &fields, &max_rows, &array))
         return NULL;
     const uint8_t *buf = view.buf;
     Py_ssize_t size = view.len;
-    Out out = {NULL, 0, 0};
+    Out out;
     Py_ssize_t rows = 0;
     int status = FULL;
     const uint8_t *last = NULL;
     Py_ssize_t last_len = 0;
     PyObject *result = NULL;
-    if (check_counts(columns, fields) < 0 || reserve(&out, 1) < 0)
-        goto done;
+    if (begin(&out, array) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (check_counts(columns, fields) < 0)
+        goto finish;
     if (pos < 0 || pos > size) {
         PyErr_SetString(PyExc_ValueError, "pos is outside buf");
-        goto done;
+        goto finish;
     }
     while (rows < max_rows) {
         if (size - pos < 4) {
@@ -204,7 +222,7 @@ static PyObject *rows_to_tsv(PyObject *self, PyObject *args) {
             break;
         }
         if (convert_row(&out, p, plen, columns, fields) < 0)
-            goto done;
+            goto finish;
         last = p;
         last_len = plen;
         rows++;
@@ -212,9 +230,10 @@ static PyObject *rows_to_tsv(PyObject *self, PyObject *args) {
     }
     PyObject *tail = last == NULL || columns == fields ? Py_NewRef(Py_None) : extras(last, last_len, columns, fields);
     if (tail != NULL)
-        result = Py_BuildValue("(y#nniN)", out.data, out.len, pos, rows, status, tail);
-done:
-    PyMem_Free(out.data);
+        result = Py_BuildValue("(nniN)", pos, rows, status, tail);
+finish:
+    if (done(&out, result != NULL) < 0)
+        Py_CLEAR(result);
     PyBuffer_Release(&view);
     return result;
 }
@@ -222,16 +241,17 @@ done:
 static PyObject *row_to_tsv(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t columns, fields;
-    if (!PyArg_ParseTuple(args, "y*nn", &view, &columns, &fields))
+    PyObject *array;
+    if (!PyArg_ParseTuple(args, "y*nnO", &view, &columns, &fields, &array))
         return NULL;
-    Out out = {NULL, 0, 0};
+    Out out;
     PyObject *result = NULL;
-    if (check_counts(columns, fields) == 0 && convert_row(&out, view.buf, view.len, columns, fields) == 0) {
-        PyObject *tail = columns == fields ? Py_NewRef(Py_None) : extras(view.buf, view.len, columns, fields);
-        if (tail != NULL)
-            result = Py_BuildValue("(y#N)", out.data, out.len, tail);
+    if (begin(&out, array) == 0) {
+        if (check_counts(columns, fields) == 0 && convert_row(&out, view.buf, view.len, columns, fields) == 0)
+            result = columns == fields ? Py_NewRef(Py_None) : extras(view.buf, view.len, columns, fields);
+        if (done(&out, result != NULL) < 0)
+            Py_CLEAR(result);
     }
-    PyMem_Free(out.data);
     PyBuffer_Release(&view);
     return result;
 }

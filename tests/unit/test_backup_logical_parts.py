@@ -11,16 +11,12 @@ from binhub.backup.logical.chunking import RangeJob, keyset_after
 from binhub.backup.logical.literals import Layout
 from binhub.backup.logical.loader import key_name, split_secondary_keys
 from binhub.backup.logical.manifest import ColumnRecord
-from binhub.backup.logical.writer import ChunkWriter, chunk_path
+from binhub.backup.logical.writer import chunk_path, write_chunk
 from binhub.innodb import crc32c
 
 
 def test_chunk_file_is_the_lines_compressed_with_its_size_and_checksum(tmp_path: Path) -> None:
-    writer = ChunkWriter(tmp_path, chunk_path("d b", "t/1", 7), level=3)
-    writer.add(b"1\tx\n2\t\\N\n", 2)
-    writer.add(b"3\ty\n", 1)
-    assert writer.rows == 3 and writer.size == 13
-    record = writer.close()
+    record = write_chunk(tmp_path, chunk_path("d b", "t/1", 7), bytearray(b"1\tx\n2\t\\N\n3\ty\n"), 3, level=3)
     assert record.file == "data/d%20b/t%2F1.00007.tsv.zst" and record.rows == 3 and record.sql_bytes == 13
     data = (tmp_path / record.file).read_bytes()
     assert record.bytes == len(data) and record.crc32c == f"{crc32c(data):08x}"

@@ -98,11 +98,10 @@ def test_every_byte_and_null_reads_back_as_it_was_however_the_stream_is_cut(impl
     rows = random_rows(rng, 200, 5)
     stream = b"".join(packets(b"".join(field(v) for v in row), i + 1) for i, row in enumerate(rows)) + EOF
     for step in (3, 61, 4096, len(stream)):
-        lines, seen, pos, buf, status = [], 0, 0, b"", tsv.NEED_MORE
+        lines, seen, pos, buf, status = bytearray(), 0, 0, b"", tsv.NEED_MORE
         fed = 0
         while status != tsv.END:
-            out, pos, n, status, last = rows_to_tsv(buf, pos, 5, 5, 1_000_000)
-            lines.append(out)
+            pos, n, status, last = rows_to_tsv(buf, pos, 5, 5, 1_000_000, lines)
             seen += n
             assert last is None and status in (tsv.NEED_MORE, tsv.END)
             if status == tsv.NEED_MORE:
@@ -110,46 +109,55 @@ def test_every_byte_and_null_reads_back_as_it_was_however_the_stream_is_cut(impl
                 buf, pos = buf[pos:] + stream[fed:fed + step], 0
                 fed += step
         assert seen == len(rows) and pos == len(buf)
-        assert read_lines(b"".join(lines)) == rows
+        assert read_lines(bytes(lines)) == rows
 
 
 def test_both_loops_write_the_same_bytes() -> None:
     rng = random.Random(11)
     rows = random_rows(rng, 300, 4)
     stream = b"".join(packets(b"".join(field(v) for v in row)) for row in rows) + EOF
-    results = {name: fn(stream, 0, 3, 4, 1000) for name, (fn, _) in IMPLEMENTATIONS.items()}
-    assert len(set(map(repr, results.values()))) == 1
-    assert results["pure"][4] == tuple(rows[-1][3:])  # the extras of the last row
+    prefix = b"lines before\n"
+    outs = {name: bytearray(prefix) for name in IMPLEMENTATIONS}
+    results = {name: fn(stream, 0, 3, 4, 1000, outs[name]) for name, (fn, _) in IMPLEMENTATIONS.items()}
+    assert len(set(map(repr, results.values()))) == 1 and len(set(map(bytes, outs.values()))) == 1
+    assert results["pure"][3] == tuple(rows[-1][3:])  # the extras of the last row
+    assert outs["pure"].startswith(prefix) and read_lines(bytes(outs["pure"][len(prefix):])) == [r[:3] for r in rows]
 
 
 def test_max_rows_stops_and_the_extras_are_the_last_rows(impl: Any) -> None:
     rows_to_tsv, _ = impl
     rows = [[str(i).encode(), b"k%d" % i, None] for i in range(10)]
     stream = b"".join(packets(b"".join(field(v) for v in row)) for row in rows) + EOF
-    out, pos, n, status, last = rows_to_tsv(stream, 0, 1, 3, 4)
+    out = bytearray()
+    pos, n, status, last = rows_to_tsv(stream, 0, 1, 3, 4, out)
     assert (out, n, status, last) == (b"0\n1\n2\n3\n", 4, tsv.FULL, (b"k3", None))
-    out, pos, n, status, last = rows_to_tsv(stream, pos, 1, 3, 100)
-    assert (n, status, last, pos) == (6, tsv.END, (b"k9", None), len(stream))
-    assert rows_to_tsv(EOF, 0, 1, 1, 5)[1:] == (len(EOF), 0, tsv.END, None)
+    pos, n, status, last = rows_to_tsv(stream, pos, 1, 3, 100, out)
+    assert (n, status, last, pos) == (6, tsv.END, (b"k9", None), len(stream)) and out.endswith(b"8\n9\n")
+    assert rows_to_tsv(EOF, 0, 1, 1, 5, out) == (len(EOF), 0, tsv.END, None)
 
 
 def test_a_packet_of_16_mib_is_left_to_the_caller_who_joins_it(impl: Any) -> None:
     rows_to_tsv, row_to_tsv = impl
     big = b"\\" * (tsv.MAX_PAYLOAD + 10)
     stream = packets(field(b"a")) + packets(field(big)) + EOF
-    out, pos, n, status, _ = rows_to_tsv(stream, 0, 1, 1, 100)
+    out = bytearray()
+    pos, n, status, _ = rows_to_tsv(stream, 0, 1, 1, 100, out)
     assert (out, n, status) == (b"a\n", 1, tsv.LARGE)
-    assert row_to_tsv(field(big), 1, 1) == (b"\\\\" * len(big) + b"\n", None)
+    assert row_to_tsv(field(big), 1, 1, out) is None and out == b"a\n" + b"\\\\" * len(big) + b"\n"
 
 
 def test_a_malformed_row_is_an_error_not_a_guess(impl: Any) -> None:
     rows_to_tsv, row_to_tsv = impl
+    out = bytearray(b"kept\n")
     with pytest.raises(ValueError, match="ends inside its field 2"):
-        row_to_tsv(field(b"a") + b"\x05ab", 1, 2)
+        row_to_tsv(field(b"a") + b"\x05ab", 1, 2, out)
     with pytest.raises(ValueError, match="more than 1 fields"):
-        row_to_tsv(field(b"a") + field(b"b"), 1, 1)
+        row_to_tsv(field(b"a") + field(b"b"), 1, 1, out)
+    with pytest.raises(ValueError, match="ends inside its field 1"):  # no line of a call that fails stays
+        rows_to_tsv(packets(field(b"good")) + packets(b"\x09short"), 0, 1, 1, 10, out)
+    assert out == b"kept\n"
     with pytest.raises(ValueError):
-        rows_to_tsv(b"", 0, 2, 1, 1)
+        rows_to_tsv(b"", 0, 2, 1, 1, out)
 
 
 def test_the_reader_takes_a_result_from_a_socket_and_raises_its_error_packet() -> None:
@@ -161,9 +169,10 @@ def test_the_reader_takes_a_result_from_a_socket_and_raises_its_error_packet() -
     taken: list[list[bytes | None]] = []
     with pytest.raises(UpstreamError) as caught:
         while True:
-            lines, count = reader.take(3)
+            lines = bytearray()
+            count = reader.take(3, lines)
             assert 1 <= count <= 3  # what has arrived, never more than asked
-            taken += read_lines(lines)
+            taken += read_lines(bytes(lines))
     assert caught.value.code == 1412 and caught.value.sqlstate == "HY000"
     assert taken == rows and reader.done
 

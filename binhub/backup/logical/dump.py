@@ -39,7 +39,7 @@ from binhub.backup.logical.literals import Layout, literal_expression, quote_nam
 from binhub.backup.logical.manifest import ChunkRecord, LogicalManifest, TableRecord
 from binhub.backup.logical.tsv import ResultLines
 from binhub.backup.logical.workers import NoProgress, Progress, run_all
-from binhub.backup.logical.writer import ChunkNumbers, ChunkWriter, chunk_path
+from binhub.backup.logical.writer import ChunkNumbers, chunk_path, write_chunk
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, ConfigError, UpstreamError
 from binhub.wire.errors import ErrorCode
@@ -69,9 +69,9 @@ class _Table:
             else []
         self.numbers = ChunkNumbers()
 
-    def new_writer(self, config: LogicalBackupConfig) -> ChunkWriter:
-        """The writer of this table's next chunk file."""
-        return ChunkWriter(config.target, chunk_path(self.entry.db, self.entry.name, self.numbers.take()),
+    def write_chunk(self, config: LogicalBackupConfig, lines: bytearray, rows: int) -> ChunkRecord:
+        """This table's next chunk file, of ``rows`` lines."""
+        return write_chunk(config.target, chunk_path(self.entry.db, self.entry.name, self.numbers.take()), lines, rows,
                            level=config.compression_level)
 
 
@@ -223,23 +223,19 @@ class LogicalBackup:
                + (f" WHERE {where}" if where else "") + tail)
         fields, read = session.query_packets(sql)
         result = ResultLines(read, len(table.layout.columns), fields)
-        writer: ChunkWriter | None = None
+        lines = bytearray()  # the next chunk's
+        rows = 0
         while True:
             if self._abort.is_set():
                 raise BackupError("stopped: another part of the backup failed")
-            lines, rows = result.take(config.chunk_rows - (writer.rows if writer is not None else 0))
-            if not rows:
-                break
-            if writer is None:
-                writer = table.new_writer(config)
-            writer.add(lines, rows)
-            self.progress.advance(rows)
-            if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
-                written.append(writer.close())
-                writer = None
-        if writer is not None:
-            written.append(writer.close())
-        return result.last if keys else None
+            taken = result.take(config.chunk_rows - rows, lines)
+            rows += taken
+            self.progress.advance(taken)
+            if rows and (not taken or rows >= config.chunk_rows or len(lines) >= config.chunk_bytes):
+                written.append(table.write_chunk(config, lines, rows))
+                lines, rows = bytearray(), 0
+            if not taken:
+                return result.last if keys else None
 
 
 def _prepare_target(target: Path) -> None:

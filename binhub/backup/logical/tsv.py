@@ -66,23 +66,24 @@ def _check(columns: int, fields: int) -> None:
         raise ValueError("need 1 <= columns <= fields")
 
 
-def row_to_tsv_pure(payload: bytes | memoryview, columns: int, fields: int) -> tuple[bytes, Extras]:
+def row_to_tsv_pure(payload: bytes | memoryview, columns: int, fields: int, out: bytearray) -> Extras:
     _check(columns, fields)
     values = _fields(payload, fields)
-    line = b"\t".join(b"\\N" if v is None else escape(v) for v in values[:columns]) + b"\n"
-    return line, (tuple(values[columns:]) if fields > columns else None)
+    out += b"\t".join(b"\\N" if v is None else escape(v) for v in values[:columns]) + b"\n"
+    return tuple(values[columns:]) if fields > columns else None
 
 
 def rows_to_tsv_pure(buf: bytes | bytearray | memoryview, pos: int, columns: int, fields: int,
-                     max_rows: int) -> tuple[bytes, int, int, int, Extras]:
+                     max_rows: int, out: bytearray) -> tuple[int, int, int, Extras]:
     _check(columns, fields)
     if not 0 <= pos <= len(buf):
         raise ValueError("pos is outside buf")
     view = memoryview(buf)
-    lines: list[bytes] = []
+    lines = bytearray()  # appended to out only if every row converts
+    rows = 0
     last: Extras = None
     status = FULL
-    while len(lines) < max_rows:
+    while rows < max_rows:
         if len(view) - pos < 4:
             status = NEED_MORE
             break
@@ -101,14 +102,15 @@ def rows_to_tsv_pure(buf: bytes | bytearray | memoryview, pos: int, columns: int
         if length and payload[0] == 0xFF:
             status = ERROR
             break
-        line, last = row_to_tsv_pure(payload, columns, fields)
-        lines.append(line)
+        last = row_to_tsv_pure(payload, columns, fields, lines)
+        rows += 1
         pos += 4 + length
-    return b"".join(lines), pos, len(lines), status, last
+    out += lines
+    return pos, rows, status, last
 
 
-rows_to_tsv: Callable[[bytes | bytearray | memoryview, int, int, int, int], tuple[bytes, int, int, int, Extras]]
-row_to_tsv: Callable[[bytes | memoryview, int, int], tuple[bytes, Extras]]
+rows_to_tsv: Callable[[bytes | bytearray | memoryview, int, int, int, int, bytearray], tuple[int, int, int, Extras]]
+row_to_tsv: Callable[[bytes | memoryview, int, int, bytearray], Extras]
 _tsv_c: ModuleType | None = None
 if os.environ.get("BINHUB_NO_SPEEDUPS", "") in ("", "0"):
     try:
@@ -138,11 +140,11 @@ class ResultLines:
         self.done = False
         self.last: Extras = None
 
-    def take(self, max_rows: int) -> tuple[bytes, int]:
-        """Lines of up to ``max_rows`` rows and how many (none only once :attr:`done`)."""
+    def take(self, max_rows: int, out: bytearray) -> int:
+        """The lines of up to ``max_rows`` rows appended to ``out``; how many (none only once :attr:`done`)."""
         while not self.done:
-            lines, self._pos, rows, status, last = rows_to_tsv(self._buf, self._pos, self._columns, self._fields,
-                                                               max_rows)
+            self._pos, rows, status, last = rows_to_tsv(self._buf, self._pos, self._columns, self._fields, max_rows,
+                                                        out)
             if status == END:
                 self.done = True
             elif status == NEED_MORE:
@@ -150,14 +152,14 @@ class ResultLines:
             elif rows:  # the rows before a long packet or an error first
                 pass
             elif status == LARGE:
-                lines, last = row_to_tsv(self._large(), self._columns, self._fields)
+                last = row_to_tsv(self._large(), self._columns, self._fields, out)
                 rows = 1
             elif status == ERROR:
                 raise self._error()
             if rows:
                 self.last = last
-                return lines, rows
-        return b"", 0
+                return rows
+        return 0
 
     def _more(self) -> None:
         del self._buf[:self._pos]

@@ -43,36 +43,19 @@ class ChunkNumbers:
             return self._next
 
 
-class ChunkWriter:
-    """Collects the lines of one chunk, then writes the file (:meth:`close`)."""
-
-    def __init__(self, target: Path, relpath: str, *, level: int) -> None:
-        self.target = target
-        self.relpath = relpath
-        self.rows = 0
-        self.size = 0  # bytes of lines
-        self._level = level
-        self._parts: list[bytes] = []
-
-    def add(self, lines: bytes, rows: int) -> None:
-        """Add ``rows`` whole lines."""
-        self._parts.append(lines)
-        self.size += len(lines)
-        self.rows += rows
-
-    def close(self) -> ChunkRecord:
-        data = zstandard.ZstdCompressor(level=self._level).compress(b"".join(self._parts))
-        self._parts = []
-        path = self.target / self.relpath
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            with open(path, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
-                raise DiskFull(f"no space left for {path}", hint="free space at the target and take the backup again") \
-                    from exc
-            raise BackupError(f"cannot write {path}: {exc}") from exc
-        return ChunkRecord(self.relpath, self.rows, len(data), self.size, f"{crc32c(data):08x}")
+def write_chunk(target: Path, relpath: str, lines: bytearray, rows: int, *, level: int) -> ChunkRecord:
+    """``rows`` whole lines compressed into the file ``relpath`` under ``target``, on disk when this returns."""
+    data = zstandard.ZstdCompressor(level=level).compress(lines)
+    path = target / relpath
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        with open(path, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC
+            raise DiskFull(f"no space left for {path}", hint="free space at the target and take the backup again") \
+                from exc
+        raise BackupError(f"cannot write {path}: {exc}") from exc
+    return ChunkRecord(relpath, rows, len(data), len(lines), f"{crc32c(data):08x}")
