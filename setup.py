@@ -13,5 +13,6 @@ setup(ext_modules=[Extension("binhub._speedups._relay", ["binhub/_speedups/_rela
                              depends=["binhub/_speedups/_crc32c.h"], extra_compile_args=["-O3"], optional=True),
                    Extension("binhub._speedups._pages", ["binhub/_speedups/_pages.c"],
                              depends=["binhub/_speedups/_crc32c.h"], extra_compile_args=["-O3"], optional=True),
+                   Extension("binhub._speedups._tsv", ["binhub/_speedups/_tsv.c"], extra_compile_args=["-O3"], optional=True),
                    Extension("binhub._speedups._rows", ["binhub/_speedups/_rows.c"],
                              extra_compile_args=["-O3"], optional=True)])

@@ -7,12 +7,13 @@ between threads): the coordinator holds the backup locks, the redo copier asks f
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
+from pymysql.constants import COMMAND  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.backup.config import ServerAddress
 from binhub.errors import BackupError, BinhubError, ConnectionFailed, UpstreamError
@@ -26,6 +27,9 @@ VARIABLES = (
 )
 STAGES = ("START", "FLUSH", "BLOCK_DDL", "BLOCK_COMMIT", "END")
 LOST_HINT = "did the server stop or restart? see its error log"  # the backup or the load is then cut short
+READ_BYTES = 1 << 20  # what one read of a result's row packets asks the socket for
+LOCAL_INFILE_REQUEST = 0xFB  # the server's answer to LOAD DATA LOCAL: send the file
+LOCAL_PACKET_BYTES = 1 << 16  # the file is sent in packets of this size (far below any max_allowed_packet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,52 @@ class ServerSession:
                     yield list(rows)
         except pymysql.err.MySQLError as exc:
             raise self._error(sql, exc) from exc
+
+    # The two raw paths below drive PyMySQL's packet layer directly (its cursors would make a Python
+    # object of every value, or need a file on disk): the logical dump's rows and the restore's LOAD DATA.
+
+    def query_packets(self, sql: str) -> tuple[int, Callable[[], bytes]]:
+        """Send ``sql`` (a SELECT) and read its column definitions: the number of fields of its rows and
+        a function that returns the next bytes of the row packets as they arrive, up to and with the
+        EOF packet (never b'': a lost connection raises). The caller reads them all before the session
+        is used again."""
+        conn = self._conn
+        try:
+            conn._execute_command(COMMAND.COM_QUERY, sql)
+            fields = conn._read_packet().read_length_encoded_integer()
+            for _ in range(fields + 1):  # the column definitions and their EOF (no CLIENT_DEPRECATE_EOF)
+                conn._read_packet()
+        except pymysql.err.MySQLError as exc:
+            raise self._error(sql, exc) from exc
+
+        def read() -> bytes:
+            try:
+                data: bytes = conn._rfile.read1(READ_BYTES)
+            except OSError as exc:
+                raise ConnectionFailed(f"lost the connection to {self.address} during {sql!r}: {exc}",
+                                       hint=LOST_HINT) from exc
+            if not data:
+                raise ConnectionFailed(f"lost the connection to {self.address} during {sql!r}", hint=LOST_HINT)
+            return data
+
+        return int(fields), read
+
+    def load_local(self, sql: bytes, data: bytes | memoryview) -> int:
+        """Run ``LOAD DATA LOCAL INFILE`` ``sql`` with ``data`` as the file's content, streamed from
+        memory; returns the number of warnings. The session must be opened with ``local_infile``."""
+        conn = self._conn
+        text = sql[:200].decode(errors="replace")
+        try:
+            conn._execute_command(COMMAND.COM_QUERY, sql)
+            request = conn._read_packet()
+            if request.get_bytes(0, 1)[0] != LOCAL_INFILE_REQUEST:
+                raise BackupError(f"the server did not ask for the data of {text!r}")
+            for start in range(0, len(data), LOCAL_PACKET_BYTES):
+                conn.write_packet(data[start:start + LOCAL_PACKET_BYTES])
+            conn.write_packet(b"")  # the end of the file
+            return int(pymysql.connections.OKPacketWrapper(conn._read_packet()).warning_count)
+        except pymysql.err.MySQLError as exc:
+            raise self._error(text, exc) from exc
 
     def _error(self, sql: str, exc: Exception) -> Exception:
         if isinstance(exc, pymysql.err.InterfaceError):  # the connection was already gone (PyMySQL closed it)

@@ -171,7 +171,7 @@ def backup(take_physical: bool, take_logical: bool, source: str, unix_socket: Pa
     --logical stops commits for an instant (BACKUP STAGE BLOCK_COMMIT, or FLUSH TABLES WITH READ
     LOCK), opens N consistent snapshots inside it and records the binlog file:pos and GTID there;
     non-transactional tables are dumped before the lock is released. Tables are split into key
-    ranges, each chunk a zstd-compressed file of INSERTs with its CRC-32C in manifest.json, beside
+    ranges, each chunk a zstd-compressed file of LOAD DATA lines with its CRC-32C in manifest.json, beside
     the schema, views, routines, triggers, events and users; sequences with their state (SETVAL
     on restore), system-versioned tables with their history (FOR SYSTEM_TIME ALL). A lock that
     waits past --lock-wait-timeout fails naming the session in its way (id, account, time,

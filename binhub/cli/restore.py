@@ -105,7 +105,7 @@ def _summary(report: RestoreReport) -> str:
               help="Logical: create the backup's accounts and roles (one the target already has is left as it is).")
 @click.option("--resume", is_flag=True,
               help="Logical: go on with a restore of this backup that was cut short (killed, target restarted): "
-                   "load only the INSERTs the target's binhub.logical_restore_chunks does not count as committed.")
+                   "load only the parts of chunks the target's binhub.logical_restore_chunks does not count as committed.")
 @click.option("--progress/--no-progress", default=None, help="Logical: progress bars (default: when stderr is a terminal).")
 @click.option("--until", "until_time", metavar="'YYYY-MM-DD HH:MM:SS'",
               help="Point in time: replay the store up to the last transaction committed at or before this time.")
@@ -142,11 +142,11 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
 
     A logical backup (binhub backup --logical) is loaded into the running server --to DSN. Refused
     before anything is touched when the backup is incomplete, a chunk fails its CRC-32C (named), a
-    database of the backup already has tables on the target, or the target's max_allowed_packet is
-    smaller than the longest INSERT. Then: databases and tables, the chunks in parallel (one
-    transaction each; foreign_key_checks, unique_checks and the binlog off), secondary indexes
+    database of the backup already has tables on the target, or the target has local_infile off.
+    Then: databases and tables, the chunks in parallel by LOAD DATA LOCAL INFILE streamed from
+    binhub (foreign_key_checks, unique_checks and the binlog off), secondary indexes
     (unless --no-indexes-after), accounts, views, routines, triggers and events. The restored data is the
-    source's at the binlog position and GTID printed at the end. Each INSERT commits together with
+    source's at the binlog position and GTID printed at the end. Each part of a chunk commits with
     its count in binhub.logical_restore_chunks on the target: after a kill or a crash, --resume
     loads only what is missing (no row twice).
     """

@@ -1,9 +1,9 @@
 """Logical, parallel backup and its restore: a consistent dump of a running MySQL/MariaDB into
-zstd-compressed chunks of multi-row INSERTs, and the load of those chunks into another server.
+zstd-compressed chunks of LOAD DATA lines, and the load of those chunks into another server.
 
 A module per concept: ``consistent`` (the one point every thread reads at), ``catalog`` (what the
-dictionary says), ``chunking`` (how a table splits), ``literals`` (how a value comes out exactly),
-``writer`` (chunk files), ``manifest`` (manifest.json), ``workers`` (the session threads), ``dump``
+dictionary says), ``chunking`` (how a table splits), ``literals`` (how a value comes out and goes
+back exactly), ``tsv`` (row packets to lines), ``writer`` (chunk files), ``manifest`` (manifest.json), ``workers`` (the session threads), ``dump``
 (the backup), ``loader`` (the restore).
 """
 

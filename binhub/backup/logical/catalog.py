@@ -68,7 +68,6 @@ class TableEntry:
     key: list[str]  # primary key, else the narrowest NOT NULL unique key; empty: none
     key_is_integer: bool
     kind: str = TABLE  # TABLE, SEQUENCE or VERSIONED
-    average_row_bytes: int = 0  # information_schema's AVG_ROW_LENGTH (an estimate; 0: unknown)
 
     @property
     def source(self) -> str:
@@ -88,12 +87,11 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
     transactional = {str(e).lower() for (e,) in session.query(
         "SELECT ENGINE FROM information_schema.ENGINES WHERE TRANSACTIONS = 'YES'")}
     rows = session.query(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE, ''), IFNULL(TABLE_ROWS, 0), "
-        "IFNULL(AVG_ROW_LENGTH, 0) "
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE, ''), IFNULL(TABLE_ROWS, 0) "
         "FROM information_schema.TABLES WHERE TABLE_TYPE <> 'VIEW' AND TABLE_SCHEMA NOT IN "
         + in_list(SYSTEM_SCHEMAS) + " ORDER BY TABLE_SCHEMA, TABLE_NAME")
-    wanted = [(str(db), str(name), str(kind), str(engine), int(est), int(width))
-              for db, name, kind, engine, est, width in rows if filters.wants(str(db), str(name))]
+    wanted = [(str(db), str(name), str(kind), str(engine), int(est))
+              for db, name, kind, engine, est in rows if filters.wants(str(db), str(name))]
     for db, name, kind, *_ in wanted:
         if kind not in KINDS:
             raise BackupError(f"{db}.{name} is a {kind.lower()}: the logical backup does not take those yet",
@@ -121,7 +119,7 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
         indexes.setdefault((str(db), str(table)), {}).setdefault(str(index), []).append(
             (str(column), str(nullable) == "YES"))
     out = []
-    for db, name, table_type, engine, estimate, width in wanted:
+    for db, name, table_type, engine, estimate in wanted:
         kind = KINDS[table_type]
         cols = columns.get((db, name), [])
         generated = {c.name for c in cols if c.generated}
@@ -142,7 +140,7 @@ def list_tables(session: ServerSession, filters: TableFilter) -> list[TableEntry
                 end = declared["ROW END"].name
             key = [*key, end] if key else []  # a key value recurs in the history, once per row_end
         out.append(TableEntry(db, name, engine, engine.lower() in transactional, estimate, cols, key,
-                              key_is_integer, kind, width))
+                              key_is_integer, kind))
     return out
 
 

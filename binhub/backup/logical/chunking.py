@@ -9,10 +9,6 @@
 - no usable key: one scan of the whole table, cut into files every ``chunk_rows`` rows.
 
 A job's rows may also be cut into several files by size (``chunk_bytes``): wide rows stay in bounded memory.
-
-A range is read in *groups*: narrower key ranges of about ``GROUP_BYTES`` of SQL each, which the
-server packs into one result row (``GROUP_CONCAT``, see ``dump.py``), so the client handles a few
-big strings instead of a Python object per row.
 """
 
 from __future__ import annotations
@@ -24,37 +20,14 @@ from binhub.backup.logical.catalog import TableEntry
 from binhub.backup.logical.literals import quote_name
 from binhub.backup.session import ServerSession
 
-# A group's SQL, about: big enough that the per-result-row cost vanishes, small enough to stay well
-# under any max_allowed_packet and group_concat_max_len.
-GROUP_BYTES = 512 * 1024
-MAX_GROUP_ROWS = 4096
-# Literal bytes per stored byte, roughly (hex doubles binary; quotes, commas, escapes).
-LITERAL_EXPANSION = 2
-
 
 @dataclass(frozen=True, slots=True)
 class RangeJob:
-    """Rows of ``table`` with ``low <= key < high`` (an open end is None).
-
-    ``first``..``stop`` are the key values the range covered when it was planned (the open ends
-    clamped to the table's MIN and MAX then) and ``group_width`` how many key values a group spans;
-    0: the job is not read in groups.
-    """
+    """Rows of ``table`` with ``low <= key < high`` (an open end is None)."""
 
     table: TableEntry
     low: int | None = None
     high: int | None = None
-    first: int = 0
-    stop: int = 0
-    group_width: int = 0
-
-    def groups(self) -> list[RangeJob]:
-        """The range cut into groups of ``group_width`` key values; the outer ends stay as open as the job's."""
-        if not self.group_width:
-            return [self]
-        edges: list[int | None] = [*range(self.first, self.stop, self.group_width)][1:]
-        edges = [self.low, *edges, self.high]
-        return [RangeJob(self.table, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
     def where(self) -> str:
         key = quote_name(self.table.key[0]) if self.table.key else ""
@@ -77,16 +50,15 @@ class KeysetJob:
 Job = RangeJob | KeysetJob
 
 
-def plan(session: ServerSession, table: TableEntry, chunk_rows: int, group_bytes: int = GROUP_BYTES) -> list[Job]:
+def plan(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job]:
     if table.key_is_integer:
-        return integer_ranges(session, table, chunk_rows, group_bytes)
+        return integer_ranges(session, table, chunk_rows)
     if table.key:
         return [KeysetJob(table, chunk_rows)]
     return [RangeJob(table)]  # no key: one scan
 
 
-def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int,
-                   group_bytes: int = GROUP_BYTES) -> list[Job]:
+def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int) -> list[Job]:
     key = quote_name(table.key[0])
     low, high = session.query(f"SELECT MIN({key}), MAX({key}) FROM {table.source}")[0]
     if low is None or high is None:
@@ -95,17 +67,7 @@ def integer_ranges(session: ServerSession, table: TableEntry, chunk_rows: int,
     count = max(1, min(math.ceil(table.estimated_rows / chunk_rows), high - low + 1))
     bounds = [low + (high - low + 1) * i // count for i in range(1, count)]
     edges: list[int | None] = [None, *bounds, None]
-    width = group_width(table, high - low + 1, group_bytes)
-    spans = [low, *bounds, high + 1]
-    return [RangeJob(table, edges[i], edges[i + 1], spans[i], spans[i + 1], width) for i in range(count)]
-
-
-def group_width(table: TableEntry, key_values: int, group_bytes: int = GROUP_BYTES) -> int:
-    """How many key values a group spans for about ``group_bytes`` of SQL, by the table's row estimates."""
-    rows_per_value = max(table.estimated_rows, 1) / key_values
-    literal_bytes = max(table.average_row_bytes * LITERAL_EXPANSION, 16)
-    rows = max(1, min(MAX_GROUP_ROWS, group_bytes // literal_bytes))
-    return max(1, int(rows / rows_per_value))
+    return [RangeJob(table, edges[i], edges[i + 1]) for i in range(count)]
 
 
 def keyset_after(key: list[str], last: list[bytes]) -> str:

@@ -12,9 +12,9 @@ DEFAULT_PARALLEL = 4
 DEFAULT_CHUNK_ROWS = 250_000
 # A chunk file is closed at this many bytes of SQL even before chunk_rows: wide rows stay in bounded memory.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
-# One INSERT statement holds rows up to this many bytes (a row bigger than that is a statement of its own):
-# well under the 16 MiB default max_allowed_packet of the server that loads it.
-DEFAULT_STATEMENT_BYTES = 2 * 2**20
+# The restore loads a chunk in parts of about this many bytes of lines, each a LOAD DATA committed
+# with its count in the target's ledger (what a resume goes on from).
+DEFAULT_PART_BYTES = 4 * 2**20
 # Tables the backup never takes: the server's own (users come through SHOW CREATE USER / SHOW GRANTS).
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 
@@ -32,7 +32,6 @@ class LogicalBackupConfig:
     parallel: int = DEFAULT_PARALLEL
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    statement_bytes: int = DEFAULT_STATEMENT_BYTES
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     users: bool = True
@@ -68,6 +67,7 @@ class LogicalRestoreConfig:
     users: bool = True
     resume: bool = False
     lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT
+    part_bytes: int = DEFAULT_PART_BYTES  # a resume must use the same as the restore it goes on with
 
     def __post_init__(self) -> None:
         if self.parallel < 1:

@@ -9,7 +9,9 @@ Order of work:
    non-transactional tables are dumped (no snapshot protects them); then the lock is released;
 3. the transactional tables are split (``chunking.py``) and the chunks read by the N workers, each
    inside its snapshot, between ``SAVEPOINT``/``ROLLBACK TO SAVEPOINT`` so a finished table's
-   metadata lock is let go at once (DDL on it need not wait for the whole dump);
+   metadata lock is let go at once (DDL on it need not wait for the whole dump). A chunk is one
+   plain ``SELECT`` over its key range, streamed: its row packets become LOAD DATA lines as they
+   arrive (``tsv.py``, in C), with no Python object per value;
 4. databases, views, routines, triggers, events and users are read; the manifest is rewritten
    with ``complete: true`` only now.
 
@@ -27,39 +29,27 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pymysql  # type: ignore[import-untyped, unused-ignore]
 
 from binhub.backup.logical import catalog
 from binhub.backup.logical.catalog import TableEntry, TableFilter
-from binhub.backup.logical.chunking import GROUP_BYTES, Job, KeysetJob, RangeJob, keyset_after, plan
+from binhub.backup.logical.chunking import Job, KeysetJob, RangeJob, keyset_after, plan
 from binhub.backup.logical.config import LogicalBackupConfig
 from binhub.backup.logical.consistent import consistent_point
-from binhub.backup.logical.literals import RowReader, RowTooLong, insert_head, quote_name
+from binhub.backup.logical.literals import Layout, literal_expression, quote_name
 from binhub.backup.logical.manifest import ChunkRecord, LogicalManifest, TableRecord
+from binhub.backup.logical.tsv import ResultLines
 from binhub.backup.logical.workers import NoProgress, Progress, run_all
-from binhub.backup.logical.writer import ChunkNumbers, ChunkWriter, chunk_path
+from binhub.backup.logical.writer import ChunkNumbers, chunk_path, write_chunk
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, ConfigError, UpstreamError
 from binhub.wire.errors import ErrorCode
 
 log = logging.getLogger("binhub.backup.logical")
 
-# Worker sessions read every value as the bytes the server sent: no decoding, no conversion.
-RAW_VALUES: dict[str, Any] = {
-    "use_unicode": False,
-    "max_allowed_packet": 2**30,  # the client's limit is never the one that matters: the server's is
-    "conv": {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)},
-}
-# What the literals are read under (and restored under): UTC, no NO_BACKSLASH_ESCAPES.
+# Worker sessions: every value as the bytes the server holds (no conversion), timestamps in UTC.
 # A long net_write_timeout: the server waits while a worker compresses and writes a finished chunk.
-# group_concat_max_len: far above a group's planned size (GROUP_BYTES), never above what the server
-# sends in one packet; a group cut there is read again by row.
 WORKER_SESSION = ("SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
-                  "SET SESSION net_write_timeout = 3600",
-                  f"SET SESSION group_concat_max_len = LEAST(@@GLOBAL.max_allowed_packet, {64 * GROUP_BYTES})")
-GROUPS_PER_QUERY = 16  # groups read by one query: fewer round trips, a bounded result
+                  "SET SESSION net_write_timeout = 3600", "SET SESSION character_set_results = binary")
 
 
 def _now() -> str:
@@ -67,24 +57,22 @@ def _now() -> str:
 
 
 class _Table:
-    """A table being dumped: its manifest record, its INSERT head, its chunk numbers."""
+    """A table being dumped: its manifest record, its columns, its chunk numbers."""
 
     def __init__(self, entry: TableEntry, record: TableRecord) -> None:
         self.entry = entry
         self.record = record
-        self.head = insert_head(entry.name, entry.columns)
-        self.reader = RowReader.for_table(record.qualified, entry.columns, entry.key, whole_row=True)
+        self.layout = Layout.of(entry.columns)
+        # A keyset page's key is read too, as literals, after the loaded columns.
+        by_name = {c.name: c for c in self.layout.columns}
+        self.key_literals = [literal_expression(by_name[k]) for k in entry.key] if set(entry.key) <= set(by_name) \
+            else []
         self.numbers = ChunkNumbers()
 
-    def new_writer(self, config: LogicalBackupConfig) -> ChunkWriter:
-        """The writer of this table's next chunk file."""
-        return ChunkWriter(config.target, chunk_path(self.entry.db, self.entry.name, self.numbers.take()), self.head,
-                           statement_bytes=config.statement_bytes, level=config.compression_level)
-
-    def read_by_column(self) -> None:
-        """A row was too long for the server to build as one literal: from now on, read this table's
-        values one column each (Python joins them)."""
-        self.reader = RowReader.for_table(self.record.qualified, self.entry.columns, self.entry.key, whole_row=False)
+    def write_chunk(self, config: LogicalBackupConfig, lines: bytearray, rows: int) -> ChunkRecord:
+        """This table's next chunk file, of ``rows`` lines."""
+        return write_chunk(config.target, chunk_path(self.entry.db, self.entry.name, self.numbers.take()), lines, rows,
+                           level=config.compression_level)
 
 
 class LogicalBackup:
@@ -106,7 +94,7 @@ class LogicalBackup:
             flavour = "mariadb" if "mariadb" in version.lower() else "mysql"
             manifest = LogicalManifest(server_version=version, flavour=flavour, started_at=_now(), options={
                 "parallel": config.parallel, "chunk_rows": config.chunk_rows, "include": list(config.include),
-                "exclude": list(config.exclude), "format": "sql-insert", "compression": "zstd"})
+                "exclude": list(config.exclude), "format": "tsv", "compression": "zstd"})
             manifest.write(config.target)
             workers: list[ServerSession] = []
             try:
@@ -124,8 +112,7 @@ class LogicalBackup:
         return manifest
 
     def _worker_session(self) -> ServerSession:
-        session = ServerSession(self.config.source, lock_wait_timeout=self.config.lock_wait_timeout,
-                                connect_options=RAW_VALUES)
+        session = ServerSession(self.config.source, lock_wait_timeout=self.config.lock_wait_timeout)
         for statement in WORKER_SESSION:
             session.execute(statement)
         return session
@@ -158,8 +145,7 @@ class LogicalBackup:
         snapshot = [t for t in tables if t.entry.transactional and not t.record.is_sequence]
         jobs: list[Job] = []
         for table in sorted(snapshot, key=lambda t: -t.entry.estimated_rows):
-            # A group is one INSERT of its own at most (half a statement: two share one, mostly).
-            jobs.extend(plan(coordinator, table.entry, config.chunk_rows, min(GROUP_BYTES, config.statement_bytes // 2)))
+            jobs.extend(plan(coordinator, table.entry, config.chunk_rows))
         self.progress.phase("tables", sum(t.entry.estimated_rows for t in snapshot))
         self._run(jobs, {id(t.entry): t for t in snapshot})
         for worker in workers:
@@ -191,13 +177,7 @@ class LogicalBackup:
         try:
             session.execute("SAVEPOINT binhub_chunk")
             try:
-                try:
-                    records = self._chunks(session, job, table)
-                except RowTooLong:
-                    log.info("%s has a row longer than max_allowed_packet as one literal: reading it by column",
-                             table.record.qualified)
-                    table.read_by_column()
-                    records = self._chunks(session, job, table)
+                records = self._chunks(session, job, table)
             except UpstreamError as exc:
                 if exc.code in (ErrorCode.TABLE_DEF_CHANGED, ErrorCode.NO_SUCH_TABLE):
                     raise BackupError(f"{table.record.qualified} was changed by DDL during the backup "
@@ -213,24 +193,15 @@ class LogicalBackup:
             table.record.sql_bytes += sum(r.sql_bytes for r in records)
 
     def _chunks(self, session: ServerSession, job: Job, table: _Table) -> list[ChunkRecord]:
-        """Read ``job``'s rows into chunk files; if a row is too long as one literal, the files of this
-        attempt are removed and RowTooLong raised (the job is read again by column)."""
+        """Read ``job``'s rows into chunk files."""
         written: list[ChunkRecord] = []
-        try:
-            if isinstance(job, KeysetJob):
-                return self._keyset(session, job, table, written)
-            if job.group_width and table.reader.whole_row:
-                self._read_groups(session, table, job, written)
-            else:
-                self._read(session, table, job.where(), "", written)
-            return written
-        except RowTooLong:
-            for record in written:
-                (self.config.target / record.file).unlink(missing_ok=True)
-            raise
+        if isinstance(job, KeysetJob):
+            self._keyset(session, job, table, written)
+        else:
+            self._read(session, table, job.where(), "", written)
+        return written
 
-    def _keyset(self, session: ServerSession, job: KeysetJob, table: _Table,
-                written: list[ChunkRecord]) -> list[ChunkRecord]:
+    def _keyset(self, session: ServerSession, job: KeysetJob, table: _Table, written: list[ChunkRecord]) -> None:
         after = ""
         order = ",".join(quote_name(k) for k in table.entry.key)
         while not self._abort.is_set():
@@ -238,73 +209,33 @@ class LogicalBackup:
             last = self._read(session, table, after, f" ORDER BY {order} LIMIT {job.page_rows}", written)
             if sum(r.rows for r in written[before:]) < job.page_rows or last is None:
                 break
-            after = keyset_after(table.entry.key, table.reader.key(last))
-        return written
+            after = keyset_after(table.entry.key, [v or b"NULL" for v in last])
 
     def _read(self, session: ServerSession, table: _Table, where: str, tail: str,
               written: list[ChunkRecord]) -> tuple[bytes | None, ...] | None:
         """Stream one SELECT into chunk files (a new file every chunk_rows rows or chunk_bytes bytes),
-        appended to ``written``; returns the last row read (None: no row)."""
+        appended to ``written``; returns the key literals of the last row read (None: no row, or
+        not a keyset page)."""
         config = self.config
         entry = table.entry
-        reader = table.reader
-        sql = (f"SELECT {reader.select} FROM {entry.source}"
+        keys = table.key_literals if tail else []
+        sql = (f"SELECT {','.join([table.layout.select(), *keys])} FROM {entry.source}"
                + (f" WHERE {where}" if where else "") + tail)
-        writer: ChunkWriter | None = None
-        last: tuple[bytes | None, ...] | None = None
-        for batch in session.stream(sql):
+        fields, read = session.query_packets(sql)
+        result = ResultLines(read, len(table.layout.columns), fields)
+        lines = bytearray()  # the next chunk's
+        rows = 0
+        while True:
             if self._abort.is_set():
                 raise BackupError("stopped: another part of the backup failed")
-            for row in batch:
-                if writer is None:
-                    writer = table.new_writer(config)
-                writer.add(reader.literal(row))
-                if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
-                    written.append(writer.close())
-                    writer = None
-            last = batch[-1]
-            self.progress.advance(len(batch))
-        if writer is not None:
-            written.append(writer.close())
-        return last
-
-    def _read_groups(self, session: ServerSession, table: _Table, job: RangeJob,
-                     written: list[ChunkRecord]) -> None:
-        """Read a key range in groups the server packs into one result row each:
-        ``SELECT COUNT(*), GROUP_CONCAT(<row literal> SEPARATOR ',\\n') ... WHERE <group>``, a few
-        groups per query (UNION ALL). A group whose string does not hold exactly COUNT(*) rows (a
-        row longer than max_allowed_packet is left out as NULL; a string past group_concat_max_len
-        is cut) is read again row by row (:meth:`_read`)."""
-        config = self.config
-        entry = table.entry
-        writer: ChunkWriter | None = None
-        groups = job.groups()
-        for start in range(0, len(groups), GROUPS_PER_QUERY):
-            if self._abort.is_set():
-                raise BackupError("stopped: another part of the backup failed")
-            batch = groups[start:start + GROUPS_PER_QUERY]
-            sql = " UNION ALL ".join(
-                f"(SELECT {i}, COUNT(*), GROUP_CONCAT({table.reader.row} SEPARATOR ',\\n') FROM {entry.source}"
-                + (f" WHERE {group.where()}" if group.where() else "") + ")" for i, group in enumerate(batch))
-            for i, count, rows in session.query(sql):
-                count = int(count)
-                if not count:
-                    continue
-                if rows is None or not rows.endswith(b")") or rows.count(b"\n") != count - 1:
-                    if writer is not None:
-                        written.append(writer.close())
-                        writer = None
-                    self._read(session, table, batch[int(i)].where(), "", written)
-                    continue
-                if writer is None:
-                    writer = table.new_writer(config)
-                writer.add(rows, count)
-                if writer.rows >= config.chunk_rows or writer.size >= config.chunk_bytes:
-                    written.append(writer.close())
-                    writer = None
-                self.progress.advance(count)
-        if writer is not None:
-            written.append(writer.close())
+            taken = result.take(config.chunk_rows - rows, lines)
+            rows += taken
+            self.progress.advance(taken)
+            if rows and (not taken or rows >= config.chunk_rows or len(lines) >= config.chunk_bytes):
+                written.append(table.write_chunk(config, lines, rows))
+                lines, rows = bytearray(), 0
+            if not taken:
+                return result.last if keys else None
 
 
 def _prepare_target(target: Path) -> None:

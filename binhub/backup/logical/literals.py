@@ -1,28 +1,21 @@
-"""How each column comes out of the server as an exact SQL literal.
+"""How each column is read from the server and loaded back exactly.
 
-The server formats every value itself, and by default the whole row too (``CONCAT('(', v1, ',',
-v2, ..., ')')``, each piece as binary so no collations mix): Python receives one column per row and
-writes it as it is, so the dump runs at the server's speed, not the interpreter's (PyMySQL spends
-~2 µs on every column it parses). Every expression yields the literal ``NULL`` for a NULL, so a
-missing value (Python ``None``) can only mean the server could not build the literal: it was longer
-than ``max_allowed_packet`` (warning 1301). A whole row that long is read again column by column
-(:class:`RowTooLong`); a single value that long stops the backup with what to raise.
+The rows are read by a plain ``SELECT`` (the server's cheapest path: no expression per value but
+where one is needed) under ``character_set_results = binary`` and ``time_zone = '+00:00'``, and
+loaded by ``LOAD DATA ... CHARACTER SET binary`` under the same time zone and ``sql_mode =
+'NO_AUTO_VALUE_ON_ZERO'``. What passes through as the server sends it, type by type:
 
-Exactness, type by type (restored into a session with ``time_zone='+00:00'`` and
-``sql_mode='NO_AUTO_VALUE_ON_ZERO'``, as the dump reads them):
+- integers, DECIMAL, DOUBLE: their digits (DOUBLE printed as the shortest text that parses back
+  to the same binary value); FLOAT through ``CAST(AS DOUBLE)``: its own text is rounded to 6 digits;
+- ENUM and SET: as numbers (``col+0``), loaded through a variable as an integer: the index or the
+  bit mask, so an invalid ENUM value ('', index 0) comes back as it was;
+- BIT, BINARY/BLOB, spatial values (the server's internal SRID + WKB, which a spatial column takes
+  back as it is) and text in any character set: their bytes, unconverted both ways;
+- temporal types and YEAR: their text with the column's fractional digits; TIMESTAMP in UTC; zero
+  dates as they are;
+- anything else (JSON, INET4/INET6/UUID, ...): the text the server prints and parses back.
 
-- integers, DECIMAL: their digits; FLOAT through ``CAST(AS DOUBLE)`` and DOUBLE as the server
-  prints it (the shortest text that parses back to the same binary value);
-- BIT, ENUM, SET, YEAR: as numbers (``col+0``): the bits, the index or the bit mask, so an
-  invalid ENUM value ('' , index 0) and YEAR 0000 come back as they were;
-- temporal types: quoted, with the column's fractional digits; TIMESTAMP in UTC; zero dates as they are;
-- utf8mb3/utf8mb4 text: ``QUOTE()``d, with raw newlines escaped so one row is one line of the file;
-- text in any other character set: its bytes in hex with the charset's introducer (``_latin1
-  X'..'``), so nothing is converted on the way (a byte sequence the charset does not define
-  survives too);
-- binary strings, BLOBs and spatial values: their bytes in hex (``X'..'``; spatial columns hold
-  the server's internal SRID + WKB, which a spatial column accepts back as it is);
-- anything else (JSON, INET4/INET6/UUID, ...): ``QUOTE()``d text.
+The literals of :func:`literal_expression` are for the key of a keyset page (``WHERE key > ...``).
 """
 
 from __future__ import annotations
@@ -31,15 +24,57 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from binhub.backup.logical.manifest import ColumnRecord
-from binhub.errors import BackupError
 
+# The literal of a key value (keyset pages):
 INTEGERS = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "double"})
-AS_NUMBER = frozenset({"bit", "enum", "set", "year"})
+KEY_AS_NUMBER = frozenset({"bit", "enum", "set", "year"})
 TEMPORAL = frozenset({"date", "time", "datetime", "timestamp"})
 BINARY = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
                     "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection",
                     "geomcollection", "vector"})
 UNICODE = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
+AS_NUMBER = frozenset({"enum", "set"})  # read and loaded as numbers
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A table's loaded columns (generated ones are computed by the server, never loaded): what
+    reads them and what loads them back."""
+
+    columns: tuple[ColumnRecord, ...]
+
+    @classmethod
+    def of(cls, columns: Iterable[ColumnRecord]) -> Layout:
+        return cls(tuple(c for c in columns if not c.generated))
+
+    def select(self) -> str:
+        """The SELECT list, in the columns' order."""
+        return ",".join(_read_expression(c) for c in self.columns)
+
+    def load_data(self, table: str) -> bytes:
+        """``LOAD DATA LOCAL INFILE`` of a chunk's lines into ``table`` (qualified, quoted)."""
+        targets = []
+        sets = []
+        for number, column in enumerate(self.columns):
+            name = quote_name(column.name)
+            if column.data_type.lower() in AS_NUMBER:
+                targets.append(f"@v{number}")
+                sets.append(f"{name} = CAST(@v{number} AS UNSIGNED)")
+            else:
+                targets.append(name)
+        return (f"LOAD DATA LOCAL INFILE 'chunk' INTO TABLE {table} CHARACTER SET binary "
+                r"FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' "
+                f"({','.join(targets)})" + (f" SET {','.join(sets)}" if sets else "")).encode()
+
+
+def _read_expression(column: ColumnRecord) -> str:
+    name = quote_name(column.name)
+    kind = column.data_type.lower()
+    if kind == "float":
+        return f"CAST({name} AS DOUBLE)"
+    if kind in AS_NUMBER:
+        return f"{name}+0"
+    return name
 
 
 def quote_name(*names: str) -> str:
@@ -65,7 +100,7 @@ def literal_expression(column: ColumnRecord) -> str:
         return f"IFNULL({c},'NULL')"
     if kind == "float":
         return f"IFNULL(CAST({c} AS DOUBLE),'NULL')"
-    if kind in AS_NUMBER:
+    if kind in KEY_AS_NUMBER:
         return f"IFNULL({c}+0,'NULL')"
     if kind in TEMPORAL:
         return f"QUOTE({c})"
@@ -77,57 +112,3 @@ def literal_expression(column: ColumnRecord) -> str:
     return rf"REPLACE(QUOTE({c}),'\n','\\n')"
 
 
-class RowTooLong(Exception):
-    """A row's literal is longer than the server's max_allowed_packet: read it column by column."""
-
-
-@dataclass(frozen=True, slots=True)
-class RowReader:
-    """The SELECT list that reads a table's rows as ``(...)`` literals, and how to take one from a result row.
-
-    ``whole_row``: the server builds the row literal (one column), else Python joins the columns.
-    The key's literals (for keyset pages) are at ``key_positions`` of the result row.
-    """
-
-    table: str
-    columns: tuple[str, ...]
-    select: str
-    whole_row: bool
-    key_positions: tuple[int, ...]
-    row: str = ""  # whole_row: the expression of the row's literal alone
-
-    @classmethod
-    def for_table(cls, table: str, columns: list[ColumnRecord], key: list[str], *, whole_row: bool) -> RowReader:
-        loaded = [c for c in columns if not c.generated]
-        expressions = [literal_expression(c) for c in loaded]
-        names = tuple(c.name for c in loaded)
-        if not whole_row:
-            positions = tuple(names.index(k) for k in key) if set(key) <= set(names) else ()
-            return cls(table, names, ",".join(expressions), False, positions)
-        row = "CONCAT('('," + ",',',".join(f"CAST({e} AS BINARY)" for e in expressions) + ",')')"
-        keys = [expressions[names.index(k)] for k in key] if set(key) <= set(names) else []
-        return cls(table, names, ",".join([row, *keys]), True, tuple(range(1, len(keys) + 1)), row)
-
-    def literal(self, row: tuple[bytes | None, ...]) -> bytes:
-        if self.whole_row:
-            value = row[0]
-            if value is None:
-                raise RowTooLong(self.table)
-            return value
-        try:
-            return b"(" + b",".join(row) + b")"  # type: ignore[arg-type]
-        except TypeError:
-            column = next(self.columns[i] for i, v in enumerate(row) if v is None)
-            raise BackupError(f"{self.table}: a value of column {column} is too long for the server to send as "
-                              "a literal (longer than max_allowed_packet)",
-                              hint="raise max_allowed_packet on the source (and on the server you restore to)") \
-                from None
-
-    def key(self, row: tuple[bytes | None, ...]) -> list[bytes]:
-        return [row[i] or b"NULL" for i in self.key_positions]
-
-
-def insert_head(table: str, columns: list[ColumnRecord]) -> bytes:
-    """``INSERT INTO `t` (`a`,`b`) VALUES``: unqualified, so the file loads into whatever database is USEd."""
-    names = ",".join(quote_name(c.name) for c in columns if not c.generated)
-    return f"INSERT INTO {quote_name(table)} ({names}) VALUES\n".encode()

@@ -3,12 +3,15 @@ then (optionally) the secondary indexes, then users, views, routines, triggers a
 
 Before anything is touched on the target: the manifest must say ``complete: true``, every chunk
 file must have its recorded size and CRC-32C (a bad one is named), the databases of the backup
-must not exist there with tables in them, and the target's ``max_allowed_packet`` must hold the
-longest INSERT. Each INSERT of a chunk (up to 2 MiB) is one transaction, which also counts it in the
-target's ``binhub.logical_restore_chunks`` (``ledger.py``), in a session with ``foreign_key_checks=0``,
+must not exist there with tables in them. A chunk is loaded by ``LOAD DATA LOCAL INFILE``, its
+lines streamed from memory (no file on the target's side, none written here), in parts of about
+``part_bytes``: each part is one transaction, which also counts it in the target's
+``binhub.logical_restore_chunks`` (``ledger.py``), in a session with ``foreign_key_checks=0``,
 ``unique_checks=0``, ``check_constraint_checks=0``, the binlog off (unless asked), UTC and
-``NO_AUTO_VALUE_ON_ZERO`` (the literals were read under the same settings). Triggers are created
-after the rows are in, so none fires during the load.
+``NO_AUTO_VALUE_ON_ZERO`` (the rows were read under the same settings). Triggers are created after
+the rows are in, so none fires during the load. A backup of format 1 (INSERT statements in
+``.sql.zst`` chunks) loads as it was written: statement by statement, each a transaction, and the
+target's ``max_allowed_packet`` must hold the longest.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +32,10 @@ import zstandard
 from binhub.backup.config import ServerAddress
 from binhub.backup.logical.config import DEFAULT_PARALLEL, LogicalRestoreConfig
 from binhub.backup.logical.ledger import RestoreLedger, RestoreState
-from binhub.backup.logical.literals import in_list, quote_name
+from binhub.backup.logical.literals import Layout, in_list, quote_name
 from binhub.backup.logical.manifest import ChunkRecord, LogicalManifest, SchemaObject, TableRecord
+from binhub.backup.logical.tsv import split_parts
 from binhub.backup.logical.workers import NoProgress, Progress, run_all
-from binhub.backup.logical.writer import STATEMENT_END
 from binhub.backup.session import ServerSession
 from binhub.errors import BackupError, UpstreamError
 from binhub.innodb import crc32c
@@ -43,6 +47,10 @@ _LOAD_ATTEMPTS = 5  # a chunk a deadlock or lock wait rolled back is loaded agai
 _RETRIED = frozenset({ErrorCode.LOCK_DEADLOCK, ErrorCode.LOCK_WAIT_TIMEOUT})
 
 RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+# Format 1's chunks: INSERT statements, each ending a line with ";"; the first sets the session.
+SQL_SUFFIX = ".sql.zst"
+STATEMENT_END = b";\n"
+LOCAL_INFILE_REFUSED = frozenset({1148, 4166})  # ER_NOT_ALLOWED_COMMAND, ER_LOAD_INFILE_CAPABILITY_DISABLED
 # Secondary index lines of SHOW CREATE TABLE that can be added after the rows (FULLTEXT and SPATIAL stay).
 DEFERRABLE_KEYS = ("  KEY ", "  UNIQUE KEY ")
 VIEW_RETRY_ERRORS = (ErrorCode.NO_SUCH_TABLE, ErrorCode.VIEW_INVALID)  # a view over a view not created yet
@@ -194,7 +202,7 @@ class LogicalRestore:
 
     def _worker_session(self, history: bool) -> ServerSession:
         session = ServerSession(self.config.target, lock_wait_timeout=self.config.lock_wait_timeout,
-                                connect_options={"max_allowed_packet": 2**30})
+                                connect_options={"max_allowed_packet": 2**30, "local_infile": True})
         self._prepare_session(session)
         session.execute("SET SESSION autocommit = 0")
         if history:
@@ -226,7 +234,8 @@ class LogicalRestore:
         self._check_capacity(admin, manifest)
 
     def _check_capacity(self, admin: ServerSession, manifest: LogicalManifest) -> None:
-        """What the target must support: the history of versioned tables, the longest INSERT."""
+        """What the target must support: the history of versioned tables, LOAD DATA LOCAL, the longest
+        INSERT (format 1)."""
         versioned = [t.qualified for t in manifest.tables if t.is_versioned]
         if versioned and not admin.query("SHOW VARIABLES LIKE 'system_versioning_insert_history'"):
             version = admin.query("SELECT @@version")[0][0]
@@ -239,6 +248,11 @@ class LogicalRestore:
                               "target cannot take: it runs with secure_timestamp = YES, which forbids writing "
                               "row_start/row_end", hint="restart it with secure_timestamp = NO for the restore, or take "
                                                        "the backup without those tables (--exclude)")
+        if any(not c.file.endswith(SQL_SUFFIX) for t in manifest.tables for c in t.chunks) \
+                and not int(admin.query("SELECT @@GLOBAL.local_infile")[0][0]):
+            raise BackupError("the target has local_infile = OFF: the restore loads the chunks with LOAD DATA LOCAL "
+                              "INFILE (streamed from binhub, no file on the target)",
+                              hint="SET GLOBAL local_infile = ON on the target for the restore")
         longest = max((c.max_statement for t in manifest.tables for c in t.chunks), default=0)
         allowed = int(admin.query("SELECT @@GLOBAL.max_allowed_packet")[0][0])
         if longest > allowed:
@@ -363,16 +377,19 @@ class LogicalRestore:
         tasks += [functools.partial(self._load_chunk, table, chunk) for table, chunk in jobs]
         run_all(tasks, self.config.parallel, self._abort, "load")
 
-    def _commit(self, session: ServerSession, table: TableRecord, chunk: ChunkRecord, insert: bytes,
+    def _commit(self, session: ServerSession, table: TableRecord, chunk: ChunkRecord, load: Callable[[], None],
                 done: int | None) -> None:
-        """One INSERT of ``chunk`` and its count in the ledger, in one transaction."""
+        """One part of ``chunk`` (``load`` runs it) and its count in the ledger, in one transaction."""
         for attempt in range(1, _LOAD_ATTEMPTS + 1):
             try:
-                session.execute(insert)
+                load()
                 session.execute(self._ledger.record_sql(chunk.file, done))  # committed with the rows, or not at all
                 session.execute("COMMIT")
                 return
             except UpstreamError as exc:
+                if exc.code in LOCAL_INFILE_REFUSED:
+                    raise BackupError(f"the target refuses LOAD DATA LOCAL INFILE ({exc.server_message})",
+                                      hint="SET GLOBAL local_infile = ON on the target for the restore") from exc
                 # Chunks of one table load side by side: InnoDB may pick one as a deadlock victim (its
                 # next-key locks meet a neighbour's). Roll the statement back and run it again.
                 if exc.code not in _RETRIED or attempt == _LOAD_ATTEMPTS:
@@ -400,15 +417,21 @@ class LogicalRestore:
         if self._abort.is_set():
             return
         data = zstandard.ZstdDecompressor().decompress(read_chunk(self.config.backup, chunk))
-        # The file's first statement is the session it was written for (SET NAMES ...): run each time.
-        header, *inserts = [s for s in data.split(STATEMENT_END) if s]
         session = self._sessions.get()
         try:
             session.execute(f"USE {quote_name(table.db)}")
-            session.execute(header)
-            for number in range(self._loaded.get(chunk.file) or 0, len(inserts)):
-                done = None if number + 1 == len(inserts) else number + 1
-                self._commit(session, table, chunk, inserts[number], done)
+            if chunk.file.endswith(SQL_SUFFIX):
+                # The file's first statement is the session it was written for (SET NAMES ...): run each time.
+                header, *inserts = [s for s in data.split(STATEMENT_END) if s]
+                session.execute(header)
+                parts = [functools.partial(session.execute, insert) for insert in inserts]
+            else:
+                statement = Layout.of(table.columns).load_data(quote_name(table.db, table.name))
+                parts = [functools.partial(self._load_part, session, statement, part, chunk)
+                         for part in split_parts(data, self.config.part_bytes)]
+            for number in range(self._loaded.get(chunk.file) or 0, len(parts)):
+                done = None if number + 1 == len(parts) else number + 1
+                self._commit(session, table, chunk, parts[number], done)
             with self._lock:
                 self._left[id(table)] -= 1
                 last = self._left[id(table)] == 0
@@ -417,6 +440,13 @@ class LogicalRestore:
         finally:
             self._sessions.put(session)
         self.progress.advance(chunk.bytes)
+
+    @staticmethod
+    def _load_part(session: ServerSession, statement: bytes, part: memoryview, chunk: ChunkRecord) -> None:
+        warnings = session.load_local(statement, part)
+        if warnings:  # LOCAL turns data errors into warnings: say what they were
+            shown = "; ".join(str(row[2]) for row in session.query("SHOW WARNINGS LIMIT 3"))
+            log.warning("loading %s: %d warnings, e.g. %s", chunk.file, warnings, shown)
 
 
 def _defers_keys(table: TableRecord) -> bool:

@@ -16,7 +16,9 @@ from binhub.backup.metadata import MANIFEST, write_atomically
 from binhub.backup.session import BinlogPosition
 from binhub.errors import BackupError
 
-LOGICAL_FORMAT = 1
+# 2: chunks of LOAD DATA lines (``.tsv.zst``); 1: chunks of INSERT statements (``.sql.zst``), still restored.
+LOGICAL_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 KIND = "logical"
 # TableRecord.kind: a base table's rows; a sequence's state; a system-versioned table's rows with their history.
 TABLE, SEQUENCE, VERSIONED = "table", "sequence", "system-versioned"
@@ -24,14 +26,15 @@ TABLE, SEQUENCE, VERSIONED = "table", "sequence", "system-versioned"
 
 @dataclass(slots=True)
 class ChunkRecord:
-    """One data file: ``data/<db>.<table>.<n>.sql.zst``, zstd-compressed INSERT statements."""
+    """One data file: ``data/<db>/<table>.<n>.tsv.zst``, zstd-compressed LOAD DATA lines (format 1:
+    ``.sql.zst``, INSERT statements)."""
 
     file: str  # relative to the backup directory
     rows: int
     bytes: int  # compressed, as on disk
-    sql_bytes: int  # uncompressed
+    sql_bytes: int  # uncompressed (the name from format 1, when they were SQL)
     crc32c: str  # of the file as on disk, 8 hex digits
-    max_statement: int  # the longest INSERT in it: the target's max_allowed_packet must hold it
+    max_statement: int = 0  # format 1: the longest INSERT in it, which the target's max_allowed_packet must hold
 
 
 @dataclass(slots=True)
@@ -160,8 +163,9 @@ class LogicalManifest:
             raise BackupError(f"{path} cannot be read ({exc})", hint="the backup is damaged; take a new one") from None
         if data.get("kind") != KIND:
             raise BackupError(f"{backup} is not a logical backup (kind {data.get('kind', 'physical')!r})")
-        if data.get("format") != LOGICAL_FORMAT:
-            raise BackupError(f"{path} has format {data.get('format')!r}; this binhub reads format {LOGICAL_FORMAT}")
+        if data.get("format") not in READABLE_FORMATS:
+            raise BackupError(f"{path} has format {data.get('format')!r}; this binhub reads formats "
+                              f"{', '.join(map(str, READABLE_FORMATS))}", hint="restore it with the binhub that took it")
         try:
             data["databases"] = [DatabaseRecord(**d) for d in data["databases"]]
             data["tables"] = [TableRecord.from_json(t) for t in data["tables"]]
