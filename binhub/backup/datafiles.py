@@ -177,6 +177,32 @@ def open_direct(path: Path, flags: int, mode: int = 0o640) -> int:
     return os.open(path, flags, mode)
 
 
+def read_at(fd: int, buffer: memoryview, offset: int) -> int:
+    """``os.preadv`` into ``buffer`` at ``offset``; a direct-I/O file that refuses the read (EINVAL:
+    an offset left unaligned by a short read) goes on buffered."""
+    try:
+        return os.preadv(fd, [buffer], offset)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or not stop_direct_io(fd):
+            raise
+    return os.preadv(fd, [buffer], offset)
+
+
+class ThreadBuffers:
+    """One page-aligned buffer of ``size`` bytes per thread (direct I/O needs aligned memory), made
+    once per thread and reused for every file it copies."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._local = threading.local()
+
+    def get(self) -> memoryview:
+        buffer: mmap.mmap | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = mmap.mmap(-1, self.size)  # anonymous: page-aligned, zero-filled
+        return memoryview(buffer)
+
+
 def is_direct(fd: int) -> bool:
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
 
@@ -269,7 +295,6 @@ class TablespaceCopier:
     ``flags_hint`` is InnoDB's own idea of the tablespace's flags (from information_schema): a file
     created after the last checkpoint may still have an all-zero page 0 on disk, its pages living only
     in the buffer pool and the redo log; then the hint says how to check the pages that are there.
-    Each copying thread reads into its own page-aligned buffer (direct I/O needs one), made once.
     """
 
     def __init__(self, *, default_page_size: int, retries: int, retry_delay: float,
@@ -278,17 +303,11 @@ class TablespaceCopier:
         self.default_page_size = default_page_size
         self.retries = retries
         self.retry_delay = retry_delay
-        self._per_thread = threading.local()
-
-    def _buffer(self) -> mmap.mmap:
-        buffer: mmap.mmap | None = getattr(self._per_thread, "buffer", None)
-        if buffer is None:
-            buffer = self._per_thread.buffer = mmap.mmap(-1, TABLESPACE_CHUNK)  # page-aligned, zero-filled
-        return buffer
+        self._buffers = ThreadBuffers(TABLESPACE_CHUNK)
 
     def copy(self, src: Path, dst: Path, relpath: str, flags_hint: int | None,
              on_bytes: Callable[[int], None]) -> CopiedFile:
-        buffer = memoryview(self._buffer())
+        buffer = self._buffers.get()
         fd = open_direct(src, os.O_RDONLY)
         try:
             flags = self._flags(fd, buffer, flags_hint)
@@ -313,7 +332,7 @@ class TablespaceCopier:
 
     def _flags(self, fd: int, buffer: memoryview, hint: int | None) -> TablespaceFlags | None:
         page0 = buffer[:self.default_page_size]
-        if os.preadv(fd, [page0], 0) >= self.default_page_size and any(page0):
+        if read_at(fd, page0, 0) >= self.default_page_size and any(page0):
             return TablespaceFlags.from_page0(page0)
         if hint is not None:
             return TablespaceFlags.decode(hint)
@@ -330,7 +349,7 @@ class TablespaceCopier:
         cached_in = not is_direct(fd)
         cached_out = out_fd is not None and not is_direct(out_fd)
         while True:
-            got = os.preadv(fd, [buffer], offset)
+            got = read_at(fd, buffer, offset)
             whole = got - got % page_size
             if not whole:
                 break  # end of file (a partial page at the end is an extension in progress: redo covers it)
@@ -368,7 +387,7 @@ class TablespaceCopier:
         """Read page ``page_no`` again into ``page`` (its place in the aligned buffer) until it checks out."""
         for _ in range(self.retries):
             time.sleep(self.retry_delay)
-            if os.preadv(fd, [page], page_no * len(page)) < len(page):
+            if read_at(fd, page, page_no * len(page)) < len(page):
                 raise PageCorrupted(relpath, page_no, "the file shrank under the copy")
             reason_now = page_corruption(page, flags)
             if reason_now is None:
