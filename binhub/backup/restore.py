@@ -36,7 +36,6 @@ from binhub.backup.datafiles import (
     drop_behind,
     naming_a_full_disk,
     open_direct,
-    read_at,
     write_all,
 )
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
@@ -290,7 +289,7 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
         if entry.get("stored"):
             size, crc = _decompress_into(backup, entry, dst, on_bytes)
         else:
-            size, crc = _copy_direct(stored, dst, on_bytes)
+            size, crc = _copy_file(stored, dst, on_bytes)
     _check_against(entry, size, crc)
     return size
 
@@ -312,16 +311,20 @@ def _decompress_into(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: C
 _BUFFERS = ThreadBuffers(RESTORE_CHUNK)
 
 
-def _copy_direct(src: Path, dst: Path | None, on_bytes: Callable[[int], None]) -> tuple[int, int]:
-    """Copy ``src`` to ``dst`` (or only read it, when None) with direct I/O where the filesystem has
-    it (no copy through the page cache; an unaligned tail is written buffered); return (size, CRC-32C)."""
+def _copy_file(src: Path, dst: Path | None, on_bytes: Callable[[int], None]) -> tuple[int, int]:
+    """Copy ``src`` to ``dst`` (or only read it, when None); return (size, CRC-32C). Writes use direct
+    I/O where the filesystem has it (no copy through the page cache; an unaligned tail is written
+    buffered). Reads stay buffered: read-ahead keeps the disk busier than one direct read per thread
+    does (measured at load 9: 0.7-2.0 s against 3.4-4.2 s for 645 MiB), and a backup still in the
+    page cache is read from there."""
     buffer = _BUFFERS.get()
-    fin = open_direct(src, os.O_RDONLY)
+    fin = os.open(src, os.O_RDONLY)
     try:
+        os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         out = None if dst is None else open_direct(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             crc = size = 0
-            while got := read_at(fin, buffer, size):
+            while got := os.preadv(fin, [buffer], size):
                 piece = buffer[:got]
                 if out is not None:
                     write_all(out, piece)
@@ -346,7 +349,7 @@ def move_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
     except FileNotFoundError:
         raise BackupDamaged(relpath, "it is missing from the backup") from None
     os.chmod(dst, FILE_MODE)
-    size, crc = _copy_direct(dst, None, on_bytes)
+    size, crc = _copy_file(dst, None, on_bytes)
     _check_against(entry, size, crc)
     return size
 
