@@ -13,7 +13,7 @@ complete (manifest) and its restores must give every table the source's CHECKSUM
 once; mariadb-backup must exit 0.
 
 Pairs: backup; restore keeping the backup (binhub copies, checking; mariadb-backup needs a
-``cp -a`` first since its prepare changes the backup); restore using the backup up (``binhub
+``cp -a`` first since its prepare changes the backup; with and without an fsync of what it restored); restore using the backup up (``binhub
 restore --move`` vs ``mariadb-backup --prepare`` + ``--move-back``, each on an untimed copy).
 """
 
@@ -179,10 +179,11 @@ def main() -> None:
                 raise SystemExit(f"binhub's backup is not complete: {manifest.error}")
             size = manifest.total_bytes  # what a physical backup copies: tablespaces, redo, other files
             restored, scratch, moved = work / "binhub-restored", work / "mb-prepared", work / "mb-restored"
-            restored_mb = work / "binhub-restored-mb"
+            restored_mb, scratch_synced, moved_synced = work / "binhub-restored-mb", work / "mb-prepared-s", work / "mb-restored-s"
             ours_spare, theirs_spare = work / "binhub-backup-spare", work / "mb-backup-spare"
             moved_ours, moved_theirs = work / "binhub-moved", work / "mb-moved"
-            for path in (restored, restored_mb, scratch, moved, ours_spare, theirs_spare, moved_ours, moved_theirs):
+            for path in (restored, restored_mb, scratch, moved, ours_spare, theirs_spare, moved_ours, moved_theirs,
+                         scratch_synced, moved_synced):
                 shutil.rmtree(path, ignore_errors=True)
             paired([
                 ("binhub restore", [*binhub, "restore", str(ours), "--to", str(restored),
@@ -192,7 +193,15 @@ def main() -> None:
                 ("mariadb-backup prepare+move", ["sh", "-c", f"cp -a {theirs} {scratch} && {mariadb_backup} --prepare "
                                                  f"--target-dir={scratch} && {mariadb_backup} --move-back "
                                                  f"--target-dir={scratch} --datadir={moved}"]),
+                # As durable as binhub's restore: every restored file and directory fsynced.
+                ("mariadb-backup prepare+move + fsync", [
+                    "sh", "-c", f"cp -a {theirs} {scratch_synced} && {mariadb_backup} --prepare "
+                                f"--target-dir={scratch_synced} && {mariadb_backup} --move-back "
+                                f"--target-dir={scratch_synced} --datadir={moved_synced} && "
+                                f"find {moved_synced} -type f -exec sync {{}} + && find {moved_synced} -type d -exec sync {{}} +"]),
             ], round_no, figures)
+            for path in (scratch_synced, moved_synced):
+                shutil.rmtree(path, ignore_errors=True)
             # Using the backup up: both on a copy made outside the timing.
             subprocess.run(["cp", "-a", str(ours), str(ours_spare)], check=True)
             subprocess.run(["cp", "-a", str(theirs), str(theirs_spare)], check=True)
@@ -258,6 +267,8 @@ def report(args: argparse.Namespace, size: int, rows: int, figures: Figures,
         row("mariadb-backup prepare+move", "mariadb-backup prepare+move"),
         row("binhub restore", "mariadb-backup prepare+move"),
         row("binhub restore (mb prepare)", "mariadb-backup prepare+move"),
+        row("mariadb-backup prepare+move + fsync", "mariadb-backup prepare+move"),
+        row("binhub restore", "mariadb-backup prepare+move + fsync", "binhub restore, against + fsync"),
         row("mariadb-backup --prepare --move-back", "mariadb-backup --prepare --move-back"),
         row("binhub restore --move", "mariadb-backup --prepare --move-back"), "",
         "All walls (s): " + "; ".join(f"{k} {[round(w, 2) for w in v]}" for k, v in walls.items()), "",
@@ -268,8 +279,8 @@ def report(args: argparse.Namespace, size: int, rows: int, figures: Figures,
         "on a copy made outside the timing. Walls include the interpreter's start-up.", "",
         "Durability differs: mariadb-backup makes no fsync at all (strace: no fsync, fdatasync or sync_file_range "
         "in a whole `--backup`), binhub fsyncs every file before its manifest says complete and every restored "
-        "file before the restore ends; `mariadb-backup --backup + fsync` is mariadb-backup made as durable "
-        "(each file and directory fsynced after it), the like-for-like reference.", "",
+        "file before the restore ends; `mariadb-backup --backup + fsync` and `prepare+move + fsync` are "
+        "mariadb-backup made as durable (each file and directory fsynced after it), the like-for-like references.", "",
         "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine_facts(sb).items()),
     ]
     print("\n".join(lines))

@@ -7,7 +7,7 @@ Order of work (mariadb-backup 10.11.8+ does the same, but holds BLOCK_DDL for le
    renamed or rebuilt, and writes to non-transactional tables (MyISAM, Aria, CSV, ...) wait, so the
    file list stays true and those tables stay still;
 3. copy the InnoDB tablespaces with N threads, every page checked (InnoDB writes go on: the redo
-   copy covers them), then the other engines' files and every table's metadata;
+   copy covers them), then the other engines' files and every table's metadata (N threads too);
 4. ``BACKUP STAGE BLOCK_COMMIT``, the consistent point: nothing commits. Copy the statistics and
    log tables and Aria's logs, read the binlog file:pos and ``gtid_binlog_pos``, read the current
    LSN, make the log durable, and wait until the redo copy has it (and nothing after it);
@@ -21,11 +21,12 @@ redo from the checkpoint to the consistent point and rolls back what had not com
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,7 +252,7 @@ class PhysicalBackup:
             manifest.add_files(self._copy_innodb(inventory.innodb, flags, int(variables["innodb_page_size"]),
                                                  copier.check))
             self.progress.phase("other engines", inventory.size_of(inventory.other))
-            manifest.add_files(self._copy_plain(inventory.other))
+            manifest.add_files(self._in_threads([functools.partial(self._copy_plain_file, f) for f in inventory.other]))
 
             copier.check()
             session.backup_stage("BLOCK_COMMIT")
@@ -302,27 +303,27 @@ class PhysicalBackup:
                 return copier.copy(self.config.datadir / item.relpath, self.config.target / item.relpath,
                                    item.relpath, hint, self.progress.advance)
 
-        return self._in_threads(one, files)
+        return self._in_threads([functools.partial(one, f) for f in files])
 
     def _copy_plain(self, files: list[DatadirFile]) -> list[CopiedFile]:
-        copied = []
-        for f in files:
-            with naming_a_full_disk(self.config.target / f.relpath, BACKUP_DISK_FULL):
-                copied.append(copy_plain_file(self.config.datadir / f.relpath, self.config.target / f.relpath,
-                                              f.relpath, self.progress.advance, self.config.compress))
-        return copied
+        return [self._copy_plain_file(f) for f in files]
 
-    def _in_threads(self, work: Callable[[DatadirFile], CopiedFile], files: list[DatadirFile]) -> list[CopiedFile]:
-        if self.config.parallel == 1 or len(files) < 2:
-            return [work(f) for f in files]
+    def _copy_plain_file(self, item: DatadirFile) -> CopiedFile:
+        with naming_a_full_disk(self.config.target / item.relpath, BACKUP_DISK_FULL):
+            return copy_plain_file(self.config.datadir / item.relpath, self.config.target / item.relpath,
+                                   item.relpath, self.progress.advance, self.config.compress)
+
+    def _in_threads(self, jobs: Sequence[Callable[[], CopiedFile]]) -> list[CopiedFile]:
+        if self.config.parallel == 1 or len(jobs) < 2:
+            return [job() for job in jobs]
         started = time.monotonic()
         with ThreadPoolExecutor(self.config.parallel, thread_name_prefix="binhub-copy") as pool:
-            futures = [pool.submit(work, f) for f in files]
+            futures = [pool.submit(job) for job in jobs]
             try:
                 results = [future.result() for future in futures]
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
-        log.debug("copied %d InnoDB files in %.1fs", len(files), time.monotonic() - started)
+        log.debug("copied %d files in %.1fs", len(jobs), time.monotonic() - started)
         return results

@@ -31,7 +31,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from binhub.backup.compression import open_stored
-from binhub.backup.datafiles import drop_behind, naming_a_full_disk
+from binhub.backup.datafiles import (
+    ThreadBuffers,
+    drop_behind,
+    naming_a_full_disk,
+    open_direct,
+    write_all,
+)
 from binhub.backup.metadata import BACKUP_MY_CNF, CHECKPOINTS, MANIFEST, Manifest
 from binhub.backup.recovery_server import RecoveryServer, ServerOwner, innodb_settings
 from binhub.binlog.gtid import MariadbGtidList
@@ -276,9 +282,20 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
     the entry's size and CRC-32C as it is read (an entry without them is copied unchecked)."""
     relpath = str(entry["relpath"])
     dst.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if not (backup / str(entry.get("stored") or relpath)).is_file():
+    stored = backup / str(entry.get("stored") or relpath)
+    if not stored.is_file():
         raise BackupDamaged(relpath, "it is missing from the backup")
-    with naming_a_full_disk(dst, RESTORE_DISK_FULL), open_stored(backup, entry) as fin, \
+    with naming_a_full_disk(dst, RESTORE_DISK_FULL):
+        if entry.get("stored"):
+            size, crc = _decompress_into(backup, entry, dst, on_bytes)
+        else:
+            size, crc = _copy_file(stored, dst, on_bytes)
+    _check_against(entry, size, crc)
+    return size
+
+
+def _decompress_into(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Callable[[int], None]) -> tuple[int, int]:
+    with open_stored(backup, entry) as fin, \
             os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as fout:
         written = 0
 
@@ -288,9 +305,38 @@ def copy_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
             drop_behind(fout.fileno(), written, len(piece))  # writeback starts now, not at the final fsync
             written += len(piece)
 
-        size, crc = _stream(fin, write, on_bytes)
-    _check_against(entry, size, crc)
-    return size
+        return _stream(fin, write, on_bytes)
+
+
+_BUFFERS = ThreadBuffers(RESTORE_CHUNK)
+
+
+def _copy_file(src: Path, dst: Path | None, on_bytes: Callable[[int], None]) -> tuple[int, int]:
+    """Copy ``src`` to ``dst`` (or only read it, when None); return (size, CRC-32C). Writes use direct
+    I/O where the filesystem has it (no copy through the page cache; an unaligned tail is written
+    buffered). Reads stay buffered: read-ahead keeps the disk busier than one direct read per thread
+    does (measured at load 9: 0.7-2.0 s against 3.4-4.2 s for 645 MiB), and a backup still in the
+    page cache is read from there."""
+    buffer = _BUFFERS.get()
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        out = None if dst is None else open_direct(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            crc = size = 0
+            while got := os.preadv(fin, [buffer], size):
+                piece = buffer[:got]
+                if out is not None:
+                    write_all(out, piece)
+                crc = crc32c(piece, crc)
+                size += got
+                on_bytes(got)
+            return size, crc
+        finally:
+            if out is not None:
+                os.close(out)
+    finally:
+        os.close(fin)
 
 
 def move_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Callable[[int], None]) -> int:
@@ -303,13 +349,12 @@ def move_verified(backup: Path, entry: dict[str, Any], dst: Path, on_bytes: Call
     except FileNotFoundError:
         raise BackupDamaged(relpath, "it is missing from the backup") from None
     os.chmod(dst, FILE_MODE)
-    with open(dst, "rb") as fin:
-        size, crc = _stream(fin, None, on_bytes)
+    size, crc = _copy_file(dst, None, on_bytes)
     _check_against(entry, size, crc)
     return size
 
 
-def _stream(fin: BinaryIO, write: Callable[[memoryview], object] | None,
+def _stream(fin: BinaryIO, write: Callable[[memoryview], object],
             on_bytes: Callable[[int], None]) -> tuple[int, int]:
     """Read ``fin`` to its end through one reused buffer, handing each piece to ``write``; return
     (size, CRC-32C). The CRC and the system calls release the GIL: the threads overlap."""
@@ -317,8 +362,7 @@ def _stream(fin: BinaryIO, write: Callable[[memoryview], object] | None,
     crc = size = 0
     while got := fin.readinto(buffer):  # type: ignore[attr-defined]  # every reader here has it; IO's stub not
         piece = buffer[:got]
-        if write is not None:
-            write(piece)
+        write(piece)
         crc = crc32c(piece, crc)
         size += got
         on_bytes(got)

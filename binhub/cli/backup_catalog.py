@@ -8,22 +8,18 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from binhub.backup.catalog import (
-    BackupEntry,
-    list_backups,
-    prune_plan,
-    remove_backup,
-    verify_backup,
-    verify_by_restore,
-)
 from binhub.cli.backup import backup as take_backup
 from binhub.cli.params import DURATION
-from binhub.sandbox import find_server_binary
+
+if TYPE_CHECKING:
+    from binhub.backup.catalog import BackupEntry
+
+# The catalogue (restore, recovery server, logical loader), rich's tables and the sandbox are imported
+# by the subcommands that use them: taking a backup, the common case, then starts without them.
 
 HELP_OPTIONS = ("-h", "--help")
 
@@ -77,6 +73,11 @@ def _state(entry: BackupEntry) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per backup.")
 def ls(root: Path, as_json: bool) -> None:
     """List the backups under ROOT (each a directory with a manifest.json), oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from binhub.backup.catalog import list_backups
+
     entries = list_backups(root)
     if as_json:
         for entry in entries:
@@ -102,6 +103,9 @@ def verify(paths: tuple[Path, ...], by_restore: bool, scratch: Path | None) -> N
     """Re-read every file of each backup (a backup directory, or every backup under a root) and
     compare its size and CRC-32C with the manifest; a damaged InnoDB file is named with the offset of
     its first bad page. Exit status 1 when a backup is damaged, incomplete or (--restore) fails CHECK TABLE."""
+    from binhub.backup.catalog import list_backups, verify_backup, verify_by_restore
+    from binhub.sandbox import find_server_binary
+
     bad = 0
     for path in paths:
         for entry in list_backups(path):
@@ -143,6 +147,8 @@ def prune(root: Path, keep: int | None, older_than: float | None, data_dir: Path
     """Remove old backups under ROOT. Never removed: the newest complete backup; with --data-dir, the
     oldest complete backup the store can extend (the base of a point-in-time restore to the earliest
     moment the store reaches); a backup that may still be running."""
+    from binhub.backup.catalog import list_backups, prune_plan, remove_backup
+
     if keep is None and older_than is None:
         raise click.UsageError("give --keep N, --older-than AGE or both")
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than) if older_than is not None else None

@@ -8,6 +8,7 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -27,9 +28,11 @@ from binhub.backup.restore import (
 from binhub.cli.backup import LineProgress, TtyProgress
 from binhub.errors import ConfigError
 from binhub.ops.parsers import parse_listen
-from binhub.ops.pitr import RESTORE_USER, PitrSource, PitrTarget, point_in_time_restore
 from binhub.relay.config import parse_source_dsn
 from binhub.sandbox import find_server_binary
+
+if TYPE_CHECKING:  # the point-in-time replay loads the store and asyncio: imported when one is asked for
+    from binhub.ops.pitr import PitrTarget
 
 SERVE_PASSWORD_ENV = "BINHUB_RESTORE_SERVE_PASSWORD"
 PASSWORD_ENV = "BINHUB_RESTORE_PASSWORD"
@@ -118,14 +121,15 @@ def _summary(report: RestoreReport) -> str:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="STORE",
               help="The binhub store to replay from (served by binhub itself on a free 127.0.0.1 port).")
 @click.option("--serve", metavar="HOST:PORT", help="Replay from this running `binhub serve` instead.")
-@click.option("--serve-user", default=RESTORE_USER, show_default=True, help="User of --serve.")
+@click.option("--serve-user", help="User of --serve (default: binhub_restore, the user a point-in-time restore "
+                                  "replicates as).")
 @click.option("--serve-password", envvar=SERVE_PASSWORD_ENV, default="", show_default=False,
               help=f"Password of --serve-user (or ${SERVE_PASSWORD_ENV}).")
 def restore(backup: Path, to: str, prepare_with: str, owner: str | None, parallel: int, move: bool,
             unix_socket: Path | None, indexes_after: bool, binlog: bool, users: bool, resume: bool,
             progress: bool | None, until_time: str | None,
             tz: str, until_gtid: str | None, until_before_gtid: str | None, data_dir: Path | None,
-            serve: str | None, serve_user: str, serve_password: str) -> None:
+            serve: str | None, serve_user: str | None, serve_password: str) -> None:
     """Restore BACKUP (a directory written by `binhub backup`).
 
     A physical backup is copied into DATADIR, every file checked against the CRC-32C its
@@ -158,8 +162,12 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     if targets and data_dir is None and serve is None:
         raise click.UsageError("a point-in-time restore replays the store: give --data-dir STORE (or --serve HOST:PORT)")
     # the target is checked before anything is copied
-    target = PitrTarget(until_gtid=until_gtid, until_before_gtid=until_before_gtid,
-                        until_time=_parse_time(until_time, tz) if until_time is not None else None)
+    target: PitrTarget | None = None
+    if targets:
+        from binhub.ops.pitr import PitrTarget
+
+        target = PitrTarget(until_gtid=until_gtid, until_before_gtid=until_before_gtid,
+                            until_time=_parse_time(until_time, tz) if until_time is not None else None)
     data = read_manifest(backup)
     check_complete(backup, data)
     if data.get("kind", "physical") == "logical":
@@ -180,11 +188,13 @@ def restore(backup: Path, to: str, prepare_with: str, owner: str | None, paralle
     )
     click.echo(f"binhub restore: {'moving' if move else 'copying'} and checking {backup} into {to}, then preparing "
                f"it with {prepare_with}", err=True)
-    if not targets:
+    if target is None:
         report = PhysicalRestore(config).run()
     else:
+        from binhub.ops.pitr import RESTORE_USER, PitrSource, point_in_time_restore
+
         click.echo(f"binhub restore: then replaying up to {target.describe()}", err=True)
-        source = PitrSource(data_dir, parse_listen(serve, key="--serve") if serve else None, serve_user,
+        source = PitrSource(data_dir, parse_listen(serve, key="--serve") if serve else None, serve_user or RESTORE_USER,
                             serve_password or os.environ.get(SERVE_PASSWORD_ENV, ""))
         report = point_in_time_restore(config, target, source)
     click.echo(_summary(report))
