@@ -49,8 +49,10 @@ class Statement:
     table: DownstreamTable
     gtid: str | None
     must_match: bool  # an UPDATE/DELETE that matches no row is a conflict (a missing row)
-    row: str  # the row, as a conflict names it (its key, or the first rows of a batch)
-    on_conflict: Callable[[OnConflict], list[str]]  # the statements that replace this one
+    # The row as a conflict names it (its key, or the first rows of a batch), and the statements
+    # that replace this one: made only when a conflict happens, which most statements never meet.
+    row: Callable[[], str]
+    on_conflict: Callable[[OnConflict], list[str]]
 
 
 @dataclass(slots=True)
@@ -250,10 +252,14 @@ class TransactionBuilder:
         def on_conflict(policy: OnConflict) -> list[str]:
             alt = InsertMode.REPLACE if policy is OnConflict.OVERWRITE else InsertMode.IGNORE
             return [insert_sql(table.quoted, columns, rows, alt)]
-        shown = ", ".join("(" + ", ".join(f"{c.name}={literal(c, v)[:40]}" for c, v in zip(columns, row, strict=True)
-                                          if c.name in (table.primary_key or batch.names)) + ")" for row in rows[:3])
+
+        def shown() -> str:
+            named = table.primary_key or batch.names
+            return ", ".join("(" + ", ".join(f"{c.name}={literal(c, v)[:40]}" for c, v in zip(columns, row, strict=True)
+                                             if c.name in named) + ")" for row in rows[:3]) + (
+                f" and {len(rows) - 3} more rows" if len(rows) > 3 else "")
         self._add(Statement(insert_sql(table.quoted, columns, rows, mode), "insert", table, batch.gtid, False,
-                            shown + (f" and {len(rows) - 3} more rows" if len(rows) > 3 else ""), on_conflict))
+                            shown, on_conflict))
 
     def _where(self, table: DownstreamTable, before: dict[str, Any]) -> tuple[list[tuple[SqlColumn, Any]], bool]:
         """(key pairs, whole row?) that find the row downstream."""
@@ -263,8 +269,8 @@ class TransactionBuilder:
         return [(table.column(c), v) for c, v in before.items()], True
 
     @staticmethod
-    def _shown(where: list[tuple[SqlColumn, Any]]) -> str:
-        return ", ".join(f"{c.name}={literal(c, v)[:60]}" for c, v in where[:8])
+    def _shown(where: list[tuple[SqlColumn, Any]]) -> Callable[[], str]:
+        return lambda: ", ".join(f"{c.name}={literal(c, v)[:60]}" for c, v in where[:8])
 
     def _update(self, table: DownstreamTable, before: dict[str, Any], after: dict[str, Any], gtid: str | None,
                 *, complete: bool) -> None:
@@ -272,14 +278,16 @@ class TransactionBuilder:
         changed = [(table.column(n), v) for n, v in after.items() if n not in before or before[n] != v
                    or type(before[n]) is not type(v)]
         assignments = changed or [(table.column(n), v) for n, v in after.items()]
-        replace_after = insert_sql(table.quoted, [table.column(n) for n in after], [list(after.values())],
-                                   InsertMode.REPLACE)
-        delete_before = delete_sql(table.quoted, where, whole_row=whole)
+
+        def delete_and_replace() -> list[str]:
+            return [delete_sql(table.quoted, where, whole_row=whole),
+                    insert_sql(table.quoted, [table.column(n) for n in after], [list(after.values())],
+                               InsertMode.REPLACE)]
         if self.safe_mode:
             if not complete:
                 raise ApplyError(f"safe mode needs full row images, and {table.db}.{table.table}'s update "
                                  f"(GTID {gtid}) carries only some columns (binlog_row_image is not FULL)")
-            for sql in (delete_before, replace_after):
+            for sql in delete_and_replace():
                 self._add(Statement(sql, "update", table, gtid, False, self._shown(where), lambda _: []))
             return
 
@@ -289,7 +297,7 @@ class TransactionBuilder:
             if not complete:
                 raise ApplyError(f"--on-conflict overwrite needs full row images, and {table.db}.{table.table}'s "
                                  f"update (GTID {gtid}) carries only some columns")
-            return [delete_before, replace_after]
+            return delete_and_replace()
         self._add(Statement(update_sql(table.quoted, assignments, where, whole_row=whole), "update", table, gtid,
                             True, self._shown(where), on_conflict))
 
