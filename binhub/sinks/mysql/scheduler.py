@@ -83,7 +83,8 @@ class Scheduler:
             self._sizes[txn.seq] = txn.size
             self._inflight_bytes += txn.size
             self.workers[index].load += 1
-        log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
+        if log.isEnabledFor(logging.DEBUG):  # (sorting the keys is not free: not for every transaction)
+            log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
         self.workers[index].put(txn)
 
     def skip(self, txn: Transaction) -> None:

@@ -101,7 +101,7 @@ def _from_json(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str
     return image
 
 
-def _key_text(values: list[Any]) -> str:
+def _key_text(values: tuple[Any, ...]) -> str:
     return orjson.dumps(values, default=repr).decode()
 
 
@@ -207,18 +207,20 @@ class TransactionBuilder:
         if not table.unique_keys:
             keys.add(table.whole_key)
             return
-        prefixes = table.key_prefixes
         for image in images:
             if image is None:
                 continue
-            for prefix, key in zip(prefixes, table.unique_keys, strict=True):
+            for prefix, values_of, single in table.key_getters:
                 try:
-                    values = [image[c] for c in key]
+                    values = values_of(image)
                 except KeyError:  # an image without the key's columns: the primary key's stands for the table
-                    if prefix is prefixes[0]:
+                    if prefix is table.key_getters[0][0]:
                         keys.add(table.whole_key)
                     continue
-                if None not in values:
+                if single:  # (an integer's digits cannot be mistaken for the JSON array of another value)
+                    if values is not None:
+                        keys.add(prefix + (str(values) if type(values) is int else _key_text((values,))))
+                elif None not in values:
                     keys.add(prefix + _key_text(values))
 
     # -- statements -----------------------------------------------------------------------------
