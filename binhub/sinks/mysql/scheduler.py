@@ -106,8 +106,7 @@ class Scheduler:
             return self._mark
 
     def check(self) -> None:
-        with self._cond:
-            self._raise()
+        self._raise()  # no lock: a worker's error is set once, and seen here at the latest on the next call
 
     def _raise(self) -> None:
         if self.error is not None:

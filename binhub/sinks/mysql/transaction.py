@@ -238,7 +238,7 @@ class TransactionBuilder:
             self._flush()
             batch = None
         if batch is None:
-            self._batch = _InsertBatch(table, [table.column(n) for n in names], names, [values], size, gtid)
+            self._batch = _InsertBatch(table, [table.columns[n] for n in names], names, [values], size, gtid)
         else:
             batch.rows.append(values)
             batch.size += size
@@ -264,11 +264,13 @@ class TransactionBuilder:
                             shown, on_conflict))
 
     def _where(self, table: DownstreamTable, before: dict[str, Any]) -> tuple[list[tuple[SqlColumn, Any]], bool]:
-        """(key pairs, whole row?) that find the row downstream."""
+        """(key pairs, whole row?) that find the row downstream (the image's columns are checked)."""
+        columns = table.columns
         for key in table.unique_keys:
-            if all(c in before and before[c] is not None for c in key):
-                return [(table.column(c), before[c]) for c in key], False
-        return [(table.column(c), v) for c, v in before.items()], True
+            values = [before.get(c) for c in key]
+            if None not in values:
+                return [(columns[c], v) for c, v in zip(key, values, strict=True)], False
+        return [(columns[c], v) for c, v in before.items()], True
 
     @staticmethod
     def _shown(where: list[tuple[SqlColumn, Any]]) -> Callable[[], str]:
@@ -277,13 +279,14 @@ class TransactionBuilder:
     def _update(self, table: DownstreamTable, before: dict[str, Any], after: dict[str, Any], gtid: str | None,
                 *, complete: bool) -> None:
         where, whole = self._where(table, before)
-        changed = [(table.column(n), v) for n, v in after.items() if n not in before or before[n] != v
+        columns = table.columns  # (the images' columns are checked)
+        changed = [(columns[n], v) for n, v in after.items() if n not in before or before[n] != v
                    or type(before[n]) is not type(v)]
-        assignments = changed or [(table.column(n), v) for n, v in after.items()]
+        assignments = changed or [(columns[n], v) for n, v in after.items()]
 
         def delete_and_replace() -> list[str]:
             return [delete_sql(table.quoted, where, whole_row=whole),
-                    insert_sql(table.quoted, [table.column(n) for n in after], [list(after.values())],
+                    insert_sql(table.quoted, [columns[n] for n in after], [list(after.values())],
                                InsertMode.REPLACE)]
         if self.safe_mode:
             if not complete:
