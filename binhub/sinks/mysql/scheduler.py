@@ -51,6 +51,7 @@ class Scheduler:
         self._sizes: dict[int, int] = {}  # seq -> bytes of SQL, while in flight
         self._inflight_bytes = 0
         self.error: BaseException | None = None
+        self.error_raised = False  # the error reached the stream's thread (it is raised there once)
 
     # -- main thread --------------------------------------------------------------------------------
     def number(self, txn: Transaction) -> int:
@@ -110,6 +111,7 @@ class Scheduler:
 
     def _raise(self) -> None:
         if self.error is not None:
+            self.error_raised = True
             raise self.error
 
     # -- workers ------------------------------------------------------------------------------------

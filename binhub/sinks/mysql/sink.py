@@ -163,7 +163,9 @@ class MysqlSink:
 
     def close(self) -> None:
         try:
-            if self.scheduler.error is None:
+            # A worker's error that came after the stream last looked is raised here (drain raises
+            # it): the stream must not end as if everything had been applied.
+            if not self.scheduler.error_raised:
                 self.scheduler.drain()
                 self._save_idle_mark()
         finally:
