@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["PerRegistry"]
+__all__ = ["Discard", "PerRegistry"]
 
 F = TypeVar("F")
 
@@ -32,3 +32,19 @@ class PerRegistry(Generic[F]):
         if families is None:
             families = self._made[registry] = self._make(registry)
         return families
+
+
+class Discard:
+    """Takes a Counter's, Gauge's or Info's updates and keeps nothing: the metrics of a process
+    nobody scrapes (no admin API), which then never imports prometheus-client."""
+
+    __slots__ = ()
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def info(self, val: dict[str, str]) -> None:
+        pass

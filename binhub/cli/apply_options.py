@@ -17,7 +17,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = (
     click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
                  help="mysql://: apply on N connections in parallel; transactions touching a common key "
-                 "(primary or unique) stay in upstream order."),
+                 "(primary or unique) stay in upstream order, others may commit out of it (see --ordered). "
+                 "The default of 1 commits in upstream order; 4 were not consistently faster (docs/apply.md)."),
     click.option("--ordered", is_flag=True, help="mysql://: with --workers, commit in exactly the upstream's order."),
     click.option("--on-conflict", type=click.Choice([c.value for c in OnConflict]), default="stop",
                  show_default=True, help="mysql://: a duplicate key or a missing row downstream: stop naming the "

@@ -13,7 +13,6 @@ import click
 from binhub.cli.apply_options import apply_config, apply_options
 from binhub.cli.params import SIZE, TABLE_PATTERNS
 from binhub.ops.logging import setup_logging
-from binhub.ops.schema_seed import stream_seeder
 from binhub.ops.schema_sync import current_history
 from binhub.sinks import KafkaOptions, open_sink
 from binhub.store import StoreReader
@@ -21,6 +20,7 @@ from binhub.store.retention import StreamLease
 from binhub.stream import Stream, StreamConfig, StreamStart
 from binhub.stream.columns import ColumnRules
 from binhub.stream.formats import FORMATS
+from binhub.stream.metrics import StreamMetrics
 
 
 @click.command("stream")
@@ -119,9 +119,15 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),
                           apply=apply_config(**apply), transaction_metadata=transaction_metadata)
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
-    seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
+    seed = None
+    if seed_from:  # (the seeder and its upstream client load only when asked for)
+        from binhub.ops.schema_seed import stream_seeder
+
+        seed = stream_seeder(reader, seed_from)  # a malformed DSN, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
-    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed)))
+    # No admin API exports this process's metrics: they are discarded (no prometheus-client to load).
+    asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed,
+                            metrics=StreamMetrics.off())))
 
 
 async def _run(runner: Stream) -> None:

@@ -9,25 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from binhub.metric_families import Discard
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 __all__ = ["RelayMetrics"]
-
-
-class _Discard:
-    """Takes a Counter's, Gauge's or Info's updates and keeps nothing."""
-
-    __slots__ = ()
-
-    def inc(self, amount: float = 1) -> None:
-        pass
-
-    def set(self, value: float) -> None:
-        pass
-
-    def info(self, val: dict[str, str]) -> None:
-        pass
 
 
 class RelayMetrics:
@@ -65,7 +52,7 @@ class RelayMetrics:
         """Metrics nobody exports (no admin API): same attributes, every update discarded."""
         metrics = cls.__new__(cls)
         metrics.registry = None
-        discard = cast(Any, _Discard())
+        discard = cast(Any, Discard())
         metrics.bytes = metrics.events = metrics.transactions = metrics.reconnects = discard
         metrics.lag = metrics.connected = metrics.last_gtid = discard
         return metrics

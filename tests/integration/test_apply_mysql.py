@@ -236,3 +236,19 @@ def test_an_upstream_column_the_downstream_lacks_stops_naming_it(
     query(fresh_downstream, f"ALTER TABLE `{db}`.t ADD COLUMN v INT")  # fixed by hand: the stream goes on
     apply(tmp_path / "store", fresh_downstream, db)
     assert_same_tables(primary_db.sandbox, fresh_downstream, db)
+
+
+def test_a_workers_error_after_the_last_check_is_raised_by_close(fresh_downstream: Sandbox) -> None:
+    # A worker can fail after the stream's last look at the scheduler, as the stream closes the sink
+    # (a missing row in the last group of a run with --until-caught-up): close raises it, so the
+    # run does not exit 0 as if everything had been applied.
+    from binhub.errors import ApplyConflict
+    from binhub.sinks.mysql.dsn import parse_mysql_target
+    from binhub.sinks.mysql.sink import MysqlSink
+
+    sink = MysqlSink(parse_mysql_target(f"mysql://root@127.0.0.1:{fresh_downstream.port}"), "late-error")
+    sink.commit()
+    sink.scheduler.failed(ApplyConflict("missing row on update into d.t"))
+    with pytest.raises(ApplyConflict, match="missing row"):
+        sink.close()
+    assert all(not w.downstream.connected for w in sink.workers) and not sink.main.connected

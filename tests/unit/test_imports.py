@@ -65,3 +65,20 @@ def test_relay_start_up_leaves_out_what_it_never_runs(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "cannot connect" in proc.stderr, proc.stderr
     assert proc.stdout.strip() == "LOADED"
+
+
+def test_stream_to_mysql_start_up_leaves_out_what_it_never_runs() -> None:
+    # `binhub stream --to mysql://` exports no metrics (no admin API) and, without --rename,
+    # --include/--exclude or --seed-from, parses no DDL names and opens no upstream: prometheus-client,
+    # sqlglot and the relay's client (with TLS and the wire protocol) stay unloaded.
+    code = ("import sys\n"
+            "import binhub.cli.stream, binhub.sinks.mysql.sink\n"
+            "from binhub.sinks.mysql.metrics import SinkMetrics\n"
+            "from binhub.stream.metrics import StreamMetrics\n"
+            "sink, stream = SinkMetrics('s'), StreamMetrics.off()\n"
+            "sink.rows.inc(3); sink.conflict('missing row'); stream.lines.inc(); stream.lag.set(1.5)\n"
+            "print('LOADED', ' '.join(m for m in ('prometheus_client', 'sqlglot', 'binhub.relay', 'binhub.net.client',"
+            " 'binhub.ops.schema_seed', 'binhub.sinks.mysql.ddl_names') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "LOADED"

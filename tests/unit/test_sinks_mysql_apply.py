@@ -191,3 +191,28 @@ def test_records_keep_a_json_null_apart_from_sql_null() -> None:
     builder.add({"op": "insert", "db": "d", "table": "t", "before": None, "after": {"id": 1, "doc": None},
                  "gtid": "0-1-5"})
     assert builder.take().statements[0].sql.endswith("VALUES (1, NULL)")
+
+
+def _keys_of(table: DownstreamTable, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> set[str]:
+    builder = TransactionBuilder(_OneTable(table), renames=Renames(), safe_mode=False,  # type: ignore[arg-type]
+                                 max_packet=1 << 20)
+    builder.add_change(RowChange(op, "d", "t", before, after, ("id",), "0-1-5", "b.000001", 4, 0, True, True))
+    return builder.take().keys
+
+
+def test_the_scheduler_keys_of_a_change() -> None:
+    """A key per unique key and image; the same row gives the same key whatever the operation;
+    values of different types or a NULL in a unique key never make two rows look alike."""
+    columns = {n: SqlColumn.of(n, t) for n, t in (("id", "int"), ("a", "varchar(9)"), ("b", "int"), ("c", "int"))}
+    table = DownstreamTable("d", "t", columns, ("id",), (("id",), ("a", "b")))
+    moved = _keys_of(table, "update", {"id": 1, "a": "x", "b": 2, "c": 0}, {"id": 7, "a": "x", "b": 2, "c": 1})
+    assert len(moved) == 3  # id 1, id 7, and (a, b) once
+    assert _keys_of(table, "insert", None, {"id": 7, "a": "y", "b": None, "c": 0}) < moved  # id 7; no key with a NULL
+    assert not _keys_of(table, "delete", {"id": 1, "a": "z", "b": 3, "c": 0}, None).isdisjoint(moved)
+    text = DownstreamTable("d", "t", {"id": SqlColumn.of("id", "varchar(9)")}, ("id",), (("id",),))
+    assert _keys_of(text, "insert", None, {"id": "1"}).isdisjoint(_keys_of(table, "insert", None, {"id": 1}))
+    assert _keys_of(table, "insert", None, {"id": 1}) != _keys_of(table, "insert", None, {"id": 11})
+    keyless = DownstreamTable("d", "t", columns, (), ())
+    assert _keys_of(keyless, "insert", None, {"id": 1}) == _keys_of(keyless, "delete", {"id": 2}, None) == {"d.t"}
+    # An image without the primary key's columns (MINIMAL images of another key): the whole table.
+    assert "d.t" in _keys_of(table, "update", {"a": "x", "b": 2}, {"a": "x", "b": 3})

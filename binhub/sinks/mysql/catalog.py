@@ -7,7 +7,10 @@ per table, forgotten after every DDL the sink runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 
@@ -28,14 +31,16 @@ class DownstreamTable:
     # Columns whose binhub JSON form differs from binhub form (base64, geometry and undecoded
     # objects): only these are converted when a row is read back.
     converted: frozenset[str] = frozenset()
-    # The scheduler's keys: the whole table's, and the prefix of each unique key's (made once).
+    # The scheduler's keys: the whole table's, and for each unique key its prefix and a getter of
+    # its values from an image (one value for a key of one column, else a tuple), made once.
     whole_key: str = field(init=False, repr=False, compare=False)
-    key_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    key_getters: tuple[tuple[str, Callable[[dict[str, Any]], Any], bool], ...] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whole_key", f"{self.db}.{self.table}")
-        object.__setattr__(self, "key_prefixes", tuple(f"{self.db}.{self.table}/{i}/"
-                                                       for i in range(len(self.unique_keys))))
+        object.__setattr__(self, "key_getters", tuple((f"{self.db}.{self.table}/{i}/", itemgetter(*key), len(key) == 1)
+                                                      for i, key in enumerate(self.unique_keys)))
 
     @property
     def quoted(self) -> str:

@@ -51,6 +51,7 @@ class Scheduler:
         self._sizes: dict[int, int] = {}  # seq -> bytes of SQL, while in flight
         self._inflight_bytes = 0
         self.error: BaseException | None = None
+        self.error_raised = False  # the error reached the stream's thread (it is raised there once)
 
     # -- main thread --------------------------------------------------------------------------------
     def number(self, txn: Transaction) -> int:
@@ -83,7 +84,8 @@ class Scheduler:
             self._sizes[txn.seq] = txn.size
             self._inflight_bytes += txn.size
             self.workers[index].load += 1
-        log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
+        if log.isEnabledFor(logging.DEBUG):  # (sorting the keys is not free: not for every transaction)
+            log.debug("transaction %d (%s) to worker %d; keys %s", txn.seq, txn.gtid, index, sorted(txn.keys)[:4])
         self.workers[index].put(txn)
 
     def skip(self, txn: Transaction) -> None:
@@ -105,11 +107,11 @@ class Scheduler:
             return self._mark
 
     def check(self) -> None:
-        with self._cond:
-            self._raise()
+        self._raise()  # no lock: a worker's error is set once, and seen here at the latest on the next call
 
     def _raise(self) -> None:
         if self.error is not None:
+            self.error_raised = True
             raise self.error
 
     # -- workers ------------------------------------------------------------------------------------

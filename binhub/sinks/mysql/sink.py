@@ -37,7 +37,6 @@ from binhub.sinks.mysql.checkpoint import (
 )
 from binhub.sinks.mysql.connection import Downstream, error_code, is_lost
 from binhub.sinks.mysql.ddl import ALREADY_DONE, run_ddl
-from binhub.sinks.mysql.ddl_names import UncertainDdl, ddl_names, rename_ddl
 from binhub.sinks.mysql.dsn import MysqlTarget
 from binhub.sinks.mysql.metrics import SinkMetrics
 from binhub.sinks.mysql.options import ApplyOptions, Renames, table_passes
@@ -164,7 +163,9 @@ class MysqlSink:
 
     def close(self) -> None:
         try:
-            if self.scheduler.error is None:
+            # A worker's error that came after the stream last looked is raised here (drain raises
+            # it): the stream must not end as if everything had been applied.
+            if not self.scheduler.error_raised:
                 self.scheduler.drain()
                 self._save_idle_mark()
         finally:
@@ -282,6 +283,8 @@ class MysqlSink:
         include, exclude = self.options.include, self.options.exclude
         if not include and not exclude:
             return True
+        from binhub.sinks.mysql.ddl_names import UncertainDdl, ddl_names  # sqlglot: loaded when needed only
+
         try:
             names = ddl_names(ddl.sql, str(ddl.session.get("db") or ""))
         except UncertainDdl:
@@ -300,6 +303,10 @@ class MysqlSink:
 
     def _statement(self, ddl: Ddl, ident: str) -> str:
         """The DDL's text with the tables and databases --rename maps elsewhere renamed."""
+        if not self.renames:
+            return ddl.sql
+        from binhub.sinks.mysql.ddl_names import UncertainDdl, rename_ddl  # sqlglot: loaded when needed only
+
         try:
             return rename_ddl(ddl.sql, str(ddl.session.get("db") or ""), self.renames)
         except UncertainDdl as exc:

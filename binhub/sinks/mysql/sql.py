@@ -119,9 +119,15 @@ class SqlColumn:
     kind: Kind
     charset: str | None = None  # text columns: what bytes that are not valid text are introduced as
     render: Callable[[Any], str] = field(init=False, repr=False, compare=False)
+    # ``where_literal(column, ·)``: ``render`` but for a FLOAT (compared as a double).
+    render_where: Callable[[Any], str] = field(init=False, repr=False, compare=False)
+    quoted: str = field(init=False, repr=False, compare=False)  # the name in backticks
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "render", _renderer(self))
+        render = _renderer(self)
+        object.__setattr__(self, "render", render)
+        object.__setattr__(self, "render_where", _float_where(self) if self.kind is Kind.FLOAT else render)
+        object.__setattr__(self, "quoted", quote_name(self.name))
 
     @classmethod
     def of(cls, name: str, sql_type: str, charset: str | None = None) -> SqlColumn:
@@ -269,7 +275,6 @@ _RENDER: dict[Kind, Render] = {
     Kind.FLOAT: _double, Kind.DOUBLE: _double, Kind.TEMPORAL: _temporal, Kind.TEXT: _text, Kind.BINARY: _binary,
     Kind.ENUM: _label, Kind.SET: _label, Kind.JSON: _json, Kind.GEOMETRY: _geometry, Kind.VECTOR: _vector,
 }
-_RENDER_WHERE: dict[Kind, Render] = {**_RENDER, Kind.FLOAT: _float_in_where}
 
 
 def _renderer(column: SqlColumn) -> Callable[[Any], str]:
@@ -295,6 +300,12 @@ def _renderer(column: SqlColumn) -> Callable[[Any], str]:
     return other
 
 
+def _float_where(column: SqlColumn) -> Callable[[Any], str]:
+    def render(value: Any) -> str:
+        return "NULL" if value is None else _float_in_where(column, value)
+    return render
+
+
 def literal(column: SqlColumn, value: Any) -> str:
     """The SQL literal of a value (binhub form) for a column; None is NULL."""
     return column.render(value)
@@ -302,9 +313,7 @@ def literal(column: SqlColumn, value: Any) -> str:
 
 def where_literal(column: SqlColumn, value: Any) -> str:
     """The literal to compare a column with (differs from :func:`literal` for FLOAT only)."""
-    if value is None:
-        return "NULL"
-    return _RENDER_WHERE[column.kind](column, value)
+    return column.render_where(value)
 
 
 # ---- binhub JSON back to binhub form --------------------------------------------------------------
@@ -345,7 +354,7 @@ def insert_sql(table: str, columns: Sequence[SqlColumn], rows: Iterable[Sequence
                mode: InsertMode = InsertMode.INSERT) -> str:
     """One multi-row INSERT (or REPLACE/upsert) of rows given as values in ``columns`` order;
     ``table`` is already quoted (:func:`quote_table`)."""
-    names = ", ".join(quote_name(c.name) for c in columns)
+    names = ", ".join([c.quoted for c in columns])
     renders = [c.render for c in columns]
     values = ", ".join(["(" + ", ".join([render(v) for render, v in zip(renders, row, strict=True)]) + ")"
                         for row in rows])
@@ -359,17 +368,15 @@ def insert_sql(table: str, columns: Sequence[SqlColumn], rows: Iterable[Sequence
 
 def _where(key: Sequence[tuple[SqlColumn, Any]], whole_row: bool) -> str:
     """By the key (``=``: key columns are never NULL) or by the whole row (NULL-safe ``<=>``)."""
-    op = " <=> " if whole_row else " = "
-    if not whole_row and any(v is None for _, v in key):
-        op = " <=> "
-    return " AND ".join(quote_name(c.name) + op + where_literal(c, v) for c, v in key)
+    op = " <=> " if whole_row or any(v is None for _, v in key) else " = "
+    return " AND ".join([c.quoted + op + c.render_where(v) for c, v in key])
 
 
 def update_sql(table: str, assignments: Sequence[tuple[SqlColumn, Any]], key: Sequence[tuple[SqlColumn, Any]],
                *, whole_row: bool) -> str:
     """``UPDATE … SET … WHERE`` the key (or the whole before image, with LIMIT 1: the table has no
     key, and of identical rows one is changed, as on the primary)."""
-    sets = ", ".join(quote_name(c.name) + " = " + literal(c, v) for c, v in assignments)
+    sets = ", ".join([c.quoted + " = " + c.render(v) for c, v in assignments])
     return f"UPDATE {table} SET {sets} WHERE {_where(key, whole_row)}" + (" LIMIT 1" if whole_row else "")
 
 

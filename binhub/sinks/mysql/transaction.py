@@ -49,8 +49,10 @@ class Statement:
     table: DownstreamTable
     gtid: str | None
     must_match: bool  # an UPDATE/DELETE that matches no row is a conflict (a missing row)
-    row: str  # the row, as a conflict names it (its key, or the first rows of a batch)
-    on_conflict: Callable[[OnConflict], list[str]]  # the statements that replace this one
+    # The row as a conflict names it (its key, or the first rows of a batch), and the statements
+    # that replace this one: made only when a conflict happens, which most statements never meet.
+    row: Callable[[], str]
+    on_conflict: Callable[[OnConflict], list[str]]
 
 
 @dataclass(slots=True)
@@ -99,7 +101,7 @@ def _from_json(table: DownstreamTable, image: dict[str, Any] | None) -> dict[str
     return image
 
 
-def _key_text(values: list[Any]) -> str:
+def _key_text(values: tuple[Any, ...]) -> str:
     return orjson.dumps(values, default=repr).decode()
 
 
@@ -205,18 +207,20 @@ class TransactionBuilder:
         if not table.unique_keys:
             keys.add(table.whole_key)
             return
-        prefixes = table.key_prefixes
         for image in images:
             if image is None:
                 continue
-            for prefix, key in zip(prefixes, table.unique_keys, strict=True):
+            for prefix, values_of, single in table.key_getters:
                 try:
-                    values = [image[c] for c in key]
+                    values = values_of(image)
                 except KeyError:  # an image without the key's columns: the primary key's stands for the table
-                    if prefix is prefixes[0]:
+                    if prefix is table.key_getters[0][0]:
                         keys.add(table.whole_key)
                     continue
-                if None not in values:
+                if single:  # (an integer's digits cannot be mistaken for the JSON array of another value)
+                    if values is not None:
+                        keys.add(prefix + (str(values) if type(values) is int else _key_text((values,))))
+                elif None not in values:
                     keys.add(prefix + _key_text(values))
 
     # -- statements -----------------------------------------------------------------------------
@@ -234,7 +238,7 @@ class TransactionBuilder:
             self._flush()
             batch = None
         if batch is None:
-            self._batch = _InsertBatch(table, [table.column(n) for n in names], names, [values], size, gtid)
+            self._batch = _InsertBatch(table, [table.columns[n] for n in names], names, [values], size, gtid)
         else:
             batch.rows.append(values)
             batch.size += size
@@ -250,36 +254,45 @@ class TransactionBuilder:
         def on_conflict(policy: OnConflict) -> list[str]:
             alt = InsertMode.REPLACE if policy is OnConflict.OVERWRITE else InsertMode.IGNORE
             return [insert_sql(table.quoted, columns, rows, alt)]
-        shown = ", ".join("(" + ", ".join(f"{c.name}={literal(c, v)[:40]}" for c, v in zip(columns, row, strict=True)
-                                          if c.name in (table.primary_key or batch.names)) + ")" for row in rows[:3])
+
+        def shown() -> str:
+            named = table.primary_key or batch.names
+            return ", ".join("(" + ", ".join(f"{c.name}={literal(c, v)[:40]}" for c, v in zip(columns, row, strict=True)
+                                             if c.name in named) + ")" for row in rows[:3]) + (
+                f" and {len(rows) - 3} more rows" if len(rows) > 3 else "")
         self._add(Statement(insert_sql(table.quoted, columns, rows, mode), "insert", table, batch.gtid, False,
-                            shown + (f" and {len(rows) - 3} more rows" if len(rows) > 3 else ""), on_conflict))
+                            shown, on_conflict))
 
     def _where(self, table: DownstreamTable, before: dict[str, Any]) -> tuple[list[tuple[SqlColumn, Any]], bool]:
-        """(key pairs, whole row?) that find the row downstream."""
+        """(key pairs, whole row?) that find the row downstream (the image's columns are checked)."""
+        columns = table.columns
         for key in table.unique_keys:
-            if all(c in before and before[c] is not None for c in key):
-                return [(table.column(c), before[c]) for c in key], False
-        return [(table.column(c), v) for c, v in before.items()], True
+            values = [before.get(c) for c in key]
+            if None not in values:
+                return [(columns[c], v) for c, v in zip(key, values, strict=True)], False
+        return [(columns[c], v) for c, v in before.items()], True
 
     @staticmethod
-    def _shown(where: list[tuple[SqlColumn, Any]]) -> str:
-        return ", ".join(f"{c.name}={literal(c, v)[:60]}" for c, v in where[:8])
+    def _shown(where: list[tuple[SqlColumn, Any]]) -> Callable[[], str]:
+        return lambda: ", ".join(f"{c.name}={literal(c, v)[:60]}" for c, v in where[:8])
 
     def _update(self, table: DownstreamTable, before: dict[str, Any], after: dict[str, Any], gtid: str | None,
                 *, complete: bool) -> None:
         where, whole = self._where(table, before)
-        changed = [(table.column(n), v) for n, v in after.items() if n not in before or before[n] != v
+        columns = table.columns  # (the images' columns are checked)
+        changed = [(columns[n], v) for n, v in after.items() if n not in before or before[n] != v
                    or type(before[n]) is not type(v)]
-        assignments = changed or [(table.column(n), v) for n, v in after.items()]
-        replace_after = insert_sql(table.quoted, [table.column(n) for n in after], [list(after.values())],
-                                   InsertMode.REPLACE)
-        delete_before = delete_sql(table.quoted, where, whole_row=whole)
+        assignments = changed or [(columns[n], v) for n, v in after.items()]
+
+        def delete_and_replace() -> list[str]:
+            return [delete_sql(table.quoted, where, whole_row=whole),
+                    insert_sql(table.quoted, [columns[n] for n in after], [list(after.values())],
+                               InsertMode.REPLACE)]
         if self.safe_mode:
             if not complete:
                 raise ApplyError(f"safe mode needs full row images, and {table.db}.{table.table}'s update "
                                  f"(GTID {gtid}) carries only some columns (binlog_row_image is not FULL)")
-            for sql in (delete_before, replace_after):
+            for sql in delete_and_replace():
                 self._add(Statement(sql, "update", table, gtid, False, self._shown(where), lambda _: []))
             return
 
@@ -289,7 +302,7 @@ class TransactionBuilder:
             if not complete:
                 raise ApplyError(f"--on-conflict overwrite needs full row images, and {table.db}.{table.table}'s "
                                  f"update (GTID {gtid}) carries only some columns")
-            return [delete_before, replace_after]
+            return delete_and_replace()
         self._add(Statement(update_sql(table.quoted, assignments, where, whole_row=whole), "update", table, gtid,
                             True, self._shown(where), on_conflict))
 

@@ -102,7 +102,7 @@ def _conflict(downstream: Downstream, st: Statement, policy: OnConflict, count: 
               why: str) -> None:
     count(kind)
     if policy is OnConflict.STOP:
-        raise ApplyConflict(f"{kind} on {st.op} into {st.table.db}.{st.table.table} (GTID {st.gtid}), row {st.row}: "
+        raise ApplyConflict(f"{kind} on {st.op} into {st.table.db}.{st.table.table} (GTID {st.gtid}), row {st.row()}: "
                             f"{why}", hint="the downstream was changed outside the stream; fix the row, or "
                             "restart with --on-conflict overwrite|skip (or --safe-mode for a target that already "
                             "holds rows)")
