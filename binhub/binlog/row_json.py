@@ -126,6 +126,11 @@ class RowJsonDecoder(EventWalker[bytes]):
         self._file_json = orjson.dumps(file)
         self._gtid_of_json: str | None = None
         self._gtid_json = b"null"
+        # The line's tail up to "pos" and its "ts" text, made again only when the GTID (the
+        # transaction) or the commit time changes: not for each of its rows events.
+        self._tail_head = b',"gtid":null,"file":%s,"pos":' % self._file_json
+        self._ts_of = -1
+        self._ts_json = b""
         self.keys = keys
 
     def _rows(self, event: RowsEvent, offset: int) -> tuple[bytes]:
@@ -145,8 +150,12 @@ class RowJsonDecoder(EventWalker[bytes]):
         gtid = self.gtid
         if gtid is not self._gtid_of_json:  # a new transaction's: its rows events share the text
             self._gtid_of_json, self._gtid_json = gtid, orjson.dumps(gtid)
-        tail = b',"gtid":%s,"file":%s,"pos":%d,"ts":"%s"%s%s}\n' % (
-            self._gtid_json, self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
+            self._tail_head = b',"gtid":%s,"file":%s,"pos":' % (self._gtid_json, self._file_json)
+        commit_us = self.commit_us(event)
+        if commit_us != self._ts_of:
+            self._ts_of, self._ts_json = commit_us, format_commit_time(commit_us).encode()
+        tail = b'%s%d,"ts":"%s"%s%s}\n' % (
+            self._tail_head, offset, self._ts_json,
             b"" if decoder.names_known else b',"positional":true', b"" if complete else b',"partial":true')
         keys = self.keys
         known = len(keys) if keys is not None else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import hashlib
@@ -237,10 +238,8 @@ def _output_size(out: Path) -> int:
     """Bytes in the output files; a restarted stream removes files begun after its checkpoint meanwhile."""
     size = 0
     for path in out.glob("stream-*.jsonl"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             size += path.stat().st_size
-        except FileNotFoundError:
-            pass
     return size
 
 
