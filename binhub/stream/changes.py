@@ -82,9 +82,11 @@ _INDEX_DDL = re.compile(r"\s*(?:CREATE(?:\s+(?:OR\s+REPLACE|ONLINE|OFFLINE|UNIQU
 
 log = logging.getLogger("binhub.stream")
 
-_GTID_TYPES = frozenset({EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID})
-_QUERY_TYPES = frozenset({EventType.QUERY, EventType.MARIA_QUERY_COMPRESSED})
-_OBSERVED = _GTID_TYPES | {EventType.QUERY, EventType.XID}  # what OutputFormat.observe reads
+# Per-event tests use plain ints: comparing with an EventType member costs ~50 ns more each time.
+_FDE = int(EventType.FORMAT_DESCRIPTION)
+_GTID_TYPES = frozenset(map(int, (EventType.GTID, EventType.ANONYMOUS_GTID, EventType.GTID_TAGGED, EventType.MARIA_GTID)))
+_QUERY_TYPES = frozenset(map(int, (EventType.QUERY, EventType.MARIA_QUERY_COMPRESSED)))
+_OBSERVED = _GTID_TYPES | {int(EventType.QUERY), int(EventType.XID)}  # what OutputFormat.observe reads
 # Inside a transaction these (annotations, INTVAR, …) produce nothing and change nothing: no walker,
 # output format or transaction tracker reads them (a MariaDB single-row transaction is 5 events, one an annotation).
 _IDLE_IN_TRANSACTION = INERT_IN_EXPLICIT - WALKED_EVENT_TYPES - _OBSERVED - _QUERY_TYPES
@@ -276,7 +278,7 @@ class ChangeReader:
         explicit = self._tracker.explicit
         if explicit and code in _IDLE_IN_TRANSACTION:
             return [], None
-        if code == EventType.FORMAT_DESCRIPTION:
+        if code == _FDE:
             fde = decode_event(data)
             assert isinstance(fde, FormatDescriptionEvent)
             self._fde = fde
@@ -300,7 +302,7 @@ class ChangeReader:
                     lines.extend(self._walker.feed(data, offset, self._fde))
                 else:
                     lines.extend(map(self._columns.apply_message, self._walker.feed(data, offset, self._fde)))
-        elif code == EventType.FORMAT_DESCRIPTION:
+        elif code == _FDE:
             self._walker.feed(data, offset, self._fde)
         if explicit and code in INERT_IN_EXPLICIT:
             return lines, None  # a TABLE_MAP or rows event inside a transaction: the tracker's first test
