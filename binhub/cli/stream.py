@@ -4,6 +4,7 @@ files, stdout or Kafka."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,10 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
     seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
+    # What start-up made (modules, click's, the store's objects) lives as long as the process: frozen,
+    # the collections that a stream's millions of short-lived objects bring about do not walk it
+    # again (one of them took 40 ms of a 2 s catch-up; paired, the stream's CPU fell ~5 %).
+    gc.freeze()
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed)))
 
 
