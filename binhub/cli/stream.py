@@ -14,7 +14,6 @@ import click
 from binhub.cli.apply_options import apply_config, apply_options
 from binhub.cli.params import SIZE, TABLE_PATTERNS
 from binhub.ops.logging import setup_logging
-from binhub.ops.schema_seed import stream_seeder
 from binhub.ops.schema_sync import current_history
 from binhub.sinks import KafkaOptions, open_sink
 from binhub.store import StoreReader
@@ -120,7 +119,10 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
                           start=StreamStart(gtid=start_gtid, file=start_file, pos=start_pos, from_now=from_now),
                           apply=apply_config(**apply), transaction_metadata=transaction_metadata)
     ColumnRules(exclude_columns, mask_columns)  # a malformed rule is refused before anything starts
-    seed = stream_seeder(reader, seed_from) if seed_from else None  # a malformed DSN, too
+    seed = None
+    if seed_from:  # pymysql and the relay's DSN parser are loaded only for it (~0.05 s of start-up)
+        from binhub.ops.schema_seed import stream_seeder
+        seed = stream_seeder(reader, seed_from)  # a malformed DSN is refused here, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
     # What start-up made (modules, click's, the store's objects) lives as long as the process: frozen,
     # the collections that a stream's millions of short-lived objects bring about do not walk it
