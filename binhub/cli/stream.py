@@ -125,8 +125,8 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
         seed = stream_seeder(reader, seed_from)  # a malformed DSN is refused here, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
     # What start-up made (modules, click's, the store's objects) lives as long as the process: frozen,
-    # the collections that a stream's millions of short-lived objects bring about do not walk it
-    # again (one of them took 40 ms of a 2 s catch-up; paired, the stream's CPU fell ~5 %).
+    # the collector never walks it again, during the run or at exit (a 261,000-row catch-up: 2.08 ->
+    # 1.83 CPU s, of which 0.12-0.19 -> 0.04 s after atexit).
     gc.freeze()
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed)))
 
