@@ -21,11 +21,12 @@ import orjson
 
 from binhub.binlog.changes import EventWalker
 from binhub.binlog.coltypes import ColumnType
-from binhub.binlog.constants import EventType
+from binhub.binlog.constants import ROWS_EVENT_TYPES, EventType
 from binhub.binlog.events import RowsEvent
 from binhub.binlog.json_form import dumps_change, format_commit_time, json_default
 from binhub.binlog.row_decoder import ColumnSpec, build_value_decoder
 from binhub.binlog.rows import TableDecoder, row_operation
+from binhub.binlog.table_map import TableMap
 
 __all__ = ["RowJsonDecoder", "json_plan", "rows_json"]
 
@@ -50,6 +51,8 @@ _STRINGS = {ColumnType.VARCHAR, ColumnType.VAR_STRING, ColumnType.STRING, Column
             ColumnType.MEDIUM_BLOB, ColumnType.LONG_BLOB}
 _UTF8 = {"utf8mb4", "utf8mb3", "utf8"}
 _OPS = {"insert": 0, "update": 1, "delete": 2}
+_PARTIAL_UPDATE_ROWS = int(EventType.PARTIAL_UPDATE_ROWS)  # an int: compared for every rows event
+_OP_OF = {int(code): row_operation(code) for code in ROWS_EVENT_TYPES}  # row_operation, in one lookup
 
 
 def _fallback(spec: ColumnSpec, label: str) -> tuple[int, int, Any]:
@@ -126,14 +129,21 @@ class RowJsonDecoder(EventWalker[bytes]):
         self._file_json = orjson.dumps(file)
         self._gtid_of_json: str | None = None
         self._gtid_json = b"null"
+        # The line's tail up to "pos" and its "ts" text, made again only when the GTID (the
+        # transaction) or the commit time changes: not for each of its rows events.
+        self._tail_head = b',"gtid":null,"file":%s,"pos":' % self._file_json
+        self._ts_of = -1
+        self._ts_json = b""
         self.keys = keys
+        self.table_map: TableMap | None = None  # the table of the last rows event
 
     def _rows(self, event: RowsEvent, offset: int) -> tuple[bytes]:
         decoder = self._table_for(event, offset)
+        self.table_map = decoder.table_map
         code = event.header.type_code
-        if rows_json is None or code == EventType.PARTIAL_UPDATE_ROWS:
+        if rows_json is None or code == _PARTIAL_UPDATE_ROWS:
             return (self._pure(decoder, event, offset),)
-        op = row_operation(code)
+        op = _OP_OF.get(code) or row_operation(code)
         before_bits, after_bits, rows = decoder.split(event, file=self.file, offset=offset)
         head = decoder.json_heads.get(op)
         if head is None:
@@ -145,13 +155,17 @@ class RowJsonDecoder(EventWalker[bytes]):
         gtid = self.gtid
         if gtid is not self._gtid_of_json:  # a new transaction's: its rows events share the text
             self._gtid_of_json, self._gtid_json = gtid, orjson.dumps(gtid)
-        tail = b',"gtid":%s,"file":%s,"pos":%d,"ts":"%s"%s%s}\n' % (
-            self._gtid_json, self._file_json, offset, format_commit_time(self.commit_us(event)).encode(),
+            self._tail_head = b',"gtid":%s,"file":%s,"pos":' % (self._gtid_json, self._file_json)
+        commit_us = self.commit_us(event)
+        if commit_us != self._ts_of:
+            self._ts_of, self._ts_json = commit_us, format_commit_time(commit_us).encode()
+        tail = b'%s%d,"ts":"%s"%s%s}\n' % (
+            self._tail_head, offset, self._ts_json,
             b"" if decoder.names_known else b',"positional":true', b"" if complete else b',"partial":true')
         keys = self.keys
         known = len(keys) if keys is not None else 0
         try:
-            return (rows_json(rows, _OPS[op], json_plan(decoder), before_bits, after_bits,
+            return (rows_json(rows, _OPS[op], decoder.json_plan or json_plan(decoder), before_bits, after_bits,
                               decoder.primary_key_indexes, head, tail, keys),)
         except ValueError:  # malformed: the pure path names file, offset and row
             if keys is not None:

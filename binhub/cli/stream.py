@@ -4,6 +4,7 @@ files, stdout or Kafka."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,10 @@ def stream(data_dir: Path, target: str, name: str, include: tuple[str, ...], exc
 
         seed = stream_seeder(reader, seed_from)  # a malformed DSN, too
     sink = open_sink(config.to, config.name, rotate_bytes=config.rotate_bytes, kafka=config.kafka, apply=config.sink_apply)
+    # What start-up made (modules, click's, the store's objects) lives as long as the process: frozen,
+    # the collector never walks it again, during the run or at exit (a 261,000-row catch-up: 2.08 ->
+    # 1.83 CPU s, of which 0.12-0.19 -> 0.04 s after atexit).
+    gc.freeze()
     # No admin API exports this process's metrics: they are discarded (no prometheus-client to load).
     asyncio.run(_run(Stream(config, reader, sink, lambda: current_history(reader), seed_schema=seed,
                             metrics=StreamMetrics.off())))

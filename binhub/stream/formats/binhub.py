@@ -15,31 +15,19 @@ from typing import Any
 import orjson
 
 from binhub.binlog.changes import RowChangeDecoder
-from binhub.binlog.events import FormatDescriptionEvent, RowsEvent
+from binhub.binlog.events import FormatDescriptionEvent
 from binhub.binlog.json_form import format_commit_time
 from binhub.binlog.row_json import RowJsonDecoder
-from binhub.binlog.rows import TableDecoder
 from binhub.sinks import Message
 from binhub.stream.formats.base import DdlChange, OutputFormat, Walker
 
 __all__ = ["BinhubFormat"]
 
 
-class _Lines(RowJsonDecoder):
-    """RowJsonDecoder that remembers which table the last rows event was for."""
-
-    table: tuple[str, str] = ("", "")
-
-    def _table_for(self, event: RowsEvent, offset: int) -> TableDecoder:
-        decoder = super()._table_for(event, offset)
-        self.table = (decoder.table_map.db, decoder.table_map.table)
-        return decoder
-
-
 class _BinhubWalker:
     def __init__(self, file: str, keyed: bool, **kwargs: Any) -> None:
         self._keys: list[bytes] | None = [] if keyed else None
-        self._lines = _Lines(file, keys=self._keys, **kwargs)
+        self._lines = RowJsonDecoder(file, keys=self._keys, **kwargs)
 
     @property
     def gtid(self) -> str | None:
@@ -49,7 +37,9 @@ class _BinhubWalker:
         out: list[Message] = []
         keys = self._keys
         for chunk in self._lines.feed(data, offset, fde):
-            db, table = self._lines.table
+            table_map = self._lines.table_map
+            assert table_map is not None  # a rows event's lines: its table's
+            db, table = table_map.db, table_map.table
             if keys is None:
                 out.append(Message(db, table, None, chunk))
                 continue
